@@ -1,0 +1,1 @@
+"""Driftledger's signed, hash-chained, append-only event store (knows nothing about ML)."""

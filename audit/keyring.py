@@ -1,0 +1,58 @@
+"""Which private key signs new events: AUDIT_SIGNING_KEY_FILE, or a generated development key."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from django.conf import settings
+
+from audit.keys import SigningKey
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_cached: tuple[Path, float, SigningKey] | None = None
+
+
+def signing_key_path() -> Path:
+    configured = settings.AUDIT_SIGNING_KEY_FILE
+    return Path(configured) if configured else Path(settings.AUDIT_DEV_KEY_FILE)
+
+
+def current_signing_key(*, reload: bool = False) -> SigningKey:
+    """The configured key, re-read when the file changes (after a rotation by another process)."""
+    global _cached
+    path = signing_key_path()
+    with _lock:
+        if not path.exists():
+            if settings.AUDIT_SIGNING_KEY_FILE:
+                raise FileNotFoundError(f"AUDIT_SIGNING_KEY_FILE {path} does not exist")
+            key = SigningKey.generate()
+            key.save(path)
+            logger.warning(
+                "Generated a DEVELOPMENT audit signing key at %s (key id %s). Production must set "
+                "AUDIT_SIGNING_KEY_FILE to a key kept outside the data directory.",
+                path,
+                key.key_id,
+            )
+        mtime = path.stat().st_mtime
+        if reload or _cached is None or _cached[0] != path or _cached[1] != mtime:
+            _cached = (path, mtime, SigningKey.load(path))
+        return _cached[2]
+
+
+def install_signing_key(key: SigningKey) -> Path:
+    """Make `key` the configured key; the file it replaces is kept beside it, named by key id."""
+    global _cached
+    path = signing_key_path()
+    with _lock:
+        if path.exists():
+            previous = SigningKey.load(path)
+            retired = path.with_name(f"{path.stem}.{previous.key_id}.retired{path.suffix}")
+            retired.write_bytes(path.read_bytes())
+            retired.chmod(0o600)
+        key.save(path)
+        _cached = (path, path.stat().st_mtime, key)
+    return path

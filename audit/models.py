@@ -1,0 +1,62 @@
+"""Tables of the event store. Rows are only ever inserted, through audit.store.append."""
+
+from django.db import models
+
+
+class LogInfo(models.Model):
+    """The one row naming this log instance (fixed at first append)."""
+
+    log_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_log"
+
+
+class SigningKeyRecord(models.Model):
+    """A public key and the first seq it signs; it is valid until the next key's first seq."""
+
+    key_id = models.CharField(max_length=16, primary_key=True)
+    public_key = models.BinaryField()
+    valid_from_seq = models.BigIntegerField(unique=True)
+    introduced_by_seq = models.BigIntegerField(null=True)  # the audit.KeyRotated event
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_signing_key"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(valid_from_seq__gte=1), name="audit_key_from_positive"),
+        ]
+
+
+class Event(models.Model):
+    """One signed envelope. `canonical` is the source of truth; the rest serves queries."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    event_id = models.UUIDField(unique=True)
+    stream_type = models.CharField(max_length=100)
+    stream_id = models.CharField(max_length=200)
+    stream_version = models.IntegerField()
+    event_type = models.CharField(max_length=100, db_index=True)
+    schema = models.IntegerField()
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=16)
+    actor_id = models.CharField(max_length=200, db_index=True)
+    correlation_id = models.UUIDField(null=True, db_index=True)
+    causation_id = models.UUIDField(null=True, db_index=True)
+    payload = models.JSONField()
+    canonical = models.BinaryField()
+    hash = models.BinaryField()
+    leaf_hash = models.BinaryField()
+    signature = models.BinaryField()
+    key_id = models.CharField(max_length=16)
+
+    class Meta:
+        db_table = "audit_event"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream_type", "stream_id", "stream_version"], name="audit_event_stream_version"
+            ),
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_positive"),
+            models.CheckConstraint(condition=models.Q(stream_version__gte=1), name="audit_event_version_positive"),
+        ]

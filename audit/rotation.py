@@ -1,0 +1,68 @@
+"""Signing-key rotation: `audit.KeyRotated`, signed by the old key, cross-signed by the new."""
+
+from __future__ import annotations
+
+import base64
+
+from django.db import transaction
+
+from audit import keyring
+from audit.envelope import rotation_statement
+from audit.keys import SigningKey
+from audit.store import (
+    Actor,
+    NewEvent,
+    RecordedEvent,
+    _append_locked,
+    _check_signer,
+    _lock_and_read_head,
+    _raw_connection,
+    _validate,
+    insert_key_record,
+)
+
+KEYS_STREAM = ("audit.keys", "signing-keys")
+
+
+def signing_key_rotate(*, new_key: SigningKey, actor: Actor, reason: str) -> RecordedEvent:
+    """Introduce `new_key`; events after the returned one are signed by it.
+
+    The new private key is parked beside the key file before the commit and installed after it,
+    so a crash in between leaves the key recoverable rather than lost.
+    """
+    old_key = keyring.current_signing_key()
+    if new_key.key_id == old_key.key_id:
+        raise ValueError("the new key is the key already in use")
+    parked = keyring.signing_key_path().with_suffix(f".{new_key.key_id}.pending")
+    new_key.save(parked)
+    with transaction.atomic():
+        raw = _raw_connection()
+        head = _lock_and_read_head(raw, [])
+        old_key = _check_signer(raw, head, old_key)
+        statement = rotation_statement(
+            log_id=head.log_id, new_key_id=new_key.key_id, previous_key_id=old_key.key_id
+        )
+        event = NewEvent(
+            stream_type=KEYS_STREAM[0],
+            stream_id=KEYS_STREAM[1],
+            type="audit.KeyRotated",
+            payload={
+                "new_key_id": new_key.key_id,
+                "new_public_key": new_key.public_b64,
+                "previous_key_id": old_key.key_id,
+                "new_key_signature": base64.b64encode(new_key.sign(statement)).decode("ascii"),
+            },
+            actor=actor,
+            reason=reason,
+        )
+        expected = {KEYS_STREAM: None}
+        schemas = _validate([event], expected)
+
+        def register_new_key(cursor, recorded: list[RecordedEvent]) -> None:
+            seq = recorded[0].seq
+            insert_key_record(cursor, new_key, valid_from_seq=seq + 1, introduced_by_seq=seq, now=head.now)
+
+        (recorded,) = _append_locked([event], schemas, expected, old_key, after_insert=register_new_key)
+    keyring.install_signing_key(new_key)
+    parked.unlink(missing_ok=True)
+    return recorded

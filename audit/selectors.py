@@ -1,0 +1,30 @@
+"""Reads of the event store."""
+
+from __future__ import annotations
+
+from audit.models import SigningKeyRecord
+from audit.verification import KeyRange
+
+
+def signing_keys() -> list[KeyRange]:
+    """Every key of the log with the seq range it signs (valid_to_seq None: current key)."""
+    records = list(SigningKeyRecord.objects.order_by("valid_from_seq"))
+    return [
+        KeyRange(
+            key_id=record.key_id,
+            public_raw=bytes(record.public_key),
+            valid_from_seq=record.valid_from_seq,
+            valid_to_seq=records[index + 1].valid_from_seq - 1 if index + 1 < len(records) else None,
+        )
+        for index, record in enumerate(records)
+    ]
+
+
+def stream_version(stream_type: str, stream_id: str) -> int:
+    """The stream's current version; 0 when it has no event yet."""
+    from django.db.models import Max
+
+    from audit.models import Event
+
+    found = Event.objects.filter(stream_type=stream_type, stream_id=stream_id).aggregate(v=Max("stream_version"))
+    return found["v"] or 0

@@ -1,0 +1,391 @@
+"""Appending to the log: the only code that writes events.
+
+Appends are serialized by a transaction-scoped advisory lock (an insert-only role may take it,
+unlike LOCK TABLE), so the global `seq` is gapless and `prev_hash` never forks. Stream versions
+are checked under the same lock: a stale expected version is a ConcurrencyConflict, and nothing
+is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg
+from django.db import connection, transaction
+
+from audit import keyring, registry
+from audit.canonical import CanonicalizationError, canonicalize
+from audit.envelope import ACTOR_KINDS, GENESIS_PREV_HASH, envelope, format_time, leaf_hash
+from audit.keys import SigningKey
+
+# pg_advisory_xact_lock key that orders every append ("drift" in ASCII).
+APPEND_LOCK_KEY = 0x6472696674
+
+StreamKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str
+    id: str
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id, "name": self.name}
+
+
+SYSTEM_ACTOR = Actor("system", "driftledger", "Driftledger")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    stream_type: str
+    stream_id: str
+    type: str
+    payload: Mapping[str, Any]
+    actor: Actor
+    reason: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    schema: int | None = None  # None: the registry's latest schema for this type
+
+    @property
+    def stream(self) -> StreamKey:
+        return (self.stream_type, self.stream_id)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored: its envelope, canonical bytes, hash and signature."""
+
+    envelope: dict[str, Any]
+    canonical: bytes
+    hash: str
+    signature: str
+
+    @property
+    def seq(self) -> int:
+        return self.envelope["seq"]
+
+    @property
+    def type(self) -> str:
+        return self.envelope["type"]
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope["event_id"]
+
+    @property
+    def stream(self) -> dict[str, Any]:
+        return self.envelope["stream"]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.envelope["payload"]
+
+    @property
+    def actor(self) -> dict[str, str]:
+        return self.envelope["actor"]
+
+    @property
+    def occurred_at(self) -> dt.datetime:
+        from audit.envelope import parse_time
+
+        return parse_time(self.envelope["occurred_at"])
+
+
+class AppendError(Exception):
+    """Base of every refusal by append; nothing was written."""
+
+
+class InvalidEvent(AppendError):
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(f"event {index}: {problem}")
+        self.index = index
+        self.problem = problem
+
+
+class ConcurrencyConflict(AppendError):
+    def __init__(self, stream: StreamKey, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream[0]}:{stream[1]} is at version {actual}, the command expected {expected}"
+        )
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class SigningKeyMismatch(AppendError):
+    pass
+
+
+@dataclass
+class _Head:
+    log_id: str | None
+    now: dt.datetime
+    seq: int
+    hash: str
+    current_key_id: str | None
+    versions: dict[StreamKey, int] = field(default_factory=dict)
+
+
+def append(
+    events: Sequence[NewEvent],
+    *,
+    expected: Mapping[StreamKey, int | None],
+) -> list[RecordedEvent]:
+    """Append `events` atomically, in order, and run their projections in the same transaction.
+
+    `expected` gives, for every stream the events touch, the version the caller last saw
+    (0 for a new stream) or None to append whatever the version. Raises AppendError and writes
+    nothing when an event is invalid, a version is stale or the signing key is not the log's.
+    """
+    schemas = _validate(events, expected)
+    with transaction.atomic():
+        return _append_locked(events, schemas, expected, keyring.current_signing_key())
+
+
+def _append_locked(
+    events: Sequence[NewEvent],
+    schemas: list[int],
+    expected: Mapping[StreamKey, int | None],
+    signer: SigningKey,
+    *,
+    after_insert: Callable[[psycopg.Cursor, list[RecordedEvent]], None] | None = None,
+) -> list[RecordedEvent]:
+    raw = _raw_connection()
+    head = _lock_and_read_head(raw, list(expected))
+    signer = _check_signer(raw, head, signer)
+    for stream, version in expected.items():
+        actual = head.versions.get(stream, 0)
+        if version is not None and version != actual:
+            raise ConcurrencyConflict(stream, version, actual)
+    recorded = _seal(events, schemas, head, signer)
+    with psycopg.Cursor(raw) as cursor:
+        rows = [_row(event, head.now) for event in recorded]
+        if len(rows) == 1:
+            cursor.execute(_INSERT_SQL, rows[0], prepare=True)
+        else:
+            cursor.executemany(_INSERT_SQL, rows)
+        if after_insert is not None:
+            after_insert(cursor, recorded)
+    from audit import projections
+
+    projections.apply(recorded)
+    return recorded
+
+
+def _validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | None]) -> list[int]:
+    if not events:
+        raise AppendError("nothing to append: the event list is empty")
+    schemas = []
+    for index, event in enumerate(events):
+        if not isinstance(event, NewEvent):
+            raise InvalidEvent(index, f"expected a NewEvent, got {type(event).__name__}")
+        for problem in _event_problems(event):
+            raise InvalidEvent(index, problem)
+        try:
+            event_type = registry.lookup(event.type, event.schema)
+        except registry.UnknownEventType as exc:
+            raise InvalidEvent(index, str(exc)) from None
+        problems = event_type.payload_problems(event.payload)
+        if problems:
+            raise InvalidEvent(index, f"payload of {event.type}: " + "; ".join(problems))
+        try:
+            canonicalize(event.payload)
+        except CanonicalizationError as exc:
+            raise InvalidEvent(index, f"payload{exc.path[1:]}: {exc.problem}") from None
+        schemas.append(event_type.schema)
+    streams = {event.stream for event in events}
+    missing = streams - set(expected)
+    if missing:
+        raise AppendError(f"no expected version given for stream(s) {_names(missing)}")
+    extra = set(expected) - streams
+    if extra:
+        raise AppendError(f"expected version given for stream(s) with no event: {_names(extra)}")
+    for stream, version in expected.items():
+        if version is not None and (type(version) is not int or version < 0):
+            raise AppendError(f"expected version of {_names([stream])} must be an integer >= 0 or None")
+    return schemas
+
+
+def _event_problems(event: NewEvent) -> list[str]:
+    problems = []
+    for name, limit in (("stream_type", 100), ("stream_id", 200), ("type", 100)):
+        value = getattr(event, name)
+        if not isinstance(value, str) or not value or len(value) > limit:
+            problems.append(f"{name} must be a non-empty string of at most {limit} characters")
+    if not isinstance(event.payload, Mapping):
+        problems.append("payload must be an object")
+    actor = event.actor
+    if not isinstance(actor, Actor):
+        problems.append("actor must be an Actor")
+    elif actor.kind not in ACTOR_KINDS:
+        problems.append(f"actor kind {actor.kind!r} is not one of {', '.join(ACTOR_KINDS)}")
+    elif not all(isinstance(part, str) and part for part in (actor.id, actor.name)):
+        problems.append("actor id and name must be non-empty strings")
+    if event.reason is not None and not isinstance(event.reason, str):
+        problems.append("reason must be a string or None")
+    for name in ("correlation_id", "causation_id"):
+        value = getattr(event, name)
+        if value is not None and not _is_canonical_uuid(value):
+            problems.append(f"{name} must be a lowercase UUID string or None, not {value!r}")
+    return problems
+
+
+def _is_canonical_uuid(value: object) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _names(streams) -> str:
+    return ", ".join(f"{kind}:{ident}" for kind, ident in sorted(streams))
+
+
+def _raw_connection() -> psycopg.Connection:
+    connection.ensure_connection()
+    return connection.connection
+
+
+_HEAD_SQL = """
+SELECT l.log_id::text, clock_timestamp(), h.seq, h.hash, k.key_id,
+       (SELECT coalesce(json_agg(json_build_array(w.t, w.i, v.stream_version)), '[]'::json)::text
+          FROM unnest(%s::text[], %s::text[]) AS w(t, i)
+          JOIN LATERAL (SELECT e.stream_version FROM audit_event e
+                         WHERE e.stream_type = w.t AND e.stream_id = w.i
+                         ORDER BY e.stream_version DESC LIMIT 1) v ON true)
+  FROM (SELECT 1) AS one
+  LEFT JOIN audit_log l ON true
+  LEFT JOIN LATERAL (SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1) h ON true
+  LEFT JOIN LATERAL (SELECT key_id FROM audit_signing_key ORDER BY valid_from_seq DESC LIMIT 1) k ON true
+"""
+
+
+def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _Head:
+    """Take the append lock and read the chain head; both in one round trip (pipeline)."""
+    with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as head_cursor:
+        with raw.pipeline():
+            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
+            head_cursor.execute(
+                _HEAD_SQL, ([s[0] for s in streams], [s[1] for s in streams]), prepare=True
+            )
+        log_id, now, seq, digest, key_id, versions = head_cursor.fetchone()
+    return _Head(
+        log_id=log_id,
+        now=now.astimezone(dt.timezone.utc),
+        seq=seq or 0,
+        hash=bytes(digest).hex() if digest is not None else GENESIS_PREV_HASH,
+        current_key_id=key_id,
+        versions={(kind, ident): version for kind, ident, version in orjson.loads(versions)},
+    )
+
+
+def _check_signer(raw: psycopg.Connection, head: _Head, signer: SigningKey) -> SigningKey:
+    """Genesis: record the log id and first key. Later: the signer must be the log's current key."""
+    with psycopg.Cursor(raw) as cursor:
+        if head.log_id is None:
+            head.log_id = str(uuid.uuid4())
+            cursor.execute(
+                "INSERT INTO audit_log (log_id, created_at) VALUES (%s, %s)", (head.log_id, head.now)
+            )
+        if head.current_key_id is None:
+            insert_key_record(cursor, signer, valid_from_seq=head.seq + 1, introduced_by_seq=None, now=head.now)
+            head.current_key_id = signer.key_id
+    if signer.key_id != head.current_key_id:
+        signer = keyring.current_signing_key(reload=True)  # another process may have rotated it
+    if signer.key_id != head.current_key_id:
+        raise SigningKeyMismatch(
+            f"the configured signing key {signer.key_id} is not the log's current key "
+            f"{head.current_key_id}; configure that key, or introduce a new one with rotate_signing_key"
+        )
+    return signer
+
+
+def insert_key_record(
+    cursor: psycopg.Cursor,
+    key: SigningKey,
+    *,
+    valid_from_seq: int,
+    introduced_by_seq: int | None,
+    now: dt.datetime,
+) -> None:
+    cursor.execute(
+        "INSERT INTO audit_signing_key (key_id, public_key, valid_from_seq, introduced_by_seq, created_at)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (key.key_id, key.public_raw, valid_from_seq, introduced_by_seq, now),
+    )
+
+
+def _seal(
+    events: Sequence[NewEvent], schemas: list[int], head: _Head, signer: SigningKey
+) -> list[RecordedEvent]:
+    occurred_at = format_time(head.now)
+    versions = dict(head.versions)
+    prev_hash = head.hash
+    recorded = []
+    for offset, (event, schema) in enumerate(zip(events, schemas, strict=True), start=1):
+        version = versions.get(event.stream, 0) + 1
+        versions[event.stream] = version
+        body = envelope(
+            log_id=head.log_id,
+            seq=head.seq + offset,
+            event_id=str(uuid.uuid4()),
+            stream={"type": event.stream_type, "id": event.stream_id, "version": version},
+            type=event.type,
+            schema=schema,
+            occurred_at=occurred_at,
+            actor=event.actor.as_dict(),
+            reason=event.reason,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            payload=dict(event.payload),
+            prev_hash=prev_hash,
+            key_id=signer.key_id,
+        )
+        canonical = canonicalize(body)
+        prev_hash = hashlib.sha256(canonical).hexdigest()
+        signature = base64.b64encode(signer.sign(canonical)).decode("ascii")
+        recorded.append(RecordedEvent(body, canonical, prev_hash, signature))
+    return recorded
+
+
+_INSERT_SQL = """
+INSERT INTO audit_event (seq, event_id, stream_type, stream_id, stream_version, event_type, schema,
+    occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, canonical, hash,
+    leaf_hash, signature, key_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)
+"""
+
+
+def _row(event: RecordedEvent, now: dt.datetime) -> tuple:
+    body = event.envelope
+    stream = body["stream"]
+    return (
+        body["seq"],
+        body["event_id"],
+        stream["type"],
+        stream["id"],
+        stream["version"],
+        body["type"],
+        body["schema"],
+        now,
+        body["actor"]["kind"],
+        body["actor"]["id"],
+        body["correlation_id"],
+        body["causation_id"],
+        orjson.dumps(body["payload"]).decode("utf-8"),
+        event.canonical,
+        bytes.fromhex(event.hash),
+        leaf_hash(event.canonical),
+        base64.b64decode(event.signature),
+        body["key_id"],
+    )
