@@ -1,0 +1,65 @@
+"""Fixtures shared by every test: a throwaway signing key and a log that commits for real."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from audit.keys import SigningKey
+
+APPEND_ONLY_TABLES = ("audit_event", "audit_signing_key", "audit_log")
+
+
+@pytest.fixture(autouse=True)
+def signing_key_file(tmp_path, settings):
+    """Every test signs with its own key file, never the demo's."""
+    path = tmp_path / "keys" / "signing.pem"
+    SigningKey.generate().save(path)
+    settings.AUDIT_SIGNING_KEY_FILE = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """Always create the test database, even for tests that commit without the django_db mark
+    (pytest-django would otherwise leave them on the real database)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=verbosity, interactive=False, keepdb=django_db_keepdb,
+            aliases={"default"}, serialized_aliases=set(),
+        )
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=verbosity, keepdb=django_db_keepdb)
+
+
+def wipe_log() -> None:
+    """Empty the log and read models as the superuser who owns them (triggers off, then ALWAYS on)."""
+    from django.apps import apps
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+    assert name.startswith("test_"), f"refusing to wipe {name!r}: not a test database"
+
+    read_models = [m._meta.db_table for m in apps.get_app_config("monitoring").get_models()]
+    with connection.cursor() as cursor:
+        for table in APPEND_ONLY_TABLES:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        cursor.execute(f"TRUNCATE {', '.join(APPEND_ONLY_TABLES + tuple(read_models))}")
+        for table in APPEND_ONLY_TABLES:
+            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update_delete")
+            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate")
+
+
+@pytest.fixture
+def committed_log(django_db_setup, django_db_blocker):
+    """A real, committing database session for tests that need other connections to see the log."""
+    with django_db_blocker.unblock():
+        wipe_log()
+        yield
+        wipe_log()
+        connection.close()
