@@ -13,7 +13,7 @@ from audit.keys import SigningKey
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_cached: tuple[Path, float, SigningKey] | None = None
+_cached: tuple[Path, SigningKey] | None = None
 
 
 def signing_key_path() -> Path:
@@ -22,10 +22,13 @@ def signing_key_path() -> Path:
 
 
 def current_signing_key(*, reload: bool = False) -> SigningKey:
-    """The configured key, re-read when the file changes (after a rotation by another process)."""
+    """The configured key, cached; the store asks for a reload when the log names another key
+    (after a rotation by another process)."""
     global _cached
     path = signing_key_path()
     with _lock:
+        if _cached is not None and _cached[0] == path and not reload:
+            return _cached[1]
         if not path.exists():
             if settings.AUDIT_SIGNING_KEY_FILE:
                 raise FileNotFoundError(f"AUDIT_SIGNING_KEY_FILE {path} does not exist")
@@ -37,10 +40,8 @@ def current_signing_key(*, reload: bool = False) -> SigningKey:
                 path,
                 key.key_id,
             )
-        mtime = path.stat().st_mtime
-        if reload or _cached is None or _cached[0] != path or _cached[1] != mtime:
-            _cached = (path, mtime, SigningKey.load(path))
-        return _cached[2]
+        _cached = (path, SigningKey.load(path))
+        return _cached[1]
 
 
 def install_signing_key(key: SigningKey) -> Path:
@@ -54,5 +55,5 @@ def install_signing_key(key: SigningKey) -> Path:
             retired.write_bytes(path.read_bytes())
             retired.chmod(0o600)
         key.save(path)
-        _cached = (path, path.stat().st_mtime, key)
+        _cached = (path, key)
     return path

@@ -81,3 +81,25 @@ def signature_valid(public_key: Ed25519PublicKey, signature: bytes, data: bytes)
     except InvalidSignature:
         return False
     return True
+
+
+class FastVerifier:
+    """Ed25519 verification for bulk checks: libsodium (PyNaCl) verifies about twice as fast
+    as OpenSSL here. libsodium is the stricter of the two (it also refuses small-order and
+    non-canonical points), so whatever it accepts OpenSSL accepts too."""
+
+    def __init__(self, raw_public_key: bytes) -> None:
+        self.raw = raw_public_key
+
+    def valid(self, signature: bytes, data: bytes) -> bool:
+        if len(signature) != 64:
+            return False
+        try:
+            _sodium_open(signature + data, self.raw)
+        except _SodiumBadSignature:
+            return False
+        return True
+
+
+from nacl.bindings import crypto_sign_open as _sodium_open  # noqa: E402
+from nacl.exceptions import BadSignatureError as _SodiumBadSignature  # noqa: E402

@@ -38,6 +38,11 @@ def registered() -> list[Projection]:
     return list(_projections.values())
 
 
+def handles(events: Iterable[RecordedEvent]) -> bool:
+    """Whether any registered projection handles any of `events`."""
+    return any(event.type in projection.handlers for event in events for projection in _projections.values())
+
+
 def apply(events: Iterable[RecordedEvent], only: Sequence[Projection] | None = None) -> None:
     selected = _projections.values() if only is None else only
     for event in events:

@@ -148,8 +148,11 @@ def append(
     nothing when an event is invalid, a version is stale or the signing key is not the log's.
     """
     schemas = _validate(events, expected)
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        return _append_locked(events, schemas, expected, keyring.current_signing_key())
+        return _append_locked(
+            events, schemas, expected, keyring.current_signing_key(), commit=outermost
+        )
 
 
 def _append_locked(
@@ -159,7 +162,13 @@ def _append_locked(
     signer: SigningKey,
     *,
     after_insert: Callable[[psycopg.Cursor, list[RecordedEvent]], None] | None = None,
+    commit: bool = False,
 ) -> list[RecordedEvent]:
+    """The append itself, inside a transaction. With `commit` (append owns the transaction) and
+    no projection to run, the INSERT and the COMMIT travel in one round trip; Django's own
+    commit at the end of the atomic block then finds nothing left to do."""
+    from audit import projections
+
     raw = _raw_connection()
     head = _lock_and_read_head(raw, list(expected))
     signer = _check_signer(raw, head, signer)
@@ -168,7 +177,8 @@ def _append_locked(
         if version is not None and version != actual:
             raise ConcurrencyConflict(stream, version, actual)
     recorded = _seal(events, schemas, head, signer)
-    with psycopg.Cursor(raw) as cursor:
+    commit_with_insert = commit and after_insert is None and not projections.handles(recorded)
+    with psycopg.Cursor(raw) as cursor, raw.pipeline():
         rows = [_row(event, head.now) for event in recorded]
         if len(rows) == 1:
             cursor.execute(_INSERT_SQL, rows[0], prepare=True)
@@ -176,9 +186,10 @@ def _append_locked(
             cursor.executemany(_INSERT_SQL, rows)
         if after_insert is not None:
             after_insert(cursor, recorded)
-    from audit import projections
-
-    projections.apply(recorded)
+        if commit_with_insert:
+            raw.commit()
+    if not commit_with_insert:
+        projections.apply(recorded)
     return recorded
 
 
@@ -256,22 +267,24 @@ def _raw_connection() -> psycopg.Connection:
     return connection.connection
 
 
+# The current key is the last event's key, unless that event introduced a new one.
 _HEAD_SQL = """
-SELECT l.log_id::text, clock_timestamp(), h.seq, h.hash, k.key_id,
-       (SELECT coalesce(json_agg(json_build_array(w.t, w.i, v.stream_version)), '[]'::json)::text
-          FROM unnest(%s::text[], %s::text[]) AS w(t, i)
-          JOIN LATERAL (SELECT e.stream_version FROM audit_event e
-                         WHERE e.stream_type = w.t AND e.stream_id = w.i
-                         ORDER BY e.stream_version DESC LIMIT 1) v ON true)
+SELECT (SELECT log_id::text FROM audit_log), clock_timestamp(), h.seq, h.hash,
+       coalesce(h.rotated_to, h.key_id),
+       ARRAY(SELECT coalesce((SELECT e.stream_version FROM audit_event e
+                               WHERE e.stream_type = w.t AND e.stream_id = w.i
+                               ORDER BY e.stream_version DESC LIMIT 1), 0)
+               FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(t, i, n) ORDER BY w.n)
   FROM (SELECT 1) AS one
-  LEFT JOIN audit_log l ON true
-  LEFT JOIN LATERAL (SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1) h ON true
-  LEFT JOIN LATERAL (SELECT key_id FROM audit_signing_key ORDER BY valid_from_seq DESC LIMIT 1) k ON true
+  LEFT JOIN LATERAL (SELECT seq, hash, key_id,
+                            CASE WHEN event_type = 'audit.KeyRotated' THEN payload->>'new_key_id' END AS rotated_to
+                       FROM audit_event ORDER BY seq DESC LIMIT 1) h ON true
 """
+_GENESIS_KEY_SQL = "SELECT key_id FROM audit_signing_key ORDER BY valid_from_seq DESC LIMIT 1"
 
 
 def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _Head:
-    """Take the append lock and read the chain head; both in one round trip (pipeline)."""
+    """Take the append lock and read the chain head: one round trip, BEGIN included (pipeline)."""
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as head_cursor:
         with raw.pipeline():
             lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
@@ -279,13 +292,16 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
                 _HEAD_SQL, ([s[0] for s in streams], [s[1] for s in streams]), prepare=True
             )
         log_id, now, seq, digest, key_id, versions = head_cursor.fetchone()
+        if seq is None:  # an empty log: its first key, if any, is in the key table
+            row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()
+            key_id = row[0] if row else None
     return _Head(
         log_id=log_id,
         now=now.astimezone(dt.timezone.utc),
         seq=seq or 0,
         hash=bytes(digest).hex() if digest is not None else GENESIS_PREV_HASH,
         current_key_id=key_id,
-        versions={(kind, ident): version for kind, ident, version in orjson.loads(versions)},
+        versions={stream: version for stream, version in zip(streams, versions, strict=True) if version},
     )
 
 

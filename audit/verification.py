@@ -12,11 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.canonical import CanonicalizationError, canonicalize
 from audit.envelope import ENVELOPE_MEMBERS, GENESIS_PREV_HASH, key_id_of, rotation_statement
-from audit.keys import public_key_from_raw, signature_valid
+from audit.keys import FastVerifier, public_key_from_raw, signature_valid
 
 _MEMBERS = frozenset(ENVELOPE_MEMBERS)
 
@@ -44,14 +43,14 @@ class KeySchedule:
     def __init__(self, keys: Sequence[KeyRange]) -> None:
         self._keys = sorted(keys, key=lambda k: k.valid_from_seq)
         self._starts = [k.valid_from_seq for k in self._keys]
-        self._public = {k.key_id: public_key_from_raw(k.public_raw) for k in self._keys}
+        self._verifiers = {k.key_id: FastVerifier(k.public_raw) for k in self._keys}
 
     def key_at(self, seq: int) -> KeyRange | None:
         index = bisect.bisect_right(self._starts, seq) - 1
         return self._keys[index] if index >= 0 else None
 
-    def public_key(self, key_id: str) -> Ed25519PublicKey:
-        return self._public[key_id]
+    def verifier(self, key_id: str) -> FastVerifier:
+        return self._verifiers[key_id]
 
 
 def verify_rows(
@@ -109,7 +108,7 @@ def _row_problem(row: tuple, prev_hash: str, log_id: str, keys: KeySchedule) -> 
         return f"signed by key {body['key_id']}, but the key valid at this seq is {expected}"
     if key_id != body["key_id"]:
         return f"key_id column {key_id} disagrees with the envelope's {body['key_id']}"
-    if not signature_valid(keys.public_key(valid_key.key_id), bytes(signature), canonical):
+    if not keys.verifier(valid_key.key_id).valid(bytes(signature), canonical):
         return f"signature does not verify under key {valid_key.key_id}"
     mismatch = _column_mismatch(body, columns)
     if mismatch is not None:

@@ -163,11 +163,13 @@ def test_empty_batches_missing_and_extra_expectations_are_refused():
 
 
 def test_a_key_that_is_not_the_logs_current_key_cannot_append(signing_key_file):
+    from audit import keyring
     from audit.keys import SigningKey
 
     event = alert_event()
     append([event], expected={event.stream: 0})
-    SigningKey.generate().save(signing_key_file)
+    SigningKey.generate().save(signing_key_file)  # replaced without rotate_signing_key
+    keyring.current_signing_key(reload=True)  # as a freshly started process would read it
     later = alert_event()
     with pytest.raises(SigningKeyMismatch, match="rotate_signing_key"):
         append([later], expected={later.stream: 0})

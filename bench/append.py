@@ -1,0 +1,234 @@
+"""Signed append vs raw INSERT+COMMIT of the same row, and audit_verify throughput.
+
+Runs on the configured server (embedded PostgreSQL by default, or DATABASE_URL) in a scratch
+database `driftledger_bench` that it creates, migrates and drops. The raw baseline inserts
+pre-built rows of the same size into a copy of audit_event (same columns and indexes, no
+triggers); the signed path does everything append does: lock, head read, canonical JSON,
+SHA-256, Ed25519, insert, projections.
+
+    python bench/append.py [--events 4000] [--verify-events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import multiprocessing
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from audit import keyring  # noqa: E402
+from audit.canonical import canonicalize  # noqa: E402
+from audit.envelope import envelope, format_time  # noqa: E402
+from audit.keys import SigningKey  # noqa: E402
+from audit.store import Actor, NewEvent, RecordedEvent, _row, append  # noqa: E402
+from audit.verify import verify_log  # noqa: E402
+
+ACTOR = Actor("service", "bench", "Benchmark writer")
+
+
+def payload(index: int) -> dict:
+    """About 1.1 KB of run results: a typical RunCompleted envelope is then about 1.5 KB."""
+    return {
+        "run_id": str(uuid.UUID(int=index)),
+        "model": "bench-model",
+        "status": "completed",
+        "checks": [
+            {"check": "feature_drift", "feature": f"feature_{i}", "method": "ks", "statistic": 0.0123 + i / 97,
+             "p_value": 0.5 + i / 101, "threshold": 0.05, "status": "ok"}
+            for i in range(8)
+        ],
+    }
+
+
+def new_event(index: int, stream: str) -> NewEvent:
+    return NewEvent("bench", stream, "monitoring.RunCompleted", payload(index), ACTOR)
+
+
+def raw_rows(first_seq: int, count: int, stream: str) -> list[tuple]:
+    """Rows exactly as append would store them, built beforehand so the raw path only inserts."""
+    key = SigningKey.generate()
+    now = timezone.now()
+    rows = []
+    for offset in range(count):
+        seq = first_seq + offset
+        body = envelope(
+            log_id=str(uuid.uuid4()), seq=seq, event_id=str(uuid.uuid4()),
+            stream={"type": "bench", "id": stream, "version": offset + 1}, type="monitoring.RunCompleted",
+            schema=1, occurred_at=format_time(now), actor=ACTOR.as_dict(), reason=None, correlation_id=None,
+            causation_id=None, payload=payload(seq), prev_hash="0" * 64, key_id=key.key_id,
+        )
+        canonical = canonicalize(body)
+        event = RecordedEvent(body, canonical, hashlib.sha256(canonical).hexdigest(),
+                              base64.b64encode(key.sign(canonical)).decode())
+        rows.append(_row(event, now))
+    return rows
+
+
+RAW_INSERT = """
+INSERT INTO bench_raw (seq, event_id, stream_type, stream_id, stream_version, event_type, schema,
+    occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, canonical, hash,
+    leaf_hash, signature, key_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)
+"""
+
+
+def raw_writer(rows: list[tuple], per_transaction: int) -> None:
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    for start in range(0, len(rows), per_transaction):
+        with transaction.atomic(), psycopg.Cursor(raw) as cursor:
+            batch = rows[start:start + per_transaction]
+            if len(batch) == 1:
+                cursor.execute(RAW_INSERT, batch[0], prepare=True)
+            else:
+                cursor.executemany(RAW_INSERT, batch)
+
+
+def signed_writer(first_index: int, count: int, per_transaction: int, stream: str) -> None:
+    for start in range(0, count, per_transaction):
+        events = [new_event(first_index + start + i, stream) for i in range(per_transaction)]
+        append(events, expected={("bench", stream): None})
+
+
+def run_in_processes(target, jobs: list[tuple]) -> float:
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_child, args=(target, job)) for job in jobs]
+    started = time.perf_counter()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"a writer process failed with exit code {process.exitcode}")
+    return time.perf_counter() - started
+
+
+def _child(target, job) -> None:
+    try:
+        target(*job)
+    finally:
+        connections.close_all()
+
+
+def timed(target, *args) -> float:
+    started = time.perf_counter()
+    target(*args)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=4000, help="events per append scenario")
+    parser.add_argument("--verify-events", type=int, default=100_000)
+    parser.add_argument("--writers", type=int, default=8)
+    options = parser.parse_args()
+
+    key_dir = Path(settings.DATA_DIR) / "bench"
+    key_dir.mkdir(parents=True, exist_ok=True)
+    key_file = key_dir / "bench-signing-key.pem"
+    SigningKey.generate().save(key_file)
+    settings.AUDIT_SIGNING_KEY_FILE = key_file
+    keyring.current_signing_key(reload=True)
+
+    creation = connection.creation
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = "driftledger_bench"
+    original = creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE bench_raw (LIKE audit_event INCLUDING ALL)")
+        results = run_scenarios(options)
+        verify_figures = bench_verify(options.verify_events)
+    finally:
+        connections.close_all()
+        creation.destroy_test_db(original, verbosity=0)
+    print_table(results, verify_figures, options)
+
+
+def run_scenarios(options) -> list[tuple[str, float, float]]:
+    n, writers = options.events, options.writers
+    results = []
+    seq = 1
+
+    def raw_rate(count: int, per_txn: int, processes: int) -> float:
+        nonlocal seq
+        share = count // processes
+        jobs = []
+        for p in range(processes):
+            jobs.append((raw_rows(seq, share, f"raw-{seq}-{p}"), per_txn))
+            seq += share
+        if processes == 1:
+            return count / timed(raw_writer, *jobs[0])
+        return count / run_in_processes(raw_writer, jobs)
+
+    def signed_rate(count: int, per_txn: int, processes: int, label: str) -> float:
+        share = count // processes
+        jobs = [(p * share, share, per_txn, f"{label}-{p}") for p in range(processes)]
+        if processes == 1:
+            return count / timed(signed_writer, *jobs[0])
+        return count / run_in_processes(signed_writer, jobs)
+
+    signed_writer(0, 20, 1, "warm-up")
+    raw_writer(raw_rows(10**9, 20, "warm-up"), 1)
+    for label, per_txn, processes in (
+        ("(a) 1 event/txn, 1 writer", 1, 1),
+        (f"(b) 1 event/txn, {writers} writers", 1, writers),
+        ("(c) 100 events/txn, 1 writer", 100, 1),
+    ):
+        count = n if per_txn == 1 else n * 5
+        raw = raw_rate(count, per_txn, processes)
+        signed = signed_rate(count, per_txn, processes, label[:3])
+        results.append((label, raw, signed))
+    return results
+
+
+def bench_verify(count: int) -> tuple[int, float, float]:
+    from audit.models import Event
+
+    missing = count - Event.objects.count()
+    batch = 100
+    for start in range(0, max(missing, 0), batch):
+        size = min(batch, missing - start)
+        append([new_event(start + i, "verify") for i in range(size)], expected={("bench", "verify"): None})
+    report = verify_log()
+    if not report.ok:
+        raise SystemExit(f"verification failed: {report.failure}")
+    return report.events, report.seconds, report.events / report.seconds
+
+
+def print_table(results, verify_figures, options) -> None:
+    print(f"PostgreSQL: {connection.vendor} via {settings.DATABASES['default'].get('HOST') or 'default host'}")
+    print(f"{'scenario':36} {'raw ev/s':>10} {'signed ev/s':>12} {'ratio':>7} {'target':>7}")
+    targets = {"(a)": 0.8, "(b)": 0.5, "(c)": 0.5}
+    for label, raw, signed in results:
+        target = targets[label[:3]]
+        ratio = signed / raw
+        flag = "ok" if ratio >= target else "BELOW"
+        print(f"{label:36} {raw:10,.0f} {signed:12,.0f} {ratio:7.2f} {target:>5.0%} {flag}")
+    events, seconds, rate = verify_figures
+    flag = "ok" if rate >= 12_000 else "BELOW"
+    print(f"audit_verify: {events:,} events in {seconds:.2f} s = {rate:,.0f} events/s "
+          f"(target 12,000, {os.cpu_count()} cores) {flag}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+import base64
+import io
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.core.management import call_command
+
+from audit import keyring
+from audit.envelope import rotation_statement
+from audit.keys import SigningKey
+from audit.models import Event
+from audit.rotation import signing_key_rotate
+from audit.selectors import signing_keys
+from audit.store import SYSTEM_ACTOR, append
+from tests.audit.factories import alert_event
+
+pytestmark = pytest.mark.django_db
+
+
+def _append_one():
+    event = alert_event()
+    return append([event], expected={event.stream: 0})[0]
+
+
+def test_key_rotated_event_is_signed_by_the_old_key_and_cross_signed_by_the_new():
+    first = _append_one()
+    old_key = keyring.current_signing_key()
+    new_key = SigningKey.generate()
+    rotated = signing_key_rotate(new_key=new_key, actor=SYSTEM_ACTOR, reason="annual rotation")
+
+    assert rotated.type == "audit.KeyRotated" and rotated.seq == first.seq + 1
+    assert rotated.envelope["key_id"] == old_key.key_id
+    Ed25519PublicKey.from_public_bytes(old_key.public_raw).verify(
+        base64.b64decode(rotated.signature), rotated.canonical
+    )
+    payload = rotated.payload
+    assert set(payload) == {"new_key_id", "new_public_key", "previous_key_id", "new_key_signature"}
+    assert payload["new_key_id"] == new_key.key_id
+    assert base64.b64decode(payload["new_public_key"]) == new_key.public_raw
+    assert payload["previous_key_id"] == old_key.key_id
+    statement = rotation_statement(log_id=rotated.envelope["log_id"], new_key_id=new_key.key_id,
+                                   previous_key_id=old_key.key_id)
+    Ed25519PublicKey.from_public_bytes(new_key.public_raw).verify(
+        base64.b64decode(payload["new_key_signature"]), statement
+    )
+
+    after = _append_one()
+    assert after.envelope["key_id"] == new_key.key_id
+    assert keyring.current_signing_key().key_id == new_key.key_id
+    keys = signing_keys()
+    assert [(k.key_id, k.valid_from_seq, k.valid_to_seq) for k in keys] == [
+        (old_key.key_id, 1, rotated.seq),
+        (new_key.key_id, rotated.seq + 1, None),
+    ]
+
+
+def test_the_replaced_key_file_is_kept_beside_the_new_one(signing_key_file):
+    _append_one()
+    old = keyring.current_signing_key()
+    signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="compromise drill")
+    retired = list(signing_key_file.parent.glob(f"*.{old.key_id}.retired.pem"))
+    assert len(retired) == 1 and SigningKey.load(retired[0]).key_id == old.key_id
+    assert not list(signing_key_file.parent.glob("*.pending"))
+
+
+def test_rotating_to_the_same_key_is_refused():
+    _append_one()
+    with pytest.raises(ValueError, match="already in use"):
+        signing_key_rotate(new_key=keyring.current_signing_key(), actor=SYSTEM_ACTOR, reason="x")
+    assert Event.objects.count() == 1
+
+
+def test_rotate_signing_key_command_requires_a_reason_and_reports_the_switch(tmp_path):
+    _append_one()
+    with pytest.raises(SystemExit) as exited:
+        call_command("rotate_signing_key", "--reason", "  ", stderr=io.StringIO())
+    assert exited.value.code == 2
+    bad = tmp_path / "not-a-key.pem"
+    bad.write_text("hello")
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("rotate_signing_key", "--reason", "r", "--new-key", str(bad), stderr=stderr)
+    assert "cannot read Ed25519 private key" in stderr.getvalue()
+    assert Event.objects.count() == 1
+
+    new_key = SigningKey.generate()
+    new_key.save(tmp_path / "new.pem")
+    stdout = io.StringIO()
+    call_command("rotate_signing_key", "--reason", "planned", "--new-key", str(tmp_path / "new.pem"), stdout=stdout)
+    assert f"key {new_key.key_id} signs from seq 3" in stdout.getvalue()
