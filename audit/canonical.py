@@ -130,9 +130,7 @@ def _explain(value: object, path: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise CanonicalizationError(
-                    path, f"object key {key!r} is a {type(key).__name__}, keys must be strings"
-                )
+                raise CanonicalizationError(path, f"object key {key!r} is a {type(key).__name__}, keys must be strings")
             _explain(item, f"{path}.{key}")
         return
     if isinstance(value, (list, tuple)):
@@ -141,9 +139,7 @@ def _explain(value: object, path: str) -> None:
         return
     if isinstance(value, int):
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise CanonicalizationError(
-                path, f"integer {value} is outside ±(2^53−1); send it as a string"
-            )
+            raise CanonicalizationError(path, f"integer {value} is outside ±(2^53−1); send it as a string")
         return
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -32,13 +32,13 @@ def format_time(moment: dt.datetime) -> str:
     """RFC 3339 UTC with microseconds and `Z`, e.g. 2026-11-25T21:00:00.123456Z."""
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> dt.datetime:
     if not text.endswith("Z"):
         raise ValueError(f"{text!r} is not an RFC 3339 UTC time ending in Z")
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -26,9 +26,7 @@ class SigningKey:
 
     @classmethod
     def from_private(cls, private_key: Ed25519PrivateKey) -> SigningKey:
-        public_raw = private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        public_raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return cls(private_key=private_key, public_raw=public_raw, key_id=key_id_of(public_raw))
 
     @classmethod

@@ -114,9 +114,7 @@ class InvalidEvent(AppendError):
 
 class ConcurrencyConflict(AppendError):
     def __init__(self, stream: StreamKey, expected: int, actual: int) -> None:
-        super().__init__(
-            f"stream {stream[0]}:{stream[1]} is at version {actual}, the command expected {expected}"
-        )
+        super().__init__(f"stream {stream[0]}:{stream[1]} is at version {actual}, the command expected {expected}")
         self.stream = stream
         self.expected = expected
         self.actual = actual
@@ -150,9 +148,7 @@ def append(
     schemas = _validate(events, expected)
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        return _append_locked(
-            events, schemas, expected, keyring.current_signing_key(), commit=outermost
-        )
+        return _append_locked(events, schemas, expected, keyring.current_signing_key(), commit=outermost)
 
 
 def _append_locked(
@@ -288,16 +284,14 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as head_cursor:
         with raw.pipeline():
             lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
-            head_cursor.execute(
-                _HEAD_SQL, ([s[0] for s in streams], [s[1] for s in streams]), prepare=True
-            )
+            head_cursor.execute(_HEAD_SQL, ([s[0] for s in streams], [s[1] for s in streams]), prepare=True)
         log_id, now, seq, digest, key_id, versions = head_cursor.fetchone()
         if seq is None:  # an empty log: its first key, if any, is in the key table
             row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()
             key_id = row[0] if row else None
     return _Head(
         log_id=log_id,
-        now=now.astimezone(dt.timezone.utc),
+        now=now.astimezone(dt.UTC),
         seq=seq or 0,
         hash=bytes(digest).hex() if digest is not None else GENESIS_PREV_HASH,
         current_key_id=key_id,
@@ -310,9 +304,7 @@ def _check_signer(raw: psycopg.Connection, head: _Head, signer: SigningKey) -> S
     with psycopg.Cursor(raw) as cursor:
         if head.log_id is None:
             head.log_id = str(uuid.uuid4())
-            cursor.execute(
-                "INSERT INTO audit_log (log_id, created_at) VALUES (%s, %s)", (head.log_id, head.now)
-            )
+            cursor.execute("INSERT INTO audit_log (log_id, created_at) VALUES (%s, %s)", (head.log_id, head.now))
         if head.current_key_id is None:
             insert_key_record(cursor, signer, valid_from_seq=head.seq + 1, introduced_by_seq=None, now=head.now)
             head.current_key_id = signer.key_id
@@ -341,9 +333,7 @@ def insert_key_record(
     )
 
 
-def _seal(
-    events: Sequence[NewEvent], schemas: list[int], head: _Head, signer: SigningKey
-) -> list[RecordedEvent]:
+def _seal(events: Sequence[NewEvent], schemas: list[int], head: _Head, signer: SigningKey) -> list[RecordedEvent]:
     occurred_at = format_time(head.now)
     versions = dict(head.versions)
     prev_hash = head.hash

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -117,8 +118,20 @@ def _row_problem(row: tuple, prev_hash: str, log_id: str, keys: KeySchedule) -> 
 
 
 def _column_mismatch(body: dict, columns: list) -> str | None:
-    (event_id, stream_type, stream_id, stream_version, event_type, schema, occurred_at,
-     actor_kind, actor_id, correlation_id, causation_id, payload) = columns
+    (
+        event_id,
+        stream_type,
+        stream_id,
+        stream_version,
+        event_type,
+        schema,
+        occurred_at,
+        actor_kind,
+        actor_id,
+        correlation_id,
+        causation_id,
+        payload,
+    ) = columns
     stream = body["stream"]
     actor = body["actor"]
     pairs = (
@@ -157,7 +170,7 @@ def key_chain_failures(
         if key_id_of(key.public_raw) != key.key_id:
             failures.append(Failure(key.valid_from_seq, f"key {key.key_id} does not match its public key"))
     by_seq = dict(rotations)
-    for previous, key in zip(ordered, ordered[1:], strict=False):
+    for previous, key in itertools.pairwise(ordered):
         rotation_seq = key.valid_from_seq - 1
         payload = by_seq.get(rotation_seq)
         if payload is None:
@@ -171,7 +184,8 @@ def key_chain_failures(
     known = {k.key_id for k in ordered}
     for seq, payload in by_seq.items():
         if payload["new_key_id"] not in known:
-            failures.append(Failure(seq, f"audit.KeyRotated introduces key {payload['new_key_id']}, not in the key table"))
+            problem = f"audit.KeyRotated introduces key {payload['new_key_id']}, which the key table lacks"
+            failures.append(Failure(seq, problem))
     return sorted(failures)
 
 

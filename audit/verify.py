@@ -54,10 +54,10 @@ def verify_log(*, workers: int | None = None, chunk_size: int = 4000) -> VerifyR
         log_row = db.execute("SELECT log_id::text FROM audit_log").fetchall()
         last_seq, count = db.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event").fetchone()
         keys = _key_ranges(db)
-        rotations = [
-            (seq, orjson.loads(payload))
-            for seq, payload in db.execute(
-                "SELECT seq, payload::text FROM audit_event WHERE event_type = 'audit.KeyRotated' ORDER BY seq"
+        rotations = [  # from the canonical bytes, the source of truth
+            (seq, orjson.loads(bytes(canonical))["payload"])
+            for seq, canonical in db.execute(
+                "SELECT seq, canonical FROM audit_event WHERE event_type = 'audit.KeyRotated' ORDER BY seq"
             )
         ]
         version_row = db.execute(STREAM_VERSION_SQL).fetchone()
@@ -66,8 +66,13 @@ def verify_log(*, workers: int | None = None, chunk_size: int = 4000) -> VerifyR
     if last_seq == 0:
         return VerifyReport(0, len(keys), GENESIS_PREV_HASH, time.perf_counter() - started, None)
     if len(log_row) != 1:
-        return VerifyReport(count, len(keys), "", time.perf_counter() - started,
-                            Failure(1, f"audit_log holds {len(log_row)} log ids, expected exactly one"))
+        return VerifyReport(
+            count,
+            len(keys),
+            "",
+            time.perf_counter() - started,
+            Failure(1, f"audit_log holds {len(log_row)} log ids, expected exactly one"),
+        )
     log_id = log_row[0][0]
     failures += key_chain_failures(keys, rotations, log_id)
     if version_row is not None:
@@ -108,7 +113,11 @@ def _verify_range(job) -> Failure | None:
             cursor.itersize = 2000
             cursor.execute(ROW_SQL, (lo, hi))
             _, failure = verify_rows(
-                cursor, first_seq=lo, last_seq=hi, prev_hash=prev_hash, log_id=log_id,
+                cursor,
+                first_seq=lo,
+                last_seq=hi,
+                prev_hash=prev_hash,
+                log_id=log_id,
                 keys=KeySchedule(keys),
             )
     return failure

@@ -24,13 +24,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection, connections, transaction  # noqa: E402
-
 from django.utils import timezone  # noqa: E402
 
 from audit import keyring  # noqa: E402
@@ -50,8 +49,15 @@ def payload(index: int) -> dict:
         "model": "bench-model",
         "status": "completed",
         "checks": [
-            {"check": "feature_drift", "feature": f"feature_{i}", "method": "ks", "statistic": 0.0123 + i / 97,
-             "p_value": 0.5 + i / 101, "threshold": 0.05, "status": "ok"}
+            {
+                "check": "feature_drift",
+                "feature": f"feature_{i}",
+                "method": "ks",
+                "statistic": 0.0123 + i / 97,
+                "p_value": 0.5 + i / 101,
+                "threshold": 0.05,
+                "status": "ok",
+            }
             for i in range(8)
         ],
     }
@@ -69,14 +75,25 @@ def raw_rows(first_seq: int, count: int, stream: str) -> list[tuple]:
     for offset in range(count):
         seq = first_seq + offset
         body = envelope(
-            log_id=str(uuid.uuid4()), seq=seq, event_id=str(uuid.uuid4()),
-            stream={"type": "bench", "id": stream, "version": offset + 1}, type="monitoring.RunCompleted",
-            schema=1, occurred_at=format_time(now), actor=ACTOR.as_dict(), reason=None, correlation_id=None,
-            causation_id=None, payload=payload(seq), prev_hash="0" * 64, key_id=key.key_id,
+            log_id=str(uuid.uuid4()),
+            seq=seq,
+            event_id=str(uuid.uuid4()),
+            stream={"type": "bench", "id": stream, "version": offset + 1},
+            type="monitoring.RunCompleted",
+            schema=1,
+            occurred_at=format_time(now),
+            actor=ACTOR.as_dict(),
+            reason=None,
+            correlation_id=None,
+            causation_id=None,
+            payload=payload(seq),
+            prev_hash="0" * 64,
+            key_id=key.key_id,
         )
         canonical = canonicalize(body)
-        event = RecordedEvent(body, canonical, hashlib.sha256(canonical).hexdigest(),
-                              base64.b64encode(key.sign(canonical)).decode())
+        event = RecordedEvent(
+            body, canonical, hashlib.sha256(canonical).hexdigest(), base64.b64encode(key.sign(canonical)).decode()
+        )
         rows.append(_row(event, now))
     return rows
 
@@ -96,7 +113,7 @@ def raw_writer(rows: list[tuple], per_transaction: int) -> None:
     raw = connection.connection
     for start in range(0, len(rows), per_transaction):
         with transaction.atomic(), psycopg.Cursor(raw) as cursor:
-            batch = rows[start:start + per_transaction]
+            batch = rows[start : start + per_transaction]
             if len(batch) == 1:
                 cursor.execute(RAW_INSERT, batch[0], prepare=True)
             else:
@@ -226,8 +243,10 @@ def print_table(results, verify_figures, options) -> None:
         print(f"{label:36} {raw:10,.0f} {signed:12,.0f} {ratio:7.2f} {target:>5.0%} {flag}")
     events, seconds, rate = verify_figures
     flag = "ok" if rate >= 12_000 else "BELOW"
-    print(f"audit_verify: {events:,} events in {seconds:.2f} s = {rate:,.0f} events/s "
-          f"(target 12,000, {os.cpu_count()} cores) {flag}")
+    print(
+        f"audit_verify: {events:,} events in {seconds:.2f} s = {rate:,.0f} events/s "
+        f"(target 12,000, {os.cpu_count()} cores) {flag}"
+    )
 
 
 if __name__ == "__main__":

@@ -64,9 +64,7 @@ if env("DATABASE_URL", default=""):
 else:
     from config.embedded_db import embedded_database
 
-    DATABASES = {
-        "default": {"ENGINE": "django.db.backends.postgresql", **embedded_database(DATA_DIR)}
-    }
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **embedded_database(DATA_DIR)}}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -87,9 +85,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.
-AUDIT_SIGNING_KEY_FILE = (
-    Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None
-)
+AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None
 AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 
 LOGGING = {

@@ -28,8 +28,11 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
         config = setup_databases(
-            verbosity=verbosity, interactive=False, keepdb=django_db_keepdb,
-            aliases={"default"}, serialized_aliases=set(),
+            verbosity=verbosity,
+            interactive=False,
+            keepdb=django_db_keepdb,
+            aliases={"default"},
+            serialized_aliases=set(),
         )
     yield
     with django_db_blocker.unblock():

@@ -1,5 +1,6 @@
 import base64
 import hashlib
+import itertools
 import uuid
 
 import pytest
@@ -61,15 +62,16 @@ def test_seq_is_gapless_and_each_event_chains_to_the_previous_hash():
     batch = [threshold_event(), threshold_event(new=0.15)]
     recorded += append(batch, expected={("policy", "credit"): 0})
     assert [e.seq for e in recorded] == list(range(1, 8))
-    for previous, current in zip(recorded, recorded[1:], strict=False):
+    for previous, current in itertools.pairwise(recorded):
         assert current.envelope["prev_hash"] == previous.hash
     assert [e.stream["version"] for e in recorded[-2:]] == [1, 2]
 
 
 def test_one_append_spans_several_streams_atomically():
     first, second = alert_event(), alert_event()
-    recorded = append([first, second, threshold_event()],
-                      expected={first.stream: 0, second.stream: 0, ("policy", "credit"): 0})
+    recorded = append(
+        [first, second, threshold_event()], expected={first.stream: 0, second.stream: 0, ("policy", "credit"): 0}
+    )
     assert [e.seq for e in recorded] == [1, 2, 3]
     assert len({e.envelope["occurred_at"] for e in recorded}) == 1
 
@@ -97,15 +99,33 @@ def test_none_expected_version_appends_at_the_streams_end():
 
 
 BAD_EVENTS = [
-    ({"payload": {"alert_id": "a", "model": "m", "check": "c", "severity": "s", "summary": float("nan")}},
-     "field 'summary' must be str"),
+    (
+        {"payload": {"alert_id": "a", "model": "m", "check": "c", "severity": "s", "summary": float("nan")}},
+        "field 'summary' must be str",
+    ),
     ({"type": "monitoring.NoSuchThing"}, "'monitoring.NoSuchThing' is not registered"),
     ({"schema": 9}, "schema 9 is not registered"),
     ({"payload": {"alert_id": "a"}}, "missing field 'model'"),
-    ({"payload": {"alert_id": "a", "model": "m", "check": "c", "severity": "s", "summary": "x", "extra": 1}},
-     "unknown field 'extra'"),
-    ({"payload": {"alert_id": "a", "model": "m", "check": "c", "severity": "s", "summary": "x",
-                  "feature": "f", "segment": "s", "run_id": "r"} | {"feature": 7}}, "field 'feature' must be str"),
+    (
+        {"payload": {"alert_id": "a", "model": "m", "check": "c", "severity": "s", "summary": "x", "extra": 1}},
+        "unknown field 'extra'",
+    ),
+    (
+        {
+            "payload": {
+                "alert_id": "a",
+                "model": "m",
+                "check": "c",
+                "severity": "s",
+                "summary": "x",
+                "feature": "f",
+                "segment": "s",
+                "run_id": "r",
+            }
+            | {"feature": 7}
+        },
+        "field 'feature' must be str",
+    ),
     ({"actor": Actor("robot", "r2", "R2")}, "actor kind 'robot'"),
     ({"actor": Actor("user", "", "nobody")}, "actor id and name must be non-empty"),
     ({"stream_id": ""}, "stream_id must be a non-empty string"),
@@ -119,8 +139,13 @@ BAD_EVENTS = [
 @pytest.mark.parametrize(("change", "message"), BAD_EVENTS)
 def test_invalid_events_are_refused_with_a_clear_error_and_nothing_is_written(change, message):
     good = alert_event()
-    fields = {"stream_type": good.stream_type, "stream_id": good.stream_id, "type": good.type,
-              "payload": good.payload, "actor": good.actor} | change
+    fields = {
+        "stream_type": good.stream_type,
+        "stream_id": good.stream_id,
+        "type": good.type,
+        "payload": good.payload,
+        "actor": good.actor,
+    } | change
     bad = NewEvent(**fields)
     valid = alert_event()
     with pytest.raises(InvalidEvent) as caught:
@@ -140,9 +165,13 @@ def test_invalid_events_are_refused_with_a_clear_error_and_nothing_is_written(ch
 )
 def test_payloads_that_cannot_be_canonicalised_are_refused(payload_value, message):
     event = alert_event()
-    bad = NewEvent("policy", "m", "monitoring.RunStarted",
-                   {"run_id": "r", "model": "m", "policy_version": 1, "window": {"threshold": payload_value}},
-                   ALICE)
+    bad = NewEvent(
+        "policy",
+        "m",
+        "monitoring.RunStarted",
+        {"run_id": "r", "model": "m", "policy_version": 1, "window": {"threshold": payload_value}},
+        ALICE,
+    )
     with pytest.raises(InvalidEvent) as caught:
         append([event, bad], expected={event.stream: 0, bad.stream: 0})
     assert message in str(caught.value)

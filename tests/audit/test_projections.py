@@ -22,9 +22,15 @@ def _populate():
     for index in range(5):
         name = f"model-{index}"
         append(
-            [NewEvent("model", name, "monitoring.ModelRegistered",
-                      {"name": name, "task": "regression", "owner": "alice", "data_schema": {}},
-                      Actor("user", "alice", "Alice"))],
+            [
+                NewEvent(
+                    "model",
+                    name,
+                    "monitoring.ModelRegistered",
+                    {"name": name, "task": "regression", "owner": "alice", "data_schema": {}},
+                    Actor("user", "alice", "Alice"),
+                )
+            ],
             expected={("model", name): 0},
         )
         for _ in range(3):

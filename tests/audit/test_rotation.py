@@ -38,8 +38,9 @@ def test_key_rotated_event_is_signed_by_the_old_key_and_cross_signed_by_the_new(
     assert payload["new_key_id"] == new_key.key_id
     assert base64.b64decode(payload["new_public_key"]) == new_key.public_raw
     assert payload["previous_key_id"] == old_key.key_id
-    statement = rotation_statement(log_id=rotated.envelope["log_id"], new_key_id=new_key.key_id,
-                                   previous_key_id=old_key.key_id)
+    statement = rotation_statement(
+        log_id=rotated.envelope["log_id"], new_key_id=new_key.key_id, previous_key_id=old_key.key_id
+    )
     Ed25519PublicKey.from_public_bytes(new_key.public_raw).verify(
         base64.b64decode(payload["new_key_signature"]), statement
     )

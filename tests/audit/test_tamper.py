@@ -13,9 +13,11 @@ from django.core.management import call_command
 from django.db import connection
 
 from audit.canonical import canonicalize
+from audit.envelope import rotation_statement
 from audit.keys import SigningKey
 from audit.rotation import signing_key_rotate
 from audit.store import SYSTEM_ACTOR, append
+from audit.verification import Failure, KeyRange, key_chain_failures
 from audit.verify import verify_log
 from tests.audit.factories import alert_event
 
@@ -80,8 +82,12 @@ def insert_forged_row():
     attacker = SigningKey.generate()
     canonical, digest = _stored(30)
     body = orjson.loads(canonical)
-    body |= {"seq": 31, "prev_hash": digest.hex(), "key_id": attacker.key_id,
-             "event_id": "00000000-0000-4000-8000-000000000031"}
+    body |= {
+        "seq": 31,
+        "prev_hash": digest.hex(),
+        "key_id": attacker.key_id,
+        "event_id": "00000000-0000-4000-8000-000000000031",
+    }
     body["stream"] = {**body["stream"], "id": "forged"}
     _insert(body, attacker)
 
@@ -101,8 +107,15 @@ def resign_modified_event_with_another_key():
     _superuser(
         "UPDATE audit_event SET canonical = %s, hash = %s, leaf_hash = %s, signature = %s, key_id = %s,"
         " payload = %s::jsonb WHERE seq = %s",
-        (forged, hashlib.sha256(forged).digest(), hashlib.sha256(b"\x00" + forged).digest(),
-         attacker.sign(forged), attacker.key_id, orjson.dumps(body["payload"]).decode(), TARGET),
+        (
+            forged,
+            hashlib.sha256(forged).digest(),
+            hashlib.sha256(b"\x00" + forged).digest(),
+            attacker.sign(forged),
+            attacker.key_id,
+            orjson.dumps(body["payload"]).decode(),
+            TARGET,
+        ),
     )
 
 
@@ -112,11 +125,24 @@ def _insert(body: dict, key: SigningKey) -> None:
         "INSERT INTO audit_event (seq, event_id, stream_type, stream_id, stream_version, event_type, schema,"
         " occurred_at, actor_kind, actor_id, payload, canonical, hash, leaf_hash, signature, key_id)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)",
-        (body["seq"], body["event_id"], body["stream"]["type"], body["stream"]["id"], body["stream"]["version"],
-         body["type"], body["schema"], body["occurred_at"].replace("Z", "+00:00"), body["actor"]["kind"],
-         body["actor"]["id"], orjson.dumps(body["payload"]).decode(), canonical,
-         hashlib.sha256(canonical).digest(), hashlib.sha256(b"\x00" + canonical).digest(),
-         key.sign(canonical), key.key_id),
+        (
+            body["seq"],
+            body["event_id"],
+            body["stream"]["type"],
+            body["stream"]["id"],
+            body["stream"]["version"],
+            body["type"],
+            body["schema"],
+            body["occurred_at"].replace("Z", "+00:00"),
+            body["actor"]["kind"],
+            body["actor"]["id"],
+            orjson.dumps(body["payload"]).decode(),
+            canonical,
+            hashlib.sha256(canonical).digest(),
+            hashlib.sha256(b"\x00" + canonical).digest(),
+            key.sign(canonical),
+            key.key_id,
+        ),
     )
 
 
@@ -165,8 +191,7 @@ def test_a_signing_key_row_without_a_rotation_event_is_caught(log_of_30):
     intruder = SigningKey.generate()
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO audit_signing_key (key_id, public_key, valid_from_seq, created_at)"
-            " VALUES (%s, %s, 25, now())",
+            "INSERT INTO audit_signing_key (key_id, public_key, valid_from_seq, created_at) VALUES (%s, %s, 25, now())",
             (intruder.key_id, intruder.public_raw),
         )
     report = verify_log(workers=2, chunk_size=7)
@@ -174,12 +199,22 @@ def test_a_signing_key_row_without_a_rotation_event_is_caught(log_of_30):
     assert "without an audit.KeyRotated event" in report.failure.reason
 
 
-def test_rotation_event_cross_signature_is_checked(log_of_30):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT seq, payload::text FROM audit_event WHERE event_type = 'audit.KeyRotated'")
-        seq, payload = cursor.fetchone()
-    payload = orjson.loads(payload)
-    payload["new_key_signature"] = base64.b64encode(bytes(64)).decode()
-    _superuser("UPDATE audit_event SET payload = %s::jsonb WHERE seq = %s", (orjson.dumps(payload).decode(), seq))
-    report = verify_log(workers=1, chunk_size=7)
-    assert report.failure.seq == seq
+def test_rotation_whose_cross_signature_fails_is_caught():
+    old, new = SigningKey.generate(), SigningKey.generate()
+    keys = [KeyRange(old.key_id, old.public_raw, 1, 5), KeyRange(new.key_id, new.public_raw, 6, None)]
+    statement = rotation_statement(log_id="log-1", new_key_id=new.key_id, previous_key_id=old.key_id)
+    payload = {
+        "new_key_id": new.key_id,
+        "new_public_key": new.public_b64,
+        "previous_key_id": old.key_id,
+        "new_key_signature": base64.b64encode(new.sign(statement)).decode(),
+    }
+    assert key_chain_failures(keys, [(5, payload)], "log-1") == []
+
+    signed_by_old = payload | {"new_key_signature": base64.b64encode(old.sign(statement)).decode()}
+    (failure,) = key_chain_failures(keys, [(5, signed_by_old)], "log-1")
+    assert failure == Failure(5, "new_key_signature does not verify under the new key")
+    (failure,) = key_chain_failures(keys, [(5, payload)], "another-log")
+    assert failure.seq == 5
+    (failure,) = key_chain_failures(keys, [(5, payload | {"new_public_key": old.public_b64})], "log-1")
+    assert "another public key" in failure.reason

@@ -35,39 +35,74 @@ class Command(BaseCommand):
 
         run_id = str(uuid.uuid4())
         correlation = str(uuid.uuid4())
-        started_event, completed = append(
-            _run_events(run_id, correlation), expected={("run", run_id): 0}
-        )
+        started_event, completed = append(_run_events(run_id, correlation), expected={("run", run_id): 0})
         drifted = [c["feature"] for c in completed.payload["checks"] if c["status"] == "drift"]
         say(f"2. Monitoring run {run_id[:8]} (seq {started_event.seq}-{completed.seq}): drift in {', '.join(drifted)}.")
 
         threshold = NewEvent(
-            "policy", MODEL, "monitoring.ThresholdChanged",
-            {"model": MODEL, "check": "feature_drift", "metric": "psi", "feature": "income",
-             "level": "critical", "previous": 0.25, "new": 0.2},
-            ALICE, reason="Income is the strongest predictor; tighten PSI to catch shifts earlier.",
+            "policy",
+            MODEL,
+            "monitoring.ThresholdChanged",
+            {
+                "model": MODEL,
+                "check": "feature_drift",
+                "metric": "psi",
+                "feature": "income",
+                "level": "critical",
+                "previous": 0.25,
+                "new": 0.2,
+            },
+            ALICE,
+            reason="Income is the strongest predictor; tighten PSI to catch shifts earlier.",
         )
         (changed,) = append([threshold], expected={("policy", MODEL): stream_version("policy", MODEL)})
         say(f"3. {ALICE.name} tightened the PSI threshold on income 0.25 -> 0.20 (seq {changed.seq}).")
 
         alert_id = str(uuid.uuid4())
         (alert,) = append(
-            [NewEvent("alert", alert_id, "monitoring.AlertRaised",
-                      {"alert_id": alert_id, "model": MODEL, "check": "feature_drift", "severity": "critical",
-                       "feature": "income", "run_id": run_id,
-                       "summary": "PSI 0.31 on income (critical >= 0.20); AUC estimated down 0.04"},
-                      SCHEDULER, correlation_id=correlation, causation_id=completed.event_id)],
+            [
+                NewEvent(
+                    "alert",
+                    alert_id,
+                    "monitoring.AlertRaised",
+                    {
+                        "alert_id": alert_id,
+                        "model": MODEL,
+                        "check": "feature_drift",
+                        "severity": "critical",
+                        "feature": "income",
+                        "run_id": run_id,
+                        "summary": "PSI 0.31 on income (critical >= 0.20); AUC estimated down 0.04",
+                    },
+                    SCHEDULER,
+                    correlation_id=correlation,
+                    causation_id=completed.event_id,
+                )
+            ],
             expected={("alert", alert_id): 0},
         )
         say(f"4. Critical alert raised on income drift (seq {alert.seq}).")
 
         request_id = str(uuid.uuid4())
         (requested,) = append(
-            [NewEvent("remediation", request_id, "monitoring.RemediationRequested",
-                      {"request_id": request_id, "model": MODEL, "action": "rollback",
-                       "parameters": {"to_version": "2026.10.1"}, "evidence": [alert.event_id, completed.event_id]},
-                      ALICE, reason="Roll back to the October model while we retrain on recent data.",
-                      correlation_id=correlation, causation_id=alert.event_id)],
+            [
+                NewEvent(
+                    "remediation",
+                    request_id,
+                    "monitoring.RemediationRequested",
+                    {
+                        "request_id": request_id,
+                        "model": MODEL,
+                        "action": "rollback",
+                        "parameters": {"to_version": "2026.10.1"},
+                        "evidence": [alert.event_id, completed.event_id],
+                    },
+                    ALICE,
+                    reason="Roll back to the October model while we retrain on recent data.",
+                    correlation_id=correlation,
+                    causation_id=alert.event_id,
+                )
+            ],
             expected={("remediation", request_id): 0},
         )
         say(f"5. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.seq}).")
@@ -77,11 +112,23 @@ class Command(BaseCommand):
         say(f"6. Signing key rotated at seq {rotated.seq}: {rotated.payload['previous_key_id']} -> {key.key_id}.")
 
         (approved,) = append(
-            [NewEvent("remediation", request_id, "monitoring.RemediationApproved",
-                      {"request_id": request_id, "signer_name": "Bob Okafor", "meaning": "approved",
-                       "signed_at": rotated.envelope["occurred_at"]},
-                      BOB, reason="Evidence supports rollback; four-eyes satisfied.",
-                      correlation_id=correlation, causation_id=requested.event_id)],
+            [
+                NewEvent(
+                    "remediation",
+                    request_id,
+                    "monitoring.RemediationApproved",
+                    {
+                        "request_id": request_id,
+                        "signer_name": "Bob Okafor",
+                        "meaning": "approved",
+                        "signed_at": rotated.envelope["occurred_at"],
+                    },
+                    BOB,
+                    reason="Evidence supports rollback; four-eyes satisfied.",
+                    correlation_id=correlation,
+                    causation_id=requested.event_id,
+                )
+            ],
             expected={("remediation", request_id): 1},
         )
         say(f"7. {BOB.name} approved it (seq {approved.seq}, signed by the new key {approved.envelope['key_id']}).")
@@ -90,38 +137,79 @@ class Command(BaseCommand):
         if not report.ok:
             self.stderr.write(f"8. Verification FAILED at seq {report.failure.seq}: {report.failure.reason}")
             raise SystemExit(1)
-        say(f"8. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
-            f"every signature valid ({report.seconds:.2f} s).")
+        say(
+            f"8. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
+            f"every signature valid ({report.seconds:.2f} s)."
+        )
         say(f"Demo finished in {time.perf_counter() - started:.1f} s.")
 
 
 def _registration() -> NewEvent:
     return NewEvent(
-        "model", MODEL, "monitoring.ModelRegistered",
-        {"name": MODEL, "task": "binary_classification", "owner": "alice",
-         "description": "Probability of default within 12 months for retail credit applications.",
-         "data_schema": {"numerical": ["income", "debt_ratio", "age", "utilization"],
-                         "categorical": ["region", "employment"], "prediction": "default_score",
-                         "target": "defaulted", "segments": ["region"]}},
-        ALICE, reason="New credit-scoring model enters production.",
+        "model",
+        MODEL,
+        "monitoring.ModelRegistered",
+        {
+            "name": MODEL,
+            "task": "binary_classification",
+            "owner": "alice",
+            "description": "Probability of default within 12 months for retail credit applications.",
+            "data_schema": {
+                "numerical": ["income", "debt_ratio", "age", "utilization"],
+                "categorical": ["region", "employment"],
+                "prediction": "default_score",
+                "target": "defaulted",
+                "segments": ["region"],
+            },
+        },
+        ALICE,
+        reason="New credit-scoring model enters production.",
     )
 
 
 def _run_events(run_id: str, correlation: str) -> list[NewEvent]:
     window = {"start": "2026-11-24T00:00:00.000000Z", "end": "2026-11-25T00:00:00.000000Z"}
     checks = [
-        {"check": "feature_drift", "feature": "income", "method": "psi", "value": 0.31, "threshold": 0.2,
-         "status": "drift"},
-        {"check": "feature_drift", "feature": "debt_ratio", "method": "ks", "value": 0.021,
-         "p_value": 0.41, "threshold": 0.05, "status": "ok"},
-        {"check": "estimated_performance", "metric": "roc_auc", "value": 0.742, "reference": 0.781,
-         "status": "degraded"},
+        {
+            "check": "feature_drift",
+            "feature": "income",
+            "method": "psi",
+            "value": 0.31,
+            "threshold": 0.2,
+            "status": "drift",
+        },
+        {
+            "check": "feature_drift",
+            "feature": "debt_ratio",
+            "method": "ks",
+            "value": 0.021,
+            "p_value": 0.41,
+            "threshold": 0.05,
+            "status": "ok",
+        },
+        {
+            "check": "estimated_performance",
+            "metric": "roc_auc",
+            "value": 0.742,
+            "reference": 0.781,
+            "status": "degraded",
+        },
     ]
     return [
-        NewEvent("run", run_id, "monitoring.RunStarted",
-                 {"run_id": run_id, "model": MODEL, "policy_version": 3, "window": window},
-                 SCHEDULER, correlation_id=correlation),
-        NewEvent("run", run_id, "monitoring.RunCompleted",
-                 {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks},
-                 SCHEDULER, correlation_id=correlation),
+        NewEvent(
+            "run",
+            run_id,
+            "monitoring.RunStarted",
+            {"run_id": run_id, "model": MODEL, "policy_version": 3, "window": window},
+            SCHEDULER,
+            correlation_id=correlation,
+        ),
+        NewEvent(
+            "run",
+            run_id,
+            "monitoring.RunCompleted",
+            {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks},
+            SCHEDULER,
+            correlation_id=correlation,
+        ),
     ]
