@@ -121,9 +121,12 @@ def raw_writer(rows: list[tuple], per_transaction: int) -> None:
 
 
 def signed_writer(first_index: int, count: int, per_transaction: int, stream: str) -> None:
+    """Like a command: each append states the version it expects its stream to be at."""
+    version = 0
     for start in range(0, count, per_transaction):
         events = [new_event(first_index + start + i, stream) for i in range(per_transaction)]
-        append(events, expected={("bench", stream): None})
+        append(events, expected={("bench", stream): version})
+        version += per_transaction
 
 
 def run_in_processes(target, jobs: list[tuple]) -> float:

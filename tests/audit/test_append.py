@@ -6,7 +6,9 @@ import uuid
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import transaction
 
+from audit import keyring
 from audit.envelope import ENVELOPE_MEMBERS, GENESIS_PREV_HASH, key_id_of
 from audit.models import Event, LogInfo, SigningKeyRecord
 from audit.selectors import signing_keys
@@ -203,3 +205,19 @@ def test_a_key_that_is_not_the_logs_current_key_cannot_append(signing_key_file):
     with pytest.raises(SigningKeyMismatch, match="rotate_signing_key"):
         append([later], expected={later.stream: 0})
     assert Event.objects.count() == 1
+
+
+def test_a_writer_whose_last_known_head_is_stale_reads_the_head_and_chains_correctly():
+    from audit import store
+
+    first = alert_event()
+    (mine,) = append([first], expected={first.stream: 0})
+    other = alert_event()
+    with transaction.atomic():  # another process's append: this process's tip is now stale
+        schemas = store._validate([other], {other.stream: 0})
+        (theirs,) = store._append_locked([other], schemas, {other.stream: 0}, keyring.current_signing_key())
+    assert store._tips[store._database_key()].seq == mine.seq
+    third = alert_event()
+    (next_event,) = append([third], expected={third.stream: 0})
+    assert next_event.seq == theirs.seq + 1
+    assert next_event.envelope["prev_hash"] == theirs.hash
