@@ -458,26 +458,11 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %
 """
 
 
+# Column types, in _INSERT_SQL order, for the typed VALUES list of the guarded insert.
 _ROW_TYPES = [
-    "bigint",
-    "uuid",
-    "text",
-    "text",
-    "integer",
-    "text",
-    "integer",
-    "timestamptz",
-    "text",
-    "text",
-    "uuid",
-    "uuid",
-    "jsonb",
-    "bytea",
-    "bytea",
-    "bytea",
-    "bytea",
-    "text",
-]
+    "bigint", "uuid", "text", "text", "integer", "text", "integer", "timestamptz", "text", "text",
+    "uuid", "uuid", "jsonb", "bytea", "bytea", "bytea", "bytea", "text",
+]  # fmt: skip
 
 
 def _guarded_insert_sql(events: int, streams: int) -> str:
