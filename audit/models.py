@@ -60,3 +60,40 @@ class Event(models.Model):
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_positive"),
             models.CheckConstraint(condition=models.Q(stream_version__gte=1), name="audit_event_version_positive"),
         ]
+
+
+class MerkleNode(models.Model):
+    """Hash of a completed perfect subtree (level >= 1; level 0 is audit_event.leaf_hash)."""
+
+    pk = models.CompositePrimaryKey("level", "index")
+    level = models.SmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField()
+
+    class Meta:
+        db_table = "audit_merkle_node"
+
+
+class Checkpoint(models.Model):
+    """A signed tree head: the RFC 9162 root over events 1..tree_size, signed by the log's key."""
+
+    tree_size = models.BigIntegerField(primary_key=True)
+    log_id = models.UUIDField()
+    root_hash = models.CharField(max_length=64)
+    timestamp = models.CharField(max_length=27)
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=100)
+
+    class Meta:
+        db_table = "audit_checkpoint"
+
+    def as_dict(self) -> dict:
+        """The checkpoint object of EVIDENCE-FORMAT.md, with its signature."""
+        return {
+            "log_id": str(self.log_id),
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "timestamp": self.timestamp,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }

@@ -51,52 +51,51 @@ def verify_log(*, workers: int | None = None, chunk_size: int = 4000) -> VerifyR
     started = time.perf_counter()
     conninfo = _conninfo()
     with psycopg.connect(conninfo) as db:
-        log_row = db.execute("SELECT log_id::text FROM audit_log").fetchall()
+        log_rows = db.execute("SELECT log_id::text FROM audit_log").fetchall()
         last_seq, count = db.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event").fetchone()
         keys = _key_ranges(db)
-        rotations = [  # from the canonical bytes, the source of truth
+
+    def report(failure: Failure | None, head_hash: str = GENESIS_PREV_HASH) -> VerifyReport:
+        return VerifyReport(count, len(keys), head_hash, time.perf_counter() - started, failure)
+
+    if last_seq == 0:
+        return report(None)
+    if len(log_rows) != 1:
+        return report(Failure(1, f"audit_log holds {len(log_rows)} log ids, expected exactly one"))
+    log_id = log_rows[0][0]
+    ranges = [(lo, min(lo + chunk_size - 1, last_seq)) for lo in range(1, last_seq + 1, chunk_size)]
+    jobs = [(conninfo, log_id, keys, lo, hi) for lo, hi in ranges]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(map(_verify_range, jobs))
+    else:
+        connections.close_all()  # a forked child must not share the parent's socket
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.imap(_verify_range, jobs)  # starts now; the log-wide checks overlap it
+            failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(results)
+    with psycopg.connect(conninfo) as db:
+        head = db.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
+    return report(min(failures) if failures else None, bytes(head[0]).hex())
+
+
+def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str) -> list[Failure]:
+    """The key chain (from the canonical bytes, the source of truth) and every stream's versions."""
+    with psycopg.connect(conninfo) as db:
+        rotations = [
             (seq, orjson.loads(bytes(canonical))["payload"])
             for seq, canonical in db.execute(
                 "SELECT seq, canonical FROM audit_event WHERE event_type = 'audit.KeyRotated' ORDER BY seq"
             )
         ]
         version_row = db.execute(STREAM_VERSION_SQL).fetchone()
-        head = db.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
-    failures: list[Failure] = []
-    if last_seq == 0:
-        return VerifyReport(0, len(keys), GENESIS_PREV_HASH, time.perf_counter() - started, None)
-    if len(log_row) != 1:
-        return VerifyReport(
-            count,
-            len(keys),
-            "",
-            time.perf_counter() - started,
-            Failure(1, f"audit_log holds {len(log_row)} log ids, expected exactly one"),
-        )
-    log_id = log_row[0][0]
-    failures += key_chain_failures(keys, rotations, log_id)
+    failures = key_chain_failures(keys, rotations, log_id)
     if version_row is not None:
         seq, kind, ident, version, expected = version_row
         failures.append(Failure(seq, f"stream {kind}:{ident} has version {version} where {expected} was due"))
-    failures += _verify_ranges(conninfo, log_id, keys, last_seq, workers, chunk_size)
-    head_hash = bytes(head[0]).hex() if head else GENESIS_PREV_HASH
-    first = min(failures) if failures else None
-    return VerifyReport(count, len(keys), head_hash, time.perf_counter() - started, first)
+    return failures
 
 
-def _verify_ranges(conninfo, log_id, keys, last_seq, workers, chunk_size) -> list[Failure]:
-    ranges = [(lo, min(lo + chunk_size - 1, last_seq)) for lo in range(1, last_seq + 1, chunk_size)]
-    jobs = [(conninfo, log_id, keys, lo, hi) for lo, hi in ranges]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    if workers <= 1:
-        results = map(_verify_range, jobs)
-        return _first_failures(results)
-    connections.close_all()  # a forked child must not share the parent's socket
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return _first_failures(pool.imap(_verify_range, jobs))
-
-
-def _first_failures(results) -> list[Failure]:
+def _first_failure(results) -> list[Failure]:
     """Results arrive in seq order, so the first failing range holds the first bad seq."""
     for failure in results:
         if failure is not None:
@@ -111,7 +110,7 @@ def _verify_range(job) -> Failure | None:
         prev_hash = bytes(previous[0]).hex() if previous else GENESIS_PREV_HASH
         with db.cursor(name=f"verify_{lo}") as cursor:
             cursor.itersize = 2000
-            cursor.execute(ROW_SQL, (lo, hi))
+            cursor.execute(ROW_SQL, (lo, hi), binary=True)
             _, failure = verify_rows(
                 cursor,
                 first_seq=lo,

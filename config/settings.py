@@ -88,6 +88,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None
 AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 
+# Where every checkpoint is also published (see audit/witnesses.py). The default directory serves
+# the demo; production points AUDIT_WITNESS_DIR at storage another host holds, and/or sets a URL.
+AUDIT_WITNESSES = [
+    {
+        "class": "audit.witnesses.DirectoryWitness",
+        "options": {"path": env("AUDIT_WITNESS_DIR", default=str(DATA_DIR / "witness"))},
+    }
+]
+if env("AUDIT_WITNESS_URL", default=""):
+    AUDIT_WITNESSES.append({"class": "audit.witnesses.HttpWitness", "options": {"url": env("AUDIT_WITNESS_URL")}})
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -7,7 +7,7 @@ from django.db import connection
 
 from audit.keys import SigningKey
 
-APPEND_ONLY_TABLES = ("audit_event", "audit_signing_key", "audit_log")
+APPEND_ONLY_TABLES = ("audit_event", "audit_signing_key", "audit_log", "audit_checkpoint", "audit_merkle_node")
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,8 @@ Triggers are ENABLE ALWAYS so that session_replication_role=replica does not byp
 
 from django.db import migrations
 
+from audit.migrations._append_only import install_sql, remove_sql
+
 TABLES = ("audit_event", "audit_signing_key", "audit_log")
 
 FUNCTION = """
@@ -17,30 +19,12 @@ $$;
 """
 
 
-def _install(table: str) -> str:
-    return f"""
-CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table}
-    FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
-CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
-ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update_delete;
-ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate;
-"""
-
-
-def _remove(table: str) -> str:
-    return f"""
-DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table};
-DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
-"""
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0001_initial")]
 
     operations = [
         migrations.RunSQL(
-            FUNCTION + "".join(_install(table) for table in TABLES),
-            "".join(_remove(table) for table in TABLES) + "DROP FUNCTION IF EXISTS audit_refuse_change();",
+            FUNCTION + install_sql(TABLES),
+            remove_sql(TABLES) + "DROP FUNCTION IF EXISTS audit_refuse_change();",
         )
     ]

@@ -1,0 +1,158 @@
+"""Signed checkpoints (tree heads) over the log, kept incrementally, and proofs from stored nodes.
+
+Each checkpoint extends the previous one's compact range with the leaf hashes appended since,
+stores the perfect subtrees completed on the way (audit_merkle_node), and signs
+{log_id, tree_size, root_hash, timestamp, key_id} with the log's current key. Proofs for any
+size up to the latest checkpoint then need O(log n) stored hashes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+
+import psycopg
+from django.db import connection, transaction
+
+from audit import keyring, merkle
+from audit.canonical import canonicalize
+from audit.envelope import format_time
+from audit.keys import SigningKey
+from audit.models import Checkpoint
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_LOCK_KEY = 0x636B7074  # "ckpt"
+CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def checkpoint_body(checkpoint: dict) -> bytes:
+    """The signed bytes: canon of the five members (EVIDENCE-FORMAT.md, checkpoint)."""
+    return canonicalize({name: checkpoint[name] for name in CHECKPOINT_MEMBERS})
+
+
+def checkpoint_create(*, publish: bool = True) -> Checkpoint | None:
+    """Checkpoint the log as committed now; return the latest checkpoint (None for an empty log).
+
+    A log that has not grown since its latest checkpoint gets no new one.
+    """
+    with transaction.atomic():
+        raw = _raw()
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (CHECKPOINT_LOCK_KEY,))
+            cursor.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event")
+            size, count = cursor.fetchone()
+        if size != count:
+            raise CheckpointError(f"the log has gaps ({count} events up to seq {size}); run audit_verify")
+        latest = Checkpoint.objects.order_by("-tree_size").first()
+        if size == 0 or (latest is not None and latest.tree_size == size):
+            return latest
+        old_size = latest.tree_size if latest else 0
+        frontier = _frontier(old_size)
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(
+                "SELECT leaf_hash FROM audit_event WHERE seq > %s AND seq <= %s ORDER BY seq", (old_size, size)
+            )
+            leaves = (bytes(row[0]) for row in cursor)
+            frontier, completed = merkle.extend_frontier(frontier, old_size, leaves)
+            with cursor.copy("COPY audit_merkle_node (level, index, hash) FROM STDIN") as copy:
+                for row in completed:
+                    copy.write_row(row)
+        checkpoint = _signed_checkpoint(size, merkle.frontier_root(frontier))
+    if publish:
+        transaction.on_commit(lambda: _publish(checkpoint))
+    return checkpoint
+
+
+def _signed_checkpoint(size: int, root: bytes) -> Checkpoint:
+    from audit.models import LogInfo
+
+    key: SigningKey = keyring.current_signing_key()
+    body = {
+        "log_id": str(LogInfo.objects.get().log_id),
+        "tree_size": size,
+        "root_hash": root.hex(),
+        "timestamp": format_time(dt.datetime.now(dt.UTC)),
+        "key_id": key.key_id,
+    }
+    signature = base64.b64encode(key.sign(checkpoint_body(body))).decode("ascii")
+    return Checkpoint.objects.create(**body, signature=signature)
+
+
+def _publish(checkpoint: Checkpoint) -> None:
+    from audit.witnesses import publish_checkpoint
+
+    publish_checkpoint(checkpoint.as_dict())
+
+
+def _raw() -> psycopg.Connection:
+    connection.ensure_connection()
+    return connection.connection
+
+
+def _frontier(size: int) -> list[tuple[int, int, bytes]]:
+    """The compact range of [0, size): its perfect subtrees, largest first, with their hashes."""
+    parts = merkle.perfect_subtrees(0, size)
+    hashes = stored_nodes(set(parts))
+    return [(level, index, hashes[(level, index)]) for level, index in parts]
+
+
+def stored_nodes(wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Perfect-subtree hashes by (level, index): level 0 from the events, the rest from nodes."""
+    leaves = [index for level, index in wanted if level == 0]
+    inner = [(level, index) for level, index in wanted if level > 0]
+    found: dict[tuple[int, int], bytes] = {}
+    with psycopg.Cursor(_raw()) as cursor:
+        if leaves:
+            cursor.execute("SELECT seq - 1, leaf_hash FROM audit_event WHERE seq = ANY(%s)", ([i + 1 for i in leaves],))
+            found.update({(0, index): bytes(digest) for index, digest in cursor})
+        if inner:
+            cursor.execute(
+                "SELECT n.level, n.index, n.hash FROM audit_merkle_node n"
+                " JOIN unnest(%s::smallint[], %s::bigint[]) AS w(level, index)"
+                " ON n.level = w.level AND n.index = w.index",
+                ([level for level, _ in inner], [index for _, index in inner]),
+            )
+            found.update({(level, index): bytes(digest) for level, index, digest in cursor})
+    missing = wanted - found.keys()
+    if missing:
+        raise CheckpointError(f"{len(missing)} Merkle node(s) are missing, e.g. {sorted(missing)[0]}")
+    return found
+
+
+def _proof(ranges: list[tuple[int, int]]) -> list[bytes]:
+    hashes = stored_nodes(merkle.nodes_needed(ranges))
+    return [merkle.range_hash(a, b, lambda level, index: hashes[(level, index)]) for a, b in ranges]
+
+
+def _covered(size: int) -> None:
+    latest = Checkpoint.objects.order_by("-tree_size").values_list("tree_size", flat=True).first() or 0
+    if size > latest:
+        raise CheckpointError(f"tree size {size} is beyond the latest checkpoint ({latest})")
+
+
+def inclusion_proof(seq: int, tree_size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof of event `seq` (leaf seq−1) in the tree of `tree_size` events."""
+    _covered(tree_size)
+    if not 1 <= seq <= tree_size:
+        raise CheckpointError(f"seq {seq} is not in a tree of size {tree_size}")
+    return _proof(merkle.inclusion_ranges(seq - 1, tree_size))
+
+
+def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 consistency proof that the tree of `old_size` is a prefix of `new_size`'s."""
+    _covered(new_size)
+    if not 1 <= old_size <= new_size:
+        raise CheckpointError(f"no consistency proof from size {old_size} to {new_size}")
+    return _proof(merkle.consistency_ranges(old_size, new_size))
+
+
+def root_at(tree_size: int) -> bytes:
+    _covered(tree_size)
+    hashes = stored_nodes(set(merkle.perfect_subtrees(0, tree_size)))
+    return merkle.range_hash(0, tree_size, lambda level, index: hashes[(level, index)])
