@@ -196,9 +196,7 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
     return sn == 0 and digest == root
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> bool:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
     """True iff `proof` shows the tree of `old_size` with `old_root` is a prefix of `new_root`'s."""
     if any(len(p) != 32 for p in proof) or not 0 <= old_size <= new_size:
         return False

@@ -45,9 +45,12 @@ class VerifyReport:
         return self.failure is None
 
 
-def verify_log(*, workers: int | None = None, chunk_size: int = 4000) -> VerifyReport:
+def verify_log(
+    *, workers: int | None = None, chunk_size: int = 4000, witnessed: list[dict] | None = None
+) -> VerifyReport:
     """Recompute every hash, the chain, every signature under the key valid at its seq,
-    gaplessness, stream versions and column/bytes agreement. Reports the first bad seq."""
+    gaplessness, stream versions and column/bytes agreement, and (given `witnessed` checkpoints)
+    consistency with what the witnesses hold. Reports the first bad seq."""
     started = time.perf_counter()
     conninfo = _conninfo()
     with psycopg.connect(conninfo) as db:
@@ -58,10 +61,12 @@ def verify_log(*, workers: int | None = None, chunk_size: int = 4000) -> VerifyR
     def report(failure: Failure | None, head_hash: str = GENESIS_PREV_HASH) -> VerifyReport:
         return VerifyReport(count, len(keys), head_hash, time.perf_counter() - started, failure)
 
-    if last_seq == 0:
+    if last_seq == 0 and not witnessed:
         return report(None)
     if len(log_rows) != 1:
         return report(Failure(1, f"audit_log holds {len(log_rows)} log ids, expected exactly one"))
+    if last_seq == 0:
+        return report(Failure(1, "the log is empty but witnesses hold checkpoints of it"))
     log_id = log_rows[0][0]
     ranges = [(lo, min(lo + chunk_size - 1, last_seq)) for lo in range(1, last_seq + 1, chunk_size)]
     jobs = [(conninfo, log_id, keys, lo, hi) for lo, hi in ranges]
@@ -73,6 +78,10 @@ def verify_log(*, workers: int | None = None, chunk_size: int = 4000) -> VerifyR
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results = pool.imap(_verify_range, jobs)  # starts now; the log-wide checks overlap it
             failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(results)
+    if witnessed and not failures:
+        from audit.witness_check import witness_failures
+
+        failures = witness_failures(conninfo, keys, log_id, witnessed)
     with psycopg.connect(conninfo) as db:
         head = db.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
     return report(min(failures) if failures else None, bytes(head[0]).hex())

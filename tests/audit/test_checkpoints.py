@@ -1,0 +1,238 @@
+"""Signed checkpoints from stored nodes, proofs for auditors, and witnesses outside the database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.utils import DatabaseError
+
+from audit import checkpoints, keyring, merkle
+from audit.canonical import canonicalize
+from audit.models import Checkpoint, Event
+from audit.store import append
+from audit.verify import verify_log
+from audit.witnesses import DirectoryWitness, WitnessConflict, read_witnessed
+from tests.audit.factories import alert_event
+
+
+@pytest.fixture
+def witness_dir(tmp_path, settings):
+    path = tmp_path / "witness"
+    settings.AUDIT_WITNESSES = [{"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(path)}}]
+    return path
+
+
+def _append(count: int) -> None:
+    for _ in range(count):
+        event = alert_event()
+        append([event], expected={event.stream: 0})
+
+
+def _reference_leaves() -> list[bytes]:
+    return [merkle.leaf_hash(bytes(c)) for c in Event.objects.order_by("seq").values_list("canonical", flat=True)]
+
+
+@pytest.mark.django_db
+def test_checkpoint_root_is_the_rfc9162_root_of_the_events_and_is_signed(witness_dir):
+    _append(37)
+    checkpoint = checkpoints.checkpoint_create(publish=False)
+    assert checkpoint.tree_size == 37
+    assert checkpoint.root_hash == merkle.tree_hash(_reference_leaves()).hex()
+    key = keyring.current_signing_key()
+    assert checkpoint.key_id == key.key_id
+    signed = canonicalize(
+        {k: checkpoint.as_dict()[k] for k in ("log_id", "tree_size", "root_hash", "timestamp", "key_id")}
+    )
+    Ed25519PublicKey.from_public_bytes(key.public_raw).verify(base64.b64decode(checkpoint.signature), signed)
+    assert checkpoints.checkpoint_create(publish=False).tree_size == 37  # not grown: no new checkpoint
+    assert Checkpoint.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_incremental_checkpoints_store_nodes_and_serve_every_proof(witness_dir):
+    sizes = []
+    for batch in (5, 1, 26, 64):
+        _append(batch)
+        sizes.append(checkpoints.checkpoint_create(publish=False).tree_size)
+    leaves = _reference_leaves()
+    for size in sizes:
+        root = bytes.fromhex(Checkpoint.objects.get(tree_size=size).root_hash)
+        assert root == merkle.tree_hash(leaves[:size]) == checkpoints.root_at(size)
+        for seq in range(1, size + 1):
+            proof = checkpoints.inclusion_proof(seq, size)
+            assert merkle.verify_inclusion(seq - 1, size, leaves[seq - 1], proof, root)
+    for old in sizes:
+        for new in sizes:
+            if old <= new:
+                proof = checkpoints.consistency_proof(old, new)
+                old_root, new_root = checkpoints.root_at(old), checkpoints.root_at(new)
+                assert merkle.verify_consistency(old, new, old_root, new_root, proof)
+
+
+@pytest.mark.django_db
+def test_proofs_beyond_the_latest_checkpoint_or_outside_the_tree_are_refused(witness_dir):
+    _append(4)
+    checkpoints.checkpoint_create(publish=False)
+    with pytest.raises(checkpoints.CheckpointError, match="beyond the latest checkpoint"):
+        checkpoints.inclusion_proof(1, 5)
+    with pytest.raises(checkpoints.CheckpointError, match="not in a tree of size 4"):
+        checkpoints.inclusion_proof(0, 4)
+    with pytest.raises(checkpoints.CheckpointError, match="no consistency proof"):
+        checkpoints.consistency_proof(3, 2)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", ["audit_checkpoint", "audit_merkle_node"])
+def test_checkpoints_and_nodes_are_append_only(witness_dir, table):
+    _append(8)
+    checkpoints.checkpoint_create(publish=False)
+    for sql in (f"DELETE FROM {table}", f"TRUNCATE {table}"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+
+
+def test_directory_witness_never_overwrites_and_flags_equivocation(tmp_path):
+    witness = DirectoryWitness(tmp_path)
+    checkpoint = {"log_id": "l", "tree_size": 3, "root_hash": "aa", "timestamp": "t", "key_id": "k", "signature": "s"}
+    witness.publish(checkpoint)
+    witness.publish(checkpoint)  # the same checkpoint again is fine
+    with pytest.raises(WitnessConflict):
+        witness.publish(checkpoint | {"root_hash": "bb"})
+    assert read_witnessed(tmp_path) == [checkpoint]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append((self.headers["Content-Type"], body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_checkpoints_are_published_to_a_directory_and_an_http_witness(committed_log, witness_dir, settings):
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Receiver.received = []
+    settings.AUDIT_WITNESSES = [
+        *settings.AUDIT_WITNESSES,
+        {"class": "audit.witnesses.HttpWitness", "options": {"url": f"http://127.0.0.1:{server.server_port}/cp"}},
+    ]
+    try:
+        _append(6)
+        stdout = io.StringIO()
+        call_command("audit_checkpoint", stdout=stdout)
+    finally:
+        server.shutdown()
+    assert "tree size 6" in stdout.getvalue()
+    (held,) = read_witnessed(witness_dir)
+    assert held == Checkpoint.objects.get().as_dict()
+    ((content_type, body),) = _Receiver.received
+    assert content_type == "application/json"
+    assert json.loads(body) == held
+
+
+# ---- what only witnesses can catch ------------------------------------------------------------
+
+
+def _superuser(sql: str, params=()) -> None:
+    with connection.cursor() as cursor:
+        for table in ("audit_event", "audit_checkpoint", "audit_merkle_node"):
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        for table in ("audit_event", "audit_checkpoint", "audit_merkle_node"):
+            for trigger in ("no_update_delete", "no_truncate"):
+                cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_{trigger}")
+
+
+@pytest.fixture
+def witnessed_log(committed_log, witness_dir):
+    for batch in (10, 10, 10):
+        _append(batch)
+        call_command("audit_checkpoint", stdout=io.StringIO())
+    assert [c["tree_size"] for c in read_witnessed(witness_dir)] == [10, 20, 30]
+    return witness_dir
+
+
+def _verify_with_witness(witness_dir) -> tuple[int, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        call_command("audit_verify", "--witness", str(witness_dir), stdout=stdout, stderr=stderr)
+    except SystemExit as exited:
+        return exited.code, stderr.getvalue()
+    return 0, stdout.getvalue()
+
+
+def test_intact_log_is_consistent_with_its_witnesses(witnessed_log):
+    _append(3)
+    code, output = _verify_with_witness(witnessed_log)
+    assert code == 0, output
+    assert "consistent with 3 witnessed checkpoint(s)" in output
+
+
+def test_truncated_tail_is_caught_only_with_the_witness(witnessed_log):
+    _superuser("DELETE FROM audit_event WHERE seq > 25")
+    assert verify_log().ok  # the chain alone cannot see a missing tail
+    code, output = _verify_with_witness(witnessed_log)
+    assert code == 1
+    assert "covers 30 events but the log holds 25" in output
+
+
+def test_restored_old_backup_that_grew_another_history_is_caught(witnessed_log):
+    # The backup taken at 20 events is restored (its checkpoints stop at 20), then life goes on.
+    _superuser("DELETE FROM audit_event WHERE seq > 20")
+    _superuser("DELETE FROM audit_checkpoint WHERE tree_size > 20")
+    _superuser("DELETE FROM audit_merkle_node")
+    _append(15)
+    assert verify_log().ok
+    code, output = _verify_with_witness(witnessed_log)
+    assert code == 1
+    assert "witnessed checkpoint of size 30" in output
+    assert "is not a prefix of the log" in output
+
+
+def test_rewrite_re_signed_with_the_logs_own_key_is_caught(witnessed_log):
+    key = keyring.current_signing_key()
+    rows = list(Event.objects.filter(seq__gte=12).order_by("seq").values_list("seq", "canonical"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT hash FROM audit_event WHERE seq = 11")
+        prev_hash = bytes(cursor.fetchone()[0]).hex()
+    for seq, canonical in rows:  # rewrite seq 12 and re-chain, re-sign everything after it
+        body = orjson.loads(bytes(canonical))
+        if seq == 12:
+            body["payload"]["severity"] = "info"
+        body["prev_hash"] = prev_hash
+        forged = canonicalize(body)
+        digest = hashlib.sha256(forged).digest()
+        _superuser(
+            "UPDATE audit_event SET canonical = %s, hash = %s, leaf_hash = %s, signature = %s,"
+            " payload = %s::jsonb WHERE seq = %s",
+            (forged, digest, merkle.leaf_hash(forged), key.sign(forged), orjson.dumps(body["payload"]).decode(), seq),
+        )
+        prev_hash = digest.hex()
+    assert verify_log().ok  # every hash, signature and link is valid again
+    code, output = _verify_with_witness(witnessed_log)
+    assert code == 1
+    assert "witnessed checkpoint of size 20" in output
+    assert "were rewritten" in output
+
+
+def test_witness_directory_must_exist(committed_log, tmp_path):
+    code, output = _verify_with_witness(tmp_path / "missing")
+    assert code == 2
+    assert "not a directory" in output
