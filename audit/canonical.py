@@ -1,18 +1,37 @@
 """RFC 8785 JSON Canonicalization Scheme (JCS), byte-identical to the `rfc8785` package.
 
-Pure Python, no Django. The fast path validates the document in one walk and hands it to orjson,
-whose output equals JCS whenever every key is in the Basic Multilingual Plane (code-point order
-== UTF-16 order) and every float prints the same in orjson and ECMAScript (non-integral with
-|x| >= 1e-4). Other documents take the exact, pure-Python path below. The property tests in
-tests/audit/test_canonical.py hold both paths to the `rfc8785` package.
+Pure Python, no Django. The fast path validates the document in one walk and hands it to orjson
+(or, without it, the standard library's C encoder), whose output equals JCS whenever every key
+is in the Basic Multilingual Plane (code-point order == UTF-16 order) and every float prints the
+same there and in ECMAScript (non-integral with |x| >= 1e-4). Other documents take the exact,
+pure-Python path below. tests/audit/test_canonical.py holds every path to the `rfc8785` package.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from json.encoder import encode_basestring  # the C escaper: same escapes as JCS
 
-import orjson
+_STDLIB_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _stdlib_encode(value: object) -> bytes:
+    return _STDLIB_ENCODER.encode(value).encode("utf-8")
+
+
+_ENCODE_ERRORS: tuple[type[Exception], ...] = (UnicodeEncodeError,)
+_fast_encode = _stdlib_encode
+try:  # orjson is 8x faster than the standard library's C encoder and gives the same bytes here
+    import orjson
+
+    def _orjson_encode(value: object) -> bytes:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+    _fast_encode = _orjson_encode
+    _ENCODE_ERRORS = (UnicodeEncodeError, orjson.JSONEncodeError)
+except ImportError:  # the offline verifier needs only cryptography and rfc8785
+    pass
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -35,11 +54,11 @@ def canonicalize(value: object) -> bytes:
         raise  # pragma: no cover - _explain always raises for invalid input
     try:
         if not needs_exact_path:
-            encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            encoded = _fast_encode(value)
             if encoded.isascii() or not _has_astral_key(value):
                 return encoded
         return _exact(value).encode("utf-8")
-    except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:
+    except _ENCODE_ERRORS as exc:
         raise CanonicalizationError("$", "string contains a lone surrogate") from exc
 
 

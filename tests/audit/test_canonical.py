@@ -6,6 +6,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audit import canonical
 from audit.canonical import MAX_SAFE_INTEGER, CanonicalizationError, canonicalize, format_number
 
 floats = st.floats(allow_nan=False, allow_infinity=False)
@@ -33,6 +34,17 @@ json_values = st.recursive(
 @given(json_values)
 def test_matches_rfc8785_package_on_any_json_value(value):
     assert canonicalize(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=800)
+@given(json_values)
+def test_without_orjson_the_standard_library_path_matches_rfc8785_too(value):
+    original = canonical._fast_encode
+    canonical._fast_encode = canonical._stdlib_encode
+    try:
+        assert canonicalize(value) == rfc8785.dumps(value)
+    finally:
+        canonical._fast_encode = original
 
 
 @settings(max_examples=500)

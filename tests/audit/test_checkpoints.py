@@ -114,7 +114,7 @@ def test_directory_witness_never_overwrites_and_flags_equivocation(tmp_path):
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Receiver.received.append((self.headers["Content-Type"], body))
         self.send_response(204)
