@@ -75,6 +75,8 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Data files (prediction batches, run results) live in Django storage, content-addressed.
+MEDIA_ROOT = DATA_DIR / "media"
 
 # Celery: with no broker, tasks run eagerly in-process (demo, one machine).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")

@@ -12,10 +12,15 @@ APPEND_ONLY_TABLES = ("audit_event", "audit_signing_key", "audit_log", "audit_ch
 
 @pytest.fixture(autouse=True)
 def signing_key_file(tmp_path, settings):
-    """Every test signs with its own key file, never the demo's."""
+    """Every test signs with its own key file, publishes to its own witness directory and stores
+    data files in its own media root: never the demo's."""
     path = tmp_path / "keys" / "signing.pem"
     SigningKey.generate().save(path)
     settings.AUDIT_SIGNING_KEY_FILE = path
+    settings.AUDIT_WITNESSES = [
+        {"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(tmp_path / "witness")}}
+    ]
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     return path
 
 

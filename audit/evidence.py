@@ -1,0 +1,288 @@
+"""Evidence bundles: a zip an auditor verifies offline (EVIDENCE-FORMAT.md, "Bundle").
+
+The export checkpoints the log first, then writes the selected events with their signatures and
+RFC 9162 inclusion proofs against that checkpoint, the keys, earlier checkpoints with
+consistency proofs, optionally the data files the events reference, a human-readable report,
+and a manifest signed by the log's key. The file appears only when complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+
+from audit import checkpoints, keyring, merkle
+from audit.canonical import canonicalize
+from audit.envelope import format_time
+from audit.models import Checkpoint
+from audit.report import render_report
+from audit.selectors import signing_keys
+
+FORMAT = "driftledger-evidence/1"
+Progress = Callable[[int, int], None]
+
+
+class EvidenceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class EvidenceQuery:
+    model: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    streams: tuple[tuple[str, str], ...] = ()
+    include_data: bool = False
+
+    def as_manifest(self) -> dict:
+        return {
+            "model": self.model,
+            "since": format_time(self.since) if self.since else None,
+            "until": format_time(self.until) if self.until else None,
+            "streams": [f"{kind}:{ident}" for kind, ident in self.streams],
+            "include_data": self.include_data,
+        }
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    events: int
+    tree_size: int
+    data_files: int
+    missing_data: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+
+def evidence_export(
+    *, query: EvidenceQuery, out: Path, created_by: str, progress: Progress | None = None
+) -> ExportSummary:
+    """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end)."""
+    if query.since and query.until and query.since > query.until:
+        raise EvidenceError("--since must not be after --until")
+    checkpoint = checkpoints.checkpoint_create()
+    if checkpoint is None:
+        raise EvidenceError("the log is empty: there is nothing to export")
+    seqs = _selected_seqs(query, checkpoint.tree_size)
+    if not seqs:
+        raise EvidenceError("no event matches the query")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=".evidence-", suffix=".zip", dir=out.parent)
+    os.close(descriptor)
+    try:
+        with transaction.atomic():  # a server-side cursor streams the events
+            summary = _write_bundle(Path(temporary), query, checkpoint, seqs, created_by, progress)
+        os.replace(temporary, out)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    summary.path = out
+    return summary
+
+
+# ---- selection -----------------------------------------------------------------------------
+
+_MODEL_SCOPE_SQL = """
+WITH RECURSIVE
+streams AS (
+    SELECT DISTINCT stream_type, stream_id FROM audit_event
+     WHERE seq <= %(size)s AND ((stream_type = 'model' AND stream_id = %(model)s) OR payload->>'model' = %(model)s)
+),
+linked (seq, event_id, causation_id) AS (
+    SELECT e.seq, e.event_id, e.causation_id FROM audit_event e
+      JOIN streams s ON e.stream_type = s.stream_type AND e.stream_id = s.stream_id
+     WHERE e.seq <= %(size)s
+    UNION
+    SELECT e.seq, e.event_id, e.causation_id FROM audit_event e
+      JOIN linked l ON e.causation_id = l.event_id OR e.event_id = l.causation_id
+     WHERE e.seq <= %(size)s
+)
+SELECT seq FROM linked
+"""
+
+
+def _selected_seqs(query: EvidenceQuery, size: int) -> list[int]:
+    """Seqs in scope, plus every key rotation (a verifier needs them to trace keys)."""
+    conditions, params = ["seq <= %(size)s"], {"size": size}
+    if query.model:
+        conditions.append(f"seq IN ({_MODEL_SCOPE_SQL})")
+        params["model"] = query.model
+    if query.streams:
+        conditions.append("(stream_type, stream_id) IN (SELECT * FROM unnest(%(types)s::text[], %(ids)s::text[]))")
+        params["types"] = [kind for kind, _ in query.streams]
+        params["ids"] = [ident for _, ident in query.streams]
+    if query.since:
+        conditions.append("occurred_at >= %(since)s")
+        params["since"] = query.since
+    if query.until:
+        conditions.append("occurred_at <= %(until)s")
+        params["until"] = query.until
+    sql = (
+        f"SELECT seq, event_type FROM audit_event WHERE ({' AND '.join(conditions)})"
+        " OR (event_type = 'audit.KeyRotated' AND seq <= %(size)s) ORDER BY seq"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not any(event_type != "audit.KeyRotated" for _, event_type in rows):
+        return []  # only the always-included rotations: the query itself matched nothing
+    return [seq for seq, _ in rows]
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def _write_bundle(
+    path: Path, query: EvidenceQuery, checkpoint: Checkpoint, seqs: list[int], created_by: str, progress
+) -> ExportSummary:
+    files: dict[str, str] = {}
+    digests: set[str] = set()
+    timeline: list[dict] = []
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+
+        def write(name: str, chunks) -> None:
+            digest = hashlib.sha256()
+            with bundle.open(name, "w", force_zip64=True) as handle:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    handle.write(chunk)
+            files[name] = digest.hexdigest()
+
+        write("events.jsonl", _event_lines(seqs, digests, timeline, progress))
+        write("proofs.jsonl", _proof_lines(seqs, checkpoint.tree_size))
+        write("keys.json", [canonicalize(_keys())])
+        write("consistency.jsonl", _consistency_lines(checkpoint))
+        stored, missing = 0, []
+        if query.include_data:
+            for digest in sorted(digests):
+                name = f"blobs/{digest}"
+                if not default_storage.exists(name):
+                    missing.append(digest)
+                    continue
+                with default_storage.open(name, "rb") as handle:
+                    write(f"data/{digest}", iter(lambda handle=handle: handle.read(1 << 20), b""))
+                stored += 1
+        write("report.html", [render_report(timeline, checkpoint.as_dict(), query.as_manifest(), missing).encode()])
+        manifest = canonicalize(
+            {
+                "format": FORMAT,
+                "log_id": str(checkpoint.log_id),
+                "created_at": format_time(dt.datetime.now(dt.UTC)),
+                "created_by": created_by,
+                "query": query.as_manifest(),
+                "checkpoint": checkpoint.as_dict(),
+                "files": files,
+            }
+        )
+        key = keyring.current_signing_key()
+        signature = base64.b64encode(key.sign(manifest)).decode("ascii")
+        bundle.writestr("manifest.json", manifest)
+        bundle.writestr("manifest.sig", canonicalize({"key_id": key.key_id, "signature": signature}))
+    return ExportSummary(path, len(seqs), checkpoint.tree_size, stored, missing)
+
+
+def _event_lines(seqs: list[int], digests: set[str], timeline: list[dict], progress) -> Iterator[bytes]:
+    """canon({"event", "hash", "signature"}) per event: the keys sort in that order and the
+    stored bytes are canon(event), so the line is assembled without re-encoding."""
+    connection.ensure_connection()
+    raw = connection.connection
+    done = 0
+    with raw.cursor(name="evidence_events") as cursor:
+        cursor.itersize = 2000
+        cursor.execute("SELECT canonical, hash, signature FROM audit_event WHERE seq = ANY(%s) ORDER BY seq", (seqs,))
+        for canonical, digest, signature in cursor:
+            canonical = bytes(canonical)
+            envelope = orjson.loads(canonical)
+            digests.update(_referenced_digests(envelope["payload"]))
+            timeline.append(envelope)
+            yield (
+                b'{"event":'
+                + canonical
+                + b',"hash":"'
+                + bytes(digest).hex().encode()
+                + b'","signature":"'
+                + base64.b64encode(bytes(signature))
+                + b'"}\n'
+            )
+            done += 1
+            if progress and done % 5000 == 0:
+                progress(done, len(seqs))
+    if progress:
+        progress(done, len(seqs))
+
+
+def _referenced_digests(payload: dict) -> Iterator[str]:
+    """Data files an event references: string values of keys ending in _digest, lists in _digests."""
+    for key, value in payload.items():
+        if key.endswith("_digest") and isinstance(value, str) and _is_sha256(value):
+            yield value
+        elif key.endswith("_digests") and isinstance(value, list):
+            yield from (item for item in value if isinstance(item, str) and _is_sha256(item))
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _proof_lines(seqs: list[int], size: int) -> Iterator[bytes]:
+    ranges_per_leaf = [merkle.inclusion_ranges(seq - 1, size) for seq in seqs]
+    needed = merkle.nodes_needed(r for ranges in ranges_per_leaf for r in ranges)
+    nodes = checkpoints.stored_nodes(needed)
+    cache: dict[tuple[int, int], str] = {}
+
+    def hashed(start: int, end: int) -> str:
+        found = cache.get((start, end))
+        if found is None:
+            found = merkle.range_hash(start, end, lambda level, index: nodes[(level, index)]).hex()
+            cache[(start, end)] = found
+        return found
+
+    for seq, ranges in zip(seqs, ranges_per_leaf, strict=True):
+        path = [hashed(a, b) for a, b in ranges]
+        yield canonicalize({"seq": seq, "leaf_index": seq - 1, "tree_size": size, "path": path}) + b"\n"
+
+
+def _keys() -> list[dict]:
+    return [
+        {
+            "key_id": key.key_id,
+            "public_key": base64.b64encode(key.public_raw).decode("ascii"),
+            "valid_from_seq": key.valid_from_seq,
+            "valid_to_seq": key.valid_to_seq,
+        }
+        for key in signing_keys()
+    ]
+
+
+EARLIER_CHECKPOINTS = 20
+
+
+def _consistency_lines(checkpoint: Checkpoint) -> Iterator[bytes]:
+    earlier = Checkpoint.objects.filter(tree_size__lt=checkpoint.tree_size).order_by("-tree_size")
+    for old in reversed(list(earlier[:EARLIER_CHECKPOINTS])):
+        path = [h.hex() for h in checkpoints.consistency_proof(old.tree_size, checkpoint.tree_size)]
+        yield canonicalize({"checkpoint": old.as_dict(), "path": path}) + b"\n"
+
+
+def blob_save(data: bytes) -> str:
+    """Store a data file content-addressed (blobs/<sha256>) and return its digest."""
+    from django.core.files.base import ContentFile
+
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"blobs/{digest}"
+    if not default_storage.exists(name):
+        default_storage.save(name, ContentFile(data))
+    return digest

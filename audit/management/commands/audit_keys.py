@@ -1,0 +1,28 @@
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from django.core.management.base import BaseCommand
+
+from audit.keys import public_key_from_raw
+from audit.selectors import signing_keys
+
+
+class Command(BaseCommand):
+    help = "List the log's signing keys with the seq ranges they sign; optionally write their public PEMs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--pem-dir", type=Path, help="write <key_id>.pem public keys here (for auditors)")
+
+    def handle(self, *args, pem_dir=None, **options):
+        keys = signing_keys()
+        if not keys:
+            self.stdout.write("The log has no signing key yet (it is empty).")
+        for key in keys:
+            until = key.valid_to_seq if key.valid_to_seq is not None else "now"
+            self.stdout.write(f"{key.key_id}  seq {key.valid_from_seq}..{until}")
+            if pem_dir:
+                pem_dir.mkdir(parents=True, exist_ok=True)
+                pem = public_key_from_raw(key.public_raw).public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                (pem_dir / f"{key.key_id}.pem").write_bytes(pem)

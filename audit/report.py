@@ -1,0 +1,90 @@
+"""report.html of an evidence bundle: a timeline people can read. Not part of the proof."""
+
+from __future__ import annotations
+
+import html
+import json
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b;max-width:80rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;
+text-align:left;vertical-align:top}th{background:#f4f4f4}code{font-size:12px;word-break:break-all}
+.signature{background:#eef7ee}.alert{background:#fff4e5}.key{background:#eef2fb}
+"""
+
+
+def render_report(events: list[dict], checkpoint: dict, query: dict, missing_data: list[str]) -> str:
+    rows = "".join(_row(event) for event in events)
+    scope = ", ".join(f"{k}={v}" for k, v in query.items() if v not in (None, [], False)) or "the whole log"
+    missing = (
+        f"<p><strong>Not included:</strong> {len(missing_data)} referenced data file(s) were not found in "
+        f"storage: <code>{html.escape(', '.join(missing_data))}</code></p>"
+        if missing_data
+        else ""
+    )
+    first, last = (events[0]["seq"], events[-1]["seq"]) if events else (0, 0)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Driftledger evidence: {html.escape(scope)}</title>
+<style>{_STYLE}</style></head><body>
+<h1>Driftledger evidence bundle</h1>
+<p>Log <code>{html.escape(checkpoint["log_id"])}</code> · scope: {html.escape(scope)} ·
+{len(events)} events, seq {first}…{last}.</p>{missing}
+<h2>Checkpoint</h2>
+<table><tr><th>tree size</th><td>{checkpoint["tree_size"]}</td></tr>
+<tr><th>root hash</th><td><code>{checkpoint["root_hash"]}</code></td></tr>
+<tr><th>signed at</th><td>{html.escape(checkpoint["timestamp"])}</td></tr>
+<tr><th>signing key</th><td><code>{html.escape(checkpoint["key_id"])}</code></td></tr></table>
+<h2>Timeline</h2>
+<table><tr><th>seq</th><th>time (UTC)</th><th>what</th><th>who</th><th>details</th></tr>{rows}</table>
+<h2>How to verify this bundle</h2>
+<ol><li>Install the verifier on a machine of your own: <code>pip install cryptography rfc8785</code> and
+the <code>audit</code> package of Driftledger (or <code>pip install driftledger --no-deps</code>).</li>
+<li>Obtain the log's public key from its operator through a channel you trust, as a PEM file.</li>
+<li>Run <code>python -m audit.verifier THIS_BUNDLE.zip --trusted-key KEY.pem --log-id {
+        html.escape(checkpoint["log_id"])
+    }</code>. It checks the manifest signature and file hashes, every
+event's hash, signature and chain link, every inclusion proof against the signed checkpoint,
+the consistency of earlier checkpoints and the data files, and exits 0 only if all hold.</li></ol>
+<p>This report is a reading aid; the proof is in the other files.</p>
+</body></html>
+"""
+
+
+def _row(event: dict) -> str:
+    kind = event["type"]
+    actor = event["actor"]
+    css = {
+        "monitoring.RemediationApproved": "signature",
+        "monitoring.AlertRaised": "alert",
+        "audit.KeyRotated": "key",
+    }.get(kind, "")
+    reason = f"<br><em>Reason:</em> {html.escape(event['reason'])}" if event.get("reason") else ""
+    return (
+        f'<tr class="{css}"><td>{event["seq"]}</td><td>{html.escape(event["occurred_at"])}</td>'
+        f"<td>{html.escape(kind)}</td><td>{html.escape(actor['name'])} ({html.escape(actor['kind'])})</td>"
+        f"<td>{_details(kind, event['payload'])}{reason}</td></tr>"
+    )
+
+
+def _details(kind: str, payload: dict) -> str:
+    text = html.escape
+    if kind == "monitoring.RemediationApproved":
+        return (
+            f"<strong>Electronic signature:</strong> {text(payload['signer_name'])}, "
+            f"{text(payload['signed_at'])}, meaning: <strong>{text(payload['meaning'])}</strong> "
+            f"(request {text(payload['request_id'])})"
+        )
+    if kind == "monitoring.ThresholdChanged":
+        where = f" on {text(payload['feature'])}" if payload.get("feature") else ""
+        return f"{text(payload['check'])} {text(payload['metric'])}{where}: {payload['previous']} → {payload['new']}"
+    if kind == "monitoring.AlertRaised":
+        return f"<strong>{text(payload['severity'])}</strong>: {text(payload['summary'])}"
+    if kind == "audit.KeyRotated":
+        return f"signing key {text(payload['previous_key_id'])} → {text(payload['new_key_id'])}"
+    if kind == "monitoring.RunCompleted":
+        flagged = [c for c in payload.get("checks", []) if c.get("status") not in ("ok", None)]
+        names = ", ".join(text(str(c.get("feature") or c.get("metric") or c.get("check"))) for c in flagged)
+        return f"run {text(payload['run_id'][:8])}: {len(payload.get('checks', []))} checks, flagged: {names or 'none'}"
+    compact = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+    return f"<code>{text(compact[:300])}{'…' if len(compact) > 300 else ''}</code>"

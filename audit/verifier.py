@@ -1,0 +1,450 @@
+"""Offline verifier of Driftledger evidence bundles (EVIDENCE-FORMAT.md, "What a verifier checks").
+
+    python -m audit.verifier BUNDLE.zip --trusted-key KEY.pem [--trusted-key …] [--log-id ID]
+
+Needs only Python ≥ 3.11, `cryptography` and `rfc8785`, and this package's pure modules
+(audit.merkle, audit.canonical); no Django, no database. Exit 0 and a summary when every check
+holds; exit 1 naming the file, the seq and the reason of the first failure; exit 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from audit import merkle
+from audit.canonical import CanonicalizationError, canonicalize
+
+FORMAT = "driftledger-evidence/1"
+SIGNED_FILES = ("manifest.json", "manifest.sig")
+REQUIRED_FILES = ("events.jsonl", "proofs.jsonl", "keys.json")
+CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
+ENVELOPE_MEMBERS = frozenset(
+    ("log_id", "seq", "event_id", "stream", "type", "schema", "occurred_at", "actor", "reason", "correlation_id",
+     "causation_id", "payload", "prev_hash", "key_id")
+)  # fmt: skip
+_LINE = re.compile(rb'^\{"event":(.*),"hash":"([0-9a-f]{64})","signature":"([A-Za-z0-9+/]{86}==)"\}$', re.DOTALL)
+
+
+class BundleInvalid(Exception):
+    def __init__(self, file: str, reason: str, seq: int | None = None) -> None:
+        where = f"{file} seq {seq}" if seq is not None else file
+        super().__init__(f"{where}: {reason}")
+        self.file, self.seq, self.reason = file, seq, reason
+
+
+@dataclass(frozen=True)
+class Report:
+    log_id: str
+    events: int
+    first_seq: int
+    last_seq: int
+    tree_size: int
+    checkpoint_key: str
+    trusted_keys: tuple[str, ...]
+    earlier_checkpoints: int
+    data_files: int
+    warnings: tuple[str, ...]
+
+
+def key_id_of(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _valid(raw_public: bytes, signature: bytes, data: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(raw_public).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _b64(text: object, file: str, what: str, seq: int | None = None) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except ValueError:
+        raise BundleInvalid(file, f"{what} is not base64", seq) from None
+
+
+def _json(data: bytes, file: str, seq: int | None = None):
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise BundleInvalid(file, f"not JSON: {exc}", seq) from None
+
+
+# ---- keys ------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeyTable:
+    """keys.json: which key signs which seq, and which keys trace to a trusted one."""
+
+    entries: list[dict]
+    trusted: set[str]
+
+    def key_at(self, seq: int) -> dict | None:
+        for entry in self.entries:
+            end = entry["valid_to_seq"]
+            if entry["valid_from_seq"] <= seq and (end is None or seq <= end):
+                return entry
+        return None
+
+    def raw(self, key_id: str) -> bytes | None:
+        for entry in self.entries:
+            if entry["key_id"] == key_id:
+                return entry["raw"]
+        return None
+
+
+def _load_keys(data: bytes) -> list[dict]:
+    if rfc8785.dumps(entries := _json(data, "keys.json")) != data:
+        raise BundleInvalid("keys.json", "not canonical JSON")
+    if not isinstance(entries, list) or not entries:
+        raise BundleInvalid("keys.json", "must be a non-empty list")
+    for entry in entries:
+        raw = _b64(entry.get("public_key"), "keys.json", "public_key")
+        if len(raw) != 32 or key_id_of(raw) != entry.get("key_id"):
+            raise BundleInvalid("keys.json", f"key {entry.get('key_id')} does not match its public key")
+        entry["raw"] = raw
+    return sorted(entries, key=lambda e: e["valid_from_seq"])
+
+
+def _trace_rotations(keys: KeyTable, rotations: list[dict], log_id: str) -> None:
+    """Trust flows along audit.KeyRotated events: signed by a trusted key, cross-signed by the new."""
+    for event in sorted(rotations, key=lambda e: e["seq"]):
+        payload, seq = event["payload"], event["seq"]
+        if event["key_id"] not in keys.trusted:
+            continue
+        new_raw = _b64(payload.get("new_public_key"), "events.jsonl", "new_public_key", seq)
+        statement = rfc8785.dumps(
+            {"log_id": log_id, "new_key_id": payload.get("new_key_id"), "previous_key_id": event["key_id"]}
+        )
+        cross = _b64(payload.get("new_key_signature"), "events.jsonl", "new_key_signature", seq)
+        if key_id_of(new_raw) != payload.get("new_key_id") or payload.get("previous_key_id") != event["key_id"]:
+            raise BundleInvalid("events.jsonl", "audit.KeyRotated names keys that do not match", seq)
+        if not _valid(new_raw, cross, statement):
+            raise BundleInvalid("events.jsonl", "audit.KeyRotated cross-signature does not verify", seq)
+        listed = keys.raw(payload["new_key_id"])
+        if listed is not None and listed != new_raw:
+            raise BundleInvalid("keys.json", f"key {payload['new_key_id']} differs from its audit.KeyRotated", seq)
+        keys.trusted.add(payload["new_key_id"])
+
+
+# ---- events and proofs (parallel) ------------------------------------------------------------
+
+
+def _check_chunk(job: tuple) -> tuple:
+    """Verify a run of event lines and their proof lines; return the chunk's edges for linking."""
+    event_lines, proof_lines, key_entries, log_id, tree_size, root = job
+    keys = KeyTable(key_entries, set())
+    first = last = None
+    previous_seq, previous_hash = None, None
+    for line, proof_line in zip(event_lines, proof_lines, strict=True):
+        seq, digest, body, event_bytes = _check_event(line, keys, log_id)
+        if previous_seq is not None and seq <= previous_seq:
+            raise BundleInvalid("events.jsonl", f"seq {seq} follows seq {previous_seq}: not ascending", seq)
+        if previous_seq is not None and seq == previous_seq + 1 and body["prev_hash"] != previous_hash:
+            raise BundleInvalid("events.jsonl", "prev_hash does not equal the previous event's hash", seq)
+        _check_proof(proof_line, seq, merkle.leaf_hash(event_bytes), tree_size, root)
+        if first is None:
+            first = (seq, body["prev_hash"], body["key_id"])
+        previous_seq, previous_hash = seq, digest
+        last = (seq, digest)
+    return first, last, len(event_lines), _used_keys(event_lines)
+
+
+def _used_keys(event_lines: list[bytes]) -> set[str]:
+    return {match.decode() for line in event_lines for match in re.findall(rb'"key_id":"([0-9a-f]{16})"', line)}
+
+
+def _check_event(line: bytes, keys: KeyTable, log_id: str) -> tuple[int, str, dict, bytes]:
+    matched = _LINE.match(line)
+    if matched is None:
+        raise BundleInvalid("events.jsonl", 'line is not canon({"event", "hash", "signature"})', _seq_hint(line))
+    event_bytes, stated_hash, signature = matched.groups()
+    body = _json(event_bytes, "events.jsonl", _seq_hint(line))
+    seq = body.get("seq") if isinstance(body, dict) else None
+    try:
+        if canonicalize(body) != event_bytes:
+            raise BundleInvalid("events.jsonl", "event is not RFC 8785 canonical JSON", seq)
+    except CanonicalizationError as exc:
+        raise BundleInvalid("events.jsonl", f"event cannot be canonical JSON: {exc}", seq) from None
+    if not isinstance(body, dict) or body.keys() != ENVELOPE_MEMBERS or not isinstance(seq, int):
+        raise BundleInvalid("events.jsonl", "envelope members differ from EVIDENCE-FORMAT.md v1", seq)
+    digest = hashlib.sha256(event_bytes).hexdigest()
+    if digest != stated_hash.decode():
+        raise BundleInvalid("events.jsonl", "hash does not equal SHA-256 of the canonical event", seq)
+    if body["log_id"] != log_id:
+        raise BundleInvalid("events.jsonl", f"event belongs to log {body['log_id']}, not {log_id}", seq)
+    entry = keys.key_at(seq)
+    if entry is None or entry["key_id"] != body["key_id"]:
+        raise BundleInvalid("events.jsonl", f"signed by key {body['key_id']}, not the key keys.json assigns", seq)
+    if not _valid(entry["raw"], base64.b64decode(signature), event_bytes):
+        raise BundleInvalid("events.jsonl", f"signature does not verify under key {entry['key_id']}", seq)
+    return seq, digest, body, event_bytes
+
+
+def _seq_hint(line: bytes) -> int | None:
+    found = re.search(rb'"seq":(\d+)', line)
+    return int(found.group(1)) if found else None
+
+
+def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, root: bytes) -> None:
+    proof = _json(line, "proofs.jsonl", seq)
+    if not isinstance(proof, dict) or proof.get("seq") != seq:
+        raise BundleInvalid("proofs.jsonl", "proof lines do not match the event lines one to one", seq)
+    if proof.get("leaf_index") != seq - 1 or proof.get("tree_size") != tree_size:
+        raise BundleInvalid("proofs.jsonl", "leaf index or tree size does not match the checkpoint", seq)
+    try:
+        path = [bytes.fromhex(step) for step in proof["path"]]
+    except (KeyError, TypeError, ValueError):
+        raise BundleInvalid("proofs.jsonl", "path is not a list of hex hashes", seq) from None
+    if not merkle.verify_inclusion(seq - 1, tree_size, leaf, path, root):
+        raise BundleInvalid("proofs.jsonl", "inclusion proof does not lead to the checkpoint's root", seq)
+
+
+# ---- the bundle ------------------------------------------------------------------------------
+
+
+def verify_bundle(
+    path: Path, trusted_keys: list[bytes], *, log_id: str | None = None, workers: int | None = None
+) -> Report:
+    """Check everything in EVIDENCE-FORMAT.md; raise BundleInvalid at the first failure."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BundleInvalid(str(path), f"not a readable zip file: {exc}") from None
+    with archive:
+        files = {info.filename: info for info in archive.infolist() if not info.is_dir()}
+        for name in (*SIGNED_FILES, *REQUIRED_FILES):
+            if name not in files:
+                raise BundleInvalid(name, "missing from the bundle")
+        manifest_bytes = archive.read("manifest.json")
+        manifest = _check_manifest(manifest_bytes)
+        contents = _check_files(archive, files, manifest["files"])
+        warnings: list[str] = []
+        keys = KeyTable(_load_keys(contents["keys.json"]), _trusted_ids(trusted_keys, warnings, contents))
+        bundle_log = manifest["log_id"]
+        if log_id is not None and bundle_log != log_id:
+            raise BundleInvalid("manifest.json", f"bundle is of log {bundle_log}, not the expected log {log_id}")
+        event_lines = contents["events.jsonl"].splitlines()
+        proof_lines = contents["proofs.jsonl"].splitlines()
+        if not event_lines:
+            raise BundleInvalid("events.jsonl", "holds no event")
+        if len(event_lines) != len(proof_lines):
+            raise BundleInvalid("proofs.jsonl", f"{len(proof_lines)} proofs for {len(event_lines)} events")
+        _trace_rotations(keys, _rotations(event_lines), bundle_log)
+        _check_manifest_signature(archive, manifest_bytes, keys)
+        checkpoint = _check_checkpoint(manifest["checkpoint"], bundle_log, keys, "manifest.json")
+        root = bytes.fromhex(checkpoint["root_hash"])
+        results = _check_events(event_lines, proof_lines, keys, bundle_log, checkpoint["tree_size"], root, workers)
+        earlier = _check_consistency(contents.get("consistency.jsonl", b""), checkpoint, keys, bundle_log)
+        data = _check_data(contents)
+    first_seq, last_seq, used = results
+    untrusted = sorted(used - keys.trusted)
+    if untrusted:
+        raise BundleInvalid("events.jsonl", f"key(s) {', '.join(untrusted)} do not trace to a trusted key")
+    return Report(
+        bundle_log, len(event_lines), first_seq, last_seq, checkpoint["tree_size"], checkpoint["key_id"],
+        tuple(sorted(keys.trusted)), earlier, data, tuple(warnings),
+    )  # fmt: skip
+
+
+def _check_manifest(data: bytes) -> dict:
+    manifest = _json(data, "manifest.json")
+    if rfc8785.dumps(manifest) != data:
+        raise BundleInvalid("manifest.json", "not canonical JSON")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleInvalid("manifest.json", f"format is not {FORMAT}")
+    for name in ("log_id", "created_at", "created_by", "query", "checkpoint", "files"):
+        if name not in manifest:
+            raise BundleInvalid("manifest.json", f"member {name!r} is missing")
+    return manifest
+
+
+def _check_files(archive: zipfile.ZipFile, files: dict, listed: dict) -> dict[str, bytes]:
+    contents = {}
+    for name in sorted(files):
+        if name in SIGNED_FILES:
+            continue
+        if name not in listed:
+            raise BundleInvalid(name, "is in the bundle but not in the manifest")
+        data = archive.read(name)
+        if hashlib.sha256(data).hexdigest() != listed[name]:
+            raise BundleInvalid(name, "its SHA-256 differs from the manifest's")
+        contents[name] = data
+    for name in listed:
+        if name not in files:
+            raise BundleInvalid(name, "is listed in the manifest but missing from the bundle")
+    return contents
+
+
+def _trusted_ids(trusted_keys: list[bytes], warnings: list[str], contents: dict) -> set[str]:
+    if trusted_keys:
+        return {key_id_of(raw) for raw in trusted_keys}
+    genesis = _load_keys(contents["keys.json"])[0]
+    warnings.append(
+        f"no --trusted-key given: trusting the bundle's own first key {genesis['key_id']}; this proves "
+        "the bundle is internally consistent, not that it comes from the log you expect"
+    )
+    return {genesis["key_id"]}
+
+
+def _rotations(event_lines: list[bytes]) -> list[dict]:
+    rotations = []
+    for line in event_lines:
+        if b'"type":"audit.KeyRotated"' in line:
+            matched = _LINE.match(line)
+            if matched is not None:
+                rotations.append(_json(matched.group(1), "events.jsonl", _seq_hint(line)))
+    return rotations
+
+
+def _check_manifest_signature(archive: zipfile.ZipFile, manifest_bytes: bytes, keys: KeyTable) -> None:
+    data = archive.read("manifest.sig")
+    signed = _json(data, "manifest.sig")
+    if rfc8785.dumps(signed) != data or not isinstance(signed, dict) or set(signed) != {"key_id", "signature"}:
+        raise BundleInvalid("manifest.sig", 'must be canon({"key_id", "signature"})')
+    if signed["key_id"] not in keys.trusted:
+        raise BundleInvalid("manifest.sig", f"signed by key {signed['key_id']}, which is not trusted")
+    raw = keys.raw(signed["key_id"])
+    if raw is None or not _valid(raw, _b64(signed["signature"], "manifest.sig", "signature"), manifest_bytes):
+        raise BundleInvalid("manifest.sig", "signature does not verify over manifest.json")
+
+
+def _check_checkpoint(checkpoint: dict, log_id: str, keys: KeyTable, file: str) -> dict:
+    if not isinstance(checkpoint, dict) or any(name not in checkpoint for name in (*CHECKPOINT_MEMBERS, "signature")):
+        raise BundleInvalid(file, "checkpoint lacks members of EVIDENCE-FORMAT.md")
+    if checkpoint["log_id"] != log_id:
+        raise BundleInvalid(file, f"checkpoint is of log {checkpoint['log_id']}, not {log_id}")
+    if checkpoint["key_id"] not in keys.trusted:
+        raise BundleInvalid(file, f"checkpoint is signed by key {checkpoint['key_id']}, not a trusted key")
+    raw = keys.raw(checkpoint["key_id"])
+    body = rfc8785.dumps({name: checkpoint[name] for name in CHECKPOINT_MEMBERS})
+    if raw is None or not _valid(raw, _b64(checkpoint["signature"], file, "checkpoint signature"), body):
+        raise BundleInvalid(file, f"checkpoint signature does not verify (tree size {checkpoint['tree_size']})")
+    return checkpoint
+
+
+def _check_events(event_lines, proof_lines, keys: KeyTable, log_id, tree_size, root, workers) -> tuple:
+    size = 2000
+    entries = [{k: v for k, v in entry.items()} for entry in keys.entries]
+    jobs = [
+        (event_lines[i : i + size], proof_lines[i : i + size], entries, log_id, tree_size, root)
+        for i in range(0, len(event_lines), size)
+    ]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            chunks = pool.map(_check_chunk, jobs)
+    else:
+        chunks = [_check_chunk(job) for job in jobs]
+    used: set[str] = set()
+    previous_last = None
+    for first, last, _, chunk_keys in chunks:
+        used |= chunk_keys
+        if previous_last is not None:
+            if first[0] <= previous_last[0]:
+                raise BundleInvalid("events.jsonl", "seq is not ascending", first[0])
+            if first[0] == previous_last[0] + 1 and first[1] != previous_last[1]:
+                raise BundleInvalid("events.jsonl", "prev_hash does not equal the previous event's hash", first[0])
+        previous_last = last
+    if previous_last[0] > tree_size:
+        raise BundleInvalid("events.jsonl", f"event beyond the checkpoint's tree size {tree_size}", previous_last[0])
+    return chunks[0][0][0], previous_last[0], used
+
+
+def _check_consistency(data: bytes, checkpoint: dict, keys: KeyTable, log_id: str) -> int:
+    count = 0
+    for line in data.splitlines():
+        entry = _json(line, "consistency.jsonl")
+        old = _check_checkpoint(entry.get("checkpoint"), log_id, keys, "consistency.jsonl")
+        try:
+            path = [bytes.fromhex(step) for step in entry["path"]]
+        except (KeyError, TypeError, ValueError):
+            raise BundleInvalid("consistency.jsonl", "path is not a list of hex hashes") from None
+        if not merkle.verify_consistency(
+            old["tree_size"], checkpoint["tree_size"], bytes.fromhex(old["root_hash"]),
+            bytes.fromhex(checkpoint["root_hash"]), path,
+        ):  # fmt: skip
+            raise BundleInvalid(
+                "consistency.jsonl", f"checkpoint of size {old['tree_size']} is not consistent with the manifest's"
+            )
+        count += 1
+    return count
+
+
+def _check_data(contents: dict) -> int:
+    count = 0
+    for name, data in contents.items():
+        if name.startswith("data/"):
+            if hashlib.sha256(data).hexdigest() != name.removeprefix("data/"):
+                raise BundleInvalid(name, "its name is not the SHA-256 of its bytes")
+            count += 1
+    return count
+
+
+# ---- command line ----------------------------------------------------------------------------
+
+
+def _read_public_key(path: Path) -> bytes:
+    data = path.read_bytes()
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        try:
+            key = serialization.load_pem_private_key(data, password=None).public_key()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not an Ed25519 public key in PEM: {exc}") from None
+    if isinstance(key, Ed25519PrivateKey):
+        key = key.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path}: not an Ed25519 key")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audit.verifier", description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--trusted-key", type=Path, action="append", default=[], help="Ed25519 public key PEM")
+    parser.add_argument("--log-id", help="the log the bundle must come from")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    options = parser.parse_args(argv)
+    try:
+        trusted = [_read_public_key(path) for path in options.trusted_key]
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = verify_bundle(options.bundle, trusted, log_id=options.log_id, workers=options.workers)
+    except BundleInvalid as exc:
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return 1
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    print(
+        f"VALID: {report.events} events (seq {report.first_seq}..{report.last_seq}) of log {report.log_id}; "
+        f"included in the checkpoint of tree size {report.tree_size} signed by {report.checkpoint_key}; "
+        f"{report.earlier_checkpoints} earlier checkpoint(s) consistent; {report.data_files} data file(s) intact; "
+        f"trusted keys: {', '.join(report.trusted_keys)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

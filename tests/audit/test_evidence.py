@@ -1,0 +1,400 @@
+"""Evidence bundles: exported exactly as EVIDENCE-FORMAT.md says, verified offline, and every
+kind of tampering rejected with the right reason."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives import serialization
+from django.core.management import call_command
+
+from audit import keyring
+from audit.evidence import EvidenceError, EvidenceQuery, blob_save, evidence_export
+from audit.keys import SigningKey
+from audit.rotation import signing_key_rotate
+from audit.store import SYSTEM_ACTOR, Actor, NewEvent, append
+from audit.verifier import BundleInvalid, verify_bundle
+from tests.audit.factories import ALICE
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db
+
+
+def _run(model: str, index: int) -> tuple:
+    run_id = str(uuid.uuid4())
+    digest = blob_save(json.dumps({"run": run_id, "ks": [0.1, 0.2]}).encode())
+    checks = [{"check": "feature_drift", "feature": "income", "status": "drift"}]
+    (started,) = append(
+        [
+            NewEvent(
+                "run",
+                run_id,
+                "monitoring.RunStarted",
+                {"run_id": run_id, "model": model, "policy_version": 1, "window": {"n": index}},
+                ALICE,
+            )
+        ],
+        expected={("run", run_id): 0},
+    )
+    (completed,) = append(
+        [
+            NewEvent(
+                "run",
+                run_id,
+                "monitoring.RunCompleted",
+                {"run_id": run_id, "model": model, "status": "completed", "checks": checks, "result_digest": digest},
+                ALICE,
+            )
+        ],
+        expected={("run", run_id): 1},
+    )
+    return started, completed
+
+
+@pytest.fixture
+def genesis_key():
+    return keyring.current_signing_key()
+
+
+@pytest.fixture
+def log(genesis_key):
+    """Two models' histories, a key rotation in the middle, an approval caused by an alert."""
+    for index in range(6):
+        _run("credit", index)
+        _run("churn", index)
+        if index == 2:
+            signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="rotation")
+    alert_id = str(uuid.uuid4())
+    (raised,) = append(
+        [
+            NewEvent(
+                "alert",
+                alert_id,
+                "monitoring.AlertRaised",
+                {
+                    "alert_id": alert_id,
+                    "model": "credit",
+                    "check": "feature_drift",
+                    "severity": "critical",
+                    "summary": "PSI 0.31",
+                },
+                ALICE,
+            )
+        ],
+        expected={("alert", alert_id): 0},
+    )
+    request_id = str(uuid.uuid4())
+    append(
+        [
+            NewEvent(
+                "remediation",
+                request_id,
+                "monitoring.RemediationApproved",
+                {
+                    "request_id": request_id,
+                    "signer_name": "Bob Okafor",
+                    "signed_at": "2026-11-25T21:00:00.000000Z",
+                    "meaning": "approved",
+                },
+                Actor("user", "bob", "Bob Okafor"),
+                causation_id=raised.event_id,
+            )
+        ],
+        expected={("remediation", request_id): 0},
+    )
+    return raised
+
+
+def _pem(key: SigningKey, path: Path) -> Path:
+    path.write_bytes(
+        key.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def _export(tmp_path: Path, **query) -> Path:
+    out = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}.zip"
+    evidence_export(query=EvidenceQuery(**query), out=out, created_by="test auditor")
+    return out
+
+
+def test_bundle_layout_and_manifest_follow_the_evidence_format(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path, include_data=True)
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        manifest_bytes = archive.read("manifest.json")
+        manifest = json.loads(manifest_bytes)
+        assert rfc8785.dumps(manifest) == manifest_bytes
+        assert manifest["format"] == "driftledger-evidence/1"
+        assert manifest["created_by"] == "test auditor"
+        assert set(manifest["files"]) == names - {"manifest.json", "manifest.sig"}
+        for name, digest in manifest["files"].items():
+            assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+        lines = archive.read("events.jsonl").splitlines()
+        for line in lines:
+            assert rfc8785.dumps(json.loads(line)) == line
+        proofs = [json.loads(line) for line in archive.read("proofs.jsonl").splitlines()]
+        assert [p["seq"] for p in proofs] == [json.loads(line)["event"]["seq"] for line in lines]
+        assert all(p["tree_size"] == manifest["checkpoint"]["tree_size"] for p in proofs)
+        keys = json.loads(archive.read("keys.json"))
+        assert [k["valid_to_seq"] is None for k in keys] == [False, True]
+        assert sum(name.startswith("data/") for name in names) == 12
+        assert "Bob Okafor" in archive.read("report.html").decode()
+        signed = json.loads(archive.read("manifest.sig"))
+        assert set(signed) == {"key_id", "signature"}
+    report = verify_bundle(bundle, [genesis_key.public_raw])
+    assert report.events == len(lines)
+    assert report.data_files == 12
+
+
+def test_model_scope_takes_its_streams_and_their_causes_and_effects(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path, model="credit")
+    with zipfile.ZipFile(bundle) as archive:
+        events = [json.loads(line)["event"] for line in archive.read("events.jsonl").splitlines()]
+    models = {e["payload"].get("model") for e in events if e["type"] != "audit.KeyRotated"}
+    assert models == {"credit", None}  # None: the approval, caused by the credit alert
+    assert any(e["type"] == "monitoring.RemediationApproved" for e in events)
+    assert any(e["type"] == "audit.KeyRotated" for e in events)  # always there, to trace keys
+    assert verify_bundle(bundle, [genesis_key.public_raw]).events == len(events)
+
+
+def test_second_export_carries_the_earlier_checkpoint_with_a_consistency_proof(log, tmp_path, genesis_key):
+    _export(tmp_path)
+    _run("credit", 99)
+    bundle = _export(tmp_path)
+    assert verify_bundle(bundle, [genesis_key.public_raw]).earlier_checkpoints == 1
+
+
+def test_bad_queries_are_refused_and_write_nothing(log, tmp_path):
+    out = tmp_path / "never.zip"
+    with pytest.raises(EvidenceError, match="no event matches"):
+        evidence_export(query=EvidenceQuery(model="no-such-model"), out=out, created_by="t")
+    import datetime as dt
+
+    later, earlier = dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    with pytest.raises(EvidenceError, match="since must not be after"):
+        evidence_export(query=EvidenceQuery(since=later, until=earlier), out=out, created_by="t")
+    assert not out.exists()
+    assert list(tmp_path.glob(".evidence-*")) == []
+
+
+def test_export_evidence_command_validates_its_arguments(log, tmp_path):
+    for args, message in (
+        (["--since", "yesterday"], "invalid argument"),
+        (["--stream", "no-colon"], "must be TYPE:ID"),
+    ):
+        stderr = io.StringIO()
+        with pytest.raises(SystemExit) as exited:
+            call_command("export_evidence", "--out", str(tmp_path / "x.zip"), *args, stderr=stderr)
+        assert exited.value.code == 2
+        assert message in stderr.getvalue()
+    stdout = io.StringIO()
+    call_command(
+        "export_evidence", "--out", str(tmp_path / "ok.zip"), "--model", "churn", "--since", "2020-01-01", stdout=stdout
+    )
+    assert "events, checkpoint of tree size" in stdout.getvalue()
+
+
+def test_standalone_verifier_runs_without_django_and_reports(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path, include_data=True)
+    pem = _pem(genesis_key, tmp_path / "trusted.pem")
+    script = (
+        "import sys, runpy; sys.modules['django'] = None; sys.modules['psycopg'] = None; sys.modules['orjson'] = None;"
+        "sys.argv = ['audit.verifier', *sys.argv[1:]]; runpy.run_module('audit.verifier', run_name='__main__')"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-c", script, str(bundle), "--trusted-key", str(pem)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("VALID: ")
+    stranger = _pem(SigningKey.generate(), tmp_path / "stranger.pem")
+    refused = subprocess.run(
+        [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(stranger)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("INVALID: ")
+    bad_usage = subprocess.run(
+        [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", "/nope.pem"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad_usage.returncode == 2
+
+
+# ---- tampering -------------------------------------------------------------------------------
+
+
+def _rewrite(bundle: Path, out: Path, change, *, resign_with: SigningKey | None = None) -> Path:
+    """Copy the bundle applying change(files: dict) -> None; optionally re-hash and re-sign the
+    manifest, as an insider holding a signing key would, so that deeper checks are reached."""
+    with zipfile.ZipFile(bundle) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    change(files)
+    if resign_with is not None:
+        manifest = json.loads(files["manifest.json"])
+        manifest["files"] = {
+            name: hashlib.sha256(data).hexdigest()
+            for name, data in files.items()
+            if name not in ("manifest.json", "manifest.sig")
+        }
+        files["manifest.json"] = rfc8785.dumps(manifest)
+        signature = base64.b64encode(resign_with.sign(files["manifest.json"])).decode()
+        files["manifest.sig"] = rfc8785.dumps({"key_id": resign_with.key_id, "signature": signature})
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out
+
+
+def _rejected(bundle: Path, trusted: SigningKey, **options) -> BundleInvalid:
+    with pytest.raises(BundleInvalid) as caught:
+        verify_bundle(bundle, [trusted.public_raw], workers=2, **options)
+    return caught.value
+
+
+def _lines(files: dict, name: str) -> list[bytes]:
+    return files[name].splitlines()
+
+
+def _set_lines(files: dict, name: str, lines: list[bytes]) -> None:
+    files[name] = b"".join(line + b"\n" for line in lines)
+
+
+def _change_event_byte(files: dict) -> None:
+    lines = _lines(files, "events.jsonl")
+    lines[3] = lines[3].replace(b'"status":"completed"', b'"status":"complete!"', 1)
+    _set_lines(files, "events.jsonl", lines)
+
+
+def test_a_changed_byte_in_an_event_is_rejected(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path)
+    plain = _rejected(_rewrite(bundle, tmp_path / "a.zip", _change_event_byte), genesis_key)
+    assert (plain.file, plain.reason) == ("events.jsonl", "its SHA-256 differs from the manifest's")
+    insider = keyring.current_signing_key()
+    deep = _rejected(_rewrite(bundle, tmp_path / "b.zip", _change_event_byte, resign_with=insider), genesis_key)
+    assert deep.file == "events.jsonl"
+    assert deep.reason == "hash does not equal SHA-256 of the canonical event"
+    with zipfile.ZipFile(bundle) as archive:
+        fourth = json.loads(archive.read("events.jsonl").splitlines()[3])
+    assert deep.seq == fourth["event"]["seq"]
+
+
+def test_a_removed_event_with_its_proof_is_rejected(log, tmp_path, genesis_key):
+    def remove(files):
+        _set_lines(files, "events.jsonl", _lines(files, "events.jsonl")[:5] + _lines(files, "events.jsonl")[6:])
+        _set_lines(files, "proofs.jsonl", _lines(files, "proofs.jsonl")[:5] + _lines(files, "proofs.jsonl")[6:])
+
+    error = _rejected(_rewrite(_export(tmp_path), tmp_path / "r.zip", remove), genesis_key)
+    assert error.file in ("events.jsonl", "proofs.jsonl")
+    assert error.reason == "its SHA-256 differs from the manifest's"
+
+
+def test_a_swapped_checkpoint_is_rejected(log, tmp_path, genesis_key):
+    older = _export(tmp_path)
+    _run("credit", 42)
+    newer = _export(tmp_path)
+    old_checkpoint = json.loads(zipfile.ZipFile(older).read("manifest.json"))["checkpoint"]
+
+    def swap(files):
+        manifest = json.loads(files["manifest.json"])
+        manifest["checkpoint"] = old_checkpoint
+        files["manifest.json"] = rfc8785.dumps(manifest)
+
+    plain = _rejected(_rewrite(newer, tmp_path / "s1.zip", swap), genesis_key)
+    assert (plain.file, plain.reason) == ("manifest.sig", "signature does not verify over manifest.json")
+    insider = keyring.current_signing_key()
+    deep = _rejected(_rewrite(newer, tmp_path / "s2.zip", swap, resign_with=insider), genesis_key)
+    assert deep.file == "proofs.jsonl"
+    assert "tree size does not match the checkpoint" in deep.reason
+
+
+def test_an_event_signed_by_an_unknown_key_is_rejected(log, tmp_path, genesis_key):
+    stranger = SigningKey.generate()
+
+    def forge(files):
+        lines = _lines(files, "events.jsonl")
+        record = json.loads(lines[2])
+        event = record["event"] | {"key_id": stranger.key_id}
+        body = rfc8785.dumps(event)
+        lines[2] = rfc8785.dumps(
+            {
+                "event": event,
+                "hash": hashlib.sha256(body).hexdigest(),
+                "signature": base64.b64encode(stranger.sign(body)).decode(),
+            }
+        )
+        _set_lines(files, "events.jsonl", lines)
+
+    error = _rejected(
+        _rewrite(_export(tmp_path), tmp_path / "u.zip", forge, resign_with=keyring.current_signing_key()), genesis_key
+    )
+    assert error.file == "events.jsonl"
+    assert f"signed by key {stranger.key_id}, not the key keys.json assigns" == error.reason
+
+
+def test_a_key_that_does_not_trace_to_the_trusted_key_is_rejected(log, tmp_path):
+    error = _rejected(_export(tmp_path), SigningKey.generate())
+    assert error.file == "manifest.sig"
+    assert "which is not trusted" in error.reason
+
+
+def test_a_modified_data_file_is_rejected(log, tmp_path, genesis_key):
+    def corrupt(files):
+        name = next(n for n in files if n.startswith("data/"))
+        files[name] = files[name] + b" "
+
+    bundle = _export(tmp_path, include_data=True)
+    plain = _rejected(_rewrite(bundle, tmp_path / "d1.zip", corrupt), genesis_key)
+    assert plain.file.startswith("data/")
+    assert plain.reason == "its SHA-256 differs from the manifest's"
+    deep = _rejected(
+        _rewrite(bundle, tmp_path / "d2.zip", corrupt, resign_with=keyring.current_signing_key()), genesis_key
+    )
+    assert deep.reason == "its name is not the SHA-256 of its bytes"
+
+
+def test_files_missing_from_or_added_to_the_manifest_are_rejected(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path, include_data=True)
+
+    def add(files):
+        files["notes.txt"] = b"trust me"
+
+    def drop(files):
+        del files[next(n for n in files if n.startswith("data/"))]
+
+    added = _rejected(_rewrite(bundle, tmp_path / "f1.zip", add), genesis_key)
+    assert (added.file, added.reason) == ("notes.txt", "is in the bundle but not in the manifest")
+    dropped = _rejected(_rewrite(bundle, tmp_path / "f2.zip", drop), genesis_key)
+    assert dropped.file.startswith("data/")
+    assert dropped.reason == "is listed in the manifest but missing from the bundle"
+
+
+def test_a_bundle_replayed_from_another_log_is_rejected(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path)
+    other_log = str(uuid.uuid4())
+    error = _rejected(bundle, genesis_key, log_id=other_log)
+    assert error.file == "manifest.json"
+    assert f"not the expected log {other_log}" in error.reason
