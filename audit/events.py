@@ -13,3 +13,10 @@ KEY_ROTATED = registry.register(
     },
     description="A new signing key takes over after this event; signed by the previous key.",
 )
+
+EVIDENCE_EXPORTED = registry.register(
+    "audit.EvidenceExported",
+    schema=1,
+    required={"export_id": str, "query": dict, "tree_size": int, "events": int, "bundle_sha256": str},
+    description="Someone exported an evidence bundle; the bundle's hash makes the copy identifiable.",
+)

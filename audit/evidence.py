@@ -55,6 +55,25 @@ class EvidenceQuery:
         }
 
 
+def query_from_dict(data: dict) -> EvidenceQuery:
+    """The inverse of EvidenceQuery.as_manifest (API requests and queued exports)."""
+    from audit.envelope import parse_time
+
+    streams = []
+    for item in data.get("streams") or []:
+        kind, sep, ident = str(item).partition(":")
+        if not sep or not kind or not ident:
+            raise EvidenceError(f"stream {item!r} must be TYPE:ID")
+        streams.append((kind, ident))
+    return EvidenceQuery(
+        model=data.get("model") or None,
+        since=parse_time(data["since"]) if data.get("since") else None,
+        until=parse_time(data["until"]) if data.get("until") else None,
+        streams=tuple(streams),
+        include_data=bool(data.get("include_data")),
+    )
+
+
 @dataclass
 class ExportSummary:
     path: Path

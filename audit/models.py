@@ -97,3 +97,29 @@ class Checkpoint(models.Model):
             "key_id": self.key_id,
             "signature": self.signature,
         }
+
+
+class EvidenceExport(models.Model):
+    """A requested evidence bundle and its progress (working state, not part of the log)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True)
+    requested_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    query = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    events_done = models.IntegerField(default=0)
+    events_total = models.IntegerField(default=0)
+    file = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "audit_evidence_export"
+        ordering = ["-created_at"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 
@@ -27,6 +28,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "audit",
     "monitoring",
 ]
@@ -61,6 +64,8 @@ TEMPLATES = [
 
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
+    # A Unix socket directory may be given percent-encoded as the host: postgres://u@%2Frun%2Fpg/db
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 else:
     from config.embedded_db import embedded_database
 
@@ -78,6 +83,25 @@ STATIC_ROOT = DATA_DIR / "static"
 # Data files (prediction batches, run results) live in Django storage, content-addressed.
 MEDIA_ROOT = DATA_DIR / "media"
 
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": env("API_ANON_RATE", default="600/minute")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Driftledger API",
+    "DESCRIPTION": "Monitoring and tamper-evident audit for deployed ML models.",
+    "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
 # Celery: with no broker, tasks run eagerly in-process (demo, one machine).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -85,6 +109,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
+}
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.
 AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None

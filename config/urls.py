@@ -1,8 +1,23 @@
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from audit import api as audit_api
 from audit import views as audit_views
 
+api = [
+    path("audit/checkpoints/latest/", audit_api.LatestCheckpointView.as_view(), name="checkpoint-latest"),
+    path("audit/checkpoints/<int:tree_size>/", audit_api.CheckpointBySizeView.as_view(), name="checkpoint"),
+    path("audit/proofs/inclusion/", audit_api.InclusionProofView.as_view(), name="proof-inclusion"),
+    path("audit/proofs/consistency/", audit_api.ConsistencyProofView.as_view(), name="proof-consistency"),
+    path("evidence/", audit_api.EvidenceListView.as_view(), name="evidence"),
+    path("evidence/<uuid:export_id>/", audit_api.EvidenceDetailView.as_view(), name="evidence-detail"),
+    path("evidence/<uuid:export_id>/download/", audit_api.EvidenceDownloadView.as_view(), name="evidence-download"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
 urlpatterns = [
+    path("api/v1/", include(api)),
     path("healthz", audit_views.healthz, name="healthz"),
     path("readyz", audit_views.readyz, name="readyz"),
 ]

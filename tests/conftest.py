@@ -54,10 +54,11 @@ def wipe_log() -> None:
     assert name.startswith("test_"), f"refusing to wipe {name!r}: not a test database"
 
     read_models = [m._meta.db_table for m in apps.get_app_config("monitoring").get_models()]
+    read_models += ["audit_evidence_export", "auth_user_groups", "auth_user"]
     with connection.cursor() as cursor:
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        cursor.execute(f"TRUNCATE {', '.join(APPEND_ONLY_TABLES + tuple(read_models))}")
+        cursor.execute(f"TRUNCATE {', '.join(APPEND_ONLY_TABLES + tuple(read_models))} CASCADE")
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update_delete")
             cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate")
@@ -65,8 +66,11 @@ def wipe_log() -> None:
 
 @pytest.fixture
 def committed_log(django_db_setup, django_db_blocker):
-    """A real, committing database session for tests that need other connections to see the log."""
+    """A real, committing database session for tests that need other connections to see the log.
+    (Do not combine with fixtures that need `db`, such as django_user_model: they wrap the test in
+    a transaction that is never committed.)"""
     with django_db_blocker.unblock():
+        assert not connection.in_atomic_block, "committed_log cannot commit inside the db fixture's transaction"
         wipe_log()
         yield
         wipe_log()

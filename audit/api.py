@@ -1,0 +1,205 @@
+"""Read-only audit API for auditors and external monitors, and the evidence export endpoints."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import checkpoints
+from audit.evidence import EvidenceError, query_from_dict
+from audit.models import Checkpoint, Event, EvidenceExport
+from audit.permissions import EVIDENCE_ROLES, CanExportEvidence, has_role
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    log_id = serializers.CharField()
+
+    class Meta:
+        model = Checkpoint
+        fields = ["log_id", "tree_size", "root_hash", "timestamp", "key_id", "signature"]
+
+
+class PublicReadView(APIView):
+    """Checkpoints and proofs reveal hashes only; like a CT log, anyone may read them."""
+
+    permission_classes = [AllowAny]
+
+
+class LatestCheckpointView(PublicReadView):
+    @extend_schema(responses=CheckpointSerializer, summary="The latest signed checkpoint")
+    def get(self, request):
+        checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+        if checkpoint is None:
+            raise NotFound("the log has no checkpoint yet")
+        return Response(CheckpointSerializer(checkpoint).data)
+
+
+class CheckpointBySizeView(PublicReadView):
+    @extend_schema(responses=CheckpointSerializer, summary="The checkpoint of a given tree size")
+    def get(self, request, tree_size: int):
+        checkpoint = Checkpoint.objects.filter(tree_size=tree_size).first()
+        if checkpoint is None:
+            raise NotFound(f"no checkpoint of tree size {tree_size}")
+        return Response(CheckpointSerializer(checkpoint).data)
+
+
+def _positive(request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        raise ValidationError({name: "required"})
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: f"must be an integer, not {raw!r}"}) from None
+    if value < 1:
+        raise ValidationError({name: "must be at least 1"})
+    return value
+
+
+class InclusionProofView(PublicReadView):
+    @extend_schema(
+        parameters=[OpenApiParameter("seq", int, required=True), OpenApiParameter("tree_size", int, required=True)],
+        responses={200: dict},
+        summary="RFC 9162 inclusion proof of event seq in the tree of tree_size events",
+    )
+    def get(self, request):
+        seq, tree_size = _positive(request, "seq"), _positive(request, "tree_size")
+        try:
+            path = checkpoints.inclusion_proof(seq, tree_size)
+        except checkpoints.CheckpointError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        leaf = Event.objects.values_list("leaf_hash", flat=True).get(seq=seq)
+        return Response(
+            {
+                "seq": seq,
+                "leaf_index": seq - 1,
+                "tree_size": tree_size,
+                "leaf_hash": bytes(leaf).hex(),
+                "path": [step.hex() for step in path],
+            }
+        )
+
+
+class ConsistencyProofView(PublicReadView):
+    @extend_schema(
+        parameters=[OpenApiParameter("first", int, required=True), OpenApiParameter("second", int, required=True)],
+        responses={200: dict},
+        summary="RFC 9162 consistency proof between two tree sizes",
+    )
+    def get(self, request):
+        first, second = _positive(request, "first"), _positive(request, "second")
+        try:
+            path = checkpoints.consistency_proof(first, second)
+        except checkpoints.CheckpointError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response({"first": first, "second": second, "path": [step.hex() for step in path]})
+
+
+class EvidenceRequestSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=False, max_length=200)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    streams = serializers.ListField(child=serializers.CharField(max_length=320), required=False, max_length=1000)
+    include_data = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
+            raise ValidationError({"until": "must not be before since"})
+        return attrs
+
+
+class EvidenceExportSerializer(serializers.ModelSerializer):
+    requested_by = serializers.CharField(source="requested_by.username")
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EvidenceExport
+        fields = ["id", "status", "query", "requested_by", "events_done", "events_total", "sha256", "error",
+                  "created_at", "finished_at", "download"]  # fmt: skip
+
+    def get_download(self, export) -> str | None:
+        if export.status != EvidenceExport.Status.DONE:
+            return None
+        return self.context["request"].build_absolute_uri(f"/api/v1/evidence/{export.id}/download/")
+
+
+class EvidenceListView(APIView):
+    permission_classes = [CanExportEvidence]
+
+    @extend_schema(
+        request=EvidenceRequestSerializer,
+        responses={202: EvidenceExportSerializer},
+        summary="Start an evidence export (runs as a Celery task)",
+    )
+    def post(self, request):
+        from audit.envelope import format_time
+        from audit.tasks import export_evidence_task
+
+        data = EvidenceRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        attrs = data.validated_data
+        query = {
+            "model": attrs.get("model"),
+            "since": format_time(attrs["since"]) if attrs.get("since") else None,
+            "until": format_time(attrs["until"]) if attrs.get("until") else None,
+            "streams": attrs.get("streams", []),
+            "include_data": attrs["include_data"],
+        }
+        try:
+            query_from_dict(query)
+        except EvidenceError as exc:
+            raise ValidationError({"streams": str(exc)}) from None
+        export = EvidenceExport.objects.create(id=uuid.uuid4(), requested_by=request.user, query=query)
+        transaction.on_commit(lambda: export_evidence_task.delay(str(export.id)))
+        body = EvidenceExportSerializer(export, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=EvidenceExportSerializer(many=True), summary="Your evidence exports")
+    def get(self, request):
+        exports = EvidenceExport.objects.select_related("requested_by")[:100]
+        return Response(EvidenceExportSerializer(exports, many=True, context={"request": request}).data)
+
+
+class EvidenceDetailView(APIView):
+    permission_classes = [CanExportEvidence]
+
+    @extend_schema(responses=EvidenceExportSerializer, summary="Progress of an evidence export")
+    def get(self, request, export_id: uuid.UUID):
+        export = _export(export_id)
+        return Response(EvidenceExportSerializer(export, context={"request": request}).data)
+
+
+class EvidenceDownloadView(APIView):
+    permission_classes = [CanExportEvidence]
+
+    @extend_schema(responses={(200, "application/zip"): bytes}, summary="Download a finished bundle")
+    def get(self, request, export_id: uuid.UUID):
+        export = _export(export_id)
+        if export.status != EvidenceExport.Status.DONE:
+            return Response({"detail": f"the export is {export.status}, not done"}, status=status.HTTP_409_CONFLICT)
+        response = FileResponse(
+            open(export.file, "rb"),  # noqa: SIM115 - FileResponse closes it
+            as_attachment=True,
+            filename=f"evidence-{export.id}.zip",
+            content_type="application/zip",
+        )
+        response["Digest"] = f"sha-256={export.sha256}"
+        return response
+
+
+def _export(export_id) -> EvidenceExport:
+    export = EvidenceExport.objects.select_related("requested_by").filter(id=export_id).first()
+    if export is None:
+        raise NotFound("no such evidence export")
+    return export
+
+
+__all__ = ["EVIDENCE_ROLES", "has_role"]
