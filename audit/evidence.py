@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from audit.envelope import format_time
 from audit.models import Checkpoint
 from audit.report import render_report
 from audit.selectors import signing_keys
+from audit.store import Actor, NewEvent, append
 
 FORMAT = "driftledger-evidence/1"
 Progress = Callable[[int, int], None]
@@ -81,15 +83,23 @@ class ExportSummary:
     tree_size: int
     data_files: int
     missing_data: list[str] = field(default_factory=list)
+    sha256: str = ""
+    export_id: str = ""
 
     def as_dict(self) -> dict:
         return {**asdict(self), "path": str(self.path)}
 
 
 def evidence_export(
-    *, query: EvidenceQuery, out: Path, created_by: str, progress: Progress | None = None
+    *,
+    query: EvidenceQuery,
+    out: Path,
+    created_by: Actor,
+    export_id: str | None = None,
+    progress: Progress | None = None,
 ) -> ExportSummary:
-    """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end)."""
+    """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end),
+    then record `audit.EvidenceExported` with the bundle's SHA-256: who took which evidence."""
     if query.since and query.until and query.since > query.until:
         raise EvidenceError("--since must not be after --until")
     checkpoint = checkpoints.checkpoint_create()
@@ -103,13 +113,34 @@ def evidence_export(
     os.close(descriptor)
     try:
         with transaction.atomic():  # a server-side cursor streams the events
-            summary = _write_bundle(Path(temporary), query, checkpoint, seqs, created_by, progress)
+            summary = _write_bundle(Path(temporary), query, checkpoint, seqs, created_by.name, progress)
         os.replace(temporary, out)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
     summary.path = out
+    summary.sha256 = _file_sha256(out)
+    summary.export_id = export_id or str(uuid.uuid4())
+    append(
+        [
+            NewEvent(
+                "evidence", summary.export_id, "audit.EvidenceExported",
+                {"export_id": summary.export_id, "query": query.as_manifest(), "tree_size": summary.tree_size,
+                 "events": summary.events, "bundle_sha256": summary.sha256},
+                created_by,
+            )
+        ],
+        expected={("evidence", summary.export_id): 0},
+    )  # fmt: skip
     return summary
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---- selection -----------------------------------------------------------------------------

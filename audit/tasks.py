@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -27,12 +26,13 @@ def checkpoint_if_grown() -> int | None:
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=3600)
 def export_evidence_task(export_id: str) -> None:
     from audit.evidence import EvidenceError, evidence_export, query_from_dict
-    from audit.evidence_record import record_export
+    from audit.store import Actor
 
-    claimed = EvidenceExport.objects.filter(id=export_id, status=EvidenceExport.Status.QUEUED).update(
+    unfinished = (EvidenceExport.Status.QUEUED, EvidenceExport.Status.RUNNING)  # RUNNING: a worker died in it
+    claimed = EvidenceExport.objects.filter(id=export_id, status__in=unfinished).update(
         status=EvidenceExport.Status.RUNNING
     )
-    if not claimed:  # redelivered after it ran, or never queued: nothing to do
+    if not claimed:  # redelivered after it finished, or unknown: nothing to do
         return
     export = EvidenceExport.objects.get(id=export_id)
     out = Path(settings.DATA_DIR) / "evidence" / f"{export_id}.zip"
@@ -40,11 +40,13 @@ def export_evidence_task(export_id: str) -> None:
     def progress(done: int, total: int) -> None:
         EvidenceExport.objects.filter(id=export_id).update(events_done=done, events_total=total)
 
+    user = export.requested_by
     try:
         summary = evidence_export(
             query=query_from_dict(export.query),
             out=out,
-            created_by=export.requested_by.get_username(),
+            created_by=Actor("user", user.get_username(), user.get_full_name() or user.get_username()),
+            export_id=str(export.id),
             progress=progress,
         )
     except EvidenceError as exc:
@@ -60,12 +62,10 @@ def export_evidence_task(export_id: str) -> None:
             finished_at=timezone.now(),
         )
         raise
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
     EvidenceExport.objects.filter(id=export_id).update(
         status=EvidenceExport.Status.DONE,
         file=str(out),
-        sha256=digest,
+        sha256=summary.sha256,
         finished_at=timezone.now(),
         events_done=F("events_total"),
     )
-    record_export(export, summary, digest)

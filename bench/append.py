@@ -16,55 +16,19 @@ import base64
 import hashlib
 import multiprocessing
 import os
-import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from _common import ACTOR, fill, run_event, run_payload, scratch_database
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.utils import timezone
 
-import django
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.db import connection, connections, transaction  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from audit import keyring  # noqa: E402
-from audit.canonical import canonicalize  # noqa: E402
-from audit.envelope import envelope, format_time  # noqa: E402
-from audit.keys import SigningKey  # noqa: E402
-from audit.store import Actor, NewEvent, RecordedEvent, _row, append  # noqa: E402
-from audit.verify import verify_log  # noqa: E402
-
-ACTOR = Actor("service", "bench", "Benchmark writer")
-
-
-def payload(index: int) -> dict:
-    """About 1.1 KB of run results: a typical RunCompleted envelope is then about 1.5 KB."""
-    return {
-        "run_id": str(uuid.UUID(int=index)),
-        "model": "bench-model",
-        "status": "completed",
-        "checks": [
-            {
-                "check": "feature_drift",
-                "feature": f"feature_{i}",
-                "method": "ks",
-                "statistic": 0.0123 + i / 97,
-                "p_value": 0.5 + i / 101,
-                "threshold": 0.05,
-                "status": "ok",
-            }
-            for i in range(8)
-        ],
-    }
-
-
-def new_event(index: int, stream: str) -> NewEvent:
-    return NewEvent("bench", stream, "monitoring.RunCompleted", payload(index), ACTOR)
+from audit.canonical import canonicalize
+from audit.envelope import envelope, format_time
+from audit.keys import SigningKey
+from audit.store import RecordedEvent, _row, append
+from audit.verify import verify_log
 
 
 def raw_rows(first_seq: int, count: int, stream: str) -> list[tuple]:
@@ -86,7 +50,7 @@ def raw_rows(first_seq: int, count: int, stream: str) -> list[tuple]:
             reason=None,
             correlation_id=None,
             causation_id=None,
-            payload=payload(seq),
+            payload=run_payload(seq),
             prev_hash="0" * 64,
             key_id=key.key_id,
         )
@@ -124,7 +88,7 @@ def signed_writer(first_index: int, count: int, per_transaction: int, stream: st
     """Like a command: each append states the version it expects its stream to be at."""
     version = 0
     for start in range(0, count, per_transaction):
-        events = [new_event(first_index + start + i, stream) for i in range(per_transaction)]
+        events = [run_event(first_index + start + i, stream) for i in range(per_transaction)]
         append(events, expected={("bench", stream): version})
         version += per_transaction
 
@@ -162,25 +126,11 @@ def main() -> None:
     parser.add_argument("--verify-events", type=int, default=100_000)
     parser.add_argument("--writers", type=int, default=8)
     options = parser.parse_args()
-
-    key_dir = Path(settings.DATA_DIR) / "bench"
-    key_dir.mkdir(parents=True, exist_ok=True)
-    key_file = key_dir / "bench-signing-key.pem"
-    SigningKey.generate().save(key_file)
-    settings.AUDIT_SIGNING_KEY_FILE = key_file
-    keyring.current_signing_key(reload=True)
-
-    creation = connection.creation
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = "driftledger_bench"
-    original = creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with scratch_database("driftledger_bench"):
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE bench_raw (LIKE audit_event INCLUDING ALL)")
         results = run_scenarios(options)
         verify_figures = bench_verify(options.verify_events)
-    finally:
-        connections.close_all()
-        creation.destroy_test_db(original, verbosity=0)
     print_table(results, verify_figures, options)
 
 
@@ -224,11 +174,7 @@ def run_scenarios(options) -> list[tuple[str, float, float]]:
 def bench_verify(count: int) -> tuple[int, float, float]:
     from audit.models import Event
 
-    missing = count - Event.objects.count()
-    batch = 100
-    for start in range(0, max(missing, 0), batch):
-        size = min(batch, missing - start)
-        append([new_event(start + i, "verify") for i in range(size)], expected={("bench", "verify"): None})
+    fill(max(count - Event.objects.count(), 0), stream="verify")
     report = verify_log()
     if not report.ok:
         raise SystemExit(f"verification failed: {report.failure}")
@@ -236,7 +182,7 @@ def bench_verify(count: int) -> tuple[int, float, float]:
 
 
 def print_table(results, verify_figures, options) -> None:
-    print(f"PostgreSQL: {connection.vendor} via {settings.DATABASES['default'].get('HOST') or 'default host'}")
+    print(f"PostgreSQL via {settings.DATABASES['default'].get('HOST') or 'the default host'}")
     print(f"{'scenario':36} {'raw ev/s':>10} {'signed ev/s':>12} {'ratio':>7} {'target':>7}")
     targets = {"(a)": 0.8, "(b)": 0.5, "(c)": 0.5}
     for label, raw, signed in results:

@@ -21,6 +21,7 @@ def signing_key_file(tmp_path, settings):
         {"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(tmp_path / "witness")}}
     ]
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.DATA_DIR = tmp_path / "data"
     return path
 
 

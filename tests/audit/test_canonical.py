@@ -103,3 +103,26 @@ def test_refuses_what_jcs_cannot_represent_and_says_where(value, path, problem):
 
 def test_accepts_the_limits_of_the_safe_integer_range():
     assert canonicalize([MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER]) == b"[9007199254740991,-9007199254740991]"
+
+
+@settings(max_examples=1500)
+@given(json_values)
+def test_is_canonical_accepts_exactly_the_rfc8785_bytes(value):
+    canonical_bytes = rfc8785.dumps(value)
+    parsed = json.loads(canonical_bytes)
+    assert canonical.is_canonical(canonical_bytes, parsed)
+    spaced = json.dumps(parsed, ensure_ascii=False, sort_keys=True).encode()
+    if spaced != canonical_bytes:
+        assert not canonical.is_canonical(spaced, json.loads(spaced))
+    python_style = json.dumps(parsed, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    if python_style != canonical_bytes:
+        assert not canonical.is_canonical(python_style, json.loads(python_style))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'{"a":100.0}', b'{"a":1e16}', b'{"a":4.8e-6}', b'{"b":1,"a":2}', b'{"a":9007199254740993}', b'{"a":"\\u0041"}',
+     b'{"a":1E-7}', b'{ "a":1}'],
+)
+def test_is_canonical_rejects_non_canonical_forms(text):
+    assert not canonical.is_canonical(text, json.loads(text))

@@ -27,6 +27,7 @@ from audit.verifier import BundleInvalid, verify_bundle
 from tests.audit.factories import ALICE
 
 ROOT = Path(__file__).resolve().parents[2]
+AUDITOR = Actor("user", "ada", "Ada Auditor")
 pytestmark = pytest.mark.django_db
 
 
@@ -126,7 +127,7 @@ def _pem(key: SigningKey, path: Path) -> Path:
 
 def _export(tmp_path: Path, **query) -> Path:
     out = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}.zip"
-    evidence_export(query=EvidenceQuery(**query), out=out, created_by="test auditor")
+    evidence_export(query=EvidenceQuery(**query), out=out, created_by=AUDITOR)
     return out
 
 
@@ -138,7 +139,7 @@ def test_bundle_layout_and_manifest_follow_the_evidence_format(log, tmp_path, ge
         manifest = json.loads(manifest_bytes)
         assert rfc8785.dumps(manifest) == manifest_bytes
         assert manifest["format"] == "driftledger-evidence/1"
-        assert manifest["created_by"] == "test auditor"
+        assert manifest["created_by"] == "Ada Auditor"
         assert set(manifest["files"]) == names - {"manifest.json", "manifest.sig"}
         for name, digest in manifest["files"].items():
             assert hashlib.sha256(archive.read(name)).hexdigest() == digest
@@ -180,12 +181,12 @@ def test_second_export_carries_the_earlier_checkpoint_with_a_consistency_proof(l
 def test_bad_queries_are_refused_and_write_nothing(log, tmp_path):
     out = tmp_path / "never.zip"
     with pytest.raises(EvidenceError, match="no event matches"):
-        evidence_export(query=EvidenceQuery(model="no-such-model"), out=out, created_by="t")
+        evidence_export(query=EvidenceQuery(model="no-such-model"), out=out, created_by=AUDITOR)
     import datetime as dt
 
     later, earlier = dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     with pytest.raises(EvidenceError, match="since must not be after"):
-        evidence_export(query=EvidenceQuery(since=later, until=earlier), out=out, created_by="t")
+        evidence_export(query=EvidenceQuery(since=later, until=earlier), out=out, created_by=AUDITOR)
     assert not out.exists()
     assert list(tmp_path.glob(".evidence-*")) == []
 

@@ -1,10 +1,12 @@
 import datetime as dt
+import getpass
 import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
 from audit.evidence import EvidenceError, EvidenceQuery, evidence_export
+from audit.store import Actor
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -30,7 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="ISO 8601 time (a date or zoneless time is UTC)")
         parser.add_argument("--stream", action="append", default=[], help="TYPE:ID (repeatable)")
         parser.add_argument("--include-data", action="store_true", help="add the data files events reference")
-        parser.add_argument("--created-by", default="export_evidence command", help="recorded in the manifest")
+        parser.add_argument(
+            "--created-by", default=getpass.getuser(), help="who exports (manifest and audit event); default: OS user"
+        )
 
     def handle(self, *args, **options):
         try:
@@ -45,12 +49,13 @@ class Command(BaseCommand):
             self.stderr.write(f"invalid argument: {exc}")
             sys.exit(2)
         try:
-            summary = evidence_export(query=query, out=options["out"], created_by=options["created_by"])
+            who = options["created_by"]
+            summary = evidence_export(query=query, out=options["out"], created_by=Actor("user", who, who))
         except EvidenceError as exc:
             self.stderr.write(str(exc))
             sys.exit(1)
         missing = f"; {len(summary.missing_data)} referenced data file(s) not found" if summary.missing_data else ""
         self.stdout.write(
             f"Wrote {summary.path}: {summary.events} events, checkpoint of tree size {summary.tree_size}, "
-            f"{summary.data_files} data file(s){missing}."
+            f"{summary.data_files} data file(s){missing}. SHA-256 {summary.sha256}"
         )

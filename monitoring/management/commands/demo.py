@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from audit.keys import SigningKey
+from audit.evidence import EvidenceQuery, blob_save, evidence_export
+from audit.keys import SigningKey, public_key_from_raw
 from audit.rotation import signing_key_rotate
-from audit.selectors import stream_version
+from audit.selectors import signing_keys, stream_version
 from audit.store import Actor, NewEvent, append
 from audit.verify import verify_log
 
@@ -18,6 +25,7 @@ ALICE = Actor("user", "alice", "Alice Martin (ML engineer)")
 BOB = Actor("user", "bob", "Bob Okafor (risk approver)")
 SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
 OPERATOR = Actor("user", "ops", "Platform operator")
+AUDITOR = Actor("user", "ada", "Ada Lovelace (auditor)")
 
 
 class Command(BaseCommand):
@@ -141,7 +149,32 @@ class Command(BaseCommand):
             f"8. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
             f"every signature valid ({report.seconds:.2f} s)."
         )
+        self._evidence(say)
         say(f"Demo finished in {time.perf_counter() - started:.1f} s.")
+
+    def _evidence(self, say) -> None:
+        """Checkpoint, export the model's evidence, and verify it offline as an auditor would."""
+        evidence_dir = Path(settings.DATA_DIR) / "evidence"
+        bundle = evidence_dir / f"demo-{MODEL}.zip"
+        summary = evidence_export(query=EvidenceQuery(model=MODEL, include_data=True), out=bundle, created_by=AUDITOR)
+        witness = settings.AUDIT_WITNESSES[0]["options"].get("path", "the configured witnesses")
+        say(f"9. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
+        say(f"10. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
+        genesis = signing_keys()[0]
+        trusted = evidence_dir / f"trusted-{genesis.key_id}.pem"
+        trusted.write_bytes(
+            public_key_from_raw(genesis.public_raw).public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        offline = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(trusted)],
+            capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[3],
+        )  # fmt: skip
+        if offline.returncode != 0:
+            self.stderr.write(f"11. Offline verification FAILED: {offline.stderr.strip()}")
+            raise SystemExit(1)
+        say(f"11. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
 
 
 def _registration() -> NewEvent:
@@ -195,6 +228,7 @@ def _run_events(run_id: str, correlation: str) -> list[NewEvent]:
             "status": "degraded",
         },
     ]
+    digest = blob_save(json.dumps({"run_id": run_id, "window": window, "checks": checks}, sort_keys=True).encode())
     return [
         NewEvent(
             "run",
@@ -208,7 +242,7 @@ def _run_events(run_id: str, correlation: str) -> list[NewEvent]:
             "run",
             run_id,
             "monitoring.RunCompleted",
-            {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks},
+            {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks, "result_digest": digest},
             SCHEDULER,
             correlation_id=correlation,
         ),

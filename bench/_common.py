@@ -1,0 +1,76 @@
+"""Shared set-up of the benchmarks: Django on the configured server, a scratch database, a key."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection, connections  # noqa: E402
+
+from audit import keyring  # noqa: E402
+from audit.keys import SigningKey  # noqa: E402
+from audit.store import Actor, NewEvent  # noqa: E402
+
+ACTOR = Actor("service", "bench", "Benchmark writer")
+
+
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[Path]:
+    """Create, migrate and finally drop database `name` on the configured server; sign with a
+    fresh key and publish witnesses under a scratch directory. Yields that directory."""
+    scratch = Path(settings.DATA_DIR) / "bench" / name
+    scratch.mkdir(parents=True, exist_ok=True)
+    key_file = scratch / "signing-key.pem"
+    SigningKey.generate().save(key_file)
+    settings.AUDIT_SIGNING_KEY_FILE = key_file
+    settings.AUDIT_WITNESSES = [{"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(scratch / "w")}}]
+    keyring.current_signing_key(reload=True)
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = name
+    creation = connection.creation
+    original = creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        yield scratch
+    finally:
+        connections.close_all()
+        creation.destroy_test_db(original, verbosity=0)
+
+
+def run_payload(index: int) -> dict:
+    """About 1.1 KB of run results: a typical RunCompleted envelope is then about 1.5 KB."""
+    return {
+        "run_id": str(uuid.UUID(int=index)),
+        "model": "bench-model",
+        "status": "completed",
+        "checks": [
+            {"check": "feature_drift", "feature": f"feature_{i}", "method": "ks", "statistic": 0.0123 + i / 97,
+             "p_value": 0.5 + i / 101, "threshold": 0.05, "status": "ok"}
+            for i in range(8)
+        ],
+    }  # fmt: skip
+
+
+def run_event(index: int, stream: str) -> NewEvent:
+    return NewEvent("bench", stream, "monitoring.RunCompleted", run_payload(index), ACTOR)
+
+
+def fill(count: int, stream: str = "fill", batch: int = 100) -> None:
+    """Append `count` signed events in transactions of `batch`."""
+    from audit.store import append
+
+    version = 0
+    for start in range(0, count, batch):
+        size = min(batch, count - start)
+        append([run_event(start + i, stream) for i in range(size)], expected={("bench", stream): version})
+        version += size
