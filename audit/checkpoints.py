@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_LOCK_KEY = 0x636B7074  # "ckpt"
 CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
+_SCAN_THRESHOLD = 20_000
 
 
 class CheckpointError(RuntimeError):
@@ -111,12 +112,23 @@ def stored_nodes(wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         if leaves:
             cursor.execute("SELECT seq - 1, leaf_hash FROM audit_event WHERE seq = ANY(%s)", ([i + 1 for i in leaves],))
             found.update({(0, index): bytes(digest) for index, digest in cursor})
-        if inner:
+        if len(inner) > _SCAN_THRESHOLD:  # many nodes (a large export): range scans per level beat lookups
+            wanted_inner = set(inner)
+            for level in sorted({level for level, _ in inner}):
+                indexes = [index for lv, index in inner if lv == level]
+                cursor.execute(
+                    "SELECT level, index, hash FROM audit_merkle_node WHERE level = %s AND index BETWEEN %s AND %s",
+                    (level, min(indexes), max(indexes)),
+                    binary=True,
+                )
+                found.update({(lv, index): digest for lv, index, digest in cursor if (lv, index) in wanted_inner})
+        elif inner:
             cursor.execute(
                 "SELECT n.level, n.index, n.hash FROM audit_merkle_node n"
                 " JOIN unnest(%s::smallint[], %s::bigint[]) AS w(level, index)"
                 " ON n.level = w.level AND n.index = w.index",
                 ([level for level, _ in inner], [index for _, index in inner]),
+                binary=True,
             )
             found.update({(level, index): bytes(digest) for level, index, digest in cursor})
     missing = wanted - found.keys()

@@ -27,7 +27,7 @@ from audit import checkpoints, keyring, merkle
 from audit.canonical import canonicalize
 from audit.envelope import format_time
 from audit.models import Checkpoint
-from audit.report import render_report
+from audit.report import Timeline, render_report
 from audit.selectors import signing_keys
 from audit.store import Actor, NewEvent, append
 
@@ -200,7 +200,7 @@ def _write_bundle(
 ) -> ExportSummary:
     files: dict[str, str] = {}
     digests: set[str] = set()
-    timeline: list[dict] = []
+    timeline = Timeline(len(seqs))
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
 
         def write(name: str, chunks) -> None:
@@ -244,7 +244,7 @@ def _write_bundle(
     return ExportSummary(path, len(seqs), checkpoint.tree_size, stored, missing)
 
 
-def _event_lines(seqs: list[int], digests: set[str], timeline: list[dict], progress) -> Iterator[bytes]:
+def _event_lines(seqs: list[int], digests: set[str], timeline: Timeline, progress) -> Iterator[bytes]:
     """canon({"event", "hash", "signature"}) per event: the keys sort in that order and the
     stored bytes are canon(event), so the line is assembled without re-encoding."""
     connection.ensure_connection()
@@ -257,7 +257,7 @@ def _event_lines(seqs: list[int], digests: set[str], timeline: list[dict], progr
             canonical = bytes(canonical)
             envelope = orjson.loads(canonical)
             digests.update(_referenced_digests(envelope["payload"]))
-            timeline.append(envelope)
+            timeline.add(envelope)
             yield (
                 b'{"event":'
                 + canonical
@@ -288,21 +288,24 @@ def _is_sha256(text: str) -> bool:
 
 
 def _proof_lines(seqs: list[int], size: int) -> Iterator[bytes]:
-    ranges_per_leaf = [merkle.inclusion_ranges(seq - 1, size) for seq in seqs]
-    needed = merkle.nodes_needed(r for ranges in ranges_per_leaf for r in ranges)
+    """canon({"leaf_index", "path", "seq", "tree_size"}) per event (keys in that order), from the
+    stored nodes the paths need, fetched in one query; each shared step is hex-encoded once."""
+    steps: set[tuple[int, int]] = set()
+    for seq in seqs:
+        steps.update(merkle.inclusion_path_nodes(seq - 1, size))
+    # A step past the right edge stands for the part of its subtree below `size` (see merkle).
+    partial = {(level, position) for level, position in steps if (position + 1) << level > size}
+    ranges = {step: merkle.path_node_range(*step, size) for step in partial}
+    needed = (steps - partial).union(*(merkle.perfect_subtrees(*r) for r in ranges.values()))
     nodes = checkpoints.stored_nodes(needed)
-    cache: dict[tuple[int, int], str] = {}
-
-    def hashed(start: int, end: int) -> str:
-        found = cache.get((start, end))
-        if found is None:
-            found = merkle.range_hash(start, end, lambda level, index: nodes[(level, index)]).hex()
-            cache[(start, end)] = found
-        return found
-
-    for seq, ranges in zip(seqs, ranges_per_leaf, strict=True):
-        path = [hashed(a, b) for a, b in ranges]
-        yield canonicalize({"seq": seq, "leaf_index": seq - 1, "tree_size": size, "path": path}) + b"\n"
+    quoted = {node: b'"%s"' % digest.hex().encode() for node, digest in nodes.items()}
+    for step, (start, end) in ranges.items():
+        quoted[step] = (
+            b'"%s"' % merkle.range_hash(start, end, lambda level, index: nodes[(level, index)]).hex().encode()
+        )
+    for seq in seqs:
+        path = b",".join(map(quoted.__getitem__, merkle.inclusion_path_nodes(seq - 1, size)))
+        yield b'{"leaf_index":%d,"path":[%s],"seq":%d,"tree_size":%d}\n' % (seq - 1, path, seq, size)
 
 
 def _keys() -> list[dict]:

@@ -100,6 +100,32 @@ def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
     return list(reversed(ranges))
 
 
+def inclusion_path_nodes(index: int, size: int) -> list[tuple[int, int]]:
+    """PATH(index, D[0:size]) as subtrees (level, position), bottom-up, without recursion.
+
+    Below level `inner` (where index and size−1 first differ) each step is the sibling subtree;
+    only the one at level inner−1 may reach past size−1, and then stands for the range from its
+    start to size (its hash: range_hash). Above, each left sibling on the border is a step; a
+    missing right sibling is skipped (RFC 9162's unbalanced right edge)."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    inner = (index ^ (size - 1)).bit_length()
+    path = [(level, (index >> level) ^ 1) for level in range(inner)]
+    level, rest = inner, index >> inner
+    while rest:
+        if rest & 1:
+            path.append((level, rest ^ 1))
+        rest >>= 1
+        level += 1
+    return path
+
+
+def path_node_range(level: int, position: int, size: int) -> tuple[int, int]:
+    """The leaves a path step covers: a perfect subtree, or its part below `size`."""
+    start = position << level
+    return start, min(start + (1 << level), size)
+
+
 def inclusion_proof(index: int, size: int, nodes: NodeSource) -> list[bytes]:
     return [range_hash(a, b, nodes) for a, b in inclusion_ranges(index, size)]
 

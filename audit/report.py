@@ -14,8 +14,42 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}code{font-size:12px;wor
 """
 
 
-def render_report(events: list[dict], checkpoint: dict, query: dict, missing_data: list[str]) -> str:
-    rows = "".join(_row(event) for event in events)
+ROUTINE_TYPES = frozenset({"monitoring.RunStarted", "monitoring.RunCompleted"})
+DETAIL_LIMIT = 2000  # above this many events, routine ones are counted rather than listed
+
+
+class Timeline:
+    """What the report shows, collected while the events stream past: every event of a small
+    export; of a large one, every non-routine event and a count of each type."""
+
+    def __init__(self, total: int) -> None:
+        self.list_all = total <= DETAIL_LIMIT
+        self.events: list[dict] = []
+        self.counts: dict[str, int] = {}
+        self.first_seq = self.last_seq = 0
+
+    def add(self, event: dict) -> None:
+        self.counts[event["type"]] = self.counts.get(event["type"], 0) + 1
+        self.first_seq = self.first_seq or event["seq"]
+        self.last_seq = event["seq"]
+        if self.list_all or event["type"] not in ROUTINE_TYPES:
+            self.events.append(event)
+
+
+def render_report(timeline: Timeline, checkpoint: dict, query: dict, missing_data: list[str]) -> str:
+    rows = "".join(_row(event) for event in timeline.events)
+    total = sum(timeline.counts.values())
+    counted = (
+        ""
+        if timeline.list_all
+        else (
+            f"<p>{total - len(timeline.events)} routine events (monitoring runs) are counted below rather than "
+            "listed; every event is in events.jsonl.</p>"
+        )
+    )
+    counts = "".join(
+        f"<tr><td>{html.escape(kind)}</td><td>{count}</td></tr>" for kind, count in sorted(timeline.counts.items())
+    )
     scope = ", ".join(f"{k}={v}" for k, v in query.items() if v not in (None, [], False)) or "the whole log"
     missing = (
         f"<p><strong>Not included:</strong> {len(missing_data)} referenced data file(s) were not found in "
@@ -23,19 +57,21 @@ def render_report(events: list[dict], checkpoint: dict, query: dict, missing_dat
         if missing_data
         else ""
     )
-    first, last = (events[0]["seq"], events[-1]["seq"]) if events else (0, 0)
+    first, last = timeline.first_seq, timeline.last_seq
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Driftledger evidence: {html.escape(scope)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Driftledger evidence bundle</h1>
 <p>Log <code>{html.escape(checkpoint["log_id"])}</code> · scope: {html.escape(scope)} ·
-{len(events)} events, seq {first}…{last}.</p>{missing}
+{total} events, seq {first}…{last}.</p>{missing}
 <h2>Checkpoint</h2>
 <table><tr><th>tree size</th><td>{checkpoint["tree_size"]}</td></tr>
 <tr><th>root hash</th><td><code>{checkpoint["root_hash"]}</code></td></tr>
 <tr><th>signed at</th><td>{html.escape(checkpoint["timestamp"])}</td></tr>
 <tr><th>signing key</th><td><code>{html.escape(checkpoint["key_id"])}</code></td></tr></table>
-<h2>Timeline</h2>
+<h2>Events by type</h2>
+<table><tr><th>type</th><th>events</th></tr>{counts}</table>
+<h2>Timeline</h2>{counted}
 <table><tr><th>seq</th><th>time (UTC)</th><th>what</th><th>who</th><th>details</th></tr>{rows}</table>
 <h2>How to verify this bundle</h2>
 <ol><li>Install the verifier on a machine of your own: <code>pip install cryptography rfc8785</code> and

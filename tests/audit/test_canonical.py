@@ -121,8 +121,16 @@ def test_is_canonical_accepts_exactly_the_rfc8785_bytes(value):
 
 @pytest.mark.parametrize(
     "text",
-    [b'{"a":100.0}', b'{"a":1e16}', b'{"a":4.8e-6}', b'{"b":1,"a":2}', b'{"a":9007199254740993}', b'{"a":"\\u0041"}',
-     b'{"a":1E-7}', b'{ "a":1}'],
+    [
+        b'{"a":100.0}',
+        b'{"a":1e16}',
+        b'{"a":4.8e-6}',
+        b'{"b":1,"a":2}',
+        b'{"a":9007199254740993}',
+        b'{"a":"\\u0041"}',
+        b'{"a":1E-7}',
+        b'{ "a":1}',
+    ],
 )
 def test_is_canonical_rejects_non_canonical_forms(text):
     assert not canonical.is_canonical(text, json.loads(text))

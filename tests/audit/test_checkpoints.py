@@ -236,3 +236,13 @@ def test_witness_directory_must_exist(committed_log, tmp_path):
     code, output = _verify_with_witness(tmp_path / "missing")
     assert code == 2
     assert "not a directory" in output
+
+
+@pytest.mark.django_db
+def test_bulk_node_fetch_by_level_ranges_returns_the_same_nodes(witness_dir, monkeypatch):
+    _append(70)
+    checkpoints.checkpoint_create(publish=False)
+    wanted = merkle.nodes_needed(r for i in range(70) for r in merkle.inclusion_ranges(i, 70))
+    by_lookup = checkpoints.stored_nodes(wanted)
+    monkeypatch.setattr(checkpoints, "_SCAN_THRESHOLD", 0)
+    assert checkpoints.stored_nodes(wanted) == by_lookup

@@ -146,7 +146,10 @@ def test_bundle_layout_and_manifest_follow_the_evidence_format(log, tmp_path, ge
         lines = archive.read("events.jsonl").splitlines()
         for line in lines:
             assert rfc8785.dumps(json.loads(line)) == line
-        proofs = [json.loads(line) for line in archive.read("proofs.jsonl").splitlines()]
+        proof_lines = archive.read("proofs.jsonl").splitlines()
+        for line in proof_lines:
+            assert rfc8785.dumps(json.loads(line)) == line
+        proofs = [json.loads(line) for line in proof_lines]
         assert [p["seq"] for p in proofs] == [json.loads(line)["event"]["seq"] for line in lines]
         assert all(p["tree_size"] == manifest["checkpoint"]["tree_size"] for p in proofs)
         keys = json.loads(archive.read("keys.json"))

@@ -129,3 +129,12 @@ def test_compact_range_root_and_stored_nodes_equal_the_reference_tree(size, spli
         assert reference(level, index) == digest
     expected_count = sum(size >> level for level in range(1, max(size, 1).bit_length()))
     assert len(stored) == expected_count
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 5000), data=st.data())
+def test_iterative_path_nodes_cover_the_same_ranges_as_the_rfc_recursion(size, data):
+    index = data.draw(st.integers(0, size - 1))
+    nodes = merkle.inclusion_path_nodes(index, size)
+    steps = [merkle.path_node_range(level, position, size) for level, position in nodes]
+    assert steps == merkle.inclusion_ranges(index, size)
