@@ -46,5 +46,5 @@ def test_embedded_postgres_starts_is_reused_and_stops(tmp_path):
     assert "Generated a DEVELOPMENT audit signing key" in second.stderr
     third = _manage(data_dir, "audit_verify")
     assert third.returncode == 0, third.stderr
-    assert third.stdout.startswith("OK: 8 events verified")
+    assert third.stdout.startswith("OK: 9 events verified")  # the demo also records its evidence export
     assert _wait_for_stop(pgdata / "postmaster.pid")

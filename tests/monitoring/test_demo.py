@@ -33,6 +33,7 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "monitoring.RemediationRequested",
         "audit.KeyRotated",
         "monitoring.RemediationApproved",
+        "audit.EvidenceExported",
     ]
 
     again = io.StringIO()
