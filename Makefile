@@ -24,3 +24,5 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
+	$(BIN)/python bench/checkpoint.py
+	$(BIN)/python bench/evidence.py

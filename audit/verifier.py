@@ -176,6 +176,7 @@ def _check_chunk(job: tuple) -> tuple:
     """Verify a run of event lines and their proof lines; return the chunk's edges for linking."""
     event_lines, proof_lines, key_entries, log_id, tree_size, root = job
     keys = KeyTable(key_entries, set())
+    proofs = merkle.BatchInclusionVerifier(tree_size, root)
     first = last = None
     previous_seq, previous_hash = None, None
     used_keys: set[str] = set()
@@ -186,7 +187,7 @@ def _check_chunk(job: tuple) -> tuple:
             raise BundleInvalid("events.jsonl", f"seq {seq} follows seq {previous_seq}: not ascending", seq)
         if previous_seq is not None and seq == previous_seq + 1 and body["prev_hash"] != previous_hash:
             raise BundleInvalid("events.jsonl", "prev_hash does not equal the previous event's hash", seq)
-        _check_proof(proof_line, seq, merkle.leaf_hash(event_bytes), tree_size, root)
+        _check_proof(proof_line, seq, merkle.leaf_hash(event_bytes), tree_size, proofs)
         if first is None:
             first = (seq, body["prev_hash"], body["key_id"])
         previous_seq, previous_hash = seq, digest
@@ -223,7 +224,7 @@ def _seq_hint(line: bytes) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, root: bytes) -> None:
+def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, proofs: merkle.BatchInclusionVerifier) -> None:
     proof = _json(line, "proofs.jsonl", seq)
     if not isinstance(proof, dict) or proof.get("seq") != seq:
         raise BundleInvalid("proofs.jsonl", "proof lines do not match the event lines one to one", seq)
@@ -233,7 +234,7 @@ def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, root: bytes
         path = [bytes.fromhex(step) for step in proof["path"]]
     except (KeyError, TypeError, ValueError):
         raise BundleInvalid("proofs.jsonl", "path is not a list of hex hashes", seq) from None
-    if not merkle.verify_inclusion(seq - 1, tree_size, leaf, path, root):
+    if not proofs.verify(seq - 1, leaf, path):
         raise BundleInvalid("proofs.jsonl", "inclusion proof does not lead to the checkpoint's root", seq)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ def scratch_database(name: str) -> Iterator[Path]:
     """Create, migrate and finally drop database `name` on the configured server; sign with a
     fresh key and publish witnesses under a scratch directory. Yields that directory."""
     scratch = Path(settings.DATA_DIR) / "bench" / name
-    scratch.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # a new log: its witness must not hold an old one's checkpoints
+    scratch.mkdir(parents=True)
     key_file = scratch / "signing-key.pem"
     SigningKey.generate().save(key_file)
     settings.AUDIT_SIGNING_KEY_FILE = key_file

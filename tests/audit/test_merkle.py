@@ -138,3 +138,19 @@ def test_iterative_path_nodes_cover_the_same_ranges_as_the_rfc_recursion(size, d
     nodes = merkle.inclusion_path_nodes(index, size)
     steps = [merkle.path_node_range(level, position, size) for level, position in nodes]
     assert steps == merkle.inclusion_ranges(index, size)
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(1, 600), data=st.data())
+def test_batch_verifier_answers_exactly_as_verify_inclusion(size, data):
+    leaves = _random_leaves(size, size + 11)
+    nodes = merkle.LeafNodes(leaves)
+    root = merkle.tree_hash(leaves)
+    batch = merkle.BatchInclusionVerifier(size, root)
+    for index in data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=60)):
+        proof = merkle.inclusion_proof(index, size, nodes)
+        if proof and data.draw(st.booleans()):
+            step = data.draw(st.integers(0, len(proof) - 1))
+            proof = [*proof[:step], _flip(proof[step], data.draw(st.integers(0, 31))), *proof[step + 1 :]]
+        leaf = leaves[index] if data.draw(st.booleans()) else leaves[(index + 1) % size]
+        assert batch.verify(index, leaf, proof) == merkle.verify_inclusion(index, size, leaf, proof, root)
