@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from audit import checkpoints
 from audit.evidence import EvidenceError, query_from_dict
 from audit.models import Checkpoint, Event, EvidenceExport
-from audit.permissions import EVIDENCE_ROLES, CanExportEvidence, has_role
+from audit.permissions import CanExportEvidence
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
@@ -200,6 +200,3 @@ def _export(export_id) -> EvidenceExport:
     if export is None:
         raise NotFound("no such evidence export")
     return export
-
-
-__all__ = ["EVIDENCE_ROLES", "has_role"]

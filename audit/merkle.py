@@ -200,16 +200,12 @@ def frontier_root(frontier: Sequence[tuple[int, int, bytes]]) -> bytes:
 # ---- verification (RFC 9162 §2.1.3.2 and §2.1.4.2) -------------------------------------------
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
-    """True iff `proof` shows the leaf hash `leaf` at `index` in the tree of `size` with `root`."""
-    if not 0 <= index < size or any(len(p) != 32 for p in proof):
-        return False
-    fn, sn = index, size - 1
-    digest = leaf
-    sha256 = hashlib.sha256  # hot loop of the offline verifier: one call per level
-    for sibling in proof:
+def _fold_path(fn: int, sn: int, digest: bytes, steps: Sequence[bytes]) -> tuple[int, int, bytes] | None:
+    """Steps 4a–4c of RFC 9162 §2.1.3.2 over `steps`; None where the path is too long."""
+    sha256 = hashlib.sha256  # the offline verifier's hot loop: one call per level
+    for sibling in steps:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             digest = sha256(b"\x01" + sibling + digest).digest()
             if not fn & 1:
@@ -220,7 +216,15 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
             digest = sha256(b"\x01" + digest + sibling).digest()
         fn >>= 1
         sn >>= 1
-    return sn == 0 and digest == root
+    return fn, sn, digest
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
+    """True iff `proof` shows the leaf hash `leaf` at `index` in the tree of `size` with `root`."""
+    if not 0 <= index < size or any(len(p) != 32 for p in proof):
+        return False
+    folded = _fold_path(index, size - 1, leaf, proof)
+    return folded is not None and folded[1] == 0 and folded[2] == root
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
@@ -270,31 +274,17 @@ class BatchInclusionVerifier:
         self._known: set[tuple[int, int, bytes, bytes]] = set()
 
     def verify(self, index: int, leaf: bytes, proof: Sequence[bytes]) -> bool:
-        size = self.size
-        if not 0 <= index < size or any(len(p) != 32 for p in proof):
+        if not 0 <= index < self.size or any(len(p) != 32 for p in proof):
             return False
-        fn, sn = index, size - 1
-        digest = leaf
-        sha256 = hashlib.sha256
-        key = None
-        for step, sibling in enumerate(proof):
-            if step == self.MEET_AT:
-                key = (fn, sn, digest, b"".join(proof[step:]))
-                if key in self._known:
-                    return True
-            if sn == 0:
-                return False
-            if fn & 1 or fn == sn:
-                digest = sha256(b"\x01" + sibling + digest).digest()
-                if not fn & 1:
-                    while fn and not fn & 1:
-                        fn >>= 1
-                        sn >>= 1
-            else:
-                digest = sha256(b"\x01" + digest + sibling).digest()
-            fn >>= 1
-            sn >>= 1
-        valid = sn == 0 and digest == self.root
-        if valid and key is not None:
+        folded = _fold_path(index, self.size - 1, leaf, proof[: self.MEET_AT])
+        if folded is None:
+            return False
+        fn, sn, digest = folded
+        key = (fn, sn, digest, b"".join(proof[self.MEET_AT :]))
+        if key in self._known:
+            return True
+        folded = _fold_path(fn, sn, digest, proof[self.MEET_AT :])
+        valid = folded is not None and folded[1] == 0 and folded[2] == self.root
+        if valid:
             self._known.add(key)
         return valid

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from audit.envelope import ENVELOPE_MEMBERS, GENESIS_PREV_HASH, key_id_of, rotation_statement
+from audit.envelope import ENVELOPE_MEMBERS, key_id_of, rotation_statement
 from audit.keys import FastVerifier, public_key_from_raw, signature_valid
 
 _MEMBERS = frozenset(ENVELOPE_MEMBERS)
@@ -201,6 +201,3 @@ def _rotation_problem(payload: dict, previous: KeyRange, key: KeyRange, log_id: 
     if not signature_valid(public_key_from_raw(key.public_raw), cross_signature, signed):
         return "new_key_signature does not verify under the new key"
     return None
-
-
-__all__ = ["GENESIS_PREV_HASH", "Failure", "KeyRange", "KeySchedule", "key_chain_failures", "verify_rows"]
