@@ -12,10 +12,12 @@ import base64
 import datetime as dt
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -204,14 +206,9 @@ def _write_bundle(
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
 
         def write(name: str, chunks) -> None:
-            digest = hashlib.sha256()
-            with bundle.open(name, "w", force_zip64=True) as handle:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    handle.write(chunk)
-            files[name] = digest.hexdigest()
+            files[name] = _write_member(bundle, name, chunks)
 
-        write("events.jsonl", _event_lines(seqs, digests, timeline, progress))
+        write("events.jsonl", _event_lines(seqs, digests if query.include_data else None, timeline, progress))
         write("proofs.jsonl", _proof_lines(seqs, checkpoint.tree_size))
         write("keys.json", [canonicalize(_keys())])
         write("consistency.jsonl", _consistency_lines(checkpoint))
@@ -244,7 +241,38 @@ def _write_bundle(
     return ExportSummary(path, len(seqs), checkpoint.tree_size, stored, missing)
 
 
-def _event_lines(seqs: list[int], digests: set[str], timeline: Timeline, progress) -> Iterator[bytes]:
+def _write_member(bundle: zipfile.ZipFile, name: str, chunks: Iterable[bytes]) -> str:
+    """Write one file of the bundle; return its SHA-256. Chunks are joined into 1 MiB blocks that
+    a second thread hashes and compresses (both release the GIL), overlapping the producer."""
+    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    digest = hashlib.sha256()
+
+    def consume(handle) -> None:
+        while (block := blocks.get()) is not None:
+            digest.update(block)
+            handle.write(block)
+
+    with bundle.open(name, "w", force_zip64=True) as handle:
+        consumer = threading.Thread(target=consume, args=(handle,), name=f"zip-{name}")
+        consumer.start()
+        try:
+            pending: list[bytes] = []
+            size = 0
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= 1 << 20:
+                    blocks.put(b"".join(pending))
+                    pending, size = [], 0
+            if pending:
+                blocks.put(b"".join(pending))
+        finally:
+            blocks.put(None)
+            consumer.join()
+    return digest.hexdigest()
+
+
+def _event_lines(seqs: list[int], digests: set[str] | None, timeline: Timeline, progress) -> Iterator[bytes]:
     """canon({"event", "hash", "signature"}) per event: the keys sort in that order and the
     stored bytes are canon(event), so the line is assembled without re-encoding."""
     connection.ensure_connection()
@@ -252,12 +280,22 @@ def _event_lines(seqs: list[int], digests: set[str], timeline: Timeline, progres
     done = 0
     with raw.cursor(name="evidence_events") as cursor:
         cursor.itersize = 2000
-        cursor.execute("SELECT canonical, hash, signature FROM audit_event WHERE seq = ANY(%s) ORDER BY seq", (seqs,))
-        for canonical, digest, signature in cursor:
+        cursor.execute(
+            "SELECT seq, canonical, hash, signature FROM audit_event WHERE seq = ANY(%s) ORDER BY seq",
+            (seqs,),
+            binary=True,
+        )
+        for seq, canonical, digest, signature in cursor:
             canonical = bytes(canonical)
-            envelope = orjson.loads(canonical)
-            digests.update(_referenced_digests(envelope["payload"]))
-            timeline.add(envelope)
+            # "type" is the envelope's last member in canonical order: its value ends the bytes.
+            kind = canonical[canonical.rindex(b',"type":"') + 9 : -2].decode()
+            if digests is not None or timeline.lists(kind):
+                envelope = orjson.loads(canonical)
+                if digests is not None:
+                    digests.update(_referenced_digests(envelope["payload"]))
+                timeline.add(envelope)
+            else:
+                timeline.count(kind, seq)
             yield (
                 b'{"event":'
                 + canonical

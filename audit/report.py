@@ -28,11 +28,18 @@ class Timeline:
         self.counts: dict[str, int] = {}
         self.first_seq = self.last_seq = 0
 
+    def lists(self, kind: str) -> bool:
+        """Whether events of this type appear in the timeline (else they are only counted)."""
+        return self.list_all or kind not in ROUTINE_TYPES
+
+    def count(self, kind: str, seq: int) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.first_seq = self.first_seq or seq
+        self.last_seq = seq
+
     def add(self, event: dict) -> None:
-        self.counts[event["type"]] = self.counts.get(event["type"], 0) + 1
-        self.first_seq = self.first_seq or event["seq"]
-        self.last_seq = event["seq"]
-        if self.list_all or event["type"] not in ROUTINE_TYPES:
+        self.count(event["type"], event["seq"])
+        if self.lists(event["type"]):
             self.events.append(event)
 
 

@@ -37,7 +37,18 @@ ENVELOPE_MEMBERS = frozenset(
     ("log_id", "seq", "event_id", "stream", "type", "schema", "occurred_at", "actor", "reason", "correlation_id",
      "causation_id", "payload", "prev_hash", "key_id")
 )  # fmt: skip
-_LINE = re.compile(rb'^\{"event":(.*),"hash":"([0-9a-f]{64})","signature":"([A-Za-z0-9+/]{86}==)"\}$', re.DOTALL)
+# The tail of an events.jsonl line has a fixed length: ,"hash":"<64 hex>","signature":"<88 base64>"}
+_TAIL = re.compile(rb',"hash":"([0-9a-f]{64})","signature":"([A-Za-z0-9+/]{86}==)"\}')
+_TAIL_LENGTH = 178
+_HEAD = b'{"event":'
+
+
+def _split_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(event bytes, hash, signature) of canon({"event", "hash", "signature"}), or None."""
+    tail = _TAIL.fullmatch(line, len(line) - _TAIL_LENGTH)
+    if tail is None or not line.startswith(_HEAD) or len(line) <= len(_HEAD) + _TAIL_LENGTH:
+        return None
+    return line[len(_HEAD) : -_TAIL_LENGTH], tail.group(1), tail.group(2)
 
 
 class BundleInvalid(Exception):
@@ -196,10 +207,10 @@ def _check_chunk(job: tuple) -> tuple:
 
 
 def _check_event(line: bytes, keys: KeyTable, log_id: str) -> tuple[int, str, dict, bytes]:
-    matched = _LINE.match(line)
-    if matched is None:
+    parts = _split_line(line)
+    if parts is None:
         raise BundleInvalid("events.jsonl", 'line is not canon({"event", "hash", "signature"})', _seq_hint(line))
-    event_bytes, stated_hash, signature = matched.groups()
+    event_bytes, stated_hash, signature = parts
     body = _json(event_bytes, "events.jsonl", _seq_hint(line))
     seq = body.get("seq") if isinstance(body, dict) else None
     if not is_canonical(event_bytes, body):
@@ -231,9 +242,13 @@ def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, proofs: mer
     if proof.get("leaf_index") != seq - 1 or proof.get("tree_size") != tree_size:
         raise BundleInvalid("proofs.jsonl", "leaf index or tree size does not match the checkpoint", seq)
     try:
-        path = [bytes.fromhex(step) for step in proof["path"]]
+        steps = proof["path"]
+        joined = bytes.fromhex("".join(steps))
     except (KeyError, TypeError, ValueError):
         raise BundleInvalid("proofs.jsonl", "path is not a list of hex hashes", seq) from None
+    if any(len(step) != 64 for step in steps):
+        raise BundleInvalid("proofs.jsonl", "path is not a list of hex hashes", seq)
+    path = [joined[i : i + 32] for i in range(0, len(joined), 32)]
     if not proofs.verify(seq - 1, leaf, path):
         raise BundleInvalid("proofs.jsonl", "inclusion proof does not lead to the checkpoint's root", seq)
 
@@ -329,9 +344,9 @@ def _rotations(event_lines: list[bytes]) -> list[dict]:
     rotations = []
     for line in event_lines:
         if b'"type":"audit.KeyRotated"' in line:
-            matched = _LINE.match(line)
-            if matched is not None:
-                rotations.append(_json(matched.group(1), "events.jsonl", _seq_hint(line)))
+            parts = _split_line(line)
+            if parts is not None:
+                rotations.append(_json(parts[0], "events.jsonl", _seq_hint(line)))
     return rotations
 
 
