@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/python bench/canonical.py
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/checkpoint.py
 	$(BIN)/python bench/evidence.py
