@@ -1,0 +1,185 @@
+"""Data-quality findings: what an engineer checks before believing any drift figure.
+
+Tables are mappings of column name to a 1-D numpy array (numerical: float, NaN for missing;
+categorical: object or str, None or NaN for missing). Each finding is structured: kind, column,
+counts, share and a few examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+Table = Mapping[str, np.ndarray]
+EXAMPLES = 5
+NULL_RATE_INCREASE = 0.05  # flag a null rate that grows by 5 points or more
+CARDINALITY_RATIO = 2.0  # flag distinct values that double or halve
+
+
+class Finding(StrEnum):
+    MISSING_COLUMN = "missing_column"
+    NEW_COLUMN = "new_column"
+    TYPE_CHANGE = "type_change"
+    NULL_RATE = "null_rate"
+    OUT_OF_RANGE = "out_of_range"
+    NEW_CATEGORY = "new_category"
+    VANISHED_CATEGORY = "vanished_category"
+    CARDINALITY_CHANGE = "cardinality_change"
+    CONSTANT = "constant"
+    DUPLICATE_ID = "duplicate_id"
+
+
+@dataclass(frozen=True)
+class QualityFinding:
+    kind: Finding
+    column: str
+    count: int = 0
+    share: float = 0.0
+    examples: tuple = field(default_factory=tuple)
+    detail: str = ""
+
+
+def _kind(values: np.ndarray) -> str:
+    return "numerical" if np.issubdtype(values.dtype, np.number) or values.dtype == bool else "categorical"
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    if _kind(values) == "numerical":
+        return ~np.isfinite(values.astype(float))
+    return np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
+
+
+def quality_findings(
+    reference: Table,
+    current: Table,
+    *,
+    id_column: str | None = None,
+    range_quantiles: tuple[float, float] = (0.0, 1.0),
+) -> list[QualityFinding]:
+    """Schema differences, then per common column: null rate and its change, values outside the
+    reference range (or quantile range), new and vanished categories, cardinality change,
+    constant columns; and duplicate ids."""
+    findings = []
+    for name in sorted(set(reference) - set(current)):
+        findings.append(QualityFinding(Finding.MISSING_COLUMN, name, detail="in the reference, not in current"))
+    for name in sorted(set(current) - set(reference)):
+        findings.append(QualityFinding(Finding.NEW_COLUMN, name, detail="in current, not in the reference"))
+    for name in sorted(set(reference) & set(current)):
+        findings += _column_findings(name, reference[name], current[name], range_quantiles)
+    if id_column is not None and id_column in current:
+        findings += _duplicates(id_column, current[id_column])
+    return findings
+
+
+def _column_findings(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> list[QualityFinding]:
+    if _kind(ref) != _kind(cur):
+        return [QualityFinding(Finding.TYPE_CHANGE, name, detail=f"{_kind(ref)} in the reference, {_kind(cur)} now")]
+    findings = []
+    ref_missing, cur_missing = _missing(ref), _missing(cur)
+    ref_rate = float(ref_missing.mean()) if ref.size else 0.0
+    cur_rate = float(cur_missing.mean()) if cur.size else 0.0
+    if cur_rate - ref_rate >= NULL_RATE_INCREASE:
+        findings.append(
+            QualityFinding(
+                Finding.NULL_RATE,
+                name,
+                int(cur_missing.sum()),
+                cur_rate,
+                detail=f"null rate {ref_rate:.1%} -> {cur_rate:.1%}",
+            )
+        )
+    ref_present, cur_present = ref[~ref_missing], cur[~cur_missing]
+    if cur_present.size and np.unique(cur_present).size == 1 and np.unique(ref_present).size > 1:
+        findings.append(
+            QualityFinding(
+                Finding.CONSTANT,
+                name,
+                int(cur_present.size),
+                1.0,
+                examples=(cur_present[0].item() if hasattr(cur_present[0], "item") else cur_present[0],),
+            )
+        )
+    if _kind(ref) == "numerical":
+        findings += _out_of_range(name, ref_present.astype(float), cur_present.astype(float), quantiles)
+    else:
+        findings += _categories(name, ref_present, cur_present)
+    return findings
+
+
+def _out_of_range(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> list[QualityFinding]:
+    if not ref.size or not cur.size:
+        return []
+    low, high = np.quantile(ref, quantiles)
+    outside = (cur < low) | (cur > high)
+    count = int(outside.sum())
+    if not count:
+        return []
+    examples = tuple(float(v) for v in cur[outside][:EXAMPLES])
+    return [
+        QualityFinding(
+            Finding.OUT_OF_RANGE,
+            name,
+            count,
+            count / cur.size,
+            examples,
+            f"outside the reference range [{low:g}, {high:g}]",
+        )
+    ]
+
+
+def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFinding]:
+    findings = []
+    ref_values, cur_values = set(ref.tolist()), set(cur.tolist())
+    new = sorted(cur_values - ref_values, key=str)
+    if new:
+        rows = int(np.isin(cur, np.array(new, dtype=object)).sum())
+        findings.append(
+            QualityFinding(
+                Finding.NEW_CATEGORY,
+                name,
+                rows,
+                rows / cur.size,
+                tuple(new[:EXAMPLES]),
+                f"{len(new)} categories the reference never had",
+            )
+        )
+    vanished = sorted(ref_values - cur_values, key=str)
+    if vanished and cur.size:
+        findings.append(
+            QualityFinding(
+                Finding.VANISHED_CATEGORY,
+                name,
+                len(vanished),
+                examples=tuple(vanished[:EXAMPLES]),
+                detail=f"{len(vanished)} reference categories absent now",
+            )
+        )
+    if ref_values and cur_values:
+        ratio = len(cur_values) / len(ref_values)
+        if ratio >= CARDINALITY_RATIO or ratio <= 1 / CARDINALITY_RATIO:
+            findings.append(
+                QualityFinding(
+                    Finding.CARDINALITY_CHANGE,
+                    name,
+                    len(cur_values),
+                    detail=f"{len(ref_values)} distinct values -> {len(cur_values)}",
+                )
+            )
+    return findings
+
+
+def _duplicates(name: str, ids: np.ndarray) -> list[QualityFinding]:
+    values, counts = np.unique(ids, return_counts=True)
+    repeated = values[counts > 1]
+    if not repeated.size:
+        return []
+    rows = int(counts[counts > 1].sum())
+    examples = tuple(v.item() if hasattr(v, "item") else v for v in repeated[:EXAMPLES])
+    return [
+        QualityFinding(
+            Finding.DUPLICATE_ID, name, rows, rows / ids.size, examples, f"{repeated.size} ids appear more than once"
+        )
+    ]

@@ -1,0 +1,64 @@
+import numpy as np
+
+from monitoring.stats.quality import Finding, quality_findings
+
+RNG = np.random.default_rng(5)
+
+
+def _kinds(findings):
+    return {(f.kind, f.column) for f in findings}
+
+
+def test_a_clean_window_has_no_findings():
+    reference = {"income": RNG.normal(50, 10, 1000), "region": np.array(["n", "s", "e", "w"] * 250, dtype=object)}
+    current = {
+        "income": np.clip(RNG.normal(50, 10, 800), 20, 80),
+        "region": np.array(["n", "s", "e", "w"] * 200, dtype=object),
+    }
+    assert quality_findings(reference, current) == []
+
+
+def test_schema_nulls_range_categories_constants_and_duplicates_are_found():
+    reference = {
+        "income": np.linspace(10, 100, 1000),
+        "age": np.linspace(18, 90, 1000),
+        "region": np.array(["north", "south", "east", "west"] * 250, dtype=object),
+        "score": np.linspace(0, 1, 1000),
+        "dropped": np.ones(1000),
+        "id": np.arange(1000),
+    }
+    income = np.linspace(10, 100, 500)
+    income[:100] = np.nan
+    income[100:103] = [-5.0, 250.0, 1e6]
+    current = {
+        "income": income,
+        "age": np.full(500, 40.0),
+        "region": np.array(["north", "south", "mars"] * 166 + ["north", "south"], dtype=object),
+        "score": np.array(["high"] * 500, dtype=object),
+        "added": np.zeros(500),
+        "id": np.r_[np.arange(498), [7, 7]],
+    }
+    findings = quality_findings(reference, current, id_column="id")
+    kinds = _kinds(findings)
+    assert (Finding.MISSING_COLUMN, "dropped") in kinds
+    assert (Finding.NEW_COLUMN, "added") in kinds
+    assert (Finding.TYPE_CHANGE, "score") in kinds
+    null = next(f for f in findings if f.kind is Finding.NULL_RATE)
+    assert (null.column, null.count, null.share) == ("income", 100, 0.2)
+    out = next(f for f in findings if f.kind is Finding.OUT_OF_RANGE)
+    assert (out.column, out.count, out.examples) == ("income", 3, (-5.0, 250.0, 1e6))
+    assert (Finding.CONSTANT, "age") in kinds
+    new = next(f for f in findings if f.kind is Finding.NEW_CATEGORY)
+    assert (new.count, new.examples) == (166, ("mars",))
+    vanished = next(f for f in findings if f.kind is Finding.VANISHED_CATEGORY)
+    assert vanished.examples == ("east", "west")
+    duplicates = next(f for f in findings if f.kind is Finding.DUPLICATE_ID)
+    assert (duplicates.count, duplicates.examples) == (3, (7,))
+
+
+def test_quantile_range_flags_the_tails():
+    reference = {"x": np.arange(1000, dtype=float)}
+    current = {"x": np.array([5.0, 500.0, 995.0])}
+    assert quality_findings(reference, current) == []
+    (finding,) = quality_findings(reference, current, range_quantiles=(0.01, 0.99))
+    assert finding.count == 2
