@@ -1,0 +1,107 @@
+"""Performance estimation without labels for binary classifiers (confidence-based, CBPE).
+
+Calibrate the model's scores on the labelled reference with isotonic regression, read each
+current score as the probability that its row is positive, and take expectations: of the
+confusion matrix at the decision threshold (hence accuracy, precision, recall, F1) and of the ROC
+curve (hence ROC AUC). This holds under covariate shift as long as P(y | score) is unchanged;
+when labels change given the inputs (concept drift) the estimate stays where it was while the
+realized figure falls, which is how the diagnosis tells the two apart.
+
+Sampling error: the standard deviation of the realized metric across reference chunks, scaled to
+the current chunk's size; the band is estimate ± 3 standard errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import isotonic_regression
+
+from monitoring.stats.performance import binary_performance
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Isotonic map from score to P(y = 1), a step function over the reference scores."""
+
+    scores: np.ndarray
+    probabilities: np.ndarray
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, labels: np.ndarray) -> Calibration:
+        order = np.argsort(scores, kind="stable")
+        fitted = isotonic_regression(labels[order].astype(float)).x
+        return cls(scores[order], np.clip(fitted, 0.0, 1.0))
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        position = np.searchsorted(self.scores, scores, side="right") - 1
+        return self.probabilities[np.clip(position, 0, self.scores.size - 1)]
+
+
+def expected_metrics(probabilities: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Expected accuracy, precision, recall, F1 and ROC AUC given P(y=1) per row."""
+    p = probabilities
+    predicted = scores >= threshold
+    tp, fp = float(p[predicted].sum()), float((1 - p[predicted]).sum())
+    fn, tn = float(p[~predicted].sum()), float((1 - p[~predicted]).sum())
+    return {
+        "accuracy": (tp + tn) / p.size,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": _expected_auc(p, scores),
+    }
+
+
+def _expected_auc(p: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped)."""
+    order = np.argsort(-scores, kind="stable")
+    s, positive = scores[order], p[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tpr = np.r_[0.0, np.cumsum(positive)[last]] / max(positive.sum(), 1e-12)
+    fpr = np.r_[0.0, np.cumsum(1 - positive)[last]] / max((1 - positive).sum(), 1e-12)
+    return float(np.trapezoid(tpr, fpr))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    metric: str
+    value: float
+    lower: float
+    upper: float
+    standard_error: float
+
+
+@dataclass
+class PerformanceEstimator:
+    calibration: Calibration
+    threshold: float
+    reference_std: dict[str, float]
+    reference_chunk_size: int
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5,
+            chunk_size: int = 1000) -> PerformanceEstimator:  # fmt: skip
+        """Calibrate on the reference, and measure how much each metric varies between its chunks."""
+        if scores.size < 2 * chunk_size:
+            raise ValueError("the reference needs at least two chunks of labelled rows")
+        realized = {metric: [] for metric in METRICS}
+        for start in range(0, scores.size - chunk_size + 1, chunk_size):
+            window = slice(start, start + chunk_size)
+            result = binary_performance(labels[window], scores[window], threshold)
+            for metric in METRICS:
+                realized[metric].append(getattr(result, metric))
+        spread = {metric: float(np.std(values, ddof=1)) for metric, values in realized.items()}
+        return cls(Calibration.fit(scores, labels), threshold, spread, chunk_size)
+
+    def estimate(self, scores: np.ndarray) -> dict[str, Estimate]:
+        values = expected_metrics(self.calibration(scores), scores, self.threshold)
+        scale = np.sqrt(self.reference_chunk_size / scores.size)
+        estimates = {}
+        for metric, value in values.items():
+            error = self.reference_std[metric] * scale
+            estimates[metric] = Estimate(metric, value, value - 3 * error, value + 3 * error, error)
+        return estimates
