@@ -43,7 +43,9 @@ class KSResult:
     method: str  # "exact" or "asymp", chosen as scipy's method="auto" does
 
 
-def ks_two_sample(reference: np.ndarray, current: np.ndarray, *, presorted: bool = False) -> KSResult:
+def ks_two_sample(
+    reference: np.ndarray, current: np.ndarray, *, presorted: bool = False, statistic: float | None = None
+) -> KSResult:
     """Two-sided two-sample KS. Large samples (either above 10,000) take Smirnov's asymptotic
     distribution from sorted arrays in O(n log n) without scipy's per-call copies; small ones
     defer to scipy's exact path, which is cheap at that size."""
@@ -53,37 +55,52 @@ def ks_two_sample(reference: np.ndarray, current: np.ndarray, *, presorted: bool
     if max(n1, n2) <= KS_EXACT_MAX_N:
         result = stats.ks_2samp(reference, current, method="exact")
         return KSResult(float(result.statistic), float(result.pvalue), "exact")
-    ref = reference if presorted else np.sort(reference)
-    cur = current if presorted else np.sort(current)
-    statistic = ks_statistic_sorted(ref, cur)
+    if statistic is None:
+        ref = reference if presorted else np.sort(reference)
+        cur = current if presorted else np.sort(current)
+        statistic = ks_statistic_sorted(ref, cur)
     m, n = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
     en = m * n / (m + n)
     p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
     return KSResult(statistic, p_value, "asymp")
 
 
+def ecdf_gaps(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From sorted samples: the distinct pooled values and F_ref − F_cur at each of them.
+
+    One stable argsort merges the two sorted runs in linear time (a merge, not a sort); the
+    difference is read at the last element of each run of ties, as ECDFs are right-continuous."""
+    pooled = np.concatenate([reference, current])
+    order = np.argsort(pooled, kind="stable")
+    merged = pooled[order]
+    from_reference = order < reference.size
+    ends = np.empty(merged.size, dtype=bool)
+    np.not_equal(merged[1:], merged[:-1], out=ends[:-1])
+    ends[-1] = True
+    gaps = np.cumsum(from_reference)[ends] / reference.size - np.cumsum(~from_reference)[ends] / current.size
+    return merged[ends], gaps
+
+
 def ks_statistic_sorted(reference: np.ndarray, current: np.ndarray) -> float:
     """sup |F_ref − F_cur| over all sample points, from sorted samples."""
-    points = np.concatenate([reference, current])
-    cdf_ref = np.searchsorted(reference, points, side="right") / reference.size
-    cdf_cur = np.searchsorted(current, points, side="right") / current.size
-    return float(np.max(np.abs(cdf_ref - cdf_cur)))
+    return float(np.max(np.abs(ecdf_gaps(reference, current)[1])))
 
 
 def wasserstein(reference: np.ndarray, current: np.ndarray, *, presorted: bool = False) -> float:
     """Wasserstein-1 distance between the two empirical distributions: ∫ |F_ref − F_cur| dx."""
     ref = reference if presorted else np.sort(reference)
     cur = current if presorted else np.sort(current)
-    points = np.sort(np.concatenate([ref, cur]))
-    widths = np.diff(points)
-    cdf_ref = np.searchsorted(ref, points[:-1], side="right") / ref.size
-    cdf_cur = np.searchsorted(cur, points[:-1], side="right") / cur.size
-    return float(np.sum(np.abs(cdf_ref - cdf_cur) * widths))
+    points, gaps = ecdf_gaps(ref, cur)
+    return _wasserstein_from_gaps(points, gaps)
+
+
+def _wasserstein_from_gaps(points: np.ndarray, gaps: np.ndarray) -> float:
+    return float(np.sum(np.abs(gaps[:-1]) * np.diff(points.astype(np.float64))))
 
 
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray, *, presorted: bool = False) -> float:
     """Wasserstein-1 in units of the reference standard deviation (0 when it is constant)."""
-    spread = float(np.std(reference))
+    spread = float(np.std(reference, dtype=np.float64))
     distance = wasserstein(reference, current, presorted=presorted)
     return distance / spread if spread > 0 else (0.0 if distance == 0 else float("inf"))
 
@@ -94,9 +111,14 @@ def quantile_edges(reference: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
     return np.unique(edges)
 
 
-def binned_shares(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
-    """Share of values per bin: (−∞, e1], (e1, e2], …, (ek, ∞)."""
-    counts = np.bincount(np.searchsorted(inner_edges, values, side="left"), minlength=inner_edges.size + 1)
+def binned_shares(values: np.ndarray, inner_edges: np.ndarray, *, presorted: bool = False) -> np.ndarray:
+    """Share of values per bin: (−∞, e1], (e1, e2], …, (ek, ∞). Sorted values need only one
+    binary search per edge."""
+    if presorted:
+        at_or_below = np.searchsorted(values, inner_edges, side="right")
+        counts = np.diff(np.concatenate([[0], at_or_below, [values.size]]))
+    else:
+        counts = np.bincount(np.searchsorted(inner_edges, values, side="left"), minlength=inner_edges.size + 1)
     return counts / max(values.size, 1)
 
 
@@ -142,11 +164,14 @@ def numerical_drift(reference: np.ndarray, current: np.ndarray) -> NumericalDrif
     """Every numerical measure for one feature; both samples finite (see split_missing)."""
     ref, cur = np.sort(reference), np.sort(current)
     edges = quantile_edges(ref)
-    expected, actual = binned_shares(ref, edges), binned_shares(cur, edges)
+    expected, actual = binned_shares(ref, edges, presorted=True), binned_shares(cur, edges, presorted=True)
+    points, gaps = ecdf_gaps(ref, cur)  # shared by KS and Wasserstein
+    distance = _wasserstein_from_gaps(points, gaps)
+    spread = float(np.std(ref, dtype=np.float64))
     return NumericalDrift(
-        ks=ks_two_sample(ref, cur, presorted=True),
-        wasserstein=wasserstein(ref, cur, presorted=True),
-        wasserstein_normed=wasserstein_normed(ref, cur, presorted=True),
+        ks=ks_two_sample(ref, cur, presorted=True, statistic=float(np.max(np.abs(gaps)))),
+        wasserstein=distance,
+        wasserstein_normed=distance / spread if spread > 0 else (0.0 if distance == 0 else float("inf")),
         psi=population_stability_index(expected, actual),
         jensen_shannon=jensen_shannon(expected, actual),
         hellinger=hellinger(expected, actual),

@@ -124,3 +124,9 @@ def test_numerical_drift_sees_a_shift_and_not_its_absence():
     assert shifted.psi > 0.2
     assert shifted.wasserstein_normed == pytest.approx(0.5, abs=0.05)
     assert shifted.ks.p_value < 1e-12 < same.ks.p_value
+
+
+def test_binned_shares_of_sorted_values_equal_the_general_path():
+    values = np.round(RNG.normal(size=20_000), 1)  # many ties on the edges
+    edges = u.quantile_edges(values)
+    assert u.binned_shares(np.sort(values), edges, presorted=True) == pytest.approx(u.binned_shares(values, edges))
