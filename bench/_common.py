@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,13 @@ def scratch_database(name: str) -> Iterator[Path]:
     finally:
         connections.close_all()
         creation.destroy_test_db(original, verbosity=0)
+
+
+def timed(function, *args) -> tuple[float, object]:
+    """(seconds, result) of one call."""
+    started = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - started, result
 
 
 def run_payload(index: int) -> dict:

@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 
-from _common import ACTOR, fill, run_event, run_payload, scratch_database
+from _common import ACTOR, fill, run_event, run_payload, scratch_database, timed
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -114,12 +114,6 @@ def _child(target, job) -> None:
         connections.close_all()
 
 
-def timed(target, *args) -> float:
-    started = time.perf_counter()
-    target(*args)
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000, help="events per append scenario")
@@ -147,14 +141,14 @@ def run_scenarios(options) -> list[tuple[str, float, float]]:
             jobs.append((raw_rows(seq, share, f"raw-{seq}-{p}"), per_txn))
             seq += share
         if processes == 1:
-            return count / timed(raw_writer, *jobs[0])
+            return count / timed(raw_writer, *jobs[0])[0]
         return count / run_in_processes(raw_writer, jobs)
 
     def signed_rate(count: int, per_txn: int, processes: int, label: str) -> float:
         share = count // processes
         jobs = [(p * share, share, per_txn, f"{label}-{p}") for p in range(processes)]
         if processes == 1:
-            return count / timed(signed_writer, *jobs[0])
+            return count / timed(signed_writer, *jobs[0])[0]
         return count / run_in_processes(signed_writer, jobs)
 
     signed_writer(0, 20, 1, "warm-up")

@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 
-from _common import scratch_database
+from _common import scratch_database, timed
 from django.db import connection
 
 from audit import checkpoints, merkle
@@ -38,12 +38,6 @@ def bulk_load(count: int) -> None:
                 copy.write_row((seq, uuid.UUID(int=seq), "bench", "s", seq, "bench.Synthetic", 1,
                                 "2026-11-25T00:00:00Z", "system", "bench", "{}", body, digest, leaf,
                                 b"\0" * 64, "0" * 16))  # fmt: skip
-
-
-def timed(function, *args) -> tuple[float, object]:
-    started = time.perf_counter()
-    result = function(*args)
-    return time.perf_counter() - started, result
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ACTOR, fill, scratch_database
+from _common import ACTOR, fill, scratch_database, timed
 from cryptography.hazmat.primitives import serialization
 
 from audit import keyring
@@ -24,12 +24,6 @@ from audit.checkpoints import checkpoint_create
 from audit.evidence import EvidenceQuery, evidence_export
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def timed(function) -> tuple[float, object]:
-    started = time.perf_counter()
-    result = function()
-    return time.perf_counter() - started, result
 
 
 def main() -> None:
