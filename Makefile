@@ -27,3 +27,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/checkpoint.py
 	$(BIN)/python bench/evidence.py
+	$(BIN)/python bench/stats.py

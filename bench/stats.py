@@ -1,28 +1,37 @@
-"""Univariate drift suite on 1M-row windows: ours vs a plain scipy per-column loop vs sorting.
+"""Univariate drift on the same data: ours vs Evidently, NannyML, a scipy loop, and sorting.
 
-Same generated data for all: 20 numerical and 5 categorical features, 8 of them drifted by
-sizes from immaterial (0.02 sd) to gross. Prints time, peak traced memory, the ratios, and each
-approach's true and false positives. (The issue also names Evidently and NannyML, installed in
-their own virtual environments: still to add.)
+20 numerical and 5 categorical features; 8 drifted by sizes from immaterial (0.02 sd, 2 % of
+rows moved) to gross (1 sd). For each size it prints each tool's compute time (median of 5 for the fast ones),
+peak memory above its loaded input, the ratios to ours, and its true and false positives against the
+documented materiality floors (0.1 sd normed Wasserstein, PSI 0.1). Each tool runs in its own
+process; Evidently and NannyML in their own virtual environments with the versions pinned in
+bench/peers/*.txt, created under bench/.venvs on first use.
 
-    python bench/stats.py [--rows 1000000]
+    python bench/stats.py [--rows 10000,100000,1000000] [--no-peers]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
-import time
-import tracemalloc
+import tempfile
+import venv
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from monitoring.stats.drift import drift_report
-
+HERE = Path(__file__).resolve().parent
+PEERS = {"evidently": "Evidently 0.7 DataDriftPreset", "nannyml": "NannyML 0.13 univariate drift"}
+LOCAL = {
+    "floor": "np.sort of numerical columns",
+    "floor-threads": "np.sort, one thread per core",
+    "ours": "driftledger, one thread per core",
+    "ours-1": "driftledger, one thread",
+    "scipy": "scipy per-column loop",
+}
 NUMERICAL_SHIFTS = {0: 0.02, 1: 0.05, 2: 0.15, 3: 0.3, 4: 1.0}  # in reference standard deviations
 CATEGORICAL_SHIFTS = {20: 0.02, 21: 0.1, 22: 0.2, 23: 0.3}  # share of rows moved into category "a"
 MATERIAL_SD, MATERIAL_PSI = 0.1, 0.1  # the documented floors (docs/statistics.md)
@@ -35,87 +44,78 @@ def population_psi(moved: float) -> float:
     return 0.8 * moved * np.log(1 + 4 * moved) - 0.8 * moved * np.log(1 - moved)
 
 
-def generate(rows: int, seed: int = 0):
+def generate(rows: int, directory: Path, seed: int = 0) -> dict[str, bool]:
+    """Writes the data set as .npy files; returns which features truly drifted materially."""
     rng = np.random.default_rng(seed)
-    reference, current, kinds, truth = {}, {}, {}, {}
-    for i in range(20):
-        name = f"num_{i}"
-        reference[name] = rng.normal(0, 1, rows)
-        current[name] = rng.normal(NUMERICAL_SHIFTS.get(i, 0.0), 1, rows)
-        kinds[name] = "numerical"
-        truth[name] = NUMERICAL_SHIFTS.get(i, 0.0) >= MATERIAL_SD
-    for i in range(20, 25):
-        name = f"cat_{i}"
-        labels = np.array(["a", "b", "c", "d", "e"])
-        reference[name] = labels[rng.integers(0, 5, rows)]
-        values = labels[rng.integers(0, 5, rows)]
-        moved = rng.random(rows) < CATEGORICAL_SHIFTS.get(i, 0.0)
-        values[moved] = "a"
-        current[name] = values
-        kinds[name] = "categorical"
-        truth[name] = population_psi(CATEGORICAL_SHIFTS.get(i, 0.0)) >= MATERIAL_PSI
-    return reference, current, kinds, truth
-
-
-def ours(reference, current, kinds):
-    return {r.feature: r.decision.drifted for r in drift_report(reference, current, kinds)}
-
-
-def scipy_loop(reference, current, kinds):
-    flagged = {}
-    for name, kind in kinds.items():
-        if kind == "numerical":
-            p = stats.ks_2samp(reference[name], current[name]).pvalue
-            stats.wasserstein_distance(reference[name], current[name])
+    kinds, truth = {}, {}
+    labels = np.array(["a", "b", "c", "d", "e"])
+    for i in range(25):
+        if i < 20:
+            name, shift = f"num_{i}", NUMERICAL_SHIFTS.get(i, 0.0)
+            reference, current = rng.normal(0, 1, rows), rng.normal(shift, 1, rows)
+            kinds[name], truth[name] = "numerical", shift >= MATERIAL_SD
         else:
-            categories = np.union1d(reference[name], current[name])
-            table = [
-                [np.sum(reference[name] == c) for c in categories],
-                [np.sum(current[name] == c) for c in categories],
-            ]
-            p = stats.chi2_contingency(table).pvalue
-        flagged[name] = p < 0.05
-    return flagged
+            name, moved = f"cat_{i}", CATEGORICAL_SHIFTS.get(i, 0.0)
+            reference, current = labels[rng.integers(0, 5, rows)], labels[rng.integers(0, 5, rows)]
+            current[rng.random(rows) < moved] = "a"
+            kinds[name], truth[name] = "categorical", population_psi(moved) >= MATERIAL_PSI
+        np.save(directory / f"reference-{name}.npy", reference)
+        np.save(directory / f"current-{name}.npy", current)
+    (directory / "kinds.json").write_text(json.dumps(kinds))
+    return truth
 
 
-def sort_floor(reference, current, kinds):
-    for name, kind in kinds.items():
-        if kind == "numerical":
-            np.sort(reference[name])
-            np.sort(current[name])
-    return {}
+def peer_python(tool: str) -> Path:
+    environment = HERE / ".venvs" / tool
+    python = environment / "bin" / "python"
+    if not python.exists():
+        print(f"creating {environment} (pinned: {HERE / 'peers' / f'{tool}.txt'}) …", flush=True)
+        venv.create(environment, with_pip=True)
+        requirements = HERE / "peers" / f"{tool}.txt"
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "-r", requirements], check=True)
+    return python
 
 
-def measure(function, *args):
-    tracemalloc.start()
-    started = time.perf_counter()
-    result = function(*args)
-    seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
-    return seconds, peak, result
+def run(python: Path | str, tool: str, directory: Path, repeats: int) -> dict:
+    command = [str(python), str(HERE / "peers" / "run.py"), tool, str(directory), str(repeats)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def report(rows: int, truth: dict[str, bool], results: dict[str, dict]) -> None:
+    ours, floor = results["ours"]["seconds"], results["floor"]["seconds"]
+    print(f"\n{rows:,} rows per window · 25 features · {sum(truth.values())} material drifts")
+    print(f"{'tool':34} {'seconds':>8} {'vs ours':>8} {'x floor':>8} {'peak MB':>8} {'TP':>3} {'FP':>3}")
+    for tool, result in results.items():
+        flagged = result["flagged"]
+        tp = sum(bool(flagged.get(f)) and truth[f] for f in truth)
+        fp = sum(bool(flagged.get(f)) and not truth[f] for f in truth)
+        hits = f"{tp:3d} {fp:3d}" if flagged else "  -   -"
+        name = {**PEERS, **LOCAL}[tool]
+        seconds = result["seconds"]
+        print(f"{name:34} {seconds:8.2f} {seconds / ours:7.1f}x {seconds / floor:8.1f} {result['peak_mb']:8.0f} {hits}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", default="10000,100000,1000000")
+    parser.add_argument("--no-peers", action="store_true", help="only ours, the scipy loop and the sort floor")
     options = parser.parse_args()
-    reference, current, kinds, truth = generate(options.rows)
-    input_mb = sum(a.nbytes for a in (*reference.values(), *current.values())) / 1e6
-    results = {name: measure(f, reference, current, kinds)
-               for name, f in (("sort floor (np.sort)", sort_floor), ("scipy per-column loop", scipy_loop),
-                               ("driftledger (all measures + decisions)", ours))}  # fmt: skip
-    floor = results["sort floor (np.sort)"][0]
-    print(f"{options.rows:,} rows per window, 25 features, input {input_mb:,.0f} MB")
-    print(f"{'approach':40} {'seconds':>8} {'x floor':>8} {'peak MB':>8} {'TP':>3} {'FP':>3}")
-    for name, (seconds, peak, flagged) in results.items():
-        tp = sum(flagged.get(f, False) and truth[f] for f in truth)
-        fp = sum(flagged.get(f, False) and not truth[f] for f in truth)
-        tp_text, fp_text = (f"{tp:3d}", f"{fp:3d}") if flagged else ("  -", "  -")
-        print(f"{name:40} {seconds:8.2f} {seconds / floor:8.1f} {peak:8.0f} {tp_text} {fp_text}")
+    peers = {} if options.no_peers else {tool: peer_python(tool) for tool in PEERS}
+    for rows in (int(r) for r in options.rows.split(",")):
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = Path(scratch)
+            truth = generate(rows, directory)
+            local = ("floor", "floor-threads", "ours", "ours-1")
+            results = {tool: run(sys.executable, tool, directory, repeats=5) for tool in local}
+            results["scipy"] = run(sys.executable, "scipy", directory, repeats=1)
+            for tool, python in peers.items():
+                results[tool] = run(python, tool, directory, repeats=1)
+            report(rows, truth, results)
+    print(f"\n{os.cpu_count()} cores. 'x floor' is against single-threaded sorting.")
     print(
-        f"material drifts injected: {sum(truth.values())}; immaterial ones: 0.02 and 0.05 sd, "
-        "2 % and 10 % of rows moved between categories (PSI 0.006 and 0.035)"
+        "\nimmaterial drifts injected: 0.02 and 0.05 sd; 2 % and 10 % of rows moved between categories "
+        "(PSI 0.006 and 0.035). 'peak MB' is the peak resident size above the loaded input."
     )
 
 

@@ -1,9 +1,9 @@
-"""Chunks of a window (by rows, by number, by calendar period) and segments of a population."""
+"""Chunks of a window (by rows, by number, by calendar period) and expected ranges from them."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,48 +75,3 @@ def expected_range(reference_chunk_values: Sequence[float], sigmas: float = 3.0)
     values = np.asarray(reference_chunk_values, dtype=float)
     mean, std = float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
     return ExpectedRange(mean, std, mean - sigmas * std, mean + sigmas * std)
-
-
-def segment_keys(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """One key per row from one or more segment columns: "region=north" or "region=north|plan=pro"."""
-    names = sorted(columns)
-    parts = [np.char.add(f"{name}=", np.asarray(columns[name]).astype(str)) for name in names]
-    keys = parts[0]
-    for part in parts[1:]:
-        keys = np.char.add(np.char.add(keys, "|"), part)
-    return keys
-
-
-@dataclass(frozen=True)
-class SegmentShare:
-    segment: str
-    reference_share: float
-    current_share: float
-    current_rows: int
-    new: bool  # absent from the reference, or rarer there than `rare_share`
-
-
-def segment_shift(
-    reference_keys: np.ndarray, current_keys: np.ndarray, rare_share: float = 0.001
-) -> list[SegmentShare]:
-    """Each segment's share in reference and current, largest absolute change first."""
-    segments, codes = np.unique(np.concatenate([reference_keys, current_keys]), return_inverse=True)
-    ref = np.bincount(codes[: reference_keys.size], minlength=segments.size) / max(reference_keys.size, 1)
-    counts = np.bincount(codes[reference_keys.size :], minlength=segments.size)
-    cur = counts / max(current_keys.size, 1)
-    shares = [
-        SegmentShare(str(s), float(r), float(c), int(n), bool(r < rare_share and c > 0))
-        for s, r, c, n in zip(segments, ref, cur, counts, strict=True)
-    ]
-    return sorted(shares, key=lambda share: -abs(share.current_share - share.reference_share))
-
-
-def per_segment(keys: np.ndarray, metric: Callable[[np.ndarray], object], min_support: int = 100) -> dict:
-    """metric(row_indices) for every segment with at least `min_support` rows; None below it."""
-    segments, codes = np.unique(keys, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=segments.size))]
-    return {
-        str(segment): metric(order[bounds[i] : bounds[i + 1]]) if bounds[i + 1] - bounds[i] >= min_support else None
-        for i, segment in enumerate(segments)
-    }

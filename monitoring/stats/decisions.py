@@ -26,8 +26,31 @@ DEFAULT_EFFECT_FLOORS = {
     "psi": 0.1,
     "jensen_shannon": 0.1,
     "l_infinity": 0.1,
+    "hellinger": 0.1,
 }
 DEFAULT_ALPHA = 0.05
+
+# Which test gives the p-value and which measure the effect, per kind of feature.
+TESTS = {"numerical": ("ks", "anderson_darling", "cramer_von_mises"), "categorical": ("chi2",)}
+EFFECTS = {
+    "numerical": ("wasserstein_normed", "psi", "jensen_shannon", "hellinger"),
+    "categorical": ("psi", "jensen_shannon", "l_infinity"),
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    test: str
+    effect: str
+
+    def check(self, kind: str) -> None:
+        if self.test not in TESTS[kind]:
+            raise ValueError(f"test {self.test!r} is not one for {kind} features: {', '.join(TESTS[kind])}")
+        if self.effect not in EFFECTS[kind]:
+            raise ValueError(f"effect {self.effect!r} is not one for {kind} features: {', '.join(EFFECTS[kind])}")
+
+
+DEFAULT_METHODS = {"numerical": Method("ks", "wasserstein_normed"), "categorical": Method("chi2", "psi")}
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,22 @@ class Policy:
     correction: Correction = Correction.HOLM
     effect_floors: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EFFECT_FLOORS))
     per_feature_floor: Mapping[str, float] = field(default_factory=dict)  # feature -> floor override
+    per_feature_method: Mapping[str, Method] = field(default_factory=dict)  # feature -> method override
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must lie in (0, 1), not {self.alpha}")
+        for feature, floor in self.per_feature_floor.items():
+            if not floor >= 0:
+                raise ValueError(f"feature {feature!r}: the effect floor must be a number ≥ 0, not {floor}")
+        missing = {m.effect for m in self.per_feature_method.values()} - set(self.effect_floors)
+        if missing:
+            raise ValueError(f"no effect floor for {', '.join(sorted(missing))}")
+
+    def method(self, feature: str, kind: str) -> Method:
+        method = self.per_feature_method.get(feature, DEFAULT_METHODS[kind])
+        method.check(kind)
+        return method
 
     def floor(self, test: FeatureTest) -> float:
         if test.feature in self.per_feature_floor:

@@ -13,10 +13,15 @@ count separately (see `split_missing`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from monitoring.stats.categories import CategoryCounts, align, count_categories
+from monitoring.stats.ecdf import ks_and_wasserstein
+from monitoring.stats.kolmogorov import ks_two_sided_sf
 
 KS_EXACT_MAX_N = 10_000  # scipy's 'auto': exact when both samples are at most this large
 PSI_BINS = 10
@@ -33,7 +38,9 @@ def split_missing(values: np.ndarray) -> tuple[np.ndarray, Missing]:
     """The finite values, and how many were missing (NaN or ±inf)."""
     finite = np.isfinite(values)
     count = int(values.size - np.count_nonzero(finite))
-    return values[finite], Missing(count, count / values.size if values.size else 0.0)
+    if count == 0:
+        return values, Missing(0, 0.0)
+    return values[finite], Missing(count, count / values.size)
 
 
 @dataclass(frozen=True)
@@ -61,41 +68,44 @@ def ks_two_sample(
         statistic = ks_statistic_sorted(ref, cur)
     m, n = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
     en = m * n / (m + n)
-    p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
+    p_value = float(np.clip(ks_two_sided_sf(int(np.round(en)), statistic), 0.0, 1.0))
     return KSResult(statistic, p_value, "asymp")
 
 
-def ecdf_gaps(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From sorted samples: the distinct pooled values and F_ref − F_cur at each of them.
+@dataclass(frozen=True)
+class TwoSampleTest:
+    statistic: float
+    p_value: float
+    note: str = ""
 
-    One stable argsort merges the two sorted runs in linear time (a merge, not a sort); the
-    difference is read at the last element of each run of ties, as ECDFs are right-continuous."""
-    pooled = np.concatenate([reference, current])
-    order = np.argsort(pooled, kind="stable")
-    merged = pooled[order]
-    from_reference = order < reference.size
-    ends = np.empty(merged.size, dtype=bool)
-    np.not_equal(merged[1:], merged[:-1], out=ends[:-1])
-    ends[-1] = True
-    gaps = np.cumsum(from_reference)[ends] / reference.size - np.cumsum(~from_reference)[ends] / current.size
-    return merged[ends], gaps
+
+def anderson_darling(reference: np.ndarray, current: np.ndarray) -> TwoSampleTest:
+    """k-sample Anderson–Darling (scipy). Its tabulated p-value is clipped to [0.001, 0.25]:
+    the note says when, so a clipped value is never read as exact."""
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        result = stats.anderson_ksamp([reference, current])
+    p_value = float(result.pvalue)
+    note = "p-value floored at 0.001" if p_value <= 0.001 else ("p-value capped at 0.25" if p_value >= 0.25 else "")
+    return TwoSampleTest(float(result.statistic), p_value, note)
+
+
+def cramer_von_mises(reference: np.ndarray, current: np.ndarray) -> TwoSampleTest:
+    """Two-sample Cramér–von Mises (scipy; exact for small samples, asymptotic beyond)."""
+    result = stats.cramervonmises_2samp(reference, current)
+    return TwoSampleTest(float(result.statistic), float(result.pvalue))
 
 
 def ks_statistic_sorted(reference: np.ndarray, current: np.ndarray) -> float:
     """sup |F_ref − F_cur| over all sample points, from sorted samples."""
-    return float(np.max(np.abs(ecdf_gaps(reference, current)[1])))
+    return ks_and_wasserstein(reference, current)[0]
 
 
 def wasserstein(reference: np.ndarray, current: np.ndarray, *, presorted: bool = False) -> float:
     """Wasserstein-1 distance between the two empirical distributions: ∫ |F_ref − F_cur| dx."""
     ref = reference if presorted else np.sort(reference)
     cur = current if presorted else np.sort(current)
-    points, gaps = ecdf_gaps(ref, cur)
-    return _wasserstein_from_gaps(points, gaps)
-
-
-def _wasserstein_from_gaps(points: np.ndarray, gaps: np.ndarray) -> float:
-    return float(np.sum(np.abs(gaps[:-1]) * np.diff(points.astype(np.float64))))
+    return ks_and_wasserstein(ref, cur)[1]
 
 
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray, *, presorted: bool = False) -> float:
@@ -105,10 +115,18 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray, *, presorted:
     return distance / spread if spread > 0 else (0.0 if distance == 0 else float("inf"))
 
 
-def quantile_edges(reference: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
-    """Inner bin edges at the reference's quantiles (duplicates merged); the outer bins are open."""
-    edges = np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.unique(edges)
+def quantile_edges(reference: np.ndarray, bins: int = PSI_BINS, *, presorted: bool = False) -> np.ndarray:
+    """Inner bin edges at the reference's quantiles (duplicates merged); the outer bins are open.
+    With `presorted`, the quantiles are read off by index, as np.quantile's linear method does."""
+    levels = np.linspace(0, 1, bins + 1)[1:-1]
+    if not presorted:
+        return np.unique(np.quantile(reference, levels))
+    position = levels * (reference.size - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, reference.size - 1)
+    fraction = position - below
+    low, high = reference[below].astype(np.float64), reference[above].astype(np.float64)
+    return np.unique(low + (high - low) * fraction)
 
 
 def binned_shares(values: np.ndarray, inner_edges: np.ndarray, *, presorted: bool = False) -> np.ndarray:
@@ -163,13 +181,12 @@ class NumericalDrift:
 def numerical_drift(reference: np.ndarray, current: np.ndarray) -> NumericalDrift:
     """Every numerical measure for one feature; both samples finite (see split_missing)."""
     ref, cur = np.sort(reference), np.sort(current)
-    edges = quantile_edges(ref)
+    edges = quantile_edges(ref, presorted=True)
     expected, actual = binned_shares(ref, edges, presorted=True), binned_shares(cur, edges, presorted=True)
-    points, gaps = ecdf_gaps(ref, cur)  # shared by KS and Wasserstein
-    distance = _wasserstein_from_gaps(points, gaps)
+    statistic, distance = ks_and_wasserstein(ref, cur)
     spread = float(np.std(ref, dtype=np.float64))
     return NumericalDrift(
-        ks=ks_two_sample(ref, cur, presorted=True, statistic=float(np.max(np.abs(gaps)))),
+        ks=ks_two_sample(ref, cur, presorted=True, statistic=statistic),
         wasserstein=distance,
         wasserstein_normed=distance / spread if spread > 0 else (0.0 if distance == 0 else float("inf")),
         psi=population_stability_index(expected, actual),
@@ -191,12 +208,18 @@ class CategoricalDrift:
     disappeared: tuple[str, ...]
 
 
-def categorical_drift(reference: np.ndarray, current: np.ndarray) -> CategoricalDrift:
+def categorical_drift(
+    reference: np.ndarray | CategoryCounts, current: np.ndarray | CategoryCounts
+) -> CategoricalDrift:
     """Categorical drift. Categories unseen in the reference are kept as their own columns of
-    the contingency table (never folded away), and reported by name with their share."""
-    categories, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
-    ref_counts = np.bincount(codes[: reference.size], minlength=categories.size).astype(float)
-    cur_counts = np.bincount(codes[reference.size :], minlength=categories.size).astype(float)
+    the contingency table (never folded away), and reported by name with their share. Takes
+    the values (missing ones are left out, see count_categories) or their counts."""
+    ref = reference if isinstance(reference, CategoryCounts) else count_categories(reference)
+    cur = current if isinstance(current, CategoryCounts) else count_categories(current)
+    if not ref.counts.sum() or not cur.counts.sum():
+        raise ValueError("categorical drift needs at least one present value on each side")
+    categories, ref_counts, cur_counts = align(ref, cur)
+    ref_counts, cur_counts = ref_counts.astype(float), cur_counts.astype(float)
     chi2, p_value, dof = chi_square_two_samples(ref_counts, cur_counts)
     ref_share, cur_share = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
     new = (ref_counts == 0) & (cur_counts > 0)

@@ -58,21 +58,3 @@ def test_expected_range_from_reference_chunks():
     assert band.std == pytest.approx(np.std([0.80, 0.82, 0.81, 0.79, 0.83], ddof=1))
     assert band.contains(0.81)
     assert not band.contains(0.70)
-
-
-def test_segment_shift_finds_new_customers_entering():
-    reference = c.segment_keys({"plan": np.array(["basic"] * 700 + ["pro"] * 300)})
-    current = c.segment_keys({"plan": np.array(["basic"] * 400 + ["pro"] * 300 + ["student"] * 300)})
-    shift = c.segment_shift(reference, current)
-    assert shift[0].segment == "plan=student"
-    assert shift[0].new
-    assert shift[0].current_share == pytest.approx(0.3)
-    basic = next(s for s in shift if s.segment == "plan=basic")
-    assert (basic.reference_share, basic.current_share, basic.new) == (0.7, 0.4, False)
-
-
-def test_metrics_per_segment_respect_minimum_support():
-    keys = c.segment_keys({"region": np.array(["n"] * 150 + ["s"] * 50), "tier": np.array(["a"] * 200)})
-    values = np.r_[np.ones(150), np.zeros(50)]
-    result = c.per_segment(keys, lambda rows: float(values[rows].mean()), min_support=100)
-    assert result == {"region=n|tier=a": 1.0, "region=s|tier=a": None}

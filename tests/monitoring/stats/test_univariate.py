@@ -4,10 +4,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from monitoring.stats import univariate as u
+from monitoring.stats.ecdf import ks_and_wasserstein
 
 RNG = np.random.default_rng(20261125)
 
@@ -130,3 +133,22 @@ def test_binned_shares_of_sorted_values_equal_the_general_path():
     values = np.round(RNG.normal(size=20_000), 1)  # many ties on the edges
     edges = u.quantile_edges(values)
     assert u.binned_shares(np.sort(values), edges, presorted=True) == pytest.approx(u.binned_shares(values, edges))
+
+
+@pytest.mark.parametrize("size", [1, 2, 11, 1_000, 99_999])
+def test_quantile_edges_of_sorted_values_equal_numpys(size):
+    values = np.sort(RNG.normal(size=size))
+    assert np.allclose(u.quantile_edges(values, presorted=True), u.quantile_edges(values), rtol=1e-13, atol=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-5, 5), min_size=1, max_size=40),
+    st.lists(st.integers(-5, 5), min_size=1, max_size=40),
+    st.sampled_from([np.float64, np.float32]),
+)
+def test_ks_statistic_and_wasserstein_equal_scipy_with_ties(reference, current, dtype):
+    ref, cur = np.sort(np.array(reference, dtype=dtype) / 4), np.sort(np.array(current, dtype=dtype) / 4)
+    statistic, distance = ks_and_wasserstein(ref, cur)
+    assert statistic == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
+    assert distance == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-12, abs=1e-12)

@@ -1,0 +1,119 @@
+"""Segments (cohorts): keys from segment columns, their share shift, per-segment metrics and
+the ranking of segments by drift or by performance drop, with a minimum support throughout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def segment_keys(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One key per row from one or more segment columns: "region=north" or "region=north|plan=pro"."""
+    names = sorted(columns)
+    parts = [np.char.add(f"{name}=", np.asarray(columns[name]).astype(str)) for name in names]
+    keys = parts[0]
+    for part in parts[1:]:
+        keys = np.char.add(np.char.add(keys, "|"), part)
+    return keys
+
+
+@dataclass(frozen=True)
+class SegmentShare:
+    segment: str
+    reference_share: float
+    current_share: float
+    current_rows: int
+    new: bool  # absent from the reference, or rarer there than `rare_share`
+
+
+def segment_shift(
+    reference_keys: np.ndarray, current_keys: np.ndarray, rare_share: float = 0.001
+) -> list[SegmentShare]:
+    """Each segment's share in reference and current, largest absolute change first."""
+    segments, codes = np.unique(np.concatenate([reference_keys, current_keys]), return_inverse=True)
+    ref = np.bincount(codes[: reference_keys.size], minlength=segments.size) / max(reference_keys.size, 1)
+    counts = np.bincount(codes[reference_keys.size :], minlength=segments.size)
+    cur = counts / max(current_keys.size, 1)
+    shares = [
+        SegmentShare(str(s), float(r), float(c), int(n), bool(r < rare_share and c > 0))
+        for s, r, c, n in zip(segments, ref, cur, counts, strict=True)
+    ]
+    return sorted(shares, key=lambda share: -abs(share.current_share - share.reference_share))
+
+
+def per_segment(keys: np.ndarray, metric: Callable[[np.ndarray], object], min_support: int = 100) -> dict:
+    """metric(row_indices) for every segment with at least `min_support` rows; None below it."""
+    segments, codes = np.unique(keys, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=segments.size))]
+    return {
+        str(segment): metric(order[bounds[i] : bounds[i + 1]]) if bounds[i + 1] - bounds[i] >= min_support else None
+        for i, segment in enumerate(segments)
+    }
+
+
+@dataclass(frozen=True)
+class SegmentChange:
+    segment: str
+    reference: float | None  # the metric on the segment's reference rows (None below support)
+    current: float | None
+    change: float | None  # how much worse: a drop for "higher is better", a rise otherwise
+    reference_rows: int
+    current_rows: int
+
+
+def rank_by_performance_drop(
+    reference_keys: np.ndarray,
+    current_keys: np.ndarray,
+    reference_metric: Callable[[np.ndarray], float],
+    current_metric: Callable[[np.ndarray], float],
+    *,
+    higher_is_better: bool = True,
+    min_support: int = 100,
+) -> list[SegmentChange]:
+    """Every segment's metric on its reference rows and its current rows (functions of the row
+    indices), worst change first; segments below `min_support` on a side get no figure there
+    and rank last."""
+    reference_rows, current_rows = _rows_by_segment(reference_keys), _rows_by_segment(current_keys)
+    changes = []
+    for segment in sorted(set(reference_rows) | set(current_rows)):
+        ref_idx = reference_rows.get(segment, np.empty(0, dtype=np.int64))
+        cur_idx = current_rows.get(segment, np.empty(0, dtype=np.int64))
+        before = float(reference_metric(ref_idx)) if ref_idx.size >= min_support else None
+        after = float(current_metric(cur_idx)) if cur_idx.size >= min_support else None
+        change = None if before is None or after is None else (before - after if higher_is_better else after - before)
+        changes.append(SegmentChange(segment, before, after, change, int(ref_idx.size), int(cur_idx.size)))
+    return sorted(changes, key=_worst_first)
+
+
+def rank_by_drift(
+    reference_keys: np.ndarray,
+    current_keys: np.ndarray,
+    effect: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    min_support: int = 100,
+) -> list[SegmentChange]:
+    """Every segment's drift: effect(reference rows, current rows) within the segment, for
+    example the normed Wasserstein distance of a feature; largest first."""
+    reference_rows, current_rows = _rows_by_segment(reference_keys), _rows_by_segment(current_keys)
+    changes = []
+    for segment in sorted(set(reference_rows) | set(current_rows)):
+        ref_idx = reference_rows.get(segment, np.empty(0, dtype=np.int64))
+        cur_idx = current_rows.get(segment, np.empty(0, dtype=np.int64))
+        supported = ref_idx.size >= min_support and cur_idx.size >= min_support
+        drift = float(effect(ref_idx, cur_idx)) if supported else None
+        changes.append(SegmentChange(segment, None, None, drift, int(ref_idx.size), int(cur_idx.size)))
+    return sorted(changes, key=_worst_first)
+
+
+def _worst_first(change: SegmentChange) -> tuple[bool, float, str]:
+    return (change.change is None, -(change.change or 0.0), change.segment)
+
+
+def _rows_by_segment(keys: np.ndarray) -> dict[str, np.ndarray]:
+    segments, codes = np.unique(np.asarray(keys), return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=segments.size))]
+    return {str(segment): order[bounds[i] : bounds[i + 1]] for i, segment in enumerate(segments)}
