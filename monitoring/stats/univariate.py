@@ -208,9 +208,7 @@ class CategoricalDrift:
     disappeared: tuple[str, ...]
 
 
-def categorical_drift(
-    reference: np.ndarray | CategoryCounts, current: np.ndarray | CategoryCounts
-) -> CategoricalDrift:
+def categorical_drift(reference: np.ndarray | CategoryCounts, current: np.ndarray | CategoryCounts) -> CategoricalDrift:
     """Categorical drift. Categories unseen in the reference are kept as their own columns of
     the contingency table (never folded away), and reported by name with their share. Takes
     the values (missing ones are left out, see count_categories) or their counts."""
