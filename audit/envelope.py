@@ -32,7 +32,8 @@ def format_time(moment: dt.datetime) -> str:
     """RFC 3339 UTC with microseconds and `Z`, e.g. 2026-11-25T21:00:00.123456Z."""
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: strftime writes the year 442 as "442", which parse_time rejects.
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> dt.datetime:

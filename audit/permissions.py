@@ -8,7 +8,7 @@ EVIDENCE_ROLES = frozenset({"auditor", "compliance_officer", "admin"})
 
 
 def has_role(user, roles: frozenset[str]) -> bool:
-    if not user or not user.is_authenticated:
+    if not user or not user.is_authenticated or not hasattr(user, "groups"):  # a model's API key has no roles
         return False
     return user.is_superuser or user.groups.filter(name__in=roles).exists()
 

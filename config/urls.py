@@ -12,6 +12,7 @@ api = [
     path("evidence/", audit_api.EvidenceListView.as_view(), name="evidence"),
     path("evidence/<uuid:export_id>/", audit_api.EvidenceDetailView.as_view(), name="evidence-detail"),
     path("evidence/<uuid:export_id>/download/", audit_api.EvidenceDownloadView.as_view(), name="evidence-download"),
+    path("", include("monitoring.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -50,3 +50,74 @@ REMEDIATION_APPROVED = registry.register(
     required={"request_id": str, "signer_name": str, "signed_at": str, "meaning": str},
     description="An approver signs the request (21 CFR 11.50: printed name, time, meaning).",
 )
+MODEL_UPDATED = registry.register(
+    "monitoring.ModelUpdated",
+    schema=1,
+    required={"name": str, "schema_version": int},
+    optional={"owner": str, "description": str, "data_schema": dict},
+    description="A model's owner, description or data schema changes; a new data schema bumps schema_version.",
+)
+MODEL_RETIRED = registry.register(
+    "monitoring.ModelRetired",
+    schema=1,
+    required={"name": str},
+    description="A model leaves production: it accepts no more data and no deployment change.",
+)
+VERSION_REGISTERED = registry.register(
+    "monitoring.ModelVersionRegistered",
+    schema=1,
+    required={"name": str, "version": str, "artifact_uri": str},
+    optional={"training_data_digest": str, "notes": str},
+    description="A trained version of the model is registered (it serves nothing until promoted).",
+)
+VERSION_RETIRED = registry.register(
+    "monitoring.ModelVersionRetired",
+    schema=1,
+    required={"name": str, "version": str},
+    description="A version may no longer be deployed or rolled back to.",
+)
+DEPLOYMENT_CHANGED = registry.register(
+    "monitoring.DeploymentChanged",
+    schema=1,
+    required={
+        "name": str,
+        "action": str,
+        "champion": (str, NoneType),
+        "challenger": (str, NoneType),
+        "canary": (str, NoneType),
+        "canary_share": float,
+    },
+    description=(
+        "What serving reads changed: action is promote (champion), rollback (champion back to an earlier "
+        "version), challenger, canary (version and share) or canary_stop. The fields are the new pointer."
+    ),
+)
+API_KEY_ISSUED = registry.register(
+    "monitoring.ApiKeyIssued",
+    schema=1,
+    required={"name": str, "key_id": str, "label": str, "hashed_key": str, "expires_at": (str, NoneType)},
+    description="A reporting key for one model; only its SHA-512 hash is recorded, never the key.",
+)
+API_KEY_REVOKED = registry.register(
+    "monitoring.ApiKeyRevoked",
+    schema=1,
+    required={"name": str, "key_id": str},
+    description="A reporting key stops working.",
+)
+BATCH_INGESTED = registry.register(
+    "monitoring.BatchIngested",
+    schema=1,
+    required={
+        "name": str,
+        "kind": str,
+        "sha256": str,
+        "rows": int,
+        "path": str,
+        "schema_version": int,
+    },
+    optional={"time_min": str, "time_max": str, "model_versions": list},
+    description=(
+        "A batch of reference rows, predictions, labels or KPIs, stored as a content-addressed Parquet "
+        "file: its SHA-256, row count, time range and the data schema version it was checked against."
+    ),
+)

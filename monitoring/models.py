@@ -1,6 +1,8 @@
-"""Read models of the monitoring domain: projections of the audit log, rebuilt by replay."""
+"""Read models of the monitoring domain: projections of the audit log, rebuilt by replay
+(except IdempotentResponse, which remembers API answers and is not domain state)."""
 
 from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
 
 
 class RegisteredModel(models.Model):
@@ -8,8 +10,75 @@ class RegisteredModel(models.Model):
     task = models.CharField(max_length=40)
     owner = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    data_schema = models.JSONField(default=dict)
+    schema_version = models.IntegerField(default=1)
+    retired = models.BooleanField(default=False)
     registered_at = models.DateTimeField()
     registered_seq = models.BigIntegerField()
+    updated_seq = models.BigIntegerField(null=True)
+
+
+class ModelVersion(models.Model):
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=100)
+    artifact_uri = models.TextField()
+    training_data_digest = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    retired = models.BooleanField(default=False)
+    served = models.BooleanField(default=False)
+    registered_at = models.DateTimeField()
+    registered_seq = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "version"], name="model_version_unique")]
+
+
+class Deployment(models.Model):
+    """What serving systems poll. `seq` of the last change is the ETag."""
+
+    model = models.OneToOneField(RegisteredModel, on_delete=models.CASCADE, primary_key=True)
+    # NULL, not "": no version holds the role (the API answers null).
+    champion = models.CharField(max_length=100, null=True)  # noqa: DJ001
+    challenger = models.CharField(max_length=100, null=True)  # noqa: DJ001
+    canary = models.CharField(max_length=100, null=True)  # noqa: DJ001
+    canary_share = models.FloatField(default=0.0)
+    changed_at = models.DateTimeField()
+    seq = models.BigIntegerField()
+
+
+class ModelApiKey(AbstractAPIKey):
+    """A reporting key for one model (hashed with SHA-512 by djangorestframework-api-key)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="api_keys")
+    issued_by = models.CharField(max_length=200)
+    issued_seq = models.BigIntegerField()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "model API key"
+
+
+class Batch(models.Model):
+    """One ingested batch: a content-addressed Parquet file and what it holds."""
+
+    class Kind(models.TextChoices):
+        REFERENCE = "reference"
+        PREDICTIONS = "predictions"
+        LABELS = "labels"
+        KPIS = "kpis"
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="batches")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    sha256 = models.CharField(max_length=64)
+    rows = models.IntegerField()
+    path = models.CharField(max_length=300)
+    schema_version = models.IntegerField()
+    time_min = models.DateTimeField(null=True)
+    time_max = models.DateTimeField(null=True)
+    ingested_at = models.DateTimeField()
+    seq = models.BigIntegerField(unique=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model", "kind", "time_min", "time_max"])]
 
 
 class Alert(models.Model):
@@ -20,3 +89,17 @@ class Alert(models.Model):
     summary = models.TextField()
     raised_at = models.DateTimeField()
     raised_seq = models.BigIntegerField()
+
+
+class IdempotentResponse(models.Model):
+    """The first answer to a request carrying an Idempotency-Key, replayed to its retries."""
+
+    scope = models.CharField(max_length=300)  # who sent it and where: principal and path
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path and body
+    status = models.IntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique")]

@@ -1,8 +1,14 @@
 """Projections that keep the monitoring read models in step with the log."""
 
+from __future__ import annotations
+
+import datetime as dt
+
+from rest_framework_api_key.crypto import concatenate
+
 from audit import projections
 from audit.store import RecordedEvent
-from monitoring.models import Alert, RegisteredModel
+from monitoring.models import Alert, Batch, Deployment, ModelApiKey, ModelVersion, RegisteredModel
 
 
 def _model_registered(event: RecordedEvent) -> None:
@@ -12,9 +18,91 @@ def _model_registered(event: RecordedEvent) -> None:
         task=payload["task"],
         owner=payload["owner"],
         description=payload.get("description", ""),
+        data_schema=payload["data_schema"],
+        schema_version=1,
         registered_at=event.occurred_at,
         registered_seq=event.seq,
     )
+
+
+def _model_updated(event: RecordedEvent) -> None:
+    payload = event.payload
+    changes = {key: payload[key] for key in ("owner", "description", "data_schema") if key in payload}
+    RegisteredModel.objects.filter(name=payload["name"]).update(
+        **changes, schema_version=payload["schema_version"], updated_seq=event.seq
+    )
+
+
+def _model_retired(event: RecordedEvent) -> None:
+    RegisteredModel.objects.filter(name=event.payload["name"]).update(retired=True, updated_seq=event.seq)
+
+
+def _version_registered(event: RecordedEvent) -> None:
+    payload = event.payload
+    ModelVersion.objects.create(
+        model_id=payload["name"],
+        version=payload["version"],
+        artifact_uri=payload["artifact_uri"],
+        training_data_digest=payload.get("training_data_digest", ""),
+        notes=payload.get("notes", ""),
+        registered_at=event.occurred_at,
+        registered_seq=event.seq,
+    )
+
+
+def _version_retired(event: RecordedEvent) -> None:
+    ModelVersion.objects.filter(model_id=event.payload["name"], version=event.payload["version"]).update(retired=True)
+
+
+def _deployment_changed(event: RecordedEvent) -> None:
+    payload = event.payload
+    pointer = {key: payload[key] for key in ("champion", "challenger", "canary", "canary_share")}
+    Deployment.objects.update_or_create(
+        model_id=payload["name"], defaults={**pointer, "changed_at": event.occurred_at, "seq": event.seq}
+    )
+    serving = [v for v in (payload["champion"], payload["challenger"], payload["canary"]) if v is not None]
+    ModelVersion.objects.filter(model_id=payload["name"], version__in=serving).update(served=True)
+
+
+def _key_issued(event: RecordedEvent) -> None:
+    payload = event.payload
+    expires = payload["expires_at"]
+    ModelApiKey.objects.create(
+        id=concatenate(payload["key_id"], payload["hashed_key"]),
+        prefix=payload["key_id"],
+        hashed_key=payload["hashed_key"],
+        name=payload["label"],
+        expiry_date=dt.datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
+        model_id=payload["name"],
+        issued_by=event.envelope["actor"]["id"],
+        issued_seq=event.seq,
+    )
+    # `created` is auto_now_add; a replay must keep the original time.
+    ModelApiKey.objects.filter(prefix=payload["key_id"]).update(created=event.occurred_at)
+
+
+def _key_revoked(event: RecordedEvent) -> None:
+    ModelApiKey.objects.filter(prefix=event.payload["key_id"]).update(revoked=True)
+
+
+def _batch_ingested(event: RecordedEvent) -> None:
+    payload = event.payload
+    Batch.objects.create(
+        model_id=payload["name"],
+        kind=payload["kind"],
+        sha256=payload["sha256"],
+        rows=payload["rows"],
+        path=payload["path"],
+        schema_version=payload["schema_version"],
+        time_min=_time(payload.get("time_min")),
+        time_max=_time(payload.get("time_max")),
+        ingested_at=event.occurred_at,
+        seq=event.seq,
+    )
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _alert_raised(event: RecordedEvent) -> None:
@@ -33,8 +121,18 @@ def _alert_raised(event: RecordedEvent) -> None:
 REGISTRY = projections.register(
     projections.Projection(
         name="monitoring.registry",
-        handlers={"monitoring.ModelRegistered": _model_registered},
-        models=[RegisteredModel],
+        handlers={
+            "monitoring.ModelRegistered": _model_registered,
+            "monitoring.ModelUpdated": _model_updated,
+            "monitoring.ModelRetired": _model_retired,
+            "monitoring.ModelVersionRegistered": _version_registered,
+            "monitoring.ModelVersionRetired": _version_retired,
+            "monitoring.DeploymentChanged": _deployment_changed,
+            "monitoring.ApiKeyIssued": _key_issued,
+            "monitoring.ApiKeyRevoked": _key_revoked,
+            "monitoring.BatchIngested": _batch_ingested,
+        },
+        models=[RegisteredModel, ModelVersion, Deployment, ModelApiKey, Batch],  # a rebuild wipes them in reverse
     )
 )
 ALERTS = projections.register(

@@ -76,3 +76,37 @@ def committed_log(django_db_setup, django_db_blocker):
         yield
         wipe_log()
         connection.close()
+
+
+@pytest.fixture
+def running_server(committed_log):
+    """The real application served over HTTP on a free port by a threaded WSGI server, on the
+    committed test database. Yields its base URL."""
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connections
+
+    django_app = get_wsgi_application()
+
+    def app(environ, start_response):
+        try:
+            return django_app(environ, start_response)
+        finally:
+            connections.close_all()  # each request runs on its own short-lived thread
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, server_class=Server, handler_class=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,34 @@
+"""Batch files: Parquet, named by their SHA-256, kept in Django's storage (local disk by
+default, any S3-compatible store through STORAGES)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+COMPRESSION = "zstd"
+
+
+def batch_file_write(model: str, kind: str, table: pa.Table) -> tuple[str, str]:
+    """Store the table once; returns (sha256 of the file, its storage path). Writing the same
+    content again finds the file there and writes nothing."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression=COMPRESSION)
+    content = buffer.getvalue()
+    digest = hashlib.sha256(content).hexdigest()
+    path = f"batches/{model}/{kind}/{digest[:2]}/{digest}.parquet"
+    if not default_storage.exists(path):
+        saved = default_storage.save(path, ContentFile(content))
+        if saved != path:  # a concurrent writer stored the same bytes first
+            default_storage.delete(saved)
+    return digest, path
+
+
+def batch_file_read(path: str, columns: list[str] | None = None) -> pa.Table:
+    with default_storage.open(path, "rb") as handle:
+        return pq.read_table(handle, columns=columns)

@@ -1,0 +1,89 @@
+"""Reads of the monitoring data: a time window of a model's batches as numpy columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from monitoring.data_schema import parse_schema
+from monitoring.ingest.files import batch_file_read
+from monitoring.models import Batch, RegisteredModel
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Columns of equal length: numbers as float64 (NaN where missing), text as object arrays
+    (None where missing), times as datetime64[us] in UTC."""
+
+    columns: dict[str, np.ndarray]
+    rows: int
+    batches: list[str]  # the SHA-256 of every batch read, for reproducing a run
+
+
+def window_load(
+    *,
+    model: str,
+    kind: str = "predictions",
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    columns: list[str] | None = None,
+) -> Window:
+    """The model's rows of `kind` with start ≤ time < end (all of them when both are None)."""
+    registered = RegisteredModel.objects.get(name=model)
+    time_column = "timestamp" if kind == "kpis" else parse_schema(registered.data_schema).timestamp
+    batches = Batch.objects.filter(model=registered, kind=kind)
+    if start is not None:
+        batches = batches.filter(time_max__gte=start)
+    if end is not None:
+        batches = batches.filter(time_min__lt=end)
+    found = list(batches.order_by("seq").values_list("path", "sha256"))
+    wanted = None if columns is None else list(dict.fromkeys([*columns, time_column]))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        tables = list(pool.map(lambda item: _read(item[0], wanted), found))
+    if not tables:
+        return Window({name: np.empty(0) for name in columns or []}, 0, [])
+    table = pa.concat_tables(tables, promote_options="default")
+    table = _between(table, time_column, start, end)
+    names = columns if columns is not None else table.column_names
+    return Window({name: _numpy(table.column(name)) for name in names}, table.num_rows, [sha for _, sha in found])
+
+
+def _read(path: str, columns: list[str] | None) -> pa.Table:
+    table = batch_file_read(path)
+    if columns is None:
+        return table
+    present = [name for name in columns if name in table.column_names]
+    return table.select(present)
+
+
+def _between(table: pa.Table, column: str, start: dt.datetime | None, end: dt.datetime | None) -> pa.Table:
+    if column not in table.column_names or (start is None and end is None):
+        return table
+    times = table.column(column)
+    keep = pa.chunked_array([pa.array(np.ones(len(times), dtype=bool))])
+    if start is not None:
+        keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(start, type=TIMESTAMP)))
+    if end is not None:
+        keep = pc.and_(keep, pc.less(times, pa.scalar(end, type=TIMESTAMP)))
+    return table.filter(pc.fill_null(keep, False))
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    kind = column.type
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind):
+        return pc.cast(column, pa.float64()).to_numpy()  # nulls become NaN
+    if pa.types.is_timestamp(kind):
+        return column.to_numpy()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
+        encoded = pc.dictionary_encode(column).combine_chunks()
+        labels = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
+        codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+        return labels[codes]  # decoding through the dictionary is one take, not a Python loop
+    return np.asarray(column.to_pylist(), dtype=object)

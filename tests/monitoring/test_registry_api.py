@@ -1,0 +1,134 @@
+"""Registry over the API: models, versions, the deployment pointer with its ETag, and keys."""
+
+import pytest
+
+from audit import projections
+from audit.models import Event
+from monitoring.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
+from tests.monitoring.conftest import SCHEMA, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_engineer_registers_a_model_and_its_versions(people):
+    engineer = client_for(people["ml_engineer"])
+    answer = engineer.post(
+        "/api/v1/models/",
+        {"name": "churn", "task": "binary_classification", "data_schema": SCHEMA, "reason": "launch"},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["owner"] == "ml_engineer_user" and answer.json()["schema_version"] == 1
+    event = Event.objects.get(event_type="monitoring.ModelRegistered")
+    assert event.actor_id == "ml_engineer_user" and event.payload["data_schema"]["prediction"] == "score"
+    version = engineer.post("/api/v1/models/churn/versions/", {"version": "2026.11", "artifact_uri": "s3://m/1"})
+    assert version.status_code == 201 and version.json()["served"] is False
+    assert engineer.get("/api/v1/models/churn/versions/").json()[0]["version"] == "2026.11"
+    again = engineer.post("/api/v1/models/churn/versions/", {"version": "2026.11", "artifact_uri": "s3://m/1"})
+    assert again.status_code == 409 and "already registered" in again.json()["detail"]
+
+
+def test_bad_registrations_get_precise_answers_and_write_nothing(people):
+    engineer = client_for(people["ml_engineer"])
+    cases = [
+        ({"name": "x", "task": "forecast", "data_schema": SCHEMA}, "task"),
+        ({"name": "x", "task": "regression", "data_schema": {"numerical": ["a"]}}, "prediction"),
+        ({"name": "bad name!", "task": "regression", "data_schema": SCHEMA}, "model name"),
+        ({"task": "regression", "data_schema": SCHEMA}, "name"),
+    ]
+    for body, mentioned in cases:
+        answer = engineer.post("/api/v1/models/", body, format="json")
+        assert answer.status_code == 400, body
+        assert mentioned in str(answer.json())
+    assert not Event.objects.exists() and not RegisteredModel.objects.exists()
+    assert engineer.get("/api/v1/models/ghost/").status_code == 404
+
+
+def test_serving_polls_the_deployment_with_an_etag(credit_model, credit_key):
+    service = client_for(key=credit_key)
+    first = service.get("/api/v1/models/credit/deployment/")
+    assert first.status_code == 200 and first.json()["champion"] == "1.0"
+    etag = first.headers["ETag"]
+    assert service.get("/api/v1/models/credit/deployment/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    assert service.get("/api/v1/models/credit/deployment/", HTTP_IF_NONE_MATCH='"1", ' + etag).status_code == 304
+
+
+def test_promotion_changes_the_etag_and_a_rollback_goes_back(credit_model, people):
+    engineer, admin = client_for(people["ml_engineer"]), client_for(people["admin"])
+    etag = engineer.get("/api/v1/models/credit/deployment/").headers["ETag"]
+    moved = engineer.post(
+        "/api/v1/models/credit/deployment/", {"action": "promote", "version": "1.1", "reason": "better AUC"}
+    )
+    assert moved.status_code == 200 and moved.json()["champion"] == "1.1"
+    assert moved.headers["ETag"] != etag
+    polled = engineer.get("/api/v1/models/credit/deployment/", HTTP_IF_NONE_MATCH=etag)
+    assert polled.status_code == 200 and polled.json()["champion"] == "1.1"
+    refused = engineer.post(
+        "/api/v1/models/credit/deployment/", {"action": "rollback", "version": "1.0", "reason": "x"}
+    )
+    assert refused.status_code == 403 and "remediation" in refused.json()["detail"]
+    back = admin.post(
+        "/api/v1/models/credit/deployment/", {"action": "rollback", "version": "1.0", "reason": "AUC fell"}
+    )
+    assert back.status_code == 200 and back.json()["champion"] == "1.0"
+    assert Event.objects.filter(event_type="monitoring.DeploymentChanged").latest("seq").payload["action"] == "rollback"
+
+
+def test_canary_and_its_bad_inputs(credit_model, people):
+    engineer = client_for(people["ml_engineer"])
+    url = "/api/v1/models/credit/deployment/"
+    assert engineer.post(url, {"action": "canary", "version": "1.1", "reason": "try"}).status_code == 400
+    bad_share = engineer.post(url, {"action": "canary", "version": "1.1", "canary_share": 1.5, "reason": "try"})
+    assert bad_share.status_code == 400 and "canary_share" in bad_share.json()["detail"]
+    ok = engineer.post(url, {"action": "canary", "version": "1.1", "canary_share": 0.05, "reason": "try"})
+    assert ok.json()["canary"] == "1.1" and ok.json()["canary_share"] == 0.05
+    assert engineer.post(url, {"action": "promote", "version": "9.9", "reason": "x"}).status_code == 404
+    assert engineer.post(url, {"action": "fly", "reason": "x"}).status_code == 400
+
+
+def test_keys_are_shown_once_stored_hashed_and_revocable(credit_model, people):
+    engineer = client_for(people["ml_engineer"])
+    issued = engineer.post("/api/v1/models/credit/keys/", {"label": "scorer"})
+    assert issued.status_code == 201 and issued.headers["Cache-Control"] == "no-store"
+    key, key_id = issued.json()["key"], issued.json()["key_id"]
+    stored = ModelApiKey.objects.get(prefix=key_id)
+    assert key not in stored.hashed_key and stored.hashed_key.startswith("sha512$$")
+    event = Event.objects.get(event_type="monitoring.ApiKeyIssued")
+    assert key.split(".")[1] not in bytes(event.canonical).decode()
+    listed = engineer.get("/api/v1/models/credit/keys/").json()
+    assert listed[0]["key_id"] == key_id and "key" not in listed[0]
+    service = client_for(key=key)
+    assert service.get("/api/v1/models/credit/deployment/").status_code == 200
+    revoked = engineer.post(f"/api/v1/models/credit/keys/{key_id}/revoke/", {"reason": "leaked"})
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    assert client_for(key=key).get("/api/v1/models/credit/deployment/").status_code == 401
+    assert engineer.post(f"/api/v1/models/credit/keys/{key_id}/revoke/", {"reason": "again"}).status_code == 400
+
+
+def test_expired_wrong_and_other_models_keys_are_refused(credit_model, people):
+    engineer = client_for(people["ml_engineer"])
+    past = engineer.post("/api/v1/models/credit/keys/", {"label": "old", "expires_at": "2020-01-01T00:00:00Z"})
+    assert past.status_code == 400 and "future" in str(past.json())
+    key = engineer.post("/api/v1/models/credit/keys/", {"label": "svc"}).json()["key"]
+    ModelApiKey.objects.update(expiry_date="2020-01-01T00:00:00Z")
+    assert client_for(key=key).get("/api/v1/models/credit/deployment/").status_code == 401
+    assert client_for(key="nope.nope").get("/api/v1/models/credit/deployment/").status_code == 401
+    engineer.post("/api/v1/models/", {"name": "other", "task": "regression", "data_schema": SCHEMA}, format="json")
+    other_key = engineer.post("/api/v1/models/other/keys/", {"label": "svc"}).json()["key"]
+    assert client_for(key=other_key).get("/api/v1/models/credit/deployment/").status_code == 403
+
+
+def test_read_models_rebuilt_from_the_log_equal_the_originals(credit_model, credit_key, people):
+    engineer = client_for(people["ml_engineer"])
+    engineer.post("/api/v1/models/credit/deployment/", {"action": "canary", "version": "1.1", "canary_share": 0.2,
+                                                         "reason": "try"})  # fmt: skip
+    engineer.patch("/api/v1/models/credit/", {"description": "PD model", "reason": "docs"}, format="json")
+
+    def snapshot():
+        rows = [list(m.objects.order_by("pk").values()) for m in (RegisteredModel, Deployment, ModelApiKey)]
+        versions = ModelVersion.objects.order_by("registered_seq").values()
+        return [*rows, [{k: v for k, v in row.items() if k != "id"} for row in versions]]  # ids are surrogates
+
+    before = snapshot()
+    projections.rebuild(["monitoring.registry"])
+    assert snapshot() == before

@@ -1,0 +1,43 @@
+"""Schemathesis against the live server: generated requests for every operation in the
+OpenAPI schema (a bounded number each), authenticated as an admin; none may get a 5xx."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import schemathesis
+from django.contrib.auth.models import Group, User
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from monitoring.services import registry
+from tests.monitoring.conftest import ALICE, SCHEMA
+
+PASSWORD = "s3cret-pass"
+EXAMPLES = 15  # per operation: bounded, so CI stays quick
+
+
+@pytest.fixture
+def api_schema(running_server, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast Basic auth
+    admin = User.objects.create_user("admin_user", password=PASSWORD)
+    admin.groups.add(Group.objects.get(name="admin"))
+    registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    registry.version_register(name="credit", version="1.0", artifact_uri="s3://1", actor=ALICE)
+    registry.deployment_change(name="credit", action="promote", version="1.0", actor=ALICE, reason="first")
+    return schemathesis.openapi.from_url(f"{running_server}/api/v1/schema/")
+
+
+def test_no_request_gets_a_server_error(api_schema):
+    token = base64.b64encode(f"admin_user:{PASSWORD}".encode()).decode()
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 20
+    for operation in operations:
+
+        @given(operation.as_strategy())
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def no_server_error(case):
+            case.call_and_validate(headers={"Authorization": f"Basic {token}"}, checks=[not_a_server_error])
+
+        no_server_error()
