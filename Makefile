@@ -28,3 +28,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/checkpoint.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/stats.py
+	$(BIN)/python bench/ingest.py

@@ -37,7 +37,9 @@ def window_load(
 ) -> Window:
     """The model's rows of `kind` with start ≤ time < end (all of them when both are None)."""
     registered = RegisteredModel.objects.get(name=model)
-    time_column = "timestamp" if kind == "kpis" else parse_schema(registered.data_schema).timestamp
+    schema = parse_schema(registered.data_schema)
+    time_column = "timestamp" if kind == "kpis" else schema.timestamp
+    repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
     batches = Batch.objects.filter(model=registered, kind=kind)
     if start is not None:
         batches = batches.filter(time_max__gte=start)
@@ -46,7 +48,7 @@ def window_load(
     found = list(batches.order_by("seq").values_list("path", "sha256"))
     wanted = None if columns is None else list(dict.fromkeys([*columns, time_column]))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        tables = list(pool.map(lambda item: _read(item[0], wanted), found))
+        tables = list(pool.map(lambda item: _read(item[0], wanted, repeated_texts), found))
     if not tables:
         return Window({name: np.empty(0) for name in columns or []}, 0, [])
     table = pa.concat_tables(tables, promote_options="default")
@@ -55,12 +57,11 @@ def window_load(
     return Window({name: _numpy(table.column(name)) for name in names}, table.num_rows, [sha for _, sha in found])
 
 
-def _read(path: str, columns: list[str] | None) -> pa.Table:
-    table = batch_file_read(path)
+def _read(path: str, columns: list[str] | None, repeated_texts: set[str]) -> pa.Table:
+    table = batch_file_read(path, dictionary=repeated_texts)
     if columns is None:
         return table
-    present = [name for name in columns if name in table.column_names]
-    return table.select(present)
+    return table.select([name for name in columns if name in table.column_names])
 
 
 def _between(table: pa.Table, column: str, start: dt.datetime | None, end: dt.datetime | None) -> pa.Table:
@@ -81,9 +82,9 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
         return pc.cast(column, pa.float64()).to_numpy()  # nulls become NaN
     if pa.types.is_timestamp(kind):
         return column.to_numpy()
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
-        encoded = pc.dictionary_encode(column).combine_chunks()
+    if pa.types.is_dictionary(kind):  # categories: decoding through the dictionary is one take
+        encoded = column.unify_dictionaries().combine_chunks()
         labels = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
         codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
-        return labels[codes]  # decoding through the dictionary is one take, not a Python loop
-    return np.asarray(column.to_pylist(), dtype=object)
+        return labels[codes]
+    return column.to_numpy(zero_copy_only=False)  # ids and other texts: object arrays, None where missing

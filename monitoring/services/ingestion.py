@@ -61,7 +61,7 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
     )
     if kind == "labels":
         _check_label_ids(registered, table.column(schema.id))
-    digest, path = batch_file_write(model, kind, table)
+    digest, path = batch_file_write(model, kind, table, unique=[schema.id])
     time_column = "timestamp" if kind == "kpis" else schema.timestamp
     time_min, time_max = _time_range(table, time_column)
     with transaction.atomic():
