@@ -118,6 +118,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# Who carries out an approved deployment change, in order (monitoring/executors.py).
+DEPLOYMENT_EXECUTORS = env.list("DEPLOYMENT_EXECUTORS", default=["monitoring.executors.RegistryExecutor"])
+MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", default=None)
+
 # Ingestion: request bodies up to this size; timestamps may run ahead of the server's clock
 # by this much before a row counts as "in the future".
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024 * 1024)

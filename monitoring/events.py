@@ -108,16 +108,16 @@ BATCH_INGESTED = registry.register(
     "monitoring.BatchIngested",
     schema=1,
     required={
-        "name": str,
+        "model": str,
         "kind": str,
-        "sha256": str,
+        "file_digest": str,
         "rows": int,
-        "path": str,
         "schema_version": int,
     },
     optional={"time_min": str, "time_max": str, "model_versions": list},
     description=(
         "A batch of reference rows, predictions, labels or KPIs, stored as a content-addressed Parquet "
-        "file: its SHA-256, row count, time range and the data schema version it was checked against."
+        "file (blobs/<file_digest>, SHA-256): its row count, time range and the data schema version it "
+        "was checked against. Evidence bundles with data carry the file."
     ),
 )

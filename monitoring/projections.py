@@ -8,6 +8,7 @@ from rest_framework_api_key.crypto import concatenate
 
 from audit import projections
 from audit.store import RecordedEvent
+from monitoring.ingest.files import blob_path
 from monitoring.models import Alert, Batch, Deployment, ModelApiKey, ModelVersion, RegisteredModel
 
 
@@ -88,11 +89,11 @@ def _key_revoked(event: RecordedEvent) -> None:
 def _batch_ingested(event: RecordedEvent) -> None:
     payload = event.payload
     Batch.objects.create(
-        model_id=payload["name"],
+        model_id=payload["model"],
         kind=payload["kind"],
-        sha256=payload["sha256"],
+        sha256=payload["file_digest"],
         rows=payload["rows"],
-        path=payload["path"],
+        path=blob_path(payload["file_digest"]),
         schema_version=payload["schema_version"],
         time_min=_time(payload.get("time_min")),
         time_max=_time(payload.get("time_max")),

@@ -15,8 +15,9 @@ from django.core.files.storage import default_storage
 COMPRESSION = "zstd"
 
 
-def batch_file_write(model: str, kind: str, table: pa.Table, *, unique: Collection[str] = ()) -> tuple[str, str]:
-    """Store the table once; returns (sha256 of the file, its storage path). Writing the same
+def batch_file_write(table: pa.Table, *, unique: Collection[str] = ()) -> tuple[str, str]:
+    """Store the table once in the content-addressed store the evidence export reads
+    (blobs/<sha256>); returns (sha256 of the file, its storage path). Writing the same
     content again finds the file there and writes nothing. Text columns are dictionary-encoded
     except the `unique` ones (ids): numbers and unique texts gain nothing from a dictionary
     and trying costs three quarters of the write."""
@@ -25,12 +26,16 @@ def batch_file_write(model: str, kind: str, table: pa.Table, *, unique: Collecti
     pq.write_table(table, buffer, compression=COMPRESSION, use_dictionary=dictionary)
     content = buffer.getvalue()
     digest = hashlib.sha256(content).hexdigest()
-    path = f"batches/{model}/{kind}/{digest[:2]}/{digest}.parquet"
+    path = blob_path(digest)
     if not default_storage.exists(path):
         saved = default_storage.save(path, ContentFile(content))
         if saved != path:  # a concurrent writer stored the same bytes first
             default_storage.delete(saved)
     return digest, path
+
+
+def blob_path(digest: str) -> str:
+    return f"blobs/{digest}"
 
 
 def batch_file_read(path: str, columns: list[str] | None = None, *, dictionary: Collection[str] = ()) -> pa.Table:

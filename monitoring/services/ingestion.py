@@ -61,15 +61,20 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
     )
     if kind == "labels":
         _check_label_ids(registered, table.column(schema.id))
-    digest, path = batch_file_write(model, kind, table, unique=[schema.id])
+    digest, _ = batch_file_write(table, unique=[schema.id])
     time_column = "timestamp" if kind == "kpis" else schema.timestamp
     time_min, time_max = _time_range(table, time_column)
     with transaction.atomic():
         earlier = Batch.objects.filter(model=registered, kind=kind, sha256=digest).first()
         if earlier is not None:
             return _ingested(earlier, duplicate=True)
-        payload = {"name": model, "kind": kind, "sha256": digest, "rows": table.num_rows, "path": path,
-                   "schema_version": registered.schema_version}  # fmt: skip
+        payload = {
+            "model": model,
+            "kind": kind,
+            "file_digest": digest,
+            "rows": table.num_rows,
+            "schema_version": registered.schema_version,
+        }
         if time_min is not None:
             payload.update(time_min=time_min, time_max=time_max)
         if "model_version" in table.column_names:

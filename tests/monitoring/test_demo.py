@@ -3,6 +3,7 @@ import io
 from django.core.management import call_command
 
 from audit.models import Event
+from monitoring.models import Batch, Deployment
 
 
 def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log):
@@ -10,22 +11,32 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     call_command("demo", stdout=stdout)
     output = stdout.getvalue()
     for expected in (
-        "Registered model 'credit-default'",
-        "Monitoring run",
+        "registered 'credit-default' with versions 2026.10.1 and 2026.11.0; champion 2026.11.0",
+        "only its SHA-512 hash is kept",
+        "reported 5,000 reference rows and 5,000 predictions (POST /api/v1/models/credit-default/predictions/: 201",
+        "drift in income (income: normed Wasserstein",
         "tightened the PSI threshold",
         "Critical alert",
         "requested a rollback",
         "Signing key rotated",
         "approved it",
-        "Verified the whole log: 8 events, 2 keys",
-        "Signed checkpoint at tree size 8",
-        "Evidence bundle for 'credit-default': 8 events, 1 data file(s)",
-        "Offline verifier (python -m audit.verifier, trusting only the first key): VALID: 8 events",
+        "Champion switched back to 2026.10.1",
+        "Verified the whole log: 16 events, 2 keys",
+        "Signed checkpoint at tree size 16",
+        "Evidence bundle for 'credit-default': 16 events, 3 data file(s)",
+        "Offline verifier (python -m audit.verifier, trusting only the first key): VALID: 16 events",
     ):
-        assert expected in output
+        assert expected in output, expected
     types = list(Event.objects.order_by("seq").values_list("event_type", flat=True))
     assert types == [
         "monitoring.ModelRegistered",
+        "monitoring.ModelVersionRegistered",
+        "monitoring.DeploymentChanged",
+        "monitoring.ModelVersionRegistered",
+        "monitoring.DeploymentChanged",
+        "monitoring.ApiKeyIssued",
+        "monitoring.BatchIngested",
+        "monitoring.BatchIngested",
         "monitoring.RunStarted",
         "monitoring.RunCompleted",
         "monitoring.ThresholdChanged",
@@ -33,11 +44,15 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "monitoring.RemediationRequested",
         "audit.KeyRotated",
         "monitoring.RemediationApproved",
+        "monitoring.DeploymentChanged",
         "audit.EvidenceExported",
     ]
+    completed = Event.objects.get(event_type="monitoring.RunCompleted").payload
+    assert [c["feature"] for c in completed["checks"] if c["status"] == "drift"] == ["income"]
+    assert Deployment.objects.get(model_id="credit-default").champion == "2026.10.1"
+    assert Batch.objects.count() == 2
 
     again = io.StringIO()
     call_command("demo", stdout=again)
     assert "already registered" in again.getvalue()
-    assert "Verified the whole log: 16 events, 3 keys" in again.getvalue()  # the first export is an event too
-    assert "VALID: 15 events" in again.getvalue()
+    assert "304 Not Modified" in again.getvalue()

@@ -75,9 +75,9 @@ def test_each_format_is_stored_as_one_parquet_file_and_one_event(credit_key, con
     assert body["rows"] == 50 and body["duplicate"] is False
     event = Event.objects.get(seq=body["seq"])
     assert event.event_type == "monitoring.BatchIngested" and event.actor_kind == "service"
-    assert event.payload["sha256"] == body["sha256"] and event.payload["model_versions"] == ["1.0"]
+    assert event.payload["file_digest"] == body["sha256"] and event.payload["model_versions"] == ["1.0"]
     assert event.payload["time_min"] == rows[0]["timestamp"].replace("Z", ".000000Z")
-    stored = pq.read_table(default_storage.open(event.payload["path"]))
+    stored = pq.read_table(default_storage.open(f"blobs/{body['sha256']}"))
     assert stored.column("income").to_pylist() == pytest.approx([r["income"] for r in rows])
     assert str(stored.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
 
@@ -129,7 +129,7 @@ def test_schema_errors_name_columns_rows_and_reasons_and_store_nothing(credit_ke
     assert ("colour", "unknown column: not in the model's data schema") in problems
     assert ("debt_ratio", "missing column") in problems
     assert not Batch.objects.exists() and not Event.objects.filter(event_type="monitoring.BatchIngested").exists()
-    assert not default_storage.exists("batches")
+    assert not default_storage.exists("blobs")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -9,16 +10,25 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.test import Client
 
+from audit.envelope import format_time
 from audit.evidence import EvidenceQuery, blob_save, evidence_export
 from audit.keys import SigningKey, public_key_from_raw
 from audit.rotation import signing_key_rotate
 from audit.selectors import signing_keys, stream_version
-from audit.store import Actor, NewEvent, append
+from audit.store import Actor, NewEvent, RecordedEvent, append
 from audit.verify import verify_log
+from monitoring.executors import DeploymentChange, configured_executors
+from monitoring.models import RegisteredModel
+from monitoring.selectors import window_load
+from monitoring.services.registry import api_key_issue, deployment_change, model_register, version_register
+from monitoring.stats.drift import drift_report
 
 MODEL = "credit-default"
 ALICE = Actor("user", "alice", "Alice Martin (ML engineer)")
@@ -34,18 +44,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         started = time.perf_counter()
         say = self.stdout.write
-        model_stream = ("model", MODEL)
-        if stream_version(*model_stream) == 0:
-            (registered,) = append([_registration()], expected={model_stream: 0})
-            say(f"1. Registered model {MODEL!r} (seq {registered.seq}) by {ALICE.name}.")
-        else:
-            say(f"1. Model {MODEL!r} is already registered; continuing its history.")
-
-        run_id = str(uuid.uuid4())
-        correlation = str(uuid.uuid4())
-        started_event, completed = append(_run_events(run_id, correlation), expected={("run", run_id): 0})
-        drifted = [c["feature"] for c in completed.payload["checks"] if c["status"] == "drift"]
-        say(f"2. Monitoring run {run_id[:8]} (seq {started_event.seq}-{completed.seq}): drift in {', '.join(drifted)}.")
+        api_key = self._registry(say)
+        run_id, correlation, completed = self._monitoring_run(say, api_key)
 
         threshold = NewEvent(
             "policy",
@@ -64,7 +64,7 @@ class Command(BaseCommand):
             reason="Income is the strongest predictor; tighten PSI to catch shifts earlier.",
         )
         (changed,) = append([threshold], expected={("policy", MODEL): stream_version("policy", MODEL)})
-        say(f"3. {ALICE.name} tightened the PSI threshold on income 0.25 -> 0.20 (seq {changed.seq}).")
+        say(f"4. {ALICE.name} tightened the PSI threshold on income 0.25 -> 0.20 (seq {changed.seq}).")
 
         alert_id = str(uuid.uuid4())
         (alert,) = append(
@@ -89,7 +89,7 @@ class Command(BaseCommand):
             ],
             expected={("alert", alert_id): 0},
         )
-        say(f"4. Critical alert raised on income drift (seq {alert.seq}).")
+        say(f"5. Critical alert raised on income drift (seq {alert.seq}).")
 
         request_id = str(uuid.uuid4())
         (requested,) = append(
@@ -113,11 +113,11 @@ class Command(BaseCommand):
             ],
             expected={("remediation", request_id): 0},
         )
-        say(f"5. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.seq}).")
+        say(f"6. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.seq}).")
 
         key = SigningKey.generate()
         rotated = signing_key_rotate(new_key=key, actor=OPERATOR, reason="Quarterly signing-key rotation.")
-        say(f"6. Signing key rotated at seq {rotated.seq}: {rotated.payload['previous_key_id']} -> {key.key_id}.")
+        say(f"7. Signing key rotated at seq {rotated.seq}: {rotated.payload['previous_key_id']} -> {key.key_id}.")
 
         (approved,) = append(
             [
@@ -139,18 +139,98 @@ class Command(BaseCommand):
             ],
             expected={("remediation", request_id): 1},
         )
-        say(f"7. {BOB.name} approved it (seq {approved.seq}, signed by the new key {approved.envelope['key_id']}).")
+        say(f"8. {BOB.name} approved it (seq {approved.seq}, signed by the new key {approved.envelope['key_id']}).")
+        self._rollback(say, api_key)
 
         report = verify_log()
         if not report.ok:
-            self.stderr.write(f"8. Verification FAILED at seq {report.failure.seq}: {report.failure.reason}")
+            self.stderr.write(f"10. Verification FAILED at seq {report.failure.seq}: {report.failure.reason}")
             raise SystemExit(1)
         say(
-            f"8. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
+            f"10. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
             f"every signature valid ({report.seconds:.2f} s)."
         )
         self._evidence(say)
         say(f"Demo finished in {time.perf_counter() - started:.1f} s.")
+
+    def _registry(self, say) -> str:
+        """Alice registers the model and its versions, promotes them, and issues the scoring
+        service its reporting key."""
+        if not RegisteredModel.objects.filter(name=MODEL).exists():
+            model_register(
+                name=MODEL,
+                task="binary_classification",
+                owner="alice",
+                data_schema=DATA_SCHEMA,
+                description="Probability of default within 12 months for retail credit applications.",
+                actor=ALICE,
+                reason="New credit-scoring model enters production.",
+            )
+            for version in ("2026.10.1", "2026.11.0"):
+                version_register(
+                    name=MODEL, version=version, artifact_uri=f"s3://models/{MODEL}/{version}", actor=ALICE
+                )
+                deployment_change(name=MODEL, action="promote", version=version, actor=ALICE, reason="Release.")
+            say(f"1. {ALICE.name} registered {MODEL!r} with versions 2026.10.1 and 2026.11.0; champion 2026.11.0.")
+        else:
+            say(f"1. Model {MODEL!r} is already registered; continuing its history.")
+        key_id, api_key = api_key_issue(name=MODEL, label="scoring service", expires_at=None, actor=ALICE)
+        say(f"   Reporting key {key_id}… issued to the scoring service (shown once; only its SHA-512 hash is kept).")
+        return api_key
+
+    def _monitoring_run(self, say, api_key: str) -> tuple[str, str, RecordedEvent]:
+        """The scoring service reports its reference and a day of predictions over the API (income
+        has shifted); a monitoring run measures drift on that window and records the result."""
+        client = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+        now = dt.datetime.now(dt.UTC)
+        reference, current = (
+            _scored_rows(now - dt.timedelta(days=8), 0.0),
+            _scored_rows(now - dt.timedelta(days=1), 0.6),
+        )
+        for kind, rows in (("reference", reference), ("predictions", current)):
+            answer = client.post(f"/api/v1/models/{MODEL}/{kind}/", orjson.dumps(rows), content_type="application/json")
+            if answer.status_code not in (200, 201):
+                self.stderr.write(f"2. Reporting {kind} failed: {answer.status_code} {answer.content[:300]!r}")
+                raise SystemExit(1)
+        posted = f"POST /api/v1/models/{MODEL}/predictions/: {answer.status_code}, batch seq {answer.json()['seq']}"
+        counts = f"{len(reference):,} reference rows and {len(current):,} predictions"
+        say(f"2. The scoring service reported {counts} ({posted}).")
+        window = dict(start=now - dt.timedelta(days=2), end=now)
+        ref = window_load(model=MODEL, kind="reference").columns
+        cur = window_load(model=MODEL, **window).columns
+        kinds = {"income": "numerical", "debt_ratio": "numerical", "age": "numerical", "region": "categorical"}
+        report = drift_report(ref, cur, kinds)
+        checks = [_check(item) for item in report]
+        run_id, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+        result = {"run_id": run_id, "window": {k: format_time(v) for k, v in window.items()}, "checks": checks}
+        digest = blob_save(json.dumps(result, sort_keys=True).encode())
+        begun = {"run_id": run_id, "model": MODEL, "policy_version": 1, "window": result["window"]}
+        done = {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks, "result_digest": digest}
+        events = [
+            NewEvent("run", run_id, "monitoring.RunStarted", begun, SCHEDULER, correlation_id=correlation),
+            NewEvent("run", run_id, "monitoring.RunCompleted", done, SCHEDULER, correlation_id=correlation),
+        ]
+        started_event, completed = append(events, expected={("run", run_id): 0})
+        drifted = ", ".join(c["feature"] for c in checks if c["status"] == "drift") or "nothing"
+        income = next(c for c in checks if c["feature"] == "income")
+        measured = f"income: normed Wasserstein {income['effect']:.2f}, KS p = {income['p_value']:.1e}"
+        seqs = f"seq {started_event.seq}-{completed.seq}"
+        say(f"3. Monitoring run {run_id[:8]} ({seqs}): drift in {drifted} ({measured}).")
+        return run_id, correlation, completed
+
+    def _rollback(self, say, api_key: str) -> None:
+        """The approved rollback is carried out by the registry executor; serving sees it at its next poll."""
+        serving = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+        before = serving.get(f"/api/v1/models/{MODEL}/deployment/")
+        change = DeploymentChange(MODEL, "rollback", "2026.10.1", None, BOB, "Approved rollback (four-eyes).")
+        for executor in configured_executors():
+            executor.execute(change)
+        after = serving.get(f"/api/v1/models/{MODEL}/deployment/", HTTP_IF_NONE_MATCH=before.headers["ETag"])
+        if after.status_code == 304:  # a second demo run: the rollback was carried out the first time
+            say(f"9. The champion is already 2026.10.1: serving's poll answers 304 Not Modified ({after['ETag']}).")
+            return
+        etags = f"ETag {before.headers['ETag']} -> {after.headers['ETag']}"
+        say(f"9. Champion switched back to {after.json()['champion']}; serving's next poll sees it ({etags}).")
 
     def _evidence(self, say) -> None:
         """Checkpoint, export the model's evidence, and verify it offline as an auditor would."""
@@ -158,8 +238,8 @@ class Command(BaseCommand):
         bundle = evidence_dir / f"demo-{MODEL}.zip"
         summary = evidence_export(query=EvidenceQuery(model=MODEL, include_data=True), out=bundle, created_by=AUDITOR)
         witness = settings.AUDIT_WITNESSES[0]["options"].get("path", "the configured witnesses")
-        say(f"9. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
-        say(f"10. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
+        say(f"11. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
+        say(f"12. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
         genesis = signing_keys()[0]
         trusted = evidence_dir / f"trusted-{genesis.key_id}.pem"
         trusted.write_bytes(
@@ -172,78 +252,50 @@ class Command(BaseCommand):
             capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[3],
         )  # fmt: skip
         if offline.returncode != 0:
-            self.stderr.write(f"11. Offline verification FAILED: {offline.stderr.strip()}")
+            self.stderr.write(f"13. Offline verification FAILED: {offline.stderr.strip()}")
             raise SystemExit(1)
-        say(f"11. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
+        say(f"13. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
 
 
-def _registration() -> NewEvent:
-    return NewEvent(
-        "model",
-        MODEL,
-        "monitoring.ModelRegistered",
-        {
-            "name": MODEL,
-            "task": "binary_classification",
-            "owner": "alice",
-            "description": "Probability of default within 12 months for retail credit applications.",
-            "data_schema": {
-                "numerical": ["income", "debt_ratio", "age", "utilization"],
-                "categorical": ["region", "employment"],
-                "prediction": "default_score",
-                "target": "defaulted",
-                "segments": ["region"],
-            },
-        },
-        ALICE,
-        reason="New credit-scoring model enters production.",
-    )
+DATA_SCHEMA = {
+    "numerical": ["income", "debt_ratio", "age"],
+    "categorical": ["region"],
+    "id": "application_id",
+    "timestamp": "scored_at",
+    "prediction": "default_score",
+    "target": "defaulted",
+    "segments": ["region"],
+}
 
 
-def _run_events(run_id: str, correlation: str) -> list[NewEvent]:
-    window = {"start": "2026-11-24T00:00:00.000000Z", "end": "2026-11-25T00:00:00.000000Z"}
-    checks = [
-        {
-            "check": "feature_drift",
-            "feature": "income",
-            "method": "psi",
-            "value": 0.31,
-            "threshold": 0.2,
-            "status": "drift",
-        },
-        {
-            "check": "feature_drift",
-            "feature": "debt_ratio",
-            "method": "ks",
-            "value": 0.021,
-            "p_value": 0.41,
-            "threshold": 0.05,
-            "status": "ok",
-        },
-        {
-            "check": "estimated_performance",
-            "metric": "roc_auc",
-            "value": 0.742,
-            "reference": 0.781,
-            "status": "degraded",
-        },
-    ]
-    digest = blob_save(json.dumps({"run_id": run_id, "window": window, "checks": checks}, sort_keys=True).encode())
+def _scored_rows(day: dt.datetime, income_shift: float, rows: int = 5_000) -> list[dict]:
+    """A day of scored applications; income moves by `income_shift` reference sds."""
+    rng = np.random.default_rng(int(day.timestamp()) // 86_400 + int(income_shift * 10))
+    income = rng.lognormal(10.6 + 0.35 * income_shift, 0.35, rows)
+    start = day.replace(hour=0, minute=0, second=0, microsecond=0)
     return [
-        NewEvent(
-            "run",
-            run_id,
-            "monitoring.RunStarted",
-            {"run_id": run_id, "model": MODEL, "policy_version": 3, "window": window},
-            SCHEDULER,
-            correlation_id=correlation,
-        ),
-        NewEvent(
-            "run",
-            run_id,
-            "monitoring.RunCompleted",
-            {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks, "result_digest": digest},
-            SCHEDULER,
-            correlation_id=correlation,
-        ),
+        {
+            "application_id": f"app-{day:%Y%m%d}-{income_shift}-{i}",
+            "scored_at": format_time(start + dt.timedelta(seconds=int(i * 86_400 / rows))),
+            "income": round(float(income[i]), 2),
+            "debt_ratio": round(float(rng.beta(2, 5)), 4),
+            "age": int(rng.integers(21, 75)),
+            "region": str(rng.choice(["north", "south", "east", "west"])),
+            "default_score": round(float(rng.beta(2, 12)), 4),
+        }
+        for i in range(rows)
     ]
+
+
+def _check(item) -> dict:
+    test = item.measures.ks if item.kind == "numerical" else item.measures
+    return {
+        "check": "feature_drift",
+        "feature": item.feature,
+        "method": f"{item.method.test}+{item.method.effect}",
+        "effect": round(item.decision.effect, 6),
+        "effect_floor": item.decision.effect_floor,
+        "p_value": float(f"{item.decision.adjusted_p_value:.6g}"),
+        "statistic": round(float(getattr(test, "statistic", getattr(test, "chi2", 0.0))), 6),
+        "status": "drift" if item.decision.drifted else "ok",
+    }

@@ -1,0 +1,67 @@
+"""Deployment executors: the built-in pointer switch, and the MLflow alias adapter's contract
+(checked against an in-memory stand-in for MLflow's registry, which is an external system)."""
+
+import pytest
+
+from monitoring.executors import (
+    DeploymentChange,
+    ExecutorUnavailable,
+    MlflowAliasExecutor,
+    RegistryExecutor,
+    configured_executors,
+)
+from monitoring.models import Deployment
+from tests.monitoring.conftest import ALICE
+
+pytestmark = pytest.mark.django_db
+
+
+def _change(action: str, version: str | None, share: float | None = None) -> DeploymentChange:
+    return DeploymentChange("credit", action, version, share, ALICE, "test")
+
+
+def test_the_registry_executor_switches_the_pointer_once(credit_model):
+    executor = RegistryExecutor()
+    executor.execute(_change("promote", "1.1"))
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
+    done = executor.execute(_change("rollback", "1.0"))
+    assert done["changed"] and Deployment.objects.get(model_id="credit").champion == "1.0"
+    again = executor.execute(_change("rollback", "1.0"))  # a retried execution changes nothing
+    assert again == {"executor": "registry", "champion": "1.0", "changed": False}
+
+
+class AliasRegistry:
+    """What MlflowAliasExecutor uses of mlflow.MlflowClient."""
+
+    def __init__(self):
+        self.aliases: dict[tuple[str, str], str] = {}
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.aliases[(name, alias)] = version
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self.aliases.pop((name, alias), None)
+
+
+def test_the_mlflow_executor_moves_aliases():
+    aliases = AliasRegistry()
+    executor = MlflowAliasExecutor(client=aliases)
+    executor.execute(_change("promote", "7"))
+    executor.execute(_change("canary", "8", 0.1))
+    executor.execute(_change("rollback", "6"))
+    assert aliases.aliases == {("credit", "champion"): "6", ("credit", "canary"): "8"}
+    executor.execute(_change("canary_stop", None))
+    assert ("credit", "canary") not in aliases.aliases
+
+
+def test_without_mlflow_installed_the_executor_says_so():
+    with pytest.raises(ExecutorUnavailable, match="mlflow package"):
+        MlflowAliasExecutor().execute(_change("promote", "1"))
+
+
+def test_executors_come_from_settings(settings):
+    settings.DEPLOYMENT_EXECUTORS = [
+        "monitoring.executors.RegistryExecutor",
+        "monitoring.executors.MlflowAliasExecutor",
+    ]
+    assert [e.name for e in configured_executors()] == ["registry", "mlflow"]
