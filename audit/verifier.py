@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -391,6 +392,10 @@ def _check_events(event_lines, proof_lines, keys: KeyTable, log_id, tree_size, r
     _shared = (event_lines, proof_lines, keys.entries, log_id, tree_size, root)
     bounds = [(i, min(i + size, len(event_lines))) for i in range(0, len(event_lines), size)]
     workers = min(workers or os.cpu_count() or 1, len(bounds))
+    if threading.active_count() > 1:
+        # The workers share the bundle by forking; forking a process whose other threads may
+        # hold locks can hang the children. Run as the CLI runs only when alone; else serially.
+        workers = 1
     try:
         if workers > 1:
             with multiprocessing.get_context("fork").Pool(workers) as pool:

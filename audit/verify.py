@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import orjson
 import psycopg
-from django.db import connection, connections
+from django.db import connection
 
 from audit.envelope import GENESIS_PREV_HASH
 from audit.verification import Failure, KeyRange, KeySchedule, key_chain_failures, verify_rows
@@ -74,8 +74,9 @@ def verify_log(
     if workers <= 1:
         failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(map(_verify_range, jobs))
     else:
-        connections.close_all()  # a forked child must not share the parent's socket
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # forkserver, not fork: forking a process whose other threads (pyarrow's pool, a web
+        # server's workers) hold locks can leave the children waiting on them forever.
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             results = pool.imap(_verify_range, jobs)  # starts now; the log-wide checks overlap it
             failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(results)
     if witnessed and not failures:

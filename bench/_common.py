@@ -64,11 +64,18 @@ def run_payload(index: int) -> dict:
         "model": "bench-model",
         "status": "completed",
         "checks": [
-            {"check": "feature_drift", "feature": f"feature_{i}", "method": "ks", "statistic": 0.0123 + i / 97,
-             "p_value": 0.5 + i / 101, "threshold": 0.05, "status": "ok"}
+            {
+                "check": "feature_drift",
+                "feature": f"feature_{i}",
+                "method": "ks",
+                "statistic": 0.0123 + i / 97,
+                "p_value": 0.5 + i / 101,
+                "threshold": 0.05,
+                "status": "ok",
+            }
             for i in range(8)
         ],
-    }  # fmt: skip
+    }
 
 
 def run_event(index: int, stream: str) -> NewEvent:

@@ -21,19 +21,33 @@ from audit import canonical
 
 def envelope() -> dict:
     checks = [
-        {"check": "feature_drift", "feature": f"feature_{i}", "method": "ks", "statistic": 0.0123 + i / 97,
-         "p_value": 0.5 + i / 101, "threshold": 0.05, "status": "ok"}
+        {
+            "check": "feature_drift",
+            "feature": f"feature_{i}",
+            "method": "ks",
+            "statistic": 0.0123 + i / 97,
+            "p_value": 0.5 + i / 101,
+            "threshold": 0.05,
+            "status": "ok",
+        }
         for i in range(8)
-    ]  # fmt: skip
+    ]
     return {
-        "log_id": str(uuid.uuid4()), "seq": 123456, "event_id": str(uuid.uuid4()),
-        "stream": {"type": "run", "id": str(uuid.uuid4()), "version": 2}, "type": "monitoring.RunCompleted",
-        "schema": 1, "occurred_at": "2026-11-25T21:00:00.123456Z",
+        "log_id": str(uuid.uuid4()),
+        "seq": 123456,
+        "event_id": str(uuid.uuid4()),
+        "stream": {"type": "run", "id": str(uuid.uuid4()), "version": 2},
+        "type": "monitoring.RunCompleted",
+        "schema": 1,
+        "occurred_at": "2026-11-25T21:00:00.123456Z",
         "actor": {"kind": "service", "id": "monitoring-worker", "name": "Driftledger monitoring worker"},
-        "reason": None, "correlation_id": str(uuid.uuid4()), "causation_id": None,
+        "reason": None,
+        "correlation_id": str(uuid.uuid4()),
+        "causation_id": None,
         "payload": {"run_id": str(uuid.uuid4()), "model": "credit-default", "status": "completed", "checks": checks},
-        "prev_hash": "ab" * 32, "key_id": "0123456789abcdef",
-    }  # fmt: skip
+        "prev_hash": "ab" * 32,
+        "key_id": "0123456789abcdef",
+    }
 
 
 def best_microseconds(function, number: int) -> float:

@@ -35,9 +35,26 @@ def bulk_load(count: int) -> None:
             for seq in range(1, count + 1):
                 body = b'{"seq":%d}' % seq
                 digest, leaf = hashlib.sha256(body).digest(), merkle.leaf_hash(body)
-                copy.write_row((seq, uuid.UUID(int=seq), "bench", "s", seq, "bench.Synthetic", 1,
-                                "2026-11-25T00:00:00Z", "system", "bench", "{}", body, digest, leaf,
-                                b"\0" * 64, "0" * 16))  # fmt: skip
+                copy.write_row(
+                    (
+                        seq,
+                        uuid.UUID(int=seq),
+                        "bench",
+                        "s",
+                        seq,
+                        "bench.Synthetic",
+                        1,
+                        "2026-11-25T00:00:00Z",
+                        "system",
+                        "bench",
+                        "{}",
+                        body,
+                        digest,
+                        leaf,
+                        b"\0" * 64,
+                        "0" * 16,
+                    )
+                )
 
 
 def main() -> None:

@@ -49,8 +49,11 @@ def main() -> None:
         started = time.perf_counter()
         verified = subprocess.run(
             [sys.executable, "-m", "audit.verifier", str(out), "--trusted-key", str(pem)],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         verifying = time.perf_counter() - started
         size_mb = out.stat().st_size / 1e6
     if verified.returncode != 0:

@@ -104,10 +104,14 @@ def main() -> None:
     for form, (seconds, size) in results.items():
         rate = options.rows / seconds
         target = targets[form]
-        print(f"  {form:13} {seconds:6.2f} s  {rate:>10,.0f} rows/s  ({size / 1e6:,.0f} MB sent)  "
-              f"target {target:,}: {rate / target:.2f}x")  # fmt: skip
-    print(f"  window load   {load_seconds:6.2f} s  for {window.rows:,} rows as numpy  target < 1 s: "
-          f"{1 / load_seconds:.2f}x")  # fmt: skip
+        print(
+            f"  {form:13} {seconds:6.2f} s  {rate:>10,.0f} rows/s  ({size / 1e6:,.0f} MB sent)  "
+            f"target {target:,}: {rate / target:.2f}x"
+        )
+    print(
+        f"  window load   {load_seconds:6.2f} s  for {window.rows:,} rows as numpy  target < 1 s: "
+        f"{1 / load_seconds:.2f}x"
+    )
 
 
 if __name__ == "__main__":

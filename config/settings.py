@@ -122,6 +122,12 @@ SPECTACULAR_SETTINGS = {
 DEPLOYMENT_EXECUTORS = env.list("DEPLOYMENT_EXECUTORS", default=["monitoring.executors.RegistryExecutor"])
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", default=None)
 
+# Notifiers a policy may name ("notify": [...]); secrets stay here, never in the log. E.g.
+# NOTIFIERS_JSON='{"ops": {"class": "monitoring.notifications.WebhookNotifier", "url": "...", "secret": "..."}}'
+NOTIFIERS = env.json("NOTIFIERS_JSON", default={})
+# Alertmanager posts to /api/v1/alertmanager/ with this bearer token (unset: the receiver is off).
+ALERTMANAGER_TOKEN = env("ALERTMANAGER_TOKEN", default="")
+
 # Ingestion: request bodies up to this size; timestamps may run ahead of the server's clock
 # by this much before a row counts as "in the future".
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024 * 1024)
@@ -136,6 +142,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
+    "monitoring-schedule": {"task": "monitoring.tasks.schedule_due_runs", "schedule": 60.0},
+    "monitoring-notifications": {"task": "monitoring.tasks.deliver_notifications", "schedule": 60.0},
+    "monitoring-escalation": {"task": "monitoring.tasks.escalate_alerts", "schedule": 60.0},
 }
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.

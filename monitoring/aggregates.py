@@ -111,8 +111,9 @@ class ModelAggregate:
             payload["description"] = description
         return [("monitoring.ModelRegistered", payload)]
 
-    def update(self, *, owner: str | None = None, description: str | None = None,
-               data_schema: Any = None) -> list[Change]:  # fmt: skip
+    def update(
+        self, *, owner: str | None = None, description: str | None = None, data_schema: Any = None
+    ) -> list[Change]:
         self._require_active()
         payload: dict[str, Any] = {"name": self.name, "schema_version": self.schema_version}
         if owner is not None and owner != self.owner:
@@ -132,8 +133,9 @@ class ModelAggregate:
         self._require_active()
         return [("monitoring.ModelRetired", {"name": self.name})]
 
-    def register_version(self, *, version: str, artifact_uri: str, training_data_digest: str = "",
-                         notes: str = "") -> list[Change]:  # fmt: skip
+    def register_version(
+        self, *, version: str, artifact_uri: str, training_data_digest: str = "", notes: str = ""
+    ) -> list[Change]:
         self._require_active()
         if not version or len(version) > 100 or not version.isprintable():
             raise InvalidCommand("version must be a printable label of 1 to 100 characters")
@@ -238,8 +240,9 @@ class ModelAggregate:
             raise InvalidCommand(f"version {version!r} is retired")
         return state
 
-    def _deployment(self, action: str, champion: str | None, challenger: str | None, canary: str | None,
-                    share: float) -> Change:  # fmt: skip
+    def _deployment(
+        self, action: str, champion: str | None, challenger: str | None, canary: str | None, share: float
+    ) -> Change:
         return (
             "monitoring.DeploymentChanged",
             {

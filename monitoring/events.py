@@ -121,3 +121,47 @@ BATCH_INGESTED = registry.register(
         "was checked against. Evidence bundles with data carry the file."
     ),
 )
+POLICY_SET = registry.register(
+    "monitoring.PolicySet",
+    schema=1,
+    required={"model": str, "version": int, "policy": dict},
+    description="A model's monitoring policy, complete with defaults; the reason is in the envelope.",
+)
+RUN_FAILED = registry.register(
+    "monitoring.RunFailed",
+    schema=1,
+    required={"run_id": str, "model": str, "error": str},
+    description="A monitoring run could not finish; error says why.",
+)
+ALERT_UPDATED = registry.register(
+    "monitoring.AlertUpdated",
+    schema=1,
+    required={"alert_id": str, "severity": str, "summary": str},
+    optional={"run_id": str},
+    description="An open alert's condition persists on a later run with another severity or figure.",
+)
+ALERT_ACKNOWLEDGED = registry.register(
+    "monitoring.AlertAcknowledged",
+    schema=1,
+    required={"alert_id": str},
+    description="Someone took the alert on; who is the event's actor.",
+)
+ALERT_RESOLVED = registry.register(
+    "monitoring.AlertResolved",
+    schema=1,
+    required={"alert_id": str, "how": str},
+    optional={"run_id": str},
+    description="The alert ends: how is auto (its condition cleared on a later run) or manual (reason in envelope).",
+)
+ALERT_ESCALATED = registry.register(
+    "monitoring.AlertEscalated",
+    schema=1,
+    required={"alert_id": str, "unacknowledged_minutes": int},
+    description="Nobody acknowledged the alert in the configured time.",
+)
+ALERT_SILENCED = registry.register(
+    "monitoring.AlertSilenced",
+    schema=1,
+    required={"alert_id": str, "until": str},
+    description="Notifications for the alert are held until a time; the reason is in the envelope.",
+)

@@ -81,14 +81,85 @@ class Batch(models.Model):
         indexes = [models.Index(fields=["model", "kind", "time_min", "time_max"])]
 
 
+class Run(models.Model):
+    """A monitoring run as its events tell it."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    run_id = models.UUIDField(primary_key=True)
+    model_name = models.CharField(max_length=200, db_index=True)
+    policy_version = models.IntegerField()
+    # Null when the run's window is not a time range (RunStarted schema 1 leaves it free-form).
+    window_start = models.DateTimeField(null=True)
+    window_end = models.DateTimeField(null=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    level = models.CharField(max_length=20, blank=True)  # the worst check: ok, warning or critical
+    checks = models.JSONField(default=list)
+    result_digest = models.CharField(max_length=64, blank=True)
+    input_digests = models.JSONField(default=list)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    started_seq = models.BigIntegerField()
+    finished_seq = models.BigIntegerField(null=True)
+
+
 class Alert(models.Model):
+    """One occurrence of a failing condition. At most one unresolved alert per dedupe key: a
+    database invariant, so concurrent runs cannot raise the same alert twice."""
+
     alert_id = models.UUIDField(primary_key=True)
     model_name = models.CharField(max_length=200, db_index=True)
     check_name = models.CharField(max_length=100)
+    feature = models.CharField(max_length=200, blank=True)
+    segment = models.CharField(max_length=300, blank=True)
+    dedupe_key = models.CharField(max_length=700, blank=True)
     severity = models.CharField(max_length=20)
     summary = models.TextField()
+    status = models.CharField(max_length=20, default="open")  # open, acknowledged, resolved
+    run_id = models.CharField(max_length=36, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True)
+    acknowledged_at = models.DateTimeField(null=True)
+    resolved_at = models.DateTimeField(null=True)
+    resolution = models.CharField(max_length=20, blank=True)  # auto or manual
+    escalated_at = models.DateTimeField(null=True)
+    silenced_until = models.DateTimeField(null=True)
     raised_at = models.DateTimeField()
     raised_seq = models.BigIntegerField()
+    updated_seq = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=~models.Q(status="resolved") & ~models.Q(dedupe_key=""),
+                name="one_unresolved_alert_per_condition",
+            )
+        ]
+
+
+class Notification(models.Model):
+    """The outbox: one row per alert event and notifier, written with the event."""
+
+    notifier = models.CharField(max_length=100)
+    event_seq = models.BigIntegerField()
+    message = models.JSONField()
+    status = models.CharField(max_length=20, default="pending")  # pending, sent, failed
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+
+class NotificationAttempt(models.Model):
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    ok = models.BooleanField()
+    detail = models.TextField()
 
 
 class IdempotentResponse(models.Model):

@@ -9,7 +9,7 @@ from rest_framework_api_key.crypto import concatenate
 from audit import projections
 from audit.store import RecordedEvent
 from monitoring.ingest.files import blob_path
-from monitoring.models import Alert, Batch, Deployment, ModelApiKey, ModelVersion, RegisteredModel
+from monitoring.models import Alert, Batch, Deployment, ModelApiKey, ModelVersion, RegisteredModel, Run
 
 
 def _model_registered(event: RecordedEvent) -> None:
@@ -106,17 +106,76 @@ def _time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def _run_started(event: RecordedEvent) -> None:
+    payload = event.payload
+    Run.objects.create(
+        run_id=payload["run_id"],
+        model_name=payload["model"],
+        policy_version=payload["policy_version"],
+        window_start=_time(payload["window"].get("start")),
+        window_end=_time(payload["window"].get("end")),
+        status=Run.Status.RUNNING,
+        started_at=event.occurred_at,
+        started_seq=event.seq,
+    )
+
+
+def _run_completed(event: RecordedEvent) -> None:
+    payload = event.payload
+    levels = [c.get("status") for c in payload["checks"]]
+    level = next((lvl for lvl in ("critical", "warning") if lvl in levels), "ok")
+    Run.objects.filter(run_id=payload["run_id"]).update(
+        status=Run.Status.COMPLETED,
+        level=level,
+        checks=payload["checks"],
+        result_digest=payload.get("result_digest", ""),
+        input_digests=payload.get("input_digests", []),
+        finished_seq=event.seq,
+    )
+
+
+def _run_failed(event: RecordedEvent) -> None:
+    payload = event.payload
+    Run.objects.filter(run_id=payload["run_id"]).update(
+        status=Run.Status.FAILED, error=payload["error"], finished_seq=event.seq
+    )
+
+
 def _alert_raised(event: RecordedEvent) -> None:
     payload = event.payload
+    subject = payload.get("feature") or ""
     Alert.objects.create(
         alert_id=payload["alert_id"],
         model_name=payload["model"],
         check_name=payload["check"],
+        feature=subject,
+        segment=payload.get("segment", ""),
         severity=payload["severity"],
         summary=payload["summary"],
+        run_id=payload.get("run_id", ""),
         raised_at=event.occurred_at,
         raised_seq=event.seq,
     )
+
+
+def _alert_changed(event: RecordedEvent) -> None:
+    payload, kind = event.payload, event.type.removeprefix("monitoring.Alert")
+    changes: dict = {"updated_seq": event.seq}
+    if kind == "Updated":
+        changes |= {"severity": payload["severity"], "summary": payload["summary"]}
+    elif kind == "Acknowledged":
+        changes |= {
+            "status": "acknowledged",
+            "acknowledged_by": event.envelope["actor"]["id"],
+            "acknowledged_at": event.occurred_at,
+        }
+    elif kind == "Resolved":
+        changes |= {"status": "resolved", "resolved_at": event.occurred_at, "resolution": payload["how"]}
+    elif kind == "Escalated":
+        changes |= {"escalated_at": event.occurred_at}
+    elif kind == "Silenced":
+        changes |= {"silenced_until": _time(payload["until"])}
+    Alert.objects.filter(alert_id=payload["alert_id"]).update(**changes)
 
 
 REGISTRY = projections.register(
@@ -136,10 +195,33 @@ REGISTRY = projections.register(
         models=[RegisteredModel, ModelVersion, Deployment, ModelApiKey, Batch],  # a rebuild wipes them in reverse
     )
 )
+RUNS = projections.register(
+    projections.Projection(
+        name="monitoring.runs",
+        handlers={
+            "monitoring.RunStarted": _run_started,
+            "monitoring.RunCompleted": _run_completed,
+            "monitoring.RunFailed": _run_failed,
+        },
+        models=[Run],
+    )
+)
 ALERTS = projections.register(
     projections.Projection(
         name="monitoring.alerts",
-        handlers={"monitoring.AlertRaised": _alert_raised},
+        handlers={
+            "monitoring.AlertRaised": _alert_raised,
+            **dict.fromkeys(
+                [
+                    "monitoring.AlertUpdated",
+                    "monitoring.AlertAcknowledged",
+                    "monitoring.AlertResolved",
+                    "monitoring.AlertEscalated",
+                    "monitoring.AlertSilenced",
+                ],
+                _alert_changed,
+            ),
+        },
         models=[Alert],
     )
 )

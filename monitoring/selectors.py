@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitoring.data_schema import parse_schema
-from monitoring.ingest.files import batch_file_read
+from monitoring.ingest.files import batch_file_read, blob_path
 from monitoring.models import Batch, RegisteredModel
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -37,24 +37,38 @@ def window_load(
 ) -> Window:
     """The model's rows of `kind` with start ≤ time < end (all of them when both are None)."""
     registered = RegisteredModel.objects.get(name=model)
-    schema = parse_schema(registered.data_schema)
-    time_column = "timestamp" if kind == "kpis" else schema.timestamp
-    repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
     batches = Batch.objects.filter(model=registered, kind=kind)
     if start is not None:
         batches = batches.filter(time_max__gte=start)
     if end is not None:
         batches = batches.filter(time_min__lt=end)
-    found = list(batches.order_by("seq").values_list("path", "sha256"))
+    digests = list(batches.order_by("seq").values_list("sha256", flat=True))
+    return window_from_batches(model=model, kind=kind, digests=digests, start=start, end=end, columns=columns)
+
+
+def window_from_batches(
+    *,
+    model: str,
+    kind: str,
+    digests: list[str],
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    columns: list[str] | None = None,
+) -> Window:
+    """The rows of exactly these batch files (in this order) with start ≤ time < end: how a
+    run is reproduced from the digests it recorded."""
+    schema = parse_schema(RegisteredModel.objects.get(name=model).data_schema)
+    time_column = "timestamp" if kind == "kpis" else schema.timestamp
+    repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
     wanted = None if columns is None else list(dict.fromkeys([*columns, time_column]))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        tables = list(pool.map(lambda item: _read(item[0], wanted, repeated_texts), found))
+        tables = list(pool.map(lambda digest: _read(blob_path(digest), wanted, repeated_texts), digests))
     if not tables:
         return Window({name: np.empty(0) for name in columns or []}, 0, [])
     table = pa.concat_tables(tables, promote_options="default")
     table = _between(table, time_column, start, end)
     names = columns if columns is not None else table.column_names
-    return Window({name: _numpy(table.column(name)) for name in names}, table.num_rows, [sha for _, sha in found])
+    return Window({name: _numpy(table.column(name)) for name in names}, table.num_rows, list(digests))
 
 
 def _read(path: str, columns: list[str] | None, repeated_texts: set[str]) -> pa.Table:

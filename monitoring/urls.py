@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring.api import ingestion, registry
+from monitoring.api import alerts, ingestion, registry, runs
 
 urlpatterns = [
     path("models/", registry.ModelListView.as_view(), name="models"),
@@ -20,4 +20,13 @@ urlpatterns = [
     path("models/<str:name>/labels/", ingestion.LabelsIngestView.as_view(), name="ingest-labels"),
     path("models/<str:name>/kpis/", ingestion.KpisIngestView.as_view(), name="ingest-kpis"),
     path("models/<str:name>/batches/", ingestion.BatchListView.as_view(), name="batches"),
+    path("models/<str:name>/policies/", runs.PolicyView.as_view(), name="policies"),
+    path("models/<str:name>/runs/", runs.ModelRunsView.as_view(), name="model-runs"),
+    path("runs/<uuid:run_id>/", runs.RunDetailView.as_view(), name="run"),
+    path("alerts/", alerts.AlertListView.as_view(), name="alerts"),
+    path("alerts/<uuid:alert_id>/", alerts.AlertDetailView.as_view(), name="alert"),
+    path("alerts/<uuid:alert_id>/acknowledge/", alerts.AlertAcknowledgeView.as_view(), name="alert-acknowledge"),
+    path("alerts/<uuid:alert_id>/resolve/", alerts.AlertResolveView.as_view(), name="alert-resolve"),
+    path("alerts/<uuid:alert_id>/silence/", alerts.AlertSilenceView.as_view(), name="alert-silence"),
+    path("alertmanager/", alerts.AlertmanagerReceiverView.as_view(), name="alertmanager"),
 ]

@@ -22,6 +22,7 @@ def signing_key_file(tmp_path, settings):
     ]
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.DATA_DIR = tmp_path / "data"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # test users only: fast
     return path
 
 

@@ -19,8 +19,7 @@ from tests.monitoring.conftest import ALICE, SCHEMA
 
 def _record(i: int) -> dict:
     moment = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1000 - i)
-    return {"id": f"p-{i}", "timestamp": moment, "income": 40.0 + i, "debt_ratio": 0.2, "region": "north",
-            "score": 0.3}  # fmt: skip
+    return {"id": f"p-{i}", "timestamp": moment, "income": 40.0 + i, "debt_ratio": 0.2, "region": "north", "score": 0.3}
 
 
 @pytest.fixture
@@ -53,8 +52,9 @@ def test_a_bad_batch_is_dropped_counted_and_explained(served_model):
 
 
 def test_a_full_buffer_drops_instead_of_blocking():
-    reporter = Reporter("http://127.0.0.1:9", model="m", api_key="k.k", batch_size=5, max_buffer=5,
-                        flush_interval=60, max_attempts=1)  # fmt: skip
+    reporter = Reporter(
+        "http://127.0.0.1:9", model="m", api_key="k.k", batch_size=5, max_buffer=5, flush_interval=60, max_attempts=1
+    )
     started = time.perf_counter()
     accepted = [reporter.prediction({"id": str(i)}) for i in range(1000)]
     assert time.perf_counter() - started < 0.5  # the caller's path does no I/O
@@ -102,8 +102,9 @@ def test_retries_reuse_the_idempotency_key_so_a_lost_answer_stores_nothing_twice
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        reporter = Reporter(f"http://127.0.0.1:{proxy.server_port}/api/v1", model="credit", api_key=key,
-                            batch_size=20, backoff=0.01)  # fmt: skip
+        reporter = Reporter(
+            f"http://127.0.0.1:{proxy.server_port}/api/v1", model="credit", api_key=key, batch_size=20, backoff=0.01
+        )
         for i in range(20):
             reporter.prediction(_record(i))
         assert reporter.flush(timeout=30)

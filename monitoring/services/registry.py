@@ -45,8 +45,16 @@ def model_execute(
     raise AssertionError("unreachable")
 
 
-def model_register(*, name: str, task: str, owner: str, description: str = "", data_schema: Any,
-                   actor: Actor, reason: str | None = None) -> list[RecordedEvent]:  # fmt: skip
+def model_register(
+    *,
+    name: str,
+    task: str,
+    owner: str,
+    description: str = "",
+    data_schema: Any,
+    actor: Actor,
+    reason: str | None = None,
+) -> list[RecordedEvent]:
     return model_execute(
         name,
         lambda m: m.register(task=task, owner=owner, description=description, data_schema=data_schema),
@@ -63,8 +71,9 @@ def model_retire(*, name: str, actor: Actor, reason: str) -> list[RecordedEvent]
     return model_execute(name, lambda m: m.retire(), actor=actor, reason=reason)
 
 
-def version_register(*, name: str, version: str, artifact_uri: str, training_data_digest: str = "",
-                     notes: str = "", actor: Actor) -> list[RecordedEvent]:  # fmt: skip
+def version_register(
+    *, name: str, version: str, artifact_uri: str, training_data_digest: str = "", notes: str = "", actor: Actor
+) -> list[RecordedEvent]:
     return model_execute(
         name,
         lambda m: m.register_version(
@@ -87,8 +96,15 @@ DEPLOYMENT_ACTIONS: dict[str, Callable[..., list[Change]]] = {
 }
 
 
-def deployment_change(*, name: str, action: str, version: str | None = None, share: float | None = None,
-                      actor: Actor, reason: str | None = None) -> list[RecordedEvent]:  # fmt: skip
+def deployment_change(
+    *,
+    name: str,
+    action: str,
+    version: str | None = None,
+    share: float | None = None,
+    actor: Actor,
+    reason: str | None = None,
+) -> list[RecordedEvent]:
     """Move the pointer serving systems read. The remediation workflow calls this with
     rollback once a request is approved; people with the right role call it directly."""
     step = DEPLOYMENT_ACTIONS[action]

@@ -83,8 +83,9 @@ class PerformanceEstimator:
     reference_chunk_size: int
 
     @classmethod
-    def fit(cls, scores: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5,
-            chunk_size: int = 1000) -> PerformanceEstimator:  # fmt: skip
+    def fit(
+        cls, scores: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5, chunk_size: int = 1000
+    ) -> PerformanceEstimator:
         """Calibrate on the reference, and measure how much each metric varies between its chunks."""
         if scores.size < 2 * chunk_size:
             raise ValueError("the reference needs at least two chunks of labelled rows")

@@ -42,8 +42,9 @@ class LossEstimator:
     reference_chunk_size: int
 
     @classmethod
-    def fit(cls, inputs: np.ndarray, predictions: np.ndarray, targets: np.ndarray, *,
-            chunk_size: int = 1000) -> LossEstimator:  # fmt: skip
+    def fit(
+        cls, inputs: np.ndarray, predictions: np.ndarray, targets: np.ndarray, *, chunk_size: int = 1000
+    ) -> LossEstimator:
         """`inputs` is rows × numerical features (encode categoricals first); the prediction is
         added as one more input."""
         columns = _columns(inputs, predictions)

@@ -54,8 +54,9 @@ class MMDResult:
     bandwidth: float
 
 
-def mmd_rbf(reference: np.ndarray, current: np.ndarray, *, sample: int = 1000, permutations: int = 200,
-            seed: int = 0) -> MMDResult:  # fmt: skip
+def mmd_rbf(
+    reference: np.ndarray, current: np.ndarray, *, sample: int = 1000, permutations: int = 200, seed: int = 0
+) -> MMDResult:
     """Unbiased MMD² between (sub)samples with a Gaussian kernel, and its permutation p-value."""
     rng = np.random.default_rng(seed)
     x = reference[rng.choice(reference.shape[0], min(sample, reference.shape[0]), replace=False)]

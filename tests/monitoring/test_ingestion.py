@@ -220,8 +220,11 @@ def test_concurrent_retries_store_one_batch(committed_log):
     body, answers = orjson.dumps(records(200)), []
 
     def send():
-        answers.append(post(client_for(key=credit_key), "predictions", body, "application/json",
-                            HTTP_IDEMPOTENCY_KEY="same").json())  # fmt: skip
+        answers.append(
+            post(
+                client_for(key=credit_key), "predictions", body, "application/json", HTTP_IDEMPOTENCY_KEY="same"
+            ).json()
+        )
         connection.close()
 
     threads = [threading.Thread(target=send) for _ in range(4)]

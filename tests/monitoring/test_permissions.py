@@ -38,6 +38,11 @@ ENDPOINTS = [
         ENGINEER | {"key"},
     ),
     ("get", "/api/v1/models/credit/batches/", None, READ),
+    ("get", "/api/v1/models/credit/policies/", None, READ),
+    ("put", "/api/v1/models/credit/policies/", {"policy": {"window": {"hours": 6}}, "reason": "r"}, ENGINEER),
+    ("get", "/api/v1/models/credit/runs/", None, READ),
+    ("post", "/api/v1/models/credit/runs/", {}, ENGINEER),
+    ("get", "/api/v1/runs/6f1c3a52-0000-4000-8000-000000000000/", None, READ),
 ]
 PRINCIPALS = (*ROLES, "nobody", "anonymous", "key", "other_key")
 

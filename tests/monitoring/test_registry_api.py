@@ -120,8 +120,10 @@ def test_expired_wrong_and_other_models_keys_are_refused(credit_model, people):
 
 def test_read_models_rebuilt_from_the_log_equal_the_originals(credit_model, credit_key, people):
     engineer = client_for(people["ml_engineer"])
-    engineer.post("/api/v1/models/credit/deployment/", {"action": "canary", "version": "1.1", "canary_share": 0.2,
-                                                         "reason": "try"})  # fmt: skip
+    engineer.post(
+        "/api/v1/models/credit/deployment/",
+        {"action": "canary", "version": "1.1", "canary_share": 0.2, "reason": "try"},
+    )
     engineer.patch("/api/v1/models/credit/", {"description": "PD model", "reason": "docs"}, format="json")
 
     def snapshot():

@@ -249,8 +249,11 @@ class Command(BaseCommand):
         )
         offline = subprocess.run(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(trusted)],
-            capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[3],
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parents[3],
+        )
         if offline.returncode != 0:
             self.stderr.write(f"13. Offline verification FAILED: {offline.stderr.strip()}")
             raise SystemExit(1)

@@ -56,8 +56,12 @@ def test_a_feature_can_be_decided_by_another_test_and_effect():
 
 
 def test_an_anderson_darling_p_value_outside_its_table_says_so():
-    far = drift_report({"x": RNG.normal(size=2_000)}, {"x": RNG.normal(3, 1, size=2_000)}, {"x": "numerical"},
-                       Policy(per_feature_method={"x": Method("anderson_darling", "wasserstein_normed")}))  # fmt: skip
+    far = drift_report(
+        {"x": RNG.normal(size=2_000)},
+        {"x": RNG.normal(3, 1, size=2_000)},
+        {"x": "numerical"},
+        Policy(per_feature_method={"x": Method("anderson_darling", "wasserstein_normed")}),
+    )
     assert far[0].test.p_value == pytest.approx(0.001) and far[0].test.note == "p-value floored at 0.001"
 
 

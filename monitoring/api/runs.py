@@ -1,0 +1,106 @@
+"""Policies and runs: read and set a model's policy; trigger, list and read runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.envelope import format_time
+from monitoring.api.common import actor_of
+from monitoring.api.registry import ByMethod, _valid
+from monitoring.models import RegisteredModel, Run
+from monitoring.permissions import CanEngineer, CanRead
+from monitoring.services.policies import policy_load, policy_set
+from monitoring.services.runs import run_id_for
+from monitoring.tasks import run_monitoring
+
+
+class PolicyOut(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField(help_text="0: no policy set yet, the defaults apply")
+    policy = serializers.JSONField()
+
+
+class PolicyIn(serializers.Serializer):
+    policy = serializers.JSONField()
+    reason = serializers.CharField()
+
+
+class PolicyView(ByMethod, APIView):
+    permissions_by_method = {"GET": [CanRead], "PUT": [CanEngineer]}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("at", str, description="ISO 8601 time: the policy in force then")],
+        responses=PolicyOut,
+        summary="The model's monitoring policy (now, or in force at a past time)",
+    )
+    def get(self, request, name: str):
+        at = request.query_params.get("at")
+        moment = serializers.DateTimeField().to_internal_value(at) if at else None
+        aggregate = policy_load(name, at=moment)
+        return Response({"model": name, "version": aggregate.version, "policy": aggregate.policy})
+
+    @extend_schema(request=PolicyIn, responses=PolicyOut, summary="Set the policy (a new version)")
+    def put(self, request, name: str):
+        data = _valid(PolicyIn, request.data)
+        policy_set(model=name, policy=data["policy"], actor=actor_of(request), reason=data["reason"])
+        aggregate = policy_load(name)
+        return Response({"model": name, "version": aggregate.version, "policy": aggregate.policy})
+
+
+class RunOut(serializers.ModelSerializer):
+    class Meta:
+        model = Run
+        fields = "__all__"
+
+
+class RunRequestIn(serializers.Serializer):
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        end = attrs.get("end") or dt.datetime.now(dt.UTC)
+        start = attrs.get("start") or end - dt.timedelta(hours=24)
+        if start >= end:
+            raise serializers.ValidationError("start must come before end")
+        return {"start": start, "end": end}
+
+
+class RunRequestedOut(serializers.Serializer):
+    run_id = serializers.UUIDField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class ModelRunsView(ByMethod, APIView):
+    permissions_by_method = {"GET": [CanRead], "POST": [CanEngineer]}
+
+    @extend_schema(responses=RunOut(many=True), summary="The model's runs, newest first")
+    def get(self, request, name: str):
+        get_object_or_404(RegisteredModel, name=name)
+        return Response(RunOut(Run.objects.filter(model_name=name).order_by("-started_seq")[:200], many=True).data)
+
+    @extend_schema(request=RunRequestIn, responses={202: RunRequestedOut}, summary="Run the policy on a window now")
+    def post(self, request, name: str):
+        get_object_or_404(RegisteredModel, name=name, retired=False)
+        window = _valid(RunRequestIn, request.data)
+        version = policy_load(name).version
+        run_id = run_id_for(name, version, window["start"], window["end"])
+        args = (name, format_time(window["start"]), format_time(window["end"]))
+        transaction.on_commit(lambda: run_monitoring.delay(*args))
+        body = {"run_id": run_id, "start": window["start"], "end": window["end"]}
+        return Response(RunRequestedOut(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailView(APIView):
+    permission_classes = [CanRead]
+
+    @extend_schema(responses=RunOut, summary="A run: its window, policy version, checks and inputs")
+    def get(self, request, run_id):
+        return Response(RunOut(get_object_or_404(Run, run_id=run_id)).data)

@@ -1,0 +1,211 @@
+"""What a monitoring run computes, from its inputs alone (pure, deterministic): the checks of
+the policy on a window against the reference. The same inputs give the same bytes, which is
+what `reproduce_run` relies on.
+
+Each check is one compact row: check, what it is about (feature, metric, segment), the value,
+the p-value when there is one, the threshold, and the status: ok, warning or critical.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from monitoring.data_schema import DataSchema
+from monitoring.policy import drift_policy
+from monitoring.stats.drift import drift_report
+from monitoring.stats.estimation import PerformanceEstimator
+from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
+from monitoring.stats.quality import quality_findings
+from monitoring.stats.segments import segment_keys, segment_shift
+
+Columns = Mapping[str, np.ndarray]
+STATUS_ORDER = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def compute_run(
+    reference: Columns,
+    current: Columns,
+    *,
+    labels: Mapping[str, Any],
+    schema: DataSchema,
+    task: str,
+    policy: Mapping[str, Any],
+) -> dict[str, Any]:
+    """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to targets."""
+    enabled = set(policy["checks"])
+    rows = {"reference": _rows(reference), "current": _rows(current), "labelled": 0}
+    checks: list[dict[str, Any]] = []
+    if rows["current"] == 0:
+        return {"checks": [], "rows": rows, "status": "ok", "note": "the window holds no rows"}
+    features = {name: kind for name, kind in schema.features.items() if name in reference and name in current}
+    if "data_quality" in enabled:
+        checks += _quality(reference, current, schema)
+    if "feature_drift" in enabled and features:
+        checks += _drift("feature_drift", reference, current, features, policy)
+    if "prediction_drift" in enabled and schema.prediction in reference and schema.prediction in current:
+        kind = "categorical" if task == "multiclass_classification" else "numerical"
+        checks += _drift("prediction_drift", reference, current, {schema.prediction: kind}, policy)
+    truth = _current_truth(current, labels, schema)
+    rows["labelled"] = int(truth[0].size)
+    if "performance" in enabled and schema.target and schema.target in reference and truth[0].size:
+        checks += _performance(reference, truth, schema, task, policy)
+    if "estimated_performance" in enabled and task == "binary_classification" and schema.target in reference:
+        checks += _estimated(reference, current, schema, policy)
+    if "segments" in enabled:
+        checks += _segments(reference, current, schema, policy)
+    status = max((c["status"] for c in checks), key=STATUS_ORDER.__getitem__, default="ok")
+    return {"checks": checks, "rows": rows, "status": status}
+
+
+def _rows(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[dict]:
+    names = [*schema.features, schema.prediction]
+    ref = {n: reference[n] for n in names if n in reference}
+    cur = {n: current[n] for n in names if n in current}
+    if schema.id in current:
+        cur[schema.id], ref[schema.id] = current[schema.id], reference.get(schema.id, current[schema.id][:0])
+    found = quality_findings(ref, cur, id_column=schema.id if schema.id in current else None)
+    return [
+        {
+            "check": "data_quality",
+            "feature": f.column,
+            "metric": str(f.kind),
+            "value": _number(f.share if f.share else f.count),
+            "count": f.count,
+            "examples": [str(e) for e in f.examples[:3]],
+            "status": "critical" if str(f.kind) in ("missing_column", "type_change") else "warning",
+        }
+        for f in found
+        if f.column != schema.id or str(f.kind) == "duplicate_id"
+    ]
+
+
+def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str, str], policy) -> list[dict]:
+    report = drift_report({n: reference[n] for n in kinds}, {n: current[n] for n in kinds}, kinds, drift_policy(policy))
+    return [
+        {
+            "check": check,
+            "feature": item.feature,
+            "metric": item.method.effect,
+            "test": item.method.test,
+            "value": _number(item.decision.effect),
+            "p_value": _number(item.decision.adjusted_p_value),
+            "threshold": item.decision.effect_floor,
+            "status": "critical" if item.decision.drifted else "ok",
+        }
+        for item in report
+    ]
+
+
+def _current_truth(current: Columns, labels: Mapping[str, Any], schema: DataSchema) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, predictions or scores) of the window's rows that have a label."""
+    if not labels or schema.id not in current:
+        return np.empty(0), np.empty(0)
+    ids = current[schema.id]
+    found = np.array([i for i, key in enumerate(ids) if key in labels], dtype=np.int64)
+    if found.size == 0:
+        return np.empty(0), np.empty(0)
+    score_column = schema.score if schema.score and schema.score in current else schema.prediction
+    targets = np.array([labels[ids[i]] for i in found], dtype=object)
+    return targets, current[score_column][found]
+
+
+def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:
+    """(metric, value, higher is better) for the task."""
+    if task == "binary_classification":
+        return "roc_auc", binary_performance(targets.astype(float), outputs.astype(float)).roc_auc, True
+    if task == "multiclass_classification":
+        return "accuracy", multiclass_performance(targets.astype(str), outputs.astype(str)).accuracy, True
+    return "rmse", regression_performance(targets.astype(float), outputs.astype(float)).rmse, False
+
+
+def _performance(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+    targets, outputs = truth
+    score_column = schema.score if schema.score and schema.score in reference else schema.prediction
+    known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
+    if known.sum() < 2 or len(set(targets.tolist())) < 2:
+        return []
+    name, before, higher_is_better = _metric(task, reference[schema.target][known], reference[score_column][known])
+    _, after, _ = _metric(task, targets, outputs)
+    drop = before - after if higher_is_better else _relative_rise(before, after)
+    return [_graded("performance", name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
+
+
+def _relative_rise(before: float, after: float) -> float:
+    """How much an error metric grew, as a share of what it was."""
+    return (after - before) / before if before else 0.0
+
+
+def _estimated(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:
+    score_column = schema.score if schema.score and schema.score in reference else schema.prediction
+    if score_column not in current:
+        return []
+    scores = np.asarray(reference[score_column], dtype=float)
+    labels = np.asarray(reference[schema.target], dtype=float)
+    keep = np.isfinite(scores) & np.isfinite(labels)
+    scores, labels = scores[keep], labels[keep]
+    chunk = max(min(1000, scores.size // 5), 50)
+    if scores.size < 2 * chunk or not (scores.min() >= 0 and scores.max() <= 1) or len(np.unique(labels)) < 2:
+        return []
+    estimator = PerformanceEstimator.fit(scores, labels, chunk_size=chunk)
+    window = np.asarray(current[score_column], dtype=float)
+    estimate = estimator.estimate(window[np.isfinite(window)])["roc_auc"]
+    before = binary_performance(labels, scores).roc_auc
+    extra = {"lower": _number(estimate.lower), "upper": _number(estimate.upper)}
+    return [_graded("estimated_performance", "roc_auc", estimate.value, before, before - estimate.value, policy, extra)]
+
+
+def _graded(check: str, metric: str, value: float, reference: float, drop: float, policy, extra: dict) -> dict:
+    performance = policy["performance"]
+    status = "ok"
+    if drop >= performance["critical_drop"]:
+        status = "critical"
+    elif drop >= performance["warning_drop"]:
+        status = "warning"
+    return {
+        "check": check,
+        "metric": metric,
+        "value": _number(value),
+        "reference": _number(reference),
+        "drop": _number(drop),
+        "threshold": performance["critical_drop"],
+        "status": status,
+        **extra,
+    }
+
+
+def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:
+    settings = policy["segments"]
+    checks = []
+    for column in schema.segments:
+        if column not in reference or column not in current:
+            continue
+        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object).astype(str)})
+        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object).astype(str)})
+        for share in segment_shift(ref_keys, cur_keys):
+            if share.new and share.current_share >= settings["new_share"]:
+                checks.append(
+                    {
+                        "check": "segments",
+                        "segment": share.segment,
+                        "metric": "new_segment_share",
+                        "value": _number(share.current_share),
+                        "reference": _number(share.reference_share),
+                        "threshold": settings["new_share"],
+                        "status": "warning",
+                    }
+                )
+    return checks
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity; a figure that is not finite is recorded as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None

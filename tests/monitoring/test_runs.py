@@ -1,0 +1,174 @@
+"""Policies and monitoring runs end to end on the real database: versioned policies, a run's
+checks on real ingested data, idempotency, failures, reproduction, the API and the schedule."""
+
+import datetime as dt
+import io
+
+import numpy as np
+import orjson
+import pytest
+from django.core.management import call_command
+
+from audit.models import Event
+from monitoring.models import Run
+from monitoring.services.ingestion import batch_ingest
+from monitoring.services.policies import policy_load, policy_set
+from monitoring.services.runs import run_execute
+from monitoring.tasks import schedule_due_runs
+from tests.monitoring.conftest import ALICE, client_for
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+SERVICE = ALICE
+
+
+def _rows(
+    count: int,
+    *,
+    start: dt.datetime,
+    shift: float = 0.0,
+    new_region: float = 0.0,
+    seed: int = 0,
+    prefix: str = "p",
+    reference: bool = False,
+) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, count)
+    score = 1 / (1 + np.exp(-(2 * x - 0.5)))
+    region = rng.choice(["north", "south", "east"], count).astype(object)
+    region[rng.random(count) < new_region] = "mars"
+    rows = []
+    for i in range(count):
+        row = {
+            "income": float(50 + 10 * x[i]),
+            "debt_ratio": float(rng.random()),
+            "region": str(region[i]),
+            "score": float(score[i]),
+            "channel": "web",
+        }
+        if reference:
+            row["defaulted"] = int(rng.random() < score[i])
+        else:
+            row |= {"id": f"{prefix}-{i}", "timestamp": (start + dt.timedelta(seconds=i)).isoformat()}
+        rows.append(row)
+    return rows
+
+
+def _ingest(kind: str, rows: list[dict]) -> None:
+    batch_ingest(model="credit", kind=kind, body=orjson.dumps(rows), content_type="application/json", actor=SERVICE)
+
+
+@pytest.fixture
+def reported(credit_model):
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    start = NOW - dt.timedelta(hours=3)
+    _ingest("predictions", _rows(3000, start=start, shift=0.8, new_region=0.2, seed=2))
+    return start, start + dt.timedelta(hours=2)
+
+
+def test_policies_are_versioned_validated_and_readable_as_of_any_time(credit_model):
+    assert policy_load("credit").version == 0  # the defaults
+    policy_set(model="credit", policy={"window": {"hours": 6}}, actor=ALICE, reason="daily is too slow")
+    first = Event.objects.get(event_type="monitoring.PolicySet")
+    policy_set(model="credit", policy={"drift": {"features": {"income": {"floor": 0.3}}}}, actor=ALICE, reason="calmer")
+    assert policy_load("credit").version == 2
+    assert policy_load("credit").policy["drift"]["features"] == {"income": {"floor": 0.3}}
+    assert policy_load("credit", at=first.occurred_at).policy["window"] == {"hours": 6}
+    assert policy_load("credit", at=first.occurred_at).version == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"window": {"days": 1}}, "window must be"),
+        ({"checks": ["astrology"]}, "unknown check"),
+        ({"drift": {"alpha": 2}}, "alpha"),
+        ({"drift": {"features": {"ghost": {"floor": 0.1}}}}, "not a feature"),
+        ({"drift": {"features": {"region": {"test": "ks", "effect": "psi"}}}}, "test must be one of chi2"),
+        ({"performance": {"warning_drop": 0.1, "critical_drop": 0.05}}, "warning_drop"),
+        ({"colour": "red"}, "unknown section"),
+    ],
+)
+def test_bad_policies_are_refused_and_write_nothing(credit_model, people, policy, message):
+    answer = client_for(people["ml_engineer"]).put(
+        "/api/v1/models/credit/policies/", {"policy": policy, "reason": "x"}, format="json"
+    )
+    assert answer.status_code == 400 and message in answer.json()["detail"]
+    assert not Event.objects.filter(event_type="monitoring.PolicySet").exists()
+
+
+def test_a_run_finds_the_drift_and_the_new_segment_and_records_its_inputs(reported):
+    start, end = reported
+    outcome = run_execute(model="credit", start=start, end=end)
+    assert outcome.status == "completed" and outcome.recorded_now
+    run = Run.objects.get(run_id=outcome.run_id)
+    drifted = {c["feature"] for c in run.checks if c["check"] == "feature_drift" and c["status"] == "critical"}
+    assert drifted == {"income", "region"}
+    assert any(c["check"] == "prediction_drift" and c["status"] == "critical" for c in run.checks)
+    assert any(c["check"] == "segments" and c["segment"] == "region=mars" for c in run.checks)
+    assert any(c["check"] == "data_quality" and c["metric"] == "new_category" for c in run.checks)
+    estimated = next(c for c in run.checks if c["check"] == "estimated_performance")
+    assert estimated["lower"] <= estimated["value"] <= estimated["upper"]
+    assert run.level == "critical" and len(run.input_digests) == 2
+
+
+def test_running_twice_records_one_run(reported):
+    start, end = reported
+    first = run_execute(model="credit", start=start, end=end)
+    second = run_execute(model="credit", start=start, end=end)
+    assert second.run_id == first.run_id and not second.recorded_now
+    assert Event.objects.filter(event_type="monitoring.RunCompleted").count() == 1
+
+
+def test_a_new_policy_version_is_a_new_run(reported):
+    start, end = reported
+    first = run_execute(model="credit", start=start, end=end)
+    policy_set(model="credit", policy={"checks": ["feature_drift"]}, actor=ALICE, reason="drift only")
+    second = run_execute(model="credit", start=start, end=end)
+    assert second.run_id != first.run_id
+    assert {c["check"] for c in Run.objects.get(run_id=second.run_id).checks} == {"feature_drift"}
+
+
+def test_a_run_that_cannot_compute_is_recorded_as_failed(credit_model):
+    _ingest("predictions", _rows(50, start=NOW - dt.timedelta(hours=1)))  # no reference data at all
+    outcome = run_execute(model="credit", start=NOW - dt.timedelta(hours=2), end=NOW)
+    assert outcome.status == "failed"
+    failed = Event.objects.get(event_type="monitoring.RunFailed")
+    assert "has no reference data" in failed.payload["error"]
+    assert Run.objects.get(run_id=outcome.run_id).status == "failed"
+
+
+def test_reproduce_run_recomputes_the_identical_result(reported):
+    start, end = reported
+    outcome = run_execute(model="credit", start=start, end=end)
+    stdout = io.StringIO()
+    call_command("reproduce_run", outcome.run_id, stdout=stdout)
+    assert "IDENTICAL" in stdout.getvalue()
+    with pytest.raises(Exception, match="no completed run"):
+        call_command("reproduce_run", "00000000-0000-0000-0000-000000000000")
+
+
+def test_the_api_triggers_lists_and_shows_runs(reported, people, django_capture_on_commit_callbacks):
+    start, end = reported
+    engineer = client_for(people["ml_engineer"])
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = engineer.post("/api/v1/models/credit/runs/", {"start": start.isoformat(), "end": end.isoformat()})
+    assert answer.status_code == 202
+    run_id = answer.json()["run_id"]
+    shown = client_for(people["auditor"]).get(f"/api/v1/runs/{run_id}/").json()
+    assert shown["status"] == "completed" and shown["level"] == "critical"
+    assert [r["run_id"] for r in engineer.get("/api/v1/models/credit/runs/").json()] == [run_id]
+    backwards = engineer.post("/api/v1/models/credit/runs/", {"start": end.isoformat(), "end": start.isoformat()})
+    assert backwards.status_code == 400
+    assert client_for(people["auditor"]).post("/api/v1/models/credit/runs/", {}).status_code == 403
+
+
+def test_the_schedule_queues_each_due_window_once(reported, django_capture_on_commit_callbacks):
+    policy_set(
+        model="credit", policy={"schedule": {"every_minutes": 60}, "window": {"hours": 3}}, actor=ALICE, reason="hourly"
+    )
+    assert schedule_due_runs() == ["credit"]  # eager Celery: the run happens here
+    assert schedule_due_runs() == []
+    run = Run.objects.get()
+    assert run.window_end - run.window_start == dt.timedelta(hours=3)
+    assert run.window_end.minute == 0 and run.window_end <= dt.datetime.now(dt.UTC)
