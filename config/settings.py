@@ -128,6 +128,9 @@ NOTIFIERS = env.json("NOTIFIERS_JSON", default={})
 # Alertmanager posts to /api/v1/alertmanager/ with this bearer token (unset: the receiver is off).
 ALERTMANAGER_TOKEN = env("ALERTMANAGER_TOKEN", default="")
 
+# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 # Ingestion: request bodies up to this size; timestamps may run ahead of the server's clock
 # by this much before a row counts as "in the future".
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024 * 1024)

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit import api as audit_api
 from audit import views as audit_views
+from monitoring.metrics import metrics_view
 
 api = [
     path("audit/checkpoints/latest/", audit_api.LatestCheckpointView.as_view(), name="checkpoint-latest"),
@@ -19,6 +20,7 @@ api = [
 
 urlpatterns = [
     path("api/v1/", include(api)),
+    path("metrics", metrics_view, name="metrics"),
     path("healthz", audit_views.healthz, name="healthz"),
     path("readyz", audit_views.readyz, name="readyz"),
 ]

@@ -165,3 +165,10 @@ ALERT_SILENCED = registry.register(
     required={"alert_id": str, "until": str},
     description="Notifications for the alert are held until a time; the reason is in the envelope.",
 )
+RUN_DIAGNOSED = registry.register(
+    "monitoring.RunDiagnosed",
+    schema=1,
+    required={"run_id": str, "model": str, "cause": str, "scope": str, "evidence": list, "actions": list},
+    optional={"new_segments": list},
+    description="The most likely cause of what a run found, with its evidence and the suggested actions.",
+)

@@ -101,6 +101,7 @@ class Run(models.Model):
     result_digest = models.CharField(max_length=64, blank=True)
     input_digests = models.JSONField(default=list)
     error = models.TextField(blank=True)
+    diagnosis = models.JSONField(null=True)
     started_at = models.DateTimeField()
     started_seq = models.BigIntegerField()
     finished_seq = models.BigIntegerField(null=True)

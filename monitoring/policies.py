@@ -36,7 +36,8 @@ class PolicyAggregate:
     def apply(self, event_type: str, payload: Mapping[str, Any]) -> None:
         self.version += 1
         if event_type == "monitoring.PolicySet":
-            self.policy = copy.deepcopy(dict(payload["policy"]))
+            # Sections added to the defaults after this version was set take their defaults.
+            self.policy = copy.deepcopy(DEFAULT_POLICY) | copy.deepcopy(dict(payload["policy"]))
         elif event_type == "monitoring.ThresholdChanged":
             self._threshold(payload)
 

@@ -19,7 +19,16 @@ from typing import Any
 
 from monitoring.stats.decisions import DEFAULT_ALPHA, DEFAULT_EFFECT_FLOORS, EFFECTS, TESTS, Correction, Method, Policy
 
-CHECKS = ("data_quality", "feature_drift", "prediction_drift", "performance", "estimated_performance", "segments")
+CHECKS = (
+    "data_quality",
+    "feature_drift",
+    "prediction_drift",
+    "label_drift",
+    "performance",
+    "estimated_performance",
+    "kpis",
+    "segments",
+)
 DEFAULT_POLICY: dict[str, Any] = {
     "window": {"hours": 24},
     "schedule": {"every_minutes": 60},
@@ -32,6 +41,9 @@ DEFAULT_POLICY: dict[str, Any] = {
     },
     "performance": {"warning_drop": 0.02, "critical_drop": 0.05},
     "segments": {"min_support": 100, "new_share": 0.05},
+    # KPIs against the previous period of the same length, or the same period a week earlier
+    # (seasonal baseline); a relative drop of warning_drop or critical_drop grades them.
+    "kpis": {"baseline": "previous_period", "warning_drop": 0.05, "critical_drop": 0.1, "lower_is_better": []},
     "notify": [],  # names of notifiers configured in settings.NOTIFIERS
     "escalate_after_minutes": None,  # escalate alerts nobody acknowledged in this time
 }
@@ -70,6 +82,17 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
         problems.append("segments.min_support must be a whole number ≥ 1")
     if not _between(segments.get("new_share"), 0, 1):
         problems.append("segments.new_share must lie in (0, 1)")
+    kpis = policy["kpis"]
+    if kpis.get("baseline") not in ("previous_period", "same_period_last_week"):
+        problems.append("kpis.baseline must be previous_period or same_period_last_week")
+    if not (
+        _number(kpis.get("warning_drop"))
+        and _number(kpis.get("critical_drop"))
+        and 0 <= kpis["warning_drop"] <= kpis["critical_drop"]
+    ):
+        problems.append("kpis: warning_drop and critical_drop must be numbers with 0 ≤ warning_drop ≤ critical_drop")
+    if not isinstance(kpis.get("lower_is_better"), list):
+        problems.append("kpis.lower_is_better must be a list of KPI names")
     notify = policy["notify"]
     if not (isinstance(notify, list) and all(isinstance(n, str) for n in notify)):
         problems.append("notify must be a list of notifier names")

@@ -134,6 +134,13 @@ def _run_completed(event: RecordedEvent) -> None:
     )
 
 
+def _run_diagnosed(event: RecordedEvent) -> None:
+    payload = dict(event.payload)
+    Run.objects.filter(run_id=payload.pop("run_id")).update(
+        diagnosis={k: v for k, v in payload.items() if k != "model"}
+    )
+
+
 def _run_failed(event: RecordedEvent) -> None:
     payload = event.payload
     Run.objects.filter(run_id=payload["run_id"]).update(
@@ -202,6 +209,7 @@ RUNS = projections.register(
             "monitoring.RunStarted": _run_started,
             "monitoring.RunCompleted": _run_completed,
             "monitoring.RunFailed": _run_failed,
+            "monitoring.RunDiagnosed": _run_diagnosed,
         },
         models=[Run],
     )

@@ -34,8 +34,11 @@ def compute_run(
     schema: DataSchema,
     task: str,
     policy: Mapping[str, Any],
+    kpis: Columns | None = None,
+    kpi_baseline: Columns | None = None,
 ) -> dict[str, Any]:
-    """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to targets."""
+    """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to
+    targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period."""
     enabled = set(policy["checks"])
     rows = {"reference": _rows(reference), "current": _rows(current), "labelled": 0}
     checks: list[dict[str, Any]] = []
@@ -51,10 +54,14 @@ def compute_run(
         checks += _drift("prediction_drift", reference, current, {schema.prediction: kind}, policy)
     truth = _current_truth(current, labels, schema)
     rows["labelled"] = int(truth[0].size)
+    if "label_drift" in enabled and schema.target and schema.target in reference and truth[0].size >= 30:
+        checks += _label_drift(reference, truth, schema, task, policy)
     if "performance" in enabled and schema.target and schema.target in reference and truth[0].size:
         checks += _performance(reference, truth, schema, task, policy)
     if "estimated_performance" in enabled and task == "binary_classification" and schema.target in reference:
         checks += _estimated(reference, current, schema, policy)
+    if "kpis" in enabled and kpis and kpi_baseline:
+        checks += _kpis(kpis, kpi_baseline, policy)
     if "segments" in enabled:
         checks += _segments(reference, current, schema, policy)
     status = max((c["status"] for c in checks), key=STATUS_ORDER.__getitem__, default="ok")
@@ -136,6 +143,54 @@ def _performance(reference: Columns, truth, schema: DataSchema, task: str, polic
     _, after, _ = _metric(task, targets, outputs)
     drop = before - after if higher_is_better else _relative_rise(before, after)
     return [_graded("performance", name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
+
+
+def _label_drift(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+    """Has the distribution of outcomes moved (prior or label shift)?"""
+    targets = truth[0]
+    known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
+    before = np.asarray(reference[schema.target], dtype=object)[known]
+    kind = "numerical" if task in ("regression", "ranking") else "categorical"
+    if kind == "numerical":
+        ref, cur = before.astype(float), np.asarray(targets, dtype=float)
+    else:
+        ref, cur = np.array([str(v) for v in before]), np.array([str(v) for v in targets])
+    return _drift("label_drift", {schema.target: ref}, {schema.target: cur}, {schema.target: kind}, policy)
+
+
+def _kpis(current: Columns, baseline: Columns, policy) -> list[dict]:
+    settings = policy["kpis"]
+    checks = []
+    for name in sorted(set(current["kpi"].tolist()) & set(baseline["kpi"].tolist())):
+        now, before = _kpi_mean(current, name), _kpi_mean(baseline, name)
+        if before == 0 or not (math.isfinite(now) and math.isfinite(before)):
+            continue
+        change = (now - before) / abs(before)
+        drop = change if name in settings["lower_is_better"] else -change
+        status = (
+            "critical" if drop >= settings["critical_drop"] else "warning" if drop >= settings["warning_drop"] else "ok"
+        )
+        checks.append(
+            {
+                "check": "kpis",
+                "metric": name,
+                "value": _number(now),
+                "reference": _number(before),
+                "drop": _number(drop),
+                "threshold": settings["critical_drop"],
+                "status": status,
+            }
+        )
+    return checks
+
+
+def _kpi_mean(rows: Columns, name: str) -> float:
+    """The KPI's mean over the period, weighted by each row's count when there is one."""
+    mask = rows["kpi"] == name
+    values = np.asarray(rows["value"], dtype=float)[mask]
+    weights = np.asarray(rows["count"], dtype=float)[mask] if "count" in rows else np.ones(values.size)
+    weights = np.where(np.isfinite(weights), weights, 1.0)
+    return float(np.average(values, weights=weights)) if weights.sum() > 0 else float("nan")
 
 
 def _relative_rise(before: float, after: float) -> float:

@@ -25,6 +25,7 @@ from audit.evidence import blob_save
 from audit.models import Event
 from audit.store import Actor, ConcurrencyConflict, NewEvent, append
 from monitoring.data_schema import parse_schema
+from monitoring.diagnosis import diagnose
 from monitoring.models import RegisteredModel
 from monitoring.runs import compute_run
 from monitoring.selectors import Window, window_from_batches, window_load
@@ -94,7 +95,7 @@ def run_result(
     """The full result document; from exactly `inputs` (batch digests per kind) when given."""
     registered = RegisteredModel.objects.get(name=model)
     schema = parse_schema(registered.data_schema)
-    windows = _inputs(model, start, end, inputs)
+    windows = _inputs(model, start, end, inputs, policy)
     if windows["reference"].rows == 0:
         raise RunInputError(f"model {model!r} has no reference data: POST models/{model}/reference/ first")
     labels = _labels(windows["labels"], schema)
@@ -105,6 +106,8 @@ def run_result(
         schema=schema,
         task=registered.task,
         policy=policy,
+        kpis=windows["kpis"].columns,
+        kpi_baseline=windows["kpi_baseline"].columns,
     )
     return {
         "run_id": run_id,
@@ -120,18 +123,25 @@ def run_result(
 
 def _compute(model, start, end, version, policy, run_id) -> tuple[dict[str, Any], list[str]]:
     result = run_result(model, start, end, version, policy, run_id)
-    inputs = [digest for kind in ("reference", "predictions", "labels") for digest in result["inputs"][kind]]
+    inputs = sorted({digest for digests in result["inputs"].values() for digest in digests})
     return result, inputs
 
 
-def _inputs(model: str, start, end, inputs: dict[str, list[str]] | None) -> dict[str, Window]:
+def _inputs(model: str, start, end, inputs: dict[str, list[str]] | None, policy: dict[str, Any]) -> dict[str, Window]:
+    shift = dt.timedelta(days=7) if policy["kpis"]["baseline"] == "same_period_last_week" else end - start
     if inputs is None:
         return {
             "reference": window_load(model=model, kind="reference"),
             "predictions": window_load(model=model, start=start, end=end),
             "labels": window_load(model=model, kind="labels"),
+            "kpis": window_load(model=model, kind="kpis", start=start, end=end),
+            "kpi_baseline": window_load(model=model, kind="kpis", start=start - shift, end=end - shift),
         }
     return {
+        "kpis": window_from_batches(model=model, kind="kpis", digests=inputs["kpis"], start=start, end=end),
+        "kpi_baseline": window_from_batches(
+            model=model, kind="kpis", digests=inputs["kpi_baseline"], start=start - shift, end=end - shift
+        ),
         "reference": window_from_batches(model=model, kind="reference", digests=inputs["reference"]),
         "predictions": window_from_batches(
             model=model, kind="predictions", digests=inputs["predictions"], start=start, end=end
@@ -167,6 +177,16 @@ def _record(run_id: str, kind: str, payload: dict[str, Any], actor: Actor) -> Ru
         with transaction.atomic():
             (recorded,) = append([NewEvent(STREAM, run_id, kind, payload, actor)], expected={(STREAM, run_id): 1})
             if kind == "monitoring.RunCompleted":
+                found = diagnose(payload["checks"])
+                diagnosed = {"run_id": run_id, "model": payload["model"], **found.as_dict()}
+                append(
+                    [
+                        NewEvent(
+                            STREAM, run_id, "monitoring.RunDiagnosed", diagnosed, actor, causation_id=recorded.event_id
+                        )
+                    ],
+                    expected={(STREAM, run_id): 2},
+                )
                 alerts_from_run(
                     model=payload["model"],
                     run_id=run_id,

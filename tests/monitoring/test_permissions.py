@@ -43,6 +43,11 @@ ENDPOINTS = [
     ("get", "/api/v1/models/credit/runs/", None, READ),
     ("post", "/api/v1/models/credit/runs/", {}, ENGINEER),
     ("get", "/api/v1/runs/6f1c3a52-0000-4000-8000-000000000000/", None, READ),
+    ("get", "/api/v1/alerts/", None, READ),
+    ("get", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/", None, READ),
+    ("post", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/acknowledge/", None, READ),
+    ("post", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/resolve/", {"reason": "r"}, ENGINEER),
+    ("post", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/silence/", {"reason": "r"}, ENGINEER),
 ]
 PRINCIPALS = (*ROLES, "nobody", "anonymous", "key", "other_key")
 

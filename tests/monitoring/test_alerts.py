@@ -1,0 +1,200 @@
+"""Alerts from runs (raise, deduplicate, update, auto-resolve), by people (acknowledge, resolve,
+silence), escalation, the outbox and its notifiers against a real local HTTP receiver, and the
+Alertmanager receiver."""
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+from django.db import IntegrityError
+
+from audit.models import Event
+from audit.store import NewEvent, append
+from monitoring.models import Alert, Notification, NotificationAttempt
+from monitoring.notifications import deliver_pending
+from monitoring.services.alerts import alerts_escalate, alerts_from_run
+from monitoring.services.policies import policy_set
+from tests.monitoring.conftest import ALICE, client_for
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec-test"
+
+
+def _check(feature: str, status: str, value: float = 0.3) -> dict:
+    return {
+        "check": "feature_drift",
+        "feature": feature,
+        "metric": "psi",
+        "value": value,
+        "threshold": 0.1,
+        "status": status,
+    }
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict, dict]] = []
+    failing = False
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if Receiver.failing:
+            self.send_response(503)
+            self.end_headers()
+            return
+        Receiver.received.append((dict(self.headers), json.loads(body)))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver(settings):
+    Receiver.received, Receiver.failing = [], False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings.NOTIFIERS = {
+        "ops": {"class": "monitoring.notifications.WebhookNotifier", "url": f"{url}/hook", "secret": SECRET},
+        "pager": {"class": "monitoring.notifications.PagerDutyNotifier", "url": f"{url}/pd", "routing_key": "rk"},
+        "slack": {"class": "monitoring.notifications.SlackNotifier", "url": f"{url}/slack"},
+    }
+    yield url
+    server.shutdown()
+
+
+def test_a_failing_check_raises_one_alert_that_later_runs_update_and_then_resolve(credit_model):
+    alerts_from_run(
+        model="credit", run_id="r1", checks=[_check("income", "critical"), _check("age", "ok")], actor=ALICE
+    )
+    alert = Alert.objects.get()
+    assert (alert.feature, alert.severity, alert.status, alert.run_id) == ("income", "critical", "open", "r1")
+    alerts_from_run(model="credit", run_id="r2", checks=[_check("income", "warning", 0.15)], actor=ALICE)
+    assert Alert.objects.count() == 1 and Alert.objects.get().severity == "warning"
+    alerts_from_run(model="credit", run_id="r3", checks=[_check("income", "warning", 0.15)], actor=ALICE)
+    assert Event.objects.filter(event_type="monitoring.AlertUpdated").count() == 1  # nothing changed on r3
+    alerts_from_run(model="credit", run_id="r4", checks=[_check("income", "ok")], actor=ALICE)
+    resolved = Alert.objects.get()
+    assert (resolved.status, resolved.resolution) == ("resolved", "auto")
+    alerts_from_run(model="credit", run_id="r5", checks=[_check("income", "critical")], actor=ALICE)
+    assert Alert.objects.count() == 2  # a new occurrence after the resolution
+
+
+def test_the_database_refuses_two_unresolved_alerts_for_one_condition(credit_model):
+    alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+    first = Alert.objects.get()
+    payload = {
+        "alert_id": "4b0c1c59-0000-4000-8000-000000000001",
+        "model": "credit",
+        "check": "feature_drift",
+        "severity": "critical",
+        "summary": "again",
+        "feature": "income",
+    }
+    with pytest.raises(IntegrityError):
+        append(
+            [NewEvent("alert", payload["alert_id"], "monitoring.AlertRaised", payload, ALICE)],
+            expected={("alert", payload["alert_id"]): 0},
+        )
+        Alert.objects.filter(alert_id=payload["alert_id"]).update(dedupe_key=first.dedupe_key)
+
+
+def test_people_acknowledge_resolve_and_silence_with_reasons(credit_model, people):
+    alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+    alert_id = Alert.objects.get().alert_id
+    approver, engineer = client_for(people["risk_approver"]), client_for(people["ml_engineer"])
+    acknowledged = approver.post(f"/api/v1/alerts/{alert_id}/acknowledge/")
+    assert acknowledged.status_code == 200 and acknowledged.json()["acknowledged_by"] == "risk_approver_user"
+    assert approver.post(f"/api/v1/alerts/{alert_id}/acknowledge/").status_code == 400
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    assert engineer.post(f"/api/v1/alerts/{alert_id}/silence/", {"until": until, "reason": "deploy"}).status_code == 200
+    past = engineer.post(f"/api/v1/alerts/{alert_id}/silence/", {"until": "2020-01-01T00:00:00Z", "reason": "x"})
+    assert past.status_code == 400
+    assert approver.post(f"/api/v1/alerts/{alert_id}/resolve/", {"reason": "x"}).status_code == 403
+    assert engineer.post(f"/api/v1/alerts/{alert_id}/resolve/", {}).status_code == 400  # a reason is required
+    done = engineer.post(f"/api/v1/alerts/{alert_id}/resolve/", {"reason": "upstream fixed"})
+    assert done.json()["status"] == "resolved" and done.json()["resolution"] == "manual"
+    resolved = Event.objects.get(event_type="monitoring.AlertResolved")
+    assert orjson.loads(bytes(resolved.canonical))["reason"] == "upstream fixed"
+    listed = client_for(people["auditor"]).get("/api/v1/alerts/", {"status": "resolved", "model_name": "credit"})
+    assert [a["alert_id"] for a in listed.json()] == [str(alert_id)]
+    assert client_for(people["auditor"]).get("/api/v1/alerts/", {"status": "open"}).json() == []
+
+
+def test_unacknowledged_alerts_escalate_once(credit_model):
+    alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=31)
+    assert alerts_escalate(after_minutes=60, now=later) == []
+    assert len(alerts_escalate(after_minutes=30, now=later)) == 1
+    assert alerts_escalate(after_minutes=30, now=later) == []
+    assert Alert.objects.get().escalated_at is not None
+
+
+def test_notifications_leave_only_after_the_commit_signed_and_retried(credit_model, receiver):
+    policy_set(model="credit", policy={"notify": ["ops", "pager"]}, actor=ALICE, reason="page us")
+    alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+    assert Notification.objects.filter(status="pending").count() == 2 and Receiver.received == []
+    Receiver.failing = True
+    assert deliver_pending() == 0
+    assert NotificationAttempt.objects.filter(ok=False).count() == 2
+    assert Notification.objects.filter(status="pending", attempts=1).count() == 2
+    Receiver.failing = False
+    assert deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)) == 2
+    hook = next((h, b) for h, b in Receiver.received if b.get("event") == "monitoring.AlertRaised")
+    stamp, signature = (part.split("=", 1)[1] for part in hook[0]["X-Driftledger-Signature"].split(","))
+    body = json.dumps(hook[1], sort_keys=True, separators=(",", ":")).encode()
+    assert hmac.compare_digest(
+        signature, hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
+    page = next(b for _, b in Receiver.received if "routing_key" in b)
+    assert page["event_action"] == "trigger" and page["dedup_key"] == f"driftledger-{hook[1]['alert_id']}"
+    alerts_from_run(model="credit", run_id="r2", checks=[_check("income", "ok")], actor=ALICE)
+    deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+    resolve = [b for _, b in Receiver.received if b.get("event_action") == "resolve"]
+    assert resolve and resolve[0]["dedup_key"] == page["dedup_key"]
+
+
+def test_a_rolled_back_alert_sends_nothing(credit_model, receiver):
+    policy_set(model="credit", policy={"notify": ["ops"]}, actor=ALICE, reason="notify")
+    with pytest.raises(RuntimeError):
+        from django.db import transaction
+
+        with transaction.atomic():
+            alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+            raise RuntimeError("the run's transaction fails after raising the alert")
+    assert not Notification.objects.exists() and deliver_pending() == 0 and Receiver.received == []
+
+
+def test_a_policy_naming_an_unknown_notifier_is_refused(credit_model, people):
+    answer = client_for(people["ml_engineer"]).put(
+        "/api/v1/models/credit/policies/", {"policy": {"notify": ["nowhere"]}, "reason": "x"}, format="json"
+    )
+    assert answer.status_code == 400 and "no notifier named 'nowhere'" in answer.json()["detail"]
+
+
+def test_alertmanager_firing_and_resolved_open_and_close_alerts(credit_model, settings):
+    settings.ALERTMANAGER_TOKEN = "am-token"
+    body = {
+        "status": "firing",
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "HighLatency", "model": "credit", "severity": "critical"}},
+            {"status": "firing", "labels": {"alertname": "Other", "model": "ghost"}},
+        ],
+    }
+    client = client_for()
+    assert client.post("/api/v1/alertmanager/", body, format="json").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION="Bearer am-token")
+    assert client.post("/api/v1/alertmanager/", body, format="json").json() == {"opened": 1, "resolved": 0}
+    assert client.post("/api/v1/alertmanager/", body, format="json").json() == {"opened": 0, "resolved": 0}
+    alert = Alert.objects.get()
+    assert (alert.check_name, alert.severity, alert.status) == ("prometheus", "critical", "open")
+    body["alerts"][0]["status"] = "resolved"
+    assert client.post("/api/v1/alertmanager/", body, format="json").json() == {"opened": 0, "resolved": 1}
+    assert Alert.objects.get().status == "resolved"
+    assert client.post("/api/v1/alertmanager/", {"status": "bogus"}, format="json").status_code == 400
