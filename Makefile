@@ -29,3 +29,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/run.py

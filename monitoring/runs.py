@@ -76,8 +76,8 @@ def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[d
     names = [*schema.features, schema.prediction]
     ref = {n: reference[n] for n in names if n in reference}
     cur = {n: current[n] for n in names if n in current}
-    if schema.id in current:
-        cur[schema.id], ref[schema.id] = current[schema.id], reference.get(schema.id, current[schema.id][:0])
+    if schema.id in current:  # only for duplicate ids: ids are unique texts, not categories to compare
+        cur[schema.id] = current[schema.id]
     found = quality_findings(ref, cur, id_column=schema.id if schema.id in current else None)
     return [
         {

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from monitoring.stats.categories import count_categories
+
 Table = Mapping[str, np.ndarray]
 EXAMPLES = 5
 NULL_RATE_INCREASE = 0.05  # flag a null rate that grows by 5 points or more
@@ -131,11 +133,13 @@ def _out_of_range(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> lis
 
 
 def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFinding]:
+    """Counted on category keys (count_categories), not by comparing values row by row."""
     findings = []
-    ref_values, cur_values = set(ref.tolist()), set(cur.tolist())
+    ref_counts, cur_counts = count_categories(ref), count_categories(cur)
+    ref_values, cur_values = set(ref_counts.categories.tolist()), set(cur_counts.categories.tolist())
     new = sorted(cur_values - ref_values, key=str)
     if new:
-        rows = int(np.isin(cur, np.array(new, dtype=object)).sum())
+        rows = int(cur_counts.counts[np.isin(cur_counts.categories, new)].sum())
         findings.append(
             QualityFinding(
                 Finding.NEW_CATEGORY,
@@ -172,7 +176,11 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
 
 
 def _duplicates(name: str, ids: np.ndarray) -> list[QualityFinding]:
-    values, counts = np.unique(ids, return_counts=True)
+    if ids.dtype.kind in "iuf":
+        values, counts = np.unique(ids, return_counts=True)
+    else:  # texts: counted on hashed keys, not sorted as Python strings
+        counted = count_categories(ids)
+        values, counts = counted.categories, counted.counts
     repeated = values[counts > 1]
     if not repeated.size:
         return []
