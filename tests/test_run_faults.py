@@ -1,0 +1,138 @@
+"""Monitoring runs under faults, on the real Redis broker with real worker processes: a worker
+killed with SIGKILL mid-run, and the database unreachable for a few seconds mid-run."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from audit.envelope import format_time
+from audit.models import Event
+from config.celery import app as celery_app
+from monitoring.models import Run
+from monitoring.services import registry
+from monitoring.tasks import run_monitoring
+from tests.monitoring.conftest import ALICE, SCHEMA
+from tests.monitoring.test_runs import _ingest, _rows
+from tests.workers import database_url, launch_worker, send, use_test_broker, wait_for
+
+ROWS = 150_000  # enough for the run to take a few seconds on this machine
+
+
+@pytest.fixture
+def window(committed_log):
+    registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _ingest("reference", _rows(ROWS, start=now, seed=1, reference=True))
+    start = now - dt.timedelta(seconds=ROWS + 60)  # one row a second, all in the past
+    _ingest("predictions", _rows(ROWS, start=start, shift=0.5, seed=2))
+    previous = use_test_broker()
+    yield format_time(start - dt.timedelta(hours=1)), format_time(now)
+    celery_app.conf.update(**previous)
+
+
+def _stop(process) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _completed() -> int:
+    return Event.objects.filter(event_type="monitoring.RunCompleted").count()
+
+
+def test_a_run_whose_worker_is_killed_is_redelivered_and_recorded_once(window, tmp_path, signing_key_file):
+    fast_redelivery = {
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+    }
+    first = launch_worker(tmp_path, signing_key_file, name="first", **fast_redelivery)
+    send(run_monitoring, "credit", *window)
+    assert wait_for(lambda: Event.objects.filter(event_type="monitoring.RunStarted").exists()), first.log.read_text()
+    first.send_signal(signal.SIGKILL)  # mid-run: started, not completed
+    first.wait(timeout=10)
+    assert _completed() == 0
+    second = launch_worker(tmp_path, signing_key_file, name="second", **fast_redelivery)
+    try:
+        assert wait_for(lambda: _completed() == 1, seconds=120), second.log.read_text()
+        time.sleep(2)  # a second redelivery, if there were one, would have shown by now
+    finally:
+        _stop(second)
+    assert _completed() == 1
+    assert Event.objects.filter(event_type="monitoring.RunStarted").count() == 1
+    assert Run.objects.get().status == "completed"
+
+
+class Cuttable:
+    """A TCP proxy to PostgreSQL that can cut every connection and refuse new ones for a while."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target, self.open = target, True
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pairs: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.pairs += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def cut(self) -> None:
+        self.open = False
+        for end in self.pairs:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+        self.pairs = []
+
+
+def test_a_run_survives_the_database_going_away_for_a_few_seconds(window, tmp_path, signing_key_file):
+    params = connection.settings_dict
+    if not params.get("HOST") or params["HOST"].startswith("/"):
+        pytest.fail("this test needs PostgreSQL over TCP (DATABASE_URL with a host): .ci/run provides it")
+    proxy = Cuttable((params["HOST"], int(params.get("PORT") or 5432)))
+    worker = launch_worker(tmp_path, signing_key_file, DATABASE_URL=database_url("127.0.0.1", proxy.port))
+    try:
+        send(run_monitoring, "credit", *window)
+        assert wait_for(lambda: Event.objects.filter(event_type="monitoring.RunStarted").exists()), (
+            worker.log.read_text()
+        )
+        proxy.cut()
+        time.sleep(4)
+        proxy.open = True
+        assert wait_for(lambda: _completed() == 1, seconds=120), worker.log.read_text()
+    finally:
+        _stop(worker)
+    log = worker.log.read_text()
+    assert "Retry" in log or "retry" in log, log
+    assert _completed() == 1 and Run.objects.get().status == "completed"
