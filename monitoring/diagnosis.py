@@ -60,8 +60,13 @@ def diagnose(checks: Sequence[Mapping[str, Any]]) -> Diagnosis:
     for check in checks:
         by_check.setdefault(check["check"], []).append(check)
     failing = {name: [c for c in items if c.get("status") in FAILING] for name, items in by_check.items()}
-    new_segments = [c["segment"] for c in failing.get("segments", [])]
-    scope = f"cohort: {', '.join(new_segments)}" if new_segments else "global"
+    segment_checks = by_check.get("segments", [])
+    new_segments = [c["segment"] for c in failing.get("segments", []) if c.get("metric") == "new_segment_share"]
+    moved = [c for c in segment_checks if c.get("metric") == "prediction_drift"]
+    moved_failing = [c["segment"] for c in moved if c.get("status") in FAILING]
+    confined = moved_failing if moved_failing and len(moved_failing) < len(moved) else []
+    cohort = list(dict.fromkeys(new_segments + confined))
+    scope = f"cohort: {', '.join(cohort)}" if cohort else "global"
 
     quality = [c for c in failing.get("data_quality", []) if _serious_quality(c)]
     drifted = failing.get("feature_drift", [])
@@ -88,6 +93,8 @@ def diagnose(checks: Sequence[Mapping[str, Any]]) -> Diagnosis:
         cause, evidence = "no_problem", ["every check passed"]
     if new_segments and cause != "no_problem":
         evidence.append(f"new segments entering: {', '.join(new_segments)}")
+    if confined and cause != "no_problem":
+        evidence.append(f"predictions moved only in: {', '.join(confined)}")
     return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), new_segments)
 
 

@@ -172,3 +172,13 @@ RUN_DIAGNOSED = registry.register(
     optional={"new_segments": list},
     description="The most likely cause of what a run found, with its evidence and the suggested actions.",
 )
+PERFORMANCE_REALIZED = registry.register(
+    "monitoring.PerformanceRealized",
+    schema=1,
+    required={"run_id": str, "model": str, "metric": str, "realized": (float, NoneType), "labelled_rows": int},
+    optional={"estimated": float, "lower": float, "upper": float, "within_band": bool},
+    description=(
+        "Labels arrived for a past run's window: the performance realized on it, beside what the run "
+        "estimated then and whether it fell within the estimate's band."
+    ),
+)

@@ -61,6 +61,9 @@ class DriftledgerCollector:
             "Realized or estimated performance of the latest run",
             labels=["model", "kind", "metric"],
         )
+        kpis = GaugeMetricFamily(
+            "driftledger_kpi", "Business KPIs over the latest run's window", labels=["model", "kpi"]
+        )
         latest = Run.objects.filter(status="completed").values("model_name").annotate(seq=Max("finished_seq"))
         for run in Run.objects.filter(finished_seq__in=[r["seq"] for r in latest]):
             for check in run.checks:
@@ -69,11 +72,14 @@ class DriftledgerCollector:
                     continue
                 if check["check"] in ("feature_drift", "prediction_drift"):
                     drift.add_metric([run.model_name, check["check"], check["feature"], check["metric"]], value)
+                elif check["check"] == "kpis":
+                    kpis.add_metric([run.model_name, check["metric"]], value)
                 elif check["check"] in ("performance", "estimated_performance"):
                     kind = "realized" if check["check"] == "performance" else "estimated"
                     performance.add_metric([run.model_name, kind, check["metric"]], value)
         yield drift
         yield performance
+        yield kpis
 
     def _alerts(self):
         open_alerts = GaugeMetricFamily("driftledger_open_alerts", "Unresolved alerts", labels=["model", "severity"])

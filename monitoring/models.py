@@ -102,6 +102,7 @@ class Run(models.Model):
     input_digests = models.JSONField(default=list)
     error = models.TextField(blank=True)
     diagnosis = models.JSONField(null=True)
+    realized = models.JSONField(null=True)  # the latest PerformanceRealized, once labels arrived
     started_at = models.DateTimeField()
     started_seq = models.BigIntegerField()
     finished_seq = models.BigIntegerField(null=True)

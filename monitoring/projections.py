@@ -141,6 +141,11 @@ def _run_diagnosed(event: RecordedEvent) -> None:
     )
 
 
+def _performance_realized(event: RecordedEvent) -> None:
+    payload = dict(event.payload)
+    Run.objects.filter(run_id=payload.pop("run_id")).update(realized={k: v for k, v in payload.items() if k != "model"})
+
+
 def _run_failed(event: RecordedEvent) -> None:
     payload = event.payload
     Run.objects.filter(run_id=payload["run_id"]).update(
@@ -210,6 +215,7 @@ RUNS = projections.register(
             "monitoring.RunCompleted": _run_completed,
             "monitoring.RunFailed": _run_failed,
             "monitoring.RunDiagnosed": _run_diagnosed,
+            "monitoring.PerformanceRealized": _performance_realized,
         },
         models=[Run],
     )

@@ -20,7 +20,8 @@ from monitoring.stats.drift import drift_report
 from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
 from monitoring.stats.quality import quality_findings
-from monitoring.stats.segments import segment_keys, segment_shift
+from monitoring.stats.segments import rank_by_drift, segment_keys, segment_shift
+from monitoring.stats.univariate import wasserstein_normed
 
 Columns = Mapping[str, np.ndarray]
 STATUS_ORDER = {"ok": 0, "warning": 1, "critical": 2}
@@ -257,7 +258,39 @@ def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) 
                         "status": "warning",
                     }
                 )
+        checks += _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema, policy)
     return checks
+
+
+def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: DataSchema, policy) -> list[dict]:
+    """Within each segment with enough rows on both sides: how far the predictions moved
+    (normed Wasserstein), so a problem confined to one cohort shows where it is."""
+    if schema.prediction not in reference or schema.prediction not in current:
+        return []
+    ref_scores = np.asarray(reference[schema.prediction], dtype=float)
+    cur_scores = np.asarray(current[schema.prediction], dtype=float)
+    if not (np.issubdtype(ref_scores.dtype, np.floating) and np.issubdtype(cur_scores.dtype, np.floating)):
+        return []
+    floor = policy["drift"]["effect_floors"]["wasserstein_normed"]
+
+    def effect(ref_rows: np.ndarray, cur_rows: np.ndarray) -> float:
+        before, after = ref_scores[ref_rows], cur_scores[cur_rows]
+        before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+        return wasserstein_normed(before, after) if before.size and after.size else float("nan")
+
+    ranked = rank_by_drift(ref_keys, cur_keys, effect, min_support=policy["segments"]["min_support"])
+    return [
+        {
+            "check": "segments",
+            "segment": change.segment,
+            "metric": "prediction_drift",
+            "value": _number(change.change),
+            "threshold": floor,
+            "status": "warning" if change.change >= floor else "ok",
+        }
+        for change in ranked
+        if change.change is not None and math.isfinite(change.change)
+    ]
 
 
 def _number(value: float) -> float | None:

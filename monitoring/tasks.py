@@ -6,14 +6,15 @@ import datetime as dt
 
 import psycopg
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError
+from django.db import InterfaceError, OperationalError
 
 from audit.envelope import format_time, parse_time
 from monitoring.models import RegisteredModel, Run
 from monitoring.services.policies import policy_load
 from monitoring.services.runs import run_execute
 
-INFRASTRUCTURE_ERRORS = (DatabaseError, InterfaceError, psycopg.OperationalError, ConnectionError)
+# Worth retrying: the database or the network went away. A ProgrammingError is not.
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, ConnectionError)
 
 
 @shared_task(
@@ -71,3 +72,11 @@ def escalate_alerts() -> int:
     from monitoring.services.alerts import alerts_escalate_by_policy
 
     return len(alerts_escalate_by_policy())
+
+
+@shared_task(autoretry_for=INFRASTRUCTURE_ERRORS, retry_backoff=True, max_retries=10)
+def evaluate_delayed_labels(model: str) -> int:
+    """After labels arrive: realized performance of past runs' windows, beside their estimates."""
+    from monitoring.services.delayed_labels import runs_evaluate_labels
+
+    return len(runs_evaluate_labels(model))

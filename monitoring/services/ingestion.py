@@ -81,7 +81,15 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
             payload["model_versions"] = sorted(v for v in pc.unique(table.column("model_version")).to_pylist() if v)
         event = NewEvent(DATA_STREAM, model, "monitoring.BatchIngested", payload, actor)
         recorded = append([event], expected={event.stream: None})[0]
+        if kind == "labels":
+            transaction.on_commit(lambda: _evaluate_labels_later(model))
     return Ingested(recorded.seq, kind, digest, table.num_rows, time_min, time_max, duplicate=False)
+
+
+def _evaluate_labels_later(model: str) -> None:
+    from monitoring.tasks import evaluate_delayed_labels
+
+    evaluate_delayed_labels.delay(model)
 
 
 def _active_model(name: str) -> RegisteredModel:

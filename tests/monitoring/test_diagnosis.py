@@ -30,6 +30,7 @@ def _population(
     concept: bool = False,
     base_rate_shift: float = 0.0,
     new_region: float = 0.0,
+    shift_in: str | None = None,
 ):
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(shift, 1, N), rng.normal(0, 1, N)
@@ -37,6 +38,11 @@ def _population(
     truth = 1 / (1 + np.exp(-(1.5 * (x2 if concept else x1) - 0.3 + base_rate_shift)))
     labels = (rng.random(N) < truth).astype(float)
     region = rng.choice(["north", "south"], N).astype(object)
+    if shift_in is not None:  # only this cohort moves
+        x1 = np.where(region == shift_in, x1 + 1.5, x1)
+        score = 1 / (1 + np.exp(-(1.5 * x1 - 0.3)))
+        truth = 1 / (1 + np.exp(-(1.5 * x1 - 0.3)))
+        labels = (rng.random(N) < truth).astype(float)
     region[rng.random(N) < new_region] = "mars"
     x1 = x1.copy()
     x1[rng.random(N) < nulls] = np.nan
@@ -99,6 +105,17 @@ def test_performance_falling_with_stable_inputs_is_concept_drift():
     found, result = _diagnosis({"concept": True})
     assert not any(c["check"] == "feature_drift" and c["status"] != "ok" for c in result["checks"])
     assert found.cause == "concept_drift"
+
+
+def test_drift_confined_to_one_segment_is_located_there():
+    found, result = _diagnosis({"shift_in": "south"})
+    moved = {
+        c["segment"]: c["status"]
+        for c in result["checks"]
+        if c.get("metric") == "prediction_drift" and c["check"] == "segments"
+    }
+    assert moved == {"region=north": "ok", "region=south": "warning"}
+    assert found.cause == "covariate_shift" and found.scope == "cohort: region=south"
 
 
 def test_new_customers_entering_make_the_scope_a_cohort():
