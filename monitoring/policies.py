@@ -36,8 +36,7 @@ class PolicyAggregate:
     def apply(self, event_type: str, payload: Mapping[str, Any]) -> None:
         self.version += 1
         if event_type == "monitoring.PolicySet":
-            # Sections added to the defaults after this version was set take their defaults.
-            self.policy = copy.deepcopy(DEFAULT_POLICY) | copy.deepcopy(dict(payload["policy"]))
+            self.policy = _with_defaults(payload["policy"])
         elif event_type == "monitoring.ThresholdChanged":
             self._threshold(payload)
 
@@ -61,3 +60,14 @@ class PolicyAggregate:
                 spec.update(test=spec.get("test", DEFAULT_METHODS[kind].test), effect=metric)
         elif check == "performance":
             self.policy["performance"][f"{payload.get('level', 'critical')}_drop"] = new
+
+
+def _with_defaults(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Sections and keys added to the defaults after a version was set take their defaults."""
+    policy = copy.deepcopy(DEFAULT_POLICY)
+    for section, value in copy.deepcopy(dict(stored)).items():
+        if isinstance(value, dict) and isinstance(policy.get(section), dict):
+            policy[section] = {**policy[section], **value}
+        else:
+            policy[section] = value
+    return policy

@@ -37,10 +37,11 @@ DEFAULT_POLICY: dict[str, Any] = {
         "alpha": DEFAULT_ALPHA,
         "correction": "holm",
         "effect_floors": dict(DEFAULT_EFFECT_FLOORS),
+        "warning_floors": {},  # effect measure -> floor of the warning level (none by default)
         "features": {},
     },
     "performance": {"warning_drop": 0.02, "critical_drop": 0.05},
-    "segments": {"min_support": 100, "new_share": 0.05},
+    "segments": {"min_support": 100, "new_share": 0.05, "prediction_drift_floor": 0.1, "floors": {}},
     # KPIs against the previous period of the same length, or the same period a week earlier
     # (seasonal baseline); a relative drop of warning_drop or critical_drop grades them.
     "kpis": {"baseline": "previous_period", "warning_drop": 0.05, "critical_drop": 0.1, "lower_is_better": []},
@@ -82,6 +83,11 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
         problems.append("segments.min_support must be a whole number ≥ 1")
     if not _between(segments.get("new_share"), 0, 1):
         problems.append("segments.new_share must lie in (0, 1)")
+    if not (_number(segments.get("prediction_drift_floor")) and segments["prediction_drift_floor"] >= 0):
+        problems.append("segments.prediction_drift_floor must be a number ≥ 0")
+    floors = segments.get("floors")
+    if not isinstance(floors, Mapping) or not all(_number(v) and v >= 0 for v in floors.values()):
+        problems.append('segments.floors must map segments ("region=north") to numbers ≥ 0')
     kpis = policy["kpis"]
     if kpis.get("baseline") not in ("previous_period", "same_period_last_week"):
         problems.append("kpis.baseline must be previous_period or same_period_last_week")
@@ -140,6 +146,9 @@ def _drift_problems(drift: Mapping[str, Any], features: Mapping[str, str]) -> li
     floors = drift.get("effect_floors")
     if not isinstance(floors, Mapping) or not all(_number(v) and v >= 0 for v in floors.values()):
         problems.append("drift.effect_floors must map effect names to numbers ≥ 0")
+    warnings = drift.get("warning_floors")
+    if not isinstance(warnings, Mapping) or not all(_number(v) and v >= 0 for v in warnings.values()):
+        problems.append("drift.warning_floors must map effect names to numbers ≥ 0")
     specs = drift.get("features", {})
     if not isinstance(specs, Mapping):
         return [*problems, "drift.features must be an object"]
@@ -148,8 +157,8 @@ def _drift_problems(drift: Mapping[str, Any], features: Mapping[str, str]) -> li
             problems.append(f"drift.features: {name!r} is not a feature of the model")
             continue
         kind = features[name]
-        if not isinstance(spec, Mapping) or set(spec) - {"test", "effect", "floor"}:
-            problems.append(f"drift.features.{name}: only test, effect and floor may be set")
+        if not isinstance(spec, Mapping) or set(spec) - {"test", "effect", "floor", "warning_floor"}:
+            problems.append(f"drift.features.{name}: only test, effect, floor and warning_floor may be set")
             continue
         if ("test" in spec) != ("effect" in spec):
             problems.append(f"drift.features.{name}: give test and effect together")
@@ -159,6 +168,8 @@ def _drift_problems(drift: Mapping[str, Any], features: Mapping[str, str]) -> li
             problems.append(f"drift.features.{name}: effect must be one of {', '.join(EFFECTS[kind])}")
         if "floor" in spec and not (_number(spec["floor"]) and spec["floor"] >= 0):
             problems.append(f"drift.features.{name}: floor must be a number ≥ 0")
+        if "warning_floor" in spec and not (_number(spec["warning_floor"]) and spec["warning_floor"] >= 0):
+            problems.append(f"drift.features.{name}: warning_floor must be a number ≥ 0")
     return problems
 
 

@@ -106,10 +106,24 @@ def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str,
             "value": _number(item.decision.effect),
             "p_value": _number(item.decision.adjusted_p_value),
             "threshold": item.decision.effect_floor,
-            "status": "critical" if item.decision.drifted else "ok",
+            "status": _drift_status(item, policy),
         }
         for item in report
     ]
+
+
+def _drift_status(item, policy) -> str:
+    """critical: drifted (significant and material). warning: significant and at or above a
+    warning floor, when the policy sets one for the feature or its effect measure."""
+    if item.decision.drifted:
+        return "critical"
+    drift = policy["drift"]
+    warning = (
+        drift["features"].get(item.feature, {}).get("warning_floor", drift["warning_floors"].get(item.method.effect))
+    )
+    if warning is not None and item.decision.significant and item.decision.effect >= warning:
+        return "warning"
+    return "ok"
 
 
 def _current_truth(current: Columns, labels: Mapping[str, Any], schema: DataSchema) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +285,8 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
     cur_scores = np.asarray(current[schema.prediction], dtype=float)
     if not (np.issubdtype(ref_scores.dtype, np.floating) and np.issubdtype(cur_scores.dtype, np.floating)):
         return []
-    floor = policy["drift"]["effect_floors"]["wasserstein_normed"]
+    settings = policy["segments"]
+    default_floor = settings["prediction_drift_floor"]
 
     def effect(ref_rows: np.ndarray, cur_rows: np.ndarray) -> float:
         before, after = ref_scores[ref_rows], cur_scores[cur_rows]
@@ -285,8 +300,8 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
             "segment": change.segment,
             "metric": "prediction_drift",
             "value": _number(change.change),
-            "threshold": floor,
-            "status": "warning" if change.change >= floor else "ok",
+            "threshold": settings["floors"].get(change.segment, default_floor),
+            "status": "warning" if change.change >= settings["floors"].get(change.segment, default_floor) else "ok",
         }
         for change in ranked
         if change.change is not None and math.isfinite(change.change)

@@ -137,3 +137,30 @@ def test_the_recommender_whose_ctr_falls_while_offline_metrics_hold(variant, cur
     found, result = _diagnosis(current, ctr_now=0.04)  # CTR down 20 %
     assert any(c["check"] == "kpis" and c["status"] == "critical" for c in result["checks"]), variant
     assert found.cause == cause, variant
+
+
+def test_warning_floors_give_a_warning_level_below_the_critical_one():
+    policy = complete_policy({"drift": {"warning_floors": {"wasserstein_normed": 0.05}}}, SCHEMA.features)
+    reference, ref_labels = _population(1)
+    reference["clicked"] = ref_labels
+    current, _ = _population(2, shift=0.07)  # significant at 6,000 rows, below the 0.1 sd material floor
+    result = compute_run(reference, current, labels={}, schema=SCHEMA, task="binary_classification", policy=policy)
+    x1 = next(c for c in result["checks"] if c["check"] == "feature_drift" and c["feature"] == "x1")
+    assert x1["status"] == "warning" and 0.05 <= x1["value"] < 0.1
+    default = compute_run(reference, current, labels={}, schema=SCHEMA, task="binary_classification", policy=POLICY)
+    assert (
+        next(c for c in default["checks"] if c.get("feature") == "x1" and c["check"] == "feature_drift")["status"]
+        == "ok"
+    )
+
+
+def test_a_segment_can_have_its_own_threshold():
+    policy = complete_policy({"segments": {"floors": {"region=south": 5.0}}}, SCHEMA.features)
+    reference, ref_labels = _population(1)
+    reference["clicked"] = ref_labels
+    current, _ = _population(2, shift_in="south")
+    result = compute_run(reference, current, labels={}, schema=SCHEMA, task="binary_classification", policy=policy)
+    south = next(
+        c for c in result["checks"] if c.get("segment") == "region=south" and c["metric"] == "prediction_drift"
+    )
+    assert south["threshold"] == 5.0 and south["status"] == "ok"

@@ -87,6 +87,9 @@ def test_policies_are_versioned_validated_and_readable_as_of_any_time(credit_mod
         ({"drift": {"features": {"region": {"test": "ks", "effect": "psi"}}}}, "test must be one of chi2"),
         ({"performance": {"warning_drop": 0.1, "critical_drop": 0.05}}, "warning_drop"),
         ({"colour": "red"}, "unknown section"),
+        ({"drift": {"warning_floors": {"psi": -1}}}, "warning_floors"),
+        ({"segments": {"floors": {"region=north": "high"}}}, "segments.floors"),
+        ({"kpis": {"baseline": "yesterday"}}, "kpis.baseline"),
     ],
 )
 def test_bad_policies_are_refused_and_write_nothing(credit_model, people, policy, message):
