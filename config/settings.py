@@ -131,6 +131,25 @@ ALERTMANAGER_TOKEN = env("ALERTMANAGER_TOKEN", default="")
 # /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when it is set.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
+# Remediation: approvals each kind needs (four eyes: never the requester), how long an
+# undecided request lives, and how soon a break-glass rollback must be reviewed.
+REMEDIATION_APPROVALS = env.json(
+    "REMEDIATION_APPROVALS_JSON",
+    default={
+        "rollback": 1,
+        "promote_challenger": 1,
+        "canary_start": 1,
+        "canary_stop": 1,
+        "retrain": 1,
+        "threshold_change": 2,
+        "accept_risk": 1,
+    },
+)
+REMEDIATION_EXPIRY_HOURS = env.int("REMEDIATION_EXPIRY_HOURS", default=72)
+REMEDIATION_REVIEW_MINUTES = env.int("REMEDIATION_REVIEW_MINUTES", default=240)
+PIPELINE_WEBHOOK_URL = env("PIPELINE_WEBHOOK_URL", default="")
+PIPELINE_WEBHOOK_SECRET = env("PIPELINE_WEBHOOK_SECRET", default="")
+
 # Ingestion: request bodies up to this size; timestamps may run ahead of the server's clock
 # by this much before a row counts as "in the future".
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024 * 1024)
@@ -156,6 +175,7 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-schedule": {"task": "monitoring.tasks.schedule_due_runs", "schedule": 60.0},
     "monitoring-notifications": {"task": "monitoring.tasks.deliver_notifications", "schedule": 60.0},
     "monitoring-escalation": {"task": "monitoring.tasks.escalate_alerts", "schedule": 60.0},
+    "remediation-deadlines": {"task": "monitoring.tasks.remediation_deadlines", "schedule": 60.0},
 }
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.

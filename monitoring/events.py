@@ -182,3 +182,32 @@ PERFORMANCE_REALIZED = registry.register(
         "estimated then and whether it fell within the estimate's band."
     ),
 )
+REMEDIATION_REQUESTED_2 = registry.register(
+    "monitoring.RemediationRequested",
+    schema=2,
+    required={"request_id": str, "model": str, "action": str, "parameters": dict, "evidence": list},
+    optional={"required_approvals": int, "break_glass": bool, "expires_at": str},
+    description=(
+        "Schema 1, plus how many approvals the kind needs, whether it is a break-glass emergency "
+        "rollback (executed at once, reviewed after), and when an undecided request expires."
+    ),
+)
+for _name, _fields, _text in (
+    (
+        "RemediationRejected",
+        {"request_id": str, "signer_name": str, "signed_at": str, "meaning": str},
+        "An approver refuses the request, with an electronic signature (name, time, meaning).",
+    ),
+    (
+        "RemediationReviewed",
+        {"request_id": str, "signer_name": str, "signed_at": str, "meaning": str},
+        "A second person reviews a break-glass rollback after the fact, with an electronic signature.",
+    ),
+    ("RemediationCancelled", {"request_id": str}, "The requester withdraws the request."),
+    ("RemediationExpired", {"request_id": str}, "Nobody decided before the request's deadline."),
+    ("RemediationExecutionStarted", {"request_id": str}, "An approved request starts executing."),
+    ("RemediationSucceeded", {"request_id": str, "result": dict}, "The executors carried the request out."),
+    ("RemediationFailed", {"request_id": str, "error": str}, "Execution failed; it may be retried or abandoned."),
+    ("RemediationAbandoned", {"request_id": str}, "A failed request is given up; the reason is in the envelope."),
+):
+    registry.register(f"monitoring.{_name}", schema=1, required=_fields, description=_text)

@@ -9,7 +9,7 @@ from rest_framework_api_key.crypto import concatenate
 from audit import projections
 from audit.store import RecordedEvent
 from monitoring.ingest.files import blob_path
-from monitoring.models import Alert, Batch, Deployment, ModelApiKey, ModelVersion, RegisteredModel, Run
+from monitoring.models import Alert, Batch, Deployment, ModelApiKey, ModelVersion, RegisteredModel, Remediation, Run
 
 
 def _model_registered(event: RecordedEvent) -> None:
@@ -237,5 +237,75 @@ ALERTS = projections.register(
             ),
         },
         models=[Alert],
+    )
+)
+
+
+def _remediation(event: RecordedEvent) -> None:
+    payload, kind = event.payload, event.type.removeprefix("monitoring.Remediation")
+    actor = event.envelope["actor"]
+    if kind == "Requested":
+        Remediation.objects.create(
+            request_id=payload["request_id"],
+            model_name=payload["model"],
+            kind=payload["action"],
+            parameters=payload["parameters"],
+            evidence=payload["evidence"],
+            state="approved" if payload.get("break_glass") else "requested",
+            requested_by=actor["id"],
+            required_approvals=payload.get("required_approvals", 1),
+            break_glass=payload.get("break_glass", False),
+            expires_at=_time(payload.get("expires_at")),
+            requested_at=event.occurred_at,
+            requested_seq=event.seq,
+            updated_seq=event.seq,
+        )
+        return
+    request = Remediation.objects.filter(request_id=payload["request_id"]).first()
+    if request is None:
+        return
+    request.updated_seq = event.seq
+    if kind == "Approved":
+        request.approvals = [
+            *request.approvals,
+            {"by": actor["id"], "name": payload["signer_name"], "at": payload["signed_at"]},
+        ]
+        if len(request.approvals) >= request.required_approvals:
+            request.state = "approved"
+    elif kind == "Reviewed":
+        request.reviewed_by = actor["id"]
+    elif kind == "ExecutionStarted":
+        request.state = "executing"
+    elif kind == "Succeeded":
+        request.state, request.result = "succeeded", payload["result"]
+    elif kind == "Failed":
+        request.state, request.error = "failed", payload["error"]
+    else:  # Rejected, Cancelled, Expired, Abandoned
+        request.state = kind.lower()
+    request.save()
+
+
+REMEDIATIONS = projections.register(
+    projections.Projection(
+        name="monitoring.remediations",
+        handlers=dict.fromkeys(
+            [
+                f"monitoring.Remediation{k}"
+                for k in (
+                    "Requested",
+                    "Approved",
+                    "Rejected",
+                    "Reviewed",
+                    "Cancelled",
+                    "Expired",
+                    "ExecutionStarted",
+                    "Succeeded",
+                    "Failed",
+                    "Abandoned",
+                )
+            ],
+            _remediation,
+        ),
+        models=[Remediation],
     )
 )

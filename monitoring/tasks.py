@@ -80,3 +80,28 @@ def evaluate_delayed_labels(model: str) -> int:
     from monitoring.services.delayed_labels import runs_evaluate_labels
 
     return len(runs_evaluate_labels(model))
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=INFRASTRUCTURE_ERRORS,
+    retry_backoff=True,
+    max_retries=10,
+    time_limit=600,
+)
+def execute_remediation(request_id: str) -> str:
+    """Carry out an approved request; a redelivery of a finished one changes nothing."""
+    from monitoring.services.remediations import remediation_load, remediation_run
+
+    if remediation_load(request_id).state not in ("approved",):
+        return remediation_load(request_id).state
+    return remediation_run(request_id).state
+
+
+@shared_task(autoretry_for=INFRASTRUCTURE_ERRORS, retry_backoff=True, max_retries=10)
+def remediation_deadlines() -> dict:
+    """Expire undecided requests past their deadline; alert on overdue break-glass reviews."""
+    from monitoring.services.remediations import break_glass_overdue, remediations_expire
+
+    return {"expired": remediations_expire(), "overdue_reviews": len(break_glass_overdue())}

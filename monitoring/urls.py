@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring.api import alerts, ingestion, registry, runs
+from monitoring.api import alerts, ingestion, registry, remediations, runs
 
 urlpatterns = [
     path("models/", registry.ModelListView.as_view(), name="models"),
@@ -29,4 +29,39 @@ urlpatterns = [
     path("alerts/<uuid:alert_id>/resolve/", alerts.AlertResolveView.as_view(), name="alert-resolve"),
     path("alerts/<uuid:alert_id>/silence/", alerts.AlertSilenceView.as_view(), name="alert-silence"),
     path("alertmanager/", alerts.AlertmanagerReceiverView.as_view(), name="alertmanager"),
+    path("remediations/", remediations.RemediationListView.as_view(), name="remediations"),
+    path("remediations/<uuid:request_id>/", remediations.RemediationDetailView.as_view(), name="remediation"),
+    path(
+        "remediations/<uuid:request_id>/approve/",
+        remediations.RemediationApproveView.as_view(),
+        name="remediation-approve",
+    ),
+    path(
+        "remediations/<uuid:request_id>/reject/",
+        remediations.RemediationRejectView.as_view(),
+        name="remediation-reject",
+    ),
+    path(
+        "remediations/<uuid:request_id>/review/",
+        remediations.RemediationReviewView.as_view(),
+        name="remediation-review",
+    ),
+    path(
+        "remediations/<uuid:request_id>/cancel/",
+        remediations.RemediationCancelView.as_view(),
+        name="remediation-cancel",
+    ),
+    path(
+        "remediations/<uuid:request_id>/retry/", remediations.RemediationRetryView.as_view(), name="remediation-retry"
+    ),
+    path(
+        "remediations/<uuid:request_id>/abandon/",
+        remediations.RemediationAbandonView.as_view(),
+        name="remediation-abandon",
+    ),
+    path(
+        "remediations/<uuid:request_id>/callback/",
+        remediations.RemediationCallbackView.as_view(),
+        name="remediation-callback",
+    ),
 ]

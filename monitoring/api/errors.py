@@ -14,6 +14,7 @@ from monitoring.aggregates import AlreadyExists, DomainError, ModelNotFound
 from monitoring.data_schema import SchemaError
 from monitoring.ingest.conform import BatchRejected
 from monitoring.ingest.parsing import UnreadableBody, UnsupportedContentType
+from monitoring.services.remediations import ReauthenticationFailed
 
 log = logging.getLogger("driftledger.security")
 
@@ -44,6 +45,9 @@ def _domain_answer(error: Exception) -> Response | None:
         return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(error, AlreadyExists | ConcurrencyConflict):
         return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(error, ReauthenticationFailed):
+        log.warning("re-authentication failed: %s", error)
+        return Response({"detail": str(error)}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(error, DomainError):
         return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
     return None

@@ -1,0 +1,250 @@
+"""The four-eyes remediation workflow over the API, on the real database."""
+
+import datetime as dt
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+from django.contrib.auth.models import Group
+
+from audit.models import Event
+from monitoring.models import Alert, Deployment, Remediation
+from monitoring.services import registry
+from monitoring.services.alerts import alerts_from_run
+from monitoring.services.pipelines import signature
+from monitoring.services.policies import policy_load
+from monitoring.services.remediations import break_glass_overdue, remediations_expire
+from tests.monitoring.conftest import ALICE, client_for, person
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "s3cret-pass"
+
+
+@pytest.fixture
+def served(credit_model):
+    """1.1 served once and 1.0 is champion again: 1.1 is a valid rollback target... the other way round."""
+    registry.deployment_change(name="credit", action="promote", version="1.1", actor=ALICE, reason="release")
+    return "credit"
+
+
+def _request(client, kind="rollback", parameters=None, **extra):
+    body = {
+        "model": "credit",
+        "kind": kind,
+        "parameters": parameters or {"to_version": "1.0"},
+        "reason": "AUC fell",
+        **extra,
+    }
+    return client.post("/api/v1/remediations/", body, format="json")
+
+
+def _decide(client, request_id, decision="approve", password=PASSWORD):
+    return client.post(f"/api/v1/remediations/{request_id}/{decision}/", {"password": password, "reason": "seen"})
+
+
+def test_a_rollback_requested_approved_and_executed(served, people, django_capture_on_commit_callbacks):
+    asked = _request(client_for(people["ml_engineer"]))
+    assert asked.status_code == 201, asked.json()
+    request_id = asked.json()["request_id"]
+    assert asked.json()["state"] == "requested" and asked.json()["required_approvals"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = _decide(client_for(people["risk_approver"]), request_id)
+    assert approved.status_code == 200, approved.json()
+    done = Remediation.objects.get(request_id=request_id)
+    assert done.state == "succeeded" and Deployment.objects.get(model_id="credit").champion == "1.0"
+    detail = client_for(people["auditor"]).get(f"/api/v1/remediations/{request_id}/").json()
+    kinds = [h["type"].removeprefix("monitoring.Remediation") for h in detail["history"]]
+    assert kinds == ["Requested", "Approved", "ExecutionStarted", "Succeeded"]
+    signed = detail["history"][1]
+    assert signed["payload"]["signer_name"] == "Risk_Approver_User" and signed["payload"]["meaning"] == "approved"
+    assert signed["actor"]["id"] == "risk_approver_user" and signed["reason"] == "seen"
+
+
+def test_four_eyes_rules(served, people):
+    engineer, approver = client_for(people["ml_engineer"]), client_for(people["risk_approver"])
+    request_id = _request(engineer).json()["request_id"]
+    assert _decide(engineer, request_id).status_code == 403  # not an approver
+    assert _decide(approver, request_id, password="wrong").status_code == 403  # re-authentication
+    both = person("both", "ml_engineer", "risk_approver")
+    own = _request(client_for(both)).json()["request_id"]
+    refused = _decide(client_for(both), own)
+    assert refused.status_code == 400 and "cannot approve their own request" in refused.json()["detail"]
+    assert not Event.objects.filter(event_type="monitoring.RemediationApproved").exists()
+
+
+def test_a_threshold_change_needs_two_different_approvers(credit_model, people, django_capture_on_commit_callbacks):
+    request_id = _request(
+        client_for(people["ml_engineer"]),
+        kind="threshold_change",
+        parameters={"policy": {"drift": {"features": {"income": {"floor": 0.3}}}}},
+    ).json()["request_id"]
+    first = client_for(people["risk_approver"])
+    assert _decide(first, request_id).json()["state"] == "requested"
+    again = _decide(first, request_id)
+    assert again.status_code == 400 and "counts once" in again.json()["detail"]
+    second = person("second_approver", "risk_approver")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _decide(client_for(second), request_id).json()["state"] in ("approved", "succeeded")
+    assert Remediation.objects.get(request_id=request_id).state == "succeeded"
+    assert policy_load("credit").policy["drift"]["features"]["income"]["floor"] == 0.3
+
+
+def test_an_approver_must_hold_the_role_when_deciding(served, people):
+    request_id = _request(client_for(people["ml_engineer"])).json()["request_id"]
+    approver = people["risk_approver"]
+    approver.groups.remove(Group.objects.get(name="risk_approver"))
+    assert _decide(client_for(approver), request_id).status_code == 403
+
+
+def test_cancel_expire_and_illegal_transitions(served, people):
+    engineer = client_for(people["ml_engineer"])
+    request_id = _request(engineer).json()["request_id"]
+    other = client_for(person("someone", "ml_engineer"))
+    assert other.post(f"/api/v1/remediations/{request_id}/cancel/", {"reason": "x"}).status_code == 400
+    assert (
+        engineer.post(f"/api/v1/remediations/{request_id}/cancel/", {"reason": "fixed upstream"}).json()["state"]
+        == "cancelled"
+    )
+    late = _decide(client_for(people["risk_approver"]), request_id)
+    assert late.status_code == 400 and "cancelled" in late.json()["detail"]
+    expiring = _request(engineer).json()["request_id"]
+    assert remediations_expire(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=4)) == 1
+    assert Remediation.objects.get(request_id=expiring).state == "expired"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "rollback", "parameters": {"to_version": "1.1"}}, "champion already"),
+        ({"kind": "rollback", "parameters": {"to_version": "9"}}, "no version '9'"),
+        ({"kind": "rollback", "parameters": {}}, "missing ['to_version']"),
+        ({"kind": "rollback", "parameters": {"to_version": "1.0", "force": True}}, "unknown ['force']"),
+        ({"kind": "canary_start", "parameters": {"version": "1.0", "share": 3}}, "canary_share"),
+        (
+            {
+                "kind": "rollback",
+                "parameters": {"to_version": "1.0"},
+                "evidence": ["4b0c1c59-0000-4000-8000-0000000000aa"],
+            },
+            "evidence must cite",
+        ),
+        ({"kind": "retrain", "parameters": {"data_start": "a", "data_end": "b"}, "break_glass": True}, "break-glass"),
+    ],
+)
+def test_bad_requests_are_refused_and_write_nothing(served, people, body, message):
+    client = client_for(people["risk_approver"] if body.get("break_glass") else people["ml_engineer"])
+    answer = client.post("/api/v1/remediations/", {"model": "credit", "reason": "x", **body}, format="json")
+    assert answer.status_code == 400 and message in answer.json()["detail"], answer.json()
+    assert not Remediation.objects.exists()
+
+
+def test_break_glass_executes_at_once_and_waits_for_review(served, people, django_capture_on_commit_callbacks):
+    approver = client_for(people["risk_approver"])
+    assert _request(client_for(people["ml_engineer"]), break_glass=True).status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = _request(approver, break_glass=True)
+    request_id = asked.json()["request_id"]
+    request = Remediation.objects.get(request_id=request_id)
+    assert request.state == "succeeded" and request.break_glass and request.reviewed_by == ""
+    assert Deployment.objects.get(model_id="credit").champion == "1.0"
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)
+    assert len(break_glass_overdue(now=later)) == 1 and break_glass_overdue(now=later) == []
+    assert Alert.objects.get(check_name="break_glass_review").severity == "critical"
+    assert _decide(approver, request_id, "review").status_code == 400  # not by the one who broke the glass
+    reviewer = client_for(person("reviewer", "risk_approver"))
+    assert _decide(reviewer, request_id, "review").json()["reviewed_by"] == "reviewer"
+
+
+def test_a_failed_execution_can_be_retried_and_abandoned(served, people, django_capture_on_commit_callbacks):
+    engineer = client_for(people["ml_engineer"])
+    request_id = _request(engineer).json()["request_id"]
+    registry.version_retire(name="credit", version="1.0", actor=ALICE, reason="found broken meanwhile")
+    with django_capture_on_commit_callbacks(execute=True):
+        _decide(client_for(people["risk_approver"]), request_id)
+    failed = Remediation.objects.get(request_id=request_id)
+    assert failed.state == "failed" and "retired" in failed.error
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"  # nothing half-done
+    assert engineer.post(f"/api/v1/remediations/{request_id}/retry/").json()["state"] == "failed"
+    abandoned = engineer.post(f"/api/v1/remediations/{request_id}/abandon/", {"reason": "1.0 is retired"})
+    assert abandoned.json()["state"] == "abandoned"
+    assert engineer.post(f"/api/v1/remediations/{request_id}/abandon/", {"reason": "again"}).status_code == 400
+
+
+def test_accept_risk_silences_only_the_named_alert_until_its_date(
+    credit_model, people, django_capture_on_commit_callbacks
+):
+    checks = [
+        {"check": "feature_drift", "feature": f, "metric": "psi", "value": 0.4, "threshold": 0.1, "status": "critical"}
+        for f in ("income", "region")
+    ]
+    alerts_from_run(model="credit", run_id="r1", checks=checks, actor=ALICE)
+    income = Alert.objects.get(feature="income")
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
+    request_id = _request(
+        client_for(people["ml_engineer"]),
+        kind="accept_risk",
+        parameters={"alert_id": str(income.alert_id), "until": until},
+    ).json()["request_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        _decide(client_for(people["risk_approver"]), request_id)
+    assert Remediation.objects.get(request_id=request_id).state == "succeeded"
+    assert Alert.objects.get(feature="income").silenced_until is not None
+    assert Alert.objects.get(feature="region").silenced_until is None
+
+
+class Pipeline(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Pipeline.received.append((self.headers["X-Driftledger-Signature"], body))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_retraining_runs_in_an_external_pipeline_that_calls_back(
+    credit_model, people, settings, django_capture_on_commit_callbacks
+):
+    Pipeline.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pipeline)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.PIPELINE_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/dags/retrain"
+    settings.PIPELINE_WEBHOOK_SECRET = "pipe-secret"
+    try:
+        request_id = _request(
+            client_for(people["ml_engineer"]),
+            kind="retrain",
+            parameters={"data_start": "2026-10-01", "data_end": "2026-11-01"},
+        ).json()["request_id"]
+        with django_capture_on_commit_callbacks(execute=True):
+            _decide(client_for(people["risk_approver"]), request_id)
+    finally:
+        server.shutdown()
+    assert Remediation.objects.get(request_id=request_id).state == "executing"
+    header, body = Pipeline.received[0]
+    stamp = header.split(",")[0].removeprefix("t=")
+    assert header == f"t={stamp},v1={signature(body, stamp)}" and json.loads(body)["model"] == "credit"
+    report = orjson.dumps({"ok": True, "detail": {"new_version": "1.2"}})
+    anonymous = client_for()
+    bad = anonymous.post(
+        f"/api/v1/remediations/{request_id}/callback/",
+        report,
+        content_type="application/json",
+        HTTP_X_DRIFTLEDGER_SIGNATURE="t=1,v1=00",
+    )
+    assert bad.status_code == 401
+    now = str(int(time.time()))
+    good = anonymous.post(
+        f"/api/v1/remediations/{request_id}/callback/",
+        report,
+        content_type="application/json",
+        HTTP_X_DRIFTLEDGER_SIGNATURE=f"t={now},v1={signature(report, now)}",
+    )
+    assert good.status_code == 200 and good.json()["state"] == "succeeded"
+    assert good.json()["result"] == {"new_version": "1.2"}
