@@ -30,3 +30,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/rollback.py

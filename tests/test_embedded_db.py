@@ -42,9 +42,9 @@ def test_embedded_postgres_starts_is_reused_and_stops(tmp_path):
 
     second = _manage(data_dir, "demo")
     assert second.returncode == 0, second.stderr
-    assert "Verified the whole log: 16 events" in second.stdout
+    assert "Verified the whole log: 18 events" in second.stdout
     assert "Generated a DEVELOPMENT audit signing key" in second.stderr
     third = _manage(data_dir, "audit_verify")
     assert third.returncode == 0, third.stderr
-    assert third.stdout.startswith("OK: 17 events verified")  # the demo also records its evidence export
+    assert third.stdout.startswith("OK: 19 events verified")  # the demo also records its evidence export
     assert _wait_for_stop(pgdata / "postmaster.pid")

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import transaction
+from django.http import HttpRequest
 
 from audit.envelope import format_time
 from audit.models import Event
@@ -80,7 +81,7 @@ def remediation_request(
     if not RegisteredModel.objects.filter(name=model, retired=False).exists():
         raise ModelNotFound(f"no active model named {model!r}")
     _check_target(model, kind, parameters)
-    known = set(Event.objects.filter(event_id__in=_uuids(evidence)).values_list("event_id", flat=True))
+    known = {str(e) for e in Event.objects.filter(event_id__in=_uuids(evidence)).values_list("event_id", flat=True)}
     missing = [e for e in evidence if _uuid(e) not in known]
     if missing:
         raise InvalidCommand(f"evidence must cite events of the log; unknown: {', '.join(missing[:5])}")
@@ -107,6 +108,9 @@ def remediation_decide(
     *, request_id: str, decision: str, user, password: str, reason: str, request=None
 ) -> RemediationAggregate:
     """approve, reject or review, after the person re-enters their password."""
+    if request is None:  # a command line, not an HTTP request: still counted by the lockout
+        request = HttpRequest()
+        request.META["REMOTE_ADDR"] = "127.0.0.1"
     if authenticate(request, username=user.username, password=password) is None:
         raise ReauthenticationFailed("re-authentication failed: the password is not this user's")
     signer = Signer(

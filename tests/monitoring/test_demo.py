@@ -17,14 +17,14 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "drift in income (income: normed Wasserstein",
         "tightened the PSI threshold",
         "Critical alert",
-        "requested a rollback",
+        "requested a rollback to 2026.10.1",
         "Signing key rotated",
-        "approved it",
-        "Champion switched back to 2026.10.1",
-        "Verified the whole log: 16 events, 2 keys",
-        "Signed checkpoint at tree size 16",
-        "Evidence bundle for 'credit-default': 16 events, 3 data file(s)",
-        "Offline verifier (python -m audit.verifier, trusting only the first key): VALID: 16 events",
+        "Bob Okafor (risk approver) re-entered his password and approved it",
+        "The rollback executed (succeeded): champion 2026.10.1",
+        "Verified the whole log: 18 events, 2 keys",
+        "Signed checkpoint at tree size 18",
+        "Evidence bundle for 'credit-default': 18 events, 3 data file(s)",
+        "Offline verifier (python -m audit.verifier, trusting only the first key): VALID: 18 events",
     ):
         assert expected in output, expected
     types = list(Event.objects.order_by("seq").values_list("event_type", flat=True))
@@ -44,7 +44,9 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "monitoring.RemediationRequested",
         "audit.KeyRotated",
         "monitoring.RemediationApproved",
+        "monitoring.RemediationExecutionStarted",
         "monitoring.DeploymentChanged",
+        "monitoring.RemediationSucceeded",
         "audit.EvidenceExported",
     ]
     completed = Event.objects.get(event_type="monitoring.RunCompleted").payload
@@ -55,4 +57,4 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     again = io.StringIO()
     call_command("demo", stdout=again)
     assert "already registered" in again.getvalue()
-    assert "304 Not Modified" in again.getvalue()
+    assert "The rollback executed (succeeded): champion 2026.10.1" in again.getvalue()

@@ -10,6 +10,7 @@ from tests.monitoring.conftest import ALICE, ROLES, SCHEMA, client_for
 
 pytestmark = pytest.mark.django_db
 
+NONE = "6f1c3a52-0000-4000-8000-000000000000"
 READ = {"ml_engineer", "risk_approver", "compliance_officer", "auditor", "admin"}
 ENGINEER = {"ml_engineer", "admin"}
 ROW = {"id": "p-1", "timestamp": "2026-01-01T00:00:00Z", "income": 1.0, "debt_ratio": 0.1, "region": "n", "score": 0.5}
@@ -48,6 +49,20 @@ ENDPOINTS = [
     ("post", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/acknowledge/", None, READ),
     ("post", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/resolve/", {"reason": "r"}, ENGINEER),
     ("post", "/api/v1/alerts/6f1c3a52-0000-4000-8000-000000000000/silence/", {"reason": "r"}, ENGINEER),
+    ("get", "/api/v1/remediations/", None, READ),
+    (
+        "post",
+        "/api/v1/remediations/",
+        {"model": "credit", "kind": "canary_stop", "reason": "r"},
+        ENGINEER | {"risk_approver"},
+    ),
+    ("get", f"/api/v1/remediations/{NONE}/", None, READ),
+    ("post", f"/api/v1/remediations/{NONE}/approve/", {"password": "p", "reason": "r"}, {"risk_approver"}),
+    ("post", f"/api/v1/remediations/{NONE}/reject/", {"password": "p", "reason": "r"}, {"risk_approver"}),
+    ("post", f"/api/v1/remediations/{NONE}/review/", {"password": "p", "reason": "r"}, {"risk_approver"}),
+    ("post", f"/api/v1/remediations/{NONE}/cancel/", {"reason": "r"}, READ),
+    ("post", f"/api/v1/remediations/{NONE}/retry/", None, ENGINEER),
+    ("post", f"/api/v1/remediations/{NONE}/abandon/", {"reason": "r"}, ENGINEER),
 ]
 PRINCIPALS = (*ROLES, "nobody", "anonymous", "key", "other_key")
 

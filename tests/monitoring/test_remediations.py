@@ -46,10 +46,13 @@ def _decide(client, request_id, decision="approve", password=PASSWORD):
 
 
 def test_a_rollback_requested_approved_and_executed(served, people, django_capture_on_commit_callbacks):
-    asked = _request(client_for(people["ml_engineer"]))
+    check = {"check": "feature_drift", "feature": "income", "metric": "psi", "value": 0.4, "status": "critical"}
+    (raised,) = alerts_from_run(model="credit", run_id="r1", checks=[check], actor=ALICE)
+    asked = _request(client_for(people["ml_engineer"]), evidence=[raised.event_id])
     assert asked.status_code == 201, asked.json()
     request_id = asked.json()["request_id"]
     assert asked.json()["state"] == "requested" and asked.json()["required_approvals"] == 1
+    assert asked.json()["evidence"] == [raised.event_id]
     with django_capture_on_commit_callbacks(execute=True):
         approved = _decide(client_for(people["risk_approver"]), request_id)
     assert approved.status_code == 200, approved.json()

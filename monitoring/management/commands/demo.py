@@ -14,20 +14,22 @@ import numpy as np
 import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.test import Client
 
 from audit.envelope import format_time
 from audit.evidence import EvidenceQuery, blob_save, evidence_export
 from audit.keys import SigningKey, public_key_from_raw
+from audit.models import Event
 from audit.rotation import signing_key_rotate
 from audit.selectors import signing_keys, stream_version
 from audit.store import Actor, NewEvent, RecordedEvent, append
 from audit.verify import verify_log
-from monitoring.executors import DeploymentChange, configured_executors
-from monitoring.models import RegisteredModel
+from monitoring.models import Deployment, RegisteredModel, Remediation
 from monitoring.selectors import window_load
 from monitoring.services.registry import api_key_issue, deployment_change, model_register, version_register
+from monitoring.services.remediations import remediation_decide, remediation_request
 from monitoring.stats.drift import drift_report
 
 MODEL = "credit-default"
@@ -91,56 +93,45 @@ class Command(BaseCommand):
         )
         say(f"5. Critical alert raised on income drift (seq {alert.seq}).")
 
-        request_id = str(uuid.uuid4())
-        (requested,) = append(
-            [
-                NewEvent(
-                    "remediation",
-                    request_id,
-                    "monitoring.RemediationRequested",
-                    {
-                        "request_id": request_id,
-                        "model": MODEL,
-                        "action": "rollback",
-                        "parameters": {"to_version": "2026.10.1"},
-                        "evidence": [alert.event_id, completed.event_id],
-                    },
-                    ALICE,
-                    reason="Roll back to the October model while we retrain on recent data.",
-                    correlation_id=correlation,
-                    causation_id=alert.event_id,
-                )
-            ],
-            expected={("remediation", request_id): 0},
+        request_id = remediation_request(
+            model=MODEL,
+            kind="rollback",
+            parameters={"to_version": "2026.10.1"},
+            evidence=[alert.event_id, completed.event_id],
+            actor=ALICE,
+            reason="Roll back to the October model while we retrain on recent data.",
         )
-        say(f"6. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.seq}).")
+        requested = Remediation.objects.get(request_id=request_id)
+        cited = "citing the run and the alert"
+        say(f"6. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.requested_seq}), {cited}.")
 
         key = SigningKey.generate()
         rotated = signing_key_rotate(new_key=key, actor=OPERATOR, reason="Quarterly signing-key rotation.")
         say(f"7. Signing key rotated at seq {rotated.seq}: {rotated.payload['previous_key_id']} -> {key.key_id}.")
 
-        (approved,) = append(
-            [
-                NewEvent(
-                    "remediation",
-                    request_id,
-                    "monitoring.RemediationApproved",
-                    {
-                        "request_id": request_id,
-                        "signer_name": "Bob Okafor",
-                        "meaning": "approved",
-                        "signed_at": rotated.envelope["occurred_at"],
-                    },
-                    BOB,
-                    reason="Evidence supports rollback; four-eyes satisfied.",
-                    correlation_id=correlation,
-                    causation_id=requested.event_id,
-                )
-            ],
-            expected={("remediation", request_id): 1},
+        serving = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+        before = serving.get(f"/api/v1/models/{MODEL}/deployment/")
+        bob = _demo_user("bob", "Bob", "Okafor", "risk_approver")
+        remediation_decide(
+            request_id=request_id,
+            decision="approve",
+            user=bob,
+            password=DEMO_PASSWORD,
+            reason="Evidence supports rollback; four-eyes satisfied.",
         )
-        say(f"8. {BOB.name} approved it (seq {approved.seq}, signed by the new key {approved.envelope['key_id']}).")
-        self._rollback(say, api_key)
+        approval = Event.objects.get(
+            stream_type="remediation", stream_id=request_id, event_type="monitoring.RemediationApproved"
+        )
+        signed = approval.payload
+        say(
+            f"8. {signed['signer_name']} (risk approver) re-entered his password and approved it: signed "
+            f"{signed['signed_at']}, meaning {signed['meaning']!r} (seq {approval.seq}, key {approval.key_id})."
+        )
+        after = serving.get(f"/api/v1/models/{MODEL}/deployment/", HTTP_IF_NONE_MATCH=before.headers["ETag"])
+        state = Remediation.objects.get(request_id=request_id).state
+        etags = f"ETag {before.headers['ETag']} -> {after.headers['ETag']}"
+        champion = after.json()["champion"]
+        say(f"9. The rollback executed ({state}): champion {champion}; serving's next poll sees it ({etags}).")
 
         report = verify_log()
         if not report.ok:
@@ -173,7 +164,11 @@ class Command(BaseCommand):
                 deployment_change(name=MODEL, action="promote", version=version, actor=ALICE, reason="Release.")
             say(f"1. {ALICE.name} registered {MODEL!r} with versions 2026.10.1 and 2026.11.0; champion 2026.11.0.")
         else:
-            say(f"1. Model {MODEL!r} is already registered; continuing its history.")
+            if Deployment.objects.get(model_id=MODEL).champion != "2026.11.0":  # rolled back on an earlier run
+                deployment_change(
+                    name=MODEL, action="promote", version="2026.11.0", actor=ALICE, reason="Retrained; released again."
+                )
+            say(f"1. Model {MODEL!r} is already registered; continuing its history (champion 2026.11.0).")
         key_id, api_key = api_key_issue(name=MODEL, label="scoring service", expires_at=None, actor=ALICE)
         say(f"   Reporting key {key_id}… issued to the scoring service (shown once; only its SHA-512 hash is kept).")
         return api_key
@@ -218,20 +213,6 @@ class Command(BaseCommand):
         say(f"3. Monitoring run {run_id[:8]} ({seqs}): drift in {drifted} ({measured}).")
         return run_id, correlation, completed
 
-    def _rollback(self, say, api_key: str) -> None:
-        """The approved rollback is carried out by the registry executor; serving sees it at its next poll."""
-        serving = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
-        before = serving.get(f"/api/v1/models/{MODEL}/deployment/")
-        change = DeploymentChange(MODEL, "rollback", "2026.10.1", None, BOB, "Approved rollback (four-eyes).")
-        for executor in configured_executors():
-            executor.execute(change)
-        after = serving.get(f"/api/v1/models/{MODEL}/deployment/", HTTP_IF_NONE_MATCH=before.headers["ETag"])
-        if after.status_code == 304:  # a second demo run: the rollback was carried out the first time
-            say(f"9. The champion is already 2026.10.1: serving's poll answers 304 Not Modified ({after['ETag']}).")
-            return
-        etags = f"ETag {before.headers['ETag']} -> {after.headers['ETag']}"
-        say(f"9. Champion switched back to {after.json()['champion']}; serving's next poll sees it ({etags}).")
-
     def _evidence(self, say) -> None:
         """Checkpoint, export the model's evidence, and verify it offline as an auditor would."""
         evidence_dir = Path(settings.DATA_DIR) / "evidence"
@@ -269,6 +250,18 @@ DATA_SCHEMA = {
     "target": "defaulted",
     "segments": ["region"],
 }
+
+
+DEMO_PASSWORD = "demo-only-password"  # noqa: S105 - demo accounts on the demo database
+
+
+def _demo_user(username: str, first: str, last: str, role: str):
+    """A person for the story (created on first use; the password is the demo's)."""
+    user, _ = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
+    user.set_password(DEMO_PASSWORD)
+    user.save()
+    user.groups.add(Group.objects.get(name=role))
+    return user
 
 
 def _scored_rows(day: dt.datetime, income_shift: float, rows: int = 5_000) -> list[dict]:
