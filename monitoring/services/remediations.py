@@ -46,13 +46,21 @@ def remediation_load(request_id: str) -> RemediationAggregate:
 
 
 def remediation_execute_command(
-    request_id: str, command: Callable[[RemediationAggregate], list], *, actor: Actor, reason: str | None = None
+    request_id: str,
+    command: Callable[[RemediationAggregate], list],
+    *,
+    actor: Actor,
+    reason: str | None = None,
+    causation: str | None = None,
 ) -> tuple[list[RecordedEvent], RemediationAggregate]:
     for attempt in range(ATTEMPTS):
         with transaction.atomic():
             request = remediation_load(request_id)
             changes = command(request)
-            events = [NewEvent(STREAM, request_id, kind, payload, actor, reason=reason) for kind, payload in changes]
+            events = [
+                NewEvent(STREAM, request_id, kind, payload, actor, reason=reason, causation_id=causation)
+                for kind, payload in changes
+            ]
             try:
                 recorded = append(events, expected={(STREAM, request_id): request.version}) if events else []
             except ConcurrencyConflict:
@@ -100,7 +108,8 @@ def remediation_request(
             break_glass=break_glass,
         )
 
-    remediation_execute_command(request_id, command, actor=actor, reason=reason)
+    cause = _uuid(evidence[0]) if evidence else None  # the run or alert the request answers
+    remediation_execute_command(request_id, command, actor=actor, reason=reason, causation=cause)
     return request_id
 
 

@@ -53,6 +53,8 @@ def test_a_rollback_requested_approved_and_executed(served, people, django_captu
     request_id = asked.json()["request_id"]
     assert asked.json()["state"] == "requested" and asked.json()["required_approvals"] == 1
     assert asked.json()["evidence"] == [raised.event_id]
+    requested = Event.objects.get(event_type="monitoring.RemediationRequested")
+    assert str(requested.causation_id) == raised.event_id  # evidence is stored as causation too
     with django_capture_on_commit_callbacks(execute=True):
         approved = _decide(client_for(people["risk_approver"]), request_id)
     assert approved.status_code == 200, approved.json()
