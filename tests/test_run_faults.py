@@ -78,8 +78,8 @@ def test_a_run_whose_worker_is_killed_is_redelivered_and_recorded_once(window, t
 class Cuttable:
     """A TCP proxy to PostgreSQL that can cut every connection and refuse new ones for a while."""
 
-    def __init__(self, target: tuple[str, int]):
-        self.target, self.open = target, True
+    def __init__(self, target: tuple[str, int] | str):
+        self.target, self.open = target, True  # (host, port), or the path of a Unix socket
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.pairs: list[socket.socket] = []
@@ -91,7 +91,11 @@ class Cuttable:
             if not self.open:
                 client.close()
                 continue
-            upstream = socket.create_connection(self.target)
+            if isinstance(self.target, str):
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                upstream.connect(self.target)
+            else:
+                upstream = socket.create_connection(self.target)
             self.pairs += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -118,9 +122,9 @@ class Cuttable:
 
 def test_a_run_survives_the_database_going_away_for_a_few_seconds(window, tmp_path, signing_key_file):
     params = connection.settings_dict
-    if not params.get("HOST") or params["HOST"].startswith("/"):
-        pytest.fail("this test needs PostgreSQL over TCP (DATABASE_URL with a host): .ci/run provides it")
-    proxy = Cuttable((params["HOST"], int(params.get("PORT") or 5432)))
+    host, port = params.get("HOST") or "", int(params.get("PORT") or 5432)
+    # The embedded server listens on a Unix socket only: the proxy bridges TCP to it.
+    proxy = Cuttable(f"{host}/.s.PGSQL.{port}" if host.startswith("/") or not host else (host, port))
     worker = launch_worker(tmp_path, signing_key_file, DATABASE_URL=database_url("127.0.0.1", proxy.port))
     try:
         send(run_monitoring, "credit", *window)

@@ -52,7 +52,12 @@ def test_rebuilt_read_models_equal_the_originals():
     assert _snapshot() != before
 
     counts = projections.rebuild()
-    assert counts == {"monitoring.registry": 5, "monitoring.runs": 0, "monitoring.alerts": 15}
+    assert counts == {
+        "monitoring.registry": 5,
+        "monitoring.runs": 0,
+        "monitoring.alerts": 15,
+        "monitoring.remediations": 0,
+    }
     assert _snapshot() == before
 
 
