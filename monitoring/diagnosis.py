@@ -62,10 +62,13 @@ def diagnose(checks: Sequence[Mapping[str, Any]]) -> Diagnosis:
     failing = {name: [c for c in items if c.get("status") in FAILING] for name, items in by_check.items()}
     segment_checks = by_check.get("segments", [])
     new_segments = [c["segment"] for c in failing.get("segments", []) if c.get("metric") == "new_segment_share"]
-    moved = [c for c in segment_checks if c.get("metric") == "prediction_drift"]
-    moved_failing = [c["segment"] for c in moved if c.get("status") in FAILING]
-    confined = moved_failing if moved_failing and len(moved_failing) < len(moved) else []
-    cohort = list(dict.fromkeys(new_segments + confined))
+    confined: list[str] = []
+    for metric in {c.get("metric") for c in segment_checks} - {"new_segment_share"}:  # drift, performance
+        signal = [c for c in segment_checks if c.get("metric") == metric]
+        failing_here = [c["segment"] for c in signal if c.get("status") in FAILING]
+        if failing_here and len(failing_here) < len(signal):  # some segments, not all: a cohort
+            confined += failing_here
+    cohort = sorted(dict.fromkeys(new_segments + confined))
     scope = f"cohort: {', '.join(cohort)}" if cohort else "global"
 
     quality = [c for c in failing.get("data_quality", []) if _serious_quality(c)]
@@ -94,7 +97,7 @@ def diagnose(checks: Sequence[Mapping[str, Any]]) -> Diagnosis:
     if new_segments and cause != "no_problem":
         evidence.append(f"new segments entering: {', '.join(new_segments)}")
     if confined and cause != "no_problem":
-        evidence.append(f"predictions moved only in: {', '.join(confined)}")
+        evidence.append(f"confined to: {', '.join(confined)}")
     return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), new_segments)
 
 

@@ -20,7 +20,7 @@ from monitoring.stats.drift import drift_report
 from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
 from monitoring.stats.quality import quality_findings
-from monitoring.stats.segments import rank_by_drift, segment_keys, segment_shift
+from monitoring.stats.segments import rank_by_drift, rank_by_performance_drop, segment_keys, segment_shift
 from monitoring.stats.univariate import wasserstein_normed
 
 Columns = Mapping[str, np.ndarray]
@@ -65,6 +65,8 @@ def compute_run(
         checks += _kpis(kpis, kpi_baseline, policy)
     if "segments" in enabled:
         checks += _segments(reference, current, schema, policy)
+        if "performance" in enabled and schema.target and schema.target in reference and truth[0].size:
+            checks += _segment_performance(reference, current, labels, schema, task, policy)
     status = max((c["status"] for c in checks), key=STATUS_ORDER.__getitem__, default="ok")
     return {"checks": checks, "rows": rows, "status": status}
 
@@ -306,6 +308,45 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
         for change in ranked
         if change.change is not None and math.isfinite(change.change)
     ]
+
+
+def _segment_performance(reference, current, labels, schema: DataSchema, task: str, policy) -> list[dict]:
+    """Realized performance within each segment against the reference's, where both sides
+    have `min_support` labelled rows: a drop confined to one cohort shows where it is."""
+    score = schema.score if schema.score and schema.score in current else schema.prediction
+    ids = current[schema.id]
+    labelled = np.array([i for i, key in enumerate(ids) if key in labels], dtype=np.int64)
+    targets = np.array([labels[ids[i]] for i in labelled], dtype=object)
+    known = np.flatnonzero(np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool))
+    checks = []
+    for column in schema.segments:
+        if column not in reference or column not in current:
+            continue
+        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object)[known].astype(str)})
+        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object)[labelled].astype(str)})
+
+        def before(rows, column=column):
+            return _metric(task, reference[schema.target][known][rows], reference[score][known][rows])[1]
+
+        def after(rows):
+            return _metric(task, targets[rows], current[score][labelled][rows])[1]
+
+        higher_is_better = task not in ("regression", "ranking")
+        metric = {"binary_classification": "roc_auc", "multiclass_classification": "accuracy"}.get(task, "rmse")
+        for change in rank_by_performance_drop(
+            ref_keys,
+            cur_keys,
+            before,
+            after,
+            higher_is_better=higher_is_better,
+            min_support=policy["segments"]["min_support"],
+        ):
+            if change.change is None or not math.isfinite(change.change):
+                continue
+            drop = change.change if higher_is_better else _relative_rise(change.reference, change.current)
+            extra = {"segment": change.segment}
+            checks.append(_graded("segments", metric, change.current, change.reference, drop, policy, extra))
+    return checks
 
 
 def _number(value: float) -> float | None:

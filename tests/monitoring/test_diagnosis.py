@@ -31,6 +31,7 @@ def _population(
     base_rate_shift: float = 0.0,
     new_region: float = 0.0,
     shift_in: str | None = None,
+    concept_in: str | None = None,
 ):
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(shift, 1, N), rng.normal(0, 1, N)
@@ -42,6 +43,9 @@ def _population(
         x1 = np.where(region == shift_in, x1 + 1.5, x1)
         score = 1 / (1 + np.exp(-(1.5 * x1 - 0.3)))
         truth = 1 / (1 + np.exp(-(1.5 * x1 - 0.3)))
+        labels = (rng.random(N) < truth).astype(float)
+    if concept_in is not None:  # only this cohort's outcomes stop following the model
+        truth = np.where(region == concept_in, 1 / (1 + np.exp(-(1.5 * x2 - 0.3))), truth)
         labels = (rng.random(N) < truth).astype(float)
     region[rng.random(N) < new_region] = "mars"
     x1 = x1.copy()
@@ -116,6 +120,15 @@ def test_drift_confined_to_one_segment_is_located_there():
     }
     assert moved == {"region=north": "ok", "region=south": "warning"}
     assert found.cause == "covariate_shift" and found.scope == "cohort: region=south"
+
+
+def test_concept_drift_in_one_segment_is_located_there():
+    found, result = _diagnosis({"concept_in": "south"})
+    per_segment = {
+        c["segment"]: c["status"] for c in result["checks"] if c["check"] == "segments" and c["metric"] == "roc_auc"
+    }
+    assert per_segment == {"region=north": "ok", "region=south": "critical"}
+    assert found.cause == "concept_drift" and found.scope == "cohort: region=south"
 
 
 def test_new_customers_entering_make_the_scope_a_cohort():
