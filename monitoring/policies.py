@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitoring.aggregates import InvalidCommand
-from monitoring.policy import DEFAULT_POLICY, PolicyError, complete_policy
+from monitoring.policy import DEFAULT_POLICY, WHOLE_SECTIONS, PolicyError, complete_policy
 from monitoring.stats.decisions import DEFAULT_METHODS, EFFECTS
 
 
@@ -66,7 +66,7 @@ def _with_defaults(stored: Mapping[str, Any]) -> dict[str, Any]:
     """Sections and keys added to the defaults after a version was set take their defaults."""
     policy = copy.deepcopy(DEFAULT_POLICY)
     for section, value in copy.deepcopy(dict(stored)).items():
-        if isinstance(value, dict) and isinstance(policy.get(section), dict):
+        if isinstance(value, dict) and isinstance(policy.get(section), dict) and section not in WHOLE_SECTIONS:
             policy[section] = {**policy[section], **value}
         else:
             policy[section] = value

@@ -7,7 +7,7 @@ statistics engine's defaults; `drift_policy` turns it into the engine's decision
                 "estimated_performance", "segments"],
      "drift": {"alpha": 0.05, "correction": "holm", "effect_floors": {"psi": 0.1, ...},
                "features": {"income": {"test": "ks", "effect": "psi", "floor": 0.2}}},
-     "performance": {"warning_drop": 0.02, "critical_drop": 0.05},
+     "performance": {"warning_drop": 0.02, "critical_drop": 0.05, "mode": "absolute"},
      "segments": {"min_support": 100, "new_share": 0.05}}
 """
 
@@ -40,14 +40,22 @@ DEFAULT_POLICY: dict[str, Any] = {
         "warning_floors": {},  # effect measure -> floor of the warning level (none by default)
         "features": {},
     },
-    "performance": {"warning_drop": 0.02, "critical_drop": 0.05},
+    "performance": {"warning_drop": 0.02, "critical_drop": 0.05, "mode": "absolute"},
     "segments": {"min_support": 100, "new_share": 0.05, "prediction_drift_floor": 0.1, "floors": {}},
     # KPIs against the previous period of the same length, or the same period a week earlier
     # (seasonal baseline); a relative drop of warning_drop or critical_drop grades them.
     "kpis": {"baseline": "previous_period", "warning_drop": 0.05, "critical_drop": 0.1, "lower_is_better": []},
+    # What the window is compared with: the reference data set, or (seasonal baselines) the
+    # model's own predictions over the previous period or the same period a week or a quarter earlier.
+    "reference": "dataset",
     "notify": [],  # names of notifiers configured in settings.NOTIFIERS
     "escalate_after_minutes": None,  # escalate alerts nobody acknowledged in this time
 }
+
+
+WHOLE_SECTIONS = {"window"}  # given whole, not merged key by key: hours and last_rows exclude each other
+BASELINES = ("previous_period", "same_period_last_week", "same_period_last_quarter")
+BASELINE_SHIFTS_DAYS = {"same_period_last_week": 7, "same_period_last_quarter": 91}
 
 
 class PolicyError(ValueError):
@@ -63,7 +71,7 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
     problems = [f"unknown section {key!r}" for key in raw if key not in DEFAULT_POLICY]
     policy = copy.deepcopy(DEFAULT_POLICY)
     for section, value in raw.items():
-        if section in policy and isinstance(policy[section], dict):
+        if section in policy and isinstance(policy[section], dict) and section not in WHOLE_SECTIONS:
             if not isinstance(value, Mapping):
                 problems.append(f"{section} must be an object")
                 continue
@@ -89,8 +97,12 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(floors, Mapping) or not all(_number(v) and v >= 0 for v in floors.values()):
         problems.append('segments.floors must map segments ("region=north") to numbers ≥ 0')
     kpis = policy["kpis"]
-    if kpis.get("baseline") not in ("previous_period", "same_period_last_week"):
-        problems.append("kpis.baseline must be previous_period or same_period_last_week")
+    if kpis.get("baseline") not in BASELINES:
+        problems.append(f"kpis.baseline must be one of {', '.join(BASELINES)}")
+    if policy["reference"] not in ("dataset", *BASELINES):
+        problems.append(f"reference must be dataset or one of {', '.join(BASELINES)}")
+    if policy["performance"].get("mode", "absolute") not in ("absolute", "relative"):
+        problems.append("performance.mode must be absolute or relative (to the reference's figure)")
     if not (
         _number(kpis.get("warning_drop"))
         and _number(kpis.get("critical_drop"))
@@ -127,7 +139,9 @@ def drift_policy(policy: Mapping[str, Any]) -> Policy:
 def _window_problems(window: Mapping[str, Any]) -> list[str]:
     if set(window) == {"hours"} and isinstance(window["hours"], int) and 1 <= window["hours"] <= 24 * 366:
         return []
-    return ['window must be {"hours": 1 to 8784}']
+    if set(window) == {"last_rows"} and isinstance(window["last_rows"], int) and window["last_rows"] >= 100:
+        return []
+    return ['window must be {"hours": 1 to 8784} or {"last_rows": 100 or more}']
 
 
 def _schedule_problems(schedule: Mapping[str, Any]) -> list[str]:

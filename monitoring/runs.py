@@ -236,6 +236,8 @@ def _estimated(reference: Columns, current: Columns, schema: DataSchema, policy)
 
 def _graded(check: str, metric: str, value: float, reference: float, drop: float, policy, extra: dict) -> dict:
     performance = policy["performance"]
+    if performance.get("mode") == "relative" and reference and check != "kpis" and metric != "rmse":
+        drop = drop / abs(reference)  # a share of the reference's figure (RMSE is relative already)
     status = "ok"
     if drop >= performance["critical_drop"]:
         status = "critical"

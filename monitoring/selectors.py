@@ -102,3 +102,14 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
         codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
         return labels[codes]
     return column.to_numpy(zero_copy_only=False)  # ids and other texts: object arrays, None where missing
+
+
+def last_rows_start(*, model: str, end: dt.datetime, rows: int) -> dt.datetime | None:
+    """The start of the shortest window ending at `end` that holds the model's last `rows`
+    predictions (None: fewer rows than that exist)."""
+    schema = parse_schema(RegisteredModel.objects.get(name=model).data_schema)
+    times = window_load(model=model, end=end, columns=[schema.timestamp]).columns.get(schema.timestamp)
+    if times is None or times.size < rows:
+        return None
+    earliest = np.partition(times, times.size - rows)[times.size - rows]
+    return dt.datetime.fromisoformat(str(earliest.astype("datetime64[us]"))).replace(tzinfo=dt.UTC)

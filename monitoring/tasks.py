@@ -42,13 +42,14 @@ def schedule_due_runs(now: str | None = None) -> list[str]:
     for model in RegisteredModel.objects.filter(retired=False).values_list("name", flat=True):
         policy = policy_load(model)
         every = policy.policy["schedule"].get("every_minutes")
-        hours = policy.policy["window"].get("hours")
-        if not every or not hours:
+        if not every:
             continue
         period = dt.timedelta(minutes=every)
         epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
         end = epoch + ((moment - epoch) // period) * period
-        start = end - dt.timedelta(hours=hours)
+        start = _window_start(model, policy.policy["window"], end)
+        if start is None:
+            continue
         if Run.objects.filter(
             model_name=model, window_start=start, window_end=end, policy_version=policy.version
         ).exists():
@@ -56,6 +57,14 @@ def schedule_due_runs(now: str | None = None) -> list[str]:
         run_monitoring.delay(model, format_time(start), format_time(end))
         queued.append(model)
     return queued
+
+
+def _window_start(model: str, window: dict, end: dt.datetime) -> dt.datetime | None:
+    if "hours" in window:
+        return end - dt.timedelta(hours=window["hours"])
+    from monitoring.selectors import last_rows_start
+
+    return last_rows_start(model=model, end=end, rows=window["last_rows"])
 
 
 @shared_task(autoretry_for=INFRASTRUCTURE_ERRORS, retry_backoff=True, max_retries=10)

@@ -16,6 +16,7 @@ from monitoring.api.common import actor_of
 from monitoring.api.registry import ByMethod, _valid
 from monitoring.models import RegisteredModel, Run
 from monitoring.permissions import CanEngineer, CanRead
+from monitoring.selectors import last_rows_start
 from monitoring.services.policies import policy_load, policy_set
 from monitoring.services.runs import run_id_for
 from monitoring.tasks import run_monitoring
@@ -66,7 +67,7 @@ class RunRequestIn(serializers.Serializer):
 
     def validate(self, attrs):
         end = attrs.get("end") or dt.datetime.now(dt.UTC)
-        start = attrs.get("start") or end - dt.timedelta(hours=24)
+        start = attrs.get("start") or end - dt.timedelta(hours=24)  # or the policy's last N rows, see post()
         if start >= end:
             raise serializers.ValidationError("start must come before end")
         return {"start": start, "end": end}
@@ -90,7 +91,14 @@ class ModelRunsView(ByMethod, APIView):
     def post(self, request, name: str):
         get_object_or_404(RegisteredModel, name=name, retired=False)
         window = _valid(RunRequestIn, request.data)
-        version = policy_load(name).version
+        policy = policy_load(name)
+        if "start" not in request.data and "last_rows" in policy.policy["window"]:
+            start = last_rows_start(model=name, end=window["end"], rows=policy.policy["window"]["last_rows"])
+            if start is None:
+                detail = f"fewer than {policy.policy['window']['last_rows']} predictions before {window['end']}"
+                return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+            window["start"] = start
+        version = policy.version
         run_id = run_id_for(name, version, window["start"], window["end"])
         args = (name, format_time(window["start"]), format_time(window["end"]))
         transaction.on_commit(lambda: run_monitoring.delay(*args))

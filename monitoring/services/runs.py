@@ -27,6 +27,7 @@ from audit.store import Actor, ConcurrencyConflict, NewEvent, append
 from monitoring.data_schema import parse_schema
 from monitoring.diagnosis import diagnose
 from monitoring.models import RegisteredModel
+from monitoring.policy import BASELINE_SHIFTS_DAYS
 from monitoring.runs import compute_run
 from monitoring.selectors import Window, window_from_batches, window_load
 from monitoring.services.alerts import alerts_from_run
@@ -97,7 +98,9 @@ def run_result(
     schema = parse_schema(registered.data_schema)
     windows = _inputs(model, start, end, inputs, policy)
     if windows["reference"].rows == 0:
-        raise RunInputError(f"model {model!r} has no reference data: POST models/{model}/reference/ first")
+        if policy.get("reference", "dataset") == "dataset":
+            raise RunInputError(f"model {model!r} has no reference data: POST models/{model}/reference/ first")
+        raise RunInputError(f"model {model!r} has no predictions in the baseline period ({policy['reference']})")
     labels = _labels(windows["labels"], schema)
     computed = compute_run(
         windows["reference"].columns,
@@ -128,10 +131,14 @@ def _compute(model, start, end, version, policy, run_id) -> tuple[dict[str, Any]
 
 
 def _inputs(model: str, start, end, inputs: dict[str, list[str]] | None, policy: dict[str, Any]) -> dict[str, Window]:
-    shift = dt.timedelta(days=7) if policy["kpis"]["baseline"] == "same_period_last_week" else end - start
+    shift = _baseline_shift(policy["kpis"]["baseline"], start, end)
+    reference = policy.get("reference", "dataset")
+    back = None if reference == "dataset" else _baseline_shift(reference, start, end)
     if inputs is None:
         return {
-            "reference": window_load(model=model, kind="reference"),
+            "reference": window_load(model=model, kind="reference")
+            if back is None
+            else window_load(model=model, start=start - back, end=end - back),
             "predictions": window_load(model=model, start=start, end=end),
             "labels": window_load(model=model, kind="labels"),
             "kpis": window_load(model=model, kind="kpis", start=start, end=end),
@@ -142,12 +149,21 @@ def _inputs(model: str, start, end, inputs: dict[str, list[str]] | None, policy:
         "kpi_baseline": window_from_batches(
             model=model, kind="kpis", digests=inputs["kpi_baseline"], start=start - shift, end=end - shift
         ),
-        "reference": window_from_batches(model=model, kind="reference", digests=inputs["reference"]),
+        "reference": window_from_batches(model=model, kind="reference", digests=inputs["reference"])
+        if back is None
+        else window_from_batches(
+            model=model, kind="predictions", digests=inputs["reference"], start=start - back, end=end - back
+        ),
         "predictions": window_from_batches(
             model=model, kind="predictions", digests=inputs["predictions"], start=start, end=end
         ),
         "labels": window_from_batches(model=model, kind="labels", digests=inputs["labels"]),
     }
+
+
+def _baseline_shift(baseline: str, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+    """How far back the baseline period lies: one window length, a week or a quarter."""
+    return dt.timedelta(days=BASELINE_SHIFTS_DAYS[baseline]) if baseline in BASELINE_SHIFTS_DAYS else end - start
 
 
 def _labels(window: Window, schema) -> dict[str, Any]:

@@ -175,3 +175,61 @@ def test_the_schedule_queues_each_due_window_once(reported, django_capture_on_co
     run = Run.objects.get()
     assert run.window_end - run.window_start == dt.timedelta(hours=3)
     assert run.window_end.minute == 0 and run.window_end <= dt.datetime.now(dt.UTC)
+
+
+def test_a_seasonal_baseline_compares_with_the_same_period_last_week(credit_model):
+    end = NOW - dt.timedelta(minutes=5)
+    start = end - dt.timedelta(hours=2)
+    week = dt.timedelta(days=7)
+    _ingest("predictions", _rows(3000, start=start - week, seed=3, prefix="lastweek"))
+    _ingest("predictions", _rows(3000, start=start, shift=0.6, seed=4, prefix="now"))
+    policy_set(model="credit", policy={"reference": "same_period_last_week"}, actor=ALICE, reason="weekly season")
+    outcome = run_execute(model="credit", start=start, end=end)
+    run = Run.objects.get(run_id=outcome.run_id)
+    assert run.status == "completed", run.error
+    drifted = {c["feature"] for c in run.checks if c["check"] == "feature_drift" and c["status"] == "critical"}
+    assert drifted == {"income"}  # no reference data set was needed
+    stdout = io.StringIO()
+    call_command("reproduce_run", outcome.run_id, stdout=stdout)
+    assert "IDENTICAL" in stdout.getvalue()
+
+
+def test_an_empty_baseline_period_fails_the_run_with_the_reason(credit_model):
+    policy_set(model="credit", policy={"reference": "same_period_last_quarter"}, actor=ALICE, reason="quarterly")
+    _ingest("predictions", _rows(100, start=NOW - dt.timedelta(hours=1)))
+    outcome = run_execute(model="credit", start=NOW - dt.timedelta(hours=2), end=NOW)
+    assert outcome.status == "failed"
+    assert "no predictions in the baseline period" in Run.objects.get(run_id=outcome.run_id).error
+
+
+def test_relative_performance_thresholds_grade_a_share_of_the_reference():
+    from monitoring.policy import complete_policy
+    from monitoring.runs import _graded
+
+    absolute = complete_policy({}, {"x": "numerical"})
+    relative = complete_policy(
+        {"performance": {"mode": "relative", "warning_drop": 0.02, "critical_drop": 0.05}}, {"x": "numerical"}
+    )
+    # AUC 0.80 -> 0.77: an absolute drop of 0.03 (warning), a relative one of 3.75 % (warning)
+    assert _graded("performance", "roc_auc", 0.77, 0.80, 0.03, absolute, {})["status"] == "warning"
+    graded = _graded("performance", "roc_auc", 0.77, 0.80, 0.03, relative, {})
+    assert graded["drop"] == pytest.approx(0.0375) and graded["status"] == "warning"
+    assert _graded("performance", "roc_auc", 0.70, 0.80, 0.10, relative, {})["status"] == "critical"
+
+
+def test_a_window_of_the_last_n_rows(reported, people, django_capture_on_commit_callbacks):
+    policy_set(model="credit", policy={"window": {"last_rows": 500}}, actor=ALICE, reason="by volume")
+    engineer = client_for(people["ml_engineer"])
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = engineer.post("/api/v1/models/credit/runs/", {}, format="json")
+    assert answer.status_code == 202, answer.json()
+    run = Run.objects.get(run_id=answer.json()["run_id"])
+    assert run.status == "completed"
+    result_rows = Event.objects.get(event_type="monitoring.RunCompleted").payload
+    assert result_rows["run_id"] == str(run.run_id)
+    from monitoring.selectors import window_load
+
+    assert window_load(model="credit", start=run.window_start, end=run.window_end).rows == 500
+    policy_set(model="credit", policy={"window": {"last_rows": 10_000}}, actor=ALICE, reason="more")
+    too_many = engineer.post("/api/v1/models/credit/runs/", {}, format="json")
+    assert too_many.status_code == 400 and "fewer than 10000 predictions" in too_many.json()["detail"]
