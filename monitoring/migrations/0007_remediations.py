@@ -3,10 +3,52 @@
 from django.db import migrations, models
 
 
+def project_existing_requests(apps, schema_editor):
+    """Remediation requests recorded before this read model existed (the log is only read)."""
+    import datetime as dt
+
+    Event = apps.get_model("audit", "Event")
+    Remediation = apps.get_model("monitoring", "Remediation")
+    finals = {"Rejected": "rejected", "Cancelled": "cancelled", "Expired": "expired", "Abandoned": "abandoned",
+              "Succeeded": "succeeded", "Failed": "failed", "ExecutionStarted": "executing"}
+    for event in Event.objects.filter(event_type__startswith="monitoring.Remediation").order_by("seq"):
+        payload, kind = event.payload, event.event_type.removeprefix("monitoring.Remediation")
+        if kind == "Requested":
+            expires = payload.get("expires_at")
+            Remediation.objects.create(
+                request_id=payload["request_id"], model_name=payload["model"], kind=payload["action"],
+                parameters=payload["parameters"], evidence=payload["evidence"],
+                state="approved" if payload.get("break_glass") else "requested", requested_by=event.actor_id,
+                required_approvals=payload.get("required_approvals", 1), break_glass=payload.get("break_glass", False),
+                expires_at=dt.datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
+                requested_at=event.occurred_at, requested_seq=event.seq, updated_seq=event.seq,
+            )
+            continue
+        request = Remediation.objects.filter(request_id=payload["request_id"]).first()
+        if request is None:
+            continue
+        request.updated_seq = event.seq
+        if kind == "Approved":
+            request.approvals = [*request.approvals, {"by": event.actor_id, "name": payload["signer_name"],
+                                                      "at": payload["signed_at"]}]
+            if len(request.approvals) >= request.required_approvals:
+                request.state = "approved"
+        elif kind == "Reviewed":
+            request.reviewed_by = event.actor_id
+        elif kind in finals:
+            request.state = finals[kind]
+            if kind == "Succeeded":
+                request.result = payload["result"]
+            if kind == "Failed":
+                request.error = payload["error"]
+        request.save()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
         ('monitoring', '0006_run_realized'),
+        ('audit', '0006_roles'),
     ]
 
     operations = [
@@ -32,4 +74,5 @@ class Migration(migrations.Migration):
                 ('updated_seq', models.BigIntegerField()),
             ],
         ),
+        migrations.RunPython(project_existing_requests, migrations.RunPython.noop),
     ]
