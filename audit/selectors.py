@@ -28,3 +28,14 @@ def stream_version(stream_type: str, stream_id: str) -> int:
 
     found = Event.objects.filter(stream_type=stream_type, stream_id=stream_id).aggregate(v=Max("stream_version"))
     return found["v"] or 0
+
+
+def stream_events(stream_type: str, stream_id: str, *fields: str, until=None) -> list[tuple]:
+    """The stream's events in version order, as `fields` of audit_event (default: type and
+    payload), up to the moment `until` when given: what aggregates fold."""
+    from audit.models import Event
+
+    events = Event.objects.filter(stream_type=stream_type, stream_id=stream_id)
+    if until is not None:
+        events = events.filter(occurred_at__lte=until)
+    return list(events.order_by("stream_version").values_list(*(fields or ("event_type", "payload"))))

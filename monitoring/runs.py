@@ -66,7 +66,7 @@ def compute_run(
     if "segments" in enabled:
         checks += _segments(reference, current, schema, policy)
         if "performance" in enabled and schema.target and schema.target in reference and truth[0].size:
-            checks += _segment_performance(reference, current, labels, schema, task, policy)
+            checks += _segment_performance(reference, current, truth, schema, task, policy)
     status = max((c["status"] for c in checks), key=STATUS_ORDER.__getitem__, default="ok")
     return {"checks": checks, "rows": rows, "status": status}
 
@@ -128,17 +128,19 @@ def _drift_status(item, policy) -> str:
     return "ok"
 
 
-def _current_truth(current: Columns, labels: Mapping[str, Any], schema: DataSchema) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, predictions or scores) of the window's rows that have a label."""
+def _current_truth(
+    current: Columns, labels: Mapping[str, Any], schema: DataSchema
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, predictions or scores, row indices) of the window's rows that have a label."""
     if not labels or schema.id not in current:
-        return np.empty(0), np.empty(0)
+        return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
     ids = current[schema.id]
     found = np.array([i for i, key in enumerate(ids) if key in labels], dtype=np.int64)
     if found.size == 0:
-        return np.empty(0), np.empty(0)
+        return np.empty(0), np.empty(0), found
     score_column = schema.score if schema.score and schema.score in current else schema.prediction
     targets = np.array([labels[ids[i]] for i in found], dtype=object)
-    return targets, current[score_column][found]
+    return targets, current[score_column][found], found
 
 
 def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:
@@ -151,7 +153,7 @@ def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, f
 
 
 def _performance(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
-    targets, outputs = truth
+    targets, outputs, _ = truth
     score_column = schema.score if schema.score and schema.score in reference else schema.prediction
     known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
     if known.sum() < 2 or len(set(targets.tolist())) < 2:
@@ -312,13 +314,11 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
     ]
 
 
-def _segment_performance(reference, current, labels, schema: DataSchema, task: str, policy) -> list[dict]:
+def _segment_performance(reference, current, truth, schema: DataSchema, task: str, policy) -> list[dict]:
     """Realized performance within each segment against the reference's, where both sides
     have `min_support` labelled rows: a drop confined to one cohort shows where it is."""
     score = schema.score if schema.score and schema.score in current else schema.prediction
-    ids = current[schema.id]
-    labelled = np.array([i for i, key in enumerate(ids) if key in labels], dtype=np.int64)
-    targets = np.array([labels[ids[i]] for i in labelled], dtype=object)
+    targets, _, labelled = truth
     known = np.flatnonzero(np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool))
     checks = []
     for column in schema.segments:

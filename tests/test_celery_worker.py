@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from audit.store import append
 from audit.verifier import verify_bundle
 from config.celery import app as celery_app
 from tests.audit.factories import alert_event
-from tests.workers import launch_worker, send, use_test_broker, wait_for
+from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 
 
 @pytest.fixture
@@ -23,11 +21,7 @@ def worker(committed_log, tmp_path, signing_key_file, settings):
     process = launch_worker(tmp_path, signing_key_file)
     yield process
     celery_app.conf.update(**previous)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_worker(process)
 
 
 def test_worker_runs_the_checkpoint_task_and_an_evidence_export(worker):

@@ -4,8 +4,6 @@ at once, delivery fails and is recorded, and succeeds once the endpoint is back.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +17,7 @@ from monitoring.services.alerts import alerts_from_run
 from monitoring.services.policies import policy_set
 from monitoring.tasks import deliver_notifications
 from tests.monitoring.conftest import ALICE, SCHEMA
-from tests.workers import launch_worker, send, use_test_broker, wait_for
+from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 
 
 class Endpoint(BaseHTTPRequestHandler):
@@ -76,10 +74,6 @@ def test_a_down_notifier_is_retried_until_it_is_back(committed_log, endpoint, tm
         assert wait_for(lambda: Notification.objects.get().status == "sent"), worker.log.read_text()
     finally:
         celery_app.conf.update(**previous)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
     assert [m["event"] for m in Endpoint.received] == ["monitoring.AlertRaised"]
     assert list(NotificationAttempt.objects.order_by("id").values_list("ok", flat=True)) == [False, True]

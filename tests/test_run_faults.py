@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -22,7 +21,7 @@ from monitoring.services import registry
 from monitoring.tasks import run_monitoring
 from tests.monitoring.conftest import ALICE, SCHEMA
 from tests.monitoring.test_runs import _ingest, _rows
-from tests.workers import database_url, launch_worker, send, use_test_broker, wait_for
+from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for
 
 ROWS = 150_000  # enough for the run to take a few seconds on this machine
 
@@ -37,15 +36,6 @@ def window(committed_log):
     previous = use_test_broker()
     yield format_time(start - dt.timedelta(hours=1)), format_time(now)
     celery_app.conf.update(**previous)
-
-
-def _stop(process) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _completed() -> int:
@@ -69,7 +59,7 @@ def test_a_run_whose_worker_is_killed_is_redelivered_and_recorded_once(window, t
         assert wait_for(lambda: _completed() == 1, seconds=120), second.log.read_text()
         time.sleep(2)  # a second redelivery, if there were one, would have shown by now
     finally:
-        _stop(second)
+        stop_worker(second)
     assert _completed() == 1
     assert Event.objects.filter(event_type="monitoring.RunStarted").count() == 1
     assert Run.objects.get().status == "completed"
@@ -136,7 +126,7 @@ def test_a_run_survives_the_database_going_away_for_a_few_seconds(window, tmp_pa
         proxy.open = True
         assert wait_for(lambda: _completed() == 1, seconds=120), worker.log.read_text()
     finally:
-        _stop(worker)
+        stop_worker(worker)
     log = worker.log.read_text()
     assert "Retry" in log or "retry" in log, log
     assert _completed() == 1 and Run.objects.get().status == "completed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -84,3 +85,13 @@ def wait_for(condition, seconds: float = 60.0) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def stop_worker(process) -> None:
+    """A warm shutdown, or a kill when it does not come."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

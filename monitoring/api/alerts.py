@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.store import Actor
-from monitoring.api.common import actor_of
-from monitoring.api.registry import ReasonIn, _valid
+from monitoring.api.common import actor_of, validated
+from monitoring.api.registry import ReasonIn
 from monitoring.models import Alert, RegisteredModel
 from monitoring.permissions import CanEngineer, CanRead
 from monitoring.services import alerts as services
@@ -77,7 +77,7 @@ class AlertAcknowledgeView(_AlertAction):
 class AlertResolveView(_AlertAction):
     @extend_schema(request=ReasonIn, responses=AlertOut, summary="Resolve by hand, with a reason")
     def post(self, request, alert_id):
-        data = _valid(ReasonIn, request.data)
+        data = validated(ReasonIn, request.data)
         get_object_or_404(Alert, alert_id=alert_id)
         services.alert_execute(
             str(alert_id), lambda a: a.resolve(how="manual"), actor=actor_of(request), reason=data["reason"]
@@ -88,7 +88,7 @@ class AlertResolveView(_AlertAction):
 class AlertSilenceView(_AlertAction):
     @extend_schema(request=SilenceIn, responses=AlertOut, summary="Hold notifications until a time, with a reason")
     def post(self, request, alert_id):
-        data = _valid(SilenceIn, request.data)
+        data = validated(SilenceIn, request.data)
         get_object_or_404(Alert, alert_id=alert_id)
         now = dt.datetime.now(dt.UTC)
         services.alert_execute(
@@ -119,7 +119,7 @@ class AlertmanagerReceiverView(APIView):
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             return Response({"detail": "unknown or missing bearer token"}, status=status.HTTP_401_UNAUTHORIZED)
-        data = _valid(AlertmanagerIn, request.data)
+        data = validated(AlertmanagerIn, request.data)
         opened = resolved = 0
         with transaction.atomic():
             for item in data["alerts"]:

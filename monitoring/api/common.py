@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rest_framework import serializers
 from rest_framework.parsers import BaseParser
 
 from audit.store import Actor
@@ -39,3 +40,9 @@ class ParquetBody(_Raw):
 
 
 INGEST_PARSERS = [JsonBody, NdjsonBody, CsvBody, ParquetBody]
+
+
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

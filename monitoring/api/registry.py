@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.api.common import actor_of
+from monitoring.api.common import actor_of, validated
 from monitoring.api.idempotency import idempotent
 from monitoring.data_schema import TASKS
 from monitoring.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
@@ -60,7 +60,7 @@ class ModelListView(ByMethod, APIView):
     @extend_schema(request=ModelIn, responses={201: ModelOut}, summary="Register a model")
     @idempotent
     def post(self, request):
-        data = _valid(ModelIn, request.data)
+        data = validated(ModelIn, request.data)
         services.model_register(
             name=data["name"],
             task=data["task"],
@@ -89,7 +89,7 @@ class ModelDetailView(ByMethod, APIView):
 
     @extend_schema(request=ModelUpdateIn, responses=ModelOut, summary="Change owner, description or data schema")
     def patch(self, request, name: str):
-        data = _valid(ModelUpdateIn, request.data)
+        data = validated(ModelUpdateIn, request.data)
         reason = data.pop("reason")
         services.model_update(name=name, actor=actor_of(request), reason=reason, **data)
         return Response(ModelOut(RegisteredModel.objects.get(name=name)).data)
@@ -104,7 +104,7 @@ class ModelRetireView(APIView):
 
     @extend_schema(request=ReasonIn, responses=ModelOut, summary="Retire a model: it accepts no more data")
     def post(self, request, name: str):
-        data = _valid(ReasonIn, request.data)
+        data = validated(ReasonIn, request.data)
         services.model_retire(name=name, actor=actor_of(request), reason=data["reason"])
         return Response(ModelOut(RegisteredModel.objects.get(name=name)).data)
 
@@ -133,7 +133,7 @@ class VersionListView(ByMethod, APIView):
     @extend_schema(request=VersionIn, responses={201: VersionOut}, summary="Register a trained version")
     @idempotent
     def post(self, request, name: str):
-        data = _valid(VersionIn, request.data)
+        data = validated(VersionIn, request.data)
         services.version_register(name=name, actor=actor_of(request), **data)
         version = ModelVersion.objects.get(model_id=name, version=data["version"])
         return Response(VersionOut(version).data, status=status.HTTP_201_CREATED)
@@ -144,7 +144,7 @@ class VersionRetireView(APIView):
 
     @extend_schema(request=ReasonIn, responses=VersionOut, summary="Retire a version: never deployed again")
     def post(self, request, name: str, version: str):
-        data = _valid(ReasonIn, request.data)
+        data = validated(ReasonIn, request.data)
         services.version_retire(name=name, version=version, actor=actor_of(request), reason=data["reason"])
         return Response(VersionOut(ModelVersion.objects.get(model_id=name, version=version)).data)
 
@@ -191,7 +191,7 @@ class DeploymentView(APIView):
 
     @extend_schema(request=DeploymentChangeIn, responses=DeploymentOut, summary="Promote, set challenger or canary")
     def post(self, request, name: str):
-        data = _valid(DeploymentChangeIn, request.data)
+        data = validated(DeploymentChangeIn, request.data)
         if data["action"] == "rollback" and not CanAdminister().has_permission(request, self):
             detail = "a rollback needs an approved remediation request (or the admin role)"
             return Response({"detail": detail}, status=status.HTTP_403_FORBIDDEN)
@@ -248,7 +248,7 @@ class KeyListView(ByMethod, APIView):
 
     @extend_schema(request=KeyIn, responses={201: KeyIssuedOut}, summary="Issue a reporting key, shown once")
     def post(self, request, name: str):
-        data = _valid(KeyIn, request.data)
+        data = validated(KeyIn, request.data)
         key_id, key = services.api_key_issue(
             name=name, label=data["label"], expires_at=data["expires_at"], actor=actor_of(request)
         )
@@ -261,15 +261,9 @@ class KeyRevokeView(APIView):
 
     @extend_schema(request=ReasonIn, responses=KeyOut, summary="Revoke a reporting key")
     def post(self, request, name: str, key_id: str):
-        data = _valid(ReasonIn, request.data)
+        data = validated(ReasonIn, request.data)
         services.api_key_revoke(name=name, key_id=key_id, actor=actor_of(request), reason=data["reason"])
         return Response(KeyOut(ModelApiKey.objects.get(prefix=key_id)).data)
-
-
-def _valid(serializer_class: type[serializers.Serializer], data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _etags(header: str) -> set[str]:

@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from audit.models import Event
 from audit.permissions import has_role
-from monitoring.api.common import actor_of
-from monitoring.api.registry import ReasonIn, _valid
+from monitoring.api.common import actor_of, validated
+from monitoring.api.registry import ReasonIn
 from monitoring.models import Remediation
 from monitoring.permissions import CanEngineer, CanRead
 from monitoring.remediation import KINDS
@@ -70,7 +70,7 @@ class RemediationListView(generics.ListCreateAPIView):
 
     @extend_schema(request=RemediationIn, responses={201: RemediationOut}, summary="Request a remediation")
     def post(self, request):
-        data = _valid(RemediationIn, request.data)
+        data = validated(RemediationIn, request.data)
         if data["break_glass"] and not has_role(request.user, frozenset({"risk_approver"})):
             return Response({"detail": "break-glass needs the risk_approver role"}, status=status.HTTP_403_FORBIDDEN)
         request_id = services.remediation_request(
@@ -132,7 +132,7 @@ def _decision_view(decision: str, summary: str) -> type[APIView]:
             operation_id=f"remediations_{decision}", request=DecisionIn, responses=RemediationOut, summary=summary
         )
         def post(self, request, request_id):
-            data = _valid(DecisionIn, request.data)
+            data = validated(DecisionIn, request.data)
             get_object_or_404(Remediation, request_id=request_id)
             services.remediation_decide(
                 request_id=str(request_id),
@@ -158,7 +158,7 @@ class RemediationCancelView(APIView):
 
     @extend_schema(request=ReasonIn, responses=RemediationOut, summary="Withdraw your own request")
     def post(self, request, request_id):
-        data = _valid(ReasonIn, request.data)
+        data = validated(ReasonIn, request.data)
         get_object_or_404(Remediation, request_id=request_id)
         services.remediation_execute_command(
             str(request_id), lambda r: r.cancel(request.user.username), actor=actor_of(request), reason=data["reason"]
@@ -181,7 +181,7 @@ class RemediationAbandonView(APIView):
 
     @extend_schema(request=ReasonIn, responses=RemediationOut, summary="Give up a failed request, with a reason")
     def post(self, request, request_id):
-        data = _valid(ReasonIn, request.data)
+        data = validated(ReasonIn, request.data)
         get_object_or_404(Remediation, request_id=request_id)
         services.remediation_execute_command(
             str(request_id), lambda r: r.abandon(), actor=actor_of(request), reason=data["reason"]
@@ -204,7 +204,7 @@ class RemediationCallbackView(APIView):
     def post(self, request, request_id):
         if not callback_verified(request.body, request.headers.get("X-Driftledger-Signature", "")):
             return Response({"detail": "bad or stale signature"}, status=status.HTTP_401_UNAUTHORIZED)
-        data = _valid(CallbackIn, orjson.loads(request.body or b"{}"))
+        data = validated(CallbackIn, orjson.loads(request.body or b"{}"))
         get_object_or_404(Remediation, request_id=request_id)
         detail = data["detail"] if data["ok"] else {"error": data["detail"].get("error", "the pipeline failed")}
         services.remediation_execute_command(

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.envelope import format_time
-from monitoring.api.common import actor_of
-from monitoring.api.registry import ByMethod, _valid
+from monitoring.api.common import actor_of, validated
+from monitoring.api.registry import ByMethod
 from monitoring.models import RegisteredModel, Run
 from monitoring.permissions import CanEngineer, CanRead
 from monitoring.selectors import last_rows_start
@@ -49,7 +49,7 @@ class PolicyView(ByMethod, APIView):
 
     @extend_schema(request=PolicyIn, responses=PolicyOut, summary="Set the policy (a new version)")
     def put(self, request, name: str):
-        data = _valid(PolicyIn, request.data)
+        data = validated(PolicyIn, request.data)
         policy_set(model=name, policy=data["policy"], actor=actor_of(request), reason=data["reason"])
         aggregate = policy_load(name)
         return Response({"model": name, "version": aggregate.version, "policy": aggregate.policy})
@@ -90,7 +90,7 @@ class ModelRunsView(ByMethod, APIView):
     @extend_schema(request=RunRequestIn, responses={202: RunRequestedOut}, summary="Run the policy on a window now")
     def post(self, request, name: str):
         get_object_or_404(RegisteredModel, name=name, retired=False)
-        window = _valid(RunRequestIn, request.data)
+        window = validated(RunRequestIn, request.data)
         policy = policy_load(name)
         if "start" not in request.data and "last_rows" in policy.policy["window"]:
             start = last_rows_start(model=name, end=window["end"], rows=policy.policy["window"]["last_rows"])

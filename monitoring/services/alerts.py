@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import transaction
 
-from audit.models import Event
+from audit.selectors import stream_events
 from audit.store import Actor, NewEvent, RecordedEvent, append
 from monitoring.alerts import AlertAggregate, Change, dedupe_key
 from monitoring.models import Alert
@@ -25,12 +25,7 @@ FAILING = ("warning", "critical")
 
 
 def alert_load(alert_id: str) -> AlertAggregate:
-    rows = (
-        Event.objects.filter(stream_type=STREAM, stream_id=alert_id)
-        .order_by("stream_version")
-        .values_list("event_type", "payload")
-    )
-    return AlertAggregate.replay(alert_id, rows)
+    return AlertAggregate.replay(alert_id, stream_events(STREAM, alert_id))
 
 
 def alert_execute(

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from audit.models import Event
+from audit.selectors import stream_events
 from audit.store import Actor, NewEvent, RecordedEvent, append
 from monitoring.aggregates import InvalidCommand, ModelNotFound
 from monitoring.data_schema import parse_schema
@@ -23,10 +23,7 @@ def policy_load(model: str, *, at: dt.datetime | None = None) -> PolicyAggregate
     registered = RegisteredModel.objects.filter(name=model).first()
     if registered is None:
         raise ModelNotFound(f"no model named {model!r}")
-    events = Event.objects.filter(stream_type=STREAM, stream_id=model)
-    if at is not None:
-        events = events.filter(occurred_at__lte=at)
-    rows = events.order_by("stream_version").values_list("event_type", "payload")
+    rows = stream_events(STREAM, model, until=at)
     return PolicyAggregate.replay(model, parse_schema(registered.data_schema).features, rows)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from rest_framework_api_key.crypto import KeyGenerator
 
-from audit.models import Event
+from audit.selectors import stream_events
 from audit.store import Actor, ConcurrencyConflict, NewEvent, RecordedEvent, append
 from monitoring.aggregates import Change, ModelAggregate
 
@@ -20,12 +20,7 @@ ATTEMPTS = 3
 
 
 def model_load(name: str) -> ModelAggregate:
-    events = (
-        Event.objects.filter(stream_type=STREAM, stream_id=name)
-        .order_by("stream_version")
-        .values_list("event_type", "payload")
-    )
-    return ModelAggregate.replay(name, events)
+    return ModelAggregate.replay(name, stream_events(STREAM, name))
 
 
 def model_execute(

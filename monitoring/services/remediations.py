@@ -18,6 +18,7 @@ from django.http import HttpRequest
 
 from audit.envelope import format_time
 from audit.models import Event
+from audit.selectors import stream_events
 from audit.store import Actor, ConcurrencyConflict, NewEvent, RecordedEvent, append
 from monitoring.aggregates import InvalidCommand, ModelNotFound
 from monitoring.executors import DeploymentChange, configured_executors
@@ -37,12 +38,9 @@ class ReauthenticationFailed(InvalidCommand):
 
 
 def remediation_load(request_id: str) -> RemediationAggregate:
-    rows = (
-        Event.objects.filter(stream_type=STREAM, stream_id=request_id)
-        .order_by("stream_version")
-        .values_list("event_type", "payload", "actor_id")
+    return RemediationAggregate.replay(
+        request_id, stream_events(STREAM, request_id, "event_type", "payload", "actor_id")
     )
-    return RemediationAggregate.replay(request_id, rows)
 
 
 def remediation_execute_command(

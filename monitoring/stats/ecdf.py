@@ -37,8 +37,9 @@ def _walk(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:  # pragma: n
     previous = float(min(ref[0], cur[0]))
     # The gap is a value of F_ref − F_cur only once every tie of a point is consumed, that is
     # when the next point differs; the area ignores ties by itself (zero width).
-    while i < n1 and j < n2:
-        a, b = ref[i], cur[j]
+    while i < n1 or j < n2:
+        a = ref[i] if i < n1 else np.inf  # an exhausted sample never wins the merge (inputs are finite)
+        b = cur[j] if j < n2 else np.inf
         from_ref = a <= b
         point = float(a if from_ref else b)
         if point != previous:
@@ -47,21 +48,5 @@ def _walk(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:  # pragma: n
             previous = point
         i += from_ref  # branch-free: the merge order of random data is unpredictable
         j += not from_ref
-        gap = i * step1 - j * step2
-    while i < n1:
-        point = float(ref[i])
-        if point != previous:
-            largest = max(largest, abs(gap))
-            area += abs(gap) * (point - previous)
-            previous = point
-        i += 1
-        gap = i * step1 - j * step2
-    while j < n2:
-        point = float(cur[j])
-        if point != previous:
-            largest = max(largest, abs(gap))
-            area += abs(gap) * (point - previous)
-            previous = point
-        j += 1
         gap = i * step1 - j * step2
     return largest, area
