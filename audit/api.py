@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import checkpoints
-from audit.evidence import EvidenceError, query_from_dict
+from audit.evidence import EvidenceError, query_from_dict, scopes
 from audit.models import Checkpoint, Event, EvidenceExport
-from audit.permissions import CanExportEvidence
+from audit.permissions import EvidencePermissions
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
@@ -104,7 +104,15 @@ class ConsistencyProofView(PublicReadView):
 
 
 class EvidenceRequestSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, allow_blank=False, max_length=200)
+    """The export's scope: a registered scope (e.g. model), a time range, streams."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for scope in scopes():
+            self.fields[scope.name] = serializers.CharField(
+                required=False, allow_blank=False, max_length=200, help_text=scope.help
+            )
+
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     streams = serializers.ListField(child=serializers.CharField(max_length=320), required=False, max_length=1000)
@@ -131,9 +139,7 @@ class EvidenceExportSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(f"/api/v1/evidence/{export.id}/download/")
 
 
-class EvidenceListView(APIView):
-    permission_classes = [CanExportEvidence]
-
+class EvidenceListView(EvidencePermissions, APIView):
     @extend_schema(
         request=EvidenceRequestSerializer,
         responses={202: EvidenceExportSerializer},
@@ -147,7 +153,7 @@ class EvidenceListView(APIView):
         data.is_valid(raise_exception=True)
         attrs = data.validated_data
         query = {
-            "model": attrs.get("model"),
+            **{scope.name: attrs.get(scope.name) for scope in scopes()},
             "since": format_time(attrs["since"]) if attrs.get("since") else None,
             "until": format_time(attrs["until"]) if attrs.get("until") else None,
             "streams": attrs.get("streams", []),
@@ -168,18 +174,14 @@ class EvidenceListView(APIView):
         return Response(EvidenceExportSerializer(exports, many=True, context={"request": request}).data)
 
 
-class EvidenceDetailView(APIView):
-    permission_classes = [CanExportEvidence]
-
+class EvidenceDetailView(EvidencePermissions, APIView):
     @extend_schema(responses=EvidenceExportSerializer, summary="Progress of an evidence export")
     def get(self, request, export_id: uuid.UUID):
         export = _export(export_id)
         return Response(EvidenceExportSerializer(export, context={"request": request}).data)
 
 
-class EvidenceDownloadView(APIView):
-    permission_classes = [CanExportEvidence]
-
+class EvidenceDownloadView(EvidencePermissions, APIView):
     @extend_schema(responses={(200, "application/zip"): bytes}, summary="Download a finished bundle")
     def get(self, request, export_id: uuid.UUID):
         export = _export(export_id)

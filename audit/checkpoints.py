@@ -16,25 +16,18 @@ import psycopg
 from django.db import connection, transaction
 
 from audit import keyring, merkle
-from audit.canonical import canonicalize
-from audit.envelope import format_time
+from audit.envelope import checkpoint_body, format_time
 from audit.keys import SigningKey
 from audit.models import Checkpoint
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_LOCK_KEY = 0x636B7074  # "ckpt"
-CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
 _SCAN_THRESHOLD = 20_000
 
 
 class CheckpointError(RuntimeError):
     pass
-
-
-def checkpoint_body(checkpoint: dict) -> bytes:
-    """The signed bytes: canon of the five members (EVIDENCE-FORMAT.md, checkpoint)."""
-    return canonicalize({name: checkpoint[name] for name in CHECKPOINT_MEMBERS})
 
 
 def checkpoint_create(*, publish: bool = True) -> Checkpoint | None:

@@ -1,4 +1,6 @@
-"""The event envelope of EVIDENCE-FORMAT.md v1: field order, hashing, time format. Pure."""
+"""The names and encodings of the log and bundle format (docs/evidence-format.md) that the
+writer and the offline verifier share: envelope members, hashing, key ids, time format,
+checkpoint members, the bundle format tag. Pure: the standard library only."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import hashlib
 from typing import Any
 
 GENESIS_PREV_HASH = "0" * 64
+# The one event type the format itself names: a new key enters the log only through it.
+KEY_ROTATED = "audit.KeyRotated"
 
 ENVELOPE_MEMBERS = (
     "log_id",
@@ -26,6 +30,8 @@ ENVELOPE_MEMBERS = (
 )
 
 ACTOR_KINDS = ("user", "service", "model", "system")
+CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
+BUNDLE_FORMAT = "driftledger-evidence/1"
 
 
 def format_time(moment: dt.datetime) -> str:
@@ -42,8 +48,11 @@ def parse_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def read_time(text: str) -> dt.datetime:
+    """An ISO 8601 time as people (and older events) write it: a date, a time with or without
+    microseconds, `Z` or an offset; without a zone it is UTC. `parse_time` is the strict form."""
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def leaf_hash(canonical_envelope: bytes) -> bytes:
@@ -92,8 +101,15 @@ def envelope(
     }
 
 
+def checkpoint_body(checkpoint: dict[str, Any]) -> bytes:
+    """The bytes a checkpoint's signature covers: canon of its five members."""
+    from audit.canonical import canonicalize
+
+    return canonicalize({name: checkpoint[name] for name in CHECKPOINT_MEMBERS})
+
+
 def rotation_statement(*, log_id: str, new_key_id: str, previous_key_id: str) -> bytes:
-    """The bytes a new key signs to accept its role (EVIDENCE-FORMAT.md, key rotation)."""
+    """The bytes a new key signs to accept its role (docs/evidence-format.md, key rotation)."""
     from audit.canonical import canonicalize
 
     return canonicalize({"log_id": log_id, "new_key_id": new_key_id, "previous_key_id": previous_key_id})

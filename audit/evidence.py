@@ -1,4 +1,4 @@
-"""Evidence bundles: a zip an auditor verifies offline (EVIDENCE-FORMAT.md, "Bundle").
+"""Evidence bundles: a zip an auditor verifies offline (docs/evidence-format.md, "Bundle").
 
 The export checkpoints the log first, then writes the selected events with their signatures and
 RFC 9162 inclusion proofs against that checkpoint, the keys, earlier checkpoints with
@@ -26,14 +26,15 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
 from audit import checkpoints, keyring, merkle
+from audit.blobs import blob_exists, blob_path
 from audit.canonical import canonicalize
-from audit.envelope import format_time
+from audit.envelope import BUNDLE_FORMAT, KEY_ROTATED, format_time, parse_time
+from audit.events import EvidenceExported
 from audit.models import Checkpoint
 from audit.report import Timeline, render_report
 from audit.selectors import signing_keys
 from audit.store import Actor, NewEvent, append
 
-FORMAT = "driftledger-evidence/1"
 Progress = Callable[[int, int], None]
 
 
@@ -41,17 +42,52 @@ class EvidenceError(ValueError):
     pass
 
 
+# Named scopes a domain registers (monitoring registers "model"): SQL selecting the seed streams
+# of the scope as (stream_type, stream_id) rows, given %(value)s and %(size)s. The export takes
+# those streams and every event linked to them by causation, both ways.
+@dataclass(frozen=True)
+class Scope:
+    name: str
+    streams_sql: str
+    help: str
+
+
+_scopes: dict[str, Scope] = {}
+
+
+def scope_register(name: str, streams_sql: str, *, help: str) -> None:
+    if name in _scopes or name in ("since", "until", "streams", "include_data"):
+        raise RuntimeError(f"evidence scope {name!r} is already registered")
+    _scopes[name] = Scope(name, streams_sql, help)
+
+
+def scopes() -> list[Scope]:
+    return sorted(_scopes.values(), key=lambda scope: scope.name)
+
+
+def scope_names() -> list[str]:
+    return sorted(_scopes)
+
+
+def parse_stream(text: str) -> tuple[str, str]:
+    kind, sep, ident = str(text).partition(":")
+    if not sep or not kind or not ident:
+        raise EvidenceError(f"stream {text!r} must be TYPE:ID")
+    return kind, ident
+
+
 @dataclass(frozen=True)
 class EvidenceQuery:
-    model: str | None = None
+    scopes: tuple[tuple[str, str], ...] = ()  # (scope name, value), e.g. ("model", "credit-default")
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     streams: tuple[tuple[str, str], ...] = ()
     include_data: bool = False
 
     def as_manifest(self) -> dict:
+        given = dict(self.scopes)
         return {
-            "model": self.model,
+            **{name: given.get(name) for name in scope_names()},
             "since": format_time(self.since) if self.since else None,
             "until": format_time(self.until) if self.until else None,
             "streams": [f"{kind}:{ident}" for kind, ident in self.streams],
@@ -60,17 +96,10 @@ class EvidenceQuery:
 
 
 def query_from_dict(data: dict) -> EvidenceQuery:
-    """The inverse of EvidenceQuery.as_manifest (API requests and queued exports)."""
-    from audit.envelope import parse_time
-
-    streams = []
-    for item in data.get("streams") or []:
-        kind, sep, ident = str(item).partition(":")
-        if not sep or not kind or not ident:
-            raise EvidenceError(f"stream {item!r} must be TYPE:ID")
-        streams.append((kind, ident))
+    """The inverse of EvidenceQuery.as_manifest (API requests, queued exports, the command)."""
+    streams = [parse_stream(item) for item in data.get("streams") or []]
     return EvidenceQuery(
-        model=data.get("model") or None,
+        scopes=tuple((name, str(data[name])) for name in scope_names() if data.get(name)),
         since=parse_time(data["since"]) if data.get("since") else None,
         until=parse_time(data["until"]) if data.get("until") else None,
         streams=tuple(streams),
@@ -123,17 +152,16 @@ def evidence_export(
     summary.path = out
     summary.sha256 = _file_sha256(out)
     summary.export_id = export_id or str(uuid.uuid4())
+    exported = EvidenceExported(
+        export_id=summary.export_id,
+        query=query.as_manifest(),
+        tree_size=summary.tree_size,
+        events=summary.events,
+        bundle_sha256=summary.sha256,
+    )
     append(
-        [
-            NewEvent(
-                "evidence", summary.export_id, "audit.EvidenceExported",
-                {"export_id": summary.export_id, "query": query.as_manifest(), "tree_size": summary.tree_size,
-                 "events": summary.events, "bundle_sha256": summary.sha256},
-                created_by,
-            )
-        ],
-        expected={("evidence", summary.export_id): 0},
-    )  # fmt: skip
+        [NewEvent("evidence", summary.export_id, exported, created_by)], expected={("evidence", summary.export_id): 0}
+    )
     return summary
 
 
@@ -147,12 +175,9 @@ def _file_sha256(path: Path) -> str:
 
 # ---- selection -----------------------------------------------------------------------------
 
-_MODEL_SCOPE_SQL = """
+_LINKED_SQL = """
 WITH RECURSIVE
-streams AS (
-    SELECT DISTINCT stream_type, stream_id FROM audit_event
-     WHERE seq <= %(size)s AND ((stream_type = 'model' AND stream_id = %(model)s) OR payload->>'model' = %(model)s)
-),
+streams AS ({streams}),
 linked (seq, event_id, causation_id) AS (
     SELECT e.seq, e.event_id, e.causation_id FROM audit_event e
       JOIN streams s ON e.stream_type = s.stream_type AND e.stream_id = s.stream_id
@@ -168,10 +193,13 @@ SELECT seq FROM linked
 
 def _selected_seqs(query: EvidenceQuery, size: int) -> list[int]:
     """Seqs in scope, plus every key rotation (a verifier needs them to trace keys)."""
-    conditions, params = ["seq <= %(size)s"], {"size": size}
-    if query.model:
-        conditions.append(f"seq IN ({_MODEL_SCOPE_SQL})")
-        params["model"] = query.model
+    conditions, params = ["seq <= %(size)s"], {"size": size, "rotated": KEY_ROTATED}
+    for index, (name, value) in enumerate(query.scopes):
+        if name not in _scopes:
+            raise EvidenceError(f"no evidence scope named {name!r}; known: {', '.join(scope_names()) or 'none'}")
+        streams = _scopes[name].streams_sql.replace("%(value)s", f"%(scope_{index})s")
+        conditions.append(f"seq IN ({_LINKED_SQL.format(streams=streams)})")
+        params[f"scope_{index}"] = value
     if query.streams:
         conditions.append("(stream_type, stream_id) IN (SELECT * FROM unnest(%(types)s::text[], %(ids)s::text[]))")
         params["types"] = [kind for kind, _ in query.streams]
@@ -184,12 +212,12 @@ def _selected_seqs(query: EvidenceQuery, size: int) -> list[int]:
         params["until"] = query.until
     sql = (
         f"SELECT seq, event_type FROM audit_event WHERE ({' AND '.join(conditions)})"
-        " OR (event_type = 'audit.KeyRotated' AND seq <= %(size)s) ORDER BY seq"
+        " OR (event_type = %(rotated)s AND seq <= %(size)s) ORDER BY seq"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not any(event_type != "audit.KeyRotated" for _, event_type in rows):
+    if not any(event_type != KEY_ROTATED for _, event_type in rows):
         return []  # only the always-included rotations: the query itself matched nothing
     return [seq for seq, _ in rows]
 
@@ -215,17 +243,16 @@ def _write_bundle(
         stored, missing = 0, []
         if query.include_data:
             for digest in sorted(digests):
-                name = f"blobs/{digest}"
-                if not default_storage.exists(name):
+                if not blob_exists(digest):
                     missing.append(digest)
                     continue
-                with default_storage.open(name, "rb") as handle:
+                with default_storage.open(blob_path(digest), "rb") as handle:
                     write(f"data/{digest}", iter(lambda handle=handle: handle.read(1 << 20), b""))
                 stored += 1
         write("report.html", [render_report(timeline, checkpoint.as_dict(), query.as_manifest(), missing).encode()])
         manifest = canonicalize(
             {
-                "format": FORMAT,
+                "format": BUNDLE_FORMAT,
                 "log_id": str(checkpoint.log_id),
                 "created_at": format_time(dt.datetime.now(dt.UTC)),
                 "created_by": created_by,
@@ -366,14 +393,3 @@ def _consistency_lines(checkpoint: Checkpoint) -> Iterator[bytes]:
     for old in reversed(list(earlier[:EARLIER_CHECKPOINTS])):
         path = [h.hex() for h in checkpoints.consistency_proof(old.tree_size, checkpoint.tree_size)]
         yield canonicalize({"checkpoint": old.as_dict(), "path": path}) + b"\n"
-
-
-def blob_save(data: bytes) -> str:
-    """Store a data file content-addressed (blobs/<sha256>) and return its digest."""
-    from django.core.files.base import ContentFile
-
-    digest = hashlib.sha256(data).hexdigest()
-    name = f"blobs/{digest}"
-    if not default_storage.exists(name):
-        default_storage.save(name, ContentFile(data))
-    return digest

@@ -88,7 +88,7 @@ class Checkpoint(models.Model):
         db_table = "audit_checkpoint"
 
     def as_dict(self) -> dict:
-        """The checkpoint object of EVIDENCE-FORMAT.md, with its signature."""
+        """The checkpoint object of the format (docs/evidence-format.md), with its signature."""
         return {
             "log_id": str(self.log_id),
             "tree_size": self.tree_size,

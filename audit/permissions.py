@@ -1,20 +1,17 @@
-"""Who may do what with the audit log (the full role matrix is in docs/permissions.md)."""
+"""Who may export evidence is the domain's to say: the audit API takes its permission classes
+from settings.AUDIT_EVIDENCE_PERMISSIONS (dotted paths), so the event store names no role."""
 
 from __future__ import annotations
 
-from rest_framework.permissions import BasePermission
-
-EVIDENCE_ROLES = frozenset({"auditor", "compliance_officer", "admin"})
-
-
-def has_role(user, roles: frozenset[str]) -> bool:
-    if not user or not user.is_authenticated or not hasattr(user, "groups"):  # a model's API key has no roles
-        return False
-    return user.is_superuser or user.groups.filter(name__in=roles).exists()
+from django.conf import settings
+from django.utils.module_loading import import_string
+from rest_framework.permissions import BasePermission, IsAuthenticated
 
 
-class CanExportEvidence(BasePermission):
-    message = "Exporting evidence needs the auditor, compliance_officer or admin role."
+class EvidencePermissions:
+    """A view mixin: the configured permission classes (authenticated people only by default)."""
 
-    def has_permission(self, request, view) -> bool:
-        return has_role(request.user, EVIDENCE_ROLES)
+    def get_permissions(self) -> list[BasePermission]:
+        paths = getattr(settings, "AUDIT_EVIDENCE_PERMISSIONS", None)
+        classes = [import_string(path) for path in paths] if paths else [IsAuthenticated]
+        return [permission() for permission in classes]

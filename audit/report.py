@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import html
-import json
+from collections import defaultdict
+
+from audit import events
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b;max-width:80rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;
 text-align:left;vertical-align:top}th{background:#f4f4f4}code{font-size:12px;word-break:break-all}
-.signature{background:#eef7ee}.alert{background:#fff4e5}.key{background:#eef2fb}
+.signature{background:#eef7ee}.alert{background:#fff4e5}.key{background:#eef2fb}.decision{background:#f6f0fb}
 """
 
-
-ROUTINE_TYPES = frozenset({"monitoring.RunStarted", "monitoring.RunCompleted"})
 DETAIL_LIMIT = 2000  # above this many events, routine ones are counted rather than listed
 
 
@@ -30,7 +30,7 @@ class Timeline:
 
     def lists(self, kind: str) -> bool:
         """Whether events of this type appear in the timeline (else they are only counted)."""
-        return self.list_all or kind not in ROUTINE_TYPES
+        return self.list_all or not events.is_routine(kind)
 
     def count(self, kind: str, seq: int) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -44,7 +44,18 @@ class Timeline:
 
 
 def render_report(timeline: Timeline, checkpoint: dict, query: dict, missing_data: list[str]) -> str:
-    rows = "".join(_row(event) for event in timeline.events)
+    by_stream: dict[tuple[str, str], list[events.Event]] = defaultdict(list)
+    for envelope in timeline.events:
+        try:
+            typed = events.parse(envelope["type"], envelope["schema"], envelope["payload"])
+        except (events.UnknownEventType, events.InvalidPayload):
+            continue
+        by_stream[(envelope["stream"]["type"], envelope["stream"]["id"])].append(typed)
+
+    def stream(kind: str, ident: str) -> list[events.Event]:
+        return by_stream.get((kind, ident), [])
+
+    rows = "".join(_row(event, stream) for event in timeline.events)
     total = sum(timeline.counts.values())
     counted = (
         ""
@@ -79,7 +90,7 @@ def render_report(timeline: Timeline, checkpoint: dict, query: dict, missing_dat
 <h2>Events by type</h2>
 <table><tr><th>type</th><th>events</th></tr>{counts}</table>
 <h2>Timeline</h2>{counted}
-<table><tr><th>seq</th><th>time (UTC)</th><th>what</th><th>who</th><th>details</th></tr>{rows}</table>
+<table><tr><th>seq</th><th>time (UTC)</th><th>what happened</th><th>who</th></tr>{rows}</table>
 <h2>How to verify this bundle</h2>
 <ol><li>Install the verifier on a machine of your own: <code>pip install cryptography rfc8785</code> and
 the <code>audit</code> package of Driftledger (or <code>pip install driftledger --no-deps</code>).</li>
@@ -94,40 +105,11 @@ the consistency of earlier checkpoints and the data files, and exits 0 only if a
 """
 
 
-def _row(event: dict) -> str:
+def _row(event: dict, stream) -> str:
     kind = event["type"]
     actor = event["actor"]
-    css = {
-        "monitoring.RemediationApproved": "signature",
-        "monitoring.AlertRaised": "alert",
-        "audit.KeyRotated": "key",
-    }.get(kind, "")
-    reason = f"<br><em>Reason:</em> {html.escape(event['reason'])}" if event.get("reason") else ""
     return (
-        f'<tr class="{css}"><td>{event["seq"]}</td><td>{html.escape(event["occurred_at"])}</td>'
-        f"<td>{html.escape(kind)}</td><td>{html.escape(actor['name'])} ({html.escape(actor['kind'])})</td>"
-        f"<td>{_details(kind, event['payload'])}{reason}</td></tr>"
+        f'<tr class="{events.tone(kind)}"><td>{event["seq"]}</td><td>{html.escape(event["occurred_at"])}</td>'
+        f"<td>{html.escape(events.sentence(event, stream))}<br><small>{html.escape(kind)}</small></td>"
+        f"<td>{html.escape(actor['name'])} ({html.escape(actor['kind'])})</td></tr>"
     )
-
-
-def _details(kind: str, payload: dict) -> str:
-    text = html.escape
-    if kind == "monitoring.RemediationApproved":
-        return (
-            f"<strong>Electronic signature:</strong> {text(payload['signer_name'])}, "
-            f"{text(payload['signed_at'])}, meaning: <strong>{text(payload['meaning'])}</strong> "
-            f"(request {text(payload['request_id'])})"
-        )
-    if kind == "monitoring.ThresholdChanged":
-        where = f" on {text(payload['feature'])}" if payload.get("feature") else ""
-        return f"{text(payload['check'])} {text(payload['metric'])}{where}: {payload['previous']} → {payload['new']}"
-    if kind == "monitoring.AlertRaised":
-        return f"<strong>{text(payload['severity'])}</strong>: {text(payload['summary'])}"
-    if kind == "audit.KeyRotated":
-        return f"signing key {text(payload['previous_key_id'])} → {text(payload['new_key_id'])}"
-    if kind == "monitoring.RunCompleted":
-        flagged = [c for c in payload.get("checks", []) if c.get("status") not in ("ok", None)]
-        names = ", ".join(text(str(c.get("feature") or c.get("metric") or c.get("check"))) for c in flagged)
-        return f"run {text(payload['run_id'][:8])}: {len(payload.get('checks', []))} checks, flagged: {names or 'none'}"
-    compact = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-    return f"<code>{text(compact[:300])}{'…' if len(compact) > 300 else ''}</code>"

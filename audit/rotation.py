@@ -8,6 +8,7 @@ from django.db import transaction
 
 from audit import keyring
 from audit.envelope import rotation_statement
+from audit.events import KeyRotated
 from audit.keys import SigningKey
 from audit.store import (
     Actor,
@@ -40,27 +41,21 @@ def signing_key_rotate(*, new_key: SigningKey, actor: Actor, reason: str) -> Rec
         head = _lock_and_read_head(raw, [])
         old_key = _check_signer(raw, head, old_key)
         statement = rotation_statement(log_id=head.log_id, new_key_id=new_key.key_id, previous_key_id=old_key.key_id)
-        event = NewEvent(
-            stream_type=KEYS_STREAM[0],
-            stream_id=KEYS_STREAM[1],
-            type="audit.KeyRotated",
-            payload={
-                "new_key_id": new_key.key_id,
-                "new_public_key": new_key.public_b64,
-                "previous_key_id": old_key.key_id,
-                "new_key_signature": base64.b64encode(new_key.sign(statement)).decode("ascii"),
-            },
-            actor=actor,
-            reason=reason,
+        rotated = KeyRotated(
+            new_key_id=new_key.key_id,
+            new_public_key=new_key.public_b64,
+            previous_key_id=old_key.key_id,
+            new_key_signature=base64.b64encode(new_key.sign(statement)).decode("ascii"),
         )
+        event = NewEvent(KEYS_STREAM[0], KEYS_STREAM[1], rotated, actor, reason=reason)
         expected = {KEYS_STREAM: None}
-        schemas = _validate([event], expected)
+        payloads = _validate([event], expected)
 
         def register_new_key(cursor, recorded: list[RecordedEvent]) -> None:
             seq = recorded[0].seq
             insert_key_record(cursor, new_key, valid_from_seq=seq + 1, introduced_by_seq=seq, now=head.now)
 
-        (recorded,) = _append_locked([event], schemas, expected, old_key, after_insert=register_new_key)
+        (recorded,) = _append_locked([event], payloads, expected, old_key, after_insert=register_new_key)
     keyring.install_signing_key(new_key)
     parked.unlink(missing_ok=True)
     return recorded

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from audit import events
+from audit.events import Event
 from audit.models import SigningKeyRecord
 from audit.verification import KeyRange
 
@@ -30,12 +34,17 @@ def stream_version(stream_type: str, stream_id: str) -> int:
     return found["v"] or 0
 
 
-def stream_events(stream_type: str, stream_id: str, *fields: str, until=None) -> list[tuple]:
-    """The stream's events in version order, as `fields` of audit_event (default: type and
-    payload), up to the moment `until` when given: what aggregates fold."""
-    from audit.models import Event
+def stream_events(stream_type: str, stream_id: str, *, until: dt.datetime | None = None) -> list[tuple[Event, str]]:
+    """The stream's events in version order, typed and upcast to their latest schema, each with
+    its actor's id, up to the moment `until` when given: what aggregates fold."""
+    from audit.models import Event as EventRow
 
-    events = Event.objects.filter(stream_type=stream_type, stream_id=stream_id)
+    rows = EventRow.objects.filter(stream_type=stream_type, stream_id=stream_id)
     if until is not None:
-        events = events.filter(occurred_at__lte=until)
-    return list(events.order_by("stream_version").values_list(*(fields or ("event_type", "payload"))))
+        rows = rows.filter(occurred_at__lte=until)
+    return [
+        (events.parse(kind, schema, payload).upcast(), actor_id)
+        for kind, schema, payload, actor_id in rows.order_by("stream_version").values_list(
+            "event_type", "schema", "payload", "actor_id"
+        )
+    ]

@@ -14,15 +14,17 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
 import psycopg
 from django.db import connection, transaction
 
-from audit import keyring, registry
+from audit import events, keyring
 from audit.canonical import CanonicalizationError, canonicalize
-from audit.envelope import ACTOR_KINDS, GENESIS_PREV_HASH, envelope, format_time, leaf_hash
+from audit.envelope import ACTOR_KINDS, GENESIS_PREV_HASH, envelope, format_time, leaf_hash, parse_time
+from audit.events import Event, KeyRotated
 from audit.keys import SigningKey
 
 # pg_advisory_xact_lock key that orders every append ("drift" in ASCII).
@@ -46,19 +48,23 @@ SYSTEM_ACTOR = Actor("system", "driftledger", "Driftledger")
 
 @dataclass(frozen=True)
 class NewEvent:
+    """An event to append: a typed event (audit.events) on a stream, by an actor."""
+
     stream_type: str
     stream_id: str
-    type: str
-    payload: Mapping[str, Any]
+    event: Event
     actor: Actor
     reason: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
-    schema: int | None = None  # None: the registry's latest schema for this type
 
     @property
     def stream(self) -> StreamKey:
         return (self.stream_type, self.stream_id)
+
+    @property
+    def type(self) -> str:
+        return self.event.type_name
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,12 @@ class RecordedEvent:
 
     @property
     def occurred_at(self) -> dt.datetime:
-        from audit.envelope import parse_time
-
         return parse_time(self.envelope["occurred_at"])
+
+    @cached_property
+    def event(self) -> Event:
+        """The typed event, validated against its own schema version."""
+        return events.parse(self.type, self.envelope["schema"], self.payload)
 
 
 class AppendError(Exception):
@@ -145,13 +154,13 @@ def append(
     (0 for a new stream) or None to append whatever the version. Raises AppendError and writes
     nothing when an event is invalid, a version is stale or the signing key is not the log's.
     """
-    schemas = _validate(events, expected)
+    payloads = _validate(events, expected)
     outermost = not connection.in_atomic_block
     signer = keyring.current_signing_key()
     with transaction.atomic():
-        recorded = _append_on_known_tip(events, schemas, expected, signer, commit=outermost)
+        recorded = _append_on_known_tip(events, payloads, expected, signer, commit=outermost)
         if recorded is None:
-            recorded = _append_locked(events, schemas, expected, signer, commit=outermost)
+            recorded = _append_locked(events, payloads, expected, signer, commit=outermost)
     _remember_tip(recorded)
     return recorded
 
@@ -178,7 +187,7 @@ def _database_key() -> tuple[str, str]:
 
 def _remember_tip(recorded: list[RecordedEvent]) -> None:
     last = recorded[-1].envelope
-    if last["type"] == "audit.KeyRotated":
+    if last["type"] == KeyRotated.type_name:
         _tips.pop(_database_key(), None)
         return
     _tips[_database_key()] = _Tip(last["log_id"], last["seq"], recorded[-1].hash, last["key_id"])
@@ -186,7 +195,7 @@ def _remember_tip(recorded: list[RecordedEvent]) -> None:
 
 def _append_on_known_tip(
     events: Sequence[NewEvent],
-    schemas: list[int],
+    payloads: list[dict[str, Any]],
     expected: Mapping[StreamKey, int | None],
     signer: SigningKey,
     *,
@@ -214,7 +223,7 @@ def _append_on_known_tip(
         current_key_id=tip.key_id,
         versions={stream: version for stream, version in expected.items() if version},
     )
-    recorded = _seal(events, schemas, head, signer)
+    recorded = _seal(events, payloads, head, signer)
     commit_now = commit and not projections.handles(recorded)
     streams = list(expected.items())
     raw = _raw_connection()
@@ -239,7 +248,7 @@ def _append_on_known_tip(
 
 def _append_locked(
     events: Sequence[NewEvent],
-    schemas: list[int],
+    payloads: list[dict[str, Any]],
     expected: Mapping[StreamKey, int | None],
     signer: SigningKey,
     *,
@@ -258,7 +267,7 @@ def _append_locked(
         actual = head.versions.get(stream, 0)
         if version is not None and version != actual:
             raise ConcurrencyConflict(stream, version, actual)
-    recorded = _seal(events, schemas, head, signer)
+    recorded = _seal(events, payloads, head, signer)
     commit_with_insert = commit and after_insert is None and not projections.handles(recorded)
     with psycopg.Cursor(raw) as cursor, raw.pipeline():
         rows = [_row(event, head.now) for event in recorded]
@@ -275,27 +284,18 @@ def _append_locked(
     return recorded
 
 
-def _validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | None]) -> list[int]:
+def _validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | None]) -> list[dict[str, Any]]:
+    """Every event checked, its payload validated against its class and canonicalisable; returns
+    the payloads to seal."""
     if not events:
         raise AppendError("nothing to append: the event list is empty")
-    schemas = []
+    payloads = []
     for index, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidEvent(index, f"expected a NewEvent, got {type(event).__name__}")
         for problem in _event_problems(event):
             raise InvalidEvent(index, problem)
-        try:
-            event_type = registry.lookup(event.type, event.schema)
-        except registry.UnknownEventType as exc:
-            raise InvalidEvent(index, str(exc)) from None
-        problems = event_type.payload_problems(event.payload)
-        if problems:
-            raise InvalidEvent(index, f"payload of {event.type}: " + "; ".join(problems))
-        try:
-            canonicalize(event.payload)
-        except CanonicalizationError as exc:
-            raise InvalidEvent(index, f"payload{exc.path[1:]}: {exc.problem}") from None
-        schemas.append(event_type.schema)
+        payloads.append(_payload(index, event.event))
     streams = {event.stream for event in events}
     missing = streams - set(expected)
     if missing:
@@ -306,17 +306,44 @@ def _validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | Non
     for stream, version in expected.items():
         if version is not None and (type(version) is not int or version < 0):
             raise AppendError(f"expected version of {_names([stream])} must be an integer >= 0 or None")
-    return schemas
+    return payloads
+
+
+def _payload(index: int, event: Event) -> dict[str, Any]:
+    if not isinstance(event, Event):
+        raise InvalidEvent(index, f"event must be a registered event class, not {type(event).__name__}")
+    if not hasattr(type(event), "type_name"):
+        raise InvalidEvent(index, f"{type(event).__name__} is not registered: decorate it with @event_type")
+    try:
+        registered = events.lookup(event.type_name, event.schema_version)
+    except events.UnknownEventType as exc:
+        raise InvalidEvent(index, str(exc)) from None
+    if registered is not type(event):
+        raise InvalidEvent(index, f"{type(event).__name__} is not the class registered as {event.type_name}")
+    latest = events.lookup(event.type_name)
+    if latest is not registered:
+        problem = (
+            f"{event.type_name} schema {event.schema_version} is superseded: "
+            f"new events take schema {latest.schema_version}"
+        )
+        raise InvalidEvent(index, problem)
+    payload = event.to_payload()
+    try:  # again from the JSON form: an instance built without validation cannot slip through
+        registered.from_payload(payload)
+        canonicalize(payload)
+    except events.InvalidPayload as exc:
+        raise InvalidEvent(index, str(exc)) from None
+    except CanonicalizationError as exc:
+        raise InvalidEvent(index, f"payload{exc.path[1:]}: {exc.problem}") from None
+    return payload
 
 
 def _event_problems(event: NewEvent) -> list[str]:
     problems = []
-    for name, limit in (("stream_type", 100), ("stream_id", 200), ("type", 100)):
+    for name, limit in (("stream_type", 100), ("stream_id", 200)):
         value = getattr(event, name)
         if not isinstance(value, str) or not value or len(value) > limit:
             problems.append(f"{name} must be a non-empty string of at most {limit} characters")
-    if not isinstance(event.payload, Mapping):
-        problems.append("payload must be an object")
     actor = event.actor
     if not isinstance(actor, Actor):
         problems.append("actor must be an Actor")
@@ -359,7 +386,7 @@ SELECT (SELECT log_id::text FROM audit_log), clock_timestamp(), h.seq, h.hash,
                FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(t, i, n) ORDER BY w.n)
   FROM (SELECT 1) AS one
   LEFT JOIN LATERAL (SELECT seq, hash, key_id,
-                            CASE WHEN event_type = 'audit.KeyRotated' THEN payload->>'new_key_id' END AS rotated_to
+                            CASE WHEN event_type = %s THEN payload->>'new_key_id' END AS rotated_to
                        FROM audit_event ORDER BY seq DESC LIMIT 1) h ON true
 """
 _GENESIS_KEY_SQL = "SELECT key_id FROM audit_signing_key ORDER BY valid_from_seq DESC LIMIT 1"
@@ -370,7 +397,8 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as head_cursor:
         with raw.pipeline():
             lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
-            head_cursor.execute(_HEAD_SQL, ([s[0] for s in streams], [s[1] for s in streams]), prepare=True)
+            streams_sql = ([s[0] for s in streams], [s[1] for s in streams], KeyRotated.type_name)
+            head_cursor.execute(_HEAD_SQL, streams_sql, prepare=True)
         log_id, now, seq, digest, key_id, versions = head_cursor.fetchone()
         if seq is None:  # an empty log: its first key, if any, is in the key table
             row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()
@@ -419,12 +447,14 @@ def insert_key_record(
     )
 
 
-def _seal(events: Sequence[NewEvent], schemas: list[int], head: _Head, signer: SigningKey) -> list[RecordedEvent]:
+def _seal(
+    events: Sequence[NewEvent], payloads: list[dict[str, Any]], head: _Head, signer: SigningKey
+) -> list[RecordedEvent]:
     occurred_at = format_time(head.now)
     versions = dict(head.versions)
     prev_hash = head.hash
     recorded = []
-    for offset, (event, schema) in enumerate(zip(events, schemas, strict=True), start=1):
+    for offset, (event, payload) in enumerate(zip(events, payloads, strict=True), start=1):
         version = versions.get(event.stream, 0) + 1
         versions[event.stream] = version
         body = envelope(
@@ -433,20 +463,22 @@ def _seal(events: Sequence[NewEvent], schemas: list[int], head: _Head, signer: S
             event_id=str(uuid.uuid4()),
             stream={"type": event.stream_type, "id": event.stream_id, "version": version},
             type=event.type,
-            schema=schema,
+            schema=event.event.schema_version,
             occurred_at=occurred_at,
             actor=event.actor.as_dict(),
             reason=event.reason,
             correlation_id=event.correlation_id,
             causation_id=event.causation_id,
-            payload=dict(event.payload),
+            payload=payload,
             prev_hash=prev_hash,
             key_id=signer.key_id,
         )
         canonical = canonicalize(body)
         prev_hash = hashlib.sha256(canonical).hexdigest()
         signature = base64.b64encode(signer.sign(canonical)).decode("ascii")
-        recorded.append(RecordedEvent(body, canonical, prev_hash, signature))
+        sealed = RecordedEvent(body, canonical, prev_hash, signature)
+        sealed.__dict__["event"] = event.event  # the validated instance: no need to parse it back
+        recorded.append(sealed)
     return recorded
 
 

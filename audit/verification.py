@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from audit.envelope import ENVELOPE_MEMBERS, key_id_of, rotation_statement
+from audit.envelope import ENVELOPE_MEMBERS, KEY_ROTATED, key_id_of, rotation_statement
 from audit.keys import FastVerifier, public_key_from_raw, signature_valid
 
 _MEMBERS = frozenset(ENVELOPE_MEMBERS)
@@ -95,7 +95,7 @@ def _row_problem(row: tuple, prev_hash: str, log_id: str, keys: KeySchedule) -> 
     except orjson.JSONDecodeError as exc:
         return f"stored bytes are not JSON: {exc}"
     if not isinstance(body, dict) or body.keys() != _MEMBERS:
-        return "envelope members differ from EVIDENCE-FORMAT.md v1"
+        return "envelope members differ from the format (docs/evidence-format.md)"
     if body["seq"] != seq:
         return f"envelope says seq {body['seq']} but it is stored at seq {seq}"
     if body["log_id"] != log_id:
@@ -173,9 +173,7 @@ def key_chain_failures(
         rotation_seq = key.valid_from_seq - 1
         payload = by_seq.get(rotation_seq)
         if payload is None:
-            failures.append(
-                Failure(key.valid_from_seq, f"key {key.key_id} takes over without an audit.KeyRotated event")
-            )
+            failures.append(Failure(key.valid_from_seq, f"key {key.key_id} takes over without an {KEY_ROTATED} event"))
             continue
         problem = _rotation_problem(payload, previous, key, log_id)
         if problem:
@@ -183,16 +181,16 @@ def key_chain_failures(
     known = {k.key_id for k in ordered}
     for seq, payload in by_seq.items():
         if payload["new_key_id"] not in known:
-            problem = f"audit.KeyRotated introduces key {payload['new_key_id']}, which the key table lacks"
+            problem = f"{KEY_ROTATED} introduces key {payload['new_key_id']}, which the key table lacks"
             failures.append(Failure(seq, problem))
     return sorted(failures)
 
 
 def _rotation_problem(payload: dict, previous: KeyRange, key: KeyRange, log_id: str) -> str | None:
     if payload["new_key_id"] != key.key_id or payload["previous_key_id"] != previous.key_id:
-        return "audit.KeyRotated names other keys than the key table"
+        return f"{KEY_ROTATED} names other keys than the key table"
     if base64.b64decode(payload["new_public_key"]) != key.public_raw:
-        return "audit.KeyRotated carries another public key than the key table"
+        return f"{KEY_ROTATED} carries another public key than the key table"
     signed = rotation_statement(log_id=log_id, new_key_id=key.key_id, previous_key_id=previous.key_id)
     try:
         cross_signature = base64.b64decode(payload["new_key_signature"], validate=True)

@@ -1,4 +1,4 @@
-"""Offline verifier of Driftledger evidence bundles (EVIDENCE-FORMAT.md, "What a verifier checks").
+"""Offline verifier of Driftledger evidence bundles (docs/evidence-format.md, "What a verifier checks").
 
     python -m audit.verifier BUNDLE.zip --trusted-key KEY.pem [--trusted-key …] [--log-id ID]
 
@@ -29,15 +29,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from audit import merkle
 from audit.canonical import is_canonical
+from audit.envelope import (
+    BUNDLE_FORMAT,
+    CHECKPOINT_MEMBERS,
+    ENVELOPE_MEMBERS,
+    KEY_ROTATED,
+    checkpoint_body,
+    key_id_of,
+    rotation_statement,
+)
 
-FORMAT = "driftledger-evidence/1"
 SIGNED_FILES = ("manifest.json", "manifest.sig")
 REQUIRED_FILES = ("events.jsonl", "proofs.jsonl", "keys.json")
-CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
-ENVELOPE_MEMBERS = frozenset(
-    ("log_id", "seq", "event_id", "stream", "type", "schema", "occurred_at", "actor", "reason", "correlation_id",
-     "causation_id", "payload", "prev_hash", "key_id")
-)  # fmt: skip
+_ENVELOPE_MEMBERS = frozenset(ENVELOPE_MEMBERS)
 # The tail of an events.jsonl line has a fixed length: ,"hash":"<64 hex>","signature":"<88 base64>"}
 _TAIL = re.compile(rb',"hash":"([0-9a-f]{64})","signature":"([A-Za-z0-9+/]{86}==)"\}')
 _TAIL_LENGTH = 178
@@ -71,10 +75,6 @@ class Report:
     earlier_checkpoints: int
     data_files: int
     warnings: tuple[str, ...]
-
-
-def key_id_of(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _valid_openssl(raw_public: bytes, signature: bytes, data: bytes) -> bool:
@@ -167,17 +167,17 @@ def _trace_rotations(keys: KeyTable, rotations: list[dict], log_id: str) -> None
         if event["key_id"] not in keys.trusted:
             continue
         new_raw = _b64(payload.get("new_public_key"), "events.jsonl", "new_public_key", seq)
-        statement = rfc8785.dumps(
-            {"log_id": log_id, "new_key_id": payload.get("new_key_id"), "previous_key_id": event["key_id"]}
+        statement = rotation_statement(
+            log_id=log_id, new_key_id=str(payload.get("new_key_id")), previous_key_id=event["key_id"]
         )
         cross = _b64(payload.get("new_key_signature"), "events.jsonl", "new_key_signature", seq)
         if key_id_of(new_raw) != payload.get("new_key_id") or payload.get("previous_key_id") != event["key_id"]:
-            raise BundleInvalid("events.jsonl", "audit.KeyRotated names keys that do not match", seq)
+            raise BundleInvalid("events.jsonl", f"{KEY_ROTATED} names keys that do not match", seq)
         if not _valid(new_raw, cross, statement):
-            raise BundleInvalid("events.jsonl", "audit.KeyRotated cross-signature does not verify", seq)
+            raise BundleInvalid("events.jsonl", f"{KEY_ROTATED} cross-signature does not verify", seq)
         listed = keys.raw(payload["new_key_id"])
         if listed is not None and listed != new_raw:
-            raise BundleInvalid("keys.json", f"key {payload['new_key_id']} differs from its audit.KeyRotated", seq)
+            raise BundleInvalid("keys.json", f"key {payload['new_key_id']} differs from its {KEY_ROTATED}", seq)
         keys.trusted.add(payload["new_key_id"])
 
 
@@ -216,8 +216,8 @@ def _check_event(line: bytes, keys: KeyTable, log_id: str) -> tuple[int, str, di
     seq = body.get("seq") if isinstance(body, dict) else None
     if not is_canonical(event_bytes, body):
         raise BundleInvalid("events.jsonl", "event is not RFC 8785 canonical JSON", seq)
-    if not isinstance(body, dict) or body.keys() != ENVELOPE_MEMBERS or not isinstance(seq, int):
-        raise BundleInvalid("events.jsonl", "envelope members differ from EVIDENCE-FORMAT.md v1", seq)
+    if not isinstance(body, dict) or body.keys() != _ENVELOPE_MEMBERS or not isinstance(seq, int):
+        raise BundleInvalid("events.jsonl", "envelope members differ from the format (docs/evidence-format.md)", seq)
     digest = hashlib.sha256(event_bytes).hexdigest()
     if digest != stated_hash.decode():
         raise BundleInvalid("events.jsonl", "hash does not equal SHA-256 of the canonical event", seq)
@@ -260,7 +260,7 @@ def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, proofs: mer
 def verify_bundle(
     path: Path, trusted_keys: list[bytes], *, log_id: str | None = None, workers: int | None = None
 ) -> Report:
-    """Check everything in EVIDENCE-FORMAT.md; raise BundleInvalid at the first failure."""
+    """Check everything in docs/evidence-format.md; raise BundleInvalid at the first failure."""
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -305,8 +305,8 @@ def _check_manifest(data: bytes) -> dict:
     manifest = _json(data, "manifest.json")
     if rfc8785.dumps(manifest) != data:
         raise BundleInvalid("manifest.json", "not canonical JSON")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleInvalid("manifest.json", f"format is not {FORMAT}")
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleInvalid("manifest.json", f"format is not {BUNDLE_FORMAT}")
     for name in ("log_id", "created_at", "created_by", "query", "checkpoint", "files"):
         if name not in manifest:
             raise BundleInvalid("manifest.json", f"member {name!r} is missing")
@@ -344,7 +344,7 @@ def _trusted_ids(trusted_keys: list[bytes], warnings: list[str], contents: dict)
 def _rotations(event_lines: list[bytes]) -> list[dict]:
     rotations = []
     for line in event_lines:
-        if b'"type":"audit.KeyRotated"' in line:
+        if b'"type":"%s"' % KEY_ROTATED.encode() in line:
             parts = _split_line(line)
             if parts is not None:
                 rotations.append(_json(parts[0], "events.jsonl", _seq_hint(line)))
@@ -365,13 +365,13 @@ def _check_manifest_signature(archive: zipfile.ZipFile, manifest_bytes: bytes, k
 
 def _check_checkpoint(checkpoint: dict, log_id: str, keys: KeyTable, file: str) -> dict:
     if not isinstance(checkpoint, dict) or any(name not in checkpoint for name in (*CHECKPOINT_MEMBERS, "signature")):
-        raise BundleInvalid(file, "checkpoint lacks members of EVIDENCE-FORMAT.md")
+        raise BundleInvalid(file, "checkpoint lacks members of the format")
     if checkpoint["log_id"] != log_id:
         raise BundleInvalid(file, f"checkpoint is of log {checkpoint['log_id']}, not {log_id}")
     if checkpoint["key_id"] not in keys.trusted:
         raise BundleInvalid(file, f"checkpoint is signed by key {checkpoint['key_id']}, not a trusted key")
     raw = keys.raw(checkpoint["key_id"])
-    body = rfc8785.dumps({name: checkpoint[name] for name in CHECKPOINT_MEMBERS})
+    body = checkpoint_body(checkpoint)
     if raw is None or not _valid(raw, _b64(checkpoint["signature"], file, "checkpoint signature"), body):
         raise BundleInvalid(file, f"checkpoint signature does not verify (tree size {checkpoint['tree_size']})")
     return checkpoint

@@ -11,7 +11,7 @@ import orjson
 import psycopg
 from django.db import connection
 
-from audit.envelope import GENESIS_PREV_HASH
+from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED
 from audit.verification import Failure, KeyRange, KeySchedule, key_chain_failures, verify_rows
 
 ROW_SQL = """
@@ -94,7 +94,7 @@ def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str) -> list
         rotations = [
             (seq, orjson.loads(bytes(canonical))["payload"])
             for seq, canonical in db.execute(
-                "SELECT seq, canonical FROM audit_event WHERE event_type = 'audit.KeyRotated' ORDER BY seq"
+                "SELECT seq, canonical FROM audit_event WHERE event_type = %s ORDER BY seq", (KEY_ROTATED,)
             )
         ]
         version_row = db.execute(STREAM_VERSION_SQL).fetchone()

@@ -26,8 +26,8 @@ from _common import ACTOR, scratch_database
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from monitoring.selectors import window_load
-from monitoring.services import registry
+from monitoring.ingestion.selectors import window_load
+from monitoring.registry import services as registry
 
 NUMERICAL = [f"num_{i}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]

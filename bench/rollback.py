@@ -22,7 +22,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from rest_framework.test import APIClient
 
-from monitoring.services import registry
+from monitoring.registry import services as registry
 
 SCHEMA = {"numerical": ["x"], "prediction": "score"}
 PASSWORD = "bench-password"

@@ -24,10 +24,10 @@ from _common import ACTOR, scratch_database
 from django.conf import settings
 
 from audit.envelope import format_time
+from monitoring.ingestion.services import batch_ingest
 from monitoring.models import Run
-from monitoring.services import registry
-from monitoring.services.ingestion import batch_ingest
-from monitoring.tasks import run_monitoring
+from monitoring.registry import services as registry
+from monitoring.runs.tasks import run_monitoring
 
 NUMERICAL = [f"num_{i}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]

@@ -8,4 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("driftledger")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+app.autodiscover_tasks()  # audit.tasks
+# Each monitoring concept keeps its own tasks module.
+app.autodiscover_tasks(["monitoring.runs", "monitoring.alerting", "monitoring.remediation"])

@@ -17,7 +17,7 @@ env = environ.Env(
 
 DEBUG = env("DEBUG")
 DATA_DIR = Path(env("DRIFTLEDGER_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
-# The default serves the demo and tests only; deployments set SECRET_KEY (see deploy/README.md).
+# The default serves the demo and tests only; every deployment sets SECRET_KEY.
 SECRET_KEY = env("SECRET_KEY", default="driftledger-development-only-secret-key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
@@ -99,11 +99,11 @@ REST_FRAMEWORK = {
     # The first one names the challenge of a 401 (WWW-Authenticate: Basic).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.BasicAuthentication",
-        "monitoring.authentication.ModelKeyAuthentication",
+        "monitoring.access.authentication.ModelKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "monitoring.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "monitoring.http.exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
@@ -118,12 +118,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# Who carries out an approved deployment change, in order (monitoring/executors.py).
-DEPLOYMENT_EXECUTORS = env.list("DEPLOYMENT_EXECUTORS", default=["monitoring.executors.RegistryExecutor"])
+# Who carries out an approved deployment change, in order (monitoring/remediation/executors.py).
+DEPLOYMENT_EXECUTORS = env.list("DEPLOYMENT_EXECUTORS", default=["monitoring.remediation.executors.RegistryExecutor"])
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", default=None)
 
 # Notifiers a policy may name ("notify": [...]); secrets stay here, never in the log. E.g.
-# NOTIFIERS_JSON='{"ops": {"class": "monitoring.notifications.WebhookNotifier", "url": "...", "secret": "..."}}'
+# NOTIFIERS_JSON='{"ops": {"class": "monitoring.alerting.notifiers.WebhookNotifier", "url": "...", "secret": "..."}}'
 NOTIFIERS = env.json("NOTIFIERS_JSON", default={})
 # Alertmanager posts to /api/v1/alertmanager/ with this bearer token (unset: the receiver is off).
 ALERTMANAGER_TOKEN = env("ALERTMANAGER_TOKEN", default="")
@@ -173,10 +173,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
-    "monitoring-schedule": {"task": "monitoring.tasks.schedule_due_runs", "schedule": 60.0},
-    "monitoring-notifications": {"task": "monitoring.tasks.deliver_notifications", "schedule": 60.0},
-    "monitoring-escalation": {"task": "monitoring.tasks.escalate_alerts", "schedule": 60.0},
-    "remediation-deadlines": {"task": "monitoring.tasks.remediation_deadlines", "schedule": 60.0},
+    "monitoring-schedule": {"task": "monitoring.runs.tasks.schedule_due_runs", "schedule": 60.0},
+    "monitoring-notifications": {"task": "monitoring.alerting.tasks.deliver_notifications", "schedule": 60.0},
+    "monitoring-escalation": {"task": "monitoring.alerting.tasks.escalate_alerts", "schedule": 60.0},
+    "remediation-deadlines": {"task": "monitoring.remediation.tasks.remediation_deadlines", "schedule": 60.0},
 }
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.
@@ -185,6 +185,9 @@ AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 
 # Where every checkpoint is also published (see audit/witnesses.py). The default directory serves
 # the demo; production points AUDIT_WITNESS_DIR at storage another host holds, and/or sets a URL.
+# Who may export evidence (audit's API names no role; the roles are the domain's).
+AUDIT_EVIDENCE_PERMISSIONS = ["monitoring.access.permissions.CanExportEvidence"]
+
 AUDIT_WITNESSES = [
     {
         "class": "audit.witnesses.DirectoryWitness",
@@ -199,7 +202,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    # Authentication failures and refused requests (monitoring.api.errors, django-axes).
+    # Authentication failures and refused requests (monitoring.http, django-axes).
     "loggers": {
         "driftledger.security": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit import api as audit_api
 from audit import views as audit_views
-from monitoring.metrics import metrics_view
+from monitoring.alerting.metrics import metrics_view
 
 api = [
     path("audit/checkpoints/latest/", audit_api.LatestCheckpointView.as_view(), name="checkpoint-latest"),

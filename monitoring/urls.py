@@ -1,6 +1,11 @@
 from django.urls import path
 
-from monitoring.api import alerts, ingestion, registry, remediations, runs
+from monitoring.alerting import api as alerts
+from monitoring.ingestion import api as ingestion
+from monitoring.policies import api as policies
+from monitoring.registry import api as registry
+from monitoring.remediation import api as remediations
+from monitoring.runs import api as runs
 
 urlpatterns = [
     path("models/", registry.ModelListView.as_view(), name="models"),
@@ -20,7 +25,7 @@ urlpatterns = [
     path("models/<str:name>/labels/", ingestion.LabelsIngestView.as_view(), name="ingest-labels"),
     path("models/<str:name>/kpis/", ingestion.KpisIngestView.as_view(), name="ingest-kpis"),
     path("models/<str:name>/batches/", ingestion.BatchListView.as_view(), name="batches"),
-    path("models/<str:name>/policies/", runs.PolicyView.as_view(), name="policies"),
+    path("models/<str:name>/policies/", policies.PolicyView.as_view(), name="policies"),
     path("models/<str:name>/runs/", runs.ModelRunsView.as_view(), name="model-runs"),
     path("runs/<uuid:run_id>/", runs.RunDetailView.as_view(), name="run"),
     path("alerts/", alerts.AlertListView.as_view(), name="alerts"),

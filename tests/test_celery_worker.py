@@ -11,7 +11,7 @@ from audit.models import Checkpoint, EvidenceExport
 from audit.store import append
 from audit.verifier import verify_bundle
 from config.celery import app as celery_app
-from tests.audit.factories import alert_event
+from tests.audit.factories import noted_event
 from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 
 
@@ -29,7 +29,7 @@ def test_worker_runs_the_checkpoint_task_and_an_evidence_export(worker):
     from audit.tasks import checkpoint_if_grown, export_evidence_task
 
     for _ in range(20):
-        event = alert_event()
+        event = noted_event()
         append([event], expected={event.stream: 0})
     send(checkpoint_if_grown)
     assert wait_for(lambda: Checkpoint.objects.filter(tree_size=20).exists()), worker.log.read_text()

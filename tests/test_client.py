@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from driftledger.client import Reporter
+from monitoring.ingestion.selectors import window_load
 from monitoring.models import Batch
-from monitoring.selectors import window_load
-from monitoring.services import registry
+from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, SCHEMA
 
 

@@ -11,11 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from config.celery import app as celery_app
+from monitoring.alerting.services import alerts_from_run
+from monitoring.alerting.tasks import deliver_notifications
 from monitoring.models import Alert, Notification, NotificationAttempt
-from monitoring.services import registry
-from monitoring.services.alerts import alerts_from_run
-from monitoring.services.policies import policy_set
-from monitoring.tasks import deliver_notifications
+from monitoring.runs.domain import Check
+from monitoring.policies.services import policy_set
+from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, SCHEMA
 from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 
@@ -48,21 +49,16 @@ def endpoint():
 
 
 def test_a_down_notifier_is_retried_until_it_is_back(committed_log, endpoint, tmp_path, signing_key_file, settings):
-    notifiers = {"ops": {"class": "monitoring.notifications.WebhookNotifier", "url": endpoint, "secret": "s"}}
+    notifiers = {"ops": {"class": "monitoring.alerting.notifiers.WebhookNotifier", "url": endpoint, "secret": "s"}}
     settings.NOTIFIERS = notifiers
     registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
     policy_set(model="credit", policy={"notify": ["ops"]}, actor=ALICE, reason="page ops")
     previous = use_test_broker()
     worker = launch_worker(tmp_path, signing_key_file, NOTIFIERS_JSON=json.dumps(notifiers))
     try:
-        check = {
-            "check": "feature_drift",
-            "feature": "income",
-            "metric": "psi",
-            "value": 0.4,
-            "threshold": 0.1,
-            "status": "critical",
-        }
+        check = Check(
+            check="feature_drift", feature="income", metric="psi", value=0.4, threshold=0.1, status="critical"
+        )
         alerts_from_run(model="credit", run_id="r1", checks=[check], actor=ALICE)
         assert Alert.objects.get().status == "open"  # committed whatever the endpoint does
         send(deliver_notifications)

@@ -17,8 +17,8 @@ from audit.envelope import format_time
 from audit.models import Event
 from config.celery import app as celery_app
 from monitoring.models import Run
-from monitoring.services import registry
-from monitoring.tasks import run_monitoring
+from monitoring.registry import services as registry
+from monitoring.runs.tasks import run_monitoring
 from tests.monitoring.conftest import ALICE, SCHEMA
 from tests.monitoring.test_runs import _ingest, _rows
 from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for

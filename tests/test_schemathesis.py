@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from monitoring.services import registry
+from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, SCHEMA
 
 PASSWORD = "s3cret-pass"

@@ -1,17 +1,11 @@
-"""The groups people act in (DESIGN.md, users). Permissions per role live in the API's checks."""
+"""Kept so that databases migrated before it stay consistent; it no longer does anything. The
+groups people act in are the domain's (monitoring's migration 0008 creates them): the event
+store names no role."""
 
 from django.db import migrations
-
-ROLES = ("ml_engineer", "risk_approver", "compliance_officer", "auditor", "admin")
-
-
-def create_groups(apps, schema_editor):
-    group = apps.get_model("auth", "Group")
-    for name in ROLES:
-        group.objects.get_or_create(name=name)
 
 
 class Migration(migrations.Migration):
     dependencies = [("audit", "0005_evidence_export"), ("auth", "0012_alter_user_first_name_max_length")]
 
-    operations = [migrations.RunPython(create_groups, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]

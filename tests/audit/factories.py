@@ -1,33 +1,44 @@
-"""Small builders of events for tests."""
+"""Small builders of events for the event store's tests: event types of their own, so that the
+store is tested as the generic thing it is (it names no domain type)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from audit.events import Event, event_type
 from audit.store import Actor, NewEvent
 
 ALICE = Actor("user", "alice", "Alice Martin")
 
 
-def alert_event(stream_id: str | None = None, *, summary: str = "PSI 0.31 on income", **extra) -> NewEvent:
-    alert_id = stream_id or str(uuid.uuid4())
-    payload = {
-        "alert_id": alert_id,
-        "model": "credit",
-        "check": "feature_drift",
-        "severity": "critical",
-        "summary": summary,
-        **extra,
-    }
-    return NewEvent("alert", alert_id, "monitoring.AlertRaised", payload, ALICE)
+@event_type("test.Noted")
+class Noted(Event):
+    """Something happened to a model: the test's all-purpose event."""
+
+    model: str
+    summary: str
+    severity: str | None = None
+    detail: dict[str, Any] | None = None
+    data_digest: str | None = None
 
 
-def threshold_event(model: str = "credit", new: float = 0.2) -> NewEvent:
-    return NewEvent(
-        "policy",
-        model,
-        "monitoring.ThresholdChanged",
-        {"model": model, "check": "feature_drift", "metric": "psi", "previous": 0.25, "new": new},
-        ALICE,
-        reason="tighten",
-    )
+@event_type("test.Signed")
+class Signed(Event):
+    """A decision signed by a person."""
+
+    tone = "signature"
+    signer_name: str
+    meaning: str
+
+    def describe(self, about) -> str:
+        return f"{self.signer_name} signed: {self.meaning}{about.because}"
+
+
+def noted_event(stream_id: str | None = None, *, summary: str = "PSI 0.31 on income", **extra) -> NewEvent:
+    ident = stream_id or str(uuid.uuid4())
+    return NewEvent("note", ident, Noted(model="credit", summary=summary, **extra), ALICE)
+
+
+def policy_event(model: str = "credit", new: float = 0.2) -> NewEvent:
+    return NewEvent("policy", model, Noted(model=model, summary=f"floor {new}"), ALICE, reason="tighten")

@@ -13,7 +13,7 @@ from audit import checkpoints, merkle
 from audit.models import Event, EvidenceExport
 from audit.store import append
 from audit.verifier import verify_bundle
-from tests.audit.factories import alert_event
+from tests.audit.factories import noted_event
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def log_with_checkpoint():
     for _ in range(12):
-        event = alert_event()
+        event = noted_event()
         append([event], expected={event.stream: 0})
     return checkpoints.checkpoint_create(publish=False)
 
@@ -51,7 +51,7 @@ def test_anyone_reads_checkpoints_and_proofs_that_verify(log_with_checkpoint):
     assert proof["leaf_hash"] == leaf.hex()
     assert merkle.verify_inclusion(4, 12, leaf, [bytes.fromhex(p) for p in proof["path"]], root)
     for _ in range(3):
-        event = alert_event()
+        event = noted_event()
         append([event], expected={event.stream: 0})
     newer = checkpoints.checkpoint_create(publish=False)
     consistency = client.get("/api/v1/audit/proofs/consistency/", {"first": 12, "second": 15}).json()

@@ -8,7 +8,7 @@ from django.db.utils import DatabaseError
 
 from audit.models import Event
 from audit.store import append
-from tests.audit.factories import alert_event
+from tests.audit.factories import noted_event
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ COLUMNS = {"audit_event": "stream_id", "audit_signing_key": "created_at", "audit
 
 @pytest.fixture
 def logged_event():
-    event = alert_event()
+    event = noted_event()
     return append([event], expected={event.stream: 0})[0]
 
 
@@ -54,7 +54,7 @@ def test_application_role_may_append_but_has_no_update_delete_or_truncate_privil
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL ROLE driftledger_app")
-        event = alert_event()
+        event = noted_event()
         (appended,) = append([event], expected={event.stream: 0})
         assert appended.seq == logged_event.seq + 1
         for operation in ("update", "delete", "truncate"):

@@ -22,7 +22,7 @@ from audit.models import Checkpoint, Event
 from audit.store import append
 from audit.verify import verify_log
 from audit.witnesses import DirectoryWitness, WitnessConflict, read_witnessed
-from tests.audit.factories import alert_event
+from tests.audit.factories import noted_event
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def witness_dir(tmp_path, settings):
 
 def _append(count: int) -> None:
     for _ in range(count):
-        event = alert_event()
+        event = noted_event()
         append([event], expected={event.stream: 0})
 
 

@@ -12,7 +12,7 @@ from audit.models import Event
 from audit.selectors import stream_version
 from audit.store import ConcurrencyConflict, append
 from audit.verify import verify_log
-from tests.audit.factories import threshold_event
+from tests.audit.factories import policy_event
 
 WRITERS = 16
 EVENTS_EACH = 500
@@ -27,7 +27,7 @@ def _writer(number: int, outcomes: Counter, errors: list, lock: threading.Lock) 
             model = rng.choice(SHARED_STREAMS) if rng.random() < 0.5 else f"own-{number}"
             version = stream_version("policy", model)
             try:
-                append([threshold_event(model)], expected={("policy", model): version})
+                append([policy_event(model)], expected={("policy", model): version})
             except ConcurrencyConflict as conflict:
                 assert conflict.expected == version and conflict.actual > version
                 conflicts += 1

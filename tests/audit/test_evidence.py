@@ -1,4 +1,4 @@
-"""Evidence bundles: exported exactly as EVIDENCE-FORMAT.md says, verified offline, and every
+"""Evidence bundles: exported exactly as docs/evidence-format.md says, verified offline, and every
 kind of tampering rejected with the right reason."""
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from django.core.management import call_command
 
 from audit import keyring
-from audit.evidence import EvidenceError, EvidenceQuery, blob_save, evidence_export
+from audit.blobs import blob_save
+from audit.evidence import EvidenceError, EvidenceQuery, evidence_export
 from audit.keys import SigningKey
 from audit.rotation import signing_key_rotate
 from audit.store import SYSTEM_ACTOR, Actor, NewEvent, append
 from audit.verifier import BundleInvalid, verify_bundle
-from tests.audit.factories import ALICE
+from tests.audit.factories import ALICE, Noted, Signed
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDITOR = Actor("user", "ada", "Ada Auditor")
@@ -32,34 +33,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _run(model: str, index: int) -> tuple:
+    """A model's measurement referring to a data file, and a follow-up on the same stream."""
     run_id = str(uuid.uuid4())
     digest = blob_save(json.dumps({"run": run_id, "ks": [0.1, 0.2]}).encode())
-    checks = [{"check": "feature_drift", "feature": "income", "status": "drift"}]
-    (started,) = append(
-        [
-            NewEvent(
-                "run",
-                run_id,
-                "monitoring.RunStarted",
-                {"run_id": run_id, "model": model, "policy_version": 1, "window": {"n": index}},
-                ALICE,
-            )
-        ],
-        expected={("run", run_id): 0},
-    )
-    (completed,) = append(
-        [
-            NewEvent(
-                "run",
-                run_id,
-                "monitoring.RunCompleted",
-                {"run_id": run_id, "model": model, "status": "completed", "checks": checks, "result_digest": digest},
-                ALICE,
-            )
-        ],
-        expected={("run", run_id): 1},
-    )
-    return started, completed
+    started = Noted(model=model, summary=f"measured {index}", detail={"n": index})
+    completed = Noted(model=model, summary="drift in income", severity="critical", data_digest=digest)
+    (first,) = append([NewEvent("run", run_id, started, ALICE)], expected={("run", run_id): 0})
+    (second,) = append([NewEvent("run", run_id, completed, ALICE)], expected={("run", run_id): 1})
+    return first, second
 
 
 @pytest.fixture
@@ -69,49 +50,29 @@ def genesis_key():
 
 @pytest.fixture
 def log(genesis_key):
-    """Two models' histories, a key rotation in the middle, an approval caused by an alert."""
+    """Two models' histories, a key rotation in the middle, a signed decision caused by a finding."""
     for index in range(6):
         _run("credit", index)
         _run("churn", index)
         if index == 2:
             signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="rotation")
-    alert_id = str(uuid.uuid4())
+    finding_id = str(uuid.uuid4())
     (raised,) = append(
-        [
-            NewEvent(
-                "alert",
-                alert_id,
-                "monitoring.AlertRaised",
-                {
-                    "alert_id": alert_id,
-                    "model": "credit",
-                    "check": "feature_drift",
-                    "severity": "critical",
-                    "summary": "PSI 0.31",
-                },
-                ALICE,
-            )
-        ],
-        expected={("alert", alert_id): 0},
+        [NewEvent("finding", finding_id, Noted(model="credit", summary="PSI 0.31", severity="critical"), ALICE)],
+        expected={("finding", finding_id): 0},
     )
-    request_id = str(uuid.uuid4())
+    decision_id = str(uuid.uuid4())
     append(
         [
             NewEvent(
-                "remediation",
-                request_id,
-                "monitoring.RemediationApproved",
-                {
-                    "request_id": request_id,
-                    "signer_name": "Bob Okafor",
-                    "signed_at": "2026-11-25T21:00:00.000000Z",
-                    "meaning": "approved",
-                },
+                "decision",
+                decision_id,
+                Signed(signer_name="Bob Okafor", meaning="approved"),
                 Actor("user", "bob", "Bob Okafor"),
                 causation_id=raised.event_id,
             )
         ],
-        expected={("remediation", request_id): 0},
+        expected={("decision", decision_id): 0},
     )
     return raised
 
@@ -127,7 +88,9 @@ def _pem(key: SigningKey, path: Path) -> Path:
 
 def _export(tmp_path: Path, **query) -> Path:
     out = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}.zip"
-    evidence_export(query=EvidenceQuery(**query), out=out, created_by=AUDITOR)
+    model = query.pop("model", None)
+    scopes = (("model", model),) if model else ()
+    evidence_export(query=EvidenceQuery(scopes=scopes, **query), out=out, created_by=AUDITOR)
     return out
 
 
@@ -168,8 +131,8 @@ def test_model_scope_takes_its_streams_and_their_causes_and_effects(log, tmp_pat
     with zipfile.ZipFile(bundle) as archive:
         events = [json.loads(line)["event"] for line in archive.read("events.jsonl").splitlines()]
     models = {e["payload"].get("model") for e in events if e["type"] != "audit.KeyRotated"}
-    assert models == {"credit", None}  # None: the approval, caused by the credit alert
-    assert any(e["type"] == "monitoring.RemediationApproved" for e in events)
+    assert models == {"credit", None}  # None: the signed decision, caused by the credit finding
+    assert any(e["type"] == "test.Signed" for e in events)
     assert any(e["type"] == "audit.KeyRotated" for e in events)  # always there, to trace keys
     assert verify_bundle(bundle, [genesis_key.public_raw]).events == len(events)
 
@@ -184,7 +147,7 @@ def test_second_export_carries_the_earlier_checkpoint_with_a_consistency_proof(l
 def test_bad_queries_are_refused_and_write_nothing(log, tmp_path):
     out = tmp_path / "never.zip"
     with pytest.raises(EvidenceError, match="no event matches"):
-        evidence_export(query=EvidenceQuery(model="no-such-model"), out=out, created_by=AUDITOR)
+        evidence_export(query=EvidenceQuery(scopes=(("model", "no-such-model"),)), out=out, created_by=AUDITOR)
     import datetime as dt
 
     later, earlier = dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -289,7 +252,7 @@ def _set_lines(files: dict, name: str, lines: list[bytes]) -> None:
 
 def _change_event_byte(files: dict) -> None:
     lines = _lines(files, "events.jsonl")
-    lines[3] = lines[3].replace(b'"status":"completed"', b'"status":"complete!"', 1)
+    lines[3] = lines[3].replace(b'"severity":"critical"', b'"severity":"critical!"', 1)
     _set_lines(files, "events.jsonl", lines)
 
 

@@ -1,74 +1,82 @@
-import io
+"""Projections and subscribers: handlers keyed by event class, run in the append's transaction;
+old schemas reach the handler of the class they upcast to; subscribers follow new events only."""
 
 import pytest
-from django.core.management import call_command
 
 from audit import projections
-from audit.store import Actor, NewEvent, append
-from monitoring.models import Alert, RegisteredModel
-from tests.audit.factories import alert_event
+from audit.events import Event, event_type
+from audit.store import append
+from tests.audit.factories import ALICE, Noted, noted_event
 
 pytestmark = pytest.mark.django_db
 
 
-def _snapshot():
-    return (
-        list(RegisteredModel.objects.order_by("name").values()),
-        list(Alert.objects.order_by("alert_id").values()),
+@event_type("test.Counted", schema=1)
+class CountedV1(Event):
+    n: int
+
+    def upcast(self) -> Event:
+        return Counted(n=self.n, unit="items")
+
+
+@event_type("test.Counted", schema=2)
+class Counted(Event):
+    n: int
+    unit: str
+
+
+seen: list[tuple[str, object]] = []
+reacted: list[int] = []
+TALLY = projections.register(
+    projections.Projection(
+        name="test.tally",
+        handlers={
+            Noted: lambda event, recorded: seen.append(("noted", event.summary)),
+            Counted: lambda event, recorded: seen.append(("counted", (event.n, event.unit))),
+        },
+        models=[],
     )
+)
+projections.subscribe(Noted, lambda event, recorded: reacted.append(recorded.seq))
 
 
-def _populate():
-    for index in range(5):
-        name = f"model-{index}"
-        append(
-            [
-                NewEvent(
-                    "model",
-                    name,
-                    "monitoring.ModelRegistered",
-                    {"name": name, "task": "regression", "owner": "alice", "data_schema": {}},
-                    Actor("user", "alice", "Alice"),
-                )
-            ],
-            expected={("model", name): 0},
-        )
-        for _ in range(3):
-            event = alert_event(summary=f"drift on {name}")
-            append([event], expected={event.stream: 0})
+@pytest.fixture(autouse=True)
+def _clean():
+    seen.clear()
+    reacted.clear()
 
 
-def test_projections_are_updated_in_the_appending_transaction():
-    _populate()
-    assert RegisteredModel.objects.count() == 5
-    assert Alert.objects.count() == 15
+def test_handlers_and_subscribers_run_in_the_appending_transaction():
+    first = noted_event(summary="first")
+    (recorded,) = append([first], expected={first.stream: 0})
+    assert seen == [("noted", "first")]
+    assert reacted == [recorded.seq]
 
 
-def test_rebuilt_read_models_equal_the_originals():
-    _populate()
-    before = _snapshot()
-    RegisteredModel.objects.all().delete()
-    Alert.objects.filter(severity="critical").update(summary="corrupted read model")
-    assert _snapshot() != before
+def test_an_old_schema_reaches_the_handler_of_the_class_it_upcasts_to():
+    # An event written under schema 1 (as an older release did), read back by today's projection.
+    from audit import store
 
-    counts = projections.rebuild()
-    assert counts == {
-        "monitoring.registry": 5,
-        "monitoring.runs": 0,
-        "monitoring.alerts": 15,
-        "monitoring.remediations": 0,
-    }
-    assert _snapshot() == before
+    old = store.NewEvent("count", "c", CountedV1(n=3), ALICE)
+    payloads = [{"n": 3}]
+    store._append_locked([old], payloads, {("count", "c"): 0}, store.keyring.current_signing_key())
+    assert seen == [("counted", (3, "items"))]
+    seen.clear()
+    counts = projections.rebuild(["test.tally"])
+    assert counts == {"test.tally": 1} and seen == [("counted", (3, "items"))]
 
 
-def test_rebuild_projections_command_replays_and_rejects_unknown_names():
-    _populate()
-    before = _snapshot()
-    stdout = io.StringIO()
-    call_command("rebuild_projections", "monitoring.alerts", stdout=stdout)
-    assert "monitoring.alerts: replayed 15 events" in stdout.getvalue()
-    assert _snapshot() == before
-    stderr = io.StringIO()
-    with pytest.raises(SystemExit) as exited:
-        call_command("rebuild_projections", "nope", stderr=stderr)
-    assert exited.value.code == 2 and "no projection named nope" in stderr.getvalue()
+def test_a_rebuild_replays_projections_but_never_subscribers():
+    for summary in ("a", "b", "c"):
+        event = noted_event(summary=summary)
+        append([event], expected={event.stream: 0})
+    reacted.clear()
+    seen.clear()
+    assert projections.rebuild(["test.tally"]) == {"test.tally": 3}
+    assert seen == [("noted", "a"), ("noted", "b"), ("noted", "c")]
+    assert reacted == []
+
+
+def test_unknown_projection_names_are_refused():
+    with pytest.raises(LookupError, match="no projection named nope"):
+        projections.rebuild(["nope"])

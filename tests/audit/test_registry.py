@@ -1,31 +1,65 @@
+"""The registry of event types: classes registered by decorator, one per (name, schema)."""
+
 import pytest
 
-from audit import registry
+from audit import events
+from audit.events import Event, InvalidPayload, event_type
 
 
 def test_duplicate_event_type_versions_are_refused_at_registration():
-    with pytest.raises(registry.DuplicateEventType):
-        registry.register("monitoring.AlertRaised", schema=1, required={})
+    with pytest.raises(events.DuplicateEventType):
+
+        @event_type("audit.KeyRotated")
+        class Again(Event):
+            pass
 
 
 def test_a_new_schema_version_becomes_the_default_while_the_old_stays_addressable():
-    registry.register("test.Thing", schema=1, required={"a": int})
-    registry.register("test.Thing", schema=2, required={"a": int, "b": str})
-    assert registry.lookup("test.Thing").schema == 2
-    assert registry.lookup("test.Thing", 1).required.keys() == {"a"}
+    @event_type("test.Thing", schema=1)
+    class ThingV1(Event):
+        a: int
+
+        def upcast(self) -> Event:
+            return Thing(a=self.a, b="")
+
+    @event_type("test.Thing", schema=2)
+    class Thing(Event):
+        a: int
+        b: str
+
+    assert events.lookup("test.Thing") is Thing
+    assert events.lookup("test.Thing", 1) is ThingV1
+    old = events.parse("test.Thing", 1, {"a": 3})
+    assert isinstance(old, ThingV1) and old.upcast() == Thing(a=3, b="")
+    with pytest.raises(InvalidPayload, match="missing field 'b'"):
+        events.parse("test.Thing", 2, {"a": 3})
 
 
-def test_payload_shape_problems_are_listed():
-    thing = registry.register("test.Shape", schema=1, required={"n": float, "flag": bool}, optional={"s": str})
-    assert thing.payload_problems({"n": 1, "flag": True}) == []
-    assert thing.payload_problems({"n": True, "s": 3, "zzz": 1}) == [
+def test_payload_problems_are_listed_with_their_paths():
+    @event_type("test.Shape")
+    class Shape(Event):
+        n: float
+        flag: bool
+        tags: list[str] = []
+        s: str | None = None
+
+    assert Shape.from_payload({"n": 1, "flag": True}).n == 1.0
+    with pytest.raises(InvalidPayload) as caught:
+        Shape.from_payload({"n": True, "s": 3, "tags": ["a", 2], "zzz": 1})
+    assert caught.value.problems == [
+        "field 'n': Input should be a valid number",
         "missing field 'flag'",
-        "field 'n' must be float, not bool",
-        "field 's' must be str, not int",
+        "field 'tags.1': Input should be a valid string",
+        "field 's': Input should be a valid string",
         "unknown field 'zzz'",
     ]
 
 
 def test_undotted_names_are_refused():
     with pytest.raises(ValueError, match="dotted"):
-        registry.register("Thing", schema=1, required={})
+        event_type("Thing")
+
+
+def test_every_registered_type_has_a_sentence_of_its_own_or_the_plain_default():
+    kinds = {cls.type_name for cls in events.all_types()}
+    assert {"audit.KeyRotated", "monitoring.RemediationApproved", "monitoring.RunCompleted"} <= kinds

@@ -12,13 +12,13 @@ from audit.models import Event
 from audit.rotation import signing_key_rotate
 from audit.selectors import signing_keys
 from audit.store import SYSTEM_ACTOR, append
-from tests.audit.factories import alert_event
+from tests.audit.factories import noted_event
 
 pytestmark = pytest.mark.django_db
 
 
 def _append_one():
-    event = alert_event()
+    event = noted_event()
     return append([event], expected={event.stream: 0})[0]
 
 

@@ -19,7 +19,7 @@ from audit.rotation import signing_key_rotate
 from audit.store import SYSTEM_ACTOR, append
 from audit.verification import Failure, KeyRange, key_chain_failures
 from audit.verify import verify_log
-from tests.audit.factories import alert_event
+from tests.audit.factories import noted_event
 
 TARGET = 10
 
@@ -30,9 +30,9 @@ def log_of_30(committed_log):
         if index == 15:
             signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="scheduled")
             continue
-        event = alert_event(summary=f"alert number {index}")
+        event = noted_event(summary=f"alert number {index}")
         append([event], expected={event.stream: 0})
-    event = alert_event()
+    event = noted_event()
     append([event], expected={event.stream: 0})
     return 30
 

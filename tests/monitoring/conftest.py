@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from audit.store import Actor
-from monitoring.services import registry
+from monitoring.registry import services as registry
 
 ROLES = ("ml_engineer", "risk_approver", "compliance_officer", "auditor", "admin")
 ALICE = Actor("user", "alice", "Alice Engineer")

@@ -2,23 +2,25 @@
 
 import pytest
 
-from monitoring.aggregates import AlreadyExists, InvalidCommand, ModelAggregate, ModelNotFound
+from audit.aggregates import AlreadyExists, InvalidCommand
+from monitoring.registry.domain import ModelAggregate, ModelNotFound, ModelRegistered, ModelVersionRegistered
 from tests.monitoring.conftest import SCHEMA
 
 
-def _model(*extra: tuple[str, dict]) -> ModelAggregate:
-    events = [
-        ("monitoring.ModelRegistered", {"name": "m", "task": "regression", "owner": "a", "data_schema": SCHEMA}),
-        ("monitoring.ModelVersionRegistered", {"name": "m", "version": "1", "artifact_uri": "s3://1"}),
-        ("monitoring.ModelVersionRegistered", {"name": "m", "version": "2", "artifact_uri": "s3://2"}),
-        *extra,
-    ]
-    return ModelAggregate.replay("m", events)
+def _model() -> ModelAggregate:
+    return _apply(
+        ModelAggregate("m"),
+        [
+            ModelRegistered(name="m", task="regression", owner="a", data_schema=SCHEMA),
+            ModelVersionRegistered(name="m", version="1", artifact_uri="s3://1"),
+            ModelVersionRegistered(name="m", version="2", artifact_uri="s3://2"),
+        ],
+    )
 
 
 def _apply(model: ModelAggregate, changes) -> ModelAggregate:
-    for kind, payload in changes:
-        model.apply(kind, payload)
+    for event in changes:
+        model.apply(event)
     return model
 
 
@@ -50,8 +52,8 @@ def test_bad_registrations_say_what_is_wrong(task, schema, message):
 def test_a_new_data_schema_bumps_the_schema_version_and_a_same_one_changes_nothing():
     model = _model()
     changed = {**SCHEMA, "numerical": [*SCHEMA["numerical"], "age"]}
-    [(_, payload)] = model.update(data_schema=changed)
-    assert payload["schema_version"] == 2
+    [updated] = model.update(data_schema=changed)
+    assert updated.schema_version == 2
     with pytest.raises(InvalidCommand, match="nothing to change"):
         model.update(data_schema=SCHEMA, owner="a")
 
@@ -60,8 +62,8 @@ def test_rollback_goes_only_to_a_version_that_served_and_is_not_retired():
     model = _apply(_model(), _model().promote("1"))
     model = _apply(model, model.promote("2"))
     assert (model.champion, model.versions["1"].served) == ("2", True)
-    [(_, payload)] = model.rollback("1")
-    assert payload["champion"] == "1" and payload["action"] == "rollback"
+    [changed] = model.rollback("1")
+    assert changed.champion == "1" and changed.action == "rollback"
     with pytest.raises(InvalidCommand, match="already"):
         model.rollback("2")
     fresh = _apply(_model(), _model().promote("1"))

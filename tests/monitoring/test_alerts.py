@@ -15,25 +15,20 @@ from django.db import IntegrityError
 
 from audit.models import Event
 from audit.store import NewEvent, append
-from monitoring.models import Alert, Notification, NotificationAttempt
-from monitoring.notifications import deliver_pending
-from monitoring.services.alerts import alerts_escalate, alerts_from_run
-from monitoring.services.policies import policy_set
+from monitoring.alerting.domain import AlertRaised
+from monitoring.alerting.models import Alert, Notification, NotificationAttempt
+from monitoring.alerting.outbox import deliver_pending
+from monitoring.alerting.services import alerts_escalate, alerts_from_run
+from monitoring.policies.services import policy_set
+from monitoring.runs.domain import Check
 from tests.monitoring.conftest import ALICE, client_for
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec-test"
 
 
-def _check(feature: str, status: str, value: float = 0.3) -> dict:
-    return {
-        "check": "feature_drift",
-        "feature": feature,
-        "metric": "psi",
-        "value": value,
-        "threshold": 0.1,
-        "status": status,
-    }
+def _check(feature: str, status: str, value: float = 0.3) -> Check:
+    return Check(check="feature_drift", feature=feature, metric="psi", value=value, threshold=0.1, status=status)
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -61,9 +56,9 @@ def receiver(settings):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
     settings.NOTIFIERS = {
-        "ops": {"class": "monitoring.notifications.WebhookNotifier", "url": f"{url}/hook", "secret": SECRET},
-        "pager": {"class": "monitoring.notifications.PagerDutyNotifier", "url": f"{url}/pd", "routing_key": "rk"},
-        "slack": {"class": "monitoring.notifications.SlackNotifier", "url": f"{url}/slack"},
+        "ops": {"class": "monitoring.alerting.notifiers.WebhookNotifier", "url": f"{url}/hook", "secret": SECRET},
+        "pager": {"class": "monitoring.alerting.notifiers.PagerDutyNotifier", "url": f"{url}/pd", "routing_key": "rk"},
+        "slack": {"class": "monitoring.alerting.notifiers.SlackNotifier", "url": f"{url}/slack"},
     }
     yield url
     server.shutdown()
@@ -89,20 +84,18 @@ def test_a_failing_check_raises_one_alert_that_later_runs_update_and_then_resolv
 def test_the_database_refuses_two_unresolved_alerts_for_one_condition(credit_model):
     alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
     first = Alert.objects.get()
-    payload = {
-        "alert_id": "4b0c1c59-0000-4000-8000-000000000001",
-        "model": "credit",
-        "check": "feature_drift",
-        "severity": "critical",
-        "summary": "again",
-        "feature": "income",
-    }
+    again = AlertRaised(
+        alert_id="4b0c1c59-0000-4000-8000-000000000001",
+        model="credit",
+        check="feature_drift",
+        severity="critical",
+        summary="again",
+        subject="income",
+        feature="income",
+    )
+    assert again.dedupe_key == first.dedupe_key
     with pytest.raises(IntegrityError):
-        append(
-            [NewEvent("alert", payload["alert_id"], "monitoring.AlertRaised", payload, ALICE)],
-            expected={("alert", payload["alert_id"]): 0},
-        )
-        Alert.objects.filter(alert_id=payload["alert_id"]).update(dedupe_key=first.dedupe_key)
+        append([NewEvent("alert", again.alert_id, again, ALICE)], expected={("alert", again.alert_id): 0})
 
 
 def test_people_acknowledge_resolve_and_silence_with_reasons(credit_model, people):

@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from audit.models import Event
+from monitoring.ingestion.services import batch_ingest
 from monitoring.models import Run
-from monitoring.services.ingestion import batch_ingest
-from monitoring.services.runs import run_execute
+from monitoring.runs.services import run_execute
 from tests.monitoring.conftest import ALICE
 from tests.monitoring.test_runs import _ingest, _rows
 

@@ -4,10 +4,11 @@ by diagnose(); the recommender's "CTR falls, offline metrics stable" in its four
 import numpy as np
 import pytest
 
-from monitoring.data_schema import parse_schema
-from monitoring.diagnosis import diagnose
-from monitoring.policy import complete_policy
-from monitoring.runs import compute_run
+from monitoring.policies.document import complete_policy
+from monitoring.registry.data_schema import parse_schema
+from monitoring.runs.checks import compute_run
+from monitoring.runs.diagnosis import diagnose
+from monitoring.runs.domain import Check
 
 SCHEMA = parse_schema(
     {
@@ -79,7 +80,7 @@ def _diagnosis(current_kwargs: dict, *, with_labels: bool = True, ctr_now: float
         kpis=_kpis(ctr_now),
         kpi_baseline=_kpis(0.05),
     )
-    return diagnose(result["checks"]), result
+    return diagnose([Check.model_validate(check) for check in result["checks"]]), result
 
 
 def test_stable_data_model_and_kpis_are_no_problem():

@@ -3,14 +3,14 @@
 
 import pytest
 
-from monitoring.executors import (
+from monitoring.models import Deployment
+from monitoring.remediation.executors import (
     DeploymentChange,
     ExecutorUnavailable,
     MlflowAliasExecutor,
     RegistryExecutor,
     configured_executors,
 )
-from monitoring.models import Deployment
 from tests.monitoring.conftest import ALICE
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +61,7 @@ def test_without_mlflow_installed_the_executor_says_so():
 
 def test_executors_come_from_settings(settings):
     settings.DEPLOYMENT_EXECUTORS = [
-        "monitoring.executors.RegistryExecutor",
-        "monitoring.executors.MlflowAliasExecutor",
+        "monitoring.remediation.executors.RegistryExecutor",
+        "monitoring.remediation.executors.MlflowAliasExecutor",
     ]
     assert [e.name for e in configured_executors()] == ["registry", "mlflow"]

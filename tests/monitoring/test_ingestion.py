@@ -14,9 +14,9 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from audit.models import Event
+from monitoring.ingestion.selectors import window_load
 from monitoring.models import Batch, IdempotentResponse
-from monitoring.selectors import window_load
-from monitoring.services import registry
+from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, SCHEMA, client_for
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -7,7 +7,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.checkpoints import checkpoint_create
-from monitoring.services.alerts import alerts_from_run
+from monitoring.alerting.services import alerts_from_run
 from tests.monitoring.conftest import ALICE
 from tests.monitoring.test_runs import _ingest, _rows
 
@@ -24,7 +24,7 @@ def _samples(body: str) -> dict[tuple, float]:
 
 
 def test_metrics_expose_runs_drift_alerts_and_the_log(credit_model):
-    from monitoring.services.runs import run_execute
+    from monitoring.runs.services import run_execute
 
     _ingest("reference", _rows(2000, start=NOW, seed=1, reference=True))
     _ingest("predictions", _rows(1500, start=NOW - dt.timedelta(hours=2), shift=0.8, seed=2))

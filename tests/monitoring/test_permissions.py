@@ -5,7 +5,7 @@ refused (401 without credentials, 403 otherwise). The matrix is docs/permissions
 import orjson
 import pytest
 
-from monitoring.services import registry
+from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, ROLES, SCHEMA, client_for
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,14 @@
 
 import pytest
 
-from monitoring.aggregates import InvalidCommand
-from monitoring.remediation import NotAnApprover, RemediationAggregate, SelfApprovalForbidden, Signer
+from audit.aggregates import InvalidCommand
+from monitoring.remediation.domain import (
+    NotAnApprover,
+    RemediationAggregate,
+    RemediationExecutionStarted,
+    SelfApprovalForbidden,
+    Signer,
+)
 
 ALICE, BOB, CAROL = (
     Signer(n, n.title(), approver, "2026-11-26T00:00:00.000000Z")
@@ -12,8 +18,8 @@ ALICE, BOB, CAROL = (
 
 
 def _apply(request: RemediationAggregate, changes, actor: str) -> RemediationAggregate:
-    for kind, payload in changes:
-        request.apply(kind, payload, actor)
+    for event in changes:
+        request.apply(event, actor)
     return request
 
 
@@ -44,7 +50,7 @@ def test_failed_can_be_retried_or_abandoned_but_nothing_else():
     request = _apply(request, request.start(), "system")
     request = _apply(request, request.finish(ok=False, detail={"error": "boom"}), "system")
     assert request.state == "failed"
-    assert request.start()[0][0] == "monitoring.RemediationExecutionStarted"  # retry
+    assert isinstance(request.start()[0], RemediationExecutionStarted)  # retry
     assert _apply(request, request.abandon(), "bob").state == "abandoned"
     with pytest.raises(InvalidCommand):
         request.start()

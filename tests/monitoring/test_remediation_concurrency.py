@@ -4,7 +4,7 @@ import threading
 
 from audit.models import Event
 from monitoring.models import Remediation
-from monitoring.services import registry
+from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, person
 from tests.monitoring.test_remediations import _decide, _request
 

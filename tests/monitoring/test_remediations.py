@@ -11,12 +11,13 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit.models import Event
+from monitoring.alerting.notifiers import webhook_signature
+from monitoring.alerting.services import alerts_from_run
 from monitoring.models import Alert, Deployment, Remediation
-from monitoring.services import registry
-from monitoring.services.alerts import alerts_from_run
-from monitoring.services.pipelines import signature
-from monitoring.services.policies import policy_load
-from monitoring.services.remediations import break_glass_overdue, remediations_expire
+from monitoring.policies.services import policy_load
+from monitoring.registry import services as registry
+from monitoring.remediation.services import break_glass_overdue, remediations_expire
+from monitoring.runs.domain import Check
 from tests.monitoring.conftest import ALICE, client_for, person
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,7 @@ def _decide(client, request_id, decision="approve", password=PASSWORD):
 
 
 def test_a_rollback_requested_approved_and_executed(served, people, django_capture_on_commit_callbacks):
-    check = {"check": "feature_drift", "feature": "income", "metric": "psi", "value": 0.4, "status": "critical"}
+    check = Check(check="feature_drift", feature="income", metric="psi", value=0.4, status="critical")
     (raised,) = alerts_from_run(model="credit", run_id="r1", checks=[check], actor=ALICE)
     asked = _request(client_for(people["ml_engineer"]), evidence=[raised.event_id])
     assert asked.status_code == 201, asked.json()
@@ -182,7 +183,7 @@ def test_accept_risk_silences_only_the_named_alert_until_its_date(
     credit_model, people, django_capture_on_commit_callbacks
 ):
     checks = [
-        {"check": "feature_drift", "feature": f, "metric": "psi", "value": 0.4, "threshold": 0.1, "status": "critical"}
+        Check(check="feature_drift", feature=f, metric="psi", value=0.4, threshold=0.1, status="critical")
         for f in ("income", "region")
     ]
     alerts_from_run(model="credit", run_id="r1", checks=checks, actor=ALICE)
@@ -234,7 +235,7 @@ def test_retraining_runs_in_an_external_pipeline_that_calls_back(
     assert Remediation.objects.get(request_id=request_id).state == "executing"
     header, body = Pipeline.received[0]
     stamp = header.split(",")[0].removeprefix("t=")
-    assert header == f"t={stamp},v1={signature(body, stamp)}" and json.loads(body)["model"] == "credit"
+    assert header == webhook_signature("pipe-secret", body, stamp) and json.loads(body)["model"] == "credit"
     report = orjson.dumps({"ok": True, "detail": {"new_version": "1.2"}})
     anonymous = client_for()
     bad = anonymous.post(
@@ -249,7 +250,7 @@ def test_retraining_runs_in_an_external_pipeline_that_calls_back(
         f"/api/v1/remediations/{request_id}/callback/",
         report,
         content_type="application/json",
-        HTTP_X_DRIFTLEDGER_SIGNATURE=f"t={now},v1={signature(report, now)}",
+        HTTP_X_DRIFTLEDGER_SIGNATURE=webhook_signature("pipe-secret", report, now),
     )
     assert good.status_code == 200 and good.json()["state"] == "succeeded"
     assert good.json()["result"] == {"new_version": "1.2"}

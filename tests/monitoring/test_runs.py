@@ -10,11 +10,11 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import Event
+from monitoring.ingestion.services import batch_ingest
 from monitoring.models import Run
-from monitoring.services.ingestion import batch_ingest
-from monitoring.services.policies import policy_load, policy_set
-from monitoring.services.runs import run_execute
-from monitoring.tasks import schedule_due_runs
+from monitoring.policies.services import policy_load, policy_set
+from monitoring.runs.services import run_execute
+from monitoring.runs.tasks import schedule_due_runs
 from tests.monitoring.conftest import ALICE, client_for
 
 pytestmark = pytest.mark.django_db
@@ -203,8 +203,8 @@ def test_an_empty_baseline_period_fails_the_run_with_the_reason(credit_model):
 
 
 def test_relative_performance_thresholds_grade_a_share_of_the_reference():
-    from monitoring.policy import complete_policy
-    from monitoring.runs import _graded
+    from monitoring.policies.document import complete_policy
+    from monitoring.runs.checks import _graded
 
     absolute = complete_policy({}, {"x": "numerical"})
     relative = complete_policy(
@@ -227,7 +227,7 @@ def test_a_window_of_the_last_n_rows(reported, people, django_capture_on_commit_
     assert run.status == "completed"
     result_rows = Event.objects.get(event_type="monitoring.RunCompleted").payload
     assert result_rows["run_id"] == str(run.run_id)
-    from monitoring.selectors import window_load
+    from monitoring.ingestion.selectors import window_load
 
     assert window_load(model="credit", start=run.window_start, end=run.window_end).rows == 500
     policy_set(model="credit", policy={"window": {"last_rows": 10_000}}, actor=ALICE, reason="more")

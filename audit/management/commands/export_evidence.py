@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from audit.evidence import EvidenceError, EvidenceQuery, evidence_export
+from audit.evidence import EvidenceError, EvidenceQuery, evidence_export, parse_stream, scopes
 from audit.store import Actor
 
 
@@ -15,19 +15,13 @@ def parse_time(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def parse_stream(text: str) -> tuple[str, str]:
-    kind, sep, ident = text.partition(":")
-    if not sep or not kind or not ident:
-        raise ValueError(f"--stream {text!r} must be TYPE:ID, e.g. model:credit-default")
-    return kind, ident
-
-
 class Command(BaseCommand):
     help = "Export a signed evidence bundle (zip) that auditors verify offline with python -m audit.verifier."
 
     def add_arguments(self, parser):
         parser.add_argument("--out", type=Path, required=True, help="the zip file to write")
-        parser.add_argument("--model", help="every event of this model's streams and their causes and effects")
+        for scope in scopes():  # registered by the domain apps, e.g. --model
+            parser.add_argument(f"--{scope.name}", help=scope.help)
         parser.add_argument("--since", help="ISO 8601 time (a date or zoneless time is UTC)")
         parser.add_argument("--until", help="ISO 8601 time (a date or zoneless time is UTC)")
         parser.add_argument("--stream", action="append", default=[], help="TYPE:ID (repeatable)")
@@ -39,13 +33,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             query = EvidenceQuery(
-                model=options["model"],
+                scopes=tuple((scope.name, options[scope.name]) for scope in scopes() if options[scope.name]),
                 since=parse_time(options["since"]) if options["since"] else None,
                 until=parse_time(options["until"]) if options["until"] else None,
                 streams=tuple(parse_stream(s) for s in options["stream"]),
                 include_data=options["include_data"],
             )
-        except ValueError as exc:
+        except (ValueError, EvidenceError) as exc:
             self.stderr.write(f"invalid argument: {exc}")
             sys.exit(2)
         try:

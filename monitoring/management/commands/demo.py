@@ -1,13 +1,16 @@
-"""The demo: a credit-scoring model's audit trail, from registration to an approved rollback."""
+"""The demo: a credit-scoring model's audit trail, from registration to an approved rollback.
+
+Everything it prints comes from an event the product's own code paths recorded: the data goes
+in through the ingestion API, the run is the product's run on the model's policy, the alert is
+the one that run raised, and the rollback goes through the four-eyes workflow.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +22,29 @@ from django.core.management.base import BaseCommand
 from django.test import Client
 
 from audit.envelope import format_time
-from audit.evidence import EvidenceQuery, blob_save, evidence_export
+from audit.evidence import EvidenceQuery, evidence_export
 from audit.keys import SigningKey, public_key_from_raw
 from audit.models import Event
 from audit.rotation import signing_key_rotate
-from audit.selectors import signing_keys, stream_version
-from audit.store import Actor, NewEvent, RecordedEvent, append
+from audit.selectors import signing_keys
+from audit.store import Actor
 from audit.verify import verify_log
-from monitoring.models import Deployment, RegisteredModel, Remediation
-from monitoring.selectors import window_load
-from monitoring.services.registry import api_key_issue, deployment_change, model_register, version_register
-from monitoring.services.remediations import remediation_decide, remediation_request
-from monitoring.stats.drift import drift_report
+from monitoring.access.roles import Role
+from monitoring.alerting.domain import AlertStatus
+from monitoring.alerting.models import Alert
+from monitoring.policies.services import policy_load, policy_set
+from monitoring.registry.models import Deployment, RegisteredModel
+from monitoring.registry.services import api_key_issue, deployment_change, model_register, version_register
+from monitoring.remediation.domain import STREAM as REMEDIATION_STREAM
+from monitoring.remediation.domain import RemediationApproved
+from monitoring.remediation.models import Remediation
+from monitoring.remediation.services import remediation_decide, remediation_request
+from monitoring.runs.domain import STREAM as RUN_STREAM
+from monitoring.runs.domain import Level, RunCompleted, RunDiagnosed
+from monitoring.runs.services import run_execute
 
 MODEL = "credit-default"
 ALICE = Actor("user", "alice", "Alice Martin (ML engineer)")
-BOB = Actor("user", "bob", "Bob Okafor (risk approver)")
-SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
 OPERATOR = Actor("user", "ops", "Platform operator")
 AUDITOR = Actor("user", "ada", "Ada Lovelace (auditor)")
 
@@ -47,51 +56,10 @@ class Command(BaseCommand):
         started = time.perf_counter()
         say = self.stdout.write
         api_key = self._registry(say)
-        run_id, correlation, completed = self._monitoring_run(say, api_key)
-
-        threshold = NewEvent(
-            "policy",
-            MODEL,
-            "monitoring.ThresholdChanged",
-            {
-                "model": MODEL,
-                "check": "feature_drift",
-                "metric": "psi",
-                "feature": "income",
-                "level": "critical",
-                "previous": 0.25,
-                "new": 0.2,
-            },
-            ALICE,
-            reason="Income is the strongest predictor; tighten PSI to catch shifts earlier.",
-        )
-        (changed,) = append([threshold], expected={("policy", MODEL): stream_version("policy", MODEL)})
-        say(f"4. {ALICE.name} tightened the PSI threshold on income 0.25 -> 0.20 (seq {changed.seq}).")
-
-        alert_id = str(uuid.uuid4())
-        (alert,) = append(
-            [
-                NewEvent(
-                    "alert",
-                    alert_id,
-                    "monitoring.AlertRaised",
-                    {
-                        "alert_id": alert_id,
-                        "model": MODEL,
-                        "check": "feature_drift",
-                        "severity": "critical",
-                        "feature": "income",
-                        "run_id": run_id,
-                        "summary": "PSI 0.31 on income (critical >= 0.20); AUC estimated down 0.04",
-                    },
-                    SCHEDULER,
-                    correlation_id=correlation,
-                    causation_id=completed.event_id,
-                )
-            ],
-            expected={("alert", alert_id): 0},
-        )
-        say(f"5. Critical alert raised on income drift (seq {alert.seq}).")
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        self._report(say, api_key, now)
+        self._policy(say)
+        run_id, completed, alert = self._monitoring_run(say, now)
 
         request_id = remediation_request(
             model=MODEL,
@@ -102,7 +70,7 @@ class Command(BaseCommand):
             reason="Roll back to the October model while we retrain on recent data.",
         )
         requested = Remediation.objects.get(request_id=request_id)
-        cited = "citing the run and the alert"
+        cited = f"citing run {run_id[:8]} (seq {completed.seq}) and its alert (seq {alert.seq})"
         say(f"6. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.requested_seq}), {cited}.")
 
         key = SigningKey.generate()
@@ -111,7 +79,7 @@ class Command(BaseCommand):
 
         serving = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
         before = serving.get(f"/api/v1/models/{MODEL}/deployment/")
-        bob = _demo_user("bob", "Bob", "Okafor", "risk_approver")
+        bob = _demo_user("bob", "Bob", "Okafor", Role.RISK_APPROVER)
         remediation_decide(
             request_id=request_id,
             decision="approve",
@@ -120,7 +88,7 @@ class Command(BaseCommand):
             reason="Evidence supports rollback; four-eyes satisfied.",
         )
         approval = Event.objects.get(
-            stream_type="remediation", stream_id=request_id, event_type="monitoring.RemediationApproved"
+            stream_type=REMEDIATION_STREAM, stream_id=request_id, event_type=RemediationApproved.type_name
         )
         signed = approval.payload
         say(
@@ -142,6 +110,7 @@ class Command(BaseCommand):
             f"every signature valid ({report.seconds:.2f} s)."
         )
         self._evidence(say)
+        say(f"Run {run_id} can be recomputed byte for byte: python manage.py reproduce_run {run_id}")
         say(f"Demo finished in {time.perf_counter() - started:.1f} s.")
 
     def _registry(self, say) -> str:
@@ -173,15 +142,12 @@ class Command(BaseCommand):
         say(f"   Reporting key {key_id}… issued to the scoring service (shown once; only its SHA-512 hash is kept).")
         return api_key
 
-    def _monitoring_run(self, say, api_key: str) -> tuple[str, str, RecordedEvent]:
-        """The scoring service reports its reference and a day of predictions over the API (income
-        has shifted); a monitoring run measures drift on that window and records the result."""
+    def _report(self, say, api_key: str, now: dt.datetime) -> None:
+        """The scoring service reports its reference (with outcomes) and a day of predictions
+        over the API; income has shifted upwards since the reference period."""
         client = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
-        now = dt.datetime.now(dt.UTC)
-        reference, current = (
-            _scored_rows(now - dt.timedelta(days=8), 0.0),
-            _scored_rows(now - dt.timedelta(days=1), 0.6),
-        )
+        reference = _scored_rows(now - dt.timedelta(days=8), income_shift=0.0, with_outcomes=True)
+        current = _scored_rows(now - dt.timedelta(days=1), income_shift=0.6)
         for kind, rows in (("reference", reference), ("predictions", current)):
             answer = client.post(f"/api/v1/models/{MODEL}/{kind}/", orjson.dumps(rows), content_type="application/json")
             if answer.status_code not in (200, 201):
@@ -190,34 +156,59 @@ class Command(BaseCommand):
         posted = f"POST /api/v1/models/{MODEL}/predictions/: {answer.status_code}, batch seq {answer.json()['seq']}"
         counts = f"{len(reference):,} reference rows and {len(current):,} predictions"
         say(f"2. The scoring service reported {counts} ({posted}).")
-        window = dict(start=now - dt.timedelta(days=2), end=now)
-        ref = window_load(model=MODEL, kind="reference").columns
-        cur = window_load(model=MODEL, **window).columns
-        kinds = {"income": "numerical", "debt_ratio": "numerical", "age": "numerical", "region": "categorical"}
-        report = drift_report(ref, cur, kinds)
-        checks = [_check(item) for item in report]
-        run_id, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-        result = {"run_id": run_id, "window": {k: format_time(v) for k, v in window.items()}, "checks": checks}
-        digest = blob_save(json.dumps(result, sort_keys=True).encode())
-        begun = {"run_id": run_id, "model": MODEL, "policy_version": 1, "window": result["window"]}
-        done = {"run_id": run_id, "model": MODEL, "status": "completed", "checks": checks, "result_digest": digest}
-        events = [
-            NewEvent("run", run_id, "monitoring.RunStarted", begun, SCHEDULER, correlation_id=correlation),
-            NewEvent("run", run_id, "monitoring.RunCompleted", done, SCHEDULER, correlation_id=correlation),
-        ]
-        started_event, completed = append(events, expected={("run", run_id): 0})
-        drifted = ", ".join(c["feature"] for c in checks if c["status"] == "drift") or "nothing"
-        income = next(c for c in checks if c["feature"] == "income")
-        measured = f"income: normed Wasserstein {income['effect']:.2f}, KS p = {income['p_value']:.1e}"
-        seqs = f"seq {started_event.seq}-{completed.seq}"
-        say(f"3. Monitoring run {run_id[:8]} ({seqs}): drift in {drifted} ({measured}).")
-        return run_id, correlation, completed
+
+    def _policy(self, say) -> None:
+        """Alice tightens the drift floor on income, the strongest predictor."""
+        current = policy_load(MODEL)
+        wanted = {"drift": {"features": {"income": {"test": "ks", "effect": "psi", "floor": 0.2}}}}
+        if current.policy["drift"]["features"].get("income", {}).get("floor") == 0.2:
+            say(f"3. The policy of {MODEL!r} already holds a PSI floor of 0.20 on income (version {current.version}).")
+            return
+        (recorded,) = policy_set(
+            model=MODEL,
+            policy=wanted,
+            actor=ALICE,
+            reason="Income is the strongest predictor; a PSI of 0.20 on it is material.",
+        )
+        say(
+            f"3. {ALICE.name} set policy version {recorded.payload['version']}: "
+            f"a PSI floor of 0.20 on income (seq {recorded.seq})."
+        )
+
+    def _monitoring_run(self, say, now: dt.datetime):
+        """The product's run on the model's policy over the last two days: its checks, its
+        diagnosis and the alerts it raised, as recorded in the log."""
+        outcome = run_execute(model=MODEL, start=now - dt.timedelta(days=2), end=now, actor=ALICE)
+        events = Event.objects.filter(stream_type=RUN_STREAM, stream_id=outcome.run_id).order_by("seq")
+        completed = next(e for e in events if e.event_type == RunCompleted.type_name)
+        diagnosed = next(e for e in events if e.event_type == RunDiagnosed.type_name)
+        checks = completed.payload["checks"]
+        drifted = [c for c in checks if c["check"] == "feature_drift" and c["status"] != "ok"]
+        income = next(c for c in checks if c["check"] == "feature_drift" and c["feature"] == "income")
+        measured = (
+            f"income: {income['metric']} {income['value']:.2f} (floor {income['threshold']:.2f}), "
+            f"KS p = {income['p_value']:.1e}"
+        )
+        level = Level.worst(c["status"] for c in checks)
+        say(
+            f"4. Monitoring run {outcome.run_id[:8]} (seq {completed.seq}): {len(checks)} checks, level {level}; "
+            f"drift in {', '.join(c['feature'] for c in drifted) or 'nothing'} ({measured}). "
+            f"Diagnosis: {diagnosed.payload['cause']} ({diagnosed.payload['scope']})."
+        )
+        open_alert = Alert.objects.exclude(status=AlertStatus.RESOLVED).get(model_name=MODEL, feature="income")
+        alert = Event.objects.get(seq=open_alert.raised_seq)
+        if alert.causation_id == completed.event_id:
+            say(f"5. The run raised a {open_alert.severity} alert: {open_alert.summary} (seq {alert.seq}).")
+        else:  # a later demo: the alert raised by an earlier run is still open
+            say(f"5. The income alert raised at seq {alert.seq} is still open: {open_alert.summary}.")
+        return outcome.run_id, _recorded(completed), _recorded(alert)
 
     def _evidence(self, say) -> None:
         """Checkpoint, export the model's evidence, and verify it offline as an auditor would."""
         evidence_dir = Path(settings.DATA_DIR) / "evidence"
         bundle = evidence_dir / f"demo-{MODEL}.zip"
-        summary = evidence_export(query=EvidenceQuery(model=MODEL, include_data=True), out=bundle, created_by=AUDITOR)
+        query = EvidenceQuery(scopes=(("model", MODEL),), include_data=True)
+        summary = evidence_export(query=query, out=bundle, created_by=AUDITOR)
         witness = settings.AUDIT_WITNESSES[0]["options"].get("path", "the configured witnesses")
         say(f"11. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
         say(f"12. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
@@ -241,6 +232,17 @@ class Command(BaseCommand):
         say(f"13. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
 
 
+class _Cited:
+    """The parts of a stored event the demo cites."""
+
+    def __init__(self, event_id: str, seq: int) -> None:
+        self.event_id, self.seq = event_id, seq
+
+
+def _recorded(row: Event) -> _Cited:
+    return _Cited(str(row.event_id), row.seq)
+
+
 DATA_SCHEMA = {
     "numerical": ["income", "debt_ratio", "age"],
     "categorical": ["region"],
@@ -255,7 +257,7 @@ DATA_SCHEMA = {
 DEMO_PASSWORD = "demo-only-password"  # noqa: S105 - demo accounts on the demo database
 
 
-def _demo_user(username: str, first: str, last: str, role: str):
+def _demo_user(username: str, first: str, last: str, role: Role):
     """A person for the story (created on first use; the password is the demo's)."""
     user, _ = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
     user.set_password(DEMO_PASSWORD)
@@ -264,10 +266,15 @@ def _demo_user(username: str, first: str, last: str, role: str):
     return user
 
 
-def _scored_rows(day: dt.datetime, income_shift: float, rows: int = 5_000) -> list[dict]:
-    """A day of scored applications; income moves by `income_shift` reference sds."""
+def _scored_rows(
+    day: dt.datetime, *, income_shift: float, with_outcomes: bool = False, rows: int = 5_000
+) -> list[dict]:
+    """A day of scored applications; income moves by `income_shift` reference sds. The reference
+    carries the observed outcomes, drawn from the scores (a calibrated model)."""
     rng = np.random.default_rng(int(day.timestamp()) // 86_400 + int(income_shift * 10))
     income = rng.lognormal(10.6 + 0.35 * income_shift, 0.35, rows)
+    scores = rng.beta(2, 12, rows)
+    outcomes = rng.random(rows) < scores
     start = day.replace(hour=0, minute=0, second=0, microsecond=0)
     return [
         {
@@ -277,21 +284,8 @@ def _scored_rows(day: dt.datetime, income_shift: float, rows: int = 5_000) -> li
             "debt_ratio": round(float(rng.beta(2, 5)), 4),
             "age": int(rng.integers(21, 75)),
             "region": str(rng.choice(["north", "south", "east", "west"])),
-            "default_score": round(float(rng.beta(2, 12)), 4),
+            "default_score": round(float(scores[i]), 4),
+            **({"defaulted": int(outcomes[i])} if with_outcomes else {}),
         }
         for i in range(rows)
     ]
-
-
-def _check(item) -> dict:
-    test = item.measures.ks if item.kind == "numerical" else item.measures
-    return {
-        "check": "feature_drift",
-        "feature": item.feature,
-        "method": f"{item.method.test}+{item.method.effect}",
-        "effect": round(item.decision.effect, 6),
-        "effect_floor": item.decision.effect_floor,
-        "p_value": float(f"{item.decision.adjusted_p_value:.6g}"),
-        "statistic": round(float(getattr(test, "statistic", getattr(test, "chi2", 0.0))), 6),
-        "status": "drift" if item.decision.drifted else "ok",
-    }

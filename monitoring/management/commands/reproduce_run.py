@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import orjson
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.blobs import blob_exists, blob_read
 from audit.canonical import canonicalize
 from audit.envelope import parse_time
-from audit.models import Event
-from monitoring.services.runs import run_result
+from monitoring.runs.domain import RunStatus
+from monitoring.runs.services import run_load, run_result
 
 
 class Command(BaseCommand):
@@ -19,16 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("run_id")
 
     def handle(self, *args, run_id: str, **options):
-        completed = Event.objects.filter(
-            stream_type="run", stream_id=run_id, event_type="monitoring.RunCompleted"
-        ).first()
-        if completed is None:
+        run = run_load(run_id)
+        if run.status is not RunStatus.COMPLETED:
             raise CommandError(f"no completed run {run_id!r}")
-        digest = completed.payload.get("result_digest")
-        if not digest or not default_storage.exists(f"blobs/{digest}"):
+        digest = run.result_digest
+        if not digest or not blob_exists(digest):
             raise CommandError(f"run {run_id} has no stored result to compare with")
-        with default_storage.open(f"blobs/{digest}", "rb") as handle:
-            recorded = handle.read()
+        recorded = blob_read(digest)
         stored = orjson.loads(recorded)
         if "inputs" not in stored:
             raise CommandError(f"run {run_id} predates reproducible results (no recorded inputs)")

@@ -1,0 +1,136 @@
+"""Ingestion endpoints: models report reference data, predictions, labels and KPIs.
+Bodies are JSON records, NDJSON, CSV or Parquet; a batch is stored whole or not at all."""
+
+from __future__ import annotations
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitoring.access.authentication import actor_of
+from monitoring.access.permissions import CanRead, ReportsOrEngineers
+from monitoring.ingestion.domain import BatchKind
+from monitoring.ingestion.idempotency import HEADER, idempotent
+from monitoring.ingestion.models import Batch
+from monitoring.ingestion.services import batch_ingest
+from monitoring.registry.models import RegisteredModel
+
+
+class _Raw(BaseParser):
+    """Hands the body over untouched: ingestion reads it with Arrow, not with DRF."""
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        return stream.read() if stream is not None else b""
+
+
+class JsonBody(_Raw):
+    media_type = "application/json"
+
+
+class NdjsonBody(_Raw):
+    media_type = "application/x-ndjson"
+
+
+class CsvBody(_Raw):
+    media_type = "text/csv"
+
+
+class ParquetBody(_Raw):
+    media_type = "application/vnd.apache.parquet"
+
+
+INGEST_PARSERS = [JsonBody, NdjsonBody, CsvBody, ParquetBody]
+
+
+class IngestedOut(serializers.Serializer):
+    seq = serializers.IntegerField(help_text="The seq of the monitoring.BatchIngested event")
+    kind = serializers.CharField()
+    sha256 = serializers.CharField()
+    rows = serializers.IntegerField()
+    time_min = serializers.CharField(allow_null=True)
+    time_max = serializers.CharField(allow_null=True)
+    duplicate = serializers.BooleanField(help_text="The same content was ingested before; nothing new was stored")
+
+
+class ProblemOut(serializers.Serializer):
+    column = serializers.CharField()
+    reason = serializers.CharField()
+    rows = serializers.ListField(child=serializers.IntegerField(), help_text="The first 20, counted from 0")
+    count = serializers.IntegerField()
+
+
+class RejectedOut(serializers.Serializer):
+    detail = serializers.CharField()
+    problems = ProblemOut(many=True)
+
+
+def _ingest_view(kind: str, summary: str) -> type[APIView]:
+    class IngestView(APIView):
+        permission_classes = [ReportsOrEngineers]
+        parser_classes = INGEST_PARSERS
+
+        @extend_schema(
+            operation_id=f"models_{kind}_create",
+            summary=summary,
+            request={
+                "application/json": OpenApiTypes.OBJECT,
+                "application/x-ndjson": OpenApiTypes.STR,
+                "text/csv": OpenApiTypes.STR,
+                "application/vnd.apache.parquet": OpenApiTypes.BINARY,
+            },
+            parameters=[OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False)],
+            responses={201: IngestedOut, 200: IngestedOut, 400: RejectedOut},
+            examples=[
+                OpenApiExample("records", value={"records": [{"id": "p-1", "timestamp": "2026-11-25T10:00:00Z"}]})
+            ],
+        )
+        @idempotent
+        def post(self, request, name: str):
+            result = batch_ingest(
+                model=name, kind=kind, body=request.body, content_type=request.content_type, actor=actor_of(request)
+            )
+            answer = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+            return Response(IngestedOut(result.as_dict()).data, status=answer)
+
+    IngestView.__name__ = IngestView.__qualname__ = f"{kind.title()}IngestView"
+    return IngestView
+
+
+ReferenceIngestView = _ingest_view(BatchKind.REFERENCE, "Upload the reference (baseline) data set")
+PredictionsIngestView = _ingest_view(BatchKind.PREDICTIONS, "Report a batch of predictions")
+LabelsIngestView = _ingest_view(BatchKind.LABELS, "Report delayed ground truth by prediction id")
+KpisIngestView = _ingest_view(BatchKind.KPIS, "Report business KPIs (timestamp, kpi, value, count)")
+
+
+class BatchOut(serializers.ModelSerializer):
+    class Meta:
+        model = Batch
+        fields = ["seq", "kind", "sha256", "rows", "schema_version", "time_min", "time_max", "ingested_at"]
+
+
+class BatchFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="time_max", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="time_min", lookup_expr="lt")
+
+    class Meta:
+        model = Batch
+        fields = ["kind"]
+
+
+class BatchListView(generics.ListAPIView):
+    """A model's batches, newest first; filter by kind and by a time window."""
+
+    permission_classes = [CanRead]
+    serializer_class = BatchOut
+    filterset_class = BatchFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular's schema generation
+            return Batch.objects.none()
+        model = get_object_or_404(RegisteredModel, name=self.kwargs["name"])
+        return Batch.objects.filter(model=model).order_by("-seq")

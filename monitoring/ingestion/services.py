@@ -1,0 +1,131 @@
+"""Ingestion: a batch is read, checked against the model's schema, stored as a Parquet file,
+and recorded as one `monitoring.BatchIngested` event: all of it, or nothing (the file is
+content-addressed, so a failed append leaves at most an unreferenced file, never a half batch)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from django.conf import settings
+from django.db import transaction
+
+from audit.aggregates import InvalidCommand
+from audit.envelope import format_time
+from audit.store import Actor, NewEvent, append
+from monitoring.ingestion.conform import BatchRejected, Problem, conform, text_columns
+from monitoring.ingestion.domain import STREAM, BatchIngested, BatchKind
+from monitoring.ingestion.files import batch_file_read, batch_file_write
+from monitoring.ingestion.models import Batch
+from monitoring.ingestion.parsing import parse_body
+from monitoring.registry.data_schema import parse_schema
+from monitoring.registry.domain import ModelNotFound
+from monitoring.registry.models import ModelVersion, RegisteredModel
+
+
+@dataclass(frozen=True)
+class Ingested:
+    seq: int
+    kind: str
+    sha256: str
+    rows: int
+    time_min: str | None
+    time_max: str | None
+    duplicate: bool  # the same content was ingested before: nothing new was stored
+
+    def as_dict(self) -> dict:
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "time_min": self.time_min,
+            "time_max": self.time_max,
+            "duplicate": self.duplicate,
+        }
+
+
+def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor: Actor) -> Ingested:
+    registered = _active_model(model)
+    schema = parse_schema(registered.data_schema)
+    versions = set(ModelVersion.objects.filter(model=registered).values_list("version", flat=True))
+    table = conform(
+        parse_body(body, content_type, text_columns=text_columns(kind, schema, registered.task)),
+        kind=kind,
+        schema=schema,
+        task=registered.task,
+        versions=versions,
+        now=dt.datetime.now(dt.UTC),
+        clock_skew=dt.timedelta(seconds=settings.INGEST_CLOCK_SKEW_SECONDS),
+    )
+    if kind == BatchKind.LABELS:
+        _check_label_ids(registered, table.column(schema.id))
+    digest, _ = batch_file_write(table, unique=[schema.id])
+    time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
+    time_min, time_max = _time_range(table, time_column)
+    with transaction.atomic():
+        earlier = Batch.objects.filter(model=registered, kind=kind, sha256=digest).first()
+        if earlier is not None:
+            return _ingested(earlier, duplicate=True)
+        versions_seen = None
+        if "model_version" in table.column_names:
+            versions_seen = sorted(v for v in pc.unique(table.column("model_version")).to_pylist() if v)
+        ingested = BatchIngested(
+            model=model,
+            kind=kind,
+            file_digest=digest,
+            rows=table.num_rows,
+            schema_version=registered.schema_version,
+            time_min=time_min,
+            time_max=time_max,
+            model_versions=versions_seen,
+        )
+        # A model's data stream only grows: batches append whatever its version.
+        recorded = append([NewEvent(STREAM, model, ingested, actor)], expected={(STREAM, model): None})[0]
+        if kind == BatchKind.LABELS:
+            transaction.on_commit(lambda: _evaluate_labels_later(model))
+    return Ingested(recorded.seq, kind, digest, table.num_rows, time_min, time_max, duplicate=False)
+
+
+def _evaluate_labels_later(model: str) -> None:
+    from monitoring.runs.tasks import evaluate_delayed_labels
+
+    evaluate_delayed_labels.delay(model)
+
+
+def _active_model(name: str) -> RegisteredModel:
+    registered = RegisteredModel.objects.filter(name=name).first()
+    if registered is None:
+        raise ModelNotFound(f"no model named {name!r}")
+    if registered.retired:
+        raise InvalidCommand(f"model {name!r} is retired and accepts no data")
+    return registered
+
+
+def _check_label_ids(registered: RegisteredModel, ids: pa.ChunkedArray) -> None:
+    """Every label must answer a prediction the model reported."""
+    id_column = parse_schema(registered.data_schema).id
+    paths = Batch.objects.filter(model=registered, kind=BatchKind.PREDICTIONS).values_list("path", flat=True)
+    chunks = [chunk for path in paths for chunk in batch_file_read(path, [id_column]).column(id_column).chunks]
+    known = pc.unique(pa.chunked_array(chunks, pa.string())) if chunks else pa.array([], pa.string())
+    flags = pc.invert(pc.is_in(ids, value_set=known)).to_numpy(zero_copy_only=False)
+    rows = [int(i) for i in flags.nonzero()[0]]
+    if rows:
+        examples = ", ".join(repr(ids[i].as_py()) for i in rows[:5])
+        reason = f"label for an unknown prediction id (e.g. {examples})"
+        raise BatchRejected([Problem(id_column, reason, rows[:20], len(rows))])
+
+
+def _time_range(table: pa.Table, column: str) -> tuple[str | None, str | None]:
+    if column not in table.column_names or table.column(column).null_count == table.num_rows:
+        return None, None
+    low, high = pc.min_max(table.column(column)).values()
+    return format_time(low.as_py()), format_time(high.as_py())
+
+
+def _ingested(batch: Batch, *, duplicate: bool) -> Ingested:
+    low = format_time(batch.time_min) if batch.time_min else None
+    high = format_time(batch.time_max) if batch.time_max else None
+    return Ingested(batch.seq, batch.kind, batch.sha256, batch.rows, low, high, duplicate)

@@ -1,0 +1,223 @@
+"""Remediation commands: request, decide (four eyes, re-authenticated, signed), execute,
+cancel, expire, review break-glass, and the alert for an overdue review.
+
+Two approvers acting at once append against the same stream version: one wins, the other's
+command is re-run on the new state and answers with what it finds (already approved)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.http import HttpRequest
+
+from audit.aggregates import InvalidCommand, aggregate_execute, aggregate_load
+from audit.envelope import format_time, read_time
+from audit.events import Event
+from audit.models import Event as EventRow
+from audit.store import Actor, RecordedEvent
+from monitoring.access.roles import Role, has_role
+from monitoring.alerting.services import Finding, alert_execute, alert_open, alert_raise
+from monitoring.registry.domain import ModelNotFound
+from monitoring.registry.models import RegisteredModel
+from monitoring.registry.services import model_load
+from monitoring.remediation.domain import (
+    PARAMETERS,
+    RemediationAggregate,
+    RemediationKind,
+    RemediationState,
+    Signer,
+    deployment_of,
+)
+from monitoring.remediation.executors import DeploymentChange, configured_executors
+from monitoring.remediation.models import Remediation
+from monitoring.runs.domain import Level
+
+EXECUTOR = Actor("system", "remediation-executor", "Driftledger remediation executor")
+PIPELINE = Actor("service", "pipeline-callback", "External pipeline (signed callback)")
+
+
+class ReauthenticationFailed(InvalidCommand):
+    pass
+
+
+def remediation_load(request_id: str) -> RemediationAggregate:
+    return aggregate_load(RemediationAggregate(request_id))
+
+
+def remediation_execute(
+    request_id: str,
+    command: Callable[[RemediationAggregate], Sequence[Event]],
+    *,
+    actor: Actor,
+    reason: str | None = None,
+    causation: str | None = None,
+) -> RemediationAggregate:
+    """Run `command` on the request and record what it decides; returns the request after it."""
+    return aggregate_execute(
+        lambda: RemediationAggregate(request_id), command, actor=actor, reason=reason, causation=causation
+    ).aggregate
+
+
+def remediation_request(
+    *,
+    model: str,
+    kind: str,
+    parameters: dict[str, Any],
+    evidence: list[str],
+    actor: Actor,
+    reason: str,
+    break_glass: bool = False,
+) -> str:
+    if not RegisteredModel.objects.filter(name=model, retired=False).exists():
+        raise ModelNotFound(f"no active model named {model!r}")
+    _check_target(model, kind, parameters)
+    known = {str(e) for e in EventRow.objects.filter(event_id__in=_uuids(evidence)).values_list("event_id", flat=True)}
+    missing = [e for e in evidence if _uuid(e) not in known]
+    if missing:
+        raise InvalidCommand(f"evidence must cite events of the log; unknown: {', '.join(missing[:5])}")
+    request_id = str(uuid.uuid4())
+    required = settings.REMEDIATION_APPROVALS.get(kind, 1)
+    expires = format_time(dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.REMEDIATION_EXPIRY_HOURS))
+    cause = _uuid(evidence[0]) if evidence else None  # the run or alert the request answers
+    remediation_execute(
+        request_id,
+        lambda r: r.request(
+            model=model,
+            kind=kind,
+            parameters=parameters,
+            evidence=evidence,
+            required=required,
+            expires_at=expires,
+            break_glass=break_glass,
+        ),
+        actor=actor,
+        reason=reason,
+        causation=cause,
+    )
+    return request_id
+
+
+def remediation_decide(
+    *, request_id: str, decision: str, user, password: str, reason: str, request=None
+) -> RemediationAggregate:
+    """approve, reject or review, after the person re-enters their password."""
+    if request is None:  # a command line, not an HTTP request: still counted by the lockout
+        request = HttpRequest()
+        request.META["REMOTE_ADDR"] = "127.0.0.1"
+    if authenticate(request, username=user.username, password=password) is None:
+        raise ReauthenticationFailed("re-authentication failed: the password is not this user's")
+    signer = Signer(
+        id=user.username,
+        name=user.get_full_name() or user.username,
+        is_approver=has_role(user, {Role.RISK_APPROVER}),
+        signed_at=format_time(dt.datetime.now(dt.UTC)),
+    )
+    actor = Actor("user", user.username, signer.name)
+    steps: dict[str, Callable[[RemediationAggregate], Sequence[Event]]] = {
+        "approve": lambda r: r.approve(signer),
+        "reject": lambda r: r.reject(signer),
+        "review": lambda r: r.review(signer),
+    }
+    return remediation_execute(request_id, steps[decision], actor=actor, reason=reason)
+
+
+def remediation_run(request_id: str) -> RemediationAggregate:
+    """Carry out an approved (or failed, when retried) request with its executors."""
+    request = remediation_execute(request_id, lambda r: r.start(), actor=EXECUTOR)
+    try:
+        result = _carry_out(request)
+    except Exception as error:  # noqa: BLE001 - any executor failure is the execution's outcome
+        failure = {"error": repr(error)}
+        return remediation_execute(request_id, lambda r: r.finish(ok=False, detail=failure), actor=EXECUTOR)
+    if result.get("pending"):
+        return request  # an external pipeline reports completion through the callback
+    return remediation_execute(request_id, lambda r: r.finish(ok=True, detail=result), actor=EXECUTOR)
+
+
+def remediations_expire(now: dt.datetime | None = None) -> int:
+    moment = now or dt.datetime.now(dt.UTC)
+    expired = 0
+    due = Remediation.objects.filter(state=RemediationState.REQUESTED, expires_at__lte=moment)
+    for request_id in due.values_list("request_id", flat=True):
+        done = aggregate_execute(
+            lambda request_id=str(request_id): RemediationAggregate(request_id),
+            lambda r: r.expire(format_time(moment)),
+            actor=EXECUTOR,
+        )
+        expired += bool(done.recorded)
+    return expired
+
+
+def break_glass_overdue(now: dt.datetime | None = None) -> list[RecordedEvent]:
+    """An alert for each break-glass rollback not reviewed within REMEDIATION_REVIEW_MINUTES."""
+    moment = now or dt.datetime.now(dt.UTC)
+    deadline = moment - dt.timedelta(minutes=settings.REMEDIATION_REVIEW_MINUTES)
+    recorded = []
+    for request in Remediation.objects.filter(break_glass=True, reviewed_by="", requested_at__lte=deadline):
+        finding = Finding(
+            check="break_glass_review",
+            subject=str(request.request_id),
+            severity=Level.CRITICAL,
+            summary=(
+                f"break-glass rollback {request.request_id} by {request.requested_by} awaits a second person's review"
+            ),
+        )
+        if not alert_open(finding.key(request.model_name)):
+            recorded += alert_raise(model=request.model_name, finding=finding, actor=EXECUTOR)
+    return recorded
+
+
+def _carry_out(request: RemediationAggregate) -> dict[str, Any]:
+    p = request.parameters
+    change = deployment_of(request.kind or "", p)
+    if change is not None:
+        action, version, share = change
+        order = DeploymentChange(request.model, action, version, share, EXECUTOR, f"remediation {request.request_id}")
+        return {"executors": [executor.execute(order) for executor in configured_executors()]}
+    if request.kind == RemediationKind.THRESHOLD_CHANGE:
+        from monitoring.policies.services import policy_set
+
+        recorded = policy_set(
+            model=request.model, policy=p["policy"], actor=EXECUTOR, reason=f"approved remediation {request.request_id}"
+        )
+        return {"policy_version_seq": recorded[-1].seq}
+    if request.kind == RemediationKind.ACCEPT_RISK:
+        until = read_time(str(p["until"]))
+        alert_execute(
+            str(p["alert_id"]),
+            lambda a: a.silence(until, dt.datetime.now(dt.UTC)),
+            actor=EXECUTOR,
+            reason=f"risk accepted by remediation {request.request_id}",
+        )
+        return {"silenced": str(p["alert_id"]), "until": str(p["until"])}
+    from monitoring.remediation.pipelines import retrain_submit
+
+    return retrain_submit(request)
+
+
+def _check_target(model: str, kind: str, parameters: dict[str, Any]) -> None:
+    """Refuse at request time what could not be executed (the same rules run again then)."""
+    change = deployment_of(kind, parameters)
+    if change is None or not PARAMETERS[RemediationKind(kind)] <= set(parameters):
+        return
+    action, version, share = change
+    try:
+        model_load(model).change_deployment(action, None if version is None else str(version), share)
+    except ModelNotFound as error:  # a parameter names what does not exist: a bad request
+        raise InvalidCommand(str(error)) from error
+
+
+def _uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def _uuids(values: list[str]) -> list[str]:
+    return [u for u in (_uuid(v) for v in values) if u]

@@ -1,0 +1,27 @@
+"""Celery tasks of remediation: execution of approved requests, and the deadlines beat watches."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from monitoring.tasks import DURABLE, RETRIED
+
+
+@shared_task(**DURABLE, time_limit=600)
+def execute_remediation(request_id: str) -> str:
+    """Carry out an approved request; a redelivery of a finished one changes nothing."""
+    from monitoring.remediation.domain import RemediationState
+    from monitoring.remediation.services import remediation_load, remediation_run
+
+    state = remediation_load(request_id).state
+    if state is not RemediationState.APPROVED:
+        return str(state)
+    return str(remediation_run(request_id).state)
+
+
+@shared_task(**RETRIED)
+def remediation_deadlines() -> dict:
+    """Expire undecided requests past their deadline; alert on overdue break-glass reviews."""
+    from monitoring.remediation.services import break_glass_overdue, remediations_expire
+
+    return {"expired": remediations_expire(), "overdue_reviews": len(break_glass_overdue())}

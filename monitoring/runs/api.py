@@ -1,0 +1,81 @@
+"""Runs: trigger, list and read a model's monitoring runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.envelope import format_time
+from monitoring.access.permissions import ByMethod, CanEngineer, CanRead
+from monitoring.http import validated
+from monitoring.ingestion.selectors import last_rows_start
+from monitoring.policies.services import policy_load
+from monitoring.registry.models import RegisteredModel
+from monitoring.runs.domain import run_id_for
+from monitoring.runs.models import Run
+from monitoring.runs.tasks import run_monitoring
+
+
+class RunOut(serializers.ModelSerializer):
+    class Meta:
+        model = Run
+        fields = "__all__"
+
+
+class RunRequestIn(serializers.Serializer):
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        end = attrs.get("end") or dt.datetime.now(dt.UTC)
+        start = attrs.get("start") or end - dt.timedelta(hours=24)  # or the policy's last N rows, see post()
+        if start >= end:
+            raise serializers.ValidationError("start must come before end")
+        return {"start": start, "end": end}
+
+
+class RunRequestedOut(serializers.Serializer):
+    run_id = serializers.UUIDField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class ModelRunsView(ByMethod, APIView):
+    permissions_by_method = {"GET": [CanRead], "POST": [CanEngineer]}
+
+    @extend_schema(responses=RunOut(many=True), summary="The model's runs, newest first")
+    def get(self, request, name: str):
+        get_object_or_404(RegisteredModel, name=name)
+        return Response(RunOut(Run.objects.filter(model_name=name).order_by("-started_seq")[:200], many=True).data)
+
+    @extend_schema(request=RunRequestIn, responses={202: RunRequestedOut}, summary="Run the policy on a window now")
+    def post(self, request, name: str):
+        get_object_or_404(RegisteredModel, name=name, retired=False)
+        window = validated(RunRequestIn, request.data)
+        policy = policy_load(name)
+        if "start" not in request.data and "last_rows" in policy.policy["window"]:
+            start = last_rows_start(model=name, end=window["end"], rows=policy.policy["window"]["last_rows"])
+            if start is None:
+                detail = f"fewer than {policy.policy['window']['last_rows']} predictions before {window['end']}"
+                return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+            window["start"] = start
+        version = policy.version
+        run_id = run_id_for(name, version, window["start"], window["end"])
+        args = (name, format_time(window["start"]), format_time(window["end"]))
+        transaction.on_commit(lambda: run_monitoring.delay(*args))
+        body = {"run_id": run_id, "start": window["start"], "end": window["end"]}
+        return Response(RunRequestedOut(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailView(APIView):
+    permission_classes = [CanRead]
+
+    @extend_schema(responses=RunOut, summary="A run: its window, policy version, checks and inputs")
+    def get(self, request, run_id):
+        return Response(RunOut(get_object_or_404(Run, run_id=run_id)).data)

@@ -1,0 +1,377 @@
+"""What a monitoring run computes, from its inputs alone (pure, deterministic): the checks of
+the policy on a window against the reference. The same inputs give the same bytes, which is
+what `reproduce_run` relies on.
+
+Each check is one compact row: check, what it is about (feature, metric, segment), the value,
+the p-value when there is one, the threshold, and the status: ok, warning or critical.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from monitoring.policies.document import drift_policy
+from monitoring.registry.data_schema import DataSchema
+from monitoring.runs.domain import CheckKind, Level
+from monitoring.stats.drift import drift_report
+from monitoring.stats.estimation import PerformanceEstimator
+from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
+from monitoring.stats.quality import quality_findings
+from monitoring.stats.segments import rank_by_drift, rank_by_performance_drop, segment_keys, segment_shift
+from monitoring.stats.univariate import wasserstein_normed
+
+Columns = Mapping[str, np.ndarray]
+
+
+def labels_by_id(labels: Columns, schema: DataSchema) -> dict[Any, Any]:
+    """The target of each labelled prediction id, from the model's label rows."""
+    if not schema.target or schema.id not in labels or schema.target not in labels:
+        return {}
+    return dict(zip(labels[schema.id].tolist(), labels[schema.target].tolist(), strict=True))
+
+
+def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
+    """Indices of the rows whose id has a label."""
+    return np.array([i for i, key in enumerate(ids.tolist()) if key in labels], dtype=np.int64)
+
+
+def compute_run(
+    reference: Columns,
+    current: Columns,
+    *,
+    labels: Mapping[str, Any],
+    schema: DataSchema,
+    task: str,
+    policy: Mapping[str, Any],
+    kpis: Columns | None = None,
+    kpi_baseline: Columns | None = None,
+) -> dict[str, Any]:
+    """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to
+    targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period."""
+    enabled = set(policy["checks"])
+    rows = {"reference": _rows(reference), "current": _rows(current), "labelled": 0}
+    checks: list[dict[str, Any]] = []
+    if rows["current"] == 0:
+        return {"checks": [], "rows": rows, "status": Level.OK, "note": "the window holds no rows"}
+    features = {name: kind for name, kind in schema.features.items() if name in reference and name in current}
+    if CheckKind.DATA_QUALITY in enabled:
+        checks += _quality(reference, current, schema)
+    if CheckKind.FEATURE_DRIFT in enabled and features:
+        checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
+    if CheckKind.PREDICTION_DRIFT in enabled and schema.prediction in reference and schema.prediction in current:
+        kind = "categorical" if task == "multiclass_classification" else "numerical"
+        checks += _drift(CheckKind.PREDICTION_DRIFT, reference, current, {schema.prediction: kind}, policy)
+    truth = _current_truth(current, labels, schema)
+    rows["labelled"] = int(truth[0].size)
+    if CheckKind.LABEL_DRIFT in enabled and schema.target and schema.target in reference and truth[0].size >= 30:
+        checks += _label_drift(reference, truth, schema, task, policy)
+    if CheckKind.PERFORMANCE in enabled and schema.target and schema.target in reference and truth[0].size:
+        checks += _performance(reference, truth, schema, task, policy)
+    if CheckKind.ESTIMATED_PERFORMANCE in enabled and task == "binary_classification" and schema.target in reference:
+        checks += _estimated(reference, current, schema, policy)
+    if CheckKind.KPIS in enabled and kpis and kpi_baseline:
+        checks += _kpis(kpis, kpi_baseline, policy)
+    if CheckKind.SEGMENTS in enabled:
+        checks += _segments(reference, current, schema, policy)
+        if CheckKind.PERFORMANCE in enabled and schema.target and schema.target in reference and truth[0].size:
+            checks += _segment_performance(reference, current, truth, schema, task, policy)
+    return {"checks": checks, "rows": rows, "status": Level.worst(c["status"] for c in checks).value}
+
+
+def _rows(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[dict]:
+    names = [*schema.features, schema.prediction]
+    ref = {n: reference[n] for n in names if n in reference}
+    cur = {n: current[n] for n in names if n in current}
+    if schema.id in current:  # only for duplicate ids: ids are unique texts, not categories to compare
+        cur[schema.id] = current[schema.id]
+    found = quality_findings(ref, cur, id_column=schema.id if schema.id in current else None)
+    return [
+        {
+            "check": CheckKind.DATA_QUALITY,
+            "feature": f.column,
+            "metric": str(f.kind),
+            "value": _number(f.share if f.share else f.count),
+            "count": f.count,
+            "examples": [str(e) for e in f.examples[:3]],
+            "status": Level.CRITICAL if str(f.kind) in ("missing_column", "type_change") else Level.WARNING,
+        }
+        for f in found
+        if f.column != schema.id or str(f.kind) == "duplicate_id"
+    ]
+
+
+def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str, str], policy) -> list[dict]:
+    report = drift_report({n: reference[n] for n in kinds}, {n: current[n] for n in kinds}, kinds, drift_policy(policy))
+    return [
+        {
+            "check": check,
+            "feature": item.feature,
+            "metric": item.method.effect,
+            "test": item.method.test,
+            "value": _number(item.decision.effect),
+            "p_value": _number(item.decision.adjusted_p_value),
+            "threshold": item.decision.effect_floor,
+            "status": _drift_status(item, policy),
+        }
+        for item in report
+    ]
+
+
+def _drift_status(item, policy) -> str:
+    """critical: drifted (significant and material). warning: significant and at or above a
+    warning floor, when the policy sets one for the feature or its effect measure."""
+    if item.decision.drifted:
+        return Level.CRITICAL
+    drift = policy["drift"]
+    warning = (
+        drift["features"].get(item.feature, {}).get("warning_floor", drift["warning_floors"].get(item.method.effect))
+    )
+    if warning is not None and item.decision.significant and item.decision.effect >= warning:
+        return Level.WARNING
+    return Level.OK
+
+
+def _current_truth(
+    current: Columns, labels: Mapping[str, Any], schema: DataSchema
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, predictions or scores, row indices) of the window's rows that have a label."""
+    if not labels or schema.id not in current:
+        return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+    ids = current[schema.id]
+    found = labelled_rows(ids, labels)
+    if found.size == 0:
+        return np.empty(0), np.empty(0), found
+    targets = np.array([labels[ids[i]] for i in found], dtype=object)
+    return targets, current[schema.score_column(current)][found], found
+
+
+def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:
+    """(metric, value, higher is better) for the task."""
+    if task == "binary_classification":
+        return "roc_auc", binary_performance(targets.astype(float), outputs.astype(float)).roc_auc, True
+    if task == "multiclass_classification":
+        return "accuracy", multiclass_performance(targets.astype(str), outputs.astype(str)).accuracy, True
+    return "rmse", regression_performance(targets.astype(float), outputs.astype(float)).rmse, False
+
+
+def _performance(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+    targets, outputs, _ = truth
+    score_column = schema.score_column(reference)
+    known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
+    if known.sum() < 2 or len(set(targets.tolist())) < 2:
+        return []
+    name, before, higher_is_better = _metric(task, reference[schema.target][known], reference[score_column][known])
+    _, after, _ = _metric(task, targets, outputs)
+    drop = before - after if higher_is_better else _relative_rise(before, after)
+    return [_graded(CheckKind.PERFORMANCE, name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
+
+
+def _label_drift(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+    """Has the distribution of outcomes moved (prior or label shift)?"""
+    targets = truth[0]
+    known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
+    before = np.asarray(reference[schema.target], dtype=object)[known]
+    kind = "numerical" if task in ("regression", "ranking") else "categorical"
+    if kind == "numerical":
+        ref, cur = before.astype(float), np.asarray(targets, dtype=float)
+    else:
+        ref, cur = np.array([str(v) for v in before]), np.array([str(v) for v in targets])
+    return _drift(CheckKind.LABEL_DRIFT, {schema.target: ref}, {schema.target: cur}, {schema.target: kind}, policy)
+
+
+def _kpis(current: Columns, baseline: Columns, policy) -> list[dict]:
+    settings = policy["kpis"]
+    checks = []
+    for name in sorted(set(current["kpi"].tolist()) & set(baseline["kpi"].tolist())):
+        now, before = _kpi_mean(current, name), _kpi_mean(baseline, name)
+        if before == 0 or not (math.isfinite(now) and math.isfinite(before)):
+            continue
+        change = (now - before) / abs(before)
+        drop = change if name in settings["lower_is_better"] else -change
+        status = (
+            Level.CRITICAL
+            if drop >= settings["critical_drop"]
+            else Level.WARNING
+            if drop >= settings["warning_drop"]
+            else Level.OK
+        )
+        checks.append(
+            {
+                "check": CheckKind.KPIS,
+                "metric": name,
+                "value": _number(now),
+                "reference": _number(before),
+                "drop": _number(drop),
+                "threshold": settings["critical_drop"],
+                "status": status,
+            }
+        )
+    return checks
+
+
+def _kpi_mean(rows: Columns, name: str) -> float:
+    """The KPI's mean over the period, weighted by each row's count when there is one."""
+    mask = rows["kpi"] == name
+    values = np.asarray(rows["value"], dtype=float)[mask]
+    weights = np.asarray(rows["count"], dtype=float)[mask] if "count" in rows else np.ones(values.size)
+    weights = np.where(np.isfinite(weights), weights, 1.0)
+    return float(np.average(values, weights=weights)) if weights.sum() > 0 else float("nan")
+
+
+def _relative_rise(before: float, after: float) -> float:
+    """How much an error metric grew, as a share of what it was."""
+    return (after - before) / before if before else 0.0
+
+
+def _estimated(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:
+    score_column = schema.score_column(reference)
+    if score_column not in current:
+        return []
+    scores = np.asarray(reference[score_column], dtype=float)
+    labels = np.asarray(reference[schema.target], dtype=float)
+    keep = np.isfinite(scores) & np.isfinite(labels)
+    scores, labels = scores[keep], labels[keep]
+    chunk = max(min(1000, scores.size // 5), 50)
+    if scores.size < 2 * chunk or not (scores.min() >= 0 and scores.max() <= 1) or len(np.unique(labels)) < 2:
+        return []
+    estimator = PerformanceEstimator.fit(scores, labels, chunk_size=chunk)
+    window = np.asarray(current[score_column], dtype=float)
+    estimate = estimator.estimate(window[np.isfinite(window)])["roc_auc"]
+    before = binary_performance(labels, scores).roc_auc
+    extra = {"lower": _number(estimate.lower), "upper": _number(estimate.upper)}
+    return [
+        _graded(
+            CheckKind.ESTIMATED_PERFORMANCE, "roc_auc", estimate.value, before, before - estimate.value, policy, extra
+        )
+    ]
+
+
+def _graded(check: str, metric: str, value: float, reference: float, drop: float, policy, extra: dict) -> dict:
+    performance = policy["performance"]
+    if performance.get("mode") == "relative" and reference and check != "kpis" and metric != "rmse":
+        drop = drop / abs(reference)  # a share of the reference's figure (RMSE is relative already)
+    status = Level.OK
+    if drop >= performance["critical_drop"]:
+        status = Level.CRITICAL
+    elif drop >= performance["warning_drop"]:
+        status = Level.WARNING
+    return {
+        "check": check,
+        "metric": metric,
+        "value": _number(value),
+        "reference": _number(reference),
+        "drop": _number(drop),
+        "threshold": performance["critical_drop"],
+        "status": status,
+        **extra,
+    }
+
+
+def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:
+    settings = policy["segments"]
+    checks = []
+    for column in schema.segments:
+        if column not in reference or column not in current:
+            continue
+        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object).astype(str)})
+        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object).astype(str)})
+        for share in segment_shift(ref_keys, cur_keys):
+            if share.new and share.current_share >= settings["new_share"]:
+                checks.append(
+                    {
+                        "check": CheckKind.SEGMENTS,
+                        "segment": share.segment,
+                        "metric": "new_segment_share",
+                        "value": _number(share.current_share),
+                        "reference": _number(share.reference_share),
+                        "threshold": settings["new_share"],
+                        "status": Level.WARNING,
+                    }
+                )
+        checks += _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema, policy)
+    return checks
+
+
+def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: DataSchema, policy) -> list[dict]:
+    """Within each segment with enough rows on both sides: how far the predictions moved
+    (normed Wasserstein), so a problem confined to one cohort shows where it is."""
+    if schema.prediction not in reference or schema.prediction not in current:
+        return []
+    ref_scores = np.asarray(reference[schema.prediction], dtype=float)
+    cur_scores = np.asarray(current[schema.prediction], dtype=float)
+    if not (np.issubdtype(ref_scores.dtype, np.floating) and np.issubdtype(cur_scores.dtype, np.floating)):
+        return []
+    settings = policy["segments"]
+    default_floor = settings["prediction_drift_floor"]
+
+    def effect(ref_rows: np.ndarray, cur_rows: np.ndarray) -> float:
+        before, after = ref_scores[ref_rows], cur_scores[cur_rows]
+        before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+        return wasserstein_normed(before, after) if before.size and after.size else float("nan")
+
+    ranked = rank_by_drift(ref_keys, cur_keys, effect, min_support=policy["segments"]["min_support"])
+    return [
+        {
+            "check": CheckKind.SEGMENTS,
+            "segment": change.segment,
+            "metric": "prediction_drift",
+            "value": _number(change.change),
+            "threshold": settings["floors"].get(change.segment, default_floor),
+            "status": Level.WARNING
+            if change.change >= settings["floors"].get(change.segment, default_floor)
+            else Level.OK,
+        }
+        for change in ranked
+        if change.change is not None and math.isfinite(change.change)
+    ]
+
+
+def _segment_performance(reference, current, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+    """Realized performance within each segment against the reference's, where both sides
+    have `min_support` labelled rows: a drop confined to one cohort shows where it is."""
+    score = schema.score_column(current)
+    targets, _, labelled = truth
+    known = np.flatnonzero(np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool))
+    checks = []
+    for column in schema.segments:
+        if column not in reference or column not in current:
+            continue
+        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object)[known].astype(str)})
+        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object)[labelled].astype(str)})
+
+        def before(rows, column=column):
+            return _metric(task, reference[schema.target][known][rows], reference[score][known][rows])[1]
+
+        def after(rows):
+            return _metric(task, targets[rows], current[score][labelled][rows])[1]
+
+        higher_is_better = task not in ("regression", "ranking")
+        metric = {"binary_classification": "roc_auc", "multiclass_classification": "accuracy"}.get(task, "rmse")
+        for change in rank_by_performance_drop(
+            ref_keys,
+            cur_keys,
+            before,
+            after,
+            higher_is_better=higher_is_better,
+            min_support=policy["segments"]["min_support"],
+        ):
+            if change.change is None or not math.isfinite(change.change):
+                continue
+            drop = change.change if higher_is_better else _relative_rise(change.reference, change.current)
+            extra = {"segment": change.segment}
+            checks.append(_graded(CheckKind.SEGMENTS, metric, change.current, change.reference, drop, policy, extra))
+    return checks
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity; a figure that is not finite is recorded as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,117 @@
+"""Diagnosis of a run: what most likely went wrong, with the evidence and what to do.
+
+Pure: it reads a run's checks in the order an experienced engineer investigates. First data
+quality: nothing else is believable while the data is broken. Then input drift, prediction
+and label drift, and performance (realized when labels exist, else estimated). Then business
+KPIs. Last, whether the problem is global or confined to a cohort, and whether new segments
+are entering the population.
+
+Causes: data_quality, covariate_shift, prior_shift (the outcomes moved, the inputs did not),
+concept_drift (performance falls while inputs are stable), user_behaviour_change (a KPI
+falls while model and data are stable), no_problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from monitoring.runs.domain import Cause, Check, CheckKind, Level
+
+ACTIONS = {
+    Cause.DATA_QUALITY: [
+        "fix the upstream pipeline (schema, nulls, ranges) before trusting any other figure",
+        "hold retraining on the affected window",
+    ],
+    Cause.COVARIATE_SHIFT: [
+        "retrain on recent data that covers the new population",
+        "if performance fell, roll back to a version that handled this population, or canary a challenger",
+    ],
+    Cause.PRIOR_SHIFT: [
+        "recalibrate the decision threshold to the new base rate",
+        "retrain with recent labels if the shift persists",
+    ],
+    Cause.CONCEPT_DRIFT: [
+        "retrain with recent labels: the relation between inputs and outcome has changed",
+        "roll back if an earlier version performs better on recent labels",
+    ],
+    Cause.USER_BEHAVIOUR_CHANGE: [
+        "look for product, UX or market changes; the model and its data are stable",
+        "revisit thresholds and baselines for seasonality",
+    ],
+    Cause.NO_PROBLEM: ["nothing to do"],
+}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    cause: Cause
+    scope: str  # global, or cohort: <segments>
+    evidence: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    new_segments: list[str] = field(default_factory=list)
+
+
+def diagnose(checks: Sequence[Check]) -> Diagnosis:
+    by_check: dict[CheckKind, list[Check]] = {}
+    for check in checks:
+        by_check.setdefault(check.check, []).append(check)
+    failing = {name: [c for c in items if c.status.failing] for name, items in by_check.items()}
+    segment_checks = by_check.get(CheckKind.SEGMENTS, [])
+    new_segments = [c.segment or "" for c in failing.get(CheckKind.SEGMENTS, []) if c.metric == "new_segment_share"]
+    confined: list[str] = []
+    for metric in {c.metric for c in segment_checks} - {"new_segment_share"}:  # drift, performance
+        signal = [c for c in segment_checks if c.metric == metric]
+        failing_here = [c.segment or "" for c in signal if c.status.failing]
+        if failing_here and len(failing_here) < len(signal):  # some segments, not all: a cohort
+            confined += failing_here
+    cohort = sorted(dict.fromkeys(new_segments + confined))
+    scope = f"cohort: {', '.join(cohort)}" if cohort else "global"
+
+    quality = [c for c in failing.get(CheckKind.DATA_QUALITY, []) if _serious_quality(c)]
+    drifted = failing.get(CheckKind.FEATURE_DRIFT, [])
+    prediction = failing.get(CheckKind.PREDICTION_DRIFT, [])
+    labels = failing.get(CheckKind.LABEL_DRIFT, [])
+    realized = failing.get(CheckKind.PERFORMANCE, [])
+    estimated = failing.get(CheckKind.ESTIMATED_PERFORMANCE, [])
+    kpis = failing.get(CheckKind.KPIS, [])
+
+    if quality:
+        cause, evidence = Cause.DATA_QUALITY, [_describe(c) for c in quality]
+    elif drifted:
+        evidence = [_describe(c) for c in drifted + prediction + realized + estimated]
+        cause = Cause.COVARIATE_SHIFT
+    elif labels and not realized:
+        cause, evidence = Cause.PRIOR_SHIFT, [_describe(c) for c in labels + prediction]
+    elif realized:
+        cause, evidence = Cause.CONCEPT_DRIFT, [_describe(c) for c in realized + labels]
+        evidence.append("no input feature drifted")
+    elif kpis:
+        cause, evidence = Cause.USER_BEHAVIOUR_CHANGE, [_describe(c) for c in kpis]
+        evidence.append("no data-quality finding, no input or prediction drift, performance holds")
+    else:
+        cause, evidence = Cause.NO_PROBLEM, ["every check passed"]
+    if new_segments and cause is not Cause.NO_PROBLEM:
+        evidence.append(f"new segments entering: {', '.join(new_segments)}")
+    if confined and cause is not Cause.NO_PROBLEM:
+        evidence.append(f"confined to: {', '.join(confined)}")
+    return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), new_segments)
+
+
+def _serious_quality(check: Check) -> bool:
+    """Missing columns, type changes, and nulls or out-of-range values on a tenth of rows or
+    more; new categories alone are left to drift and segments."""
+    if check.status is Level.CRITICAL:
+        return True
+    share = check.value
+    return check.metric in ("null_rate", "out_of_range", "constant") and share is not None and share >= 0.1
+
+
+def _describe(check: Check) -> str:
+    value = check.value
+    figure = f"{value:.3g}" if value is not None else "?"
+    if check.reference is not None:
+        figure += f" (reference {check.reference:.3g})"
+    return f"{check.check.value}: {check.subject} {check.metric or ''} {figure} [{check.status.value}]".replace(
+        "  ", " "
+    )

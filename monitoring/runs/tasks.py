@@ -1,0 +1,65 @@
+"""Celery tasks of runs: thin, idempotent, retried on infrastructure errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+
+from audit.envelope import format_time, parse_time
+from monitoring.runs.models import Run
+from monitoring.tasks import DURABLE, RETRIED
+
+
+@shared_task(**DURABLE, retry_backoff_max=60, soft_time_limit=540, time_limit=600)
+def run_monitoring(model: str, start: str, end: str) -> dict:
+    """One run of the model's policy on [start, end). Idempotent: a redelivery records nothing twice."""
+    from monitoring.runs.services import run_execute
+
+    outcome = run_execute(model=model, start=parse_time(start), end=parse_time(end))
+    return {"run_id": outcome.run_id, "status": outcome.status.value, "recorded_now": outcome.recorded_now}
+
+
+@shared_task
+def schedule_due_runs(now: str | None = None) -> list[str]:
+    """Beat calls this every minute: each active model whose policy has a schedule gets a run of
+    its latest complete period (windows aligned to the schedule), once."""
+    from monitoring.policies.services import policy_load
+    from monitoring.registry.models import RegisteredModel
+
+    moment = parse_time(now) if now else dt.datetime.now(dt.UTC)
+    queued = []
+    for model in RegisteredModel.objects.filter(retired=False).values_list("name", flat=True):
+        policy = policy_load(model)
+        every = policy.policy["schedule"].get("every_minutes")
+        if not every:
+            continue
+        period = dt.timedelta(minutes=every)
+        epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        end = epoch + ((moment - epoch) // period) * period
+        start = _window_start(model, policy.policy["window"], end)
+        if start is None:
+            continue
+        if Run.objects.filter(
+            model_name=model, window_start=start, window_end=end, policy_version=policy.version
+        ).exists():
+            continue
+        run_monitoring.delay(model, format_time(start), format_time(end))
+        queued.append(model)
+    return queued
+
+
+def _window_start(model: str, window: dict, end: dt.datetime) -> dt.datetime | None:
+    if "hours" in window:
+        return end - dt.timedelta(hours=window["hours"])
+    from monitoring.ingestion.selectors import last_rows_start
+
+    return last_rows_start(model=model, end=end, rows=window["last_rows"])
+
+
+@shared_task(**RETRIED)
+def evaluate_delayed_labels(model: str) -> int:
+    """After labels arrive: realized performance of past runs' windows, beside their estimates."""
+    from monitoring.runs.delayed_labels import runs_evaluate_labels
+
+    return len(runs_evaluate_labels(model))
