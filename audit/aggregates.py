@@ -4,7 +4,8 @@ fresh state. Written once, for every aggregate of every domain.
 
 An aggregate is a small pure object (no Django) that folds the events of its stream
 (`apply`) and whose commands check the rules and return the events they would add, never
-mutating state themselves. Refusals are DomainError subclasses, which the API answers as 4xx.
+mutating state themselves. Refusals are DomainError subclasses (audit.errors, pure), which
+the API answers as 4xx.
 """
 
 from __future__ import annotations
@@ -16,26 +17,12 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 
 from django.db import transaction
 
+from audit.errors import AlreadyExists, DomainError, InvalidCommand, NotFound
 from audit.events import Event
 from audit.store import Actor, ConcurrencyConflict, NewEvent, RecordedEvent, append
 
 ATTEMPTS = 3
-
-
-class DomainError(Exception):
-    """A command refused by the rules; the message says which and why."""
-
-
-class NotFound(DomainError):
-    pass
-
-
-class AlreadyExists(DomainError):
-    pass
-
-
-class InvalidCommand(DomainError):
-    pass
+__all__ = ["AlreadyExists", "DomainError", "InvalidCommand", "NotFound", "aggregate_execute", "aggregate_load"]
 
 
 class Aggregate(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from json.encoder import encode_basestring  # the C escaper: same escapes as JCS
+from typing import Any
 
 _STDLIB_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -69,7 +70,7 @@ class _Invalid(Exception):
     pass
 
 
-def _walk(value: object) -> bool:
+def _walk(value: Any) -> bool:
     """Validate `value`; return True when the C encoder's output would differ from JCS.
 
     Hot path of every append: scalars are checked inline rather than by recursion.
@@ -105,7 +106,7 @@ def _walk(value: object) -> bool:
     return exact
 
 
-def _walk_scalar(value: object) -> bool:
+def _walk_scalar(value: Any) -> bool:
     kind = type(value)
     if kind is str or value is None or kind is bool:
         return False
@@ -200,7 +201,7 @@ def _explain(value: object, path: str) -> None:
     )
 
 
-def _exact(value: object) -> str:
+def _exact(value: Any) -> str:
     """The JCS text of an already validated value, by the RFC's rules, in pure Python."""
     if value is None:
         return "null"

@@ -19,6 +19,7 @@ from audit import keyring, merkle
 from audit.envelope import checkpoint_body, format_time
 from audit.keys import SigningKey
 from audit.models import Checkpoint
+from audit.store import single_row
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def checkpoint_create(*, publish: bool = True) -> Checkpoint | None:
         with psycopg.Cursor(raw) as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (CHECKPOINT_LOCK_KEY,))
             cursor.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event")
-            size, count = cursor.fetchone()
+            size, count = single_row(cursor.fetchone())
         if size != count:
             raise CheckpointError(f"the log has gaps ({count} events up to seq {size}); run audit_verify")
         latest = Checkpoint.objects.order_by("-tree_size").first()

@@ -22,7 +22,7 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, model_serializer
@@ -129,7 +129,7 @@ class Event(Shape):
     """Base of every event type. Subclasses declare fields and are registered with @event_type."""
 
     type_name: ClassVar[str]
-    schema_version: ClassVar[int]
+    type_schema: ClassVar[int]  # the payload schema's version (the envelope's `schema`)
     routine: ClassVar[bool] = False  # high-volume bookkeeping: large reports count it rather than list it
     tone: ClassVar[str] = ""  # how pages and reports mark it: alert, signature, key, decision or ""
 
@@ -165,11 +165,16 @@ def event_type(name: str, *, schema: int = 1) -> Callable[[T], T]:
         raise ValueError(f"event type {name!r} must be dotted, e.g. 'monitoring.AlertRaised'")
 
     def register(cls: T) -> T:
+        shadowed = {"type_name", "type_schema", "routine", "tone"} & set(cast("type[Event]", cls).model_fields)
+        if shadowed:
+            raise TypeError(
+                f"{cls.__name__}: field(s) {', '.join(sorted(shadowed))} would hide the event's own attributes"
+            )
         if (name, schema) in _types:
             raise DuplicateEventType(f"{name} schema {schema} is already registered")
-        cls.type_name, cls.schema_version = name, schema
+        cls.type_name, cls.type_schema = name, schema
         _types[(name, schema)] = cls
-        if name not in _latest or _latest[name].schema_version < schema:
+        if name not in _latest or _latest[name].type_schema < schema:
             _latest[name] = cls
         return cls
 
@@ -185,7 +190,7 @@ def lookup(name: str, schema: int | None = None) -> type[Event]:
 
 
 def all_types() -> list[type[Event]]:
-    return sorted(_types.values(), key=lambda t: (t.type_name, t.schema_version))
+    return sorted(_types.values(), key=lambda t: (t.type_name, t.type_schema))
 
 
 def parse(name: str, schema: int, payload: Mapping[str, Any]) -> Event:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import os
 import queue
@@ -247,7 +248,7 @@ def _write_bundle(
                     missing.append(digest)
                     continue
                 with default_storage.open(blob_path(digest), "rb") as handle:
-                    write(f"data/{digest}", iter(lambda handle=handle: handle.read(1 << 20), b""))
+                    write(f"data/{digest}", iter(functools.partial(handle.read, 1 << 20), b""))
                 stored += 1
         write("report.html", [render_report(timeline, checkpoint.as_dict(), query.as_manifest(), missing).encode()])
         manifest = canonicalize(

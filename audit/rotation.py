@@ -40,6 +40,7 @@ def signing_key_rotate(*, new_key: SigningKey, actor: Actor, reason: str) -> Rec
         raw = _raw_connection()
         head = _lock_and_read_head(raw, [])
         old_key = _check_signer(raw, head, old_key)
+        assert head.log_id is not None, "the signer check creates the log"
         statement = rotation_statement(log_id=head.log_id, new_key_id=new_key.key_id, previous_key_id=old_key.key_id)
         rotated = KeyRotated(
             new_key_id=new_key.key_id,

@@ -315,7 +315,7 @@ def _payload(index: int, event: Event) -> dict[str, Any]:
     if not hasattr(type(event), "type_name"):
         raise InvalidEvent(index, f"{type(event).__name__} is not registered: decorate it with @event_type")
     try:
-        registered = events.lookup(event.type_name, event.schema_version)
+        registered = events.lookup(event.type_name, event.type_schema)
     except events.UnknownEventType as exc:
         raise InvalidEvent(index, str(exc)) from None
     if registered is not type(event):
@@ -323,8 +323,7 @@ def _payload(index: int, event: Event) -> dict[str, Any]:
     latest = events.lookup(event.type_name)
     if latest is not registered:
         problem = (
-            f"{event.type_name} schema {event.schema_version} is superseded: "
-            f"new events take schema {latest.schema_version}"
+            f"{event.type_name} schema {event.type_schema} is superseded: new events take schema {latest.type_schema}"
         )
         raise InvalidEvent(index, problem)
     payload = event.to_payload()
@@ -399,7 +398,7 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
             lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
             streams_sql = ([s[0] for s in streams], [s[1] for s in streams], KeyRotated.type_name)
             head_cursor.execute(_HEAD_SQL, streams_sql, prepare=True)
-        log_id, now, seq, digest, key_id, versions = head_cursor.fetchone()
+        log_id, now, seq, digest, key_id, versions = single_row(head_cursor.fetchone())
         if seq is None:  # an empty log: its first key, if any, is in the key table
             row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()
             key_id = row[0] if row else None
@@ -411,6 +410,13 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
         current_key_id=key_id,
         versions={stream: version for stream, version in zip(streams, versions, strict=True) if version},
     )
+
+
+def single_row(row: tuple | None) -> tuple:
+    """The row of a query that always returns one (an aggregate, the head)."""
+    if row is None:
+        raise RuntimeError("a query that always returns one row returned none")
+    return row
 
 
 def _check_signer(raw: psycopg.Connection, head: _Head, signer: SigningKey) -> SigningKey:
@@ -451,6 +457,7 @@ def _seal(
     events: Sequence[NewEvent], payloads: list[dict[str, Any]], head: _Head, signer: SigningKey
 ) -> list[RecordedEvent]:
     occurred_at = format_time(head.now)
+    assert head.log_id is not None, "the head is read (and the log created) before sealing"
     versions = dict(head.versions)
     prev_hash = head.hash
     recorded = []
@@ -463,7 +470,7 @@ def _seal(
             event_id=str(uuid.uuid4()),
             stream={"type": event.stream_type, "id": event.stream_id, "version": version},
             type=event.type,
-            schema=event.event.schema_version,
+            schema=event.event.type_schema,
             occurred_at=occurred_at,
             actor=event.actor.as_dict(),
             reason=event.reason,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -19,8 +20,10 @@ import re
 import sys
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -110,10 +113,9 @@ def _b64(text: object, file: str, what: str, seq: int | None = None) -> bytes:
         raise BundleInvalid(file, f"{what} is not base64", seq) from None
 
 
-try:  # optional accelerator for parsing; the standard library gives the same values
+_loads: Callable[[bytes], Any] = json.loads
+with contextlib.suppress(ImportError):  # optional accelerator for parsing; the standard library gives the same values
     from orjson import loads as _loads
-except ImportError:
-    _loads = json.loads
 
 
 def _json(data: bytes, file: str, seq: int | None = None):
@@ -414,6 +416,8 @@ def _check_events(event_lines, proof_lines, keys: KeyTable, log_id, tree_size, r
             if first[0] == previous_last[0] + 1 and first[1] != previous_last[1]:
                 raise BundleInvalid("events.jsonl", "prev_hash does not equal the previous event's hash", first[0])
         previous_last = last
+    if previous_last is None:
+        raise BundleInvalid("events.jsonl", "holds no event")
     if previous_last[0] > tree_size:
         raise BundleInvalid("events.jsonl", f"event beyond the checkpoint's tree size {tree_size}", previous_last[0])
     return chunks[0][0][0], previous_last[0], used

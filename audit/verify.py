@@ -12,6 +12,7 @@ import psycopg
 from django.db import connection
 
 from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED
+from audit.store import single_row
 from audit.verification import Failure, KeyRange, KeySchedule, key_chain_failures, verify_rows
 
 ROW_SQL = """
@@ -55,7 +56,7 @@ def verify_log(
     conninfo = _conninfo()
     with psycopg.connect(conninfo) as db:
         log_rows = db.execute("SELECT log_id::text FROM audit_log").fetchall()
-        last_seq, count = db.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event").fetchone()
+        last_seq, count = single_row(db.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event").fetchone())
         keys = _key_ranges(db)
 
     def report(failure: Failure | None, head_hash: str = GENESIS_PREV_HASH) -> VerifyReport:
@@ -84,7 +85,7 @@ def verify_log(
 
         failures = witness_failures(conninfo, keys, log_id, witnessed)
     with psycopg.connect(conninfo) as db:
-        head = db.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
+        head = single_row(db.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone())
     return report(min(failures) if failures else None, bytes(head[0]).hex())
 
 

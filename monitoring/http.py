@@ -10,7 +10,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from audit.aggregates import AlreadyExists, DomainError, NotFound
+from audit.errors import AlreadyExists, DomainError, NotFound
 from audit.store import ConcurrencyConflict
 from monitoring.ingestion.conform import BatchRejected
 from monitoring.ingestion.parsing import UnreadableBody, UnsupportedContentType

@@ -14,9 +14,9 @@ from config.celery import app as celery_app
 from monitoring.alerting.services import alerts_from_run
 from monitoring.alerting.tasks import deliver_notifications
 from monitoring.models import Alert, Notification, NotificationAttempt
-from monitoring.runs.domain import Check
 from monitoring.policies.services import policy_set
 from monitoring.registry import services as registry
+from monitoring.runs.domain import Check
 from tests.monitoring.conftest import ALICE, SCHEMA
 from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 

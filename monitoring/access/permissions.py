@@ -3,6 +3,8 @@ key) it admits; docs/permissions.md lists them endpoint by endpoint."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework.permissions import BasePermission
 
 from monitoring.access.authentication import ModelService
@@ -88,6 +90,7 @@ class ReadsOrServes(BasePermission):
 class ByMethod:
     """Permissions per HTTP method: reads and writes of one resource need different roles."""
 
+    request: Any  # set by the view
     permissions_by_method: dict[str, list] = {}
 
     def get_permissions(self):

@@ -115,7 +115,7 @@ class AlertmanagerReceiverView(APIView):
     Driftledger alert keyed by its alertname and labels."""
 
     permission_classes = [AllowAny]
-    authentication_classes = []
+    authentication_classes: list[type] = []
 
     @extend_schema(request=AlertmanagerIn, responses={200: None}, summary="Alertmanager webhook receiver")
     def post(self, request):

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from audit.aggregates import InvalidCommand
 from audit.envelope import format_time, parse_time
+from audit.errors import InvalidCommand
 from audit.events import Choice, Closed, Context, Event, Timestamp, event_type
 from monitoring.runs.domain import Level
 

@@ -8,6 +8,7 @@ succeed; the loser's transaction rolls back and is replayed onto the open alert.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -107,14 +108,14 @@ def alerts_from_run(
                 model=model, finding=finding, actor=actor, run_id=run_id, window_end=window_end, causation=causation
             )
         else:
-            recorded += alert_execute(
-                str(existing.alert_id),
-                lambda a, f=finding: a.update(
-                    severity=f.severity, summary=f.summary, run_id=run_id, window_end=window_end
-                ),
-                actor=actor,
-                causation=causation,
+            update = functools.partial(
+                AlertAggregate.update,
+                severity=finding.severity,
+                summary=finding.summary,
+                run_id=run_id,
+                window_end=window_end,
             )
+            recorded += alert_execute(str(existing.alert_id), update, actor=actor, causation=causation)
     for key, alert in open_alerts.items():
         if key not in failing and alert.check_name in evaluated:
             recorded += alert_execute(

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.db import transaction
 
-from audit.aggregates import InvalidCommand
 from audit.envelope import format_time
+from audit.errors import InvalidCommand
 from audit.store import Actor, NewEvent, append
 from monitoring.ingestion.conform import BatchRejected, Problem, conform, text_columns
 from monitoring.ingestion.domain import STREAM, BatchIngested, BatchKind
@@ -74,7 +74,7 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
             versions_seen = sorted(v for v in pc.unique(table.column("model_version")).to_pylist() if v)
         ingested = BatchIngested(
             model=model,
-            kind=kind,
+            kind=BatchKind(kind),
             file_digest=digest,
             rows=table.num_rows,
             schema_version=registered.schema_version,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from monitoring.runs.domain import CheckKind
 from monitoring.stats.decisions import DEFAULT_ALPHA, DEFAULT_EFFECT_FLOORS, EFFECTS, TESTS, Correction, Method, Policy
@@ -186,7 +186,7 @@ def _performance_problems(performance: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from audit.aggregates import InvalidCommand
+from audit.errors import InvalidCommand
 from audit.events import Context, Event, event_type
 from monitoring.policies.document import DEFAULT_POLICY, WHOLE_SECTIONS, PolicyError, complete_policy
 from monitoring.stats.decisions import DEFAULT_METHODS, EFFECTS

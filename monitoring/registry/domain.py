@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from audit.aggregates import AlreadyExists, InvalidCommand, NotFound
+from audit.errors import AlreadyExists, InvalidCommand, NotFound
 from audit.events import Choice, Closed, Context, Event, event_type
 from monitoring.registry.data_schema import NAME, SchemaError, Task, parse_schema
 
@@ -230,7 +230,7 @@ class ModelAggregate:
         return [
             ModelRegistered(
                 name=self.name,
-                task=task,
+                task=Task(task),
                 owner=owner,
                 data_schema=_schema(data_schema),
                 description=description or None,

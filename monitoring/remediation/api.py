@@ -184,7 +184,7 @@ class RemediationCallbackView(APIView):
     """The external pipeline reports completion, signed with the shared secret."""
 
     permission_classes = [AllowAny]
-    authentication_classes = []
+    authentication_classes: list[type] = []
 
     @extend_schema(request=CallbackIn, responses=RemediationOut, summary="Completion report of an external pipeline")
     def post(self, request, request_id):

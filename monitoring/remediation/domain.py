@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from audit.aggregates import InvalidCommand
+from audit.errors import InvalidCommand
 from audit.events import Choice, Closed, Context, Event, Timestamp, event_type
 from monitoring.registry.domain import DeploymentAction
 
@@ -351,7 +351,7 @@ class RemediationAggregate:
             RemediationRequested(
                 request_id=self.request_id,
                 model=model,
-                action=kind,
+                action=RemediationKind(kind),
                 parameters=dict(parameters),
                 evidence=list(evidence),
                 required_approvals=0 if break_glass else required,

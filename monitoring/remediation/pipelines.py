@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from audit.aggregates import InvalidCommand
+from audit.errors import InvalidCommand
 from monitoring.alerting.notifiers import SIGNATURE_HEADER, webhook_signature, webhook_signature_valid
 from monitoring.remediation.domain import RemediationAggregate
 

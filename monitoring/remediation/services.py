@@ -7,6 +7,7 @@ command is re-run on the new state and answers with what it finds (already appro
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -145,7 +146,7 @@ def remediations_expire(now: dt.datetime | None = None) -> int:
     due = Remediation.objects.filter(state=RemediationState.REQUESTED, expires_at__lte=moment)
     for request_id in due.values_list("request_id", flat=True):
         done = aggregate_execute(
-            lambda request_id=str(request_id): RemediationAggregate(request_id),
+            functools.partial(RemediationAggregate, str(request_id)),
             lambda r: r.expire(format_time(moment)),
             actor=EXECUTOR,
         )

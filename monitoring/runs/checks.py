@@ -67,18 +67,19 @@ def compute_run(
         checks += _drift(CheckKind.PREDICTION_DRIFT, reference, current, {schema.prediction: kind}, policy)
     truth = _current_truth(current, labels, schema)
     rows["labelled"] = int(truth[0].size)
-    if CheckKind.LABEL_DRIFT in enabled and schema.target and schema.target in reference and truth[0].size >= 30:
-        checks += _label_drift(reference, truth, schema, task, policy)
-    if CheckKind.PERFORMANCE in enabled and schema.target and schema.target in reference and truth[0].size:
-        checks += _performance(reference, truth, schema, task, policy)
-    if CheckKind.ESTIMATED_PERFORMANCE in enabled and task == "binary_classification" and schema.target in reference:
-        checks += _estimated(reference, current, schema, policy)
+    target = schema.target if schema.target and schema.target in reference else None  # the reference's outcomes
+    if CheckKind.LABEL_DRIFT in enabled and target and truth[0].size >= 30:
+        checks += _label_drift(reference, truth, target, task, policy)
+    if CheckKind.PERFORMANCE in enabled and target and truth[0].size:
+        checks += _performance(reference, truth, target, schema, task, policy)
+    if CheckKind.ESTIMATED_PERFORMANCE in enabled and task == "binary_classification" and target:
+        checks += _estimated(reference, current, target, schema, policy)
     if CheckKind.KPIS in enabled and kpis and kpi_baseline:
         checks += _kpis(kpis, kpi_baseline, policy)
     if CheckKind.SEGMENTS in enabled:
         checks += _segments(reference, current, schema, policy)
-        if CheckKind.PERFORMANCE in enabled and schema.target and schema.target in reference and truth[0].size:
-            checks += _segment_performance(reference, current, truth, schema, task, policy)
+        if CheckKind.PERFORMANCE in enabled and target and truth[0].size:
+            checks += _segment_performance(reference, current, truth, target, schema, task, policy)
     return {"checks": checks, "rows": rows, "status": Level.worst(c["status"] for c in checks).value}
 
 
@@ -162,29 +163,33 @@ def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, f
     return "rmse", regression_performance(targets.astype(float), outputs.astype(float)).rmse, False
 
 
-def _performance(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+def _known(outcomes: np.ndarray) -> np.ndarray:
+    """Which rows have an outcome (neither None nor NaN)."""
+    return np.array([t is not None and t == t for t in outcomes], dtype=np.bool_)
+
+
+def _performance(reference: Columns, truth, target: str, schema: DataSchema, task: str, policy) -> list[dict]:
     targets, outputs, _ = truth
     score_column = schema.score_column(reference)
-    known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
+    known = _known(reference[target])
     if known.sum() < 2 or len(set(targets.tolist())) < 2:
         return []
-    name, before, higher_is_better = _metric(task, reference[schema.target][known], reference[score_column][known])
+    name, before, higher_is_better = _metric(task, reference[target][known], reference[score_column][known])
     _, after, _ = _metric(task, targets, outputs)
     drop = before - after if higher_is_better else _relative_rise(before, after)
     return [_graded(CheckKind.PERFORMANCE, name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
 
 
-def _label_drift(reference: Columns, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+def _label_drift(reference: Columns, truth, target: str, task: str, policy) -> list[dict]:
     """Has the distribution of outcomes moved (prior or label shift)?"""
     targets = truth[0]
-    known = np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool)
-    before = np.asarray(reference[schema.target], dtype=object)[known]
+    before = np.asarray(reference[target], dtype=np.object_)[_known(reference[target])]
     kind = "numerical" if task in ("regression", "ranking") else "categorical"
     if kind == "numerical":
         ref, cur = before.astype(float), np.asarray(targets, dtype=float)
     else:
         ref, cur = np.array([str(v) for v in before]), np.array([str(v) for v in targets])
-    return _drift(CheckKind.LABEL_DRIFT, {schema.target: ref}, {schema.target: cur}, {schema.target: kind}, policy)
+    return _drift(CheckKind.LABEL_DRIFT, {target: ref}, {target: cur}, {target: kind}, policy)
 
 
 def _kpis(current: Columns, baseline: Columns, policy) -> list[dict]:
@@ -231,12 +236,12 @@ def _relative_rise(before: float, after: float) -> float:
     return (after - before) / before if before else 0.0
 
 
-def _estimated(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:
+def _estimated(reference: Columns, current: Columns, target: str, schema: DataSchema, policy) -> list[dict]:
     score_column = schema.score_column(reference)
     if score_column not in current:
         return []
-    scores = np.asarray(reference[score_column], dtype=float)
-    labels = np.asarray(reference[schema.target], dtype=float)
+    scores = np.asarray(reference[score_column], dtype=np.float64)
+    labels = np.asarray(reference[target], dtype=np.float64)
     keep = np.isfinite(scores) & np.isfinite(labels)
     scores, labels = scores[keep], labels[keep]
     chunk = max(min(1000, scores.size // 5), 50)
@@ -334,12 +339,12 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
     ]
 
 
-def _segment_performance(reference, current, truth, schema: DataSchema, task: str, policy) -> list[dict]:
+def _segment_performance(reference, current, truth, target: str, schema: DataSchema, task: str, policy) -> list[dict]:
     """Realized performance within each segment against the reference's, where both sides
     have `min_support` labelled rows: a drop confined to one cohort shows where it is."""
     score = schema.score_column(current)
     targets, _, labelled = truth
-    known = np.flatnonzero(np.array([t is not None and t == t for t in reference[schema.target]], dtype=bool))
+    known = np.flatnonzero(_known(reference[target]))
     checks = []
     for column in schema.segments:
         if column not in reference or column not in current:
@@ -348,7 +353,7 @@ def _segment_performance(reference, current, truth, schema: DataSchema, task: st
         cur_keys = segment_keys({column: np.asarray(current[column], dtype=object)[labelled].astype(str)})
 
         def before(rows, column=column):
-            return _metric(task, reference[schema.target][known][rows], reference[score][known][rows])[1]
+            return _metric(task, reference[target][known][rows], reference[score][known][rows])[1]
 
         def after(rows):
             return _metric(task, targets[rows], current[score][labelled][rows])[1]
@@ -363,7 +368,9 @@ def _segment_performance(reference, current, truth, schema: DataSchema, task: st
             higher_is_better=higher_is_better,
             min_support=policy["segments"]["min_support"],
         ):
-            if change.change is None or not math.isfinite(change.change):
+            if change.change is None or change.reference is None or change.current is None:
+                continue
+            if not math.isfinite(change.change):
                 continue
             drop = change.change if higher_is_better else _relative_rise(change.reference, change.current)
             extra = {"segment": change.segment}

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from audit.aggregates import InvalidCommand
 from audit.envelope import format_time
+from audit.errors import InvalidCommand
 from audit.events import Choice, Closed, Context, Event, Shape, Timestamp, event_type
 
 STREAM = "run"

@@ -68,9 +68,15 @@ def drift_report(
 def _measure(feature: str, kind: str, reference: object, current: object, policy: Policy) -> FeatureDrift:
     method = policy.method(feature, kind)
     if kind == "categorical":
-        ref, cur = count_categories(reference), count_categories(current)
+        ref_counts, cur_counts = count_categories(reference), count_categories(current)
         return FeatureDrift(
-            feature, kind, u.categorical_drift(ref, cur), _missing(ref), _missing(cur), method, _UNDECIDED
+            feature,
+            kind,
+            u.categorical_drift(ref_counts, cur_counts),
+            _missing(ref_counts),
+            _missing(cur_counts),
+            method,
+            _UNDECIDED,
         )
     ref, ref_missing = u.split_missing(np.asarray(reference))
     cur, cur_missing = u.split_missing(np.asarray(current))
@@ -89,7 +95,8 @@ def _measure(feature: str, kind: str, reference: object, current: object, policy
 def _p_value(report: FeatureDrift) -> float:
     if report.test is not None:
         return report.test.p_value
-    return report.measures.ks.p_value if report.kind == "numerical" else report.measures.p_value
+    measures = report.measures
+    return measures.ks.p_value if isinstance(measures, u.NumericalDrift) else measures.p_value
 
 
 _UNDECIDED = Decision("", False, False, False, 1.0, 0.0, 0.0)

@@ -89,7 +89,7 @@ class PerformanceEstimator:
         """Calibrate on the reference, and measure how much each metric varies between its chunks."""
         if scores.size < 2 * chunk_size:
             raise ValueError("the reference needs at least two chunks of labelled rows")
-        realized = {metric: [] for metric in METRICS}
+        realized: dict[str, list[float]] = {metric: [] for metric in METRICS}
         for start in range(0, scores.size - chunk_size + 1, chunk_size):
             window = slice(start, start + chunk_size)
             result = binary_performance(labels[window], scores[window], threshold)

@@ -58,7 +58,7 @@ class LossEstimator:
         errors = targets - columns[:, -1]
         knots = tuple(np.unique(np.quantile(c, np.linspace(0, 1, KNOTS + 2)[1:-1])) for c in columns.T)
         scale = np.maximum(columns.std(axis=0), 1e-12)
-        realized = {"mae": [], "rmse": []}
+        realized: dict[str, list[float]] = {"mae": [], "rmse": []}
         for start in range(0, targets.size - chunk_size + 1, chunk_size):
             chunk = errors[start : start + chunk_size]
             realized["mae"].append(float(np.mean(np.abs(chunk))))

@@ -63,3 +63,11 @@ def test_undotted_names_are_refused():
 def test_every_registered_type_has_a_sentence_of_its_own_or_the_plain_default():
     kinds = {cls.type_name for cls in events.all_types()}
     assert {"audit.KeyRotated", "monitoring.RemediationApproved", "monitoring.RunCompleted"} <= kinds
+
+
+def test_a_field_may_not_hide_the_events_own_attributes():
+    with pytest.raises(TypeError, match="type_schema"):
+
+        @event_type("test.Hiding")
+        class Hiding(Event):
+            type_schema: int

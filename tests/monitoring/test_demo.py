@@ -34,7 +34,7 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
 
     # The printed figures are the signed ones.
     completed = Event.objects.get(event_type=RunCompleted.type_name)
-    assert completed.schema == RunCompleted.schema_version and completed.actor_id == "alice"
+    assert completed.schema == RunCompleted.type_schema and completed.actor_id == "alice"
     income = next(c for c in completed.payload["checks"] if c.get("feature") == "income")
     assert income["status"] == "critical"
     assert f"psi {income['value']:.2f} (floor {income['threshold']:.2f}), KS p = {income['p_value']:.1e}" in output

@@ -39,5 +39,6 @@ class Command(BaseCommand):
                 f"key(s){against}, head {report.head_hash[:16]}…, {report.seconds:.2f} s ({rate:,.0f} events/s)"
             )
             return
+        assert report.failure is not None  # not ok: there is a first failure
         self.stderr.write(f"FAILED at seq {report.failure.seq}: {report.failure.reason}")
         sys.exit(1)

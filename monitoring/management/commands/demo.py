@@ -102,7 +102,7 @@ class Command(BaseCommand):
         say(f"9. The rollback executed ({state}): champion {champion}; serving's next poll sees it ({etags}).")
 
         report = verify_log()
-        if not report.ok:
+        if report.failure is not None:
             self.stderr.write(f"10. Verification FAILED at seq {report.failure.seq}: {report.failure.reason}")
             raise SystemExit(1)
         say(
