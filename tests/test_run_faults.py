@@ -20,7 +20,7 @@ from monitoring.models import Run
 from monitoring.registry import services as registry
 from monitoring.runs.tasks import run_monitoring
 from tests.monitoring.conftest import ALICE, SCHEMA
-from tests.monitoring.test_runs import _ingest, _rows
+from tests.monitoring.runs.conftest import _ingest, _rows
 from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for
 
 ROWS = 150_000  # enough for the run to take a few seconds on this machine

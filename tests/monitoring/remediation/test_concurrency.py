@@ -6,7 +6,7 @@ from audit.models import Event
 from monitoring.models import Remediation
 from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, person
-from tests.monitoring.test_remediations import _decide, _request
+from tests.monitoring.remediation.test_remediations import _decide, _request
 
 
 def test_two_approvers_at_once_produce_one_consistent_outcome(committed_log, settings):

@@ -11,7 +11,7 @@ from monitoring.ingestion.services import batch_ingest
 from monitoring.models import Run
 from monitoring.runs.services import run_execute
 from tests.monitoring.conftest import ALICE
-from tests.monitoring.test_runs import _ingest, _rows
+from tests.monitoring.runs.conftest import _ingest, _rows
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from audit.checkpoints import checkpoint_create
 from monitoring.alerting.services import alerts_from_run
 from tests.monitoring.conftest import ALICE
-from tests.monitoring.test_runs import _ingest, _rows
+from tests.monitoring.runs.conftest import _ingest, _rows
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
