@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 
-from _common import ACTOR, fill, run_event, run_payload, scratch_database, timed
+from _common import ACTOR, MEASURED, fill, run_event, run_payload, scratch_database, timed
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -43,7 +43,7 @@ def raw_rows(first_seq: int, count: int, stream: str) -> list[tuple]:
             seq=seq,
             event_id=str(uuid.uuid4()),
             stream={"type": "bench", "id": stream, "version": offset + 1},
-            type="monitoring.RunCompleted",
+            type=MEASURED,
             schema=1,
             occurred_at=format_time(now),
             actor=ACTOR.as_dict(),

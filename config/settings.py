@@ -158,7 +158,7 @@ INGEST_CLOCK_SKEW_SECONDS = env.int("INGEST_CLOCK_SKEW_SECONDS", default=300)
 # Celery: with no broker, tasks run eagerly in-process (demo, one machine).
 _broker = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not _broker
-CELERY_BROKER_URL = _broker or "memory://"  # eager mode publishes nothing; this keeps kombu quiet
+CELERY_BROKER_URL = _broker or "memory://localhost/"  # eager mode publishes nothing; this keeps kombu quiet
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
