@@ -162,7 +162,7 @@ T = TypeVar("T", bound=type[Event])
 def event_type(name: str, *, schema: int = 1) -> Callable[[T], T]:
     """Register the decorated class as event type `name`, schema version `schema`."""
     if "." not in name:
-        raise ValueError(f"event type {name!r} must be dotted, e.g. 'monitoring.AlertRaised'")
+        raise ValueError(f"event type {name!r} must be dotted, e.g. 'billing.InvoiceSent'")
 
     def register(cls: T) -> T:
         shadowed = {"type_name", "type_schema", "routine", "tone"} & set(cast("type[Event]", cls).model_fields)

@@ -61,7 +61,7 @@ def render_report(timeline: Timeline, checkpoint: dict, query: dict, missing_dat
         ""
         if timeline.list_all
         else (
-            f"<p>{total - len(timeline.events)} routine events (monitoring runs) are counted below rather than "
+            f"<p>{total - len(timeline.events)} routine events are counted below rather than "
             "listed; every event is in events.jsonl.</p>"
         )
     )

@@ -328,12 +328,14 @@ def _payload(index: int, event: Event) -> dict[str, Any]:
         raise InvalidEvent(index, problem)
     payload = event.to_payload()
     try:  # again from the JSON form: an instance built without validation cannot slip through
-        registered.from_payload(payload)
+        read_back = registered.from_payload(payload)
         canonicalize(payload)
     except events.InvalidPayload as exc:
         raise InvalidEvent(index, str(exc)) from None
     except CanonicalizationError as exc:
         raise InvalidEvent(index, f"payload{exc.path[1:]}: {exc.problem}") from None
+    if read_back != event:
+        raise InvalidEvent(index, f"payload of {event.type_name} does not read back as the same event")
     return payload
 
 

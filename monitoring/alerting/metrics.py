@@ -18,7 +18,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from audit.envelope import parse_time
 from audit.models import Checkpoint, Event
+from monitoring.alerting.domain import AlertStatus
 from monitoring.alerting.models import Alert
+from monitoring.runs.domain import RunStatus
 from monitoring.runs.models import Run
 
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -65,7 +67,7 @@ class DriftledgerCollector:
         kpis = GaugeMetricFamily(
             "driftledger_kpi", "Business KPIs over the latest run's window", labels=["model", "kpi"]
         )
-        latest = Run.objects.filter(status="completed").values("model_name").annotate(seq=Max("finished_seq"))
+        latest = Run.objects.filter(status=RunStatus.COMPLETED).values("model_name").annotate(seq=Max("finished_seq"))
         for run in Run.objects.filter(finished_seq__in=[r["seq"] for r in latest]):
             for check in run.checks:
                 value = check.get("value")
@@ -85,7 +87,9 @@ class DriftledgerCollector:
     def _alerts(self):
         open_alerts = GaugeMetricFamily("driftledger_open_alerts", "Unresolved alerts", labels=["model", "severity"])
         for row in (
-            Alert.objects.exclude(status="resolved").values("model_name", "severity").annotate(n=Count("alert_id"))
+            Alert.objects.exclude(status=AlertStatus.RESOLVED)
+            .values("model_name", "severity")
+            .annotate(n=Count("alert_id"))
         ):
             open_alerts.add_metric([row["model_name"], row["severity"]], row["n"])
         yield open_alerts

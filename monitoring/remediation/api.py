@@ -18,7 +18,7 @@ from monitoring.access.permissions import CanDecide, CanEngineer, CanRead, CanRe
 from monitoring.access.roles import Role, has_role
 from monitoring.http import ReasonIn, validated
 from monitoring.remediation import services
-from monitoring.remediation.domain import STREAM, RemediationKind
+from monitoring.remediation.domain import STREAM, RemediationKind, RemediationState
 from monitoring.remediation.models import Remediation
 from monitoring.remediation.pipelines import SIGNATURE_HEADER, callback_verified
 
@@ -157,7 +157,7 @@ class RemediationRetryView(APIView):
 
     @extend_schema(request=None, responses=RemediationOut, summary="Execute a failed request again")
     def post(self, request, request_id):
-        get_object_or_404(Remediation, request_id=request_id, state="failed")
+        get_object_or_404(Remediation, request_id=request_id, state=RemediationState.FAILED)
         services.remediation_run(str(request_id))
         return Response(RemediationOut(Remediation.objects.get(request_id=request_id)).data)
 

@@ -129,6 +129,8 @@ BAD_EVENTS = [
         "nan is not a finite number",
     ),
     ({"event": Noted.model_construct(model="m", summary="x", detail={"x": 2**60})}, "outside ±(2^53−1)"),
+    ({"event": Noted.model_construct(model="m", summary="x", detail={1: "x"})}, "does not read back as the same event"),
+    ({"event": Noted.model_construct(model="m", summary="x\ud800")}, "lone surrogate"),
     ({"event": Unregistered(model="m")}, "is not registered"),
     ({"event": VersionedV1(model="m")}, "test.Versioned schema 1 is superseded: new events take schema 2"),
     ({"event": {"model": "m", "summary": "x"}}, "must be a registered event class, not dict"),

@@ -40,7 +40,7 @@ from monitoring.remediation.domain import RemediationApproved
 from monitoring.remediation.models import Remediation
 from monitoring.remediation.services import remediation_decide, remediation_request
 from monitoring.runs.domain import STREAM as RUN_STREAM
-from monitoring.runs.domain import Level, RunCompleted, RunDiagnosed
+from monitoring.runs.domain import CheckKind, Level, RunCompleted, RunDiagnosed
 from monitoring.runs.services import run_execute
 
 MODEL = "credit-default"
@@ -182,17 +182,17 @@ class Command(BaseCommand):
         events = Event.objects.filter(stream_type=RUN_STREAM, stream_id=outcome.run_id).order_by("seq")
         completed = next(e for e in events if e.event_type == RunCompleted.type_name)
         diagnosed = next(e for e in events if e.event_type == RunDiagnosed.type_name)
-        checks = completed.payload["checks"]
-        drifted = [c for c in checks if c["check"] == "feature_drift" and c["status"] != "ok"]
-        income = next(c for c in checks if c["check"] == "feature_drift" and c["feature"] == "income")
+        checks = RunCompleted.from_payload(completed.payload).checks
+        drift = [c for c in checks if c.check is CheckKind.FEATURE_DRIFT]
+        drifted = [c.feature or "" for c in drift if c.status.failing]
+        income = next(c for c in drift if c.feature == "income")
         measured = (
-            f"income: {income['metric']} {income['value']:.2f} (floor {income['threshold']:.2f}), "
-            f"KS p = {income['p_value']:.1e}"
+            f"income: {income.metric} {income.value:.2f} (floor {income.threshold:.2f}), KS p = {income.p_value:.1e}"
         )
-        level = Level.worst(c["status"] for c in checks)
+        level = Level.worst(c.status for c in checks)
         say(
             f"4. Monitoring run {outcome.run_id[:8]} (seq {completed.seq}): {len(checks)} checks, level {level}; "
-            f"drift in {', '.join(c['feature'] for c in drifted) or 'nothing'} ({measured}). "
+            f"drift in {', '.join(drifted) or 'nothing'} ({measured}). "
             f"Diagnosis: {diagnosed.payload['cause']} ({diagnosed.payload['scope']})."
         )
         open_alert = Alert.objects.exclude(status=AlertStatus.RESOLVED).get(model_name=MODEL, feature="income")
