@@ -41,8 +41,9 @@ class Closed(enum.StrEnum):
 
     @classmethod
     def choices(cls) -> dict[str, str]:
-        """{value: label} for a Django field or a DRF ChoiceField."""
-        return {member.value: member.value.replace("_", " ") for member in cls}
+        """{value: label} for a Django field or a DRF ChoiceField: the names themselves, as the
+        API takes them (OpenAPI then names each set once)."""
+        return {member.value: member.value for member in cls}
 
 
 def _rfc3339(text: str) -> str:
@@ -207,7 +208,7 @@ def sentence(envelope: Mapping[str, Any], stream: Callable[[str, str], Sequence[
         stream=stream or (lambda kind, ident: ()),
     )
     try:
-        event = parse(envelope["type"], envelope["schema"], envelope["payload"])
+        event = parse(envelope["type"], envelope["schema"], envelope["payload"]).upcast()
     except (UnknownEventType, InvalidPayload):
         return f"{about.who} recorded {envelope['type']} (schema {envelope['schema']})"
     return event.describe(about)

@@ -11,7 +11,10 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 class EvidencePermissions:
     """A view mixin: the configured permission classes (authenticated people only by default)."""
 
-    def get_permissions(self) -> list[BasePermission]:
+    @classmethod
+    def configured_permissions(cls) -> list[type[BasePermission]]:
         paths = getattr(settings, "AUDIT_EVIDENCE_PERMISSIONS", None)
-        classes = [import_string(path) for path in paths] if paths else [IsAuthenticated]
-        return [permission() for permission in classes]
+        return [import_string(path) for path in paths] if paths else [IsAuthenticated]
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [permission() for permission in self.configured_permissions()]

@@ -56,6 +56,13 @@ AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -116,6 +123,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Closed sets that share a field name get their own schema names.
+    "ENUM_NAME_OVERRIDES": {
+        "BatchKindEnum": "monitoring.ingestion.domain.BatchKind.choices",
+        "RemediationKindEnum": "monitoring.remediation.kinds.RemediationKind.choices",
+        "RemediationStateEnum": "monitoring.remediation.domain.RemediationState.choices",
+        "AlertStatusEnum": "monitoring.alerting.domain.AlertStatus.choices",
+        "RunStatusEnum": "monitoring.runs.domain.RunStatus.choices",
+        "LevelEnum": "monitoring.runs.domain.Level.choices",
+        "RoleEnum": "monitoring.access.domain.Role.choices",
+        "TaskEnum": "monitoring.registry.data_schema.Task.choices",
+        "DeploymentActionEnum": "monitoring.registry.domain.DeploymentAction.choices",
+        "ResolutionEnum": "monitoring.alerting.domain.Resolution.choices",
+    },
 }
 
 # Who carries out an approved deployment change, in order (monitoring/remediation/executors.py).
@@ -128,23 +148,28 @@ NOTIFIERS = env.json("NOTIFIERS_JSON", default={})
 # Alertmanager posts to /api/v1/alertmanager/ with this bearer token (unset: the receiver is off).
 ALERTMANAGER_TOKEN = env("ALERTMANAGER_TOKEN", default="")
 
+# A person may hold an alert's notifications this long; longer is accepting a risk, which takes
+# an approved accept_risk remediation request.
+ALERT_SILENCE_MAX_HOURS = env.float("ALERT_SILENCE_MAX_HOURS", default=24.0)
+
 # /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when it is set.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # Remediation: approvals each kind needs (four eyes: never the requester), how long an
 # undecided request lives, and how soon a break-glass rollback must be reviewed.
-REMEDIATION_APPROVALS = env.json(
-    "REMEDIATION_APPROVALS_JSON",
-    default={
-        "rollback": 1,
-        "promote_challenger": 1,
-        "canary_start": 1,
-        "canary_stop": 1,
-        "retrain": 1,
-        "threshold_change": 2,
-        "accept_risk": 1,
-    },
-)
+REMEDIATION_APPROVALS = {
+    "rollback": 1,
+    "promote_challenger": 1,
+    "canary_start": 1,
+    "canary_stop": 1,
+    "retrain": 1,
+    "threshold_change": 2,
+    "accept_risk": 1,
+    "set_challenger": 1,
+    "retire_version": 1,
+    "retire_model": 2,
+    "schema_change": 2,
+} | env.json("REMEDIATION_APPROVALS_JSON", default={})
 REMEDIATION_EXPIRY_HOURS = env.int("REMEDIATION_EXPIRY_HOURS", default=72)
 REMEDIATION_REVIEW_MINUTES = env.int("REMEDIATION_REVIEW_MINUTES", default=240)
 PIPELINE_WEBHOOK_URL = env("PIPELINE_WEBHOOK_URL", default="")

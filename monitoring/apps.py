@@ -13,9 +13,15 @@ class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
+
         from audit import evidence
+        from monitoring.remediation.settings_check import check_quorums
+
+        checks.register(check_quorums)
 
         # Each concept registers its event types, projections and subscribers on import.
+        from monitoring.access import projections as _people  # noqa: F401
         from monitoring.alerting import projections as _alerts  # noqa: F401
         from monitoring.ingestion import projections as _batches  # noqa: F401
         from monitoring.policies import domain as _policies  # noqa: F401

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -15,6 +16,7 @@ from audit.store import ConcurrencyConflict
 from monitoring.ingestion.conform import BatchRejected
 from monitoring.ingestion.parsing import UnreadableBody, UnsupportedContentType
 from monitoring.registry.data_schema import SchemaError
+from monitoring.remediation.kinds import ApprovalRequired
 from monitoring.remediation.services import ReauthenticationFailed
 
 log = logging.getLogger("driftledger.security")
@@ -43,6 +45,14 @@ def exception_handler(error: Exception, context: dict) -> Response | None:
 
 
 def _domain_answer(error: Exception) -> Response | None:
+    if isinstance(error, ApprovalRequired):
+        approval = {
+            "kind": error.kind.value,
+            "parameters": error.parameters,
+            "required_approvals": settings.REMEDIATION_APPROVALS.get(error.kind.value, 1),
+            "request_with": "POST /api/v1/remediations/ {model, kind, parameters, evidence, reason}",
+        }
+        return Response({"detail": str(error), "approval": approval}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, BatchRejected):
         body = {"detail": str(error), "problems": [p.as_dict() for p in error.problems]}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from monitoring.access import api as people
 from monitoring.alerting import api as alerts
 from monitoring.ingestion import api as ingestion
 from monitoring.policies import api as policies
@@ -8,6 +9,12 @@ from monitoring.remediation import api as remediations
 from monitoring.runs import api as runs
 
 urlpatterns = [
+    path("users/", people.PeopleView.as_view(), name="users"),
+    path("users/<str:username>/", people.PersonView.as_view(), name="user"),
+    path("users/<str:username>/roles/", people.RoleGrantView.as_view(), name="user-roles"),
+    path("users/<str:username>/roles/<str:role>/revoke/", people.RoleRevokeView.as_view(), name="user-role-revoke"),
+    path("users/<str:username>/deactivate/", people.DeactivateView.as_view(), name="user-deactivate"),
+    path("users/<str:username>/reactivate/", people.ReactivateView.as_view(), name="user-reactivate"),
     path("models/", registry.ModelListView.as_view(), name="models"),
     path("models/<str:name>/", registry.ModelDetailView.as_view(), name="model"),
     path("models/<str:name>/retire/", registry.ModelRetireView.as_view(), name="model-retire"),

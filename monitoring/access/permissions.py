@@ -1,97 +1,82 @@
-"""Who may do what in the API: each permission class states the roles (or the model's reporting
-key) it admits; docs/permissions.md lists them endpoint by endpoint."""
+"""Who may call what: each endpoint declares it here, once, and the same declaration both
+enforces it and writes the table in docs/permissions.md (`python manage.py permissions_table`).
+
+`allow(...)` makes a DRF permission class that admits people holding one of the given roles
+and, where said, the model's own reporting key. Rules that depend on the object (only the
+requester cancels a request; an approver never decides their own) are the domain's, and the
+class's `note` names them for the table."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rest_framework.permissions import BasePermission
 
 from monitoring.access.authentication import ModelService
-from monitoring.access.roles import Role, has_role
-
-READERS = frozenset(Role)
-ENGINEERS = frozenset({Role.ML_ENGINEER, Role.ADMIN})
-ADMINS = frozenset({Role.ADMIN})
-APPROVERS = frozenset({Role.RISK_APPROVER})
-REQUESTERS = frozenset({Role.ML_ENGINEER, Role.ADMIN, Role.RISK_APPROVER})
-EVIDENCE = frozenset({Role.AUDITOR, Role.COMPLIANCE_OFFICER, Role.ADMIN})
+from monitoring.access.domain import Role
+from monitoring.access.roles import has_role
 
 
-def _is_person(user) -> bool:
-    return not isinstance(user, ModelService)
-
-
-def _names(roles: frozenset[Role]) -> str:
-    return ", ".join(sorted(roles))
-
-
-class _RolePermission(BasePermission):
+@dataclass(frozen=True)
+class Who:
     roles: frozenset[Role] = frozenset()
+    model_key: bool = False  # the reporting key of the model named in the URL
+    anyone: bool = False  # no credentials needed (public reads, or a shared secret checked by the view)
+    note: str = ""
 
-    def has_permission(self, request, view) -> bool:
-        return _is_person(request.user) and has_role(request.user, self.roles)
-
-
-class CanRead(_RolePermission):
-    roles = READERS
-    message = f"Reading models needs one of the roles {_names(READERS)}."
-
-
-class CanEngineer(_RolePermission):
-    roles = ENGINEERS
-    message = f"This needs one of the roles {_names(ENGINEERS)}."
+    @property
+    def message(self) -> str:
+        parts = [f"one of the roles {', '.join(sorted(self.roles))}" if self.roles else ""]
+        if self.model_key:
+            parts.append("this model's reporting key")
+        return "This needs " + " or ".join(p for p in parts if p) + "." if any(parts) else "Nobody may do this."
 
 
-class CanAdminister(_RolePermission):
-    roles = ADMINS
-    message = "This needs the admin role."
+def allow(*roles: Role, model_key: bool = False, note: str = "") -> type[BasePermission]:
+    who = Who(frozenset(roles), model_key=model_key, note=note)
+
+    class Allowed(BasePermission):
+        message = who.message
+
+        def has_permission(self, request, view) -> bool:
+            user = request.user
+            if isinstance(user, ModelService):
+                return who.model_key and user.model_name == view.kwargs.get("name")
+            return has_role(user, who.roles)
+
+    Allowed.who = who
+    Allowed.__name__ = Allowed.__qualname__ = "Allowed_" + "_".join([*sorted(roles), *(["key"] if model_key else [])])
+    return Allowed
 
 
-class CanDecide(_RolePermission):
-    roles = APPROVERS
-    message = "Deciding on a remediation needs the risk_approver role."
+def anyone(note: str = "") -> type[BasePermission]:
+    """No credentials needed: the view checks a shared secret, or the data is public."""
+
+    class Anyone(BasePermission):
+        def has_permission(self, request, view) -> bool:
+            return True
+
+    Anyone.who = Who(anyone=True, note=note)
+    return Anyone
 
 
-class CanRequest(_RolePermission):
-    roles = REQUESTERS
-    message = "Requesting a remediation needs the ml_engineer role (or risk_approver for break-glass)."
-
-
-class CanExportEvidence(_RolePermission):
-    roles = EVIDENCE
-    message = f"Exporting evidence needs one of the roles {_names(EVIDENCE)}."
-
-
-class ReportsForModel(BasePermission):
-    """A model's reporting key, for that model only."""
-
-    message = "This API key reports for another model."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return isinstance(user, ModelService) and user.model_name == view.kwargs.get("name")
-
-
-class ReportsOrEngineers(BasePermission):
-    message = "Reporting data needs this model's API key, or the ml_engineer or admin role."
-
-    def has_permission(self, request, view) -> bool:
-        return ReportsForModel().has_permission(request, view) or CanEngineer().has_permission(request, view)
-
-
-class ReadsOrServes(BasePermission):
-    message = "Reading the deployment needs this model's API key or a reading role."
-
-    def has_permission(self, request, view) -> bool:
-        return ReportsForModel().has_permission(request, view) or CanRead().has_permission(request, view)
+READERS = tuple(Role)
+CanRead = allow(*READERS)
+CanEngineer = allow(Role.ML_ENGINEER)
+CanReport = allow(Role.ML_ENGINEER, model_key=True, note="a key reports for its own model only")
+CanServe = allow(*READERS, model_key=True, note="a key reads its own model's pointer only")
+CanDecide = allow(Role.RISK_APPROVER, note="password re-entered; never one's own request")
+CanRequest = allow(Role.ML_ENGINEER, Role.RISK_APPROVER, note="a risk approver files break-glass rollbacks only")
+CanAdminister = allow(Role.ADMIN)
+CanExportEvidence = allow(Role.AUDITOR, Role.COMPLIANCE_OFFICER, Role.ADMIN)
 
 
 class ByMethod:
     """Permissions per HTTP method: reads and writes of one resource need different roles."""
 
     request: Any  # set by the view
-    permissions_by_method: dict[str, list] = {}
+    permissions_by_method: dict[str, type[BasePermission]] = {}
 
     def get_permissions(self):
-        return [permission() for permission in self.permissions_by_method.get(self.request.method, [CanRead])]
+        return [self.permissions_by_method.get(self.request.method, CanRead)()]

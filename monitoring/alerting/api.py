@@ -12,13 +12,13 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.store import Actor
 from monitoring.access.authentication import actor_of
-from monitoring.access.permissions import CanEngineer, CanRead
+from monitoring.access.permissions import CanEngineer, CanRead, allow, anyone
+from monitoring.access.roles import Role
 from monitoring.alerting import services
 from monitoring.alerting.domain import Resolution
 from monitoring.alerting.models import Alert
@@ -90,13 +90,21 @@ class AlertResolveView(_AlertAction):
 
 
 class AlertSilenceView(_AlertAction):
+    permission_classes = [
+        allow(Role.ML_ENGINEER, note="up to ALERT_SILENCE_MAX_HOURS; longer is an accept_risk request")
+    ]
+
     @extend_schema(request=SilenceIn, responses=AlertOut, summary="Hold notifications until a time, with a reason")
     def post(self, request, alert_id):
         data = validated(SilenceIn, request.data)
         get_object_or_404(Alert, alert_id=alert_id)
         now = dt.datetime.now(dt.UTC)
+        bound = settings.ALERT_SILENCE_MAX_HOURS
         services.alert_execute(
-            str(alert_id), lambda a: a.silence(data["until"], now), actor=actor_of(request), reason=data["reason"]
+            str(alert_id),
+            lambda a: a.silence(data["until"], now, max_hours=bound),
+            actor=actor_of(request),
+            reason=data["reason"],
         )
         return self._done(alert_id)
 
@@ -114,7 +122,7 @@ class AlertmanagerReceiverView(APIView):
     Each alert labelled with a registered `model` opens (firing) or resolves (resolved) a
     Driftledger alert keyed by its alertname and labels."""
 
-    permission_classes = [AllowAny]
+    permission_classes = [anyone(note="with Authorization: Bearer $ALERTMANAGER_TOKEN")]
     authentication_classes: list[type] = []
 
     @extend_schema(request=AlertmanagerIn, responses={200: None}, summary="Alertmanager webhook receiver")

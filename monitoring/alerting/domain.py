@@ -15,6 +15,7 @@ from typing import ClassVar
 from audit.envelope import format_time, parse_time
 from audit.errors import InvalidCommand
 from audit.events import Choice, Closed, Context, Event, Timestamp, event_type
+from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 from monitoring.runs.domain import Level
 
 STREAM = "alert"
@@ -248,10 +249,16 @@ class AlertAggregate:
             return []
         return [AlertEscalated(alert_id=self.alert_id, unacknowledged_minutes=minutes)]
 
-    def silence(self, until: dt.datetime, now: dt.datetime) -> list[Event]:
+    def silence(self, until: dt.datetime, now: dt.datetime, *, max_hours: float | None) -> list[Event]:
+        """Hold notifications until `until`; longer than `max_hours` is accepting a risk, which
+        takes an approved accept_risk request (that executes with no bound)."""
         self._require_unresolved()
         if until <= now:
             raise InvalidCommand("a silence must end in the future")
+        if max_hours is not None and until - now > dt.timedelta(hours=max_hours):
+            parameters = {"alert_id": self.alert_id, "until": format_time(until)}
+            why = f"a silence longer than {max_hours:g} h accepts a risk"
+            raise ApprovalRequired(RemediationKind.ACCEPT_RISK, parameters, why)
         return [AlertSilenced(alert_id=self.alert_id, until=format_time(until))]
 
     def silenced_at(self, moment: dt.datetime) -> bool:

@@ -29,6 +29,7 @@ class Alert(models.Model):
     silenced_until = models.DateTimeField(null=True)
     raised_at = models.DateTimeField()
     raised_seq = models.BigIntegerField()
+    raised_event_id = models.UUIDField(null=True)  # the AlertRaised event, to cite
     updated_seq = models.BigIntegerField(null=True)
 
     class Meta:

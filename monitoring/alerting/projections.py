@@ -35,6 +35,7 @@ def _alert_raised(event: AlertRaised, recorded: RecordedEvent) -> None:
         window_end=parse_time(event.window_end) if event.window_end else None,
         raised_at=recorded.occurred_at,
         raised_seq=recorded.seq,
+        raised_event_id=recorded.event_id,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from audit.aggregates import aggregate_execute, aggregate_load
+from audit.envelope import parse_time
 from audit.events import Event
 from audit.store import Actor, RecordedEvent
 from monitoring.alerting.domain import AlertAggregate, AlertRaised, AlertStatus, Resolution, dedupe_key
@@ -95,11 +96,16 @@ def alerts_from_run(
     causation: str | None = None,
 ) -> list[RecordedEvent]:
     """Raise an alert for each failing check that has none open, update the open ones whose
-    figure changed, and resolve the open ones whose check passed on this run."""
+    figure changed, and resolve the open ones whose check passed on this run.
+
+    Alerts follow time: a run over a window that ends before the window an open alert was last
+    found in (a backfill, a re-run of an older window) neither updates nor resolves it; what an
+    older window shows says nothing about the incident now."""
     checks = list(checks)
     failing = {f.key(model): f for f in (Finding.of(c) for c in checks if c.status.failing)}
     evaluated = {c.check.value for c in checks}
     open_alerts = {a.dedupe_key: a for a in Alert.objects.filter(model_name=model).exclude(status=AlertStatus.RESOLVED)}
+    ends = parse_time(window_end) if window_end else None
     recorded: list[RecordedEvent] = []
     for key, finding in failing.items():
         existing = open_alerts.get(key)
@@ -107,7 +113,7 @@ def alerts_from_run(
             recorded += alert_raise(
                 model=model, finding=finding, actor=actor, run_id=run_id, window_end=window_end, causation=causation
             )
-        else:
+        elif _current(existing, ends):
             update = functools.partial(
                 AlertAggregate.update,
                 severity=finding.severity,
@@ -117,7 +123,7 @@ def alerts_from_run(
             )
             recorded += alert_execute(str(existing.alert_id), update, actor=actor, causation=causation)
     for key, alert in open_alerts.items():
-        if key not in failing and alert.check_name in evaluated:
+        if key not in failing and alert.check_name in evaluated and _current(alert, ends):
             recorded += alert_execute(
                 str(alert.alert_id),
                 lambda a: a.resolve(how=Resolution.AUTO, run_id=run_id),
@@ -125,6 +131,11 @@ def alerts_from_run(
                 causation=causation,
             )
     return recorded
+
+
+def _current(alert: Alert, window_end: dt.datetime | None) -> bool:
+    """Whether a run over a window ending at `window_end` speaks for the alert's condition now."""
+    return alert.window_end is None or (window_end is not None and window_end >= alert.window_end)
 
 
 def alerts_from_external(*, model: str, finding: Finding, firing: bool, actor: Actor) -> list[RecordedEvent]:

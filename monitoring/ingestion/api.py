@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.access.authentication import actor_of
-from monitoring.access.permissions import CanRead, ReportsOrEngineers
+from monitoring.access.permissions import CanRead, CanReport
 from monitoring.ingestion.domain import BatchKind
 from monitoring.ingestion.idempotency import HEADER, idempotent
 from monitoring.ingestion.models import Batch
@@ -49,6 +49,7 @@ INGEST_PARSERS = [JsonBody, NdjsonBody, CsvBody, ParquetBody]
 
 class IngestedOut(serializers.Serializer):
     seq = serializers.IntegerField(help_text="The seq of the monitoring.BatchIngested event")
+    event_id = serializers.UUIDField(allow_null=True, help_text="Its event id, to cite as evidence")
     kind = serializers.CharField()
     sha256 = serializers.CharField()
     rows = serializers.IntegerField()
@@ -71,7 +72,7 @@ class RejectedOut(serializers.Serializer):
 
 def _ingest_view(kind: str, summary: str) -> type[APIView]:
     class IngestView(APIView):
-        permission_classes = [ReportsOrEngineers]
+        permission_classes = [CanReport]
         parser_classes = INGEST_PARSERS
 
         @extend_schema(
@@ -110,7 +111,7 @@ KpisIngestView = _ingest_view(BatchKind.KPIS, "Report business KPIs (timestamp, 
 class BatchOut(serializers.ModelSerializer):
     class Meta:
         model = Batch
-        fields = ["seq", "kind", "sha256", "rows", "schema_version", "time_min", "time_max", "ingested_at"]
+        fields = ["seq", "event_id", "kind", "sha256", "rows", "schema_version", "time_min", "time_max", "ingested_at"]
 
 
 class BatchFilter(django_filters.FilterSet):

@@ -35,4 +35,4 @@ class BatchIngested(Event):
 
     def describe(self, about: Context) -> str:
         span = f" from {self.time_min} to {self.time_max}" if self.time_min else ""
-        return f"{about.who} reported {self.rows:,} {self.kind.value} rows for {self.model}{span}"
+        return f"{about.who} reported {self.rows:,} rows of {self.kind.value} for {self.model}{span}"

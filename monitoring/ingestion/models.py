@@ -20,6 +20,7 @@ class Batch(models.Model):
     time_max = models.DateTimeField(null=True)
     ingested_at = models.DateTimeField()
     seq = models.BigIntegerField(unique=True)
+    event_id = models.UUIDField(null=True)  # the BatchIngested event, to cite
 
     class Meta:
         indexes = [models.Index(fields=["model", "kind", "time_min", "time_max"])]

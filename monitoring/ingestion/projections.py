@@ -22,6 +22,7 @@ def _batch_ingested(event: BatchIngested, recorded: RecordedEvent) -> None:
         time_max=parse_time(event.time_max) if event.time_max else None,
         ingested_at=recorded.occurred_at,
         seq=recorded.seq,
+        event_id=recorded.event_id,
     )
 
 

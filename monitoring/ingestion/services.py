@@ -28,6 +28,7 @@ from monitoring.registry.models import ModelVersion, RegisteredModel
 @dataclass(frozen=True)
 class Ingested:
     seq: int
+    event_id: str | None  # the BatchIngested event, to cite (None for batches read before it was kept)
     kind: str
     sha256: str
     rows: int
@@ -38,6 +39,7 @@ class Ingested:
     def as_dict(self) -> dict:
         return {
             "seq": self.seq,
+            "event_id": self.event_id,
             "kind": self.kind,
             "sha256": self.sha256,
             "rows": self.rows,
@@ -86,7 +88,7 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
         recorded = append([NewEvent(STREAM, model, ingested, actor)], expected={(STREAM, model): None})[0]
         if kind == BatchKind.LABELS:
             transaction.on_commit(lambda: _evaluate_labels_later(model))
-    return Ingested(recorded.seq, kind, digest, table.num_rows, time_min, time_max, duplicate=False)
+    return Ingested(recorded.seq, recorded.event_id, kind, digest, table.num_rows, time_min, time_max, duplicate=False)
 
 
 def _evaluate_labels_later(model: str) -> None:
@@ -128,4 +130,5 @@ def _time_range(table: pa.Table, column: str) -> tuple[str | None, str | None]:
 def _ingested(batch: Batch, *, duplicate: bool) -> Ingested:
     low = format_time(batch.time_min) if batch.time_min else None
     high = format_time(batch.time_max) if batch.time_max else None
-    return Ingested(batch.seq, batch.kind, batch.sha256, batch.rows, low, high, duplicate)
+    event_id = str(batch.event_id) if batch.event_id else None
+    return Ingested(batch.seq, event_id, batch.kind, batch.sha256, batch.rows, low, high, duplicate)

@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.access.authentication import actor_of
-from monitoring.access.permissions import ByMethod, CanEngineer, CanRead
+from monitoring.access.permissions import ByMethod, CanRead, allow
+from monitoring.access.roles import Role
 from monitoring.http import validated
 from monitoring.policies.services import policy_load, policy_set
 
@@ -25,7 +26,13 @@ class PolicyIn(serializers.Serializer):
 
 
 class PolicyView(ByMethod, APIView):
-    permissions_by_method = {"GET": [CanRead], "PUT": [CanEngineer]}
+    permissions_by_method = {
+        "GET": CanRead,
+        "PUT": allow(
+            Role.ML_ENGINEER,
+            note="a pure tightening applies at once; else 409: approval needed",
+        ),
+    }
 
     @extend_schema(
         parameters=[OpenApiParameter("at", str, description="ISO 8601 time: the policy in force then")],

@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 
 from audit.errors import InvalidCommand
 from audit.events import Context, Event, event_type
+from monitoring.policies.change import loosenings
 from monitoring.policies.document import DEFAULT_POLICY, WHOLE_SECTIONS, PolicyError, complete_policy
+from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 from monitoring.stats.decisions import DEFAULT_METHODS, EFFECTS
 
 STREAM = "policy"
@@ -77,14 +79,23 @@ class PolicyAggregate:
             case ThresholdChanged():
                 self._threshold(event)
 
-    def set(self, raw: Any) -> list[Event]:
-        try:
-            policy = complete_policy(raw, self.features)
-        except PolicyError as error:
-            raise InvalidCommand(f"policy: {error}") from error
+    def set(self, raw: Any, *, approved: bool = False) -> list[Event]:
+        """A new version; unless `approved`, only a pure tightening of the policy in force."""
+        policy = self.completed(raw)
         if policy == self.policy and self.version > 0:
             raise InvalidCommand("the policy is unchanged")
+        laxer = loosenings(self.policy, policy)
+        if laxer and not approved:
+            why = "this change makes monitoring less watchful or changes it in kind (" + "; ".join(laxer) + ")"
+            raise ApprovalRequired(RemediationKind.THRESHOLD_CHANGE, {"policy": raw}, why)
         return [PolicySet(model=self.model, version=self.version + 1, policy=policy)]
+
+    def completed(self, raw: Any) -> dict[str, Any]:
+        """`raw` with every default filled in, or InvalidCommand listing every problem."""
+        try:
+            return complete_policy(raw, self.features)
+        except PolicyError as error:
+            raise InvalidCommand(f"policy: {error}") from error
 
     def _threshold(self, event: ThresholdChanged) -> None:
         if event.check == "feature_drift" and event.feature:

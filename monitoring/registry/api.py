@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -13,25 +14,46 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.access.authentication import actor_of
-from monitoring.access.permissions import ByMethod, CanAdminister, CanEngineer, CanRead, ReadsOrServes
+from monitoring.access.permissions import ByMethod, CanEngineer, CanRead, CanServe, allow
+from monitoring.access.roles import Role
 from monitoring.http import ReasonIn, validated
 from monitoring.ingestion.idempotency import idempotent
 from monitoring.registry import services
 from monitoring.registry.data_schema import Task
 from monitoring.registry.domain import DeploymentAction
 from monitoring.registry.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
+from monitoring.remediation.kinds import RemediationKind
 
 
 class DeploymentOut(serializers.ModelSerializer):
     class Meta:
         model = Deployment
-        fields = ["champion", "challenger", "canary", "canary_share", "changed_at", "seq"]
+        fields = ["champion", "challenger", "canary", "canary_share", "changed_at", "seq", "event_id"]
 
 
 class ModelOut(serializers.ModelSerializer):
+    change_control = serializers.SerializerMethodField(
+        help_text="approvals a remediation request of each kind needs before it changes this model"
+    )
+
     class Meta:
         model = RegisteredModel
-        fields = ["name", "task", "owner", "description", "data_schema", "schema_version", "retired", "registered_at"]
+        fields = [
+            "name",
+            "task",
+            "owner",
+            "description",
+            "data_schema",
+            "schema_version",
+            "retired",
+            "registered_at",
+            "registered_seq",
+            "registered_event_id",
+            "change_control",
+        ]
+
+    def get_change_control(self, model) -> dict[str, int]:
+        return {kind.value: settings.REMEDIATION_APPROVALS.get(kind.value, 1) for kind in RemediationKind}
 
 
 class ModelIn(serializers.Serializer):
@@ -44,7 +66,7 @@ class ModelIn(serializers.Serializer):
 
 
 class ModelListView(ByMethod, APIView):
-    permissions_by_method = {"GET": [CanRead], "POST": [CanEngineer]}
+    permissions_by_method = {"GET": CanRead, "POST": CanEngineer}
 
     @extend_schema(responses=ModelOut(many=True), summary="Registered models")
     def get(self, request):
@@ -74,7 +96,10 @@ class ModelUpdateIn(serializers.Serializer):
 
 
 class ModelDetailView(ByMethod, APIView):
-    permissions_by_method = {"GET": [CanRead], "PATCH": [CanEngineer]}
+    permissions_by_method = {
+        "GET": CanRead,
+        "PATCH": allow(Role.ML_ENGINEER, note="a data schema that drops columns: 409, approval needed"),
+    }
 
     @extend_schema(responses=ModelOut, summary="A registered model")
     def get(self, request, name: str):
@@ -89,7 +114,7 @@ class ModelDetailView(ByMethod, APIView):
 
 
 class ModelRetireView(APIView):
-    permission_classes = [CanEngineer]
+    permission_classes = [allow(Role.ML_ENGINEER, note="a model that served: 409, approval needed")]
 
     @extend_schema(request=ReasonIn, responses=ModelOut, summary="Retire a model: it accepts no more data")
     def post(self, request, name: str):
@@ -101,7 +126,17 @@ class ModelRetireView(APIView):
 class VersionOut(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
-        fields = ["version", "artifact_uri", "training_data_digest", "notes", "retired", "served", "registered_at"]
+        fields = [
+            "version",
+            "artifact_uri",
+            "training_data_digest",
+            "notes",
+            "retired",
+            "served",
+            "registered_at",
+            "registered_seq",
+            "registered_event_id",
+        ]
 
 
 class VersionIn(serializers.Serializer):
@@ -112,7 +147,7 @@ class VersionIn(serializers.Serializer):
 
 
 class VersionListView(ByMethod, APIView):
-    permissions_by_method = {"GET": [CanRead], "POST": [CanEngineer]}
+    permissions_by_method = {"GET": CanRead, "POST": CanEngineer}
 
     @extend_schema(responses=VersionOut(many=True), summary="A model's versions")
     def get(self, request, name: str):
@@ -129,7 +164,7 @@ class VersionListView(ByMethod, APIView):
 
 
 class VersionRetireView(APIView):
-    permission_classes = [CanEngineer]
+    permission_classes = [allow(Role.ML_ENGINEER, note="a version that served: 409, approval needed")]
 
     @extend_schema(request=ReasonIn, responses=VersionOut, summary="Retire a version: never deployed again")
     def post(self, request, name: str, version: str):
@@ -152,15 +187,21 @@ NO_DEPLOYMENT = {
     "canary_share": 0.0,
     "changed_at": None,
     "seq": 0,
+    "event_id": None,
 }
 
 
-class DeploymentView(APIView):
+class DeploymentView(ByMethod, APIView):
     """What serving systems poll. The ETag is the seq of the last change, so `If-None-Match`
     answers 304 from one primary-key lookup."""
 
-    def get_permissions(self):
-        return [ReadsOrServes()] if self.request.method == "GET" else [CanEngineer()]
+    permissions_by_method = {
+        "GET": CanServe,
+        "POST": allow(
+            Role.ML_ENGINEER,
+            note="first champion of a model that never served; else 409: approval needed",
+        ),
+    }
 
     @extend_schema(
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
@@ -178,12 +219,13 @@ class DeploymentView(APIView):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(body or DeploymentOut(deployment).data, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
-    @extend_schema(request=DeploymentChangeIn, responses=DeploymentOut, summary="Promote, set challenger or canary")
+    @extend_schema(
+        request=DeploymentChangeIn,
+        responses={200: DeploymentOut, 409: OpenApiResponse(description="The change needs an approved request")},
+        summary="Set the first champion of a model that never served (any other change needs approval)",
+    )
     def post(self, request, name: str):
         data = validated(DeploymentChangeIn, request.data)
-        if data["action"] == "rollback" and not CanAdminister().has_permission(request, self):
-            detail = "a rollback needs an approved remediation request (or the admin role)"
-            return Response({"detail": detail}, status=status.HTTP_403_FORBIDDEN)
         if data["action"] in ("promote", "rollback", "canary") and not data["version"]:
             return Response({"version": [f"required for {data['action']}"]}, status=status.HTTP_400_BAD_REQUEST)
         if data["action"] == "canary" and data["canary_share"] is None:
@@ -228,7 +270,7 @@ class KeyIn(serializers.Serializer):
 
 
 class KeyListView(ByMethod, APIView):
-    permissions_by_method = {"GET": [CanEngineer], "POST": [CanEngineer]}
+    permissions_by_method = {"GET": CanEngineer, "POST": CanEngineer}
 
     @extend_schema(responses=KeyOut(many=True), summary="A model's reporting keys (never the keys themselves)")
     def get(self, request, name: str):

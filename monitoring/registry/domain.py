@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from audit.errors import AlreadyExists, InvalidCommand, NotFound
 from audit.events import Choice, Closed, Context, Event, event_type
 from monitoring.registry.data_schema import NAME, SchemaError, Task, parse_schema
+from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 
 STREAM = "model"
 
@@ -23,6 +24,17 @@ class DeploymentAction(Closed):
     CHALLENGER = "challenger"
     CANARY = "canary"  # a version takes a share of traffic
     CANARY_STOP = "canary_stop"
+
+
+# The request kind whose approval each change of the pointer needs (the first champion of a
+# model that never served needs none).
+APPROVED_BY = {
+    DeploymentAction.PROMOTE: RemediationKind.PROMOTE_CHALLENGER,
+    DeploymentAction.ROLLBACK: RemediationKind.ROLLBACK,
+    DeploymentAction.CHALLENGER: RemediationKind.SET_CHALLENGER,
+    DeploymentAction.CANARY: RemediationKind.CANARY_START,
+    DeploymentAction.CANARY_STOP: RemediationKind.CANARY_STOP,
+}
 
 
 # Events ------------------------------------------------------------------------------------------
@@ -189,6 +201,10 @@ class ModelAggregate:
     def exists(self) -> bool:
         return self.version > 0
 
+    @property
+    def has_served(self) -> bool:
+        return any(state.served for state in self.versions.values())
+
     def apply(self, event: Event, actor_id: str = "") -> None:
         self.version += 1
         match event:
@@ -238,7 +254,12 @@ class ModelAggregate:
         ]
 
     def update(
-        self, *, owner: str | None = None, description: str | None = None, data_schema: Any = None
+        self,
+        *,
+        owner: str | None = None,
+        description: str | None = None,
+        data_schema: Any = None,
+        approved: bool = False,
     ) -> list[Event]:
         self._require_active()
         changes: dict[str, Any] = {}
@@ -250,14 +271,22 @@ class ModelAggregate:
         if data_schema is not None:
             schema = _schema(data_schema)
             if schema != parse_schema(self.data_schema).as_dict():
+                dropped = _columns(self.data_schema) - _columns(schema)
+                if dropped and not approved:
+                    why = f"the new data schema drops {', '.join(sorted(dropped))}, which monitoring reads"
+                    raise ApprovalRequired(RemediationKind.SCHEMA_CHANGE, {"data_schema": schema}, why)
                 changes["data_schema"] = schema
                 schema_version += 1
         if not changes:
             raise InvalidCommand("nothing to change: owner, description and data_schema are as they are")
         return [ModelUpdated(name=self.name, schema_version=schema_version, **changes)]
 
-    def retire(self) -> list[Event]:
+    def retire(self, *, approved: bool = False) -> list[Event]:
         self._require_active()
+        if self.has_served and not approved:
+            raise ApprovalRequired(
+                RemediationKind.RETIRE_MODEL, {}, f"retiring {self.name} ends the monitoring of a model that served"
+            )
         return [ModelRetired(name=self.name)]
 
     def register_version(
@@ -280,13 +309,16 @@ class ModelAggregate:
             )
         ]
 
-    def retire_version(self, version: str) -> list[Event]:
-        self._deployable(version)
+    def retire_version(self, version: str, *, approved: bool = False) -> list[Event]:
+        state = self._deployable(version)
         if version in (self.champion, self.challenger, self.canary):
             raise InvalidCommand(f"version {version!r} is serving; move the deployment off it first")
+        if state.served and not approved:
+            why = f"version {version} has served: retiring it removes a rollback target"
+            raise ApprovalRequired(RemediationKind.RETIRE_VERSION, {"version": version}, why)
         return [ModelVersionRetired(name=self.name, version=version)]
 
-    def promote(self, version: str) -> list[Event]:
+    def promote(self, version: str, *, approved: bool = False) -> list[Event]:
         """The version becomes champion; a canary or challenger of the same version ends."""
         self._deployable(version)
         if version == self.champion:
@@ -294,9 +326,10 @@ class ModelAggregate:
         canary = None if self.canary == version else self.canary
         challenger = None if self.challenger == version else self.challenger
         share = self.canary_share if canary else 0.0
-        return [self._deployment(DeploymentAction.PROMOTE, version, challenger, canary, share)]
+        changed = self._deployment(DeploymentAction.PROMOTE, version, challenger, canary, share)
+        return self._guarded(changed, version=version, approved=approved)
 
-    def rollback(self, version: str) -> list[Event]:
+    def rollback(self, version: str, *, approved: bool = False) -> list[Event]:
         """Back to an earlier version: registered, not retired, and one that has served before."""
         state = self._deployable(version)
         if version == self.champion:
@@ -306,18 +339,20 @@ class ModelAggregate:
         canary = None if self.canary == version else self.canary
         challenger = None if self.challenger == version else self.challenger
         share = self.canary_share if canary else 0.0
-        return [self._deployment(DeploymentAction.ROLLBACK, version, challenger, canary, share)]
+        changed = self._deployment(DeploymentAction.ROLLBACK, version, challenger, canary, share)
+        return self._guarded(changed, version=version, approved=approved)
 
-    def set_challenger(self, version: str | None) -> list[Event]:
+    def set_challenger(self, version: str | None, *, approved: bool = False) -> list[Event]:
         if version is not None:
             self._deployable(version)
             if version == self.champion:
                 raise InvalidCommand(f"version {version!r} is the champion; it cannot also be the challenger")
         else:
             self._require_active()
-        return [self._deployment(DeploymentAction.CHALLENGER, self.champion, version, self.canary, self.canary_share)]
+        changed = self._deployment(DeploymentAction.CHALLENGER, self.champion, version, self.canary, self.canary_share)
+        return self._guarded(changed, version=version, approved=approved)
 
-    def start_canary(self, version: str, share: float | None) -> list[Event]:
+    def start_canary(self, version: str, share: float | None, *, approved: bool = False) -> list[Event]:
         self._deployable(version)
         if self.champion is None:
             raise InvalidCommand("a canary needs a champion to share traffic with; promote one first")
@@ -325,26 +360,32 @@ class ModelAggregate:
             raise InvalidCommand(f"version {version!r} is the champion; a canary must be another version")
         if not (isinstance(share, int | float) and not isinstance(share, bool) and 0.0 < float(share) < 1.0):
             raise InvalidCommand(f"canary_share must lie strictly between 0 and 1, not {share!r}")
-        return [self._deployment(DeploymentAction.CANARY, self.champion, self.challenger, version, float(share))]
+        changed = self._deployment(DeploymentAction.CANARY, self.champion, self.challenger, version, float(share))
+        return self._guarded(changed, version=version, approved=approved)
 
-    def stop_canary(self) -> list[Event]:
+    def stop_canary(self, *, approved: bool = False) -> list[Event]:
         self._require_active()
         if self.canary is None:
             raise InvalidCommand("there is no canary to stop")
-        return [self._deployment(DeploymentAction.CANARY_STOP, self.champion, self.challenger, None, 0.0)]
+        changed = self._deployment(DeploymentAction.CANARY_STOP, self.champion, self.challenger, None, 0.0)
+        return self._guarded(changed, version=None, approved=approved)
 
-    def change_deployment(self, action: str, version: str | None, share: float | None = None) -> list[Event]:
+    def change_deployment(
+        self, action: str, version: str | None, share: float | None = None, *, approved: bool = False
+    ) -> list[Event]:
         """One entry for every deployment action (the API, the executors)."""
-        steps = {
-            DeploymentAction.PROMOTE: lambda: self.promote(_named(version)),
-            DeploymentAction.ROLLBACK: lambda: self.rollback(_named(version)),
-            DeploymentAction.CHALLENGER: lambda: self.set_challenger(version),
-            DeploymentAction.CANARY: lambda: self.start_canary(_named(version), share),
-            DeploymentAction.CANARY_STOP: self.stop_canary,
-        }
-        if action not in steps:
+        if action not in set(DeploymentAction):
             raise InvalidCommand(f"action must be one of {', '.join(DeploymentAction)}, not {action!r}")
-        return steps[DeploymentAction(action)]()
+        match DeploymentAction(action):
+            case DeploymentAction.PROMOTE:
+                return self.promote(_named(version), approved=approved)
+            case DeploymentAction.ROLLBACK:
+                return self.rollback(_named(version), approved=approved)
+            case DeploymentAction.CHALLENGER:
+                return self.set_challenger(version, approved=approved)
+            case DeploymentAction.CANARY:
+                return self.start_canary(_named(version), share, approved=approved)
+        return self.stop_canary(approved=approved)
 
     def issue_key(self, *, key_id: str, label: str, hashed_key: str, expires_at: str | None) -> list[Event]:
         self._require_active()
@@ -378,6 +419,15 @@ class ModelAggregate:
             raise InvalidCommand(f"version {version!r} is retired")
         return state
 
+    def _guarded(self, changed: DeploymentChanged, *, version: str | None, approved: bool) -> list[Event]:
+        """The change, once it is allowed: the first champion of a model that never served is set
+        directly; every other change of what serves needs an approved request."""
+        action = DeploymentAction(changed.action)
+        if not (approved or (action is DeploymentAction.PROMOTE and not self.has_served)):
+            why = f"{action.value} changes what serves for {self.name}"
+            raise ApprovalRequired(APPROVED_BY[action], _parameters(action, version, changed.canary_share), why)
+        return [changed]
+
     def _deployment(
         self, action: DeploymentAction, champion: str | None, challenger: str | None, canary: str | None, share: float
     ) -> DeploymentChanged:
@@ -389,6 +439,25 @@ class ModelAggregate:
             canary=canary,
             canary_share=float(share),
         )
+
+
+def _parameters(action: DeploymentAction, version: str | None, share: float) -> dict[str, Any]:
+    """The parameters of the request that would approve `action` (see remediation.kinds)."""
+    match action:
+        case DeploymentAction.ROLLBACK:
+            return {"to_version": version}
+        case DeploymentAction.CANARY:
+            return {"version": version, "share": share}
+        case DeploymentAction.CANARY_STOP:
+            return {}
+    return {"version": version}
+
+
+def _columns(schema: dict[str, Any]) -> set[str]:
+    """Every column a data schema names, in whatever role."""
+    parsed = parse_schema(schema)
+    roles = (parsed.id, parsed.timestamp, parsed.prediction, parsed.score, parsed.target)
+    return {*parsed.numerical, *parsed.categorical, *parsed.segments, *(c for c in roles if c)}
 
 
 def _named(version: str | None) -> str:

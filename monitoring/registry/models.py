@@ -14,6 +14,7 @@ class RegisteredModel(models.Model):
     retired = models.BooleanField(default=False)
     registered_at = models.DateTimeField()
     registered_seq = models.BigIntegerField()
+    registered_event_id = models.UUIDField(null=True)  # the ModelRegistered event, to cite
     updated_seq = models.BigIntegerField(null=True)
 
 
@@ -27,6 +28,7 @@ class ModelVersion(models.Model):
     served = models.BooleanField(default=False)
     registered_at = models.DateTimeField()
     registered_seq = models.BigIntegerField()
+    registered_event_id = models.UUIDField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "version"], name="model_version_unique")]
@@ -43,6 +45,7 @@ class Deployment(models.Model):
     canary_share = models.FloatField(default=0.0)
     changed_at = models.DateTimeField()
     seq = models.BigIntegerField()
+    event_id = models.UUIDField(null=True)  # the DeploymentChanged event that set it
 
 
 class ModelApiKey(AbstractAPIKey):

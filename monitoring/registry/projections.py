@@ -30,6 +30,7 @@ def _model_registered(event: ModelRegistered, recorded: RecordedEvent) -> None:
         schema_version=1,
         registered_at=recorded.occurred_at,
         registered_seq=recorded.seq,
+        registered_event_id=recorded.event_id,
     )
 
 
@@ -55,6 +56,7 @@ def _version_registered(event: ModelVersionRegistered, recorded: RecordedEvent) 
         notes=event.notes or "",
         registered_at=recorded.occurred_at,
         registered_seq=recorded.seq,
+        registered_event_id=recorded.event_id,
     )
 
 
@@ -70,7 +72,8 @@ def _deployment_changed(event: DeploymentChanged, recorded: RecordedEvent) -> No
         "canary_share": event.canary_share,
     }
     Deployment.objects.update_or_create(
-        model_id=event.name, defaults={**pointer, "changed_at": recorded.occurred_at, "seq": recorded.seq}
+        model_id=event.name,
+        defaults={**pointer, "changed_at": recorded.occurred_at, "seq": recorded.seq, "event_id": recorded.event_id},
     )
     serving = [v for v in (event.champion, event.challenger, event.canary) if v is not None]
     ModelVersion.objects.filter(model_id=event.name, version__in=serving).update(served=True)

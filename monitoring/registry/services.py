@@ -13,7 +13,8 @@ from audit.aggregates import aggregate_execute, aggregate_load
 from audit.envelope import format_time
 from audit.events import Event
 from audit.store import Actor, RecordedEvent
-from monitoring.registry.domain import ModelAggregate
+from monitoring.registry.domain import APPROVED_BY, DeploymentAction, ModelAggregate
+from monitoring.remediation.kinds import RemediationKind
 
 
 def model_load(name: str) -> ModelAggregate:
@@ -21,10 +22,27 @@ def model_load(name: str) -> ModelAggregate:
 
 
 def model_execute(
-    name: str, command: Callable[[ModelAggregate], Sequence[Event]], *, actor: Actor, reason: str | None = None
+    name: str,
+    command: Callable[[ModelAggregate], Sequence[Event]],
+    *,
+    actor: Actor,
+    reason: str | None = None,
+    causation: str | None = None,
 ) -> list[RecordedEvent]:
     """Run `command` on the model's current state and record what it decides, atomically."""
-    return aggregate_execute(lambda: ModelAggregate(name), command, actor=actor, reason=reason).recorded
+    return aggregate_execute(
+        lambda: ModelAggregate(name), command, actor=actor, reason=reason, causation=causation
+    ).recorded
+
+
+def _approval(request_id: str | None, model: str, kind: RemediationKind) -> tuple[bool, str | None]:
+    """(approved, the event the change follows from): a change of what serves or alerts carries
+    the id of the approved request being executed, verified against the log, never trusted."""
+    if request_id is None:
+        return False, None
+    from monitoring.remediation.services import approval_event
+
+    return True, approval_event(request_id, model=model, kind=kind)
 
 
 def model_register(
@@ -45,12 +63,18 @@ def model_register(
     )
 
 
-def model_update(*, name: str, actor: Actor, reason: str | None = None, **changes: Any) -> list[RecordedEvent]:
-    return model_execute(name, lambda m: m.update(**changes), actor=actor, reason=reason)
+def model_update(
+    *, name: str, actor: Actor, reason: str | None = None, approval: str | None = None, **changes: Any
+) -> list[RecordedEvent]:
+    approved, cause = _approval(approval, name, RemediationKind.SCHEMA_CHANGE)
+    return model_execute(
+        name, lambda m: m.update(**changes, approved=approved), actor=actor, reason=reason, causation=cause
+    )
 
 
-def model_retire(*, name: str, actor: Actor, reason: str) -> list[RecordedEvent]:
-    return model_execute(name, lambda m: m.retire(), actor=actor, reason=reason)
+def model_retire(*, name: str, actor: Actor, reason: str, approval: str | None = None) -> list[RecordedEvent]:
+    approved, cause = _approval(approval, name, RemediationKind.RETIRE_MODEL)
+    return model_execute(name, lambda m: m.retire(approved=approved), actor=actor, reason=reason, causation=cause)
 
 
 def version_register(
@@ -65,8 +89,13 @@ def version_register(
     )
 
 
-def version_retire(*, name: str, version: str, actor: Actor, reason: str) -> list[RecordedEvent]:
-    return model_execute(name, lambda m: m.retire_version(version), actor=actor, reason=reason)
+def version_retire(
+    *, name: str, version: str, actor: Actor, reason: str, approval: str | None = None
+) -> list[RecordedEvent]:
+    approved, cause = _approval(approval, name, RemediationKind.RETIRE_VERSION)
+    return model_execute(
+        name, lambda m: m.retire_version(version, approved=approved), actor=actor, reason=reason, causation=cause
+    )
 
 
 def deployment_change(
@@ -77,9 +106,19 @@ def deployment_change(
     share: float | None = None,
     actor: Actor,
     reason: str | None = None,
+    approval: str | None = None,
 ) -> list[RecordedEvent]:
-    """Move the pointer serving systems read."""
-    return model_execute(name, lambda m: m.change_deployment(action, version, share), actor=actor, reason=reason)
+    """Move the pointer serving systems read: directly only for the first champion of a model
+    that never served; otherwise as the execution of the approved request `approval`."""
+    kind = APPROVED_BY[DeploymentAction(action)] if action in set(DeploymentAction) else None
+    approved, cause = _approval(approval, name, kind) if kind else (False, None)
+    return model_execute(
+        name,
+        lambda m: m.change_deployment(action, version, share, approved=approved),
+        actor=actor,
+        reason=reason,
+        causation=cause,
+    )
 
 
 def api_key_issue(*, name: str, label: str, expires_at: dt.datetime | None, actor: Actor) -> tuple[str, str]:

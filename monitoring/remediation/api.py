@@ -8,13 +8,12 @@ import orjson
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import Event
 from monitoring.access.authentication import actor_of
-from monitoring.access.permissions import CanDecide, CanEngineer, CanRead, CanRequest
+from monitoring.access.permissions import ByMethod, CanDecide, CanEngineer, CanRead, CanRequest, allow, anyone
 from monitoring.access.roles import Role, has_role
 from monitoring.http import ReasonIn, validated
 from monitoring.remediation import services
@@ -37,7 +36,7 @@ class RemediationIn(serializers.Serializer):
         child=serializers.CharField(),
         required=False,
         default=list,
-        help_text="event ids of the runs and alerts the request rests on",
+        help_text="what the request rests on: event ids, run ids or alert ids (the first one is its cause)",
     )
     reason = serializers.CharField()
     break_glass = serializers.BooleanField(
@@ -53,19 +52,23 @@ class RemediationFilter(django_filters.FilterSet):
         fields = ["model_name", "state", "kind", "break_glass"]
 
 
-class RemediationListView(generics.ListCreateAPIView):
+class RemediationListView(ByMethod, generics.ListCreateAPIView):
     serializer_class = RemediationOut
     filterset_class = RemediationFilter
     queryset = Remediation.objects.order_by("-requested_seq")
 
-    def get_permissions(self):
-        return [CanRead()] if self.request.method == "GET" else [CanRequest()]
+    permissions_by_method = {"GET": CanRead, "POST": CanRequest}
 
     @extend_schema(request=RemediationIn, responses={201: RemediationOut}, summary="Request a remediation")
     def post(self, request):
         data = validated(RemediationIn, request.data)
         if data["break_glass"] and not has_role(request.user, {Role.RISK_APPROVER}):
             return Response({"detail": "break-glass needs the risk_approver role"}, status=status.HTTP_403_FORBIDDEN)
+        if not data["break_glass"] and not has_role(request.user, {Role.ML_ENGINEER}):
+            detail = (
+                "requesting a remediation needs the ml_engineer role (a risk approver files break-glass rollbacks only)"
+            )
+            return Response({"detail": detail}, status=status.HTTP_403_FORBIDDEN)
         request_id = services.remediation_request(
             model=data["model"],
             kind=data["kind"],
@@ -140,7 +143,7 @@ RemediationReviewView = _decision_view("review", "Review a break-glass rollback 
 
 
 class RemediationCancelView(APIView):
-    permission_classes = [CanRead]
+    permission_classes = [allow(Role.ML_ENGINEER, note="the requester's own request only")]
 
     @extend_schema(request=ReasonIn, responses=RemediationOut, summary="Withdraw your own request")
     def post(self, request, request_id):
@@ -183,7 +186,7 @@ class CallbackIn(serializers.Serializer):
 class RemediationCallbackView(APIView):
     """The external pipeline reports completion, signed with the shared secret."""
 
-    permission_classes = [AllowAny]
+    permission_classes = [anyone(note="signed with PIPELINE_WEBHOOK_SECRET")]
     authentication_classes: list[type] = []
 
     @extend_schema(request=CallbackIn, responses=RemediationOut, summary="Completion report of an external pipeline")

@@ -19,45 +19,21 @@ from typing import Any, ClassVar
 
 from audit.errors import InvalidCommand
 from audit.events import Choice, Closed, Context, Event, Timestamp, event_type
-from monitoring.registry.domain import DeploymentAction
+from monitoring.registry.domain import APPROVED_BY, DeploymentAction
+from monitoring.remediation.kinds import PARAMETERS, RemediationKind
 
 STREAM = "remediation"
 
 
-class RemediationKind(Closed):
-    ROLLBACK = "rollback"
-    PROMOTE_CHALLENGER = "promote_challenger"
-    CANARY_START = "canary_start"
-    CANARY_STOP = "canary_stop"
-    RETRAIN = "retrain"
-    THRESHOLD_CHANGE = "threshold_change"
-    ACCEPT_RISK = "accept_risk"
-
-
-PARAMETERS: dict[RemediationKind, set[str]] = {
-    RemediationKind.ROLLBACK: {"to_version"},
-    RemediationKind.PROMOTE_CHALLENGER: {"version"},
-    RemediationKind.CANARY_START: {"version", "share"},
-    RemediationKind.CANARY_STOP: set(),
-    RemediationKind.RETRAIN: {"data_start", "data_end"},
-    RemediationKind.THRESHOLD_CHANGE: {"policy"},
-    RemediationKind.ACCEPT_RISK: {"alert_id", "until"},
-}
-
-
 def deployment_of(kind: str, parameters: Mapping[str, Any]) -> tuple[DeploymentAction, str | None, Any] | None:
-    """The deployment change a request of `kind` makes: (action, version, share), or None
-    when the kind changes no deployment."""
-    match kind:
-        case RemediationKind.ROLLBACK:
-            return DeploymentAction.ROLLBACK, parameters.get("to_version"), None
-        case RemediationKind.PROMOTE_CHALLENGER:
-            return DeploymentAction.PROMOTE, parameters.get("version"), None
-        case RemediationKind.CANARY_START:
-            return DeploymentAction.CANARY, parameters.get("version"), parameters.get("share")
-        case RemediationKind.CANARY_STOP:
-            return DeploymentAction.CANARY_STOP, None, None
-    return None
+    """The deployment change a request of `kind` makes: (action, version, share), or None when
+    the kind changes no deployment pointer."""
+    actions = {approving: action for action, approving in APPROVED_BY.items()}
+    if kind not in actions:
+        return None
+    action = actions[RemediationKind(kind)]
+    version = parameters.get("to_version") if action is DeploymentAction.ROLLBACK else parameters.get("version")
+    return action, version, parameters.get("share")
 
 
 class RemediationState(Closed):
@@ -142,6 +118,15 @@ def what_is_asked(request: RemediationRequested) -> str:
             return f"retraining {model} on data from {p.get('data_start')} to {p.get('data_end')}"
         case RemediationKind.THRESHOLD_CHANGE:
             return f"a change of {model}'s monitoring policy"
+        case RemediationKind.SET_CHALLENGER:
+            version = p.get("version")
+            return f"making {version} the challenger of {model}" if version else f"removing {model}'s challenger"
+        case RemediationKind.RETIRE_VERSION:
+            return f"retiring version {p.get('version')} of {model}"
+        case RemediationKind.RETIRE_MODEL:
+            return f"retiring the model {model}"
+        case RemediationKind.SCHEMA_CHANGE:
+            return f"a new data schema for {model}"
     return f"accepting the risk of alert {str(p.get('alert_id'))[:8]} on {model} until {p.get('until')}"
 
 

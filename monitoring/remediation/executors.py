@@ -26,6 +26,7 @@ class DeploymentChange:
     share: float | None
     actor: Actor
     reason: str
+    approval: str  # the approved request this change carries out
 
 
 class ExecutorUnavailable(RuntimeError):
@@ -59,6 +60,7 @@ class RegistryExecutor(DeploymentExecutor):
             share=change.share,
             actor=change.actor,
             reason=change.reason,
+            approval=change.approval,
         )
         return {"executor": self.name, "seq": recorded[-1].seq, "changed": True}
 

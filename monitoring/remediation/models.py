@@ -24,4 +24,5 @@ class Remediation(models.Model):
     error = models.TextField(blank=True)
     requested_at = models.DateTimeField()
     requested_seq = models.BigIntegerField()
+    requested_event_id = models.UUIDField(null=True)
     updated_seq = models.BigIntegerField()

@@ -39,6 +39,7 @@ def _requested(event: RemediationRequested, recorded: RecordedEvent) -> None:
         expires_at=parse_time(event.expires_at) if event.expires_at else None,
         requested_at=recorded.occurred_at,
         requested_seq=recorded.seq,
+        requested_event_id=recorded.event_id,
         updated_seq=recorded.seq,
     )
 

@@ -22,21 +22,17 @@ from audit.events import Event
 from audit.models import Event as EventRow
 from audit.store import Actor, RecordedEvent
 from monitoring.access.roles import Role, has_role
+from monitoring.alerting.domain import STREAM as ALERT_STREAM
 from monitoring.alerting.services import Finding, alert_execute, alert_open, alert_raise
 from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import RegisteredModel
-from monitoring.registry.services import model_load
-from monitoring.remediation.domain import (
-    PARAMETERS,
-    RemediationAggregate,
-    RemediationKind,
-    RemediationState,
-    Signer,
-    deployment_of,
-)
+from monitoring.registry.services import model_load, model_retire, model_update, version_retire
+from monitoring.remediation.domain import STREAM, RemediationAggregate, RemediationState, Signer, deployment_of
 from monitoring.remediation.executors import DeploymentChange, configured_executors
+from monitoring.remediation.kinds import PARAMETERS, ApprovalRequired, RemediationKind
 from monitoring.remediation.models import Remediation
-from monitoring.runs.domain import Level
+from monitoring.runs.domain import STREAM as RUN_STREAM
+from monitoring.runs.domain import Level, RunCompleted, RunFailed
 
 EXECUTOR = Actor("system", "remediation-executor", "Driftledger remediation executor")
 PIPELINE = Actor("service", "pipeline-callback", "External pipeline (signed callback)")
@@ -77,10 +73,7 @@ def remediation_request(
     if not RegisteredModel.objects.filter(name=model, retired=False).exists():
         raise ModelNotFound(f"no active model named {model!r}")
     _check_target(model, kind, parameters)
-    known = {str(e) for e in EventRow.objects.filter(event_id__in=_uuids(evidence)).values_list("event_id", flat=True)}
-    missing = [e for e in evidence if _uuid(e) not in known]
-    if missing:
-        raise InvalidCommand(f"evidence must cite events of the log; unknown: {', '.join(missing[:5])}")
+    evidence = cited_events(evidence)
     request_id = str(uuid.uuid4())
     required = settings.REMEDIATION_APPROVALS.get(kind, 1)
     expires = format_time(dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.REMEDIATION_EXPIRY_HOURS))
@@ -101,6 +94,41 @@ def remediation_request(
         causation=cause,
     )
     return request_id
+
+
+def cited_events(evidence: list[str]) -> list[str]:
+    """The event ids that `evidence` cites: event ids as they are, run ids as the run's outcome
+    (RunCompleted or RunFailed), alert ids as the event that raised the alert."""
+    ids = _uuids(evidence)
+    if len(ids) != len(evidence):
+        bad = [e for e in evidence if _uuid(e) is None]
+        raise InvalidCommand(f"evidence cites event, run or alert ids (UUIDs), not {', '.join(map(repr, bad[:5]))}")
+    found = {str(e): str(e) for e in EventRow.objects.filter(event_id__in=ids).values_list("event_id", flat=True)}
+    outcomes = (RunCompleted.type_name, RunFailed.type_name)
+    for stream_id, event_id in EventRow.objects.filter(
+        stream_type=RUN_STREAM, stream_id__in=ids, event_type__in=outcomes
+    ).values_list("stream_id", "event_id"):
+        found.setdefault(stream_id, str(event_id))
+    for stream_id, event_id in EventRow.objects.filter(
+        stream_type=ALERT_STREAM, stream_id__in=ids, stream_version=1
+    ).values_list("stream_id", "event_id"):
+        found.setdefault(stream_id, str(event_id))
+    missing = [e for e in ids if e not in found]
+    if missing:
+        raise InvalidCommand(f"evidence must cite events, runs or alerts of the log; unknown: {', '.join(missing[:5])}")
+    return list(dict.fromkeys(found[e] for e in ids))
+
+
+def approval_event(request_id: str, *, model: str, kind: RemediationKind) -> str:
+    """The id of the event a change executed for request `request_id` follows from, once the log
+    shows that request approved, executing, and asking for exactly this kind of change on this
+    model; otherwise the change is refused (a change of what serves or alerts has no other door)."""
+    request = remediation_load(request_id)
+    if request.state is not RemediationState.EXECUTING or request.model != model or request.kind != kind:
+        raise ApprovalRequired(kind, {}, f"request {request_id} is no approved {kind.value} of {model} being executed")
+    last = EventRow.objects.filter(stream_type=STREAM, stream_id=request_id).order_by("-stream_version").first()
+    assert last is not None  # the request exists: it has events
+    return str(last.event_id)
 
 
 def remediation_decide(
@@ -174,41 +202,67 @@ def break_glass_overdue(now: dt.datetime | None = None) -> list[RecordedEvent]:
 
 
 def _carry_out(request: RemediationAggregate) -> dict[str, Any]:
-    p = request.parameters
+    p, request_id, model = request.parameters, request.request_id, request.model
+    why = f"approved remediation {request_id}"
     change = deployment_of(request.kind or "", p)
     if change is not None:
         action, version, share = change
-        order = DeploymentChange(request.model, action, version, share, EXECUTOR, f"remediation {request.request_id}")
+        order = DeploymentChange(model, action, version, share, EXECUTOR, why, request_id)
         return {"executors": [executor.execute(order) for executor in configured_executors()]}
-    if request.kind == RemediationKind.THRESHOLD_CHANGE:
-        from monitoring.policies.services import policy_set
+    match request.kind:
+        case RemediationKind.THRESHOLD_CHANGE:
+            from monitoring.policies.services import policy_set
 
-        recorded = policy_set(
-            model=request.model, policy=p["policy"], actor=EXECUTOR, reason=f"approved remediation {request.request_id}"
-        )
-        return {"policy_version_seq": recorded[-1].seq}
-    if request.kind == RemediationKind.ACCEPT_RISK:
-        until = read_time(str(p["until"]))
-        alert_execute(
-            str(p["alert_id"]),
-            lambda a: a.silence(until, dt.datetime.now(dt.UTC)),
-            actor=EXECUTOR,
-            reason=f"risk accepted by remediation {request.request_id}",
-        )
-        return {"silenced": str(p["alert_id"]), "until": str(p["until"])}
+            recorded = policy_set(model=model, policy=p["policy"], actor=EXECUTOR, reason=why, approval=request_id)
+            return {"policy_version": recorded[-1].payload["version"], "seq": recorded[-1].seq}
+        case RemediationKind.RETIRE_VERSION:
+            recorded = version_retire(name=model, version=p["version"], actor=EXECUTOR, reason=why, approval=request_id)
+            return {"retired": p["version"], "seq": recorded[-1].seq}
+        case RemediationKind.RETIRE_MODEL:
+            recorded = model_retire(name=model, actor=EXECUTOR, reason=why, approval=request_id)
+            return {"retired": model, "seq": recorded[-1].seq}
+        case RemediationKind.SCHEMA_CHANGE:
+            recorded = model_update(
+                name=model, data_schema=p["data_schema"], actor=EXECUTOR, reason=why, approval=request_id
+            )
+            return {"schema_version": recorded[-1].payload["schema_version"], "seq": recorded[-1].seq}
+        case RemediationKind.ACCEPT_RISK:
+            until = read_time(str(p["until"]))
+            alert_execute(
+                str(p["alert_id"]),
+                lambda a: a.silence(until, dt.datetime.now(dt.UTC), max_hours=None),
+                actor=EXECUTOR,
+                reason=f"risk accepted by remediation {request_id}",
+            )
+            return {"silenced": str(p["alert_id"]), "until": str(p["until"])}
     from monitoring.remediation.pipelines import retrain_submit
 
     return retrain_submit(request)
 
 
 def _check_target(model: str, kind: str, parameters: dict[str, Any]) -> None:
-    """Refuse at request time what could not be executed (the same rules run again then)."""
+    """Refuse at request time what could not be executed (the same rules run again then): the
+    change is tried, as approved, on the current state, and nothing is recorded."""
+    if kind not in set(RemediationKind) or not PARAMETERS[RemediationKind(kind)] <= set(parameters):
+        return  # the aggregate names what is wrong with the kind or its parameters
+    aggregate = model_load(model)
     change = deployment_of(kind, parameters)
-    if change is None or not PARAMETERS[RemediationKind(kind)] <= set(parameters):
-        return
-    action, version, share = change
     try:
-        model_load(model).change_deployment(action, None if version is None else str(version), share)
+        if change is not None:
+            action, version, share = change
+            aggregate.change_deployment(action, None if version is None else str(version), share, approved=True)
+        elif kind == RemediationKind.RETIRE_VERSION:
+            aggregate.retire_version(str(parameters["version"]), approved=True)
+        elif kind == RemediationKind.RETIRE_MODEL:
+            aggregate.retire(approved=True)
+        elif kind == RemediationKind.SCHEMA_CHANGE:
+            aggregate.update(data_schema=parameters["data_schema"], approved=True)
+        elif kind == RemediationKind.THRESHOLD_CHANGE:
+            from monitoring.policies.services import policy_load
+
+            policy = policy_load(model)
+            if policy.completed(parameters["policy"]) == policy.policy:
+                raise InvalidCommand("the proposed policy is the policy in force")
     except ModelNotFound as error:  # a parameter names what does not exist: a bad request
         raise InvalidCommand(str(error)) from error
 

@@ -47,7 +47,7 @@ class RunRequestedOut(serializers.Serializer):
 
 
 class ModelRunsView(ByMethod, APIView):
-    permissions_by_method = {"GET": [CanRead], "POST": [CanEngineer]}
+    permissions_by_method = {"GET": CanRead, "POST": CanEngineer}
 
     @extend_schema(responses=RunOut(many=True), summary="The model's runs, newest first")
     def get(self, request, name: str):

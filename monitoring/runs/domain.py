@@ -162,7 +162,7 @@ class RunCompleted(Event):
 
     def describe(self, about: Context) -> str:
         flagged = sorted({c.subject for c in self.checks if c.status.failing})
-        found = f"{self.level.value}: {', '.join(flagged)}" if flagged else "every check passed"
+        found = f"level {self.level.value}, flagged: {', '.join(flagged)}" if flagged else "every check passed"
         return f"{about.who} completed run {self.run_id[:8]} of {self.model} with {len(self.checks)} checks ({found})"
 
 

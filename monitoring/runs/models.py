@@ -24,3 +24,4 @@ class Run(models.Model):
     started_at = models.DateTimeField()
     started_seq = models.BigIntegerField()
     finished_seq = models.BigIntegerField(null=True)
+    finished_event_id = models.UUIDField(null=True)  # RunCompleted or RunFailed: what to cite

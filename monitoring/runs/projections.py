@@ -42,6 +42,7 @@ def _completed(event: RunCompleted | RunCompletedV1, recorded: RecordedEvent) ->
         result_digest=event.result_digest or "",
         input_digests=event.input_digests or [],
         finished_seq=recorded.seq,
+        finished_event_id=recorded.event_id,
     )
 
 
@@ -56,7 +57,7 @@ def _realized(event: PerformanceRealized, recorded: RecordedEvent) -> None:
 
 def _failed(event: RunFailed, recorded: RecordedEvent) -> None:
     Run.objects.filter(run_id=event.run_id).update(
-        status=RunStatus.FAILED, error=event.error, finished_seq=recorded.seq
+        status=RunStatus.FAILED, error=event.error, finished_seq=recorded.seq, finished_event_id=recorded.event_id
     )
 
 

@@ -18,15 +18,17 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     call_command("demo", stdout=stdout)
     output = stdout.getvalue()
     for expected in (
-        "registered 'credit-default' with versions 2026.10.1 and 2026.11.0; champion 2026.11.0",
+        "registered 'credit-default' with versions 2026.10.1 and 2026.11.0; 2026.10.1 went live",
+        "Bob Okafor (risk approver) approved the promotion of 2026.11.0 to champion of credit-default",
         "only its SHA-512 hash is kept",
         "reported 5,000 reference rows and 5,000 predictions (POST /api/v1/models/credit-default/predictions/: 201",
-        "a PSI floor of 0.20 on income",
+        "Alice Martin requested a change of credit-default's monitoring policy",
+        "Carol Chen (risk approver) approved a change of credit-default's monitoring policy",
         "drift in income",
-        "The run raised a critical alert: feature_drift on income",
-        "requested a rollback to 2026.10.1",
-        "Signing key rotated",
-        "Bob Okafor (risk approver) re-entered his password and approved it",
+        "A critical alert was raised on credit-default: feature_drift on income",
+        "Alice Martin requested the rollback of credit-default to 2026.10.1",
+        "rotated the log's signing key",
+        "Bob Okafor (risk approver) approved the rollback of credit-default to 2026.10.1",
         "The rollback executed (succeeded): champion 2026.10.1",
         "Offline verifier (python -m audit.verifier, trusting only the first key): VALID",
     ):
@@ -35,6 +37,11 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     # The printed figures are the signed ones.
     completed = Event.objects.get(event_type=RunCompleted.type_name)
     assert completed.schema == RunCompleted.type_schema and completed.actor_id == "alice"
+    # The policy the run applied came from the approved request, by two people other than Alice.
+    policy = Event.objects.get(event_type="monitoring.PolicySet")
+    request = Event.objects.get(event_id=policy.causation_id)
+    approvers = Event.objects.filter(stream_id=request.stream_id, event_type="monitoring.RemediationApproved")
+    assert sorted(approvers.values_list("actor_id", flat=True)) == ["bob", "carol"]
     income = next(c for c in completed.payload["checks"] if c.get("feature") == "income")
     assert income["status"] == "critical"
     assert f"psi {income['value']:.2f} (floor {income['threshold']:.2f}), KS p = {income['p_value']:.1e}" in output
@@ -60,4 +67,5 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     again = io.StringIO()
     call_command("demo", stdout=again)
     assert "already registered" in again.getvalue()
+    assert "approved the promotion of 2026.11.0" in again.getvalue()  # released again, with approval
     assert "The rollback executed (succeeded): champion 2026.10.1" in again.getvalue()

@@ -6,10 +6,12 @@ import datetime as dt
 
 import orjson
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from audit import projections
 from audit.models import Event
+from monitoring.access.services import person_deactivate, person_reactivate, role_revoke
 from monitoring.alerting.domain import AlertRaised
 from monitoring.alerting.models import Alert
 from monitoring.alerting.services import alert_execute
@@ -18,7 +20,7 @@ from monitoring.policies.services import policy_set
 from monitoring.registry import services as registry
 from monitoring.remediation.services import remediation_decide, remediation_execute, remediation_request
 from monitoring.runs.services import run_execute
-from tests.monitoring.conftest import ALICE, person
+from tests.monitoring.conftest import ADMINISTRATOR, ALICE, approved, person
 from tests.monitoring.runs.conftest import NOW, _ingest, _rows
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +33,8 @@ def _snapshot() -> dict[str, list[dict]]:
         for model in projection.models:
             rows = [{k: v for k, v in row.items() if k != "id"} for row in model.objects.values()]
             tables[model._meta.db_table] = sorted(rows, key=lambda row: repr(sorted(row.items())))
+    accounts = User.objects.order_by("username").values("username", "first_name", "email", "is_active")
+    tables["accounts"] = list(accounts)  # replayed too, though never wiped (their passwords are not in the log)
     return tables
 
 
@@ -57,7 +61,10 @@ def history(credit_model, django_capture_on_commit_callbacks):
     alert_execute(str(alerts[0].alert_id), lambda a: a.acknowledge(), actor=ALICE)
     until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     alert_execute(
-        str(alerts[1].alert_id), lambda a: a.silence(until, dt.datetime.now(dt.UTC)), actor=ALICE, reason="known"
+        str(alerts[1].alert_id),
+        lambda a: a.silence(until, dt.datetime.now(dt.UTC), max_hours=24),
+        actor=ALICE,
+        reason="known",
     )
     evidence = [str(Event.objects.filter(event_type=AlertRaised.type_name).first().event_id)]
     approver = person("approver", "risk_approver")
@@ -70,7 +77,10 @@ def history(credit_model, django_capture_on_commit_callbacks):
         reason="page sooner",
     )
     remediation_execute(withdrawn, lambda r: r.cancel("alice"), actor=ALICE, reason="not needed")
-    registry.deployment_change(name="credit", action="promote", version="1.1", actor=ALICE, reason="release")
+    approved("credit", "promote_challenger", {"version": "1.1"}, reason="release")
+    role_revoke(username="approver0", role="risk_approver", actor=ADMINISTRATOR, reason="moved team")
+    person_deactivate(username="requester", actor=ADMINISTRATOR, reason="left")
+    person_reactivate(username="requester", actor=ADMINISTRATOR, reason="back")
     with django_capture_on_commit_callbacks(execute=True):
         request_id = remediation_request(
             model="credit",
@@ -93,6 +103,7 @@ def test_rebuilt_read_models_equal_the_live_ones_column_by_column(history):
     )
     assert any(row["realized"] for row in live["monitoring_run"])
     assert all(row["dedupe_key"] for row in live["monitoring_alert"])
+    User.objects.filter(username="requester").update(is_active=False, first_name="tampered")
     call_command("rebuild_projections", verbosity=0)
     assert _snapshot() == live
 

@@ -1,8 +1,9 @@
 """The demo: a credit-scoring model's audit trail, from registration to an approved rollback.
 
-Everything it prints comes from an event the product's own code paths recorded: the data goes
-in through the ingestion API, the run is the product's run on the model's policy, the alert is
-the one that run raised, and the rollback goes through the four-eyes workflow.
+It tells only what happened: it drives the product's own paths (people and roles, the registry,
+the ingestion API, an approved policy change, a real run on the model's policy, the alerts that
+run raised, the four-eyes workflow for every change of what serves), and every figure or
+sentence it prints is read back from an event it caused.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import numpy as np
 import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.test import Client
 
+from audit import events
 from audit.envelope import format_time
 from audit.evidence import EvidenceQuery, evidence_export
 from audit.keys import SigningKey, public_key_from_raw
@@ -29,14 +31,14 @@ from audit.rotation import signing_key_rotate
 from audit.selectors import signing_keys
 from audit.store import Actor
 from audit.verify import verify_log
-from monitoring.access.roles import Role
+from monitoring.access.domain import Role
+from monitoring.access.services import people_record_existing, person_load, person_register, role_grant
 from monitoring.alerting.domain import AlertStatus
 from monitoring.alerting.models import Alert
-from monitoring.policies.services import policy_load, policy_set
+from monitoring.policies.services import policy_load
 from monitoring.registry.models import Deployment, RegisteredModel
 from monitoring.registry.services import api_key_issue, deployment_change, model_register, version_register
 from monitoring.remediation.domain import STREAM as REMEDIATION_STREAM
-from monitoring.remediation.domain import RemediationApproved
 from monitoring.remediation.models import Remediation
 from monitoring.remediation.services import remediation_decide, remediation_request
 from monitoring.runs.domain import STREAM as RUN_STREAM
@@ -44,9 +46,18 @@ from monitoring.runs.domain import CheckKind, Level, RunCompleted, RunDiagnosed
 from monitoring.runs.services import run_execute
 
 MODEL = "credit-default"
-ALICE = Actor("user", "alice", "Alice Martin (ML engineer)")
+ALICE = Actor("user", "alice", "Alice Martin")
+SETUP = Actor("user", "cli:demo", "Demo setup (command line)")
 OPERATOR = Actor("user", "ops", "Platform operator")
-AUDITOR = Actor("user", "ada", "Ada Lovelace (auditor)")
+AUDITOR = Actor("user", "ada", "Ada Lovelace")
+DEMO_PASSWORD = "demo-only-password"  # noqa: S105 - demo accounts on the demo database
+PEOPLE = (
+    ("alice", "Alice Martin", Role.ML_ENGINEER),
+    ("bob", "Bob Okafor", Role.RISK_APPROVER),
+    ("carol", "Carol Chen", Role.RISK_APPROVER),
+    ("ada", "Ada Lovelace", Role.AUDITOR),
+)
+INCOME_BY_PSI = {"drift": {"features": {"income": {"test": "ks", "effect": "psi", "floor": 0.2}}}}
 
 
 class Command(BaseCommand):
@@ -55,46 +66,32 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         started = time.perf_counter()
         say = self.stdout.write
+        self._people(say)
         api_key = self._registry(say)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self._report(say, api_key, now)
         self._policy(say)
-        run_id, completed, alert = self._monitoring_run(say, now)
+        run_id, _, alert = self._monitoring_run(say, now)
 
         request_id = remediation_request(
             model=MODEL,
             kind="rollback",
             parameters={"to_version": "2026.10.1"},
-            evidence=[alert.event_id, completed.event_id],
+            evidence=[run_id, str(alert.alert_id)],  # a run and an alert, cited by their own ids
             actor=ALICE,
             reason="Roll back to the October model while we retrain on recent data.",
         )
-        requested = Remediation.objects.get(request_id=request_id)
-        cited = f"citing run {run_id[:8]} (seq {completed.seq}) and its alert (seq {alert.seq})"
-        say(f"6. {ALICE.name} requested a rollback to 2026.10.1 (seq {requested.requested_seq}), {cited}.")
+        requested = Remediation.objects.get(request_id=request_id).requested_seq
+        say(f"6. {self._sentence(requested)}, citing the run and the alert (seq {requested}).")
 
         key = SigningKey.generate()
         rotated = signing_key_rotate(new_key=key, actor=OPERATOR, reason="Quarterly signing-key rotation.")
-        say(f"7. Signing key rotated at seq {rotated.seq}: {rotated.payload['previous_key_id']} -> {key.key_id}.")
+        say(f"7. {self._sentence(rotated.seq)} (seq {rotated.seq}).")
 
         serving = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
         before = serving.get(f"/api/v1/models/{MODEL}/deployment/")
-        bob = _demo_user("bob", "Bob", "Okafor", Role.RISK_APPROVER)
-        remediation_decide(
-            request_id=request_id,
-            decision="approve",
-            user=bob,
-            password=DEMO_PASSWORD,
-            reason="Evidence supports rollback; four-eyes satisfied.",
-        )
-        approval = Event.objects.get(
-            stream_type=REMEDIATION_STREAM, stream_id=request_id, event_type=RemediationApproved.type_name
-        )
-        signed = approval.payload
-        say(
-            f"8. {signed['signer_name']} (risk approver) re-entered his password and approved it: signed "
-            f"{signed['signed_at']}, meaning {signed['meaning']!r} (seq {approval.seq}, key {approval.key_id})."
-        )
+        approval = self._approve(request_id, "bob", "Evidence supports rollback; four-eyes satisfied.")
+        say(f"8. {self._sentence(approval.seq)} (seq {approval.seq}, key {approval.key_id}).")
         after = serving.get(f"/api/v1/models/{MODEL}/deployment/", HTTP_IF_NONE_MATCH=before.headers["ETag"])
         state = Remediation.objects.get(request_id=request_id).state
         etags = f"ETag {before.headers['ETag']} -> {after.headers['ETag']}"
@@ -113,9 +110,29 @@ class Command(BaseCommand):
         say(f"Run {run_id} can be recomputed byte for byte: python manage.py reproduce_run {run_id}")
         say(f"Demo finished in {time.perf_counter() - started:.1f} s.")
 
+    def _people(self, say) -> None:
+        """The people of the story, registered with their roles (signed events)."""
+        if any(User.objects.filter(username=u).exists() and not person_load(u).version for u, _, _ in PEOPLE):
+            people_record_existing(actor=SETUP, reason="demo cast, from a log older than signed roles")
+        for username, name, role in PEOPLE:
+            person = person_load(username)
+            if not person.version:
+                person_register(
+                    username=username,
+                    full_name=name,
+                    password=DEMO_PASSWORD,
+                    roles=[role],
+                    actor=SETUP,
+                    reason="demo cast",
+                )
+            elif role not in person.roles:
+                role_grant(username=username, role=role, actor=SETUP, reason="demo cast")
+        cast = ", ".join(f"{name} ({role.label})" for _, name, role in PEOPLE)
+        say(f"0. People: {cast}; each registration and role grant is a signed event.")
+
     def _registry(self, say) -> str:
-        """Alice registers the model and its versions, promotes them, and issues the scoring
-        service its reporting key."""
+        """Alice registers the model and its versions; the first champion goes live directly, the
+        newer version through an approved request. The scoring service gets its reporting key."""
         if not RegisteredModel.objects.filter(name=MODEL).exists():
             model_register(
                 name=MODEL,
@@ -130,14 +147,21 @@ class Command(BaseCommand):
                 version_register(
                     name=MODEL, version=version, artifact_uri=f"s3://models/{MODEL}/{version}", actor=ALICE
                 )
-                deployment_change(name=MODEL, action="promote", version=version, actor=ALICE, reason="Release.")
-            say(f"1. {ALICE.name} registered {MODEL!r} with versions 2026.10.1 and 2026.11.0; champion 2026.11.0.")
+            deployment_change(name=MODEL, action="promote", version="2026.10.1", actor=ALICE, reason="First release.")
+            say(f"1. {ALICE.name} registered {MODEL!r} with versions 2026.10.1 and 2026.11.0; 2026.10.1 went live.")
         else:
-            if Deployment.objects.get(model_id=MODEL).champion != "2026.11.0":  # rolled back on an earlier run
-                deployment_change(
-                    name=MODEL, action="promote", version="2026.11.0", actor=ALICE, reason="Retrained; released again."
-                )
-            say(f"1. Model {MODEL!r} is already registered; continuing its history (champion 2026.11.0).")
+            say(f"1. Model {MODEL!r} is already registered; continuing its history.")
+        if Deployment.objects.get(model_id=MODEL).champion != "2026.11.0":
+            promotion = remediation_request(
+                model=MODEL,
+                kind="promote_challenger",
+                parameters={"version": "2026.11.0"},
+                evidence=[],
+                actor=ALICE,
+                reason="2026.11.0 validated offline: AUC 0.81 against 0.79.",
+            )
+            approval = self._approve(promotion, "bob", "Validation report reviewed.")
+            say(f"   {self._sentence(approval.seq)}; champion now {Deployment.objects.get(model_id=MODEL).champion}.")
         key_id, api_key = api_key_issue(name=MODEL, label="scoring service", expires_at=None, actor=ALICE)
         say(f"   Reporting key {key_id}… issued to the scoring service (shown once; only its SHA-512 hash is kept).")
         return api_key
@@ -158,30 +182,34 @@ class Command(BaseCommand):
         say(f"2. The scoring service reported {counts} ({posted}).")
 
     def _policy(self, say) -> None:
-        """Alice tightens the drift floor on income, the strongest predictor."""
-        current = policy_load(MODEL)
-        wanted = {"drift": {"features": {"income": {"test": "ks", "effect": "psi", "floor": 0.2}}}}
-        if current.policy["drift"]["features"].get("income", {}).get("floor") == 0.2:
-            say(f"3. The policy of {MODEL!r} already holds a PSI floor of 0.20 on income (version {current.version}).")
+        """Alice proposes judging income by PSI with a floor of 0.20. A change of method is not a
+        pure tightening: it takes effect only once two risk approvers have signed it."""
+        if policy_load(MODEL).policy["drift"]["features"].get("income") == INCOME_BY_PSI["drift"]["features"]["income"]:
+            say(f"3. The policy of {MODEL!r} already judges income by PSI with a floor of 0.20.")
             return
-        (recorded,) = policy_set(
+        request_id = remediation_request(
             model=MODEL,
-            policy=wanted,
+            kind="threshold_change",
+            parameters={"policy": INCOME_BY_PSI},
+            evidence=[],
             actor=ALICE,
-            reason="Income is the strongest predictor; a PSI of 0.20 on it is material.",
+            reason="Income is the strongest predictor; the credit committee reads PSI, 0.20 is material.",
         )
-        say(
-            f"3. {ALICE.name} set policy version {recorded.payload['version']}: "
-            f"a PSI floor of 0.20 on income (seq {recorded.seq})."
-        )
+        requested = Remediation.objects.get(request_id=request_id).requested_seq
+        say(f"3. {self._sentence(requested)}.")
+        for approver, why in (("bob", "PSI is the committee's measure."), ("carol", "Second approval of a policy.")):
+            signed = self._approve(request_id, approver, why)
+            say(f"   {self._sentence(signed.seq)} (seq {signed.seq}).")
+        applied = Event.objects.filter(stream_type="policy", stream_id=MODEL).latest("seq")
+        say(f"   {self._sentence(applied.seq)} (seq {applied.seq}).")
 
     def _monitoring_run(self, say, now: dt.datetime):
         """The product's run on the model's policy over the last two days: its checks, its
         diagnosis and the alerts it raised, as recorded in the log."""
         outcome = run_execute(model=MODEL, start=now - dt.timedelta(days=2), end=now, actor=ALICE)
-        events = Event.objects.filter(stream_type=RUN_STREAM, stream_id=outcome.run_id).order_by("seq")
-        completed = next(e for e in events if e.event_type == RunCompleted.type_name)
-        diagnosed = next(e for e in events if e.event_type == RunDiagnosed.type_name)
+        recorded = Event.objects.filter(stream_type=RUN_STREAM, stream_id=outcome.run_id).order_by("seq")
+        completed = next(e for e in recorded if e.event_type == RunCompleted.type_name)
+        diagnosed = next(e for e in recorded if e.event_type == RunDiagnosed.type_name)
         checks = RunCompleted.from_payload(completed.payload).checks
         drift = [c for c in checks if c.check is CheckKind.FEATURE_DRIFT]
         drifted = [c.feature or "" for c in drift if c.status.failing]
@@ -195,13 +223,37 @@ class Command(BaseCommand):
             f"drift in {', '.join(drifted) or 'nothing'} ({measured}). "
             f"Diagnosis: {diagnosed.payload['cause']} ({diagnosed.payload['scope']})."
         )
-        open_alert = Alert.objects.exclude(status=AlertStatus.RESOLVED).get(model_name=MODEL, feature="income")
-        alert = Event.objects.get(seq=open_alert.raised_seq)
-        if alert.causation_id == completed.event_id:
-            say(f"5. The run raised a {open_alert.severity} alert: {open_alert.summary} (seq {alert.seq}).")
+        alert = Alert.objects.exclude(status=AlertStatus.RESOLVED).get(
+            model_name=MODEL, feature="income", check_name=CheckKind.FEATURE_DRIFT
+        )
+        raised = Event.objects.get(seq=alert.raised_seq)
+        if raised.causation_id == completed.event_id:
+            say(f"5. {self._sentence(raised.seq)} (seq {raised.seq}).")
         else:  # a later demo: the alert raised by an earlier run is still open
-            say(f"5. The income alert raised at seq {alert.seq} is still open: {open_alert.summary}.")
-        return outcome.run_id, _recorded(completed), _recorded(alert)
+            say(f"5. The income alert raised at seq {raised.seq} is still open: {alert.summary}.")
+        return outcome.run_id, completed, alert
+
+    def _approve(self, request_id: str, username: str, reason: str) -> Event:
+        """The approver re-enters their password and signs; returns the signed event."""
+        remediation_decide(
+            request_id=request_id,
+            decision="approve",
+            user=User.objects.get(username=username),
+            password=DEMO_PASSWORD,
+            reason=reason,
+        )
+        signed = Event.objects.filter(stream_type=REMEDIATION_STREAM, stream_id=request_id, actor_id=username)
+        return signed.latest("seq")
+
+    def _sentence(self, seq: int) -> str:
+        """The event's own sentence, with the events of other streams it refers to."""
+        envelope = orjson.loads(bytes(Event.objects.get(seq=seq).canonical))
+
+        def stream(kind: str, ident: str) -> list:
+            rows = Event.objects.filter(stream_type=kind, stream_id=ident).order_by("seq")
+            return [events.parse(t, s, p) for t, s, p in rows.values_list("event_type", "schema", "payload")]
+
+        return events.sentence(envelope, stream).rstrip(".")
 
     def _evidence(self, say) -> None:
         """Checkpoint, export the model's evidence, and verify it offline as an auditor would."""
@@ -232,17 +284,6 @@ class Command(BaseCommand):
         say(f"13. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
 
 
-class _Cited:
-    """The parts of a stored event the demo cites."""
-
-    def __init__(self, event_id: str, seq: int) -> None:
-        self.event_id, self.seq = event_id, seq
-
-
-def _recorded(row: Event) -> _Cited:
-    return _Cited(str(row.event_id), row.seq)
-
-
 DATA_SCHEMA = {
     "numerical": ["income", "debt_ratio", "age"],
     "categorical": ["region"],
@@ -252,18 +293,6 @@ DATA_SCHEMA = {
     "target": "defaulted",
     "segments": ["region"],
 }
-
-
-DEMO_PASSWORD = "demo-only-password"  # noqa: S105 - demo accounts on the demo database
-
-
-def _demo_user(username: str, first: str, last: str, role: Role):
-    """A person for the story (created on first use; the password is the demo's)."""
-    user, _ = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
-    user.set_password(DEMO_PASSWORD)
-    user.save()
-    user.groups.add(Group.objects.get(name=role))
-    return user
 
 
 def _scored_rows(

@@ -17,7 +17,7 @@ from audit.models import Event
 from monitoring.ingestion.selectors import window_load
 from monitoring.models import Batch, IdempotentResponse
 from monitoring.registry import services as registry
-from tests.monitoring.conftest import ALICE, SCHEMA, client_for
+from tests.monitoring.conftest import ALICE, SCHEMA, approved, client_for
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -238,7 +238,7 @@ def test_concurrent_retries_store_one_batch(committed_log):
 
 
 def test_a_retired_model_takes_no_data_and_unknown_models_are_404(credit_key, people):
-    client_for(people["ml_engineer"]).post("/api/v1/models/credit/retire/", {"reason": "replaced"})
+    approved("credit", "retire_model", {}, reason="replaced")
     answer = post(client_for(people["ml_engineer"]), "predictions", orjson.dumps(records(2)), "application/json")
     assert answer.status_code == 400 and "retired" in answer.json()["detail"]
     ghost = client_for(people["ml_engineer"]).post(

@@ -5,7 +5,8 @@ import pytest
 from audit import projections
 from audit.models import Event
 from monitoring.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
-from tests.monitoring.conftest import SCHEMA, client_for
+from monitoring.registry import services as registry
+from tests.monitoring.conftest import ALICE, SCHEMA, approved, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def test_bad_registrations_get_precise_answers_and_write_nothing(people):
         answer = engineer.post("/api/v1/models/", body, format="json")
         assert answer.status_code == 400, body
         assert mentioned in str(answer.json())
-    assert not Event.objects.exists() and not RegisteredModel.objects.exists()
+    assert not Event.objects.filter(stream_type="model").exists() and not RegisteredModel.objects.exists()
     assert engineer.get("/api/v1/models/ghost/").status_code == 404
 
 
@@ -53,37 +54,34 @@ def test_serving_polls_the_deployment_with_an_etag(credit_model, credit_key):
     assert service.get("/api/v1/models/credit/deployment/", HTTP_IF_NONE_MATCH='"1", ' + etag).status_code == 304
 
 
-def test_promotion_changes_the_etag_and_a_rollback_goes_back(credit_model, people):
-    engineer, admin = client_for(people["ml_engineer"]), client_for(people["admin"])
-    etag = engineer.get("/api/v1/models/credit/deployment/").headers["ETag"]
-    moved = engineer.post(
-        "/api/v1/models/credit/deployment/", {"action": "promote", "version": "1.1", "reason": "better AUC"}
+def test_the_first_champion_is_set_directly_and_an_approved_promotion_changes_the_etag(people):
+    engineer = client_for(people["ml_engineer"])
+    registry.model_register(name="fresh", task="regression", owner="a", data_schema=SCHEMA, actor=ALICE)
+    for version in ("1", "2"):
+        registry.version_register(name="fresh", version=version, artifact_uri=f"s3://{version}", actor=ALICE)
+    first = engineer.post(
+        "/api/v1/models/fresh/deployment/", {"action": "promote", "version": "1", "reason": "go live"}
     )
-    assert moved.status_code == 200 and moved.json()["champion"] == "1.1"
-    assert moved.headers["ETag"] != etag
-    polled = engineer.get("/api/v1/models/credit/deployment/", HTTP_IF_NONE_MATCH=etag)
-    assert polled.status_code == 200 and polled.json()["champion"] == "1.1"
-    refused = engineer.post(
-        "/api/v1/models/credit/deployment/", {"action": "rollback", "version": "1.0", "reason": "x"}
-    )
-    assert refused.status_code == 403 and "remediation" in refused.json()["detail"]
-    back = admin.post(
-        "/api/v1/models/credit/deployment/", {"action": "rollback", "version": "1.0", "reason": "AUC fell"}
-    )
-    assert back.status_code == 200 and back.json()["champion"] == "1.0"
-    assert Event.objects.filter(event_type="monitoring.DeploymentChanged").latest("seq").payload["action"] == "rollback"
+    assert first.status_code == 200 and first.json()["champion"] == "1" and first.json()["event_id"]
+    etag = first.headers["ETag"]
+    approved("fresh", "promote_challenger", {"version": "2"}, reason="better AUC")
+    polled = engineer.get("/api/v1/models/fresh/deployment/", HTTP_IF_NONE_MATCH=etag)
+    assert polled.status_code == 200 and polled.json()["champion"] == "2" and polled.headers["ETag"] != etag
 
 
-def test_canary_and_its_bad_inputs(credit_model, people):
+def test_deployment_changes_are_checked_before_they_are_sent_for_approval(credit_model, people):
     engineer = client_for(people["ml_engineer"])
     url = "/api/v1/models/credit/deployment/"
     assert engineer.post(url, {"action": "canary", "version": "1.1", "reason": "try"}).status_code == 400
     bad_share = engineer.post(url, {"action": "canary", "version": "1.1", "canary_share": 1.5, "reason": "try"})
     assert bad_share.status_code == 400 and "canary_share" in bad_share.json()["detail"]
-    ok = engineer.post(url, {"action": "canary", "version": "1.1", "canary_share": 0.05, "reason": "try"})
-    assert ok.json()["canary"] == "1.1" and ok.json()["canary_share"] == 0.05
+    needs = engineer.post(url, {"action": "canary", "version": "1.1", "canary_share": 0.05, "reason": "try"})
+    assert needs.status_code == 409 and needs.json()["approval"]["parameters"] == {"version": "1.1", "share": 0.05}
     assert engineer.post(url, {"action": "promote", "version": "9.9", "reason": "x"}).status_code == 404
     assert engineer.post(url, {"action": "fly", "reason": "x"}).status_code == 400
+    approved("credit", "canary_start", {"version": "1.1", "share": 0.05})
+    pointer = engineer.get(url).json()
+    assert (pointer["canary"], pointer["canary_share"]) == ("1.1", 0.05)
 
 
 def test_keys_are_shown_once_stored_hashed_and_revocable(credit_model, people):

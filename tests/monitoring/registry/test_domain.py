@@ -4,6 +4,7 @@ import pytest
 
 from audit.aggregates import AlreadyExists, InvalidCommand
 from monitoring.registry.domain import ModelAggregate, ModelNotFound, ModelRegistered, ModelVersionRegistered
+from monitoring.remediation.kinds import ApprovalRequired
 from tests.monitoring.conftest import SCHEMA
 
 
@@ -58,11 +59,36 @@ def test_a_new_data_schema_bumps_the_schema_version_and_a_same_one_changes_nothi
         model.update(data_schema=SCHEMA, owner="a")
 
 
+def test_only_the_first_champion_of_a_model_that_never_served_is_set_without_approval():
+    model = _apply(_model(), _model().promote("1"))  # the first champion: direct
+    needs = {
+        "promote_challenger": lambda: model.promote("2"),
+        "set_challenger": lambda: model.set_challenger("2"),
+        "canary_start": lambda: model.start_canary("2", 0.1),
+        "retire_model": lambda: model.retire(),
+    }
+    for kind, change in needs.items():
+        with pytest.raises(ApprovalRequired) as caught:
+            change()
+        assert caught.value.kind == kind
+    served_twice = _apply(model, model.promote("2", approved=True))
+    with pytest.raises(ApprovalRequired) as caught:
+        served_twice.rollback("1")
+    assert (caught.value.kind, caught.value.parameters) == ("rollback", {"to_version": "1"})
+    with pytest.raises(ApprovalRequired, match="retire_version"):
+        served_twice.retire_version("1")
+    shrunk = {**SCHEMA, "numerical": SCHEMA["numerical"][1:]}
+    with pytest.raises(ApprovalRequired, match="schema_change"):
+        model.update(data_schema=shrunk)
+    grown = {**SCHEMA, "numerical": [*SCHEMA["numerical"], "age"]}
+    assert model.update(data_schema=grown)  # adding a column needs no approval
+
+
 def test_rollback_goes_only_to_a_version_that_served_and_is_not_retired():
     model = _apply(_model(), _model().promote("1"))
-    model = _apply(model, model.promote("2"))
+    model = _apply(model, model.promote("2", approved=True))
     assert (model.champion, model.versions["1"].served) == ("2", True)
-    [changed] = model.rollback("1")
+    [changed] = model.rollback("1", approved=True)
     assert changed.champion == "1" and changed.action == "rollback"
     with pytest.raises(InvalidCommand, match="already"):
         model.rollback("2")
@@ -93,9 +119,9 @@ def test_canary_needs_a_champion_and_promoting_it_ends_the_canary():
     with pytest.raises(InvalidCommand, match="needs a champion"):
         _model().start_canary("2", 0.1)
     model = _apply(_model(), _model().promote("1"))
-    model = _apply(model, model.start_canary("2", 0.1))
+    model = _apply(model, model.start_canary("2", 0.1, approved=True))
     assert (model.canary, model.canary_share) == ("2", 0.1)
-    model = _apply(model, model.promote("2"))
+    model = _apply(model, model.promote("2", approved=True))
     assert (model.champion, model.canary, model.canary_share) == ("2", None, 0.0)
 
 

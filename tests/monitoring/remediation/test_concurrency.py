@@ -5,7 +5,7 @@ import threading
 from audit.models import Event
 from monitoring.models import Remediation
 from monitoring.registry import services as registry
-from tests.monitoring.conftest import ALICE, person
+from tests.monitoring.conftest import ALICE, approved, person
 from tests.monitoring.remediation.test_remediations import _decide, _request
 
 
@@ -22,9 +22,10 @@ def test_two_approvers_at_once_produce_one_consistent_outcome(committed_log, set
     )
     for version in ("1.0", "1.1"):
         registry.version_register(name="credit", version=version, artifact_uri=f"s3://{version}", actor=ALICE)
-        registry.deployment_change(name="credit", action="promote", version=version, actor=ALICE, reason="release")
+    registry.deployment_change(name="credit", action="promote", version="1.0", actor=ALICE, reason="first release")
+    approved("credit", "promote_challenger", {"version": "1.1"}, reason="release")
     requester = person("engineer", "ml_engineer")
-    approvers = [person(f"approver{i}", "risk_approver") for i in range(2)]
+    approvers = [person(f"deciding{i}", "risk_approver") for i in range(2)]
     asker = APIClient()
     asker.force_authenticate(requester)
     request_id = _request(asker).json()["request_id"]
@@ -44,5 +45,5 @@ def test_two_approvers_at_once_produce_one_consistent_outcome(committed_log, set
     for thread in threads:
         thread.join()
     assert sorted(answers) == [200, 400]  # the second finds the request approved already
-    assert Event.objects.filter(event_type="monitoring.RemediationApproved").count() == 1
+    assert Event.objects.filter(event_type="monitoring.RemediationApproved", stream_id=request_id).count() == 1
     assert Remediation.objects.get(request_id=request_id).state in ("approved", "executing", "succeeded")

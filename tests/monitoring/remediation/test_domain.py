@@ -123,3 +123,13 @@ def test_break_glass_is_approved_at_once_for_rollbacks_only_and_reviewed_by_some
             expires_at=None,
             break_glass=True,
         )
+
+
+def test_a_quorum_below_one_or_for_an_unknown_kind_fails_the_system_check(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.REMEDIATION_APPROVALS = {**settings.REMEDIATION_APPROVALS, "rollback": 0, "yolo": 1}
+    with pytest.raises(SystemCheckError, match=r"monitoring\.E002") as caught:
+        call_command("check")
+    assert "monitoring.E001" in str(caught.value)

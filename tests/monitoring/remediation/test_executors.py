@@ -11,23 +11,26 @@ from monitoring.remediation.executors import (
     RegistryExecutor,
     configured_executors,
 )
-from tests.monitoring.conftest import ALICE
+from monitoring.remediation.kinds import ApprovalRequired
+from tests.monitoring.conftest import ALICE, approved
 
 pytestmark = pytest.mark.django_db
 
 
-def _change(action: str, version: str | None, share: float | None = None) -> DeploymentChange:
-    return DeploymentChange("credit", action, version, share, ALICE, "test")
+def _change(action: str, version: str | None, share: float | None = None, approval: str = "-") -> DeploymentChange:
+    return DeploymentChange("credit", action, version, share, ALICE, "test", approval)
 
 
-def test_the_registry_executor_switches_the_pointer_once(credit_model):
-    executor = RegistryExecutor()
-    executor.execute(_change("promote", "1.1"))
+def test_the_registry_executor_moves_the_pointer_once_and_only_for_its_approved_request(credit_model):
+    request_id = approved("credit", "promote_challenger", {"version": "1.1"})  # executed by the executors
     assert Deployment.objects.get(model_id="credit").champion == "1.1"
-    done = executor.execute(_change("rollback", "1.0"))
-    assert done["changed"] and Deployment.objects.get(model_id="credit").champion == "1.0"
-    again = executor.execute(_change("rollback", "1.0"))  # a retried execution changes nothing
-    assert again == {"executor": "registry", "champion": "1.0", "changed": False}
+    again = RegistryExecutor().execute(_change("promote", "1.1", approval=request_id))  # a retried execution
+    assert again == {"executor": "registry", "champion": "1.1", "changed": False}
+    with pytest.raises(ApprovalRequired, match="no approved rollback of credit being executed"):
+        RegistryExecutor().execute(_change("rollback", "1.0", approval=request_id))
+    with pytest.raises(ApprovalRequired):  # an approval that names nothing in the log
+        RegistryExecutor().execute(_change("rollback", "1.0", approval="6f1c3a52-0000-4000-8000-000000000000"))
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
 
 
 class AliasRegistry:

@@ -8,17 +8,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
-from django.contrib.auth.models import Group
 
 from audit.models import Event
+from monitoring.access.services import role_revoke
 from monitoring.alerting.notifiers import webhook_signature
 from monitoring.alerting.services import alerts_from_run
 from monitoring.models import Alert, Deployment, Remediation
 from monitoring.policies.services import policy_load
-from monitoring.registry import services as registry
 from monitoring.remediation.services import break_glass_overdue, remediations_expire
 from monitoring.runs.domain import Check
-from tests.monitoring.conftest import ALICE, client_for, person
+from tests.monitoring.conftest import ADMINISTRATOR, ALICE, approved, client_for, person
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "s3cret-pass"
@@ -26,8 +25,8 @@ PASSWORD = "s3cret-pass"
 
 @pytest.fixture
 def served(credit_model):
-    """1.1 served once and 1.0 is champion again: 1.1 is a valid rollback target... the other way round."""
-    registry.deployment_change(name="credit", action="promote", version="1.1", actor=ALICE, reason="release")
+    """1.0 served first, 1.1 is the champion now (promoted with approval): 1.0 is a rollback target."""
+    approved("credit", "promote_challenger", {"version": "1.1"}, reason="release")
     return "credit"
 
 
@@ -54,7 +53,7 @@ def test_a_rollback_requested_approved_and_executed(served, people, django_captu
     request_id = asked.json()["request_id"]
     assert asked.json()["state"] == "requested" and asked.json()["required_approvals"] == 1
     assert asked.json()["evidence"] == [raised.event_id]
-    requested = Event.objects.get(event_type="monitoring.RemediationRequested")
+    requested = Event.objects.get(event_type="monitoring.RemediationRequested", stream_id=request_id)
     assert str(requested.causation_id) == raised.event_id  # evidence is stored as causation too
     with django_capture_on_commit_callbacks(execute=True):
         approved = _decide(client_for(people["risk_approver"]), request_id)
@@ -78,7 +77,9 @@ def test_four_eyes_rules(served, people):
     own = _request(client_for(both)).json()["request_id"]
     refused = _decide(client_for(both), own)
     assert refused.status_code == 400 and "cannot approve their own request" in refused.json()["detail"]
-    assert not Event.objects.filter(event_type="monitoring.RemediationApproved").exists()
+    assert not Event.objects.filter(
+        event_type="monitoring.RemediationApproved", stream_id__in=[request_id, own]
+    ).exists()
 
 
 def test_a_threshold_change_needs_two_different_approvers(credit_model, people, django_capture_on_commit_callbacks):
@@ -101,7 +102,7 @@ def test_a_threshold_change_needs_two_different_approvers(credit_model, people, 
 def test_an_approver_must_hold_the_role_when_deciding(served, people):
     request_id = _request(client_for(people["ml_engineer"])).json()["request_id"]
     approver = people["risk_approver"]
-    approver.groups.remove(Group.objects.get(name="risk_approver"))
+    role_revoke(username=approver.username, role="risk_approver", actor=ADMINISTRATOR, reason="moved team")
     assert _decide(client_for(approver), request_id).status_code == 403
 
 
@@ -142,9 +143,10 @@ def test_cancel_expire_and_illegal_transitions(served, people):
 )
 def test_bad_requests_are_refused_and_write_nothing(served, people, body, message):
     client = client_for(people["risk_approver"] if body.get("break_glass") else people["ml_engineer"])
+    before = Event.objects.count()
     answer = client.post("/api/v1/remediations/", {"model": "credit", "reason": "x", **body}, format="json")
     assert answer.status_code == 400 and message in answer.json()["detail"], answer.json()
-    assert not Remediation.objects.exists()
+    assert Event.objects.count() == before
 
 
 def test_break_glass_executes_at_once_and_waits_for_review(served, people, django_capture_on_commit_callbacks):
@@ -167,7 +169,7 @@ def test_break_glass_executes_at_once_and_waits_for_review(served, people, djang
 def test_a_failed_execution_can_be_retried_and_abandoned(served, people, django_capture_on_commit_callbacks):
     engineer = client_for(people["ml_engineer"])
     request_id = _request(engineer).json()["request_id"]
-    registry.version_retire(name="credit", version="1.0", actor=ALICE, reason="found broken meanwhile")
+    approved("credit", "retire_version", {"version": "1.0"}, reason="found broken meanwhile")
     with django_capture_on_commit_callbacks(execute=True):
         _decide(client_for(people["risk_approver"]), request_id)
     failed = Remediation.objects.get(request_id=request_id)

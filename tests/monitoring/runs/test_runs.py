@@ -8,11 +8,11 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import Event
-from monitoring.models import Run
+from monitoring.models import Alert, Run
 from monitoring.policies.services import policy_load, policy_set
 from monitoring.runs.services import run_execute
 from monitoring.runs.tasks import schedule_due_runs
-from tests.monitoring.conftest import ALICE, client_for
+from tests.monitoring.conftest import ALICE, approved, client_for, policy_in_force
 from tests.monitoring.runs.conftest import NOW, _ingest, _rows
 
 pytestmark = pytest.mark.django_db
@@ -20,13 +20,30 @@ pytestmark = pytest.mark.django_db
 
 def test_policies_are_versioned_validated_and_readable_as_of_any_time(credit_model):
     assert policy_load("credit").version == 0  # the defaults
-    policy_set(model="credit", policy={"window": {"hours": 6}}, actor=ALICE, reason="daily is too slow")
+    stricter = {"drift": {"features": {"income": {"floor": 0.05}}}}
+    policy_set(model="credit", policy=stricter, actor=ALICE, reason="income matters most")
     first = Event.objects.get(event_type="monitoring.PolicySet")
-    policy_set(model="credit", policy={"drift": {"features": {"income": {"floor": 0.3}}}}, actor=ALICE, reason="calmer")
+    stricter_still = {"drift": {"features": {"income": {"floor": 0.03}}}, "escalate_after_minutes": 30}
+    policy_set(model="credit", policy=stricter_still, actor=ALICE, reason="page sooner")
     assert policy_load("credit").version == 2
-    assert policy_load("credit").policy["drift"]["features"] == {"income": {"floor": 0.3}}
-    assert policy_load("credit", at=first.occurred_at).policy["window"] == {"hours": 6}
+    assert policy_load("credit").policy["drift"]["features"] == {"income": {"floor": 0.03}}
+    assert policy_load("credit", at=first.occurred_at).policy["drift"]["features"] == {"income": {"floor": 0.05}}
     assert policy_load("credit", at=first.occurred_at).version == 1
+
+
+def test_a_policy_change_that_is_not_a_pure_tightening_takes_effect_only_once_approved(credit_model, people):
+    engineer = client_for(people["ml_engineer"])
+    laxer = {"policy": {"drift": {"effect_floors": {"wasserstein_normed": 5.0}}}, "reason": "too noisy"}
+    refused = engineer.put("/api/v1/models/credit/policies/", laxer, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["approval"]["kind"] == "threshold_change"
+    assert refused.json()["approval"]["required_approvals"] == 2
+    assert "drift.effect_floors.wasserstein_normed: 0.1 -> 5.0" in refused.json()["detail"]
+    assert policy_load("credit").version == 0 and not Event.objects.filter(event_type="monitoring.PolicySet").exists()
+    approved("credit", "threshold_change", {"policy": laxer["policy"]})
+    assert policy_load("credit").policy["drift"]["effect_floors"]["wasserstein_normed"] == 5.0
+    set_by = Event.objects.get(event_type="monitoring.PolicySet")
+    assert set_by.actor_id == "remediation-executor" and set_by.causation_id is not None
 
 
 @pytest.mark.parametrize(
@@ -78,7 +95,7 @@ def test_running_twice_records_one_run(reported):
 def test_a_new_policy_version_is_a_new_run(reported):
     start, end = reported
     first = run_execute(model="credit", start=start, end=end)
-    policy_set(model="credit", policy={"checks": ["feature_drift"]}, actor=ALICE, reason="drift only")
+    policy_in_force("credit", {"checks": ["feature_drift"]}, reason="drift only")
     second = run_execute(model="credit", start=start, end=end)
     assert second.run_id != first.run_id
     assert {c["check"] for c in Run.objects.get(run_id=second.run_id).checks} == {"feature_drift"}
@@ -119,9 +136,7 @@ def test_the_api_triggers_lists_and_shows_runs(reported, people, django_capture_
 
 
 def test_the_schedule_queues_each_due_window_once(reported, django_capture_on_commit_callbacks):
-    policy_set(
-        model="credit", policy={"schedule": {"every_minutes": 60}, "window": {"hours": 3}}, actor=ALICE, reason="hourly"
-    )
+    policy_in_force("credit", {"schedule": {"every_minutes": 60}, "window": {"hours": 3}}, reason="hourly")
     assert schedule_due_runs() == ["credit"]  # eager Celery: the run happens here
     assert schedule_due_runs() == []
     run = Run.objects.get()
@@ -135,7 +150,7 @@ def test_a_seasonal_baseline_compares_with_the_same_period_last_week(credit_mode
     week = dt.timedelta(days=7)
     _ingest("predictions", _rows(3000, start=start - week, seed=3, prefix="lastweek"))
     _ingest("predictions", _rows(3000, start=start, shift=0.6, seed=4, prefix="now"))
-    policy_set(model="credit", policy={"reference": "same_period_last_week"}, actor=ALICE, reason="weekly season")
+    policy_in_force("credit", {"reference": "same_period_last_week"}, reason="weekly season")
     outcome = run_execute(model="credit", start=start, end=end)
     run = Run.objects.get(run_id=outcome.run_id)
     assert run.status == "completed", run.error
@@ -147,7 +162,7 @@ def test_a_seasonal_baseline_compares_with_the_same_period_last_week(credit_mode
 
 
 def test_an_empty_baseline_period_fails_the_run_with_the_reason(credit_model):
-    policy_set(model="credit", policy={"reference": "same_period_last_quarter"}, actor=ALICE, reason="quarterly")
+    policy_in_force("credit", {"reference": "same_period_last_quarter"}, reason="quarterly")
     _ingest("predictions", _rows(100, start=NOW - dt.timedelta(hours=1)))
     outcome = run_execute(model="credit", start=NOW - dt.timedelta(hours=2), end=NOW)
     assert outcome.status == "failed"
@@ -170,7 +185,7 @@ def test_relative_performance_thresholds_grade_a_share_of_the_reference():
 
 
 def test_a_window_of_the_last_n_rows(reported, people, django_capture_on_commit_callbacks):
-    policy_set(model="credit", policy={"window": {"last_rows": 500}}, actor=ALICE, reason="by volume")
+    policy_in_force("credit", {"window": {"last_rows": 500}}, reason="by volume")
     engineer = client_for(people["ml_engineer"])
     with django_capture_on_commit_callbacks(execute=True):
         answer = engineer.post("/api/v1/models/credit/runs/", {}, format="json")
@@ -182,6 +197,60 @@ def test_a_window_of_the_last_n_rows(reported, people, django_capture_on_commit_
     from monitoring.ingestion.selectors import window_load
 
     assert window_load(model="credit", start=run.window_start, end=run.window_end).rows == 500
-    policy_set(model="credit", policy={"window": {"last_rows": 10_000}}, actor=ALICE, reason="more")
+    policy_in_force("credit", {"window": {"last_rows": 10_000}}, reason="more")
     too_many = engineer.post("/api/v1/models/credit/runs/", {}, format="json")
     assert too_many.status_code == 400 and "fewer than 10000 predictions" in too_many.json()["detail"]
+
+
+def test_a_backfill_of_an_older_window_never_resolves_a_newer_incident(credit_model):
+    _ingest("reference", _rows(3000, start=NOW, seed=1, reference=True))
+    older, newer = NOW - dt.timedelta(hours=6), NOW - dt.timedelta(hours=2)
+    _ingest("predictions", _rows(2000, start=older, seed=3, prefix="old"))  # as the reference
+    _ingest("predictions", _rows(2000, start=newer, shift=0.8, seed=4, prefix="new"))  # income moved
+    span = dt.timedelta(hours=1)
+    run_execute(model="credit", start=newer, end=newer + span)
+    incident = Alert.objects.get(feature="income", check_name="feature_drift")
+    assert incident.status == "open"
+    run_execute(model="credit", start=older, end=older + span)  # the backfill: income was fine back then
+    assert Alert.objects.get(alert_id=incident.alert_id).status == "open"
+    assert not Event.objects.filter(event_type="monitoring.AlertResolved", stream_id=str(incident.alert_id)).exists()
+    # A later window where income is back to normal does resolve it.
+    _ingest("predictions", _rows(2000, start=NOW - dt.timedelta(minutes=50), seed=5, prefix="later"))
+    run_execute(model="credit", start=NOW - dt.timedelta(minutes=50), end=NOW)
+    assert Alert.objects.get(alert_id=incident.alert_id).status == "resolved"
+
+
+def test_runs_and_alerts_are_citable_by_their_own_ids(reported, people):
+    start, end = reported
+    outcome = run_execute(model="credit", start=start, end=end)
+    reader = client_for(people["auditor"])
+    run = reader.get(f"/api/v1/runs/{outcome.run_id}/").json()
+    alert = reader.get("/api/v1/alerts/", {"model_name": "credit"}).json()[0]
+    assert run["finished_event_id"] and alert["raised_event_id"]
+    asked = client_for(people["ml_engineer"]).post(
+        "/api/v1/remediations/",
+        {
+            "model": "credit",
+            "kind": "threshold_change",
+            "parameters": {"policy": {"drift": {"alpha": 0.01}}},
+            "evidence": [outcome.run_id, alert["alert_id"]],
+            "reason": "too many alerts",
+        },
+        format="json",
+    )
+    assert asked.status_code == 201, asked.json()
+    assert asked.json()["evidence"] == [run["finished_event_id"], alert["raised_event_id"]]
+    requested = Event.objects.get(event_type="monitoring.RemediationRequested")
+    assert str(requested.causation_id) == run["finished_event_id"]
+    unknown = client_for(people["ml_engineer"]).post(
+        "/api/v1/remediations/",
+        {
+            "model": "credit",
+            "kind": "threshold_change",
+            "parameters": {"policy": {"drift": {"alpha": 0.01}}},
+            "evidence": ["6f1c3a52-0000-4000-8000-000000000000"],
+            "reason": "x",
+        },
+        format="json",
+    )
+    assert unknown.status_code == 400 and "events, runs or alerts" in unknown.json()["detail"]
