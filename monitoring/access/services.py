@@ -68,12 +68,8 @@ def people_record_existing(*, actor: Actor, reason: str) -> list[str]:
         roles = [name for name in user.groups.values_list("name", flat=True) if name in set(Role)]
         name = user.get_full_name() or user.username
         with transaction.atomic():
-            person_execute(
-                user.username,
-                lambda p, n=name, e=user.email: p.register(full_name=n, email=e),
-                actor=actor,
-                reason=reason,
-            )
+            register = functools.partial(PersonAggregate.register, full_name=name, email=user.email)
+            person_execute(user.username, register, actor=actor, reason=reason)
             for role in roles:
                 role_grant(username=user.username, role=role, actor=actor, reason=reason)
             if not user.is_active:
