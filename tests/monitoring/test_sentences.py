@@ -12,8 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_each_latest_type_has_its_own_sentence_and_each_older_one_upcasts():
-    latest = {cls.type_name: cls for cls in events.all_types()}  # sorted: the latest schema last
-    for cls in events.all_types():
+    released = [cls for cls in events.all_types() if cls.type_name.startswith(("monitoring.", "audit."))]
+    latest = {cls.type_name: cls for cls in released}  # sorted: the latest schema last
+    for cls in released:
         if latest[cls.type_name] is cls:
             assert cls.describe is not Event.describe, f"{cls.type_name} has no sentence of its own"
         else:  # read through today's class, or (RunCompleted 1: free-form checks) in its own words
