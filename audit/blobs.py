@@ -16,13 +16,25 @@ def blob_path(digest: str) -> str:
 
 def blob_save(data: bytes) -> str:
     """Store `data` once and return its digest; the same bytes again write nothing."""
+    return blob_store(data)[0]
+
+
+def blob_store(data: bytes) -> tuple[str, bool]:
+    """(digest, whether this call created the file)."""
     digest = hashlib.sha256(data).hexdigest()
     path = blob_path(digest)
-    if not default_storage.exists(path):
-        saved = default_storage.save(path, ContentFile(data))
-        if saved != path:  # a concurrent writer stored the same bytes first
-            default_storage.delete(saved)
-    return digest
+    if default_storage.exists(path):
+        return digest, False
+    saved = default_storage.save(path, ContentFile(data))
+    if saved != path:  # a concurrent writer stored the same bytes first
+        default_storage.delete(saved)
+        return digest, False
+    return digest, True
+
+
+def blob_delete(digest: str) -> None:
+    """Take back a file this process stored when nothing came to reference it."""
+    default_storage.delete(blob_path(digest))
 
 
 def blob_exists(digest: str) -> bool:

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "monitoring.http.body_limit",  # first: an oversized body is refused before anything reads it
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,9 +176,17 @@ REMEDIATION_REVIEW_MINUTES = env.int("REMEDIATION_REVIEW_MINUTES", default=240)
 PIPELINE_WEBHOOK_URL = env("PIPELINE_WEBHOOK_URL", default="")
 PIPELINE_WEBHOOK_SECRET = env("PIPELINE_WEBHOOK_SECRET", default="")
 
-# Ingestion: request bodies up to this size; timestamps may run ahead of the server's clock
-# by this much before a row counts as "in the future".
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024 * 1024)
+# Ingestion limits, enforced at the door (docs/ingestion.md): a request over one is refused whole
+# (413 for sizes, 400 for values) and stores nothing.
+INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=64 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
+INGEST_MAX_ROWS = env.int("INGEST_MAX_ROWS", default=1_000_000)
+INGEST_MAX_COLUMNS = env.int("INGEST_MAX_COLUMNS", default=500)
+INGEST_MAX_TEXT_LENGTH = env.int("INGEST_MAX_TEXT_LENGTH", default=1_000)
+INGEST_MAX_CATEGORIES = env.int("INGEST_MAX_CATEGORIES", default=10_000)
+# Times before this are not plausible (a model's data schema may set its own "earliest"); times
+# may run ahead of the server's clock by INGEST_CLOCK_SKEW_SECONDS.
+INGEST_EARLIEST_TIME = env("INGEST_EARLIEST_TIME", default="2000-01-01T00:00:00Z")
 INGEST_CLOCK_SKEW_SECONDS = env.int("INGEST_CLOCK_SKEW_SECONDS", default=300)
 
 # Celery: with no broker, tasks run eagerly in-process (demo, one machine).

@@ -5,8 +5,12 @@ the reason every change of state carries."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from http import HTTPStatus
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -14,7 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from audit.errors import AlreadyExists, DomainError, NotFound
 from audit.store import ConcurrencyConflict
 from monitoring.ingestion.conform import BatchRejected
-from monitoring.ingestion.parsing import UnreadableBody, UnsupportedContentType
+from monitoring.ingestion.parsing import TooLarge, UnreadableBody, UnsupportedContentType
 from monitoring.registry.data_schema import SchemaError
 from monitoring.remediation.kinds import ApprovalRequired
 from monitoring.remediation.services import ReauthenticationFailed
@@ -32,6 +36,30 @@ def validated(serializer_class: type[serializers.Serializer], data) -> dict:
     return dict(serializer.validated_data)
 
 
+def body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Middleware: a request that announces a body over INGEST_MAX_BODY_BYTES is answered 413
+    with a JSON problem before a byte of it is read."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.INGEST_MAX_BODY_BYTES
+        if length > limit:
+            detail = f"the body is {length:,} bytes, over the limit of {limit:,} (INGEST_MAX_BODY_BYTES)"
+            return _problem(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail)
+        return get_response(request)
+
+    return middleware
+
+
+def _problem(code: int, detail: str, **extra) -> JsonResponse:
+    """An RFC 9457 problem document outside DRF (middleware)."""
+    body = {"type": "about:blank", "title": HTTPStatus(code).phrase, "status": code, "detail": detail, **extra}
+    return JsonResponse(body, status=code, content_type="application/problem+json")
+
+
 def exception_handler(error: Exception, context: dict) -> Response | None:
     request = context.get("request")
     if isinstance(error, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
@@ -45,6 +73,8 @@ def exception_handler(error: Exception, context: dict) -> Response | None:
 
 
 def _domain_answer(error: Exception) -> Response | None:
+    """Refusals of the domain as RFC 9457 problem members (type, title, status, detail, and
+    what else says precisely what to change)."""
     if isinstance(error, ApprovalRequired):
         approval = {
             "kind": error.kind.value,
@@ -52,26 +82,33 @@ def _domain_answer(error: Exception) -> Response | None:
             "required_approvals": settings.REMEDIATION_APPROVALS.get(error.kind.value, 1),
             "request_with": "POST /api/v1/remediations/ {model, kind, parameters, evidence, reason}",
         }
-        return Response({"detail": str(error), "approval": approval}, status=status.HTTP_409_CONFLICT)
+        return _answer(status.HTTP_409_CONFLICT, str(error), approval=approval)
     if isinstance(error, BatchRejected):
-        body = {"detail": str(error), "problems": [p.as_dict() for p in error.problems]}
-        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return _answer(status.HTTP_400_BAD_REQUEST, str(error), problems=[p.as_dict() for p in error.problems])
+    if isinstance(error, TooLarge | RequestDataTooBig):
+        detail = str(error) if isinstance(error, TooLarge) else "the body is over INGEST_MAX_BODY_BYTES"
+        return _answer(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail)
     if isinstance(error, UnsupportedContentType):
-        return Response({"detail": str(error)}, status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+        return _answer(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(error))
     if isinstance(error, UnreadableBody):
-        return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return _answer(status.HTTP_400_BAD_REQUEST, str(error))
     if isinstance(error, SchemaError):
-        return Response({"detail": str(error), "problems": error.problems}, status=status.HTTP_400_BAD_REQUEST)
+        return _answer(status.HTTP_400_BAD_REQUEST, str(error), problems=error.problems)
     if isinstance(error, NotFound):
-        return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
+        return _answer(status.HTTP_404_NOT_FOUND, str(error))
     if isinstance(error, AlreadyExists | ConcurrencyConflict):
-        return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return _answer(status.HTTP_409_CONFLICT, str(error))
     if isinstance(error, ReauthenticationFailed):
         log.warning("re-authentication failed: %s", error)
-        return Response({"detail": str(error)}, status=status.HTTP_403_FORBIDDEN)
+        return _answer(status.HTTP_403_FORBIDDEN, str(error))
     if isinstance(error, DomainError):
-        return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return _answer(status.HTTP_400_BAD_REQUEST, str(error))
     return None
+
+
+def _answer(code: int, detail: str, **extra) -> Response:
+    body = {"type": "about:blank", "title": HTTPStatus(code).phrase, "status": code, "detail": detail, **extra}
+    return Response(body, status=code)
 
 
 def _where(request) -> tuple[str, str, str]:

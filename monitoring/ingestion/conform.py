@@ -2,15 +2,16 @@
 
 Every problem is collected before answering, each with its column, the reason, how many rows
 and which (the first 20, counted from 0). Problems are schema errors only: a missing column,
-a value of the wrong type, a missing id or timestamp, a timestamp in the future, an unknown
-model version, a binary label other than 0 or 1. Nulls in features, out-of-range values and
-new categories are production data: they are kept for the monitoring checks to find.
+a value of the wrong type, a number that is not finite or not exact, a text with a NUL or over
+the length limit, too many distinct categories, a missing id or timestamp, a timestamp outside
+the plausible range, an unknown model version, a binary label other than 0 or 1. Nulls in
+features, extreme values and new categories are production data: they are kept for the
+monitoring checks to find.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitoring.ingestion.domain import BatchKind
+from monitoring.ingestion.limits import EXACT_INTEGER, Limits
 from monitoring.registry.data_schema import DataSchema
 
 MODEL_VERSION = "model_version"
@@ -49,6 +51,7 @@ class Column:
     type: str  # "number", "text", "time" or "count"
     required: bool
     nullable: bool = True
+    categorical: bool = False  # a category or segment: its distinct values in a batch are limited
 
 
 def columns_for(kind: str, schema: DataSchema, task: str) -> list[Column]:
@@ -56,9 +59,12 @@ def columns_for(kind: str, schema: DataSchema, task: str) -> list[Column]:
     prediction_type = "text" if task == "multiclass_classification" else "number"
     target_type = "text" if task == "multiclass_classification" else "number"
     features = [
-        Column(name, "number" if kind_ == "numerical" else "text", True) for name, kind_ in schema.features.items()
+        Column(name, "number", True) if kind_ == "numerical" else Column(name, "text", True, categorical=True)
+        for name, kind_ in schema.features.items()
     ]
-    segments = [Column(name, "text", False) for name in schema.segments if name not in schema.features]
+    segments = [
+        Column(name, "text", False, categorical=True) for name in schema.segments if name not in schema.features
+    ]
     optional_score = [Column(schema.score, "number", False)] if schema.score else []
     if kind == BatchKind.PREDICTIONS:
         return [
@@ -113,9 +119,10 @@ def conform(
     task: str,
     versions: Collection[str],
     now: dt.datetime,
-    clock_skew: dt.timedelta = dt.timedelta(minutes=5),
+    limits: Limits,
 ) -> pa.Table:
-    """The batch with exactly the model's columns and types, or BatchRejected."""
+    """The batch with exactly the model's columns and types, or BatchRejected naming every
+    problem (column, reason with the limit it breaks, rows)."""
     expected = columns_for(kind, schema, task)
     known = {c.name for c in expected}
     problems = [
@@ -130,14 +137,10 @@ def conform(
     for column in expected:
         if column.name not in table.column_names:
             continue
-        array, found = _CONVERTERS[column.type](table.column(column.name).combine_chunks())
-        if found:
-            problems.append(_problem(column.name, found))
-        if not column.nullable and not found:
-            problems += _where(column.name, array.is_null(), "value is required (null or absent)")
-        if column.type == "time" and not found:
-            limit = pa.scalar(now + clock_skew, type=TIMESTAMP)
-            problems += _where(column.name, pc.greater(array, limit), f"timestamp is in the future (after {limit})")
+        array, found = _CONVERTERS[column.type](table.column(column.name).combine_chunks(), limits)
+        problems += [Problem(column.name, reason, rows[:SHOWN_ROWS], len(rows)) for reason, rows in found]
+        if not found:
+            problems += _checked(column, array, limits, now)
         arrays.append(array)
         names.append(column.name)
     result = pa.table(arrays, names=names) if arrays else table
@@ -145,6 +148,28 @@ def conform(
     if problems:
         raise BatchRejected(problems)
     return result
+
+
+def _checked(column: Column, array: pa.Array, limits: Limits, now: dt.datetime) -> list[Problem]:
+    """The rules a converted column still has to meet: required values, the time range, the
+    number of distinct categories."""
+    problems = []
+    if not column.nullable:
+        problems += _where(column.name, array.is_null(), "value is required (null or absent)")
+    if column.type == "time":
+        early, late = pa.scalar(limits.earliest, type=TIMESTAMP), pa.scalar(limits.latest(now), type=TIMESTAMP)
+        problems += _where(column.name, pc.greater(array, late), f"timestamp is in the future (after {late})")
+        problems += _where(
+            column.name, pc.less(array, early), f"timestamp is before {early}, the earliest plausible time"
+        )
+    if column.categorical:
+        distinct = pc.count_distinct(array).as_py()
+        if distinct > limits.max_categories:
+            reason = (
+                f"{distinct:,} distinct values, over the limit of {limits.max_categories:,} (INGEST_MAX_CATEGORIES)"
+            )
+            problems.append(Problem(column.name, reason, [], distinct))
+    return problems
 
 
 def _semantic_problems(
@@ -173,68 +198,106 @@ def _where(column: str, mask: pa.Array | pa.ChunkedArray, reason: str) -> list[P
     return [Problem(column, reason, rows[:SHOWN_ROWS].tolist(), int(rows.size))] if rows.size else []
 
 
-def _problem(column: str, found: tuple[str, list[int]]) -> Problem:
-    reason, rows = found
-    return Problem(column, reason, rows[:SHOWN_ROWS], len(rows))
+def _rows_of(mask: pa.Array) -> list[int]:
+    return np.flatnonzero(np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)).tolist()
 
 
-Converted = tuple[pa.Array, tuple[str, list[int]] | None]
+Found = list[tuple[str, list[int]]]  # (reason, rows), one per kind of problem
+Converted = tuple[pa.Array, Found]
+# A number as JSON writes it (optionally with a plus sign): what a numeric column accepts as text.
+NUMBER_TEXT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
 
 
-def _number(array: pa.Array) -> Converted:
+def _number(array: pa.Array, limits: Limits) -> Converted:
+    """Finite float64, null where missing. NaN and ±Infinity are refused whatever their form
+    (a float, or the text "NaN" or "inf"); integers beyond ±2^53, which float64 cannot hold
+    exactly, are refused rather than rounded."""
     kind = array.type
-    if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_null(kind):
-        return pc.cast(array, pa.float64()), None
+    if pa.types.is_null(kind):
+        return pc.cast(array, pa.float64()), []
+    if pa.types.is_integer(kind):
+        wide = pc.or_(pc.greater(array, EXACT_INTEGER), pc.less(array, -EXACT_INTEGER))
+        found = _found(wide, "integer beyond ±2^53 cannot be kept exactly (as float64)")
+        return (array if found else pc.cast(array, pa.float64())), found
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = pc.cast(array, pa.float64())
+        return values, _found(pc.invert(pc.is_finite(values)), "must be a finite number (NaN and infinity are refused)")
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:
-            return pc.cast(array, pa.float64()), None
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            bad = [i for i, v in enumerate(array.to_pylist()) if v is not None and not _is_number(v)]
-            return array, ("must be a number", bad)
-    return array, (f"must be a number, not {kind}", _non_null_rows(array))
+        text = pc.cast(array, pa.string())
+        not_number = pc.invert(pc.match_substring_regex(text, NUMBER_TEXT))
+        found = _found(not_number, "must be a number (NaN and infinity are refused)")
+        if found:
+            return array, found
+        whole = pc.match_substring_regex(text, INTEGER_TEXT)
+        values = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
+        wide = pc.and_(whole, pc.greater(pc.abs(values), float(EXACT_INTEGER)))
+        found = _found(wide, "integer beyond ±2^53 cannot be kept exactly (as float64)")
+        found += _found(pc.invert(pc.is_finite(values)), "must be a finite number (it overflows float64)")
+        return (array if found else values), found
+    return array, [(f"must be a number, not {kind}", _non_null_rows(array))]
 
 
-def _text(array: pa.Array) -> Converted:
+def _text(array: pa.Array, limits: Limits) -> Converted:
+    """Text without NUL, at most max_text_length characters; integer codes become text."""
     kind = array.type
-    if pa.types.is_string(kind) or pa.types.is_null(kind):
-        return pc.cast(array, pa.string()), None
-    if pa.types.is_large_string(kind) or pa.types.is_dictionary(kind) or pa.types.is_integer(kind):
-        return pc.cast(array, pa.string()), None
-    return array, (f"must be text (or an integer code), not {kind}", _non_null_rows(array))
+    if pa.types.is_dictionary(kind):
+        array = pc.cast(array, pa.string())
+        kind = array.type
+    if not (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_null(kind)
+        or pa.types.is_integer(kind)
+    ):
+        return array, [(f"must be text (or an integer code), not {kind}", _non_null_rows(array))]
+    text = pc.cast(array, pa.string())
+    found = _found(pc.match_substring(text, "\x00"), "text may not hold a NUL character")
+    too_long = pc.greater(pc.utf8_length(text), limits.max_text_length)
+    found += _found(too_long, f"text longer than {limits.max_text_length:,} characters (INGEST_MAX_TEXT_LENGTH)")
+    return (array if found else text), found
 
 
-def _time(array: pa.Array) -> Converted:
+def _time(array: pa.Array, limits: Limits) -> Converted:
+    """Times in UTC. Numbers are seconds since the epoch and must lie in the plausible range
+    before they are converted (an absurd one would overflow the conversion)."""
     kind = array.type
     if pa.types.is_timestamp(kind):
         if kind.tz is None:  # Parquet and CSV without offsets: taken as UTC, as documented
-            return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), None
-        return pc.cast(array, TIMESTAMP), None
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):  # seconds since the epoch
-        micros = pc.cast(pc.round(pc.multiply(pc.cast(array, pa.float64()), 1e6)), pa.int64())
-        return pc.cast(micros, TIMESTAMP), None
+            return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), []
+        return pc.cast(array, TIMESTAMP), []
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        seconds = pc.cast(array, pa.float64())
+        low, high = limits.earliest.timestamp(), limits.latest(dt.datetime.now(dt.UTC)).timestamp() + 86_400
+        outside = pc.or_(pc.invert(pc.is_finite(seconds)), pc.or_(pc.less(seconds, low), pc.greater(seconds, high)))
+        found = _found(outside, f"seconds since the epoch outside the plausible range (from {limits.earliest})")
+        if found:
+            return array, found
+        micros = pc.cast(pc.round(pc.multiply(seconds, 1e6)), pa.int64())
+        return pc.cast(micros, TIMESTAMP), []
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         try:
-            return pc.cast(array, TIMESTAMP), None
+            return pc.cast(array, TIMESTAMP), []
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             bad = [i for i, v in enumerate(array.to_pylist()) if v is not None and not _is_time(v)]
-            return array, ("must be an ISO 8601 time with a zone offset, e.g. 2026-11-25T10:00:00Z", bad)
-    return array, (f"must be a time, not {kind}", _non_null_rows(array))
+            return array, [("must be an ISO 8601 time with a zone offset, e.g. 2026-11-25T10:00:00Z", bad)]
+    return array, [(f"must be a time, not {kind}", _non_null_rows(array))]
 
 
-def _count(array: pa.Array) -> Converted:
+def _count(array: pa.Array, limits: Limits) -> Converted:
     kind = array.type
     if pa.types.is_integer(kind) or pa.types.is_null(kind):
-        return pc.cast(array, pa.int64()), None
+        return pc.cast(array, pa.int64()), []
     if pa.types.is_floating(kind):
         values = array.to_numpy(zero_copy_only=False)
-        bad = np.flatnonzero(~np.isnan(values) & (values != np.round(values))).tolist()
+        bad = np.flatnonzero(~np.isnan(values) & ((values != np.round(values)) | ~np.isfinite(values))).tolist()
         if bad:
-            return array, ("must be a whole number", bad)
-        return pc.cast(array, pa.int64(), safe=False), None
-    return array, (f"must be a whole number, not {kind}", _non_null_rows(array))
+            return array, [("must be a whole number", bad)]
+        return pc.cast(array, pa.int64(), safe=False), []
+    return array, [(f"must be a whole number, not {kind}", _non_null_rows(array))]
 
 
-_CONVERTERS: dict[str, Callable[[pa.Array], Converted]] = {
+_CONVERTERS: dict[str, Callable[[pa.Array, Limits], Converted]] = {
     "number": _number,
     "text": _text,
     "time": _time,
@@ -242,15 +305,13 @@ _CONVERTERS: dict[str, Callable[[pa.Array], Converted]] = {
 }
 
 
+def _found(mask: pa.Array, reason: str) -> Found:
+    rows = _rows_of(mask)
+    return [(reason, rows)] if rows else []
+
+
 def _non_null_rows(array: pa.Array) -> list[int]:
     return np.flatnonzero(np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)).tolist()
-
-
-def _is_number(value: str) -> bool:
-    try:
-        return not math.isnan(float(value)) or value.strip().lower() == "nan"
-    except ValueError:
-        return False
 
 
 def _is_time(value: str) -> bool:

@@ -10,22 +10,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
-from audit.blobs import blob_path, blob_save
+from audit.blobs import blob_store
 
 COMPRESSION = "zstd"
 
 
-def batch_file_write(table: pa.Table, *, unique: Collection[str] = ()) -> tuple[str, str]:
+def batch_file_write(table: pa.Table, *, unique: Collection[str] = ()) -> tuple[str, bool]:
     """Store the table once in the content-addressed store the evidence export reads
-    (blobs/<sha256>); returns (sha256 of the file, its storage path). Writing the same
+    (blobs/<sha256>); returns (sha256 of the file, whether this call created it). Writing the same
     content again finds the file there and writes nothing. Text columns are dictionary-encoded
     except the `unique` ones (ids): numbers and unique texts gain nothing from a dictionary
     and trying costs three quarters of the write."""
     buffer = io.BytesIO()
     dictionary = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in unique]
     pq.write_table(table, buffer, compression=COMPRESSION, use_dictionary=dictionary)
-    digest = blob_save(buffer.getvalue())
-    return digest, blob_path(digest)
+    return blob_store(buffer.getvalue())
 
 
 def batch_file_read(path: str, columns: list[str] | None = None, *, dictionary: Collection[str] = ()) -> pa.Table:

@@ -1,7 +1,9 @@
 """Request bodies to Arrow tables: JSON records, NDJSON, CSV and Parquet.
 
-Types are not decided here: a column whose JSON values mix kinds comes out as strings, and
-`conform` says which rows are wrong. Only a body that cannot be read at all is refused here.
+Types are not decided here: a column whose JSON values mix kinds comes out as text, and
+`conform` says which rows are wrong. Refused here: a body that cannot be read at all, one that
+is not strict JSON (no NaN or Infinity literals, in JSON and NDJSON alike), and one over the
+size limits (bytes, rows, columns), which answers 413.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from collections.abc import Collection
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+
+from monitoring.ingestion.limits import Limits
 
 CONTENT_TYPES = {
     "application/json": "json",
@@ -33,6 +36,10 @@ class UnsupportedContentType(UnreadableBody):
     pass
 
 
+class TooLarge(UnreadableBody):
+    """Over a size limit: the answer is 413, naming the limit and its setting."""
+
+
 def body_format(content_type: str) -> str:
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type not in CONTENT_TYPES:
@@ -41,30 +48,67 @@ def body_format(content_type: str) -> str:
     return CONTENT_TYPES[media_type]
 
 
-def parse_body(body: bytes, content_type: str, *, text_columns: Collection[str] = ()) -> pa.Table:
+def parse_body(body: bytes, content_type: str, *, text_columns: Collection[str] = (), limits: Limits) -> pa.Table:
     """`text_columns` are read as text from CSV, where "1.0" would otherwise become a number."""
     kind = body_format(content_type)
     if not body:
         raise UnreadableBody("the request body is empty")
+    if len(body) > limits.max_body_bytes:
+        raise TooLarge(
+            f"the body is {len(body):,} bytes, over the limit of {limits.max_body_bytes:,} (INGEST_MAX_BODY_BYTES)"
+        )
     try:
         if kind == "json":
-            return _records(body)
-        if kind == "ndjson":
-            return pa_json.read_json(io.BytesIO(body))
-        if kind == "csv":
-            types = dict.fromkeys(text_columns, pa.string())
-            return pa_csv.read_csv(io.BytesIO(body), convert_options=pa_csv.ConvertOptions(column_types=types))
-        return pq.read_table(io.BytesIO(body))
+            table = _records(orjson.loads(body), limits)
+        elif kind == "ndjson":
+            table = _records(_ndjson(body), limits)
+        elif kind == "csv":
+            table = _csv(body, text_columns)
+        else:
+            table = _parquet(body, limits)
+    except orjson.JSONDecodeError as error:
+        raise UnreadableBody(f"the {kind} body is not valid JSON (NaN and Infinity are not JSON): {error}") from error
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
         raise UnreadableBody(f"the {kind} body cannot be read: {error}") from error
+    _within(table.num_rows, table.num_columns, limits)
+    return table
 
 
-def _records(body: bytes) -> pa.Table:
+def _within(rows: int, columns: int, limits: Limits) -> None:
+    if rows > limits.max_rows:
+        raise TooLarge(f"the batch has {rows:,} rows, over the limit of {limits.max_rows:,} (INGEST_MAX_ROWS)")
+    if columns > limits.max_columns:
+        raise TooLarge(
+            f"the batch has {columns:,} columns, over the limit of {limits.max_columns:,} (INGEST_MAX_COLUMNS)"
+        )
+
+
+def _ndjson(body: bytes) -> list:
+    """One JSON value per line, parsed as strictly as JSON itself."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    return orjson.loads(b"[" + b",".join(lines) + b"]")
+
+
+def _csv(body: bytes, text_columns: Collection[str]) -> pa.Table:
+    """Only an empty cell is missing: "NaN", "inf" or "null" are values, which conform refuses
+    in a numeric column (the rule for non-finite numbers is the same in every format)."""
+    options = pa_csv.ConvertOptions(
+        column_types=dict.fromkeys(text_columns, pa.string()),
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+    return pa_csv.read_csv(io.BytesIO(body), convert_options=options)
+
+
+def _parquet(body: bytes, limits: Limits) -> pa.Table:
+    """The size is checked from the file's metadata before any data is decompressed."""
+    source = pq.ParquetFile(io.BytesIO(body))
+    _within(source.metadata.num_rows, source.metadata.num_columns, limits)
+    return source.read()
+
+
+def _records(data: object, limits: Limits) -> pa.Table:
     """`[{...}, ...]` or `{"records": [{...}, ...]}`, one object per row."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise UnreadableBody(f"the JSON body is not valid JSON: {error}") from error
     if isinstance(data, dict) and set(data) == {"records"}:
         data = data["records"]
     if not isinstance(data, list) or not data:
@@ -73,18 +117,17 @@ def _records(body: bytes) -> pa.Table:
     if bad:
         raise UnreadableBody(f"records must be JSON objects; rows {_rows(bad)} are not")
     names = list(dict.fromkeys(name for record in data for name in record))
-    columns = {}
-    for name in names:
-        values = [record.get(name) for record in data]
-        columns[name] = _column(values)
+    _within(len(data), len(names), limits)
+    columns = {name: _column([record.get(name) for record in data]) for name in names}
     return pa.table(columns)
 
 
 def _column(values: list) -> pa.Array:
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # Mixed kinds: keep every value as text; conform() names the rows that do not fit.
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # Mixed kinds, or integers beyond 64 bits: keep every value as text; conform() names the
+        # rows that do not fit the column's type.
         return pa.array([v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values])
 
 

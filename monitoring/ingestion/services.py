@@ -12,15 +12,17 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.db import transaction
 
-from audit.envelope import format_time
+from audit.blobs import blob_delete
+from audit.envelope import format_time, read_time
 from audit.errors import InvalidCommand
 from audit.store import Actor, NewEvent, append
 from monitoring.ingestion.conform import BatchRejected, Problem, conform, text_columns
 from monitoring.ingestion.domain import STREAM, BatchIngested, BatchKind
 from monitoring.ingestion.files import batch_file_read, batch_file_write
+from monitoring.ingestion.limits import Limits
 from monitoring.ingestion.models import Batch
 from monitoring.ingestion.parsing import parse_body
-from monitoring.registry.data_schema import parse_schema
+from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import ModelVersion, RegisteredModel
 
@@ -53,18 +55,42 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
     registered = _active_model(model)
     schema = parse_schema(registered.data_schema)
     versions = set(ModelVersion.objects.filter(model=registered).values_list("version", flat=True))
+    limits = ingest_limits(schema)
     table = conform(
-        parse_body(body, content_type, text_columns=text_columns(kind, schema, registered.task)),
+        parse_body(body, content_type, text_columns=text_columns(kind, schema, registered.task), limits=limits),
         kind=kind,
         schema=schema,
         task=registered.task,
         versions=versions,
         now=dt.datetime.now(dt.UTC),
-        clock_skew=dt.timedelta(seconds=settings.INGEST_CLOCK_SKEW_SECONDS),
+        limits=limits,
     )
     if kind == BatchKind.LABELS:
         _check_label_ids(registered, table.column(schema.id))
-    digest, _ = batch_file_write(table, unique=[schema.id])
+    digest, created = batch_file_write(table, unique=[schema.id])
+    try:
+        return _record(registered, kind, table, digest, schema, actor)
+    except BaseException:
+        if created:  # no event will reference the file this request stored: take it back
+            blob_delete(digest)
+        raise
+
+
+def ingest_limits(schema: DataSchema) -> Limits:
+    """The configured limits; the model's data schema may set its own earliest plausible time."""
+    return Limits(
+        max_body_bytes=settings.INGEST_MAX_BODY_BYTES,
+        max_rows=settings.INGEST_MAX_ROWS,
+        max_columns=settings.INGEST_MAX_COLUMNS,
+        max_text_length=settings.INGEST_MAX_TEXT_LENGTH,
+        max_categories=settings.INGEST_MAX_CATEGORIES,
+        earliest=schema.earliest or read_time(settings.INGEST_EARLIEST_TIME),
+        clock_skew=dt.timedelta(seconds=settings.INGEST_CLOCK_SKEW_SECONDS),
+    )
+
+
+def _record(registered, kind: str, table: pa.Table, digest: str, schema: DataSchema, actor: Actor) -> Ingested:
+    model = registered.name
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     time_min, time_max = _time_range(table, time_column)
     with transaction.atomic():

@@ -11,6 +11,7 @@ the column names "id" and "timestamp"):
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Task(Closed):
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
 ROLE_KEYS = ("id", "timestamp", "prediction", "score", "target")
-KNOWN_KEYS = frozenset({"numerical", "categorical", "segments", *ROLE_KEYS})
+KNOWN_KEYS = frozenset({"numerical", "categorical", "segments", "earliest", *ROLE_KEYS})
 
 
 class SchemaError(ValueError):
@@ -49,6 +50,7 @@ class DataSchema:
     score: str | None = None
     target: str | None = None
     segments: tuple[str, ...] = ()
+    earliest: dt.datetime | None = None  # no time of the model's data is plausible before this
 
     def score_column(self, present: Collection[str]) -> str:
         """Where the model's score is among the `present` columns: the score column when the
@@ -72,6 +74,8 @@ class DataSchema:
             stored["score"] = self.score
         if self.target is not None:
             stored["target"] = self.target
+        if self.earliest is not None:
+            stored["earliest"] = self.earliest.isoformat().replace("+00:00", "Z")
         return stored
 
 
@@ -101,14 +105,27 @@ def parse_schema(raw: Any) -> DataSchema:
     role_columns = [v for v in roles.values() if isinstance(v, str)]
     duplicates = sorted({v for v in role_columns if role_columns.count(v) > 1})
     problems += [f"column {name!r} plays more than one role" for name in duplicates]
+    earliest = _earliest(raw.get("earliest"), problems)
     if problems:
         raise SchemaError(problems)
     return DataSchema(
+        earliest=earliest,
         numerical=tuple(lists["numerical"]),
         categorical=tuple(lists["categorical"]),
         segments=tuple(lists["segments"]),
         **{key: value for key, value in roles.items() if value is not None},
     )
+
+
+def _earliest(value: Any, problems: list[str]) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        problems.append(f"earliest must be an ISO 8601 date or time, not {value!r}")
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _names(value: Any, key: str, problems: list[str]) -> list[str]:

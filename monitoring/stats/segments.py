@@ -7,16 +7,33 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def segment_keys(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """One key per row from one or more segment columns: "region=north" or "region=north|plan=pro"."""
-    names = sorted(columns)
-    parts = [np.char.add(f"{name}=", np.asarray(columns[name]).astype(str)) for name in names]
-    keys = parts[0]
-    for part in parts[1:]:
-        keys = np.char.add(np.char.add(keys, "|"), part)
-    return keys
+    """One key per row from one or more segment columns: "region=north" or "region=north|plan=pro".
+
+    An object array whose items share the few distinct key strings: memory grows with the rows
+    and the distinct values, never with rows times the longest value (as fixed-width text would)."""
+    keys: np.ndarray | None = None
+    for name in sorted(columns):
+        labels, codes = _factorized(columns[name])
+        part = np.array([f"{name}={label}" for label in labels], dtype=object)[codes]
+        keys = part if keys is None else keys + "|" + part
+    return keys if keys is not None else np.empty(0, dtype=object)
+
+
+def _factorized(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(distinct values as text, the index of each row's value); a missing value reads "None"."""
+    values = np.asarray(values, dtype=object)
+    try:
+        encoded = pa.array(values, type=pa.string(), from_pandas=True).dictionary_encode()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or other objects: their text, as str() gives it
+        encoded = pa.array([None if v is None else str(v) for v in values], type=pa.string()).dictionary_encode()
+    labels = [*encoded.dictionary.to_pylist(), "None"]
+    codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy(zero_copy_only=False)
+    return labels, codes
 
 
 @dataclass(frozen=True)
