@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -11,3 +11,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()  # audit.tasks
 # Each monitoring concept keeps its own tasks module.
 app.autodiscover_tasks(["monitoring.runs", "monitoring.alerting", "monitoring.remediation"])
+
+
+@signals.worker_process_init.connect
+def _limit_memory(**_) -> None:
+    """Each worker process may hold a run's memory budget plus the headroom of the process itself."""
+    from django.conf import settings
+
+    from monitoring.runs.budget import memory_limit_apply
+
+    memory_limit_apply(settings.RUN_MEMORY_BUDGET_MB + settings.RUN_MEMORY_HEADROOM_MB)

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "monitoring.http.body_limit",  # first: an oversized body is refused before anything reads it
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (Swagger UI, admin) from the app itself
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -49,13 +50,22 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last: it answers for locked-out credentials
 ]
 
-# Brute force on passwords: django-axes counts failures per username and address and locks
-# them out for a while after AXES_FAILURE_LIMIT; every failure is logged.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Brute force on passwords (monitoring/access/lockout.py): django-axes records every failed
+# login; LOGIN_FAILURE_LIMIT failures of one username from one address lock that pair out, and
+# LOGIN_ADDRESS_FAILURE_LIMIT failures from one address across usernames throttle the address,
+# for LOGIN_COOLOFF_HOURS. Refusals answer 429 with Retry-After; every failure is logged with
+# the username tried and the address, never the password.
+AUTHENTICATION_BACKENDS = ["monitoring.access.authentication.LoginBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a refused attempt does not extend the wait it was told
+AXES_LOCKOUT_CALLABLE = "monitoring.access.authentication.lockout_response"
+# Scripts trade a password for a short-lived token (POST /api/v1/auth/token/) instead of paying a
+# password hash on every call.
+API_TOKEN_SECONDS = env.int("API_TOKEN_SECONDS", default=3600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -100,13 +110,16 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True  # served from the installed apps too, before any collectstatic
 # Data files (prediction batches, run results) live in Django storage, content-addressed.
 MEDIA_ROOT = DATA_DIR / "media"
 
 REST_FRAMEWORK = {
     # The first one names the challenge of a 401 (WWW-Authenticate: Basic).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.BasicAuthentication",
+        "monitoring.access.authentication.PasswordAuthentication",
+        "monitoring.access.authentication.TokenAuthentication",
         "monitoring.access.authentication.ModelKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -153,8 +166,10 @@ ALERTMANAGER_TOKEN = env("ALERTMANAGER_TOKEN", default="")
 # an approved accept_risk remediation request.
 ALERT_SILENCE_MAX_HOURS = env.float("ALERT_SILENCE_MAX_HOURS", default=24.0)
 
-# /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+# /metrics names models and features: it answers only with `Authorization: Bearer
+# <METRICS_TOKEN>` when that is set, and to anyone only when METRICS_PUBLIC is true.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
 
 # Remediation: approvals each kind needs (four eyes: never the requester), how long an
 # undecided request lives, and how soon a break-glass rollback must be reviewed.
@@ -189,10 +204,12 @@ INGEST_MAX_CATEGORIES = env.int("INGEST_MAX_CATEGORIES", default=10_000)
 INGEST_EARLIEST_TIME = env("INGEST_EARLIEST_TIME", default="2000-01-01T00:00:00Z")
 INGEST_CLOCK_SKEW_SECONDS = env.int("INGEST_CLOCK_SKEW_SECONDS", default=300)
 
-# Celery: with no broker, tasks run eagerly in-process (demo, one machine).
+# Celery. Tasks never run inside a web request: with no broker configured, messages go to a
+# broker in files under DATA_DIR/broker, consumed by the local worker `manage.py serve` starts
+# (one machine). Production sets CELERY_BROKER_URL (Redis or RabbitMQ).
 _broker = env("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not _broker
-CELERY_BROKER_URL = _broker or "memory://localhost/"  # eager mode publishes nothing; this keeps kombu quiet
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_URL = _broker or "filesystem://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -205,13 +222,39 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=6),
 }
+if not _broker:
+    BROKER_DIR = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+    for _folder in ("queue", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
     "monitoring-schedule": {"task": "monitoring.runs.tasks.schedule_due_runs", "schedule": 60.0},
     "monitoring-notifications": {"task": "monitoring.alerting.tasks.deliver_notifications", "schedule": 60.0},
     "monitoring-escalation": {"task": "monitoring.alerting.tasks.escalate_alerts", "schedule": 60.0},
     "remediation-deadlines": {"task": "monitoring.remediation.tasks.remediation_deadlines", "schedule": 60.0},
+    "monitoring-stalled-runs": {"task": "monitoring.runs.tasks.fail_stalled_runs", "schedule": 60.0},
+    "monitoring-heartbeats": {"task": "monitoring.alerting.tasks.check_heartbeats", "schedule": 60.0},
 }
+
+# Every run has a time and a memory budget. Over time: RunFailed (soft limit), or the worker
+# process is killed 30 s later and the sweeper fails the run once RUN_STALLED_AFTER_SECONDS
+# have passed since it started (a broker that redelivers may have finished it by then).
+# Over memory: refused before loading when the estimate exceeds the budget; worker processes
+# may not grow past it plus RUN_MEMORY_HEADROOM_MB (MemoryError).
+RUN_TIME_LIMIT_SECONDS = env.int("RUN_TIME_LIMIT_SECONDS", default=600)
+RUN_STALLED_AFTER_SECONDS = env.int(  # after a broker that redelivers (Redis) had its chance
+    "RUN_STALLED_AFTER_SECONDS",
+    default=max(RUN_TIME_LIMIT_SECONDS, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]) + 300,
+)
+RUN_MEMORY_BUDGET_MB = env.int("RUN_MEMORY_BUDGET_MB", default=4096)
+RUN_MEMORY_HEADROOM_MB = env.int("RUN_MEMORY_HEADROOM_MB", default=1024)
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.
 AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None

@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from audit.errors import AlreadyExists, DomainError, NotFound
 from audit.store import ConcurrencyConflict
+from monitoring.access.authentication import username_tried
 from monitoring.ingestion.conform import BatchRejected
 from monitoring.ingestion.parsing import TooLarge, UnreadableBody, UnsupportedContentType
 from monitoring.registry.data_schema import SchemaError
@@ -63,7 +64,13 @@ def _problem(code: int, detail: str, **extra) -> JsonResponse:
 def exception_handler(error: Exception, context: dict) -> Response | None:
     request = context.get("request")
     if isinstance(error, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        log.warning("authentication failed for %s %s from %s: %s", *_where(request), error.detail)
+        tried = username_tried(request) if request is not None else None
+        log.warning(
+            "authentication failed for %s %s from %s%s: %s",
+            *_where(request),
+            f" as {tried!r}" if tried is not None else "",
+            error.detail,
+        )
     elif isinstance(error, exceptions.PermissionDenied):
         log.warning("refused %s %s to %s: %s", *_where(request)[:2], _who(request), error.detail)
     answer = _domain_answer(error)

@@ -9,6 +9,7 @@ from monitoring.remediation import api as remediations
 from monitoring.runs import api as runs
 
 urlpatterns = [
+    path("auth/token/", people.TokenView.as_view(), name="auth-token"),
     path("users/", people.PeopleView.as_view(), name="users"),
     path("users/<str:username>/", people.PersonView.as_view(), name="user"),
     path("users/<str:username>/roles/", people.RoleGrantView.as_view(), name="user-roles"),

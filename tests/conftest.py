@@ -26,6 +26,17 @@ def signing_key_file(tmp_path, settings):
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def tasks_in_the_test_process():
+    """Tests run Celery tasks where they are sent, unless a test starts real workers (see
+    tests/workers.py). The product itself never does: settings keep a broker."""
+    from config.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
     """Always create the test database, even for tests that commit without the django_db mark

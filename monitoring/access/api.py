@@ -6,14 +6,14 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.access import services
-from monitoring.access.authentication import actor_of
+from monitoring.access.authentication import TokenAuthentication, actor_of, token_issue
 from monitoring.access.domain import Role
-from monitoring.access.permissions import CanAdminister
+from monitoring.access.permissions import CanAdminister, CanRead
 from monitoring.http import ReasonIn, validated
 
 
@@ -112,3 +112,21 @@ class ReactivateView(APIView):
         data = validated(ReasonIn, request.data)
         services.person_reactivate(username=username, actor=actor_of(request), reason=data["reason"])
         return Response(PersonOut(User.objects.get(username=username)).data)
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField(help_text="send as `Authorization: Bearer <token>`")
+    expires_at = serializers.DateTimeField()
+
+
+class TokenView(APIView):
+    """A short-lived token for scripts: one password check, then cheap calls until it expires."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(request=None, responses={201: TokenOut}, summary="Trade your password for a short-lived token")
+    def post(self, request):
+        if isinstance(request.successful_authenticator, TokenAuthentication):  # tokens expire: no renewing oneself
+            raise exceptions.PermissionDenied("a token is issued for a password (Basic) or a session, not a token")
+        token, expires_at = token_issue(request.user)
+        return Response(TokenOut({"token": token, "expires_at": expires_at}).data, status=status.HTTP_201_CREATED)

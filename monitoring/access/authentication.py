@@ -1,22 +1,39 @@
-"""Model services authenticate with their reporting key: `Authorization: Api-Key <key>`.
+"""Who is calling. Model services: their reporting key, `Authorization: Api-Key <key>`, checked
+against its SHA-512 hash (djangorestframework-api-key); a revoked, expired or unknown key is
+refused and the refusal logged; the principal can only act for its own model.
 
-The key is checked against its SHA-512 hash (djangorestframework-api-key); a revoked, expired
-or unknown key is refused and the refusal logged. The principal it yields can only report
-data for its own model (see access.permissions.ReportsForModel)."""
+People: a password (HTTP Basic, or a session from the login page), refused while locked out
+(access/lockout.py); or a short-lived token (`Authorization: Bearer <token>`) traded once for
+the password at POST /api/v1/auth/token/, so scripts do not pay a password hash per call. A
+token is signed with SECRET_KEY, names the person and expires after API_TOKEN_SECONDS; it stops
+working at once when the person is deactivated or changes their password."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import logging
+import math
 from dataclasses import dataclass
 
+from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.http import JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from audit.store import Actor
+from monitoring.access.lockout import Lockout, lockout_message, lockout_of
 from monitoring.registry.models import ModelApiKey
 
 log = logging.getLogger("driftledger.security")
 KEYWORD = "Api-Key"
+BEARER = "Bearer"
+TOKEN_SALT = "driftledger.api-token"  # noqa: S105 - a signing namespace, not a secret
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,117 @@ class ModelKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Api-Key <key>"}
+
+
+class LockedOut(exceptions.Throttled):
+    """429 with Retry-After: the password login is refused for a while."""
+
+    def __init__(self, lockout: Lockout):
+        super().__init__(wait=lockout.seconds, detail=lockout_message(lockout))
+
+
+class PasswordAuthentication(authentication.BasicAuthentication):
+    """HTTP Basic, refused while the username (from this address) or the address is locked out."""
+
+    def authenticate_credentials(self, userid, password, request=None):
+        lockout = lockout_of(_address(request), userid) if request is not None else None
+        if lockout is not None:
+            log.warning("refused a login of %r from %s while locked out: %s", userid, _address(request), lockout.reason)
+            raise LockedOut(lockout)
+        return super().authenticate_credentials(userid, password, request)
+
+
+class LoginBackend(AxesStandaloneBackend):
+    """django-axes' check, with the per-address limit of access/lockout.py, for every login
+    (the login page and the admin too): a refused login ends in `lockout_response`."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        lockout = lockout_of(_address(request), username) if request is not None else None
+        if lockout is not None:
+            request.axes_locked_out = True
+            request.driftledger_lockout = lockout
+            raise AxesBackendPermissionDenied(lockout.reason)
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def lockout_response(request, original_response=None, credentials=None) -> JsonResponse:
+    """What a locked-out login gets outside the API (AXES_LOCKOUT_CALLABLE): a JSON problem, 429
+    with Retry-After."""
+    username = (credentials or {}).get("username")
+    lockout = getattr(request, "driftledger_lockout", None) or lockout_of(_address(request), username)
+    if lockout is None:  # locked by axes' own count: its cool-off from now
+        lockout = Lockout(math.ceil(settings.AXES_COOLOFF_TIME * 3600), "too many failed logins")
+    detail = lockout_message(lockout)
+    body = {"type": "about:blank", "title": "Too Many Requests", "status": 429, "detail": detail}
+    answer = JsonResponse(body, status=429, content_type="application/problem+json")
+    answer["Retry-After"] = str(lockout.seconds)
+    return answer
+
+
+def token_issue(user) -> tuple[str, dt.datetime]:
+    """A token for `user` and when it expires."""
+    token = signing.TimestampSigner(salt=TOKEN_SALT).sign_object({"u": user.pk, "h": _password_mark(user)})
+    return token, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.API_TOKEN_SECONDS)
+
+
+class TokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        keyword, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if keyword != BEARER:
+            return None
+        try:
+            claims = signing.TimestampSigner(salt=TOKEN_SALT).unsign_object(
+                token.strip(), max_age=settings.API_TOKEN_SECONDS
+            )
+        except signing.SignatureExpired as error:
+            log.warning("refused an expired token from %s", _address(request))
+            detail = f"token expired: {error}; POST /api/v1/auth/token/ for a new one"
+            raise exceptions.AuthenticationFailed(detail) from None
+        except signing.BadSignature:
+            log.warning("refused an invalid token from %s", _address(request))
+            raise exceptions.AuthenticationFailed("token invalid") from None
+        user = get_user_model().objects.filter(pk=claims.get("u"), is_active=True).first()
+        if user is None or claims.get("h") != _password_mark(user):
+            log.warning("refused a token of a deactivated person or a changed password from %s", _address(request))
+            raise exceptions.AuthenticationFailed(
+                "token no longer valid: the person was deactivated or changed password"
+            )
+        return user, None
+
+    def authenticate_header(self, request) -> str:
+        return BEARER
+
+
+def _password_mark(user) -> str:
+    """Changes when the password does, so a new password ends every token issued before."""
+    return user.get_session_auth_hash()[:16]
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    target_class = "monitoring.access.authentication.TokenAuthentication"
+    name = "Token"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "a token from POST /api/v1/auth/token/"}
+
+
+class PasswordScheme(OpenApiAuthenticationExtension):
+    target_class = "monitoring.access.authentication.PasswordAuthentication"
+    name = "Basic"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "basic"}
+
+
+def username_tried(request) -> str | None:
+    """The username of a request's Basic credentials (never the password), for the security log."""
+    keyword, _, encoded = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if keyword.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8", "replace").partition(":")[0][:150]
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _address(request) -> str:

@@ -9,6 +9,7 @@ size and the age of the last signed checkpoint."""
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 
 from django.conf import settings
 from django.db.models import Count, Max
@@ -112,7 +113,14 @@ REGISTRY.register(DriftledgerCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    token = getattr(settings, "METRICS_TOKEN", "")
-    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
-        return HttpResponse("unknown or missing bearer token\n", status=401, content_type="text/plain")
+    """The figures name models and features: only for a scraper holding METRICS_TOKEN, or for
+    anyone when the operator opened the endpoint (METRICS_PUBLIC=true)."""
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return HttpResponse("unknown or missing bearer token\n", status=401, content_type="text/plain")
+    elif not settings.METRICS_PUBLIC:
+        closed = "/metrics is closed: set METRICS_TOKEN (scrapers send it as a bearer token) or METRICS_PUBLIC=true\n"
+        return HttpResponse(closed, status=403, content_type="text/plain")
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

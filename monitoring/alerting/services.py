@@ -22,6 +22,8 @@ from monitoring.alerting.models import Alert
 from monitoring.runs.domain import Check, Level
 
 ESCALATOR = Actor("system", "escalation", "Driftledger escalation")
+RUN_FAILED = "run_failed"  # the check name of the alert raised when a model's run fails
+HEARTBEAT = "heartbeat"  # the check name of the alert raised when a model stops reporting
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def alerts_from_run(
     older window shows says nothing about the incident now."""
     checks = list(checks)
     failing = {f.key(model): f for f in (Finding.of(c) for c in checks if c.status.failing)}
-    evaluated = {c.check.value for c in checks}
+    evaluated = {c.check.value for c in checks} | {RUN_FAILED}  # a completed run: the model's runs work again
     open_alerts = {a.dedupe_key: a for a in Alert.objects.filter(model_name=model).exclude(status=AlertStatus.RESOLVED)}
     ends = parse_time(window_end) if window_end else None
     recorded: list[RecordedEvent] = []
@@ -131,6 +133,23 @@ def alerts_from_run(
                 causation=causation,
             )
     return recorded
+
+
+def alerts_from_failed_run(
+    *, model: str, run_id: str, error: str, window_end: str | None, actor: Actor, causation: str | None = None
+) -> list[RecordedEvent]:
+    """A run that failed raises the model's run-failure alert (critical), or updates the open
+    one; the next completed run resolves it."""
+    finding = Finding(RUN_FAILED, "runs", Level.CRITICAL, f"run {run_id[:8]} failed: {error[:500]}")
+    existing = Alert.objects.filter(dedupe_key=finding.key(model)).exclude(status=AlertStatus.RESOLVED).first()
+    if existing is None:
+        return alert_raise(
+            model=model, finding=finding, actor=actor, run_id=run_id, window_end=window_end, causation=causation
+        )
+    update = functools.partial(
+        AlertAggregate.update, severity=finding.severity, summary=finding.summary, run_id=run_id, window_end=window_end
+    )
+    return alert_execute(str(existing.alert_id), update, actor=actor, causation=causation)
 
 
 def _current(alert: Alert, window_end: dt.datetime | None) -> bool:

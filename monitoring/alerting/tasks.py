@@ -21,3 +21,11 @@ def escalate_alerts() -> int:
     from monitoring.alerting.services import alerts_escalate_by_policy
 
     return len(alerts_escalate_by_policy())
+
+
+@shared_task(**RETRIED)
+def check_heartbeats() -> int:
+    """Alert on each model silent past its policy's heartbeat interval; resolve those that reported."""
+    from monitoring.alerting.heartbeat import heartbeats_check
+
+    return len(heartbeats_check())

@@ -1,10 +1,11 @@
 """Is a policy change a pure tightening? Pure.
 
-A pure tightening only makes monitoring more watchful: a threshold lowered (or alpha raised), a
-check, notifier or warning floor added, runs made more frequent, escalation made sooner. It
-applies at once, recorded with its reason. Anything else (a threshold made laxer, a check,
-feature, notifier or escalation removed, a window, baseline or method changed) changes what
-alerts, and takes effect only through an approved remediation request.
+A pure tightening only makes monitoring more watchful: a threshold lowered (or alpha or a volume
+share raised), a check, notifier or warning floor added, runs made more frequent, escalation or
+the heartbeat made sooner. It applies at once, recorded with its reason. Anything else (a
+threshold made laxer, a check, feature, notifier or escalation removed, a window, baseline or
+method changed) changes what alerts, and takes effect only through an approved remediation
+request.
 
 Conservative by construction: a change this module does not know to be tighter counts as one
 that needs approval.
@@ -33,8 +34,9 @@ LOWER_IS_STRICTER = (
     "segments.floors.*",
     "schedule.every_minutes",  # none: never
     "escalate_after_minutes",  # none: never
+    "heartbeat.expected_every_minutes",  # none: never
 )
-HIGHER_IS_STRICTER = ("drift.alpha",)
+HIGHER_IS_STRICTER = ("drift.alpha", "volume.warning_share", "volume.critical_share")
 MORE_IS_STRICTER = ("checks", "notify")  # lists: keeping every member and adding is tighter
 ORDERED = {"drift.correction": ("bonferroni", "holm", "none")}  # from fewest detections to most
 

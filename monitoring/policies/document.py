@@ -40,6 +40,11 @@ DEFAULT_POLICY: dict[str, Any] = {
     # What the window is compared with: the reference data set, or (seasonal baselines) the
     # model's own predictions over the previous period or the same period a week or a quarter earlier.
     "reference": "dataset",
+    # Missing data: a window with fewer rows than warning_share (critical_share) of the median
+    # of the history_windows windows before it; and a model that sent no batch for
+    # heartbeat.expected_every_minutes (none: not watched).
+    "volume": {"warning_share": 0.5, "critical_share": 0.1, "history_windows": 7},
+    "heartbeat": {"expected_every_minutes": None},
     "notify": [],  # names of notifiers configured in settings.NOTIFIERS
     "escalate_after_minutes": None,  # escalate alerts nobody acknowledged in this time
 }
@@ -103,6 +108,7 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
         problems.append("kpis: warning_drop and critical_drop must be numbers with 0 ≤ warning_drop ≤ critical_drop")
     if not isinstance(kpis.get("lower_is_better"), list):
         problems.append("kpis.lower_is_better must be a list of KPI names")
+    problems += _volume_problems(policy["volume"]) + _heartbeat_problems(policy["heartbeat"])
     notify = policy["notify"]
     if not (isinstance(notify, list) and all(isinstance(n, str) for n in notify)):
         problems.append("notify must be a list of notifier names")
@@ -177,6 +183,26 @@ def _drift_problems(drift: Mapping[str, Any], features: Mapping[str, str]) -> li
         if "warning_floor" in spec and not (_number(spec["warning_floor"]) and spec["warning_floor"] >= 0):
             problems.append(f"drift.features.{name}: warning_floor must be a number ≥ 0")
     return problems
+
+
+def _volume_problems(volume: Mapping[str, Any]) -> list[str]:
+    problems = [f"volume: unknown key {key!r}" for key in volume if key not in DEFAULT_POLICY["volume"]]
+    warning, critical = volume.get("warning_share"), volume.get("critical_share")
+    if not (_number(warning) and _number(critical) and 0 <= critical <= warning <= 1):
+        problems.append("volume: warning_share and critical_share must be numbers with 0 ≤ critical ≤ warning ≤ 1")
+    windows = volume.get("history_windows")
+    if not (isinstance(windows, int) and not isinstance(windows, bool) and 1 <= windows <= 60):
+        problems.append("volume.history_windows must be a whole number from 1 to 60")
+    return problems
+
+
+def _heartbeat_problems(heartbeat: Mapping[str, Any]) -> list[str]:
+    minutes = heartbeat.get("expected_every_minutes")
+    if set(heartbeat) == {"expected_every_minutes"} and (
+        minutes is None or (isinstance(minutes, int) and not isinstance(minutes, bool) and 1 <= minutes <= 527_040)
+    ):
+        return []
+    return ['heartbeat must be {"expected_every_minutes": 1 to 527040} (or null: not watched)']
 
 
 def _performance_problems(performance: Mapping[str, Any]) -> list[str]:

@@ -61,6 +61,13 @@ class DataSchema:
     def features(self) -> dict[str, str]:
         return {**dict.fromkeys(self.numerical, "numerical"), **dict.fromkeys(self.categorical, "categorical")}
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the schema names, once."""
+        roles = (self.id, self.timestamp, self.prediction, self.score, self.target)
+        named = (*self.numerical, *self.categorical, *self.segments, *(r for r in roles if r))
+        return tuple(dict.fromkeys(named))
+
     def as_dict(self) -> dict[str, Any]:
         stored: dict[str, Any] = {
             "numerical": list(self.numerical),

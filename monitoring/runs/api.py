@@ -14,8 +14,11 @@ from rest_framework.views import APIView
 from audit.envelope import format_time
 from monitoring.access.permissions import ByMethod, CanEngineer, CanRead
 from monitoring.http import validated
+from monitoring.ingestion.limits import Limits
 from monitoring.ingestion.selectors import last_rows_start
+from monitoring.ingestion.services import ingest_limits
 from monitoring.policies.services import policy_load
+from monitoring.registry.data_schema import parse_schema
 from monitoring.registry.models import RegisteredModel
 from monitoring.runs.domain import run_id_for
 from monitoring.runs.models import Run
@@ -40,6 +43,25 @@ class RunRequestIn(serializers.Serializer):
         return {"start": start, "end": end}
 
 
+MAX_WINDOW = dt.timedelta(days=366)
+
+
+def _refuse_implausible(window: dict, limits: Limits) -> None:
+    """A window's ends lie where the model's data can (ingestion's plausible time range), and it
+    spans at most MAX_WINDOW: 400 naming the bound, never a run that fails later."""
+    earliest, latest = limits.earliest, limits.latest(dt.datetime.now(dt.UTC))
+    for end in ("start", "end"):
+        if not earliest <= window[end] <= latest:
+            raise serializers.ValidationError(
+                {
+                    end: f"{format_time(window[end])} lies outside the plausible time range {format_time(earliest)} "
+                    f"to {format_time(latest)} (INGEST_EARLIEST_TIME, or the model's earliest; now plus the clock skew)"
+                }
+            )
+    if window["end"] - window["start"] > MAX_WINDOW:
+        raise serializers.ValidationError({"start": f"a run's window spans at most {MAX_WINDOW.days} days"})
+
+
 class RunRequestedOut(serializers.Serializer):
     run_id = serializers.UUIDField()
     start = serializers.DateTimeField()
@@ -56,8 +78,9 @@ class ModelRunsView(ByMethod, APIView):
 
     @extend_schema(request=RunRequestIn, responses={202: RunRequestedOut}, summary="Run the policy on a window now")
     def post(self, request, name: str):
-        get_object_or_404(RegisteredModel, name=name, retired=False)
+        registered = get_object_or_404(RegisteredModel, name=name, retired=False)
         window = validated(RunRequestIn, request.data)
+        _refuse_implausible(window, ingest_limits(parse_schema(registered.data_schema)))
         policy = policy_load(name)
         if "start" not in request.data and "last_rows" in policy.policy["window"]:
             start = last_rows_start(model=name, end=window["end"], rows=policy.policy["window"]["last_rows"])

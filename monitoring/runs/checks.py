@@ -8,8 +8,9 @@ the p-value when there is one, the threshold, and the status: ok, warning or cri
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,12 @@ from monitoring.runs.domain import CheckKind, Level
 from monitoring.stats.drift import drift_report
 from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
-from monitoring.stats.quality import quality_findings
+from monitoring.stats.quality import Finding, quality_findings
 from monitoring.stats.segments import rank_by_drift, rank_by_performance_drop, segment_keys, segment_shift
 from monitoring.stats.univariate import wasserstein_normed
 
 Columns = Mapping[str, np.ndarray]
+CRITICAL_FINDINGS = (Finding.MISSING_COLUMN, Finding.TYPE_CHANGE, Finding.ALL_MISSING)
 
 
 def labels_by_id(labels: Columns, schema: DataSchema) -> dict[Any, Any]:
@@ -49,15 +51,26 @@ def compute_run(
     policy: Mapping[str, Any],
     kpis: Columns | None = None,
     kpi_baseline: Columns | None = None,
+    history: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to
-    targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period."""
+    targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period;
+    `history` the rows of each of the windows of the same length just before this one."""
     enabled = set(policy["checks"])
     rows = {"reference": _rows(reference), "current": _rows(current), "labelled": 0}
     checks: list[dict[str, Any]] = []
-    if rows["current"] == 0:
-        return {"checks": [], "rows": rows, "status": Level.OK, "note": "the window holds no rows"}
-    features = {name: kind for name, kind in schema.features.items() if name in reference and name in current}
+    if "volume" not in policy:  # a policy from before volume checks (reproducing an old run)
+        if rows["current"] == 0:
+            return {"checks": [], "rows": rows, "status": Level.OK, "note": "the window holds no rows"}
+    else:
+        checks.append(_volume(rows["current"], history or [], policy["volume"]))
+        if rows["current"] == 0:  # nothing else can be measured: the missing data is the finding
+            return {"checks": checks, "rows": rows, "status": Level.CRITICAL}
+    features = {
+        name: kind
+        for name, kind in schema.features.items()
+        if name in reference and name in current and _present(reference[name]) and _present(current[name])
+    }  # a feature absent or entirely null on either side is a data-quality finding, not a drift
     if CheckKind.DATA_QUALITY in enabled:
         checks += _quality(reference, current, schema)
     if CheckKind.FEATURE_DRIFT in enabled and features:
@@ -87,6 +100,54 @@ def _rows(columns: Columns) -> int:
     return len(next(iter(columns.values()))) if columns else 0
 
 
+def _present(values: np.ndarray) -> bool:
+    """Whether at least one value is there (finite, for numbers)."""
+    if np.issubdtype(values.dtype, np.number):
+        return bool(np.isfinite(values).any())
+    return any(v is not None and v == v for v in values)
+
+
+def rows_per_window(times: np.ndarray, start: dt.datetime, length: dt.timedelta, windows: int) -> list[int]:
+    """How many of `times` (datetime64, UTC) fall in each of the `windows` windows of `length`
+    just before `start`, oldest first; each window is [its start, its end)."""
+    step = length // dt.timedelta(microseconds=1)
+    before = np.datetime64(start.astimezone(dt.UTC).replace(tzinfo=None), "us") - times.astype("datetime64[us]")
+    ago = before.astype(np.int64)  # microseconds before start
+    back = (ago[ago > 0] - 1) // step  # 0: the window just before start
+    back = back[back < windows]
+    return np.bincount(windows - 1 - back, minlength=windows).astype(int).tolist()
+
+
+def expected_rows(history: Sequence[int], history_windows: int) -> float | None:
+    """The usual rows of a window: the median over the previous windows, once at least
+    min(3, history_windows) of them held data (a new model has no usual yet)."""
+    recent = list(history)[-history_windows:]
+    if sum(1 for rows in recent if rows > 0) < min(3, history_windows):
+        return None
+    return float(np.median(recent))
+
+
+def _volume(rows: int, history: Sequence[int], volume: Mapping[str, Any]) -> dict[str, Any]:
+    """The window's rows against the usual: an empty window is critical; one under
+    warning_share (critical_share) of the usual is a warning (critical)."""
+    usual = expected_rows(history, volume["history_windows"])
+    share = rows / usual if usual else None
+    status = Level.OK
+    if rows == 0 or (share is not None and share < volume["critical_share"]):
+        status = Level.CRITICAL
+    elif share is not None and share < volume["warning_share"]:
+        status = Level.WARNING
+    return {
+        "check": CheckKind.DATA_QUALITY,
+        "metric": "rows",
+        "value": _number(share) if share is not None else None,
+        "count": rows,
+        "reference": _number(usual) if usual is not None else None,
+        "threshold": volume["warning_share"],
+        "status": status,
+    }
+
+
 def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[dict]:
     names = [*schema.features, schema.prediction]
     ref = {n: reference[n] for n in names if n in reference}
@@ -102,7 +163,7 @@ def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[d
             "value": _number(f.share if f.share else f.count),
             "count": f.count,
             "examples": [str(e) for e in f.examples[:3]],
-            "status": Level.CRITICAL if str(f.kind) in ("missing_column", "type_change") else Level.WARNING,
+            "status": Level.CRITICAL if f.kind in CRITICAL_FINDINGS else Level.WARNING,
         }
         for f in found
         if f.column != schema.id or str(f.kind) == "duplicate_id"
@@ -159,8 +220,14 @@ def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, f
     if task == "binary_classification":
         return "roc_auc", binary_performance(targets.astype(float), outputs.astype(float)).roc_auc, True
     if task == "multiclass_classification":
-        return "accuracy", multiclass_performance(targets.astype(str), outputs.astype(str)).accuracy, True
+        return "accuracy", multiclass_performance(_texts(targets), _texts(outputs)).accuracy, True
     return "rmse", regression_performance(targets.astype(float), outputs.astype(float)).rmse, False
+
+
+def _texts(values: np.ndarray) -> np.ndarray:
+    """Class labels as text in an object array (a fixed-width one would take rows times the
+    longest label)."""
+    return np.array([str(v) for v in values], dtype=object)
 
 
 def _known(outcomes: np.ndarray) -> np.ndarray:
@@ -188,7 +255,7 @@ def _label_drift(reference: Columns, truth, target: str, task: str, policy) -> l
     if kind == "numerical":
         ref, cur = before.astype(float), np.asarray(targets, dtype=float)
     else:
-        ref, cur = np.array([str(v) for v in before]), np.array([str(v) for v in targets])
+        ref, cur = _texts(before), _texts(targets)
     return _drift(CheckKind.LABEL_DRIFT, {target: ref}, {target: cur}, {target: kind}, policy)
 
 
@@ -286,8 +353,8 @@ def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) 
     for column in schema.segments:
         if column not in reference or column not in current:
             continue
-        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object).astype(str)})
-        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object).astype(str)})
+        ref_keys = segment_keys({column: reference[column]})
+        cur_keys = segment_keys({column: current[column]})
         for share in segment_shift(ref_keys, cur_keys):
             if share.new and share.current_share >= settings["new_share"]:
                 checks.append(
@@ -349,8 +416,8 @@ def _segment_performance(reference, current, truth, target: str, schema: DataSch
     for column in schema.segments:
         if column not in reference or column not in current:
             continue
-        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object)[known].astype(str)})
-        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object)[labelled].astype(str)})
+        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object)[known]})
+        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object)[labelled]})
 
         def before(rows, column=column):
             return _metric(task, reference[target][known][rows], reference[score][known][rows])[1]

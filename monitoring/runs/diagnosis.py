@@ -8,7 +8,8 @@ are entering the population.
 
 Causes: data_quality, covariate_shift, prior_shift (the outcomes moved, the inputs did not),
 concept_drift (performance falls while inputs are stable), user_behaviour_change (a KPI
-falls while model and data are stable), no_problem.
+falls while model and data are stable), no_problem (no check failed, or only minor
+data-quality findings, which the evidence lists: a finding is never explained away).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
     realized = failing.get(CheckKind.PERFORMANCE, [])
     estimated = failing.get(CheckKind.ESTIMATED_PERFORMANCE, [])
     kpis = failing.get(CheckKind.KPIS, [])
+    minor_quality = [c for c in failing.get(CheckKind.DATA_QUALITY, []) if c not in quality]
 
     if quality:
         cause, evidence = Cause.DATA_QUALITY, [_describe(c) for c in quality]
@@ -89,6 +91,11 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
     elif kpis:
         cause, evidence = Cause.USER_BEHAVIOUR_CHANGE, [_describe(c) for c in kpis]
         evidence.append("no data-quality finding, no input or prediction drift, performance holds")
+    elif unexplained := prediction + estimated + failing.get(CheckKind.SEGMENTS, []):
+        cause, evidence = Cause.COVARIATE_SHIFT, [_describe(c) for c in unexplained + minor_quality]
+        evidence.append("no single input feature drifted: a joint change of inputs, or one not monitored")
+    elif minor_quality:  # a few rows out of range, a rare new category: worth seeing, not a cause
+        cause, evidence = Cause.NO_PROBLEM, ["only minor findings", *(_describe(c) for c in minor_quality)]
     else:
         cause, evidence = Cause.NO_PROBLEM, ["every check passed"]
     if new_segments and cause is not Cause.NO_PROBLEM:
@@ -99,15 +106,22 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
 
 
 def _serious_quality(check: Check) -> bool:
-    """Missing columns, type changes, and nulls or out-of-range values on a tenth of rows or
-    more; new categories alone are left to drift and segments."""
-    if check.status is Level.CRITICAL:
+    """Missing data (an empty or much smaller window, an absent or entirely null column), type
+    changes, and nulls or out-of-range values on a tenth of rows or more; new categories alone
+    are left to drift and segments (and diagnosed as data quality only when nothing else is)."""
+    if check.status is Level.CRITICAL or check.metric == "rows":
         return True
     share = check.value
-    return check.metric in ("null_rate", "out_of_range", "constant") and share is not None and share >= 0.1
+    return (
+        check.metric in ("null_rate", "out_of_range", "extreme_value", "constant")
+        and share is not None
+        and share >= 0.1
+    )
 
 
 def _describe(check: Check) -> str:
+    if check.metric == "rows":
+        return _describe_rows(check)
     value = check.value
     figure = f"{value:.3g}" if value is not None else "?"
     if check.reference is not None:
@@ -115,3 +129,15 @@ def _describe(check: Check) -> str:
     return f"{check.check.value}: {check.subject} {check.metric or ''} {figure} [{check.status.value}]".replace(
         "  ", " "
     )
+
+
+def _describe_rows(check: Check) -> str:
+    rows = check.count or 0
+    if rows == 0:
+        return f"data_quality: the window holds no rows [{check.status.value}]"
+    usual = (
+        f", {check.value:.0%} of the usual {check.reference:,.0f}"
+        if check.value is not None and check.reference
+        else ""
+    )
+    return f"data_quality: the window holds {rows:,} rows{usual} [{check.status.value}]"

@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
 from audit.aggregates import InvalidCommand, aggregate_execute, aggregate_load
@@ -24,25 +27,30 @@ from audit.canonical import canonicalize
 from audit.envelope import format_time
 from audit.events import Event
 from audit.store import Actor, ConcurrencyConflict
-from monitoring.alerting.services import alerts_from_run
+from monitoring.alerting.services import alerts_from_failed_run, alerts_from_run
 from monitoring.ingestion.selectors import Window, window_from_batches, window_load
 from monitoring.policies.document import BASELINE_SHIFTS_DAYS
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.checks import compute_run, labels_by_id
+from monitoring.runs.budget import RunOverBudget, run_budget_check, run_rows_estimate
+from monitoring.runs.checks import compute_run, labels_by_id, rows_per_window
 from monitoring.runs.diagnosis import diagnose
 from monitoring.runs.domain import (
     Check,
     RunAggregate,
     RunCompleted,
     RunDiagnosed,
+    RunFailed,
     RunStatus,
     RunWindow,
     run_id_for,
 )
+from monitoring.runs.models import Run
+from monitoring.tasks import INFRASTRUCTURE_ERRORS
 
 SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
+SWEEPER = Actor("system", "run-sweeper", "Driftledger run sweeper")
 ATTEMPTS = 3  # a lost race on an alert (its dedupe index, its stream) replays the whole outcome
 
 
@@ -76,14 +84,52 @@ def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Acto
     )
     try:
         result, inputs = _compute(model, start, end, policy.version, policy.policy, run_id)
-    except DatabaseError:
+        checks = [Check.model_validate(check) for check in result["checks"]]
+        digest = blob_save(canonicalize(result))
+    except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as error:  # noqa: BLE001 - whatever broke the computation is the run's failure
-        failure = repr(error)
-        return _record(run_id, lambda run: run.fail(failure), actor)
-    digest = blob_save(canonicalize(result))
-    checks = [Check.model_validate(check) for check in result["checks"]]
-    return _record(run_id, lambda run: run.complete(checks=checks, result_digest=digest, input_digests=inputs), actor)
+        return run_fail(run_id, failure_reason(error), actor=actor)
+    try:
+        return _record(
+            run_id, lambda run: run.complete(checks=checks, result_digest=digest, input_digests=inputs), actor
+        )
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except DatabaseError as error:  # the outcome itself cannot be stored (a value the database refuses)
+        return run_fail(run_id, f"its outcome could not be recorded: {failure_reason(error)}", actor=actor)
+
+
+def run_fail(run_id: str, reason: str, *, actor: Actor = SCHEDULER) -> RunOutcome:
+    """End a running run as failed, with the reason, and raise (or update) the model's
+    run-failure alert. Nothing when the run finished meanwhile."""
+    return _record(run_id, lambda run: run.fail(reason), actor)
+
+
+def runs_fail_stalled(*, now: dt.datetime | None = None) -> list[str]:
+    """Fail every run still `running` RUN_STALLED_AFTER_SECONDS after it started: its worker
+    was killed or lost (no run outlives the task's time limit)."""
+    moment = now or dt.datetime.now(dt.UTC)
+    after = settings.RUN_STALLED_AFTER_SECONDS
+    stalled = Run.objects.filter(status=RunStatus.RUNNING, started_at__lt=moment - dt.timedelta(seconds=after))
+    failed = []
+    for run_id in stalled.values_list("run_id", flat=True):
+        reason = f"no outcome {after:,} s after it started: its worker stopped (killed, out of memory or lost)"
+        outcome = run_fail(str(run_id), reason, actor=SWEEPER)
+        if outcome.recorded_now:
+            failed.append(str(run_id))
+    return failed
+
+
+def failure_reason(error: BaseException) -> str:
+    """What a person reads: the message of an error the run anticipated, else its type too."""
+    if isinstance(error, RunInputError | RunOverBudget):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "out of memory (MemoryError): the window does not fit the worker's memory limit"
+    if isinstance(error, SoftTimeLimitExceeded):
+        return f"over the time limit of {settings.RUN_TIME_LIMIT_SECONDS:,} s (RUN_TIME_LIMIT_SECONDS)"
+    return f"{type(error).__name__}: {error}"
 
 
 def run_result(
@@ -98,6 +144,13 @@ def run_result(
     """The full result document; from exactly `inputs` (batch digests per kind) when given."""
     registered = RegisteredModel.objects.get(name=model)
     schema = parse_schema(registered.data_schema)
+    if inputs is None:
+        baseline = (
+            None
+            if policy.get("reference", "dataset") == "dataset"
+            else _baseline_shift(policy["reference"], start, end)
+        )
+        run_budget_check(run_rows_estimate(model, start, end, baseline), len(schema.columns))
     windows = _inputs(model, start, end, inputs, policy)
     if windows["reference"].rows == 0:
         if policy.get("reference", "dataset") == "dataset":
@@ -113,6 +166,7 @@ def run_result(
         policy=policy,
         kpis=windows["kpis"].columns,
         kpi_baseline=windows["kpi_baseline"].columns,
+        history=_history_rows(windows.get("history"), schema.timestamp, start, end, policy),
     )
     return {
         "run_id": run_id,
@@ -133,6 +187,45 @@ def _compute(model, start, end, version, policy, run_id) -> tuple[dict[str, Any]
 
 
 def _inputs(model: str, start, end, inputs: dict[str, list[str]] | None, policy: dict[str, Any]) -> dict[str, Window]:
+    windows = _data_inputs(model, start, end, inputs, policy)
+    history = _history_span(policy, start, end)
+    if history is not None:  # only the time column: how many rows each earlier window held
+        time = [parse_schema(RegisteredModel.objects.get(name=model).data_schema).timestamp]
+        windows["history"] = (
+            window_load(model=model, start=history, end=start, columns=time)
+            if inputs is None
+            else window_from_batches(
+                model=model,
+                kind="predictions",
+                digests=inputs.get("history", []),
+                start=history,
+                end=start,
+                columns=time,
+            )
+        )
+    return windows
+
+
+def _history_span(policy: dict[str, Any], start: dt.datetime, end: dt.datetime) -> dt.datetime | None:
+    """Where the windows before this one begin, when the policy compares volumes (windows of
+    a fixed length: a window of the last N rows always holds N)."""
+    if "volume" not in policy or "hours" not in policy["window"]:
+        return None
+    return start - (end - start) * policy["volume"]["history_windows"]
+
+
+def _history_rows(
+    history: Window | None, time: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]
+) -> list[int] | None:
+    if history is None:
+        return None
+    times = history.columns.get(time, np.empty(0, dtype="datetime64[us]"))
+    return rows_per_window(times, start, end - start, policy["volume"]["history_windows"])
+
+
+def _data_inputs(
+    model: str, start, end, inputs: dict[str, list[str]] | None, policy: dict[str, Any]
+) -> dict[str, Window]:
     shift = _baseline_shift(policy["kpis"]["baseline"], start, end)
     reference = policy.get("reference", "dataset")
     back = None if reference == "dataset" else _baseline_shift(reference, start, end)
@@ -187,6 +280,16 @@ def _record(run_id: str, outcome: Callable[[RunAggregate], Sequence[Event]], act
                 event = recorded.event
                 if isinstance(event, RunCompleted):
                     _diagnose_and_alert(done.aggregate, event, actor, cause=recorded.event_id)
+                elif isinstance(event, RunFailed):
+                    run = done.aggregate
+                    alerts_from_failed_run(
+                        model=run.model,
+                        run_id=run.run_id,
+                        error=event.error,
+                        window_end=run.window_end,
+                        actor=actor,
+                        causation=recorded.event_id,
+                    )
         except InvalidCommand:
             finished = _finished(run_id)  # another worker finished the same run first
             if finished is None:

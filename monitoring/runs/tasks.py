@@ -5,13 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 
 from audit.envelope import format_time, parse_time
 from monitoring.runs.models import Run
 from monitoring.tasks import DURABLE, RETRIED
 
 
-@shared_task(**DURABLE, retry_backoff_max=60, soft_time_limit=540, time_limit=600)
+@shared_task(
+    **DURABLE,
+    retry_backoff_max=60,
+    soft_time_limit=settings.RUN_TIME_LIMIT_SECONDS,  # the run records RunFailed, with the reason
+    time_limit=settings.RUN_TIME_LIMIT_SECONDS + 30,  # the worker process is killed: the sweeper fails the run
+)
 def run_monitoring(model: str, start: str, end: str) -> dict:
     """One run of the model's policy on [start, end). Idempotent: a redelivery records nothing twice."""
     from monitoring.runs.services import run_execute
@@ -63,3 +69,11 @@ def evaluate_delayed_labels(model: str) -> int:
     from monitoring.runs.delayed_labels import runs_evaluate_labels
 
     return len(runs_evaluate_labels(model))
+
+
+@shared_task(**RETRIED)
+def fail_stalled_runs() -> list[str]:
+    """Beat calls this every minute: runs whose worker vanished end as failed, with an alert."""
+    from monitoring.runs.services import runs_fail_stalled
+
+    return runs_fail_stalled()

@@ -113,9 +113,10 @@ def _arrow_counts(values: pa.Array | pa.ChunkedArray) -> CategoryCounts:
 
 
 def _object_counts(values: np.ndarray) -> CategoryCounts:
-    missing = np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
-    categories, counts = np.unique(values[~missing].astype(str), return_counts=True)
-    return CategoryCounts(categories, counts, int(missing.sum()))
+    """Mixed objects (numbers and texts), counted on their text as str() gives it; never as a
+    fixed-width array, whose size would be rows times the longest value."""
+    texts = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in values]
+    return _arrow_counts(pa.array(texts, type=pa.string()))
 
 
 def _sorted(categories: np.ndarray, counts: np.ndarray, missing: int = 0) -> CategoryCounts:

@@ -35,7 +35,8 @@ def drift_report(
     workers: int | None = None,
 ) -> list[FeatureDrift]:
     """Every measure for every feature in `kinds`, then one family-wise decision across them.
-    Each feature's p-value and effect come from the method the policy names for it. Features
+    Each feature's p-value and effect come from the method the policy names for it; current
+    values far beyond the reference count at `reference_bounds` in the effects. Features
     are measured on `workers` threads (default: one per core): the sorts and the compiled
     ECDF walk release the GIL, so the threads really run at once."""
     policy = policy or Policy()
@@ -89,7 +90,8 @@ def _measure(feature: str, kind: str, reference: object, current: object, policy
         test = u.anderson_darling(ref, cur)
     elif method.test == "cramer_von_mises":
         test = u.cramer_von_mises(ref, cur)
-    return FeatureDrift(feature, kind, u.numerical_drift(ref, cur), ref_missing, cur_missing, method, _UNDECIDED, test)
+    measures = u.numerical_drift(ref, u.clipped_to_bounds(cur, ref))  # effects robust to extreme values
+    return FeatureDrift(feature, kind, measures, ref_missing, cur_missing, method, _UNDECIDED, test)
 
 
 def _p_value(report: FeatureDrift) -> float:

@@ -14,6 +14,7 @@ from enum import StrEnum
 import numpy as np
 
 from monitoring.stats.categories import count_categories
+from monitoring.stats.univariate import reference_bounds
 
 Table = Mapping[str, np.ndarray]
 EXAMPLES = 5
@@ -27,6 +28,8 @@ class Finding(StrEnum):
     TYPE_CHANGE = "type_change"
     NULL_RATE = "null_rate"
     OUT_OF_RANGE = "out_of_range"
+    EXTREME_VALUE = "extreme_value"
+    ALL_MISSING = "all_missing"
     NEW_CATEGORY = "new_category"
     VANISHED_CATEGORY = "vanished_category"
     CARDINALITY_CHANGE = "cardinality_change"
@@ -94,6 +97,10 @@ def _column_findings(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> 
             )
         )
     ref_present, cur_present = ref[~ref_missing], cur[~cur_missing]
+    if cur.size and not cur_present.size:
+        findings.append(
+            QualityFinding(Finding.ALL_MISSING, name, int(cur.size), 1.0, detail="no row of the window has a value")
+        )
     if cur_present.size and np.unique(cur_present).size == 1 and np.unique(ref_present).size > 1:
         findings.append(
             QualityFinding(
@@ -112,24 +119,24 @@ def _column_findings(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> 
 
 
 def _out_of_range(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> list[QualityFinding]:
+    """Values outside the reference range; and, apart, extreme ones beyond `reference_bounds`
+    (drift effects count those at the bound)."""
     if not ref.size or not cur.size:
         return []
+    findings = []
     low, high = np.quantile(ref, quantiles)
     outside = (cur < low) | (cur > high)
-    count = int(outside.sum())
-    if not count:
-        return []
-    examples = tuple(float(v) for v in cur[outside][:EXAMPLES])
-    return [
-        QualityFinding(
-            Finding.OUT_OF_RANGE,
-            name,
-            count,
-            count / cur.size,
-            examples,
-            f"outside the reference range [{low:g}, {high:g}]",
-        )
-    ]
+    if count := int(outside.sum()):
+        examples = tuple(float(v) for v in cur[outside][:EXAMPLES])
+        detail = f"outside the reference range [{low:g}, {high:g}]"
+        findings.append(QualityFinding(Finding.OUT_OF_RANGE, name, count, count / cur.size, examples, detail))
+    far_low, far_high = reference_bounds(ref)
+    extreme = (cur < far_low) | (cur > far_high)
+    if count := int(extreme.sum()):
+        examples = tuple(float(v) for v in cur[extreme][:EXAMPLES])
+        detail = f"beyond [{far_low:g}, {far_high:g}], one reference span past its range"
+        findings.append(QualityFinding(Finding.EXTREME_VALUE, name, count, count / cur.size, examples, detail))
+    return findings
 
 
 def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFinding]:

@@ -115,6 +115,24 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray, *, presorted:
     return distance / spread if spread > 0 else (0.0 if distance == 0 else float("inf"))
 
 
+def reference_bounds(reference: np.ndarray) -> tuple[float, float]:
+    """How far beyond the reference a value counts in a distance: one reference span (max − min,
+    or the magnitude when the reference is constant) on either side. Beyond it lies an extreme
+    value: kept, reported by data quality, and counted at the bound, so that one row of 1e308
+    among thousands cannot make a Wasserstein effect of 1e304."""
+    low, high = float(np.min(reference)), float(np.max(reference))
+    span = high - low if high > low else max(abs(high), 1.0)
+    return low - span, high + span
+
+
+def clipped_to_bounds(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`current` with values beyond `reference_bounds` moved to the bound. Only distances change:
+    every value stays on the same side of every reference value, so KS, PSI and the binned
+    distances are those of the raw values."""
+    low, high = reference_bounds(reference)
+    return np.clip(current, low, high)
+
+
 def quantile_edges(reference: np.ndarray, bins: int = PSI_BINS, *, presorted: bool = False) -> np.ndarray:
     """Inner bin edges at the reference's quantiles (duplicates merged); the outer bins are open.
     With `presorted`, the quantiles are read off by index, as np.quantile's linear method does."""

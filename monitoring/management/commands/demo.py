@@ -31,6 +31,7 @@ from audit.rotation import signing_key_rotate
 from audit.selectors import signing_keys
 from audit.store import Actor
 from audit.verify import verify_log
+from config.celery import app as celery_app
 from monitoring.access.domain import Role
 from monitoring.access.services import people_record_existing, person_load, person_register, role_grant
 from monitoring.alerting.domain import AlertStatus
@@ -64,6 +65,10 @@ class Command(BaseCommand):
     help = "Run the Driftledger demo on the configured database (embedded PostgreSQL by default)."
 
     def handle(self, *args, **options):
+        # The demo is one process telling a story in order: its tasks (the approved rollback's
+        # execution, notifications, the export) run in it as they are sent. A served product
+        # runs them on workers (`manage.py serve`); the web process never runs them.
+        celery_app.conf.task_always_eager = True
         started = time.perf_counter()
         say = self.stdout.write
         self._people(say)

@@ -23,9 +23,10 @@ def _samples(body: str) -> dict[tuple, float]:
     return found
 
 
-def test_metrics_expose_runs_drift_alerts_and_the_log(credit_model):
+def test_metrics_expose_runs_drift_alerts_and_the_log(credit_model, settings):
     from monitoring.runs.services import run_execute
 
+    settings.METRICS_PUBLIC = True
     _ingest("reference", _rows(2000, start=NOW, seed=1, reference=True))
     _ingest("predictions", _rows(1500, start=NOW - dt.timedelta(hours=2), shift=0.8, seed=2))
     run_execute(model="credit", start=NOW - dt.timedelta(hours=3), end=NOW)
@@ -50,7 +51,13 @@ def test_metrics_expose_runs_drift_alerts_and_the_log(credit_model):
     assert samples[("driftledger_events_since_checkpoint", ())] == 0
 
 
-def test_metrics_can_require_a_token(settings):
+def test_metrics_are_closed_unless_a_token_is_set_or_the_operator_opens_them(settings):
+    closed = Client().get("/metrics")
+    assert closed.status_code == 403 and b"METRICS_TOKEN" in closed.content and b"driftledger_" not in closed.content
     settings.METRICS_TOKEN = "scrape-me"
     assert Client().get("/metrics").status_code == 401
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me!").status_code == 401
     assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_PUBLIC = True
+    assert b"driftledger_" in Client().get("/metrics").content
