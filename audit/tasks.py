@@ -23,7 +23,7 @@ def checkpoint_if_grown() -> int | None:
     return checkpoint.tree_size if checkpoint else None
 
 
-@shared_task(acks_late=True, ignore_result=True, soft_time_limit=3600)
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=3600, time_limit=3660)
 def export_evidence_task(export_id: str) -> None:
     from audit.evidence import EvidenceError, evidence_export, query_from_dict
     from audit.store import Actor

@@ -254,6 +254,9 @@ RUN_STALLED_AFTER_SECONDS = env.int(  # after a broker that redelivers (Redis) h
     default=max(RUN_TIME_LIMIT_SECONDS, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]) + 300,
 )
 RUN_MEMORY_BUDGET_MB = env.int("RUN_MEMORY_BUDGET_MB", default=4096)
+# Every task has a hard limit (runs have their own): a worker never hangs on one forever. Celery's
+# prefork pool enforces per-task limits only when a worker-wide one is set.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
 RUN_MEMORY_HEADROOM_MB = env.int("RUN_MEMORY_HEADROOM_MB", default=1024)
 
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.

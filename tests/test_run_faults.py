@@ -130,3 +130,17 @@ def test_a_run_survives_the_database_going_away_for_a_few_seconds(window, tmp_pa
     log = worker.log.read_text()
     assert "Retry" in log or "retry" in log, log
     assert _completed() == 1 and Run.objects.get().status == "completed"
+
+
+def test_a_run_over_its_time_limit_ends_as_failed_with_the_reason_and_an_alert(window, tmp_path, signing_key_file):
+    from monitoring.alerting.models import Alert
+
+    worker = launch_worker(tmp_path, signing_key_file, name="timed", pool="prefork", RUN_TIME_LIMIT_SECONDS="1")
+    try:
+        # The sender's limits travel with the message: as a web process configured alike sends them.
+        send(run_monitoring, "credit", *window, soft_time_limit=1, time_limit=31)
+        assert wait_for(lambda: Run.objects.filter(status="failed").exists(), seconds=120), worker.log.read_text()
+        assert "over the time limit of 1 s (RUN_TIME_LIMIT_SECONDS)" in Run.objects.get().error
+        assert Alert.objects.filter(check_name="run_failed", status="open").exists()
+    finally:
+        stop_worker(worker)

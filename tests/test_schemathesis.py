@@ -23,6 +23,8 @@ def api_schema(running_server, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast Basic auth
     admin = User.objects.create_user("admin_user", password=PASSWORD)
     admin.groups.add(Group.objects.get(name="admin"))
+    everyone = User.objects.create_user("every_role", password=PASSWORD)  # reaches every operation's logic
+    everyone.groups.add(*Group.objects.filter(name__in=["ml_engineer", "risk_approver", "auditor", "admin"]))
     registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
     registry.version_register(name="credit", version="1.0", artifact_uri="s3://1", actor=ALICE)
     registry.deployment_change(name="credit", action="promote", version="1.0", actor=ALICE, reason="first")
@@ -41,3 +43,26 @@ def test_no_request_gets_a_server_error(api_schema):
             case.call_and_validate(headers={"Authorization": f"Basic {token}"}, checks=[not_a_server_error])
 
         no_server_error()
+
+
+def test_no_sequence_of_requests_gets_a_server_error(api_schema):
+    """Stateful: sequences of calls chained by the links schemathesis infers from the schema
+    (create a thing, then read, change or act on it), as a person holding every role."""
+    token = base64.b64encode(f"every_role:{PASSWORD}".encode()).decode()
+
+    class Sequences(api_schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"headers": {"Authorization": f"Basic {token}"}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=[not_a_server_error])
+
+    Sequences.run(
+        settings=settings(
+            max_examples=EXAMPLES * 2,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+    )

@@ -26,8 +26,11 @@ def database_url(host: str | None = None, port: int | None = None) -> str:
     return f"postgres://{params['USER']}{password}@{host}{f':{port}' if port else ''}/{params['NAME']}"
 
 
-def launch_worker(tmp_path: Path, signing_key_file: Path, *, name: str = "worker", **environment: str):
-    """A `celery worker --pool solo` subprocess, ready to consume; its log is `process.log`."""
+def launch_worker(
+    tmp_path: Path, signing_key_file: Path, *, name: str = "worker", pool: str = "solo", **environment: str
+):
+    """A `celery worker` subprocess (one process: `--pool solo`; or one prefork child, which
+    time limits and memory limits need), ready to consume; its log is `process.log`."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL"))},
         "DATABASE_URL": database_url(),
@@ -46,7 +49,9 @@ def launch_worker(tmp_path: Path, signing_key_file: Path, *, name: str = "worker
         "config",
         "worker",
         "--pool",
-        "solo",
+        pool,
+        "--concurrency",
+        "1",
         "--loglevel",
         "INFO",
         "--without-gossip",
@@ -72,10 +77,10 @@ def use_test_broker() -> dict:
     return previous
 
 
-def send(task, *args) -> None:
+def send(task, *args, **options) -> None:
     """Publish on a fresh connection to the test broker (the app's pool may predate it)."""
     with celery_app.connection_for_write(BROKER) as broker:
-        task.apply_async(args, connection=broker)
+        task.apply_async(args, connection=broker, **options)
 
 
 def wait_for(condition, seconds: float = 60.0) -> bool:

@@ -88,7 +88,8 @@ class LockedOut(exceptions.Throttled):
     """429 with Retry-After: the password login is refused for a while."""
 
     def __init__(self, lockout: Lockout):
-        super().__init__(wait=lockout.seconds, detail=lockout_message(lockout))
+        super().__init__(detail=lockout_message(lockout))  # the message says the wait already
+        self.wait = lockout.seconds  # Retry-After
 
 
 class PasswordAuthentication(authentication.BasicAuthentication):

@@ -9,6 +9,9 @@ size limits (bytes, rows, columns), which answers 413.
 from __future__ import annotations
 
 import io
+import json
+import math
+import re
 from collections.abc import Collection
 
 import orjson
@@ -59,7 +62,7 @@ def parse_body(body: bytes, content_type: str, *, text_columns: Collection[str] 
         )
     try:
         if kind == "json":
-            table = _records(orjson.loads(body), limits)
+            table = _records(_json(body), limits)
         elif kind == "ndjson":
             table = _records(_ndjson(body), limits)
         elif kind == "csv":
@@ -83,10 +86,10 @@ def _within(rows: int, columns: int, limits: Limits) -> None:
         )
 
 
-def _ndjson(body: bytes) -> list:
+def _ndjson(body: bytes) -> object:
     """One JSON value per line, parsed as strictly as JSON itself."""
     lines = [line for line in body.splitlines() if line.strip()]
-    return orjson.loads(b"[" + b",".join(lines) + b"]")
+    return _json(b"[" + b",".join(lines) + b"]")
 
 
 def _csv(body: bytes, text_columns: Collection[str]) -> pa.Table:
@@ -105,6 +108,32 @@ def _parquet(body: bytes, limits: Limits) -> pa.Table:
     source = pq.ParquetFile(io.BytesIO(body))
     _within(source.metadata.num_rows, source.metadata.num_columns, limits)
     return source.read()
+
+
+LONG_INTEGER = re.compile(rb"\d{16}")  # 16 digits or more: perhaps beyond float64's exact integers
+
+
+def _json(body: bytes) -> object:
+    """Strict JSON (no NaN or Infinity). orjson reads an integer beyond 64 bits as a rounded float;
+    a body that may hold one is read by the standard library instead, keeping every integer exact
+    for conform() to refuse."""
+    if not LONG_INTEGER.search(body):
+        return orjson.loads(body)
+    try:
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as error:
+        raise orjson.JSONDecodeError(str(error), "", 0) from error
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is infinity when parsed as double")
+    return value
 
 
 def _records(data: object, limits: Limits) -> pa.Table:
@@ -128,7 +157,7 @@ def _column(values: list) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         # Mixed kinds, or integers beyond 64 bits: keep every value as text; conform() names the
         # rows that do not fit the column's type.
-        return pa.array([v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values])
+        return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values])
 
 
 def _rows(indices: list[int], limit: int = 20) -> str:
