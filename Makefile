@@ -33,3 +33,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/rollback.py
+	$(BIN)/python bench/auth.py

@@ -22,6 +22,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from monitoring.registry import services as registry
 
 SCHEMA = {"numerical": ["x"], "prediction": "score"}
@@ -32,11 +33,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     options = parser.parse_args()
+    celery_app.conf.task_always_eager = True  # the execution runs on commit, in this process (no queue hop)
     with scratch_database("driftledger_bench_rollback"):
         registry.model_register(name="bench", task="regression", owner="bench", data_schema=SCHEMA, actor=ACTOR)
         for version in ("1", "2"):
             registry.version_register(name="bench", version=version, artifact_uri=f"s3://{version}", actor=ACTOR)
-            registry.deployment_change(name="bench", action="promote", version=version, actor=ACTOR, reason="r")
+        # The first champion goes live directly; every later change through an approved request (below).
+        registry.deployment_change(name="bench", action="promote", version="1", actor=ACTOR, reason="first")
         key = registry.api_key_issue(name="bench", label="serving", expires_at=None, actor=ACTOR)[1]
         engineer = User.objects.create_user("engineer")
         engineer.groups.add(Group.objects.get(name="ml_engineer"))

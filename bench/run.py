@@ -59,12 +59,15 @@ def table(rows: int, seed: int, start: dt.datetime | None, *, shift: float = 0.0
     return pa.table(columns)
 
 
-def ingest(kind: str, part: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(part, buffer)
-    batch_ingest(
-        model="bench-run", kind=kind, body=buffer.getvalue(), content_type="application/vnd.apache.parquet", actor=ACTOR
-    )
+def ingest(kind: str, rows: pa.Table, batch: int = 250_000) -> None:
+    """In batches of 250,000 rows, as a service sends them (one request stays under the body limit)."""
+    for offset in range(0, rows.num_rows, batch):
+        buffer = io.BytesIO()
+        pq.write_table(rows.slice(offset, batch), buffer)
+        body = buffer.getvalue()
+        batch_ingest(
+            model="bench-run", kind=kind, body=body, content_type="application/vnd.apache.parquet", actor=ACTOR
+        )
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitoring.stats.categories import count_categories
 from monitoring.stats.univariate import reference_bounds
@@ -54,7 +56,22 @@ def _kind(values: np.ndarray) -> str:
 def _missing(values: np.ndarray) -> np.ndarray:
     if _kind(values) == "numerical":
         return ~np.isfinite(values.astype(float))
-    return np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
+    try:  # Arrow reads None and NaN as null, without a Python loop over the rows
+        return np.asarray(pa.array(values, from_pandas=True).is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
+
+
+def _constant(values: np.ndarray) -> bool:
+    """Exactly one distinct value (of present values); by min and max, or Arrow's hash, not a sort."""
+    if values.size == 0:
+        return False
+    if _kind(values) == "numerical":
+        return bool(np.min(values) == np.max(values))
+    try:
+        return len(pc.unique(pa.array(values, from_pandas=True))) == 1
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return len({str(v) for v in values}) == 1
 
 
 def quality_findings(
@@ -101,7 +118,7 @@ def _column_findings(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> 
         findings.append(
             QualityFinding(Finding.ALL_MISSING, name, int(cur.size), 1.0, detail="no row of the window has a value")
         )
-    if cur_present.size and np.unique(cur_present).size == 1 and np.unique(ref_present).size > 1:
+    if _constant(cur_present) and ref_present.size and not _constant(ref_present):
         findings.append(
             QualityFinding(
                 Finding.CONSTANT,

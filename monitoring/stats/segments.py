@@ -49,7 +49,7 @@ def segment_shift(
     reference_keys: np.ndarray, current_keys: np.ndarray, rare_share: float = 0.001
 ) -> list[SegmentShare]:
     """Each segment's share in reference and current, largest absolute change first."""
-    segments, codes = np.unique(np.concatenate([reference_keys, current_keys]), return_inverse=True)
+    segments, codes = _factorize(np.concatenate([reference_keys, current_keys]))
     ref = np.bincount(codes[: reference_keys.size], minlength=segments.size) / max(reference_keys.size, 1)
     counts = np.bincount(codes[reference_keys.size :], minlength=segments.size)
     cur = counts / max(current_keys.size, 1)
@@ -62,7 +62,7 @@ def segment_shift(
 
 def per_segment(keys: np.ndarray, metric: Callable[[np.ndarray], object], min_support: int = 100) -> dict:
     """metric(row_indices) for every segment with at least `min_support` rows; None below it."""
-    segments, codes = np.unique(keys, return_inverse=True)
+    segments, codes = _factorize(keys)
     order = np.argsort(codes, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=segments.size))]
     return {
@@ -130,7 +130,19 @@ def _worst_first(change: SegmentChange) -> tuple[bool, float, str]:
 
 
 def _rows_by_segment(keys: np.ndarray) -> dict[str, np.ndarray]:
-    segments, codes = np.unique(np.asarray(keys), return_inverse=True)
+    segments, codes = _factorize(keys)
     order = np.argsort(codes, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=segments.size))]
     return {str(segment): order[bounds[i] : bounds[i + 1]] for i, segment in enumerate(segments)}
+
+
+def _factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct keys, sorted; each row's index among them), as np.unique(return_inverse=True)
+    gives them, but by hashing (Arrow) rather than sorting a million strings."""
+    encoded = pa.array(np.asarray(keys, dtype=object), type=pa.string()).dictionary_encode()
+    labels = np.array(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(labels.astype(str), kind="stable") if labels.size else np.empty(0, dtype=np.int64)
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    return labels[order], rank[codes]
