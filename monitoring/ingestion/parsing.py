@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 from collections.abc import Collection
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -61,10 +61,8 @@ def parse_body(body: bytes, content_type: str, *, text_columns: Collection[str] 
             f"the body is {len(body):,} bytes, over the limit of {limits.max_body_bytes:,} (INGEST_MAX_BODY_BYTES)"
         )
     try:
-        if kind == "json":
-            table = _records(_json(body), limits)
-        elif kind == "ndjson":
-            table = _records(_ndjson(body), limits)
+        if kind in ("json", "ndjson"):
+            table = _json_table(body if kind == "json" else _ndjson_as_array(body), limits)
         elif kind == "csv":
             table = _csv(body, text_columns)
         else:
@@ -86,10 +84,10 @@ def _within(rows: int, columns: int, limits: Limits) -> None:
         )
 
 
-def _ndjson(body: bytes) -> object:
-    """One JSON value per line, parsed as strictly as JSON itself."""
+def _ndjson_as_array(body: bytes) -> bytes:
+    """One JSON value per line, as one JSON array: parsed as strictly as JSON itself."""
     lines = [line for line in body.splitlines() if line.strip()]
-    return _json(b"[" + b",".join(lines) + b"]")
+    return b"[" + b",".join(lines) + b"]"
 
 
 def _csv(body: bytes, text_columns: Collection[str]) -> pa.Table:
@@ -110,19 +108,35 @@ def _parquet(body: bytes, limits: Limits) -> pa.Table:
     return source.read()
 
 
-LONG_INTEGER = re.compile(rb"\d{16}")  # 16 digits or more: perhaps beyond float64's exact integers
+ROUNDED = float(2**63)  # orjson reads an integer literal beyond 64 bits as a float at least this large
 
 
-def _json(body: bytes) -> object:
-    """Strict JSON (no NaN or Infinity). orjson reads an integer beyond 64 bits as a rounded float;
-    a body that may hold one is read by the standard library instead, keeping every integer exact
-    for conform() to refuse."""
-    if not LONG_INTEGER.search(body):
-        return orjson.loads(body)
+def _json_table(body: bytes, limits: Limits) -> pa.Table:
+    """Strict JSON (no NaN or Infinity) as a table. orjson reads an integer beyond 64 bits as a
+    rounded float; a body with a number that large is read again by the standard library, which
+    keeps every integer exact for conform() to refuse."""
     try:
-        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
-    except (ValueError, RecursionError) as error:
-        raise orjson.JSONDecodeError(str(error), "", 0) from error
+        table = _records(orjson.loads(body), limits, exact=False)
+        if any(_at_least(table.column(name), ROUNDED) for name in table.column_names):
+            raise _MaybeRounded
+        return table
+    except _MaybeRounded:
+        try:
+            data = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+        except (ValueError, RecursionError) as error:
+            raise orjson.JSONDecodeError(str(error), "", 0) from error
+        return _records(data, limits, exact=True)
+
+
+class _MaybeRounded(Exception):
+    """A number orjson may have rounded from an integer literal beyond 64 bits."""
+
+
+def _at_least(column: pa.ChunkedArray, magnitude: float) -> bool:
+    if not pa.types.is_floating(column.type):
+        return False
+    largest = pc.max(pc.abs(column)).as_py()
+    return largest is not None and largest >= magnitude
 
 
 def _no_constant(name: str) -> None:
@@ -136,7 +150,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def _records(data: object, limits: Limits) -> pa.Table:
+def _records(data: object, limits: Limits, *, exact: bool) -> pa.Table:
     """`[{...}, ...]` or `{"records": [{...}, ...]}`, one object per row."""
     if isinstance(data, dict) and set(data) == {"records"}:
         data = data["records"]
@@ -147,16 +161,19 @@ def _records(data: object, limits: Limits) -> pa.Table:
         raise UnreadableBody(f"records must be JSON objects; rows {_rows(bad)} are not")
     names = list(dict.fromkeys(name for record in data for name in record))
     _within(len(data), len(names), limits)
-    columns = {name: _column([record.get(name) for record in data]) for name in names}
+    columns = {name: _column([record.get(name) for record in data], exact=exact) for name in names}
     return pa.table(columns)
 
 
-def _column(values: list) -> pa.Array:
+def _column(values: list, *, exact: bool) -> pa.Array:
+    """`exact`: the integers were read exactly (not by orjson, which rounds beyond 64 bits)."""
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         # Mixed kinds, or integers beyond 64 bits: keep every value as text; conform() names the
         # rows that do not fit the column's type.
+        if not exact and any(isinstance(v, float) and abs(v) >= ROUNDED for v in values):
+            raise _MaybeRounded from None
         return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values])
 
 

@@ -71,6 +71,13 @@ CASES = {
         [1],
         "beyond ±2^53",
     ),
+    "an integer beyond 64 bits in a column that also holds text": (
+        _json(_with(3, income="12")).replace(b'"income":', b'"income":' + str(2**70).encode() + b',"was":', 1),
+        "application/json",
+        "income",
+        [0],
+        "beyond ±2^53",
+    ),
     "epoch seconds of -1e12": (
         _json(_epoch(-1e12)),
         "application/json",
