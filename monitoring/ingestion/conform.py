@@ -133,18 +133,24 @@ def conform(
     problems += [Problem(c.name, "missing column") for c in expected if c.required and c.name not in table.column_names]
     if table.num_rows == 0:
         problems.append(Problem("*", "the batch has no rows"))
-    arrays, names = [], []
+    arrays, names, converted = [], [], []
     for column in expected:
         if column.name not in table.column_names:
             continue
-        array, found = _CONVERTERS[column.type](table.column(column.name).combine_chunks(), limits)
+        raw = table.column(column.name).combine_chunks()
+        try:
+            array, found = _CONVERTERS[column.type](raw, limits)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as error:  # what no rule foresaw
+            array, found = raw, [(f"cannot be read as a {column.type} ({error})", _non_null_rows(raw))]
         problems += [Problem(column.name, reason, rows[:SHOWN_ROWS], len(rows)) for reason, rows in found]
         if not found:
             problems += _checked(column, array, limits, now)
+            converted.append(column.name)
         arrays.append(array)
         names.append(column.name)
     result = pa.table(arrays, names=names) if arrays else table
-    problems += _semantic_problems(result, kind, schema, task, versions)
+    # Across columns, on the converted ones only: a column left as it came may not even compare.
+    problems += _semantic_problems(result.select(converted), kind, schema, task, versions)
     if problems:
         raise BatchRejected(problems)
     return result
@@ -217,8 +223,7 @@ def _number(array: pa.Array, limits: Limits) -> Converted:
     if pa.types.is_null(kind):
         return pc.cast(array, pa.float64()), []
     if pa.types.is_integer(kind):
-        wide = pc.or_(pc.greater(array, EXACT_INTEGER), pc.less(array, -EXACT_INTEGER))
-        found = _found(wide, "integer beyond ±2^53 cannot be kept exactly (as float64)")
+        found = _found(_beyond_exact(array), "integer beyond ±2^53 cannot be kept exactly (as float64)")
         return (array if found else pc.cast(array, pa.float64())), found
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         values = pc.cast(array, pa.float64())
@@ -267,7 +272,7 @@ def _time(array: pa.Array, limits: Limits) -> Converted:
             return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), []
         return pc.cast(array, TIMESTAMP), []
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        seconds = pc.cast(array, pa.float64())
+        seconds = pc.cast(array, pa.float64(), safe=False)  # beyond 2^53 it is out of range anyway
         low, high = limits.earliest.timestamp(), limits.latest(dt.datetime.now(dt.UTC)).timestamp() + 86_400
         outside = pc.or_(pc.invert(pc.is_finite(seconds)), pc.or_(pc.less(seconds, low), pc.greater(seconds, high)))
         found = _found(outside, f"seconds since the epoch outside the plausible range (from {limits.earliest})")
@@ -286,8 +291,11 @@ def _time(array: pa.Array, limits: Limits) -> Converted:
 
 def _count(array: pa.Array, limits: Limits) -> Converted:
     kind = array.type
-    if pa.types.is_integer(kind) or pa.types.is_null(kind):
+    if pa.types.is_null(kind):
         return pc.cast(array, pa.int64()), []
+    if pa.types.is_integer(kind):
+        found = _found(_beyond_exact(array), "a count beyond 2^53 is not plausible")
+        return (array if found else pc.cast(array, pa.int64())), found
     if pa.types.is_floating(kind):
         values = array.to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(~np.isnan(values) & ((values != np.round(values)) | ~np.isfinite(values))).tolist()
@@ -295,6 +303,18 @@ def _count(array: pa.Array, limits: Limits) -> Converted:
             return array, [("must be a whole number", bad)]
         return pc.cast(array, pa.int64(), safe=False), []
     return array, [(f"must be a whole number, not {kind}", _non_null_rows(array))]
+
+
+def _beyond_exact(array: pa.Array) -> pa.Array:
+    """Which integers lie beyond ±2^53, compared in the array's own type (a uint64 column holds
+    values no int64 can)."""
+    if array.type.bit_width <= 53:  # nothing can lie beyond
+        return pa.array(np.zeros(len(array), dtype=bool))
+    bound = pa.scalar(EXACT_INTEGER, array.type)
+    above = pc.greater(array, bound)
+    if pa.types.is_unsigned_integer(array.type):
+        return above
+    return pc.or_(above, pc.less(array, pa.scalar(-EXACT_INTEGER, array.type)))
 
 
 _CONVERTERS: dict[str, Callable[[pa.Array, Limits], Converted]] = {

@@ -40,10 +40,11 @@ def _with(row: int, **values) -> list[dict]:
     return rows
 
 
-def _epoch(seconds: float) -> list[dict]:
+def _epoch(seconds: float, *, whole: bool = False) -> list[dict]:
     rows = records(5)
     for i, row in enumerate(rows):
-        row["timestamp"] = (NOW - dt.timedelta(minutes=5 - i)).timestamp()
+        moment = (NOW - dt.timedelta(minutes=5 - i)).timestamp()
+        row["timestamp"] = int(moment) if whole else moment
     rows[2]["timestamp"] = seconds
     return rows
 
@@ -80,6 +81,13 @@ CASES = {
     ),
     "epoch seconds of -1e12": (
         _json(_epoch(-1e12)),
+        "application/json",
+        "timestamp",
+        [2],
+        "outside the plausible range",
+    ),
+    "epoch seconds of 2^53 + 1 (an integer float64 cannot hold)": (
+        _json(_epoch(2**53 + 1, whole=True)),
         "application/json",
         "timestamp",
         [2],
@@ -233,3 +241,32 @@ def test_a_models_own_earliest_time_moves_the_plausible_range(credit_key):
     rows = _with(2, timestamp="2005-06-01T00:00:00Z")
     answer = post(client_for(key=credit_key), "predictions", _json(rows), "application/json")
     assert answer.status_code == 201, answer.content  # after the default INGEST_EARLIEST_TIME of 2000
+
+
+def test_parquet_types_no_rule_foresaw_are_refused_not_a_server_error(credit_key):
+    """A millisecond timestamp near the end of int64 overflows the conversion to microseconds;
+    a uint64 count beyond int64: each is a 400 naming the column."""
+    rows = records(3)
+    table = pa.Table.from_pylist(rows).drop(["timestamp"])
+    moments = [2**62, 1_764_590_000_000, 1_764_590_001_000]
+    table = table.append_column("timestamp", pa.array(moments, pa.timestamp("ms")))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    before = stored()
+    answer = post(client_for(key=credit_key), "predictions", buffer.getvalue(), "application/vnd.apache.parquet")
+    assert answer.status_code == 400, answer.content
+    assert "timestamp" in {p["column"] for p in answer.json()["problems"]}
+    kpis = pa.table(
+        {
+            "timestamp": pa.array([NOW.replace(tzinfo=None)], pa.timestamp("us")),
+            "kpi": ["ctr"],
+            "value": [0.1],
+            "count": pa.array([2**64 - 1], pa.uint64()),
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(kpis, buffer)
+    answer = post(client_for(key=credit_key), "kpis", buffer.getvalue(), "application/vnd.apache.parquet")
+    assert answer.status_code == 400, answer.content
+    assert "a count beyond 2^53" in str(answer.json()["problems"])
+    assert stored() == before

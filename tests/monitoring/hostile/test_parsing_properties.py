@@ -28,7 +28,11 @@ NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 SCHEMA_ = parse_schema(SCHEMA)
 REFUSALS = (BatchRejected, UnreadableBody, TooLarge)
 CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv", "application/vnd.apache.parquet")
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# Derandomized: CI explores the same 400 cases every time (a failure reproduces); raise max_examples
+# locally to explore further.
+PROPERTY = settings(
+    max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+)
 
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
