@@ -31,6 +31,8 @@ BASE = {
         {"escalate_after_minutes": 15},
         {"schedule": {"every_minutes": 15}},
         {"notify": []},  # unchanged
+        {"volume": {"warning_share": 0.8, "critical_share": 0.3}},  # a smaller drop is caught
+        {"heartbeat": {"expected_every_minutes": 30}},  # watched from now on
     ],
 )
 def test_pure_tightenings_need_no_approval(change, settings):
@@ -58,6 +60,8 @@ def test_pure_tightenings_need_no_approval(change, settings):
         ({"schedule": {"every_minutes": None}}, "schedule.every_minutes: 60 -> unset"),
         ({"performance": {"warning_drop": 0.02, "critical_drop": 0.05, "mode": "relative"}}, "performance.mode"),
         ({"kpis": {"baseline": "same_period_last_week"}}, "kpis.baseline"),
+        ({"volume": {"warning_share": 0.2}}, "volume.warning_share: 0.5 -> 0.2"),
+        ({"volume": {"history_windows": 30}}, "volume.history_windows: 7 -> 30"),
     ],
 )
 def test_anything_laxer_or_different_needs_approval(change, found):
@@ -69,3 +73,30 @@ def test_removing_a_notifier_needs_approval_and_adding_one_does_not(settings):
     with_ops = _policy(**(BASE | {"notify": ["ops"]}))
     assert loosenings(with_ops, _policy(**(BASE | {"notify": ["ops", "pager"]}))) == []
     assert loosenings(with_ops, _policy(**(BASE | {"notify": ["pager"]}))) == ["notify: ['ops'] -> ['pager']"]
+
+
+def test_a_heartbeat_made_later_or_removed_needs_approval():
+    watched = _policy(**BASE, heartbeat={"expected_every_minutes": 15})
+    assert loosenings(watched, _policy(**BASE, heartbeat={"expected_every_minutes": 5})) == []
+    assert loosenings(watched, _policy(**BASE, heartbeat={"expected_every_minutes": 60})) == [
+        "heartbeat.expected_every_minutes: 15 -> 60"
+    ]
+    assert loosenings(watched, _policy(**BASE)) == ["heartbeat.expected_every_minutes: 15 -> unset"]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"volume": {"warning_share": 0.1, "critical_share": 0.5}}, "0 ≤ critical ≤ warning ≤ 1"),
+        ({"volume": {"history_windows": 0}}, "history_windows must be a whole number from 1 to 60"),
+        ({"volume": {"weekly": True}}, "volume: unknown key 'weekly'"),
+        ({"heartbeat": {"expected_every_minutes": 0}}, "heartbeat must be"),
+        ({"heartbeat": {"expected_every_minutes": "hourly"}}, "heartbeat must be"),
+    ],
+)
+def test_bad_volume_and_heartbeat_sections_are_refused(section, message):
+    from monitoring.policies.document import PolicyError
+
+    with pytest.raises(PolicyError) as refused:
+        complete_policy(section, FEATURES)
+    assert message in str(refused.value)
