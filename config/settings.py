@@ -209,7 +209,7 @@ INGEST_CLOCK_SKEW_SECONDS = env.int("INGEST_CLOCK_SKEW_SECONDS", default=300)
 # (one machine). Production sets CELERY_BROKER_URL (Redis or RabbitMQ).
 _broker = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_BROKER_URL = _broker or "filesystem://"
+CELERY_BROKER_URL = _broker or "filesystem://localhost//"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
