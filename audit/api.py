@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 
 from audit import checkpoints
 from audit.evidence import EvidenceError, query_from_dict, scopes
+from audit.log import MAX_PAGE, LogFilter, log_event, log_page
 from audit.models import Checkpoint, Event, EvidenceExport
-from audit.permissions import EvidencePermissions
+from audit.permissions import EvidencePermissions, LogReadPermissions
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
@@ -202,3 +203,79 @@ def _export(export_id) -> EvidenceExport:
     if export is None:
         raise NotFound("no such evidence export")
     return export
+
+
+class LogQuerySerializer(serializers.Serializer):
+    """Filters of the audit log; every one optional. `before` is the cursor of the next page."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for scope in scopes():
+            self.fields[scope.name] = serializers.CharField(required=False, max_length=200, help_text=scope.help)
+
+    stream = serializers.CharField(required=False, max_length=320, help_text="TYPE:ID")
+    type = serializers.CharField(required=False, max_length=100, help_text="event type, e.g. monitoring.AlertRaised")
+    actor = serializers.CharField(required=False, max_length=200, help_text="the actor's id")
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    correlation = serializers.UUIDField(required=False, help_text="events of one correlation (a request's thread)")
+    q = serializers.CharField(required=False, max_length=200, help_text="text searched in reasons and payloads")
+    before = serializers.IntegerField(required=False, min_value=1, help_text="the next page's cursor")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE, default=50)
+
+    def validate_stream(self, value: str) -> tuple[str, str]:
+        kind, sep, ident = value.partition(":")
+        if not sep or not kind or not ident:
+            raise ValidationError("must be TYPE:ID, e.g. model:credit-default")
+        return kind, ident
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
+            raise ValidationError({"until": "must not be before since"})
+        return attrs
+
+
+class EventListView(LogReadPermissions, APIView):
+    @extend_schema(
+        operation_id="audit_events_list",
+        parameters=[LogQuerySerializer],
+        responses={200: dict},
+        summary="The audit log, newest first: each event in one sentence, a page at a time",
+    )
+    def get(self, request):
+        given = LogQuerySerializer(data=request.query_params)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        query = LogFilter(
+            scopes=tuple((scope.name, data[scope.name]) for scope in scopes() if scope.name in data),
+            stream=data.get("stream"),
+            event_type=data.get("type"),
+            actor=data.get("actor"),
+            since=data.get("since"),
+            until=data.get("until"),
+            correlation=data.get("correlation"),
+            text=data.get("q"),
+            before=data.get("before"),
+            limit=data["limit"],
+        )
+        found, cursor = log_page(query)
+        following = None
+        if cursor is not None:
+            params = request.query_params.copy()
+            params["before"] = str(cursor)
+            following = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        return Response({"results": found, "next": following})
+
+
+class EventDetailView(LogReadPermissions, APIView):
+    @extend_schema(
+        operation_id="audit_event_detail",
+        responses={200: dict},
+        summary="One event in full: its signed envelope, hash, signature and key, the thread of causes "
+        "and consequences, and its inclusion proof against the latest checkpoint",
+    )
+    def get(self, request, seq: int):
+        found = log_event(seq)
+        if found is None:
+            raise NotFound(f"no event with seq {seq}")
+        return Response(found)

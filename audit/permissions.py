@@ -18,3 +18,15 @@ class EvidencePermissions:
 
     def get_permissions(self) -> list[BasePermission]:
         return [permission() for permission in self.configured_permissions()]
+
+
+class LogReadPermissions:
+    """A view mixin for reading events one by one (the audit log): settings.AUDIT_LOG_PERMISSIONS."""
+
+    @classmethod
+    def configured_permissions(cls) -> list[type[BasePermission]]:
+        paths = getattr(settings, "AUDIT_LOG_PERMISSIONS", None)
+        return [import_string(path) for path in paths] if paths else [IsAuthenticated]
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [permission() for permission in self.configured_permissions()]

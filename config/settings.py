@@ -267,6 +267,7 @@ AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 # the demo; production points AUDIT_WITNESS_DIR at storage another host holds, and/or sets a URL.
 # Who may export evidence (audit's API names no role; the roles are the domain's).
 AUDIT_EVIDENCE_PERMISSIONS = ["monitoring.access.permissions.CanExportEvidence"]
+AUDIT_LOG_PERMISSIONS = ["monitoring.access.permissions.CanReadLog"]
 
 AUDIT_WITNESSES = [
     {

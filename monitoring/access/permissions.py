@@ -70,6 +70,7 @@ CanDecide = allow(Role.RISK_APPROVER, note="password re-entered; never one's own
 CanRequest = allow(Role.ML_ENGINEER, Role.RISK_APPROVER, note="a risk approver files break-glass rollbacks only")
 CanAdminister = allow(Role.ADMIN)
 CanExportEvidence = allow(Role.AUDITOR, Role.COMPLIANCE_OFFICER, Role.ADMIN)
+CanReadLog = allow(Role.AUDITOR, Role.COMPLIANCE_OFFICER, Role.ADMIN)
 
 
 class ByMethod:

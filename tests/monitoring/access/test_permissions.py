@@ -42,6 +42,7 @@ def _url(row: Row, key_id: str) -> str:
         "request_id": NONE,
         "export_id": NONE,
         "tree_size": "1",
+        "seq": "1",
         "username": "someone",
         "role": "auditor",
     }
