@@ -63,6 +63,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a refused attempt does not extend the wait it was told
 AXES_LOCKOUT_CALLABLE = "monitoring.access.authentication.lockout_response"
+AXES_USERNAME_CALLABLE = "monitoring.access.authentication.axes_username"
 # Scripts trade a password for a short-lived token (POST /api/v1/auth/token/) instead of paying a
 # password hash on every call.
 API_TOKEN_SECONDS = env.int("API_TOKEN_SECONDS", default=3600)

@@ -22,6 +22,7 @@ from axes.exceptions import AxesBackendPermissionDenied
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -96,6 +97,8 @@ class PasswordAuthentication(authentication.BasicAuthentication):
     """HTTP Basic, refused while the username (from this address) or the address is locked out."""
 
     def authenticate_credentials(self, userid, password, request=None):
+        if not _plausible_username(userid):  # never sent to the database: a NUL or a novel is no one
+            raise exceptions.AuthenticationFailed("Invalid username/password.")
         lockout = lockout_of(_address(request), userid) if request is not None else None
         if lockout is not None:
             log.warning("refused a login of %r from %s while locked out: %s", userid, _address(request), lockout.reason)
@@ -108,6 +111,8 @@ class LoginBackend(AxesStandaloneBackend):
     (the login page and the admin too): a refused login ends in `lockout_response`."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is not None and not _plausible_username(username):
+            raise PermissionDenied("not a username")  # no other backend may query with it
         lockout = lockout_of(_address(request), username) if request is not None else None
         if lockout is not None:
             request.axes_locked_out = True
@@ -194,6 +199,19 @@ def username_tried(request) -> str | None:
         return base64.b64decode(encoded.strip(), validate=True).decode("utf-8", "replace").partition(":")[0][:150]
     except (binascii.Error, ValueError):
         return None
+
+
+def axes_username(request, credentials) -> str | None:
+    """The username django-axes records (AXES_USERNAME_CALLABLE): as tried, but without NUL and
+    cut to what its column holds, so a hostile one is still counted rather than crashing."""
+    username = (credentials or {}).get("username")
+    return None if username is None else str(username).replace("\x00", "\ufffd")[:150]
+
+
+def _plausible_username(username: str) -> bool:
+    """What a username can be (Django's are at most 150 characters); anything else is refused
+    before it reaches a query or the failure log."""
+    return 0 < len(username) <= 150 and "\x00" not in username
 
 
 def _address(request) -> str:

@@ -61,7 +61,7 @@ def enqueue_notification(event: Event, recorded: RecordedEvent) -> None:
     ]
     if rows:
         Notification.objects.bulk_create(rows)
-        transaction.on_commit(_deliver_soon)
+        transaction.on_commit(_deliver_soon, robust=True)  # beat delivers what is left
 
 
 def _deliver_soon() -> None:

@@ -267,6 +267,8 @@ def _time(array: pa.Array, limits: Limits) -> Converted:
     """Times in UTC. Numbers are seconds since the epoch and must lie in the plausible range
     before they are converted (an absurd one would overflow the conversion)."""
     kind = array.type
+    if pa.types.is_null(kind):
+        return pc.cast(array, TIMESTAMP), []
     if pa.types.is_timestamp(kind):
         if kind.tz is None:  # Parquet and CSV without offsets: taken as UTC, as documented
             return pc.assume_timezone(pc.cast(array, pa.timestamp("us")), "UTC"), []
@@ -298,7 +300,8 @@ def _count(array: pa.Array, limits: Limits) -> Converted:
         return (array if found else pc.cast(array, pa.int64())), found
     if pa.types.is_floating(kind):
         values = array.to_numpy(zero_copy_only=False)
-        bad = np.flatnonzero(~np.isnan(values) & ((values != np.round(values)) | ~np.isfinite(values))).tolist()
+        wrong = (values != np.round(values)) | ~np.isfinite(values) | (np.abs(values) > EXACT_INTEGER)
+        bad = np.flatnonzero(~np.isnan(values) & wrong).tolist()
         if bad:
             return array, [("must be a whole number", bad)]
         return pc.cast(array, pa.int64(), safe=False), []

@@ -69,10 +69,29 @@ def parse_body(body: bytes, content_type: str, *, text_columns: Collection[str] 
             table = _parquet(body, limits)
     except orjson.JSONDecodeError as error:
         raise UnreadableBody(f"the {kind} body is not valid JSON (NaN and Infinity are not JSON): {error}") from error
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
+    except (pa.ArrowMemoryError, pa.ArrowCapacityError) as error:
+        raise TooLarge(f"the {kind} body does not fit in memory once decoded: {error}") from error
+    except (pa.ArrowException, OSError) as error:
         raise UnreadableBody(f"the {kind} body cannot be read: {error}") from error
     _within(table.num_rows, table.num_columns, limits)
+    try:
+        names = table.column_names
+    except UnicodeDecodeError as error:
+        raise UnreadableBody(f"the {kind} body's column names are not UTF-8: {error}") from error
+    _refuse_repeated(names, kind)
     return table
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _refuse_repeated(names: list[str], kind: str) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UnreadableBody(f"the {kind} body names a column more than once: {', '.join(repeated)}")
 
 
 def _within(rows: int, columns: int, limits: Limits) -> None:
@@ -102,12 +121,42 @@ def _csv(body: bytes, text_columns: Collection[str]) -> pa.Table:
 
 
 def _parquet(body: bytes, limits: Limits) -> pa.Table:
-    """The size is checked from the file's metadata before any data is decompressed."""
+    """Sizes are checked before anything is decompressed: rows and columns, and the decoded
+    size the metadata announces. Text columns are read dictionary-encoded and their distinct
+    values checked before they are expanded: a few kilobytes of compressed file may not
+    become a terabyte of repeated text."""
     source = pq.ParquetFile(io.BytesIO(body))
-    _within(source.metadata.num_rows, source.metadata.num_columns, limits)
-    return source.read()
+    metadata = source.metadata
+    _within(metadata.num_rows, metadata.num_columns, limits)
+    _refuse_repeated(source.schema_arrow.names, "Parquet")
+    decoded = sum(
+        metadata.row_group(group).column(column).total_uncompressed_size
+        for group in range(metadata.num_row_groups)
+        for column in range(metadata.num_columns)
+    )
+    if decoded > DECODED_FACTOR * limits.max_body_bytes:
+        raise TooLarge(
+            f"the Parquet body decodes to {decoded:,} bytes, over {DECODED_FACTOR} times the body limit "
+            f"of {limits.max_body_bytes:,} (INGEST_MAX_BODY_BYTES)"
+        )
+    texts = [field.name for field in source.schema_arrow if _is_text(field.type)]
+    table = pq.ParquetFile(io.BytesIO(body), read_dictionary=texts).read()
+    longest = TEXT_BYTES_PER_CHARACTER * limits.max_text_length
+    for name in texts:
+        values = table.column(name).combine_chunks()
+        if pa.types.is_dictionary(values.type) and len(values.dictionary):
+            size = pc.max(pc.binary_length(values.dictionary)).as_py() or 0
+            if size > longest:
+                raise TooLarge(
+                    f"column {name!r} holds a text value of {size:,} bytes, over the limit of "
+                    f"{limits.max_text_length:,} characters (INGEST_MAX_TEXT_LENGTH)"
+                )
+        table = table.set_column(table.column_names.index(name), name, pc.cast(values, pa.string()))
+    return table
 
 
+DECODED_FACTOR = 4  # a Parquet body may decode to this many times the body limit
+TEXT_BYTES_PER_CHARACTER = 4  # UTF-8: at most 4 bytes a character
 ROUNDED = float(2**63)  # orjson reads an integer literal beyond 64 bits as a float at least this large
 
 

@@ -71,7 +71,9 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
     try:
         return _record(registered, kind, table, digest, schema, actor)
     except BaseException:
-        if created:  # no event will reference the file this request stored: take it back
+        # The event did not commit: take back the file this request stored, unless another
+        # batch's committed event references the same content meanwhile.
+        if created and not Batch.objects.filter(sha256=digest).exists():
             blob_delete(digest)
         raise
 
@@ -113,7 +115,7 @@ def _record(registered, kind: str, table: pa.Table, digest: str, schema: DataSch
         # A model's data stream only grows: batches append whatever its version.
         recorded = append([NewEvent(STREAM, model, ingested, actor)], expected={(STREAM, model): None})[0]
         if kind == BatchKind.LABELS:
-            transaction.on_commit(lambda: _evaluate_labels_later(model))
+            transaction.on_commit(lambda: _evaluate_labels_later(model), robust=True)  # the batch is in
     return Ingested(recorded.seq, recorded.event_id, kind, digest, table.num_rows, time_min, time_max, duplicate=False)
 
 

@@ -37,7 +37,10 @@ class RunRequestIn(serializers.Serializer):
 
     def validate(self, attrs):
         end = attrs.get("end") or dt.datetime.now(dt.UTC)
-        start = attrs.get("start") or end - dt.timedelta(hours=24)  # or the policy's last N rows, see post()
+        try:
+            start = attrs.get("start") or end - dt.timedelta(hours=24)  # or the policy's last N rows, see post()
+        except OverflowError:
+            raise serializers.ValidationError({"end": "lies at the very start of the calendar"}) from None
         if start >= end:
             raise serializers.ValidationError("start must come before end")
         return {"start": start, "end": end}

@@ -48,8 +48,8 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        for stopping_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, kill, a closed terminal
+            signal.signal(stopping_signal, stop)
         try:
             for name, command in commands.items():
                 # Their own process group: Ctrl-C reaches this command only, which stops them in order.

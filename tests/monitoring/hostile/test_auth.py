@@ -111,3 +111,10 @@ def test_a_token_dies_with_a_new_password_or_a_deactivation():
 
 def test_a_model_key_gets_no_token(credit_key):
     assert client_for(key=credit_key).post("/api/v1/auth/token/").status_code == 403
+
+
+@pytest.mark.parametrize("username", ["ad\x00min", "x" * 300])
+def test_an_impossible_username_is_refused_like_any_wrong_one(username):
+    answer = _basic(username, "whatever").get("/api/v1/models/")
+    assert answer.status_code == 401 and answer.json()["detail"] == "Invalid username/password."
+    assert authenticate(request=RequestFactory().post("/login/"), username=username, password="x") is None

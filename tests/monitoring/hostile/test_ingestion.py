@@ -270,3 +270,36 @@ def test_parquet_types_no_rule_foresaw_are_refused_not_a_server_error(credit_key
     assert answer.status_code == 400, answer.content
     assert "a count beyond 2^53" in str(answer.json()["problems"])
     assert stored() == before
+
+
+def test_a_column_named_twice_is_refused(credit_key):
+    rows = records(3)
+    csv = as_csv(rows).replace(b"income,", b"income,income,", 1).replace(b"\n", b"\n", 1)
+    header, *lines = csv.decode().splitlines()
+    body = "\n".join([header] + [line.replace(",", ",1.0,", 2).replace(",1.0,", ",", 1) for line in lines]) + "\n"
+    before = stored()
+    answer = post(client_for(key=credit_key), "predictions", body.encode(), "text/csv")
+    assert answer.status_code == 400, answer.content
+    assert "names a column more than once: income" in answer.json()["detail"]
+    table = pa.Table.from_pylist(rows)
+    table = table.append_column("income", table.column("income"))  # Parquet allows it; the door does not
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    answer = post(client_for(key=credit_key), "predictions", buffer.getvalue(), "application/vnd.apache.parquet")
+    assert answer.status_code == 400 and "names a column more than once: income" in answer.json()["detail"]
+    assert stored() == before
+
+
+def test_a_parquet_file_that_would_expand_to_gigabytes_is_refused_before_it_is_decoded(credit_key):
+    rows = records(20_000)
+    table = pa.Table.from_pylist(rows)
+    huge = pa.DictionaryArray.from_arrays(pa.array([0] * table.num_rows, pa.int32()), pa.array(["x" * 1_000_000]))
+    table = table.set_column(table.column_names.index("region"), "region", huge)  # 20 GB once decoded
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    assert len(buffer.getvalue()) < 2_000_000  # a small body
+    before = stored()
+    answer = post(client_for(key=credit_key), "predictions", buffer.getvalue(), "application/vnd.apache.parquet")
+    assert answer.status_code == 413, answer.content
+    assert "'region' holds a text value of 1,000,000 bytes" in answer.json()["detail"]
+    assert stored() == before

@@ -218,3 +218,10 @@ except MemoryError:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "MemoryError"
+
+
+def test_a_run_window_at_the_start_of_the_calendar_is_a_400(credit_model, people):
+    answer = client_for(people["ml_engineer"]).post(
+        "/api/v1/models/credit/runs/", {"end": "0001-01-01T00:00:00Z"}, format="json"
+    )
+    assert answer.status_code == 400 and "end" in answer.json()
