@@ -250,9 +250,12 @@ CELERY_BEAT_SCHEDULE = {
 # Over memory: refused before loading when the estimate exceeds the budget; worker processes
 # may not grow past it plus RUN_MEMORY_HEADROOM_MB (MemoryError).
 RUN_TIME_LIMIT_SECONDS = env.int("RUN_TIME_LIMIT_SECONDS", default=600)
-RUN_STALLED_AFTER_SECONDS = env.int(  # after a broker that redelivers (Redis) had its chance
-    "RUN_STALLED_AFTER_SECONDS",
-    default=max(RUN_TIME_LIMIT_SECONDS, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]) + 300,
+_redelivered_after = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + (
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"]
+    * CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"]
+)
+RUN_STALLED_AFTER_SECONDS = env.int(  # a run redelivered (Redis) may still be computing until then
+    "RUN_STALLED_AFTER_SECONDS", default=_redelivered_after + RUN_TIME_LIMIT_SECONDS + 30 + 300
 )
 RUN_MEMORY_BUDGET_MB = env.int("RUN_MEMORY_BUDGET_MB", default=4096)
 # Every task has a hard limit (runs have their own): a worker never hangs on one forever. Celery's

@@ -143,6 +143,13 @@ CASES = {
         None,
         "not valid JSON",
     ),
+    "a time in the 13th month": (
+        _json(_with(2, timestamp="2026-13-01T00:00:00Z")),
+        "application/json",
+        "timestamp",
+        [2],
+        "must be an ISO 8601 time with a zone offset",
+    ),
     "a time in year 0001": (
         _json(_with(2, timestamp="0001-01-01T00:00:00Z")),
         "application/json",
