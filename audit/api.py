@@ -104,8 +104,8 @@ class ConsistencyProofView(PublicReadView):
         return Response({"first": first, "second": second, "path": [step.hex() for step in path]})
 
 
-class EvidenceRequestSerializer(serializers.Serializer):
-    """The export's scope: a registered scope (e.g. model), a time range, streams."""
+class ScopedSerializer(serializers.Serializer):
+    """A part of the log: each registered scope (e.g. model) as a field, and a time range."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -116,13 +116,18 @@ class EvidenceRequestSerializer(serializers.Serializer):
 
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    streams = serializers.ListField(child=serializers.CharField(max_length=320), required=False, max_length=1000)
-    include_data = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
             raise ValidationError({"until": "must not be before since"})
         return attrs
+
+
+class EvidenceRequestSerializer(ScopedSerializer):
+    """The export's scope: a registered scope (e.g. model), a time range, streams."""
+
+    streams = serializers.ListField(child=serializers.CharField(max_length=320), required=False, max_length=1000)
+    include_data = serializers.BooleanField(required=False, default=False)
 
 
 class EvidenceExportSerializer(serializers.ModelSerializer):
@@ -205,19 +210,12 @@ def _export(export_id) -> EvidenceExport:
     return export
 
 
-class LogQuerySerializer(serializers.Serializer):
+class LogQuerySerializer(ScopedSerializer):
     """Filters of the audit log; every one optional. `before` is the cursor of the next page."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for scope in scopes():
-            self.fields[scope.name] = serializers.CharField(required=False, max_length=200, help_text=scope.help)
 
     stream = serializers.CharField(required=False, max_length=320, help_text="TYPE:ID")
     type = serializers.CharField(required=False, max_length=100, help_text="event type, e.g. monitoring.AlertRaised")
     actor = serializers.CharField(required=False, max_length=200, help_text="the actor's id")
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
     correlation = serializers.UUIDField(required=False, help_text="events of one correlation (a request's thread)")
     q = serializers.CharField(required=False, max_length=200, help_text="text searched in reasons and payloads")
     before = serializers.IntegerField(required=False, min_value=1, help_text="the next page's cursor")
@@ -228,11 +226,6 @@ class LogQuerySerializer(serializers.Serializer):
         if not sep or not kind or not ident:
             raise ValidationError("must be TYPE:ID, e.g. model:credit-default")
         return kind, ident
-
-    def validate(self, attrs):
-        if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
-            raise ValidationError({"until": "must not be before since"})
-        return attrs
 
 
 class EventListView(LogReadPermissions, APIView):
