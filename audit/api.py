@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -14,8 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import checkpoints
-from audit.evidence import EvidenceError, query_from_dict, scopes
-from audit.log import MAX_PAGE, LogFilter, log_event, log_page
+from audit.evidence import EvidenceError, scopes
+from audit.exports import export_start, exports_visible
+from audit.log import MAX_PAGE, LogFilter, LogQueryError, log_event, log_page
 from audit.models import Checkpoint, Event, EvidenceExport
 from audit.permissions import EvidencePermissions, LogReadPermissions
 
@@ -152,45 +152,35 @@ class EvidenceListView(EvidencePermissions, APIView):
         summary="Start an evidence export (runs as a Celery task)",
     )
     def post(self, request):
-        from audit.envelope import format_time
-        from audit.tasks import export_evidence_task
-
         data = EvidenceRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        attrs = data.validated_data
-        query = {
-            **{scope.name: attrs.get(scope.name) for scope in scopes()},
-            "since": format_time(attrs["since"]) if attrs.get("since") else None,
-            "until": format_time(attrs["until"]) if attrs.get("until") else None,
-            "streams": attrs.get("streams", []),
-            "include_data": attrs["include_data"],
-        }
         try:
-            query_from_dict(query)
+            export = export_start(attrs=data.validated_data, user=request.user)
         except EvidenceError as exc:
             raise ValidationError({"streams": str(exc)}) from None
-        export = EvidenceExport.objects.create(id=uuid.uuid4(), requested_by=request.user, query=query)
-        transaction.on_commit(lambda: export_evidence_task.delay(str(export.id)))
         body = EvidenceExportSerializer(export, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=EvidenceExportSerializer(many=True), summary="Your evidence exports")
+    @extend_schema(
+        responses=EvidenceExportSerializer(many=True),
+        summary="Your evidence exports, newest first (administrators: everyone's)",
+    )
     def get(self, request):
-        exports = EvidenceExport.objects.select_related("requested_by")[:100]
+        exports = exports_visible(request)[:100]
         return Response(EvidenceExportSerializer(exports, many=True, context={"request": request}).data)
 
 
 class EvidenceDetailView(EvidencePermissions, APIView):
     @extend_schema(responses=EvidenceExportSerializer, summary="Progress of an evidence export")
     def get(self, request, export_id: uuid.UUID):
-        export = _export(export_id)
+        export = _export(request, export_id)
         return Response(EvidenceExportSerializer(export, context={"request": request}).data)
 
 
 class EvidenceDownloadView(EvidencePermissions, APIView):
     @extend_schema(responses={(200, "application/zip"): bytes}, summary="Download a finished bundle")
     def get(self, request, export_id: uuid.UUID):
-        export = _export(export_id)
+        export = _export(request, export_id)
         if export.status != EvidenceExport.Status.DONE:
             return Response({"detail": f"the export is {export.status}, not done"}, status=status.HTTP_409_CONFLICT)
         response = FileResponse(
@@ -203,8 +193,8 @@ class EvidenceDownloadView(EvidencePermissions, APIView):
         return response
 
 
-def _export(export_id) -> EvidenceExport:
-    export = EvidenceExport.objects.select_related("requested_by").filter(id=export_id).first()
+def _export(request, export_id) -> EvidenceExport:
+    export = exports_visible(request).filter(id=export_id).first()
     if export is None:
         raise NotFound("no such evidence export")
     return export
@@ -227,6 +217,22 @@ class LogQuerySerializer(ScopedSerializer):
             raise ValidationError("must be TYPE:ID, e.g. model:credit-default")
         return kind, ident
 
+    def log_filter(self) -> LogFilter:
+        """The validated filters as the log reads them (call is_valid first)."""
+        data = self.validated_data
+        return LogFilter(
+            scopes=tuple((scope.name, data[scope.name]) for scope in scopes() if data.get(scope.name)),
+            stream=data.get("stream"),
+            event_type=data.get("type"),
+            actor=data.get("actor"),
+            since=data.get("since"),
+            until=data.get("until"),
+            correlation=data.get("correlation"),
+            text=data.get("q"),
+            before=data.get("before"),
+            limit=data["limit"],
+        )
+
 
 class EventListView(LogReadPermissions, APIView):
     @extend_schema(
@@ -238,20 +244,10 @@ class EventListView(LogReadPermissions, APIView):
     def get(self, request):
         given = LogQuerySerializer(data=request.query_params)
         given.is_valid(raise_exception=True)
-        data = given.validated_data
-        query = LogFilter(
-            scopes=tuple((scope.name, data[scope.name]) for scope in scopes() if scope.name in data),
-            stream=data.get("stream"),
-            event_type=data.get("type"),
-            actor=data.get("actor"),
-            since=data.get("since"),
-            until=data.get("until"),
-            correlation=data.get("correlation"),
-            text=data.get("q"),
-            before=data.get("before"),
-            limit=data["limit"],
-        )
-        found, cursor = log_page(query)
+        try:
+            found, cursor = log_page(given.log_filter())
+        except LogQueryError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
         following = None
         if cursor is not None:
             params = request.query_params.copy()

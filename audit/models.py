@@ -123,3 +123,46 @@ class EvidenceExport(models.Model):
     class Meta:
         db_table = "audit_evidence_export"
         ordering = ["-created_at"]
+
+
+class LogVerification(models.Model):
+    """One full verification of the log (audit.selfcheck): written when it starts, completed when
+    it ends. Working state, not part of the log: a row says what was checked and what was found,
+    and /metrics reads the latest finished one."""
+
+    id = models.BigAutoField(primary_key=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True)
+    ok = models.BooleanField(null=True)  # None while running (or when the worker died in it)
+    events_checked = models.BigIntegerField(default=0)  # the log's size when verified: its tree size
+    keys_checked = models.IntegerField(default=0)
+    checkpoints_checked = models.IntegerField(default=0)  # stored and witnessed ones found consistent (0 unless ok)
+    head_hash = models.CharField(max_length=64, blank=True)  # of the last event verified (blank unless ok)
+    failed_seq = models.BigIntegerField(null=True)  # the first bad seq; None when ok or when an error ended it
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "audit_log_verification"
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(  # an outcome exactly when it finished
+                condition=models.Q(ok=None, finished_at=None) | models.Q(ok__isnull=False, finished_at__isnull=False),
+                name="audit_verification_outcome_when_finished",
+            ),
+        ]
+        indexes = [models.Index(fields=["-finished_at"], name="audit_verification_finished")]
+
+
+class WitnessDelivery(models.Model):
+    """The last checkpoint each configured witness received, and the last failure to deliver one
+    (working state: the integrity page shows whether every witness keeps up)."""
+
+    name = models.CharField(max_length=300, primary_key=True)  # what it is and where, without secrets
+    tree_size = models.BigIntegerField(null=True)  # of the last checkpoint it received
+    delivered_at = models.DateTimeField(null=True)
+    failed_at = models.DateTimeField(null=True)
+    error = models.TextField(blank=True)  # of the last failure, if it came after the last delivery
+
+    class Meta:
+        db_table = "audit_witness_delivery"
+        ordering = ["name"]

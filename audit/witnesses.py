@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -31,6 +32,10 @@ class Witness:
     def publish(self, checkpoint: dict) -> None:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """What and where, for people (never a secret: no credentials, query or headers)."""
+        return type(self).__name__
+
 
 class DirectoryWitness(Witness):
     """One file per checkpoint, `<tree_size>.json`, never overwritten: suited to a directory that
@@ -38,6 +43,9 @@ class DirectoryWitness(Witness):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+
+    def describe(self) -> str:
+        return f"directory {self.path}"
 
     def publish(self, checkpoint: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -64,6 +72,10 @@ class HttpWitness(Witness):
         self.url, self.timeout, self.attempts = url, timeout, attempts
         self.headers = {"Content-Type": "application/json", **(headers or {})}
 
+    def describe(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        return f"HTTP {parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
     def publish(self, checkpoint: dict) -> None:
         body = canonicalize(checkpoint)
         for attempt in range(1, self.attempts + 1):
@@ -85,13 +97,26 @@ def configured_witnesses() -> list[Witness]:
 
 def publish_checkpoint(checkpoint: dict) -> list[str]:
     """Give the checkpoint to every configured witness; return the failures (each is logged)."""
+    from django.utils import timezone
+
+    from audit.models import WitnessDelivery
+
     failures = []
     for witness in configured_witnesses():
+        name = witness.describe()[:300]
         try:
             witness.publish(checkpoint)
         except Exception as exc:  # noqa: BLE001 - one witness failing must not stop the others
-            logger.error("witness %s failed for tree size %s: %s", type(witness).__name__, checkpoint["tree_size"], exc)
+            logger.error("witness %s failed for tree size %s: %s", name, checkpoint["tree_size"], exc)
             failures.append(f"{type(witness).__name__}: {exc}")
+            WitnessDelivery.objects.update_or_create(
+                name=name, defaults={"failed_at": timezone.now(), "error": f"{type(exc).__name__}: {exc}"[:2000]}
+            )
+            continue
+        if not WitnessDelivery.objects.filter(name=name, tree_size__gt=checkpoint["tree_size"]).exists():  # republished
+            WitnessDelivery.objects.update_or_create(
+                name=name, defaults={"tree_size": checkpoint["tree_size"], "delivered_at": timezone.now(), "error": ""}
+            )
     return failures
 
 

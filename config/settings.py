@@ -33,8 +33,13 @@ INSTALLED_APPS = [
     "django_filters",
     "rest_framework_api_key",
     "axes",
+    "django_htmx",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "audit",
     "monitoring",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -45,10 +50,45 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the session passed a second factor
+    "web.access.second_factor_middleware",  # a session that now needs a second factor it has not shown
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it answers for locked-out credentials
 ]
+
+# The web pages: no inline script or style, nothing from another origin (every asset is vendored
+# and served by the app). A page that breaks this is a bug the browser tests report.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+LOGIN_URL = "/signin/"
+LOGIN_REDIRECT_URL = "/"
+SESSION_COOKIE_AGE = env.int("SESSION_SECONDS", default=8 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Behind TLS (every deployment but the demo on localhost) cookies travel over HTTPS only.
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+# A second factor (TOTP) is required of these roles whatever the sign-in policy an administrator
+# sets in the app says; the policy may require it of more roles, never of fewer.
+OTP_REQUIRED_ROLES = env.list("OTP_REQUIRED_ROLES", default=[])
+OTP_TOTP_ISSUER = env("OTP_ISSUER", default="Driftledger")
+SECOND_FACTOR_MAX_TRIES = 5  # wrong codes in one sign-in before it starts over (each counts as a failed login)
 
 # Brute force on passwords (monitoring/access/lockout.py): django-axes records every failed
 # login; LOGIN_FAILURE_LIMIT failures of one username from one address lock that pair out, and
@@ -62,7 +102,7 @@ AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a refused attempt does not extend the wait it was told
-AXES_LOCKOUT_CALLABLE = "monitoring.access.authentication.lockout_response"
+AXES_LOCKOUT_CALLABLE = "web.signin.lockout_response"  # a page for the web, JSON for the API
 AXES_USERNAME_CALLABLE = "monitoring.access.authentication.axes_username"
 # Scripts trade a password for a short-lived token (POST /api/v1/auth/token/) instead of paying a
 # password hash on every call.
@@ -88,6 +128,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.access.navigation",
             ]
         },
     }
@@ -234,6 +275,10 @@ if not _broker:
     }
     for _folder in ("queue", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+# The whole log is verified again this often (audit/selfcheck.py); the outcome is recorded, shown
+# on the Integrity page and exported to /metrics, and a failure calls these handlers.
+AUDIT_VERIFY_EVERY_HOURS = env.float("AUDIT_VERIFY_EVERY_HOURS", default=6)
+AUDIT_VERIFY_FAILURE_HANDLERS = ["monitoring.alerting.selfcheck.notify_log_verification_failed"]
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
     "monitoring-schedule": {"task": "monitoring.runs.tasks.schedule_due_runs", "schedule": 60.0},
@@ -242,6 +287,7 @@ CELERY_BEAT_SCHEDULE = {
     "remediation-deadlines": {"task": "monitoring.remediation.tasks.remediation_deadlines", "schedule": 60.0},
     "monitoring-stalled-runs": {"task": "monitoring.runs.tasks.fail_stalled_runs", "schedule": 60.0},
     "monitoring-heartbeats": {"task": "monitoring.alerting.tasks.check_heartbeats", "schedule": 60.0},
+    "audit-verify": {"task": "audit.tasks.verify_log", "schedule": AUDIT_VERIFY_EVERY_HOURS * 3600},
 }
 
 # Every run has a time and a memory budget. Over time: RunFailed (soft limit), or the worker
@@ -272,6 +318,7 @@ AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 # Who may export evidence (audit's API names no role; the roles are the domain's).
 AUDIT_EVIDENCE_PERMISSIONS = ["monitoring.access.permissions.CanExportEvidence"]
 AUDIT_LOG_PERMISSIONS = ["monitoring.access.permissions.CanReadLog"]
+AUDIT_EVIDENCE_ALL_PERMISSIONS = ["monitoring.access.permissions.CanAdminister"]  # see everyone's exports
 
 AUDIT_WITNESSES = [
     {

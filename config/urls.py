@@ -1,5 +1,5 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from audit import api as audit_api
 from audit import views as audit_views
@@ -17,7 +17,7 @@ api = [
     path("evidence/<uuid:export_id>/download/", audit_api.EvidenceDownloadView.as_view(), name="evidence-download"),
     path("", include("monitoring.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),  # no inline script (CSP)
 ]
 
 urlpatterns = [
@@ -25,4 +25,5 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("healthz", audit_views.healthz, name="healthz"),
     path("readyz", audit_views.readyz, name="readyz"),
+    path("", include("web.urls")),
 ]

@@ -16,12 +16,16 @@ class MonitoringConfig(AppConfig):
         from django.core import checks
 
         from audit import evidence
+        from monitoring.access.settings_check import check_second_factor_floor
         from monitoring.remediation.settings_check import check_quorums
 
         checks.register(check_quorums)
+        checks.register(check_second_factor_floor)
 
         # Each concept registers its event types, projections and subscribers on import.
+        from monitoring.access import passwords as _passwords  # noqa: F401
         from monitoring.access import projections as _people  # noqa: F401
+        from monitoring.access import second_factor as _second_factor  # noqa: F401
         from monitoring.alerting import projections as _alerts  # noqa: F401
         from monitoring.ingestion import projections as _batches  # noqa: F401
         from monitoring.policies import domain as _policies  # noqa: F401

@@ -54,7 +54,19 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         )
     yield
     with django_db_blocker.unblock():
+        _end_other_sessions()
         teardown_databases(config, verbosity=verbosity, keepdb=django_db_keepdb)
+
+
+def _end_other_sessions() -> None:
+    """A server or worker process a test started may still hold a connection to the test
+    database for a moment after it was told to stop; dropping the database must not fail on it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    connection.close()
 
 
 def wipe_log() -> None:

@@ -103,7 +103,9 @@ class PasswordAuthentication(authentication.BasicAuthentication):
         if lockout is not None:
             log.warning("refused a login of %r from %s while locked out: %s", userid, _address(request), lockout.reason)
             raise LockedOut(lockout)
-        return super().authenticate_credentials(userid, password, request)
+        user, auth = super().authenticate_credentials(userid, password, request)
+        _second_factor_shown(user, request)
+        return user, auth
 
 
 class LoginBackend(AxesStandaloneBackend):
@@ -135,9 +137,29 @@ def lockout_response(request, original_response=None, credentials=None) -> JsonR
     return answer
 
 
+def _second_factor_shown(user, request) -> None:
+    """A person whose roles need a second factor sends the app's current code with the password
+    (`X-Second-Factor: 123456`), as the sign-in page asks for it."""
+    from monitoring.access.second_factor import code_verify, second_factor_required
+
+    if not second_factor_required(user):
+        return
+    code = request.META.get("HTTP_X_SECOND_FACTOR", "") if request is not None else ""
+    if not code_verify(user, code):
+        log.warning("refused %r from %s: second factor missing or wrong", user.username, _address(request))
+        raise exceptions.AuthenticationFailed(
+            "your role needs a second factor: send the authenticator's current code as X-Second-Factor"
+            " (enrol one by signing in to the web app)"
+        )
+
+
 def token_issue(user) -> tuple[str, dt.datetime]:
-    """A token for `user` and when it expires."""
-    token = signing.TimestampSigner(salt=TOKEN_SALT).sign_object({"u": user.pk, "h": _password_mark(user)})
+    """A token for `user` and when it expires. It says whether the second factor was shown, so
+    that it stops working if the person's roles come to need one."""
+    from monitoring.access.second_factor import second_factor_required
+
+    claims = {"u": user.pk, "h": _password_mark(user), "f": second_factor_required(user)}
+    token = signing.TimestampSigner(salt=TOKEN_SALT).sign_object(claims)
     return token, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.API_TOKEN_SECONDS)
 
 
@@ -163,6 +185,13 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "token no longer valid: the person was deactivated or changed password"
             )
+        if not claims.get("f"):
+            from monitoring.access.second_factor import second_factor_required
+
+            if second_factor_required(user):
+                raise exceptions.AuthenticationFailed(
+                    "token issued without a second factor, which your role now needs: request a new one"
+                )
         return user, None
 
     def authenticate_header(self, request) -> str:

@@ -4,7 +4,8 @@ prometheus-client's multiprocess mode: counters come from rows that only ever gr
 
 Exposed: the latest run's drift effects per feature, realized and estimated performance, the
 latest KPI values, open alerts by severity, runs by status and their duration, the event log's
-size and the age of the last signed checkpoint."""
+size, the age of the last signed checkpoint and the outcome of the latest full verification of
+the log (audit.selfcheck)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from audit.envelope import parse_time
 from audit.models import Checkpoint, Event
+from audit.selfcheck import LogVerificationCollector
 from monitoring.alerting.domain import AlertStatus
 from monitoring.alerting.models import Alert
 from monitoring.runs.domain import RunStatus
@@ -110,6 +112,7 @@ class DriftledgerCollector:
 
 REGISTRY = CollectorRegistry(auto_describe=False)
 REGISTRY.register(DriftledgerCollector())
+REGISTRY.register(LogVerificationCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -57,6 +57,8 @@ PEOPLE = (
     ("bob", "Bob Okafor", Role.RISK_APPROVER),
     ("carol", "Carol Chen", Role.RISK_APPROVER),
     ("ada", "Ada Lovelace", Role.AUDITOR),
+    ("olga", "Olga Petrova", Role.COMPLIANCE_OFFICER),
+    ("dana", "Dana Whitfield", Role.ADMIN),
 )
 INCOME_BY_PSI = {"drift": {"features": {"income": {"test": "ks", "effect": "psi", "floor": 0.2}}}}
 
@@ -114,6 +116,11 @@ class Command(BaseCommand):
         self._evidence(say)
         say(f"Run {run_id} can be recomputed byte for byte: python manage.py reproduce_run {run_id}")
         say(f"Demo finished in {time.perf_counter() - started:.1f} s.")
+        say(
+            "Open it in a browser: `make serve` (or `python manage.py serve`), then http://127.0.0.1:8000/ and "
+            f"sign in as olga (compliance officer), ada (auditor), dana (admin), bob or carol (risk approvers) or "
+            f"alice (ML engineer), password {DEMO_PASSWORD!r}."
+        )
 
     def _people(self, say) -> None:
         """The people of the story, registered with their roles (signed events)."""

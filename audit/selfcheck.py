@@ -1,0 +1,158 @@
+"""The log verifies itself on a schedule, records the outcome and alerts on a failure.
+
+`log_verify_recorded` runs the full verification `audit_verify` runs (audit.verify.verify_log) and
+also holds the log against every signed checkpoint stored in the database and every copy a
+directory witness holds. Its row in audit_log_verification is written when it starts and completed
+when it ends. A failure (a bad seq, or an error that stopped the verification) calls the handlers
+named in settings.AUDIT_VERIFY_FAILURE_HANDLERS; `LogVerificationCollector` shows the latest
+outcome on /metrics, where Prometheus alerts on a failure and on verifications that stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+from collections.abc import Iterator
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from prometheus_client.core import GaugeMetricFamily
+
+from audit.models import Checkpoint, LogVerification
+from audit.verify import VerifyReport, verify_log
+from audit.witnesses import DirectoryWitness, configured_witnesses, read_witnessed
+
+logger = logging.getLogger(__name__)
+
+VERIFICATION_LOCK_KEY = 0x76657269  # "veri"
+
+
+class VerificationRunning(RuntimeError):
+    """Another verification started recently and has not finished."""
+
+
+def log_verify_recorded(
+    *, unless_running_within: dt.timedelta | None = None, workers: int | None = None
+) -> LogVerification:
+    """Verify the whole log and return its recorded outcome.
+
+    The running row is committed before the verification starts, so it must not be called inside
+    a transaction. With `unless_running_within`, raises VerificationRunning instead when another
+    verification started less than that ago is still running (checked under a lock). An
+    unexpected exception is recorded as a failure (its type and message), handed to the failure
+    handlers and re-raised.
+    """
+    verification = _begin(unless_running_within)
+    try:
+        checkpoints = _known_checkpoints()
+        report = verify_log(workers=workers or _default_workers(), witnessed=checkpoints or None)
+        _record_report(verification, report, checkpoints=len(checkpoints))
+    except Exception as exc:
+        _record_error(verification, exc)
+        _call_failure_handlers(verification)
+        raise
+    if not verification.ok:
+        logger.error("the full verification of the audit log failed: %s", verification.problem)
+        _call_failure_handlers(verification)
+    return verification
+
+
+def _begin(unless_running_within: dt.timedelta | None) -> LogVerification:
+    with transaction.atomic(durable=True):
+        if unless_running_within is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [VERIFICATION_LOCK_KEY])
+            since = timezone.now() - unless_running_within
+            running = LogVerification.objects.filter(finished_at=None, started_at__gt=since).first()
+            if running is not None:
+                raise VerificationRunning(
+                    f"verification {running.id}, started at {running.started_at:%Y-%m-%d %H:%M:%S} UTC, is running"
+                )
+        return LogVerification.objects.create(started_at=timezone.now())
+
+
+def _default_workers() -> int | None:
+    """One process per core, except in a daemonic process (a Celery prefork child), which may
+    not start processes of its own: there the verification runs in the process itself."""
+    return None
+
+
+def _known_checkpoints() -> list[dict]:
+    """Every checkpoint stored in the database and every copy a directory witness holds, each
+    distinct one once (a witness copy that differs from the stored one is checked on its own)."""
+    found: dict[bytes, dict] = {}
+    for checkpoint in Checkpoint.objects.order_by("tree_size").iterator():
+        body = checkpoint.as_dict()
+        found[orjson.dumps(body, option=orjson.OPT_SORT_KEYS)] = body
+    for witness in configured_witnesses():
+        if isinstance(witness, DirectoryWitness):
+            for body in read_witnessed(witness.path):
+                found.setdefault(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), body)
+    return list(found.values())
+
+
+def _record_report(verification: LogVerification, report: VerifyReport, *, checkpoints: int) -> None:
+    verification.finished_at = timezone.now()
+    verification.ok = report.ok
+    verification.events_checked = report.events
+    verification.keys_checked = report.keys
+    verification.checkpoints_checked = checkpoints if report.ok else 0
+    verification.head_hash = report.head_hash if report.ok else ""
+    if report.failure is not None:
+        verification.failed_seq = report.failure.seq
+        verification.problem = str(report.failure)
+    verification.save()
+
+
+def _record_error(verification: LogVerification, exc: Exception) -> None:
+    logger.exception("the full verification of the audit log stopped with an error")
+    verification.finished_at = timezone.now()
+    verification.ok = False
+    verification.failed_seq, verification.checkpoints_checked, verification.head_hash = None, 0, ""
+    verification.problem = f"{type(exc).__name__}: {exc}"
+    try:
+        verification.save()
+    except Exception:  # the database may be what failed; the handlers still hear of it
+        logger.exception("could not record the failure of log verification %s", verification.id)
+
+
+def _call_failure_handlers(verification: LogVerification) -> None:
+    for path in getattr(settings, "AUDIT_VERIFY_FAILURE_HANDLERS", []):
+        try:
+            import_string(path)(verification)
+        except Exception:  # one handler failing must not stop the others
+            logger.exception("log verification %s: failure handler %s raised", verification.id, path)
+
+
+class LogVerificationCollector:
+    """The latest finished verification, read at scrape time (registered where /metrics is
+    served: monitoring.alerting.metrics). No samples until a verification has finished."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        latest = LogVerification.objects.exclude(finished_at=None).order_by("-finished_at", "-id").first()
+        ok = GaugeMetricFamily(
+            "driftledger_log_verification_ok", "1 if the latest full verification of the audit log passed, 0 if not"
+        )
+        finished = GaugeMetricFamily(
+            "driftledger_log_verification_last_timestamp_seconds",
+            "When the latest full verification of the audit log finished (Unix time)",
+        )
+        events = GaugeMetricFamily(
+            "driftledger_log_verification_events", "Events in the log as the latest full verification saw it"
+        )
+        duration = GaugeMetricFamily(
+            "driftledger_log_verification_duration_seconds", "How long the latest full verification took"
+        )
+        if latest is not None and latest.finished_at is not None:
+            ok.add_metric([], 1 if latest.ok else 0)
+            finished.add_metric([], latest.finished_at.timestamp())
+            events.add_metric([], latest.events_checked)
+            duration.add_metric([], (latest.finished_at - latest.started_at).total_seconds())
+        yield ok
+        yield finished
+        yield events
+        yield duration

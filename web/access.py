@@ -1,0 +1,115 @@
+"""Who sees which page. Each page names the permission class of the API it mirrors
+(monitoring/access/permissions.py), so the browser and the API admit the same people, and the
+navigation shows a person only the pages they may open."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from rest_framework.permissions import BasePermission
+
+from monitoring.access.permissions import CanAdminister, CanExportEvidence, CanRead, CanReadLog
+from monitoring.access.roles import roles_of
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str
+    title: str
+    url_name: str
+    permission: type[BasePermission]
+
+
+PAGES = [
+    Page("log", "Audit log", "web:log", CanReadLog),
+    Page("evidence", "Evidence", "web:evidence", CanExportEvidence),
+    Page("integrity", "Integrity", "web:integrity", CanRead),
+    Page("people", "People", "web:people", CanAdminister),
+]
+PAGE = {page.name: page for page in PAGES}
+
+
+class _NoView:
+    kwargs: dict = {}
+
+
+def may(request: HttpRequest, permission: type[BasePermission]) -> bool:
+    return permission().has_permission(request, _NoView())
+
+
+def may_open(request: HttpRequest) -> list[Page]:
+    return [page for page in PAGES if may(request, page.permission)]
+
+
+def navigation(request: HttpRequest) -> dict:
+    """Template context: the pages this person may open, and their roles."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"pages": [], "my_roles": []}
+    return {"pages": may_open(request), "my_roles": sorted(role.label for role in roles_of(user))}
+
+
+def signin_redirect(request: HttpRequest) -> HttpResponse:
+    """To the sign-in page, then back here. An HTMX request is told to load it as a whole page."""
+    target = reverse("web:signin") + "?" + urlencode({"next": request.get_full_path()})
+    if getattr(request, "htmx", False):
+        answer = HttpResponse(status=204)
+        answer["HX-Redirect"] = target
+        return answer
+    return redirect(target)
+
+
+def page_view(name: str) -> Callable:
+    """A page for signed-in people who hold one of its roles; others get a 403 page that says
+    which roles it needs."""
+    page = PAGE[name]
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return signin_redirect(request)
+            if not may(request, page.permission):
+                return forbidden(request, page.permission.message)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def signed_in(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return signin_redirect(request)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "web/forbidden.html", {"message": message}, status=403)
+
+
+def second_factor_middleware(get_response: Callable) -> Callable:
+    """A session signed in before the person's roles came to need a second factor, without
+    having shown one, ends: the next sign-in asks for the code (or to enrol)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and not user.is_verified():
+            from monitoring.access.second_factor import second_factor_required
+
+            if second_factor_required(user):
+                logout(request)
+        return get_response(request)
+
+    return middleware

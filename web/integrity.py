@@ -1,0 +1,46 @@
+"""Integrity: the latest signed checkpoint, the witnesses and what each last received, the
+signing keys (public halves downloadable as PEM) and the last full verification of the log."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from audit.models import Checkpoint, LogInfo, LogVerification, SigningKeyRecord, WitnessDelivery
+from audit.witnesses import configured_witnesses
+from web.access import page_view
+
+
+@page_view("integrity")
+def integrity(request: HttpRequest) -> HttpResponse:
+    keys = list(SigningKeyRecord.objects.order_by("valid_from_seq"))
+    for key, following in zip(keys, [*keys[1:], None], strict=True):
+        key.valid_to_seq = following.valid_from_seq - 1 if following else None
+    delivered = {row.name: row for row in WitnessDelivery.objects.all()}
+    witnesses = [(name, delivered.get(name)) for name in (witness.describe() for witness in configured_witnesses())]
+    info = LogInfo.objects.first()
+    context = {
+        "log_id": info.log_id if info else None,
+        "checkpoint": Checkpoint.objects.order_by("-tree_size").first(),
+        "witnesses": witnesses,
+        "keys": keys,
+        "verifications": LogVerification.objects.all()[:10],
+        "every_hours": settings.AUDIT_VERIFY_EVERY_HOURS,
+    }
+    return render(request, "web/integrity.html", context)
+
+
+@page_view("integrity")
+def key_pem(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = SigningKeyRecord.objects.filter(key_id=key_id).first()
+    if key is None:
+        raise Http404(f"no signing key {key_id}")
+    pem = Ed25519PublicKey.from_public_bytes(bytes(key.public_key)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    answer = HttpResponse(pem, content_type="application/x-pem-file")
+    answer["Content-Disposition"] = f'attachment; filename="driftledger-{key_id}.pem"'
+    return answer

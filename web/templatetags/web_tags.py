@@ -1,0 +1,36 @@
+"""Small filters the pages share: times as people read them, and short hashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+
+from audit.envelope import parse_time
+
+register = template.Library()
+
+
+@register.filter
+def moment(value) -> str:
+    """An RFC 3339 time (text or datetime) as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    if not value:
+        return ""
+    when = parse_time(value) if isinstance(value, str) else value
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@register.filter
+def short(value: str, length: int = 12) -> str:
+    """The start of a long hex hash, enough to tell two apart at a glance."""
+    return f"{value[:length]}…" if value and len(value) > length else value or ""
+
+
+@register.filter
+def percent(done: int, total: int) -> int:
+    return int(100 * done / total) if total else 0
+
+
+@register.filter
+def join_if_list(value) -> str:
+    return ", ".join(str(item) for item in value) if isinstance(value, list | tuple) else str(value)

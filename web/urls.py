@@ -1,0 +1,23 @@
+from django.urls import path
+
+from web import evidence, home, integrity, log, people, signin
+
+app_name = "web"
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("signin/", signin.signin, name="signin"),
+    path("signin/code/", signin.signin_code, name="signin-code"),
+    path("signin/enrol/", signin.signin_enrol, name="signin-enrol"),
+    path("signout/", signin.signout, name="signout"),
+    path("password/", signin.password, name="password"),
+    path("log/", log.log_list, name="log"),
+    path("log/<int:seq>/", log.log_detail, name="log-event"),
+    path("evidence/", evidence.evidence, name="evidence"),
+    path("evidence/<uuid:export_id>/", evidence.evidence_row, name="evidence-row"),
+    path("evidence/<uuid:export_id>/download/", evidence.evidence_download, name="evidence-download"),
+    path("integrity/", integrity.integrity, name="integrity"),
+    path("integrity/keys/<str:key_id>.pem", integrity.key_pem, name="key-pem"),
+    path("people/", people.people, name="people"),
+    path("people/policy/", people.sign_in_policy, name="sign-in-policy"),
+    path("people/<str:username>/", people.person, name="person"),
+]
