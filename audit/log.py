@@ -104,6 +104,22 @@ def _filtered(query: LogFilter) -> QuerySet[Event]:
     return rows
 
 
+def _opening(kind: str, ident: str) -> list[events.Event]:
+    """The first event of a stream (what opened a request or an alert), which the sentences of
+    its later events name: "approved the rollback of credit-default", not "approved request 1f2e"."""
+    found = (
+        Event.objects.filter(stream_type=kind, stream_id=ident, stream_version=1)
+        .values_list("event_type", "schema", "payload")
+        .first()
+    )
+    if found is None:
+        return []
+    try:
+        return [events.parse(*found)]
+    except (events.UnknownEventType, events.InvalidPayload):
+        return []
+
+
 def _summary(row: Event) -> dict[str, Any]:
     envelope = json.loads(bytes(row.canonical))
     return {
@@ -117,7 +133,7 @@ def _summary(row: Event) -> dict[str, Any]:
         "reason": envelope.get("reason"),
         "correlation_id": str(row.correlation_id) if row.correlation_id else None,
         "causation_id": str(row.causation_id) if row.causation_id else None,
-        "sentence": events.sentence(envelope),
+        "sentence": events.sentence(envelope, _opening),
         "tone": events.tone(row.event_type),
     }
 

@@ -78,7 +78,7 @@ def _begin(unless_running_within: dt.timedelta | None) -> LogVerification:
 def _default_workers() -> int | None:
     """One process per core, except in a daemonic process (a Celery prefork child), which may
     not start processes of its own: there the verification runs in the process itself."""
-    return None
+    return 1 if multiprocessing.current_process().daemon else None
 
 
 def _known_checkpoints() -> list[dict]:

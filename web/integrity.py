@@ -3,13 +3,17 @@ signing keys (public halves downloadable as PEM) and the last full verification 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from audit.models import Checkpoint, LogInfo, LogVerification, SigningKeyRecord, WitnessDelivery
+from audit.tasks import VERIFY_TIME_LIMIT
 from audit.witnesses import configured_witnesses
 from web.access import page_view
 
@@ -28,6 +32,7 @@ def integrity(request: HttpRequest) -> HttpResponse:
         "witnesses": witnesses,
         "keys": keys,
         "verifications": LogVerification.objects.all()[:10],
+        "abandoned_before": timezone.now() - dt.timedelta(seconds=VERIFY_TIME_LIMIT),
         "every_hours": settings.AUDIT_VERIFY_EVERY_HOURS,
     }
     return render(request, "web/integrity.html", context)
