@@ -1,0 +1,53 @@
+"""The integrity page: checkpoint, witnesses and what each last received, key history with PEM
+downloads, and the recorded full verifications (recorded by audit/selfcheck.py, tested in
+tests/audit/test_selfcheck.py; here rows of each outcome are shown)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.utils import timezone
+
+from audit.checkpoints import checkpoint_create
+from audit.models import Checkpoint, LogVerification, SigningKeyRecord, WitnessDelivery
+from audit.witnesses import publish_checkpoint
+from tests.web.conftest import signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_integrity_page_shows_checkpoint_witnesses_keys_and_verifications(people, settings, tmp_path):
+    checkpoint = checkpoint_create(publish=False)
+    publish_checkpoint(checkpoint.as_dict())
+    settings.AUDIT_WITNESSES = [*settings.AUDIT_WITNESSES,
+                                {"class": "audit.witnesses.HttpWitness",
+                                 "options": {"url": "http://user:secret@127.0.0.1:9/cosign?token=t", "attempts": 1}}]
+    publish_checkpoint(checkpoint.as_dict())
+    now = timezone.now()
+    LogVerification.objects.create(started_at=now - dt.timedelta(hours=7), finished_at=now - dt.timedelta(hours=7),
+                                   ok=False, events_checked=9, failed_seq=4, problem="seq 4: signature does not verify")
+    LogVerification.objects.create(started_at=now - dt.timedelta(hours=5), ok=None)  # its worker died
+    LogVerification.objects.create(started_at=now - dt.timedelta(hours=1), finished_at=now, ok=True, events_checked=11)
+    page = signed_in(people["ml_engineer"]).get("/integrity/").content.decode()
+    assert checkpoint.root_hash in page and f"tree size {checkpoint.tree_size}" in page
+    assert WitnessDelivery.objects.get(name__startswith="directory").tree_size == checkpoint.tree_size
+    assert "HTTP http://127.0.0.1:9/cosign" in page and "failing" in page
+    assert "secret" not in page and "token=t" not in page
+    assert "passed" in page and "interrupted" in page
+    assert "seq 4: signature does not verify" in page and 'href="/log/4/"' in page
+    for key in SigningKeyRecord.objects.all():
+        assert f"/integrity/keys/{key.key_id}.pem" in page
+
+
+def test_a_public_key_downloads_as_pem_of_the_recorded_key(people):
+    checkpoint_create(publish=False)
+    key = SigningKeyRecord.objects.get()
+    answer = signed_in(people["auditor"]).get(f"/integrity/keys/{key.key_id}.pem")
+    loaded = serialization.load_pem_public_key(answer.content)
+    assert isinstance(loaded, Ed25519PublicKey)
+    assert loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == bytes(key.public_key)
+    assert signed_in(people["admin"]).get("/integrity/keys/0000000000000000.pem").status_code == 404
+    assert Checkpoint.objects.exists()
