@@ -10,6 +10,19 @@ from audit.keys import SigningKey
 APPEND_ONLY_TABLES = ("audit_event", "audit_signing_key", "audit_log", "audit_checkpoint", "audit_merkle_node")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last (they share one served demo), and of them the one that makes
+    administrators show a second factor runs at the very end."""
+
+    def order(item) -> int:
+        path = str(item.path)
+        if "/tests/browser/" not in path:
+            return 0
+        return 2 if path.endswith("test_second_factor.py") else 1
+
+    items.sort(key=order)
+
+
 @pytest.fixture(autouse=True)
 def signing_key_file(tmp_path, settings):
     """Every test signs with its own key file, publishes to its own witness directory and stores

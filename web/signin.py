@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import time
 
 import segno
@@ -22,7 +23,7 @@ from django_otp import login as otp_login
 
 from audit.errors import InvalidCommand
 from monitoring.access import authentication
-from monitoring.access.lockout import Lockout, lockout_message, lockout_of
+from monitoring.access.lockout import Lockout, lockout_of
 from monitoring.access.passwords import password_change
 from monitoring.access.second_factor import (
     code_verify,
@@ -140,7 +141,7 @@ def lockout_page(request: HttpRequest, lockout: Lockout | None = None) -> HttpRe
     answer = render(
         request,
         "web/locked.html",
-        {"message": lockout_message(found), "until": until, "reason": found.reason},
+        {"until": until, "reason": found.reason, "minutes": math.ceil(found.seconds / 60)},
         status=429,
     )
     answer["Retry-After"] = str(found.seconds)

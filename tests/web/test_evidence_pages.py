@@ -27,8 +27,9 @@ def _start(client, django_capture_on_commit_callbacks, **fields):
         return client.post("/evidence/", {"model": "credit", "since": "", "until": "", "streams": "", **fields})
 
 
-def test_an_export_from_the_page_downloads_and_verifies_offline(people, logged, tmp_path,
-                                                              django_capture_on_commit_callbacks):
+def test_an_export_from_the_page_downloads_and_verifies_offline(
+    people, logged, tmp_path, django_capture_on_commit_callbacks
+):
     client = signed_in(people["auditor"])
     answer = _start(client, django_capture_on_commit_callbacks, include_data="on")
     assert answer.status_code == 302
@@ -47,7 +48,10 @@ def test_an_export_from_the_page_downloads_and_verifies_offline(people, logged, 
     (tmp_path / "key.pem").write_bytes(pem)
     verified = subprocess.run(
         [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(tmp_path / "key.pem")],
-        capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("VALID")
@@ -58,8 +62,14 @@ def test_a_running_export_is_polled_until_it_ends(people, logged):
     from audit.models import EvidenceExport as Export
     import uuid
 
-    export = Export.objects.create(id=uuid.uuid4(), requested_by=people["auditor"], query={"model": "credit"},
-                                   status="running", events_done=3, events_total=10)
+    export = Export.objects.create(
+        id=uuid.uuid4(),
+        requested_by=people["auditor"],
+        query={"model": "credit"},
+        status="running",
+        events_done=3,
+        events_total=10,
+    )
     row = client.get(f"/evidence/{export.id}/")
     assert row.status_code == 200
     assert 'hx-trigger="every 1s"' in row.content.decode() and 'value="3"' in row.content.decode()
@@ -67,8 +77,11 @@ def test_a_running_export_is_polled_until_it_ends(people, logged):
 
 def test_bad_scopes_are_refused_and_nothing_is_queued(people, logged, django_capture_on_commit_callbacks):
     client = signed_in(people["compliance_officer"])
-    for fields, named in [({"streams": "no-colon"}, "streams"), ({"since": "tomorrow"}, "since"),
-                          ({"since": "2026-02-01T00:00", "until": "2026-01-01T00:00"}, "until")]:
+    for fields, named in [
+        ({"streams": "no-colon"}, "streams"),
+        ({"since": "tomorrow"}, "since"),
+        ({"since": "2026-02-01T00:00", "until": "2026-01-01T00:00"}, "until"),
+    ]:
         answer = _start(client, django_capture_on_commit_callbacks, **fields)
         assert answer.status_code == 400 and f"<strong>{named}</strong>" in answer.content.decode()
     assert not EvidenceExport.objects.exists()

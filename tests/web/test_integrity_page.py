@@ -22,13 +22,23 @@ pytestmark = pytest.mark.django_db
 def test_the_integrity_page_shows_checkpoint_witnesses_keys_and_verifications(people, settings, tmp_path):
     checkpoint = checkpoint_create(publish=False)
     publish_checkpoint(checkpoint.as_dict())
-    settings.AUDIT_WITNESSES = [*settings.AUDIT_WITNESSES,
-                                {"class": "audit.witnesses.HttpWitness",
-                                 "options": {"url": "http://user:secret@127.0.0.1:9/cosign?token=t", "attempts": 1}}]
+    settings.AUDIT_WITNESSES = [
+        *settings.AUDIT_WITNESSES,
+        {
+            "class": "audit.witnesses.HttpWitness",
+            "options": {"url": "http://user:secret@127.0.0.1:9/cosign?token=t", "attempts": 1},
+        },
+    ]
     publish_checkpoint(checkpoint.as_dict())
     now = timezone.now()
-    LogVerification.objects.create(started_at=now - dt.timedelta(hours=7), finished_at=now - dt.timedelta(hours=7),
-                                   ok=False, events_checked=9, failed_seq=4, problem="seq 4: signature does not verify")
+    LogVerification.objects.create(
+        started_at=now - dt.timedelta(hours=7),
+        finished_at=now - dt.timedelta(hours=7),
+        ok=False,
+        events_checked=9,
+        failed_seq=4,
+        problem="seq 4: signature does not verify",
+    )
     LogVerification.objects.create(started_at=now - dt.timedelta(hours=5), ok=None)  # its worker died
     LogVerification.objects.create(started_at=now - dt.timedelta(hours=1), finished_at=now, ok=True, events_checked=11)
     page = signed_in(people["ml_engineer"]).get("/integrity/").content.decode()

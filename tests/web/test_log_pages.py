@@ -33,8 +33,17 @@ def _seqs(page: str) -> list[int]:
     return [int(seq) for seq in re.findall(r'<td class="num"><a href="/log/(\d+)/">', page)]
 
 
-@pytest.mark.parametrize(("role", "status"), [("auditor", 200), ("compliance_officer", 200), ("admin", 200),
-                                              ("ml_engineer", 403), ("risk_approver", 403), ("nobody", 403)])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("auditor", 200),
+        ("compliance_officer", 200),
+        ("admin", 200),
+        ("ml_engineer", 403),
+        ("risk_approver", 403),
+        ("nobody", 403),
+    ],
+)
 def test_the_log_is_for_auditors_compliance_officers_and_admins(people, role, status):
     client = signed_in(people[role])
     assert client.get("/log/").status_code == status
@@ -71,7 +80,9 @@ def test_filters_select_what_the_log_holds(people, rollback):
     stream = f"remediation:{rollback}"
     by_stream = _seqs(client.get(f"/log/?stream={stream}").content.decode())
     assert by_stream == list(
-        Event.objects.filter(stream_type="remediation", stream_id=rollback).order_by("-seq").values_list("seq", flat=True)
+        Event.objects.filter(stream_type="remediation", stream_id=rollback)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
     )
     by_text = client.get("/log/?q=holdout").content.decode()
     assert _seqs(by_text) and all(
@@ -84,8 +95,13 @@ def test_filters_select_what_the_log_holds(people, rollback):
 
 def test_bad_filters_are_named_and_nothing_is_listed(people, rollback):
     client = signed_in(people["auditor"])
-    for query, field in [("since=yesterday", "since"), ("stream=nocolon", "stream"), ("correlation=abc", "correlation"),
-                         ("since=2026-02-01T00:00&until=2026-01-01T00:00", "until"), ("limit=100000", "limit")]:
+    for query, field in [
+        ("since=yesterday", "since"),
+        ("stream=nocolon", "stream"),
+        ("correlation=abc", "correlation"),
+        ("since=2026-02-01T00:00&until=2026-01-01T00:00", "until"),
+        ("limit=100000", "limit"),
+    ]:
         answer = client.get(f"/log/?{query}")
         assert answer.status_code == 400, query
         assert f"<strong>{field}</strong>" in answer.content.decode()
@@ -93,8 +109,9 @@ def test_bad_filters_are_named_and_nothing_is_listed(people, rollback):
 
 
 def test_an_htmx_filter_gets_only_the_results(people, rollback):
-    answer = signed_in(people["auditor"]).get("/log/?type=monitoring.RemediationApproved", HTTP_HX_REQUEST="true",
-                                              HTTP_HX_TARGET="log-results")
+    answer = signed_in(people["auditor"]).get(
+        "/log/?type=monitoring.RemediationApproved", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="log-results"
+    )
     page = answer.content.decode()
     assert answer.status_code == 200 and "<html" not in page and "<table" in page
 
@@ -106,8 +123,9 @@ def test_an_event_page_shows_what_was_signed_and_its_thread(people, rollback):
     assert answer.status_code == 200
     assert "approved the rollback of credit to 1.0" in page  # the sentence names the request it decides
     assert bytes(approval.hash).hex() in page
-    check = json.loads(re.search(r'<script id="event-check" type="application/json">(.*?)</script>', page, re.S)
-                       .group(1))
+    check = json.loads(
+        re.search(r'<script id="event-check" type="application/json">(.*?)</script>', page, re.S).group(1)
+    )
     canonical = check["canonical"].encode()
     assert canonical == bytes(approval.canonical)
     assert hashlib.sha256(canonical).hexdigest() == check["hash"]
@@ -117,9 +135,11 @@ def test_an_event_page_shows_what_was_signed_and_its_thread(people, rollback):
     assert rfc8785.dumps(json.loads(canonical)) == canonical
     thread = re.search(r'<ol class="thread">(.*?)</ol>', page, re.S).group(1)
     types_in_thread = [Event.objects.get(seq=int(seq)).event_type for seq in re.findall(r"#(\d+) ·", thread)]
-    assert types_in_thread.index("monitoring.RemediationRequested") < types_in_thread.index(
-        "monitoring.RemediationApproved"
-    ) < types_in_thread.index("monitoring.RemediationSucceeded")
+    assert (
+        types_in_thread.index("monitoring.RemediationRequested")
+        < types_in_thread.index("monitoring.RemediationApproved")
+        < types_in_thread.index("monitoring.RemediationSucceeded")
+    )
     assert "drift on income &lt;b&gt;" in page  # the reason, escaped
 
 
@@ -129,8 +149,15 @@ def test_an_unknown_event_is_404(people):
 
 def test_every_page_carries_the_strict_content_security_policy_and_no_inline_script(people, rollback):
     client = signed_in(people["admin"])
-    for url in ("/", "/log/", f"/log/{Event.objects.order_by('-seq').first().seq}/", "/evidence/", "/integrity/",
-                "/people/", "/password/"):
+    for url in (
+        "/",
+        "/log/",
+        f"/log/{Event.objects.order_by('-seq').first().seq}/",
+        "/evidence/",
+        "/integrity/",
+        "/people/",
+        "/password/",
+    ):
         answer = client.get(url)
         policy = answer["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy

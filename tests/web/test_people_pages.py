@@ -22,8 +22,12 @@ pytestmark = pytest.mark.django_db
 def test_people_pages_are_for_admins_only(people, role):
     client = signed_in(people[role])
     assert client.get("/people/").status_code == 403
-    assert client.post("/people/", {"username": "x", "full_name": "X", "password": "a-long-passphrase",
-                                    "reason": "r"}).status_code == 403
+    assert (
+        client.post(
+            "/people/", {"username": "x", "full_name": "X", "password": "a-long-passphrase", "reason": "r"}
+        ).status_code
+        == 403
+    )
     assert not User.objects.filter(username="x").exists()
     assert 'href="/people/"' not in client.get("/").content.decode()
 
@@ -31,8 +35,17 @@ def test_people_pages_are_for_admins_only(people, role):
 def test_an_admin_registers_a_person_with_roles_signed_in_the_log(people):
     client = signed_in(people["admin"])
     before = Event.objects.count()
-    answer = client.post("/people/", {"username": "zoe", "full_name": "Zoe Ng", "email": "zoe@example.org",
-                                      "password": "a-long-passphrase", "roles": ["auditor"], "reason": "new auditor"})
+    answer = client.post(
+        "/people/",
+        {
+            "username": "zoe",
+            "full_name": "Zoe Ng",
+            "email": "zoe@example.org",
+            "password": "a-long-passphrase",
+            "roles": ["auditor"],
+            "reason": "new auditor",
+        },
+    )
     assert answer.status_code == 302 and answer["Location"] == "/people/zoe/"
     kinds = list(Event.objects.filter(seq__gt=before).values_list("event_type", flat=True))
     assert kinds == ["monitoring.PersonRegistered", "monitoring.RoleGranted"]
@@ -60,29 +73,52 @@ def test_refusals_are_shown_and_write_nothing(people):
 def test_grant_revoke_deactivate_and_reactivate_with_reasons(people):
     client = signed_in(people["admin"])
     url = "/people/auditor_user/"
-    assert client.post(url, {"action": "grant", "role": "compliance_officer", "reason": "covers for olga"}).status_code == 302
+    assert (
+        client.post(url, {"action": "grant", "role": "compliance_officer", "reason": "covers for olga"}).status_code
+        == 302
+    )
     assert people["auditor"].groups.filter(name="compliance_officer").exists()
-    assert client.post(url, {"action": "revoke", "role": "compliance_officer", "reason": "olga is back"}).status_code == 302
+    assert (
+        client.post(url, {"action": "revoke", "role": "compliance_officer", "reason": "olga is back"}).status_code
+        == 302
+    )
     assert not people["auditor"].groups.filter(name="compliance_officer").exists()
     auditor = signed_in(people["auditor"])
     assert client.post(url, {"action": "deactivate", "reason": "left the company"}).status_code == 302
     assert auditor.get("/log/").status_code == 302  # their session no longer counts
     assert Client().post("/signin/", {"username": "auditor_user", "password": PASSWORD}).status_code == 401
     assert client.post(url, {"action": "reactivate", "reason": "rehired"}).status_code == 302
-    kinds = list(Event.objects.filter(stream_type="person", stream_id="auditor_user").values_list("event_type", flat=True))
-    assert kinds[-4:] == ["monitoring.RoleGranted", "monitoring.RoleRevoked", "monitoring.PersonDeactivated",
-                          "monitoring.PersonReactivated"]
-    reasons = [json.loads(bytes(e.canonical))["reason"] for e in Event.objects.filter(stream_id="auditor_user").order_by("seq")][-4:]
+    kinds = list(
+        Event.objects.filter(stream_type="person", stream_id="auditor_user").values_list("event_type", flat=True)
+    )
+    assert kinds[-4:] == [
+        "monitoring.RoleGranted",
+        "monitoring.RoleRevoked",
+        "monitoring.PersonDeactivated",
+        "monitoring.PersonReactivated",
+    ]
+    reasons = [
+        json.loads(bytes(e.canonical))["reason"] for e in Event.objects.filter(stream_id="auditor_user").order_by("seq")
+    ][-4:]
     assert reasons == ["covers for olga", "olga is back", "left the company", "rehired"]
 
 
 def test_no_admin_changes_their_own_roles_or_status(people):
     client = signed_in(people["admin"])
     before = Event.objects.count()
-    assert client.post("/people/admin_user/", {"action": "grant", "role": "risk_approver", "reason": "r"}).status_code == 400
+    assert (
+        client.post("/people/admin_user/", {"action": "grant", "role": "risk_approver", "reason": "r"}).status_code
+        == 400
+    )
     assert client.post("/people/admin_user/", {"action": "deactivate", "reason": "r"}).status_code == 400
-    assert client.post("/people/admin_user/", {"action": "grant", "role": "risk_approver", "reason": ""}).status_code == 400
-    assert client.post("/people/auditor_user/", {"action": "grant", "role": "auditor", "reason": "twice"}).status_code == 400
+    assert (
+        client.post("/people/admin_user/", {"action": "grant", "role": "risk_approver", "reason": ""}).status_code
+        == 400
+    )
+    assert (
+        client.post("/people/auditor_user/", {"action": "grant", "role": "auditor", "reason": "twice"}).status_code
+        == 400
+    )
     assert client.post("/people/auditor_user/", {"action": "explode", "reason": "r"}).status_code == 400
     assert Event.objects.count() == before
     assert client.get("/people/ghost/").status_code == 404
@@ -91,20 +127,30 @@ def test_no_admin_changes_their_own_roles_or_status(people):
 def test_an_admin_sets_the_sign_in_policy_and_resets_a_lost_second_factor(people):
     admin = signed_in(people["admin"])
     assert admin.post("/people/policy/", {"roles": ["risk_approver"], "reason": ""}).status_code == 400
-    assert admin.post("/people/policy/", {"roles": ["risk_approver"], "reason": "four eyes, two factors"}).status_code == 302
+    assert (
+        admin.post("/people/policy/", {"roles": ["risk_approver"], "reason": "four eyes, two factors"}).status_code
+        == 302
+    )
     assert {role.value for role in second_factor_roles()} == {"risk_approver"}
     assert admin.post("/people/policy/", {"roles": ["wizard"], "reason": "r"}).status_code == 400
 
     approver = Client()
-    assert approver.post("/signin/", {"username": "risk_approver_user", "password": PASSWORD})["Location"] == "/signin/enrol/"
+    assert (
+        approver.post("/signin/", {"username": "risk_approver_user", "password": PASSWORD})["Location"]
+        == "/signin/enrol/"
+    )
     approver.get("/signin/enrol/")
     device = TOTPDevice.objects.get(user=people["risk_approver"])
     assert approver.post("/signin/enrol/", {"code": code_of(device)}).status_code == 302
 
     assert admin.post("/people/risk_approver_user/", {"action": "reset_second_factor", "reason": ""}).status_code == 400
     assert TOTPDevice.objects.filter(user=people["risk_approver"]).exists()
-    assert admin.post("/people/risk_approver_user/", {"action": "reset_second_factor",
-                                                      "reason": "lost phone, identity checked"}).status_code == 302
+    assert (
+        admin.post(
+            "/people/risk_approver_user/", {"action": "reset_second_factor", "reason": "lost phone, identity checked"}
+        ).status_code
+        == 302
+    )
     assert not TOTPDevice.objects.filter(user=people["risk_approver"]).exists()
     assert Event.objects.filter(event_type="monitoring.SecondFactorReset", stream_id="risk_approver_user").exists()
     again = Client().post("/signin/", {"username": "risk_approver_user", "password": PASSWORD})

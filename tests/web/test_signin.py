@@ -194,9 +194,12 @@ def test_a_person_changes_their_password_and_the_log_says_so(people):
     assert weak.status_code == 400 and "numeric" in weak.content.decode()
     differ = client.post("/password/", {"current": PASSWORD, "new": "a-new-passphrase", "again": "another-one"})
     assert differ.status_code == 400
-    assert client.post(
-        "/password/", {"current": PASSWORD, "new": "a-new-passphrase", "again": "a-new-passphrase"}
-    ).status_code == 302
+    assert (
+        client.post(
+            "/password/", {"current": PASSWORD, "new": "a-new-passphrase", "again": "a-new-passphrase"}
+        ).status_code
+        == 302
+    )
     assert client.get("/").status_code == 200  # this session goes on
     assert Event.objects.filter(event_type="monitoring.PasswordChanged", stream_id=user.username).count() == 1
     assert Client().post("/signin/", {"username": user.username, "password": "a-new-passphrase"}).status_code == 302
