@@ -18,7 +18,9 @@ from web.access import page_view
 def log_list(request: HttpRequest) -> HttpResponse:
     given = {name: value.strip() for name, value in request.GET.items() if value.strip()}
     form = LogQuerySerializer(data=given)
-    found, cursor, problems = [], None, {}
+    found: list[dict] = []
+    cursor: int | None = None
+    problems: dict = {}
     if form.is_valid():
         try:
             found, cursor = log_page(form.log_filter())

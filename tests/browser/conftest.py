@@ -25,7 +25,7 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
-DEMO_PASSWORD = "demo-only-password"  # noqa: S105 - the demo's accounts
+DEMO_PASSWORD = "demo-only-password"
 SHOTS = os.environ.get("DRIFTLEDGER_SCREENSHOTS")  # e.g. docs/ui: where the tests leave screenshots
 
 
@@ -74,11 +74,11 @@ def demo_site(tmp_path_factory) -> Iterator[Site]:
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     manage = [sys.executable, str(ROOT / "manage.py")]
     for step in (["migrate", "--verbosity", "0"], ["demo"]):
-        done = subprocess.run([*manage, *step], env=env, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+        done = subprocess.run([*manage, *step], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
     port = _free_port()
     log = (data_dir / "serve.log").open("w")
-    server = subprocess.Popen(  # noqa: S603
+    server = subprocess.Popen(
         [*manage, "serve", "--bind", f"127.0.0.1:{port}", "--web-workers", "2", "--concurrency", "1"],
         env=env,
         cwd=ROOT,
@@ -108,7 +108,7 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
         if server.poll() is not None:
             raise AssertionError(f"serve exited with {server.returncode}:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:  # noqa: S310 - our own server
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
                 if answer.status == 200:
                     return
         except OSError:

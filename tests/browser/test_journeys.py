@@ -51,7 +51,8 @@ def test_a_compliance_officer_finds_the_rollback_decision_and_the_browser_verifi
             proof.proof.path[0] = flip(proof.proof.path[0]);
             const envelope = structuredClone(original);
             envelope.canonical = envelope.canonical.replace('Evidence supports', 'Evidence refutes');
-            const run = async (copy) => Object.fromEntries((await window.driftledgerVerify(copy)).map(r => [r.name, r.ok]));
+            const run = async (copy) =>
+                Object.fromEntries((await window.driftledgerVerify(copy)).map(r => [r.name, r.ok]));
             return {proof: await run(proof), envelope: await run(envelope), original: await run(original)};
         }"""
     )
@@ -86,7 +87,7 @@ def test_an_auditor_exports_the_models_evidence_and_verifies_it_offline(demo_sit
     trusted = tmp_path / "trusted.pem"
     key.value.save_as(trusted)
 
-    verified = subprocess.run(  # noqa: S603 - our interpreter, our verifier
+    verified = subprocess.run(
         [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(trusted), "--log-id", log_id],
         capture_output=True,
         text=True,

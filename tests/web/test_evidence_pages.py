@@ -59,8 +59,9 @@ def test_an_export_from_the_page_downloads_and_verifies_offline(
 
 def test_a_running_export_is_polled_until_it_ends(people, logged):
     client = signed_in(people["auditor"])
-    from audit.models import EvidenceExport as Export
     import uuid
+
+    from audit.models import EvidenceExport as Export
 
     export = Export.objects.create(
         id=uuid.uuid4(),
