@@ -119,6 +119,8 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's Chromium: Playwright's own browser download is not possible here."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium")
     return {**browser_type_launch_args, "executable_path": CHROMIUM}
 
 
