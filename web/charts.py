@@ -38,7 +38,10 @@ def sparkline(values: Sequence[float | None], *, width: int = 120, height: int =
         current.append(f"{x(index):.1f},{height - y(value):.1f}")
     if current:
         segments.append(current)
-    lines = "".join(f'<polyline points="{" ".join(points)}" fill="none" stroke="#1d4f91" stroke-width="1.5"/>' for points in segments)
+    lines = "".join(
+        f'<polyline points="{" ".join(points)}" fill="none" stroke="#1d4f91" stroke-width="1.5"/>'
+        for points in segments
+    )
     last_index = max(i for i, v in enumerate(values) if v is not None and math.isfinite(v))
     last = values[last_index]
     dot = f'<circle cx="{x(last_index):.1f}" cy="{height - y(last):.1f}" r="2.2" fill="#1d4f91"/>'
@@ -81,7 +84,11 @@ def timeline(
             f'<line x1="{left}" x2="{width}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#b3261e" stroke-dasharray="4 3"/>'
             f'<text x="{width - 2}" y="{ty - 3:.1f}" text-anchor="end" font-size="10" fill="#8c1d18">threshold {threshold:.4g}</text>'
         )
-    line = [f"{left + x(i):.1f},{height - bottom - y(v):.1f}" for i, (_, v, _) in enumerate(points) if v is not None and math.isfinite(v)]
+    line = [
+        f"{left + x(i):.1f},{height - bottom - y(v):.1f}"
+        for i, (_, v, _) in enumerate(points)
+        if v is not None and math.isfinite(v)
+    ]
     if len(line) > 1:
         parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="#1d4f91" stroke-width="1.5"/>')
     for i, (name, value, level) in enumerate(points):
@@ -106,8 +113,13 @@ def timeline(
 
 
 def histogram_overlay(
-    edges: Sequence[float], reference: Sequence[float], current: Sequence[float], *, width: int = 320,
-    height: int = 120, label: str = ""
+    edges: Sequence[float],
+    reference: Sequence[float],
+    current: Sequence[float],
+    *,
+    width: int = 320,
+    height: int = 120,
+    label: str = "",
 ) -> str:
     """Two distributions on the same bins, as shares: reference as grey bars, current as a blue
     outline on top, so a shift shows at a glance."""
@@ -120,11 +132,16 @@ def histogram_overlay(
     parts = []
     for i, share in enumerate(reference):
         h = (height - bottom - 4) * share / top
-        parts.append(f'<rect x="{4 + i * bar:.1f}" y="{height - bottom - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="#c9ced6"/>')
+        parts.append(
+            f'<rect x="{4 + i * bar:.1f}" y="{height - bottom - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="#c9ced6"/>'
+        )
     outline = []
     for i, share in enumerate(current):
         h = (height - bottom - 4) * share / top
-        outline += [f"{4 + i * bar:.1f},{height - bottom - h:.1f}", f"{4 + (i + 1) * bar:.1f},{height - bottom - h:.1f}"]
+        outline += [
+            f"{4 + i * bar:.1f},{height - bottom - h:.1f}",
+            f"{4 + (i + 1) * bar:.1f},{height - bottom - h:.1f}",
+        ]
     parts.append(f'<polyline points="{" ".join(outline)}" fill="none" stroke="#1d4f91" stroke-width="2"/>')
     if edges:
         parts.append(
@@ -134,5 +151,5 @@ def histogram_overlay(
     title = f"{label}: reference (grey bars) and current (blue line), shares per bin"
     return (
         f'<svg class="histogram" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}">'
-        f'<title>{escape(title)}</title>{"".join(parts)}</svg>'
+        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
     )
