@@ -50,6 +50,11 @@ def log_page(query: LogFilter) -> tuple[list[dict[str, Any]], int | None]:
     return found, (found[-1]["seq"] if more and found else None)
 
 
+def log_summaries(rows: QuerySet[Event]) -> list[dict[str, Any]]:
+    """The events of `rows` in their order, each told in one sentence (no thread, no proof)."""
+    return [{**_summary(row), "canonical": bytes(row.canonical).decode()} for row in rows]
+
+
 def log_event(seq: int) -> dict[str, Any] | None:
     """One event in full, or None."""
     row = Event.objects.filter(seq=seq).first()

@@ -28,6 +28,9 @@ class Page:
 
 
 PAGES = [
+    Page("models", "Models", "web:models", CanRead),
+    Page("alerts", "Alerts", "web:alerts", CanRead),
+    Page("remediations", "Remediations", "web:remediations", CanRead),
     Page("log", "Audit log", "web:log", CanReadLog),
     Page("evidence", "Evidence", "web:evidence", CanExportEvidence),
     Page("integrity", "Integrity", "web:integrity", CanRead),

@@ -11,6 +11,9 @@ from monitoring.access.second_factor import device_of, second_factor_required
 from web.access import may_open, signed_in
 
 PURPOSE = {
+    "models": "Every model's health; a model's timelines, deployments and policy; a run's checks and diagnosis.",
+    "alerts": "Open alerts grouped into incidents: acknowledge, resolve or silence them.",
+    "remediations": "Requests for rollbacks, retraining and policy changes: decide, follow, retry.",
     "log": "Every signed event, newest first: filter, read its thread, verify it in your browser.",
     "evidence": "Export a signed bundle of a model or a period, and verify it offline.",
     "integrity": "The latest checkpoint, the witnesses, the signing keys and the last full verification.",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web import evidence, home, integrity, log, people, signin
+from web import alerts, evidence, fleet, home, integrity, log, people, policy, remediations, runs, signin
 
 app_name = "web"
 urlpatterns = [
@@ -20,4 +20,15 @@ urlpatterns = [
     path("people/", people.people, name="people"),
     path("people/policy/", people.sign_in_policy, name="sign-in-policy"),
     path("people/<str:username>/", people.person, name="person"),
+    path("models/", fleet.models_overview, name="models"),
+    path("models/<str:name>/", fleet.model_page, name="model"),
+    path("models/<str:name>/policy/", policy.policy_editor, name="policy"),
+    path("runs/<uuid:run_id>/", runs.run_page, name="run"),
+    path("runs/<uuid:run_id>/features/<str:feature>/", runs.run_feature, name="run-feature"),
+    path("alerts/", alerts.alerts, name="alerts"),
+    path("alerts/<uuid:alert_id>/<str:action>/", alerts.alert_action, name="alert-action"),
+    path("remediations/", remediations.queue, name="remediations"),
+    path("remediations/new/", remediations.new_request, name="remediation-new"),
+    path("remediations/<uuid:request_id>/", remediations.detail, name="remediation"),
+    path("remediations/<uuid:request_id>/status/", remediations.status, name="remediation-status"),
 ]

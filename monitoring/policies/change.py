@@ -90,3 +90,14 @@ def _matches(path: str, patterns: tuple[str, ...]) -> bool:
 
 def _show(value: Any) -> str:
     return "unset" if value is None else repr(value)
+
+
+def policy_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """Every setting that differs between two complete policies: (path, before, after, whether
+    the change is a tightening), in path order."""
+    before, after = _flat(_effective(old)), _flat(_effective(new))
+    return [
+        (path, _show(before.get(path)), _show(after.get(path)), _tighter(path, before.get(path), after.get(path)))
+        for path in sorted(before.keys() | after.keys())
+        if before.get(path) != after.get(path)
+    ]

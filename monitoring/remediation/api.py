@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from audit.models import Event
 from monitoring.access.authentication import actor_of
 from monitoring.access.permissions import ByMethod, CanDecide, CanEngineer, CanRead, CanRequest, allow, anyone
-from monitoring.access.roles import Role, has_role
+from monitoring.access.roles import Role
 from monitoring.http import ReasonIn, validated
 from monitoring.remediation import services
 from monitoring.remediation.domain import STREAM, RemediationKind, RemediationState
@@ -62,13 +62,9 @@ class RemediationListView(ByMethod, generics.ListCreateAPIView):
     @extend_schema(request=RemediationIn, responses={201: RemediationOut}, summary="Request a remediation")
     def post(self, request):
         data = validated(RemediationIn, request.data)
-        if data["break_glass"] and not has_role(request.user, {Role.RISK_APPROVER}):
-            return Response({"detail": "break-glass needs the risk_approver role"}, status=status.HTTP_403_FORBIDDEN)
-        if not data["break_glass"] and not has_role(request.user, {Role.ML_ENGINEER}):
-            detail = (
-                "requesting a remediation needs the ml_engineer role (a risk approver files break-glass rollbacks only)"
-            )
-            return Response({"detail": detail}, status=status.HTTP_403_FORBIDDEN)
+        refusal = services.requester_refusal(request.user, break_glass=data["break_glass"])
+        if refusal is not None:
+            return Response({"detail": refusal}, status=status.HTTP_403_FORBIDDEN)
         request_id = services.remediation_request(
             model=data["model"],
             kind=data["kind"],
@@ -110,6 +106,11 @@ class RemediationDetailView(APIView):
 
 class DecisionIn(serializers.Serializer):
     password = serializers.CharField(style={"input_type": "password"}, help_text="re-authentication for the signature")
+    code = serializers.CharField(
+        required=False,
+        max_length=10,
+        help_text="the authenticator's current code, when your role needs a second factor",
+    )
     reason = serializers.CharField()
 
 
@@ -130,6 +131,7 @@ def _decision_view(decision: str, summary: str) -> type[APIView]:
                 password=data["password"],
                 reason=data["reason"],
                 request=request._request,
+                code=data.get("code"),
             )
             return Response(RemediationOut(Remediation.objects.get(request_id=request_id)).data)
 

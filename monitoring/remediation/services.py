@@ -96,6 +96,16 @@ def remediation_request(
     return request_id
 
 
+def requester_refusal(user, *, break_glass: bool) -> str | None:
+    """Why `user` may not file this request, or None: engineers request, risk approvers file
+    break-glass rollbacks only (separation of duties)."""
+    if break_glass and not has_role(user, {Role.RISK_APPROVER}):
+        return "break-glass needs the risk_approver role"
+    if not break_glass and not has_role(user, {Role.ML_ENGINEER}):
+        return "requesting a remediation needs the ml_engineer role (a risk approver files break-glass rollbacks only)"
+    return None
+
+
 def cited_events(evidence: list[str]) -> list[str]:
     """The event ids that `evidence` cites: event ids as they are, run ids as the run's outcome
     (RunCompleted or RunFailed), alert ids as the event that raised the alert."""
@@ -132,14 +142,19 @@ def approval_event(request_id: str, *, model: str, kind: RemediationKind) -> str
 
 
 def remediation_decide(
-    *, request_id: str, decision: str, user, password: str, reason: str, request=None
+    *, request_id: str, decision: str, user, password: str, reason: str, request=None, code: str | None = None
 ) -> RemediationAggregate:
-    """approve, reject or review, after the person re-enters their password."""
+    """approve, reject or review, after the person re-enters their password, and the current
+    code of their authenticator when their role needs a second factor."""
+    from monitoring.access.second_factor import code_verify, second_factor_required
+
     if request is None:  # a command line, not an HTTP request: still counted by the lockout
         request = HttpRequest()
         request.META["REMOTE_ADDR"] = "127.0.0.1"
     if authenticate(request, username=user.username, password=password) is None:
         raise ReauthenticationFailed("re-authentication failed: the password is not this user's")
+    if second_factor_required(user) and not code_verify(user, code or ""):
+        raise ReauthenticationFailed("re-authentication failed: your role needs the authenticator's current code")
     signer = Signer(
         id=user.username,
         name=user.get_full_name() or user.username,

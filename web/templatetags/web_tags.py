@@ -34,3 +34,19 @@ def percent(done: int, total: int) -> int:
 @register.filter
 def join_if_list(value) -> str:
     return ", ".join(str(item) for item in value) if isinstance(value, list | tuple) else str(value)
+
+
+@register.filter
+def words(value) -> str:
+    """A closed name as words: feature_drift -> feature drift."""
+    return str(value or "").replace("_", " ")
+
+
+@register.filter
+def join_params(value) -> str:
+    """A request's parameters as `name: value` pairs."""
+    if not isinstance(value, dict):
+        return str(value or "")
+    return ", ".join(f"{name}: {item}" for name, item in value.items() if not isinstance(item, dict)) or (
+        "a new policy" if "policy" in value else ""
+    )
