@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from psycopg.pq import TransactionStatus
 
 from audit.aggregates import InvalidCommand, aggregate_execute, aggregate_load
 from audit.blobs import blob_save
@@ -89,6 +90,7 @@ def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Acto
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as error:  # noqa: BLE001 - whatever broke the computation is the run's failure
+        _connection_after_interruption()
         return run_fail(run_id, failure_reason(error), actor=actor)
     try:
         return _record(
@@ -98,6 +100,14 @@ def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Acto
         raise
     except DatabaseError as error:  # the outcome itself cannot be stored (a value the database refuses)
         return run_fail(run_id, f"its outcome could not be recorded: {failure_reason(error)}", actor=actor)
+
+
+def _connection_after_interruption() -> None:
+    """A time limit that interrupts a query leaves the connection mid-query, unusable: close it,
+    so that recording the failure opens a fresh one."""
+    raw = connection.connection
+    if raw is not None and raw.info.transaction_status == TransactionStatus.ACTIVE:
+        connection.close()
 
 
 def run_fail(run_id: str, reason: str, *, actor: Actor = SCHEDULER) -> RunOutcome:

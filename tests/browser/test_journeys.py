@@ -156,12 +156,12 @@ def test_an_engineer_is_refused_the_log_by_address(demo_site, watched):
 def test_a_locked_out_person_is_told_until_when(demo_site, watched):
     page = watched
     for _ in range(4):
-        sign_in(page, demo_site, "bob", "not-his-password")
+        sign_in(page, demo_site, "mallory", "guess")
         expect(page.get_by_role("alert")).to_contain_text("do not match")
     assert_accessible(page)
-    sign_in(page, demo_site, "bob", "not-his-password")  # the fifth locks bob out from this address
+    sign_in(page, demo_site, "mallory", "guess")  # the fifth locks the name out from this address
     expect(page.get_by_role("heading", name="Sign-in refused for now")).to_be_visible()
-    sign_in(page, demo_site, "bob")  # the right password, too late
+    sign_in(page, demo_site, "mallory", "another guess")  # refused without being tried
     expect(page.get_by_role("heading", name="Sign-in refused for now")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text(re.compile(r"try again at \d\d:\d\d UTC, in 1[45] minutes"))
     assert_accessible(page)

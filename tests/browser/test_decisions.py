@@ -1,0 +1,127 @@
+"""The monitoring pages in a real Chromium on the served demo: an engineer goes from the
+overview to the drifting feature in three clicks and requests a rollback citing the run; a risk
+approver signs it (a wrong password first, refused and recorded nowhere) and sees the signature
+as signed; the requester watches it execute. An approver's own break-glass request is reviewed
+by another approver only."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import assert_accessible, console_problems, screenshot, sign_in
+
+
+def test_from_the_overview_to_a_signed_rollback(demo_site, browser):
+    engineer_context, approver_context = browser.new_context(), browser.new_context()
+    engineer, approver = engineer_context.new_page(), approver_context.new_page()
+    problems_engineer, problems_approver = console_problems(engineer), console_problems(approver)
+
+    sign_in(engineer, demo_site, "alice")
+    engineer.get_by_role("navigation", name="Pages").get_by_role("link", name="Models").click()  # 1
+    expect(engineer.get_by_role("heading", name="Models")).to_be_visible()
+    assert_accessible(engineer)
+    screenshot(engineer, "models")
+    engineer.get_by_role("link", name="credit-default").click()  # 2
+    first_chart = engineer.locator("figure.chart-card").first
+    expect(first_chart).to_contain_text("feature drift · income")
+    assert_accessible(engineer)
+    screenshot(engineer, "model")
+    engineer.locator("#runs-title + table tbody tr").first.get_by_role("link").click()  # 3
+    expect(engineer.get_by_role("heading", name=re.compile("Diagnosis: covariate shift"))).to_be_visible()
+    income = engineer.locator("#kind-feature_drift + table tr", has_text="income")
+    expect(income.locator(".status")).to_have_text("critical")
+    expect(
+        engineer.locator(".chart-card h3", has_text="income")
+    ).to_be_visible()  # distributions load as they scroll in
+    assert_accessible(engineer)
+    screenshot(engineer, "run")
+
+    engineer.get_by_role("link", name=re.compile("Request a remediation citing this run")).click()
+    engineer.get_by_label("What to do").select_option("rollback")
+    engineer.get_by_label(re.compile("Roll back to")).select_option("2026.11.0")
+    engineer.get_by_label("Reason").fill("Income drifted again on 2026.10.1: back to November while we retrain")
+    assert_accessible(engineer)
+    engineer.get_by_role("button", name="File the request").click()
+    expect(engineer.locator("#state")).to_contain_text("requested")
+    request_url = engineer.url
+
+    sign_in(approver, demo_site, "bob")
+    approver.get_by_role("navigation", name="Pages").get_by_role("link", name="Remediations").click()
+    waiting = approver.locator("article", has_text="Income drifted again")
+    expect(waiting).to_contain_text("covariate shift")  # the cited run's diagnosis, inline
+    assert_accessible(approver)
+    screenshot(approver, "remediations")
+    waiting.get_by_role("link", name="Decide").click()
+    approver.get_by_label("Reason").fill("The run shows the drift; rollback is the fastest safe fix")
+    approver.get_by_label("Your password").fill("not-bobs-password")
+    approver.get_by_role("button", name="Approve and sign").click()
+    expect(approver.get_by_role("status")).to_contain_text("re-authentication failed")
+    expect(approver.locator(".signature")).to_have_count(0)
+
+    approver.get_by_label("Reason").fill("The run shows the drift; rollback is the fastest safe fix")
+    approver.get_by_label("Your password").fill("demo-only-password")
+    approver.get_by_role("button", name="Approve and sign").click()
+    signature = approver.locator(".signature")
+    expect(signature).to_contain_text("Bob Okafor")
+    expect(signature).to_contain_text("meaning: approved")
+    assert_accessible(approver)
+    screenshot(approver, "decision")
+
+    engineer.goto(request_url)
+    expect(engineer.locator("#state")).to_contain_text("succeeded", timeout=30_000)  # the worker carries it out
+    engineer.get_by_role("link", name="credit-default").first.click()
+    expect(engineer.locator("dl.facts")).to_contain_text("champion 2026.11.0")
+    assert not problems_engineer and not problems_approver, (problems_engineer, problems_approver)
+    engineer_context.close()
+    approver_context.close()
+
+
+def test_an_approvers_own_break_glass_rollback_is_reviewed_by_another(demo_site, browser):
+    carol_context, bob_context = browser.new_context(), browser.new_context()
+    carol, bob = carol_context.new_page(), bob_context.new_page()
+    sign_in(carol, demo_site, "carol")
+    carol.goto(f"{demo_site.url}/alerts/")
+    incident = carol.locator("section.incident").first
+    incident.get_by_role("link", name=re.compile("run ")).click()
+    carol.get_by_role("link", name=re.compile("Request a remediation")).click()
+    carol.get_by_label("What to do").select_option("rollback")
+    carol.get_by_label(re.compile("Roll back to")).select_option("2026.10.1")
+    carol.get_by_label("Reason").fill("Emergency: the November model misprices; back to October now")
+    carol.get_by_label(re.compile("Break-glass")).check()
+    carol.get_by_role("button", name="File the request").click()
+    expect(carol.locator("#state")).to_contain_text("succeeded", timeout=30_000)  # at once, reviewed afterwards
+    expect(carol.get_by_role("button", name="Sign the review")).to_have_count(0)  # never her own
+    url = carol.url
+
+    sign_in(bob, demo_site, "bob")
+    bob.goto(f"{demo_site.url}/remediations/")
+    expect(bob.get_by_role("heading", name="Break-glass rollbacks to review")).to_be_visible()
+    bob.goto(url)
+    bob.get_by_label("Reason").fill("Reviewed with the pricing team: the rollback was right")
+    bob.get_by_label("Your password").fill("demo-only-password")
+    bob.get_by_role("button", name="Sign the review").click()
+    expect(bob.locator(".signature", has_text="meaning: reviewed")).to_contain_text("Bob Okafor")
+    assert_accessible(bob)
+    carol_context.close()
+    bob_context.close()
+
+
+def test_an_engineer_previews_a_policy_change_before_submitting(demo_site, watched):
+    page = watched
+    sign_in(page, demo_site, "alice")
+    page.goto(f"{demo_site.url}/models/credit-default/policy/")
+    editor = page.get_by_label("Policy")
+    text = editor.input_value()
+    editor.fill(re.sub(r'"alpha": [0-9.e-]+', '"alpha": 0.2', text, count=1))
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview")).to_contain_text("pure tightening")
+    editor.fill(re.sub(r'"alpha": [0-9.e-]+', '"alpha": 0.0001', text, count=1))
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview")).to_contain_text("needs approval")
+    assert_accessible(page)
+    screenshot(page, "policy")
+    page.goto(f"{demo_site.url}/alerts/")
+    assert_accessible(page)
+    screenshot(page, "alerts")
