@@ -60,7 +60,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "approver": approver,
-        "waiting": [(r, _evidence(r)) for r in waiting] if approver else [],
+        "waiting": [(r, _evidence(r), _reason(r)) for r in waiting] if approver else [],
         "unreviewed": [(r, r.requested_at < review_by) for r in unreviewed.order_by("requested_seq")],
         "mine": Remediation.objects.filter(requested_by=me).order_by("-requested_seq")[:30],
         "recent": Remediation.objects.exclude(state__in=OPEN).order_by("-updated_seq")[:20],
@@ -212,6 +212,7 @@ def _detail_context(request: HttpRequest, r: Remediation) -> dict[str, Any]:
     ]  # fmt: skip
     return {
         "r": r,
+        "reason": _reason(r),
         "evidence": _evidence(r),
         "history": history,
         "signatures": signatures,
@@ -230,6 +231,12 @@ def _detail_context(request: HttpRequest, r: Remediation) -> dict[str, Any]:
         "polling": r.state in (RemediationState.APPROVED, RemediationState.EXECUTING),
         "own": r.requested_by == me,
     }
+
+
+def _reason(r: Remediation) -> str:
+    """Why the requester asked, as signed in the request's first event."""
+    row = Event.objects.filter(stream_type="remediation", stream_id=str(r.request_id), stream_version=1).first()
+    return (json.loads(bytes(row.canonical)).get("reason") or "") if row else ""
 
 
 def _evidence(r: Remediation) -> list[dict[str, Any]]:

@@ -145,7 +145,7 @@ def console_problems(page) -> list[str]:
         if message.type != "error":
             return
         status_only = message.text.startswith("Failed to load resource: the server responded with a status of 4")
-        if status_only and message.location.get("url") in documents:
+        if status_only and message.location.get("url", "").split("#")[0] in documents:
             return
         problems.append(f"{message.text} ({message.location.get('url')})")
 

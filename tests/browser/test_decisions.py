@@ -32,9 +32,9 @@ def test_from_the_overview_to_a_signed_rollback(demo_site, browser):
     expect(engineer.get_by_role("heading", name=re.compile("Diagnosis: covariate shift"))).to_be_visible()
     income = engineer.locator("#kind-feature_drift + table tr", has_text="income")
     expect(income.locator(".status")).to_have_text("critical")
-    expect(
-        engineer.locator(".chart-card h3", has_text="income")
-    ).to_be_visible()  # distributions load as they scroll in
+    distribution = engineer.locator("section[aria-labelledby=dist-title] .chart-card", has_text="income")
+    distribution.scroll_into_view_if_needed()  # distributions load as they scroll into view
+    expect(distribution.locator("svg.histogram")).to_be_visible()
     assert_accessible(engineer)
     screenshot(engineer, "run")
 

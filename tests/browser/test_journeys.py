@@ -40,7 +40,8 @@ def test_a_reader_of_the_log_verifies_the_rollback_decision_and_its_evidence(
     rows = page.locator("#log-results tbody tr")
     expect(rows.first).to_contain_text("approved")
     assert all("approved" in text for text in rows.all_inner_texts())
-    page.get_by_role("link", name=re.compile(r"approved the rollback of credit-default")).click()
+    # The demo's decision: the earliest rollback approval (other tests may have added later ones).
+    page.get_by_role("link", name=re.compile(r"approved the rollback of credit-default to 2026\.10\.1")).last.click()
 
     check = page.locator("#check")
     expect(check).to_have_attribute("data-outcome", "verified", timeout=10_000)
