@@ -82,7 +82,7 @@ def test_an_approvers_own_break_glass_rollback_is_reviewed_by_another(demo_site,
     carol_context, bob_context = browser.new_context(), browser.new_context()
     carol, bob = carol_context.new_page(), bob_context.new_page()
     sign_in(carol, demo_site, "carol")
-    carol.goto(f"{demo_site.url}/alerts/")
+    carol.goto(f"{demo_site.url}/alerts/?model=credit-default")
     incident = carol.locator("section.incident").first
     incident.get_by_role("link", name=re.compile("run ")).click()
     carol.get_by_role("link", name=re.compile("Request a remediation")).click()

@@ -11,6 +11,7 @@ from audit.models import Event
 from monitoring.ingestion.models import Batch
 from monitoring.registry.models import Deployment
 from monitoring.runs.domain import RunCompleted, RunDiagnosed
+from monitoring.runs.models import Run
 
 
 def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log):
@@ -35,7 +36,7 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         assert expected in output, expected
 
     # The printed figures are the signed ones.
-    completed = Event.objects.get(event_type=RunCompleted.type_name)
+    completed = Event.objects.get(event_type=RunCompleted.type_name, payload__model="credit-default")
     assert completed.schema == RunCompleted.type_schema and completed.actor_id == "alice"
     # The policy the run applied came from the approved request, by two people other than Alice.
     policy = Event.objects.get(event_type="monitoring.PolicySet")
@@ -45,11 +46,21 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     income = next(c for c in completed.payload["checks"] if c.get("feature") == "income")
     assert income["status"] == "critical"
     assert f"psi {income['value']:.2f} (floor {income['threshold']:.2f}), KS p = {income['p_value']:.1e}" in output
-    diagnosed = Event.objects.get(event_type=RunDiagnosed.type_name).payload
+    diagnosed = Event.objects.get(event_type=RunDiagnosed.type_name, payload__model="credit-default").payload
     assert f"Diagnosis: {diagnosed['cause']} ({diagnosed['scope']})" in output
     total = Event.objects.count() - 1  # the export records itself after the bundle is written
     assert f"Verified the whole log: {total} events, 2 keys" in output
     assert f"Signed checkpoint at tree size {total}" in output
+
+    # The two other situations, as their runs recorded them: a new segment in the churn model; a
+    # day of broken data, then a click-through rate that falls while the recommender holds.
+    churn = Run.objects.filter(model_name="churn-telco").order_by("-window_end")
+    assert churn.count() == 7 and churn[0].diagnosis["cause"] == "covariate_shift"
+    assert "region=online-apac" in churn[0].diagnosis["new_segments"]
+    assert f"Diagnosis: covariate_shift ({churn[0].diagnosis['scope']})" in output
+    causes = [run.diagnosis["cause"] for run in Run.objects.filter(model_name="recommender-home").order_by("window_end")]
+    assert causes[-3:] == ["data_quality", "no_problem", "user_behaviour_change"]
+    assert re.search(r"the last three diagnosed \S+ data_quality, \S+ no_problem, \S+ user_behaviour_change", output)
 
     # Every event validates against the production schemas of its type and version.
     for kind, schema, payload in Event.objects.values_list("event_type", "schema", "payload"):
@@ -62,7 +73,7 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     assert reproduced.getvalue().startswith(f"IDENTICAL: run {run_id}")
 
     assert Deployment.objects.get(model_id="credit-default").champion == "2026.10.1"
-    assert Batch.objects.count() == 2
+    assert Batch.objects.filter(model__name="credit-default").count() == 2
 
     again = io.StringIO()
     call_command("demo", stdout=again)

@@ -33,6 +33,7 @@ from audit.store import Actor
 from audit.verify import verify_log
 from config.celery import app as celery_app
 from monitoring.access.domain import Role
+from monitoring.management.commands._situations import churn_story, recommender_story
 from monitoring.access.services import people_record_existing, person_load, person_register, role_grant
 from monitoring.alerting.domain import AlertStatus
 from monitoring.alerting.models import Alert
@@ -104,13 +105,16 @@ class Command(BaseCommand):
         etags = f"ETag {before.headers['ETag']} -> {after.headers['ETag']}"
         champion = after.json()["champion"]
         say(f"9. The rollback executed ({state}): champion {champion}; serving's next poll sees it ({etags}).")
+        today = now.replace(hour=0, minute=0, second=0)
+        churn_story(say, actor=ALICE, today=today, step=10)
+        recommender_story(say, actor=ALICE, today=today, step=11)
 
         report = verify_log()
         if report.failure is not None:
-            self.stderr.write(f"10. Verification FAILED at seq {report.failure.seq}: {report.failure.reason}")
+            self.stderr.write(f"12. Verification FAILED at seq {report.failure.seq}: {report.failure.reason}")
             raise SystemExit(1)
         say(
-            f"10. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
+            f"12. Verified the whole log: {report.events} events, {report.keys} keys, chain intact, "
             f"every signature valid ({report.seconds:.2f} s)."
         )
         self._evidence(say)
@@ -274,8 +278,8 @@ class Command(BaseCommand):
         query = EvidenceQuery(scopes=(("model", MODEL),), include_data=True)
         summary = evidence_export(query=query, out=bundle, created_by=AUDITOR)
         witness = settings.AUDIT_WITNESSES[0]["options"].get("path", "the configured witnesses")
-        say(f"11. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
-        say(f"12. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
+        say(f"13. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
+        say(f"14. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
         genesis = signing_keys()[0]
         trusted = evidence_dir / f"trusted-{genesis.key_id}.pem"
         trusted.write_bytes(
@@ -291,9 +295,9 @@ class Command(BaseCommand):
             cwd=Path(__file__).resolve().parents[3],
         )
         if offline.returncode != 0:
-            self.stderr.write(f"13. Offline verification FAILED: {offline.stderr.strip()}")
+            self.stderr.write(f"15. Offline verification FAILED: {offline.stderr.strip()}")
             raise SystemExit(1)
-        say(f"13. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
+        say(f"15. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
 
 
 DATA_SCHEMA = {
