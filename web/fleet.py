@@ -30,6 +30,7 @@ from web.access import page_view
 TREND_RUNS = 20
 TIMELINE_RUNS = 50
 OPEN = ("open", "acknowledged")
+SAME_SCALE_THRESHOLDS = ("feature_drift", "prediction_drift", "label_drift", "data_quality")
 STALE_AFTER = dt.timedelta(hours=24)  # without a heartbeat in the policy, a day without data stands out
 # The model's main figure per run: realized performance, else the estimate, else nothing.
 MAIN_METRIC = RawSQL(
@@ -148,7 +149,8 @@ def _timelines(runs: list[Run]) -> list[dict[str, Any]]:
                 else None
             )
             series[key][index] = (check["value"], check["status"], band)
-            thresholds[key] = check.get("threshold")
+            if check["check"] in SAME_SCALE_THRESHOLDS:  # elsewhere the threshold is a drop, not a level
+                thresholds[key] = check.get("threshold")
     order = {
         "feature_drift": 0,
         "prediction_drift": 1,

@@ -188,5 +188,6 @@ def assert_accessible(page) -> None:
 
 def screenshot(page, name: str) -> None:
     if SHOTS:
+        page.evaluate("() => window.scrollTo(0, 0)")  # sticky table headers would otherwise float mid-page
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)

@@ -125,3 +125,27 @@ def test_an_engineer_previews_a_policy_change_before_submitting(demo_site, watch
     page.goto(f"{demo_site.url}/alerts/")
     assert_accessible(page)
     screenshot(page, "alerts")
+
+
+def test_the_churn_and_recommender_situations_read_page_by_page(demo_site, watched):
+    page = watched
+    sign_in(page, demo_site, "alice")
+    page.goto(f"{demo_site.url}/models/churn-telco/")
+    page.locator("#runs-title + table tbody tr").first.get_by_role("link").click()
+    expect(page.get_by_role("heading", name=re.compile("Diagnosis: covariate shift"))).to_contain_text(
+        "region=online-apac"
+    )
+    region = page.locator("section[aria-labelledby=dist-title] .chart-card", has_text="region")
+    region.scroll_into_view_if_needed()
+    expect(region.locator("tr", has_text="online-apac")).to_contain_text("new")
+    assert_accessible(page)
+    screenshot(page, "churn-run")
+
+    page.goto(f"{demo_site.url}/models/recommender-home/")
+    charts = page.locator("figure.chart-card")
+    expect(charts.filter(has_text="kpis · ctr")).to_have_count(1)
+    expect(charts.filter(has_text="data quality · user_activity").filter(has_text="null_rate")).to_have_count(1)
+    causes = page.locator("#runs-title + table tbody tr td:nth-child(4)").all_inner_texts()
+    assert [cause.split(" (")[0] for cause in causes[:3]] == ["user behaviour change", "no problem", "data quality"]
+    assert_accessible(page)
+    screenshot(page, "recommender")
