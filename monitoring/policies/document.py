@@ -14,6 +14,7 @@ statistics engine's defaults; `drift_policy` turns it into the engine's decision
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -65,13 +66,15 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
     """The policy with every default filled in, or PolicyError listing every problem."""
     if not isinstance(raw, Mapping):
         raise PolicyError(["the policy must be an object"])
-    problems = [f"unknown section {key!r}" for key in raw if key not in DEFAULT_POLICY]
+    problems = _unknown(raw, DEFAULT_POLICY, "section ")
     policy = copy.deepcopy(DEFAULT_POLICY)
     for section, value in raw.items():
         if section in policy and isinstance(policy[section], dict) and section not in WHOLE_SECTIONS:
             if not isinstance(value, Mapping):
                 problems.append(f"{section} must be an object")
                 continue
+            if section != "volume":  # volume names its own unknown keys
+                problems += _unknown(value, policy[section], "key ", f"{section}: ")
             policy[section] = {**policy[section], **value}
         elif section in policy:
             policy[section] = value
@@ -185,8 +188,19 @@ def _drift_problems(drift: Mapping[str, Any], features: Mapping[str, str]) -> li
     return problems
 
 
+def _unknown(given: Mapping[str, Any], known: Mapping[str, Any], what: str, where: str = "") -> list[str]:
+    """A problem for each name not among `known`, with the closest known name when one is close:
+    a misspelt threshold must not be stored while the real one silently stays."""
+    problems = []
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+            problems.append(f"{where}unknown {what}{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return problems
+
+
 def _volume_problems(volume: Mapping[str, Any]) -> list[str]:
-    problems = [f"volume: unknown key {key!r}" for key in volume if key not in DEFAULT_POLICY["volume"]]
+    problems = _unknown(volume, DEFAULT_POLICY["volume"], "key ", "volume: ")
     warning, critical = volume.get("warning_share"), volume.get("critical_share")
     if not (_number(warning) and _number(critical) and 0 <= critical <= warning <= 1):
         problems.append("volume: warning_share and critical_share must be numbers with 0 ≤ critical ≤ warning ≤ 1")

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.envelope import format_time
+from monitoring.access.authentication import actor_of
 from monitoring.access.permissions import ByMethod, CanEngineer, CanRead
 from monitoring.http import validated
 from monitoring.ingestion.limits import Limits
@@ -94,7 +95,9 @@ class ModelRunsView(ByMethod, APIView):
         version = policy.version
         run_id = run_id_for(name, version, window["start"], window["end"])
         args = (name, format_time(window["start"]), format_time(window["end"]))
-        transaction.on_commit(lambda: run_monitoring.delay(*args))
+        asker = actor_of(request)  # the run is recorded as theirs, not the worker's
+        requested_by = {"kind": asker.kind, "id": asker.id, "name": asker.name}
+        transaction.on_commit(lambda: run_monitoring.delay(*args, requested_by=requested_by))
         body = {"run_id": run_id, "start": window["start"], "end": window["end"]}
         return Response(RunRequestedOut(body).data, status=status.HTTP_202_ACCEPTED)
 

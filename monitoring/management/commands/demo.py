@@ -33,10 +33,10 @@ from audit.store import Actor
 from audit.verify import verify_log
 from config.celery import app as celery_app
 from monitoring.access.domain import Role
-from monitoring.management.commands._situations import churn_story, recommender_story
 from monitoring.access.services import people_record_existing, person_load, person_register, role_grant
 from monitoring.alerting.domain import AlertStatus
 from monitoring.alerting.models import Alert
+from monitoring.management.commands._situations import churn_story, recommender_story
 from monitoring.policies.services import policy_load
 from monitoring.registry.models import Deployment, RegisteredModel
 from monitoring.registry.services import api_key_issue, deployment_change, model_register, version_register

@@ -59,6 +59,12 @@ def test_a_policy_change_that_is_not_a_pure_tightening_takes_effect_only_once_ap
         ({"drift": {"warning_floors": {"psi": -1}}}, "warning_floors"),
         ({"segments": {"floors": {"region=north": "high"}}}, "segments.floors"),
         ({"kpis": {"baseline": "yesterday"}}, "kpis.baseline"),
+        # A misspelt key is refused, with the key it most likely meant (it used to be stored while
+        # the real threshold silently stayed).
+        ({"kpis": {"critcal_drop": 0.2}}, "kpis: unknown key 'critcal_drop' (did you mean 'critical_drop'?)"),
+        ({"performance": {"warn_drop": 0.01}}, "performance: unknown key 'warn_drop' (did you mean 'warning_drop'?)"),
+        ({"segmnets": {}}, "unknown section 'segmnets' (did you mean 'segments'?)"),
+        ({"heartbeat": {"every_minutes": 5}}, "heartbeat: unknown key 'every_minutes'"),
     ],
 )
 def test_bad_policies_are_refused_and_write_nothing(credit_model, people, policy, message):
@@ -131,6 +137,9 @@ def test_the_api_triggers_lists_and_shows_runs(reported, people, django_capture_
     shown = client_for(people["auditor"]).get(f"/api/v1/runs/{run_id}/").json()
     assert shown["status"] == "completed" and shown["level"] == "critical"
     assert [r["run_id"] for r in engineer.get("/api/v1/models/credit/runs/").json()] == [run_id]
+    # A run a person asked for is recorded as theirs, not the worker's.
+    started = Event.objects.get(event_type="monitoring.RunStarted", stream_id=run_id)
+    assert started.actor_id == people["ml_engineer"].username
     backwards = engineer.post("/api/v1/models/credit/runs/", {"start": end.isoformat(), "end": start.isoformat()})
     assert backwards.status_code == 400
     assert client_for(people["auditor"]).post("/api/v1/models/credit/runs/", {}).status_code == 403
