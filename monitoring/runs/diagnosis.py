@@ -101,8 +101,9 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
     if new_segments and cause is not Cause.NO_PROBLEM:
         evidence.append(f"new segments entering: {', '.join(new_segments)}")
     if confined and cause is not Cause.NO_PROBLEM:
-        evidence.append(f"confined to: {', '.join(confined)}")
-    return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), new_segments)
+        evidence.append(f"confined to: {', '.join(dict.fromkeys(confined))}")
+    evidence = list(dict.fromkeys(evidence))  # a finding said once, however many checks say it
+    return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), list(dict.fromkeys(new_segments)))
 
 
 def _serious_quality(check: Check) -> bool:

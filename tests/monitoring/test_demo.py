@@ -58,7 +58,9 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     assert churn.count() == 7 and churn[0].diagnosis["cause"] == "covariate_shift"
     assert "region=online-apac" in churn[0].diagnosis["new_segments"]
     assert f"Diagnosis: covariate_shift ({churn[0].diagnosis['scope']})" in output
-    causes = [run.diagnosis["cause"] for run in Run.objects.filter(model_name="recommender-home").order_by("window_end")]
+    causes = [
+        run.diagnosis["cause"] for run in Run.objects.filter(model_name="recommender-home").order_by("window_end")
+    ]
     assert causes[-3:] == ["data_quality", "no_problem", "user_behaviour_change"]
     assert re.search(r"the last three diagnosed \S+ data_quality, \S+ no_problem, \S+ user_behaviour_change", output)
 
