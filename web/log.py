@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
 
 from audit import events
 from audit.api import LogQuerySerializer
@@ -57,5 +58,18 @@ def log_detail(request: HttpRequest, seq: int) -> HttpResponse:
     return render(
         request,
         "web/log_event.html",
-        {"event": found, "causes": list(reversed(found["causes"])), "check": check},
+        {"event": found, "causes": list(reversed(found["causes"])), "check": check, "page": _page_of(found)},
     )
+
+
+def _page_of(event: dict) -> str | None:
+    """The monitoring page of the thing the event's stream is about, when there is one."""
+    kind, ident = event["stream"]["type"], event["stream"]["id"]
+    names = {"run": "web:run", "remediation": "web:remediation", "model": "web:model", "policy": "web:model"}
+    if kind not in names:
+        return None
+    try:
+        argument = {"run": "run_id", "remediation": "request_id"}.get(kind, "name")
+        return reverse(names[kind], kwargs={argument: ident})
+    except NoReverseMatch:
+        return None

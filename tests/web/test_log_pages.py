@@ -164,3 +164,11 @@ def test_every_page_carries_the_strict_content_security_policy_and_no_inline_scr
         for tag in re.findall(r"<script[^>]*>", answer.content.decode()):
             assert "src=" in tag or 'type="application/json"' in tag, (url, tag)
     assert "Content-Security-Policy" in Client().get("/signin/")
+
+
+def test_an_event_links_to_the_page_of_what_it_is_about(people, rollback):
+    approval = Event.objects.filter(event_type="monitoring.RemediationApproved", stream_id=rollback).get()
+    page = signed_in(people["auditor"]).get(f"/log/{approval.seq}/").content.decode()
+    assert f'<a href="/remediations/{rollback}/">its page</a>' in page
+    person_event = Event.objects.filter(stream_type="person").first()
+    assert "its page" not in signed_in(people["auditor"]).get(f"/log/{person_event.seq}/").content.decode()
