@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
 from monitoring.policies.document import drift_policy
 from monitoring.registry.data_schema import DataSchema
@@ -22,7 +24,8 @@ from monitoring.stats.drift import drift_report
 from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
 from monitoring.stats.quality import Finding, quality_findings
-from monitoring.stats.segments import rank_by_drift, rank_by_performance_drop, segment_keys, segment_shift
+from monitoring.stats.segments import rank_by_drift, segment_keys, segment_rows, segment_shift
+from monitoring.stats.uncertainty import Z_95, auc_variance, rate_variance, significant_gap
 from monitoring.stats.univariate import wasserstein_normed
 
 Columns = Mapping[str, np.ndarray]
@@ -407,42 +410,79 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
 
 
 def _segment_performance(reference, current, truth, target: str, schema: DataSchema, task: str, policy) -> list[dict]:
-    """Realized performance within each segment against the reference's, where both sides
-    have `min_support` labelled rows: a drop confined to one cohort shows where it is."""
+    """Realized performance within each segment of the window with `min_support` labelled rows,
+    against the same segment in the reference, or, for a segment the reference never had (a new
+    cohort), against the reference population as a whole. A gap is graded only when it is both
+    material (the policy's drops) and significant: larger than z standard errors of the
+    difference (DeLong's variance for an AUC, the binomial one for an accuracy), z with
+    Bonferroni's correction for the number of cohorts compared. Each figure carries its 95 %
+    interval (lower, upper)."""
     score = schema.score_column(current)
     targets, _, labelled = truth
     known = np.flatnonzero(_known(reference[target]))
-    checks = []
+    support = policy["segments"]["min_support"]
+    whole = _figure(task, reference[target][known], reference[score][known])
+    checks: list[dict] = []
+    compared: list[tuple[dict, float, float]] = []
     for column in schema.segments:
         if column not in reference or column not in current:
             continue
-        ref_keys = segment_keys({column: np.asarray(reference[column], dtype=object)[known]})
-        cur_keys = segment_keys({column: np.asarray(current[column], dtype=object)[labelled]})
-
-        def before(rows, column=column):
-            return _metric(task, reference[target][known][rows], reference[score][known][rows])[1]
-
-        def after(rows):
-            return _metric(task, targets[rows], current[score][labelled][rows])[1]
-
-        higher_is_better = task not in ("regression", "ranking")
-        metric = {"binary_classification": "roc_auc", "multiclass_classification": "accuracy"}.get(task, "rmse")
-        for change in rank_by_performance_drop(
-            ref_keys,
-            cur_keys,
-            before,
-            after,
-            higher_is_better=higher_is_better,
-            min_support=policy["segments"]["min_support"],
-        ):
-            if change.change is None or change.reference is None or change.current is None:
+        before_rows = segment_rows(segment_keys({column: np.asarray(reference[column], dtype=object)[known]}))
+        after_rows = segment_rows(segment_keys({column: np.asarray(current[column], dtype=object)[labelled]}))
+        for segment, rows in sorted(after_rows.items()):
+            if rows.size < support:
                 continue
-            if not math.isfinite(change.change):
+            after = _figure(task, targets[rows], current[score][labelled][rows])
+            ref_rows = before_rows.get(segment)
+            if ref_rows is None:  # a new cohort: against the reference population as a whole
+                before = whole
+            elif ref_rows.size >= support:
+                before = _figure(task, reference[target][known][ref_rows], reference[score][known][ref_rows])
+            else:
+                continue  # too few reference rows to compare with, and not new either
+            if not (math.isfinite(before.value) and math.isfinite(after.value)):
                 continue
-            drop = change.change if higher_is_better else _relative_rise(change.reference, change.current)
-            extra = {"segment": change.segment}
-            checks.append(_graded(CheckKind.SEGMENTS, metric, change.current, change.reference, drop, policy, extra))
-    return checks
+            drop = before.value - after.value if before.higher_is_better else _relative_rise(before.value, after.value)
+            extra = {"segment": segment, "labelled_rows": int(rows.size), **after.interval()}
+            check = _graded(CheckKind.SEGMENTS, before.metric, after.value, before.value, drop, policy, extra)
+            gap = before.value - after.value if before.higher_is_better else after.value - before.value
+            compared.append((check, gap, before.variance + after.variance))
+    # Many cohorts compared at once: Bonferroni's bound keeps a chance gap in one of them from
+    # being called real (95 % over all of them, one-sided).
+    z = float(norm.ppf(1 - 0.025 / max(len(compared), 1)))
+    for check, gap, variance in compared:
+        if check["status"] != Level.OK and not significant_gap(gap, variance, 0.0, z=z):
+            check["status"] = Level.OK  # within chance: perhaps material, not established
+        checks.append(check)
+    return sorted(checks, key=lambda c: -(c["drop"] or 0))
+
+
+@dataclass(frozen=True)
+class _Figure:
+    metric: str
+    value: float
+    higher_is_better: bool
+    variance: float  # of the estimate; NaN when unknown (then nothing is significant)
+
+    def interval(self) -> dict[str, float | None]:
+        if not math.isfinite(self.variance):
+            return {}
+        half = Z_95 * math.sqrt(self.variance)
+        low, high = self.value - half, self.value + half
+        if self.metric in ("roc_auc", "accuracy"):
+            low, high = max(low, 0.0), min(high, 1.0)
+        return {"lower": _number(low), "upper": _number(high)}
+
+
+def _figure(task: str, targets: np.ndarray, outputs: np.ndarray) -> _Figure:
+    metric, value, higher = _metric(task, targets, outputs)
+    if metric == "roc_auc":
+        variance = auc_variance(targets.astype(float) == 1, outputs.astype(float))
+    elif metric == "accuracy":
+        variance = rate_variance(round(value * targets.size), targets.size)
+    else:
+        variance = math.nan  # RMSE: no interval yet, so a segment's RMSE is never called significant
+    return _Figure(metric, value, higher, variance)
 
 
 def _number(value: float) -> float | None:

@@ -50,6 +50,10 @@ from monitoring.runs.domain import (
 from monitoring.runs.models import Run
 from monitoring.tasks import INFRASTRUCTURE_ERRORS
 
+# The figures' engine: raised whenever a change makes the same inputs give other figures, so that
+# `reproduce_run` can say why an older run is not recomputed byte for byte (docs/monitoring.md).
+# 2: cohort figures with their uncertainty, new cohorts measured against the whole reference.
+ENGINE = 2
 SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
 SWEEPER = Actor("system", "run-sweeper", "Driftledger run sweeper")
 ATTEMPTS = 3  # a lost race on an alert (its dedupe index, its stream) replays the whole outcome
@@ -186,6 +190,7 @@ def run_result(
         "policy": policy,
         "inputs": {kind: window.batches for kind, window in windows.items()},
         "code_version": importlib.metadata.version("driftledger"),
+        "engine": ENGINE,
         **computed,
     }
 

@@ -129,6 +129,11 @@ def _worst_first(change: SegmentChange) -> tuple[bool, float, str]:
     return (change.change is None, -(change.change or 0.0), change.segment)
 
 
+def segment_rows(keys: np.ndarray) -> dict[str, np.ndarray]:
+    """Each segment's row indices."""
+    return _rows_by_segment(keys)
+
+
 def _rows_by_segment(keys: np.ndarray) -> dict[str, np.ndarray]:
     segments, codes = _factorize(keys)
     order = np.argsort(codes, kind="stable")

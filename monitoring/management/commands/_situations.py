@@ -90,7 +90,7 @@ def recommender_story(say: Say, *, actor: Actor, today: dt.datetime, step: int) 
     runs = list(Run.objects.filter(model_name=RECOMMENDER).order_by("window_end"))
     told = ", ".join(f"{run.window_start:%m-%d} {(run.diagnosis or {}).get('cause')}" for run in runs[-3:])
     last = runs[-1]
-    kpi = next((c for c in last.checks if c["check"] == "kpis"), {})
+    kpi: dict = next((c for c in last.checks if c["check"] == "kpis"), {})
     say(
         f"{step}. Recommender {RECOMMENDER!r}: {DAYS} daily runs, the last three diagnosed {told}; "
         f"yesterday ctr {kpi.get('value', 0):.3f} against {kpi.get('reference', 0):.3f} the day before "

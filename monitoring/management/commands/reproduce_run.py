@@ -9,7 +9,7 @@ from audit.blobs import blob_exists, blob_read
 from audit.canonical import canonicalize
 from audit.envelope import parse_time
 from monitoring.runs.domain import RunStatus
-from monitoring.runs.services import run_load, run_result
+from monitoring.runs.services import ENGINE, run_load, run_result
 
 
 class Command(BaseCommand):
@@ -29,6 +29,12 @@ class Command(BaseCommand):
         stored = orjson.loads(recorded)
         if "inputs" not in stored:
             raise CommandError(f"run {run_id} predates reproducible results (no recorded inputs)")
+        if stored.get("engine", 1) != ENGINE:
+            raise CommandError(
+                f"run {run_id} was computed by engine {stored.get('engine', 1)} and this code is engine {ENGINE}: "
+                "its figures are recomputed byte for byte by the Driftledger version that recorded it "
+                "(what each engine changed: docs/monitoring.md)"
+            )
         again = run_result(
             stored["model"],
             parse_time(stored["window"]["start"]),

@@ -127,6 +127,18 @@ def test_reproduce_run_recomputes_the_identical_result(reported):
         call_command("reproduce_run", "00000000-0000-0000-0000-000000000000")
 
 
+def test_reproduce_run_says_when_the_run_was_computed_by_another_engine(reported, monkeypatch):
+    """Code whose figures differ (a later engine) does not claim an older run differs: it says
+    which engine computed it."""
+    from monitoring.management.commands import reproduce_run
+
+    start, end = reported
+    outcome = run_execute(model="credit", start=start, end=end)
+    monkeypatch.setattr(reproduce_run, "ENGINE", reproduce_run.ENGINE + 1)
+    with pytest.raises(Exception, match=f"computed by engine {reproduce_run.ENGINE - 1} and this code is engine"):
+        call_command("reproduce_run", outcome.run_id)
+
+
 def test_the_api_triggers_lists_and_shows_runs(reported, people, django_capture_on_commit_callbacks):
     start, end = reported
     engineer = client_for(people["ml_engineer"])

@@ -1,0 +1,60 @@
+"""How sure a figure is: the variance of an AUC (DeLong), a confidence interval for a rate
+(Wilson), and whether the gap between two independent figures is larger than chance.
+
+A cohort's figure on a thousand rows moves by a few hundredths from one day to the next by
+chance alone; a gap is called real only when it is both material (past the policy's drop) and
+significant (past z standard errors of the difference)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import norm, rankdata
+
+Z_95 = float(norm.ppf(0.975))
+
+
+def auc_variance(y: np.ndarray, p: np.ndarray) -> float:
+    """DeLong et al. (1988)'s variance of the Mann-Whitney AUC, from midranks (Sun and Xu's
+    O(n log n) form): the variances of the positives' and the negatives' placement values.
+    NaN when a class has fewer than two members."""
+    y = np.asarray(y, dtype=bool)
+    p = np.asarray(p, dtype=float)
+    positives, negatives = p[y], p[~y]
+    m, n = positives.size, negatives.size
+    if m < 2 or n < 2:
+        return math.nan
+    combined = rankdata(np.concatenate([positives, negatives]))
+    # Placement of each positive among the negatives (share of negatives it outscores, ties half),
+    # and of each negative among the positives (share of positives that outscore it).
+    v10 = (combined[:m] - rankdata(positives)) / n
+    v01 = 1.0 - (combined[m:] - rankdata(negatives)) / m
+    return float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's score interval for a rate (sound near 0 and 1, unlike the normal one)."""
+    if trials <= 0:
+        return (math.nan, math.nan)
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rate_variance(successes: int, trials: int) -> float:
+    """The binomial variance of a rate's estimate (NaN without trials)."""
+    if trials <= 0:
+        return math.nan
+    rate = successes / trials
+    return rate * (1 - rate) / trials
+
+
+def significant_gap(gap: float, variance_a: float, variance_b: float, z: float = Z_95) -> bool:
+    """Whether a gap between two independent estimates exceeds z standard errors of their
+    difference. Without a variance (too few rows of a class) nothing is significant."""
+    spread = variance_a + variance_b
+    if not math.isfinite(gap) or not math.isfinite(spread):
+        return False
+    return gap > z * math.sqrt(max(spread, 0.0))

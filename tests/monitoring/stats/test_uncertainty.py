@@ -1,0 +1,80 @@
+"""The uncertainty of figures, checked against independent computations: DeLong's variance
+against its definition (every positive-negative pair) and against the spread of simulated AUCs,
+Wilson's interval against scipy's, and the significance rule against simulated days."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+
+from monitoring.stats.performance import roc_auc
+from monitoring.stats.uncertainty import Z_95, auc_variance, significant_gap, wilson_interval
+
+
+def _delong_by_pairs(y: np.ndarray, p: np.ndarray) -> float:
+    """DeLong's variance from its definition, every pair compared: O(m n)."""
+    positives, negatives = p[y == 1], p[y == 0]
+    psi = (positives[:, None] > negatives[None, :]) + 0.5 * (positives[:, None] == negatives[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return v10.var(ddof=1) / positives.size + v01.var(ddof=1) / negatives.size
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.integers(4, 120),
+    st.integers(0, 10_000),
+    st.sampled_from([None, 5, 20]),  # continuous scores, or heavily tied ones
+)
+def test_the_auc_variance_equals_delongs_definition(rows, seed, levels):
+    rng = np.random.default_rng(seed)
+    y = rng.random(rows) < 0.4
+    y[:2], y[2:4] = True, False  # two of each class at least
+    p = rng.random(rows) + 0.3 * y
+    if levels:
+        p = np.round(p * levels) / levels
+    assert auc_variance(y, p) == pytest.approx(_delong_by_pairs(y.astype(int), p), rel=1e-9, abs=1e-15)
+
+
+def test_the_auc_variance_matches_the_spread_of_simulated_aucs():
+    rng = np.random.default_rng(3)
+    aucs, variances = [], []
+    for _ in range(400):
+        y = rng.random(600) < 0.3
+        p = rng.normal(0.8 * y, 1.0)
+        aucs.append(roc_auc(y.astype(float), p))
+        variances.append(auc_variance(y, p))
+    assert np.mean(variances) == pytest.approx(np.var(aucs), rel=0.15)
+
+
+def test_a_class_with_fewer_than_two_members_has_no_variance():
+    assert math.isnan(auc_variance(np.array([True, False, False]), np.array([0.9, 0.1, 0.2])))
+
+
+@pytest.mark.parametrize(("successes", "trials"), [(0, 10), (3, 10), (50, 100), (999, 1000), (10, 10)])
+def test_wilsons_interval_equals_scipys(successes, trials):
+    expected = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = wilson_interval(successes, trials)
+    assert low == pytest.approx(expected.low, abs=1e-12) and high == pytest.approx(expected.high, abs=1e-12)
+
+
+def test_chance_gaps_between_days_are_rarely_significant_and_real_ones_are():
+    rng = np.random.default_rng(5)
+
+    def day(shift: float) -> tuple[float, float]:
+        y = rng.random(1000) < 0.3
+        p = rng.normal((0.9 - shift) * y, 1.0)
+        return roc_auc(y.astype(float), p), auc_variance(y, p)
+
+    calls = 0
+    for _ in range(300):
+        (a, va), (b, vb) = day(0.0), day(0.0)
+        calls += significant_gap(a - b, va, vb)
+    assert calls / 300 < 0.05  # one-sided at 2.5 % nominal
+    real = sum(significant_gap(a - b, va, vb) for (a, va), (b, vb) in ((day(0.0), day(0.6)) for _ in range(50)))
+    assert real >= 48
+    assert pytest.approx(1.959964, abs=1e-6) == Z_95
