@@ -29,7 +29,7 @@ from monitoring.stats.uncertainty import Z_95, auc_variance, rate_variance, sign
 from monitoring.stats.univariate import wasserstein_normed
 
 Columns = Mapping[str, np.ndarray]
-CRITICAL_FINDINGS = (Finding.MISSING_COLUMN, Finding.TYPE_CHANGE, Finding.ALL_MISSING)
+CRITICAL_FINDINGS = (Finding.MISSING_COLUMN, Finding.TYPE_CHANGE, Finding.ALL_MISSING, Finding.ENCODING_CHANGE)
 
 
 def labels_by_id(labels: Columns, schema: DataSchema) -> dict[Any, Any]:

@@ -58,8 +58,10 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
     for check in checks:
         by_check.setdefault(check.check, []).append(check)
     failing = {name: [c for c in items if c.status.failing] for name, items in by_check.items()}
-    segment_checks = by_check.get(CheckKind.SEGMENTS, [])
-    new_segments = [c.segment or "" for c in failing.get(CheckKind.SEGMENTS, []) if c.metric == "new_segment_share"]
+    # A column whose values changed encoding has no new segments: the old ones under new names.
+    recoded = {c.feature for c in failing.get(CheckKind.DATA_QUALITY, []) if c.metric == "encoding_change"}
+    segment_checks = [c for c in by_check.get(CheckKind.SEGMENTS, []) if _column(c.segment) not in recoded]
+    new_segments = [c.segment or "" for c in segment_checks if c.status.failing and c.metric == "new_segment_share"]
     confined: list[str] = []
     for metric in {c.metric for c in segment_checks} - {"new_segment_share"}:  # drift, performance
         signal = [c for c in segment_checks if c.metric == metric]
@@ -104,6 +106,11 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
         evidence.append(f"confined to: {', '.join(dict.fromkeys(confined))}")
     evidence = list(dict.fromkeys(evidence))  # a finding said once, however many checks say it
     return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), list(dict.fromkeys(new_segments)))
+
+
+def _column(segment: str | None) -> str:
+    """The column of a segment key ("region=north" -> "region")."""
+    return (segment or "").partition("=")[0]
 
 
 def _serious_quality(check: Check) -> bool:

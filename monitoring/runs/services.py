@@ -53,7 +53,8 @@ from monitoring.tasks import INFRASTRUCTURE_ERRORS
 # The figures' engine: raised whenever a change makes the same inputs give other figures, so that
 # `reproduce_run` can say why an older run is not recomputed byte for byte (docs/monitoring.md).
 # 2: cohort figures with their uncertainty, new cohorts measured against the whole reference.
-ENGINE = 2
+# 3: a change of encoding in a categorical column is a critical data-quality finding.
+ENGINE = 3
 SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
 SWEEPER = Actor("system", "run-sweeper", "Driftledger run sweeper")
 ATTEMPTS = 3  # a lost race on an alert (its dedupe index, its stream) replays the whole outcome

@@ -22,6 +22,10 @@ Table = Mapping[str, np.ndarray]
 EXAMPLES = 5
 NULL_RATE_INCREASE = 0.05  # flag a null rate that grows by 5 points or more
 CARDINALITY_RATIO = 2.0  # flag distinct values that double or halve
+# Most rows hold values the reference never had while most reference values vanished: the same
+# things under other names (names become codes, a vocabulary is renamed), not a new population.
+ENCODING_NEW_ROWS = 0.5
+ENCODING_VANISHED = 0.5
 
 
 class Finding(StrEnum):
@@ -37,6 +41,7 @@ class Finding(StrEnum):
     CARDINALITY_CHANGE = "cardinality_change"
     CONSTANT = "constant"
     DUPLICATE_ID = "duplicate_id"
+    ENCODING_CHANGE = "encoding_change"
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,20 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
                 detail=f"{len(vanished)} reference categories absent now",
             )
         )
+    if new and vanished and cur.size:
+        new_rows = int(cur_counts.counts[np.isin(cur_counts.categories, new)].sum()) / cur.size
+        if new_rows > ENCODING_NEW_ROWS and len(vanished) / len(ref_values) >= ENCODING_VANISHED:
+            findings.append(
+                QualityFinding(
+                    Finding.ENCODING_CHANGE,
+                    name,
+                    int(round(new_rows * cur.size)),
+                    new_rows,
+                    tuple(new[:EXAMPLES]),
+                    f"{new_rows:.0%} of rows hold values the reference never had and {len(vanished)} of its "
+                    f"{len(ref_values)} values vanished: a change of encoding, not of the population",
+                )
+            )
     if ref_values and cur_values:
         ratio = len(cur_values) / len(ref_values)
         if ratio >= CARDINALITY_RATIO or ratio <= 1 / CARDINALITY_RATIO:
