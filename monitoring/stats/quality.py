@@ -197,7 +197,7 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
                 QualityFinding(
                     Finding.ENCODING_CHANGE,
                     name,
-                    int(round(new_rows * cur.size)),
+                    round(new_rows * cur.size),
                     new_rows,
                     tuple(new[:EXAMPLES]),
                     f"{new_rows:.0%} of rows hold values the reference never had and {len(vanished)} of its "
