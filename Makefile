@@ -39,3 +39,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/uncertainty.py
+	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/ui_models.py

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -14,7 +13,7 @@ from rest_framework.views import APIView
 
 from audit import checkpoints
 from audit.evidence import EvidenceError, scopes
-from audit.exports import export_start, exports_visible
+from audit.exports import export_download, export_start, exports_visible
 from audit.log import MAX_PAGE, LogFilter, LogQueryError, log_event, log_page
 from audit.models import Checkpoint, Event, EvidenceExport
 from audit.permissions import EvidencePermissions, LogReadPermissions
@@ -183,14 +182,7 @@ class EvidenceDownloadView(EvidencePermissions, APIView):
         export = _export(request, export_id)
         if export.status != EvidenceExport.Status.DONE:
             return Response({"detail": f"the export is {export.status}, not done"}, status=status.HTTP_409_CONFLICT)
-        response = FileResponse(
-            open(export.file, "rb"),  # noqa: SIM115 - FileResponse closes it
-            as_attachment=True,
-            filename=f"evidence-{export.id}.zip",
-            content_type="application/zip",
-        )
-        response["Digest"] = f"sha-256={export.sha256}"
-        return response
+        return export_download(export)
 
 
 def _export(request, export_id) -> EvidenceExport:

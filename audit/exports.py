@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import FileResponse
 from django.utils.module_loading import import_string
 
 from audit.envelope import format_time
@@ -48,4 +49,16 @@ def exports_visible(request) -> QuerySet[EvidenceExport]:
     return exports if sees_every_export(request) else exports.filter(requested_by=request.user)
 
 
-__all__ = ["EvidenceError", "export_start", "exports_visible", "sees_every_export"]
+def export_download(export: EvidenceExport) -> FileResponse:
+    """The finished bundle as an attachment, with its SHA-256 in a Digest header."""
+    response = FileResponse(
+        open(export.file, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=f"evidence-{export.id}.zip",
+        content_type="application/zip",
+    )
+    response["Digest"] = f"sha-256={export.sha256}"
+    return response
+
+
+__all__ = ["EvidenceError", "export_download", "export_start", "exports_visible", "sees_every_export"]

@@ -115,3 +115,17 @@ def fill(count: int, stream: str = "fill", batch: int = 100) -> None:
         size = min(batch, count - start)
         append([run_event(start + i, stream) for i in range(size)], expected={("bench", stream): version})
         version += size
+
+
+def page_median(client, url: str, repeat: int) -> float:
+    """Median seconds of `repeat` GETs of `url` through the whole Django stack (after one warm-up)."""
+    import statistics
+
+    client.get(url)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = client.get(url)
+        times.append(time.perf_counter() - started)
+        assert answer.status_code == 200, (url, answer.status_code)
+    return statistics.median(times)

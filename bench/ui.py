@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from _common import ACTOR  # noqa: F401 - sets Django up
+from _common import page_median
 from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
@@ -93,17 +92,6 @@ def _seed(count: int) -> None:
     checkpoint_create(publish=False)
 
 
-def _median(client: Client, url: str, repeat: int) -> float:
-    client.get(url)  # warm: templates compiled, connection open
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        answer = client.get(url)
-        times.append(time.perf_counter() - started)
-        assert answer.status_code == 200, (url, answer.status_code)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -154,11 +142,11 @@ def _measure(options) -> None:
     week = f"since={(now - dt.timedelta(days=7)):%Y-%m-%dT%H:%M:%S}&until={now:%Y-%m-%dT%H:%M:%S}"
     middle = size // 2 - (size // 2) % 2 + 1
     figures = {
-        "first page": _median(client, "/log/", options.repeat),
-        "one model, one week": _median(client, f"/log/?model=model-017&{week}", options.repeat),
-        "event with proof": _median(client, f"/log/{middle}/", options.repeat),
-        "text search, frequent word": _median(client, "/log/?q=rollback", max(3, options.repeat // 5)),
-        "text search, absent word": _median(client, "/log/?q=unheard-of", 3),
+        "first page": page_median(client, "/log/", options.repeat),
+        "one model, one week": page_median(client, f"/log/?model=model-017&{week}", options.repeat),
+        "event with proof": page_median(client, f"/log/{middle}/", options.repeat),
+        "text search, frequent word": page_median(client, "/log/?q=rollback", max(3, options.repeat // 5)),
+        "text search, absent word": page_median(client, "/log/?q=unheard-of", 3),
     }
     print(f"\nAudit-log pages, {size:,} events in the log (median of {options.repeat}, server time in-process):")
     print(f"{'page':<26}{'ms':>9}{'target ms':>11}{'ratio':>8}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from _common import ACTOR  # noqa: F401 - sets Django up
+from _common import page_median
 from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
@@ -112,17 +112,6 @@ def _build() -> None:
     print(f"  built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
-def _median(client: Client, url: str, repeat: int) -> float:
-    client.get(url)
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        answer = client.get(url)
-        times.append(time.perf_counter() - began)
-        assert answer.status_code == 200, (url, answer.status_code)
-    return statistics.median(times)
-
-
 def _browser(urls: dict[str, str]) -> dict[str, float]:
     """Navigation to load event in Chromium, charts included, served by a threaded WSGI server."""
     from socketserver import ThreadingMixIn
@@ -201,7 +190,7 @@ def main() -> None:
             "model with 1,000 runs": "/models/busy/",
             "run with 100 features": f"/runs/{wide}/",
         }
-        server = {name: _median(client, url, options.repeat) for name, url in urls.items()}
+        server = {name: page_median(client, url, options.repeat) for name, url in urls.items()}
         runs = Run.objects.count()
         loads = _browser(urls)
     finally:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.api import EvidenceRequestSerializer
-from audit.exports import EvidenceError, export_start, exports_visible, sees_every_export
+from audit.exports import EvidenceError, export_download, export_start, exports_visible, sees_every_export
 from audit.models import EvidenceExport, LogInfo, SigningKeyRecord
 from monitoring.registry.models import RegisteredModel
 from web.access import page_view
@@ -66,14 +66,7 @@ def evidence_download(request: HttpRequest, export_id: uuid.UUID) -> HttpRespons
         return render(
             request, "web/forbidden.html", {"message": f"The export is {export.status}, not done."}, status=409
         )
-    response = FileResponse(
-        open(export.file, "rb"),  # noqa: SIM115 - FileResponse closes it
-        as_attachment=True,
-        filename=f"evidence-{export.id}.zip",
-        content_type="application/zip",
-    )
-    response["Digest"] = f"sha-256={export.sha256}"
-    return response
+    return export_download(export)
 
 
 def _visible(request: HttpRequest, export_id: uuid.UUID) -> EvidenceExport:
