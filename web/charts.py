@@ -58,14 +58,22 @@ def timeline(
     *,
     threshold: float | None = None,
     band: Sequence[tuple[float, float] | None] | None = None,
+    baseline: Sequence[float | None] | None = None,
     width: int = 640,
     height: int = 130,
     label: str = "",
 ) -> str:
     """Values over runs, each point (name, value, level) coloured by its level, with an optional
-    threshold line and an optional band (an estimate's interval) behind the line."""
+    threshold line, an optional band (an estimate's interval) behind the line, and an optional
+    baseline each value was judged against (a KPI's seasonal baseline, the reference's figure),
+    drawn grey and dashed."""
     edges = [edge for pair in (band or []) if pair for edge in pair]
-    found = _finite([value for _, value, _ in points] + edges + ([threshold] if threshold is not None else []))
+    found = _finite(
+        [value for _, value, _ in points]
+        + edges
+        + list(baseline or [])
+        + ([threshold] if threshold is not None else [])
+    )
     if not points or not found:
         return f'<p class="quiet">{escape(label)}: no figure yet.</p>'
     low, high = min(found), max(found)
@@ -87,6 +95,13 @@ def timeline(
         parts.append(
             f'<line x1="{left}" x2="{width}" y1="{mark:.1f}" y2="{mark:.1f}" stroke="#b3261e" stroke-dasharray="4 3"/>'
         )
+    if baseline:
+        judged_against = [at(i, v) for i, v in enumerate(baseline) if v is not None and math.isfinite(v)]
+        if len(judged_against) > 1:
+            parts.append(
+                f'<polyline points="{" ".join(judged_against)}" fill="none" stroke="#6b7178" '
+                'stroke-dasharray="2 3" stroke-width="1.5"/>'
+            )
     line = [at(i, v) for i, (_, v, _) in enumerate(points) if v is not None and math.isfinite(v)]
     if len(line) > 1:
         parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{INK}" stroke-width="1.5"/>')
@@ -111,6 +126,8 @@ def timeline(
     title = f"{label}: {len(points)} runs" + (f", last {last:.4g}" if last is not None else "")
     if threshold is not None:
         title += f", threshold {threshold:.4g}"
+    if baseline and baseline[-1] is not None:
+        title += f", judged against {baseline[-1]:.4g} (dashed grey)"
     return _svg("chart", title, width, height, "".join(parts))
 
 

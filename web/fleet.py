@@ -23,6 +23,7 @@ from monitoring.policies.change import policy_diff
 from monitoring.policies.domain import PolicySet
 from monitoring.policies.services import policy_load
 from monitoring.registry.models import Deployment, RegisteredModel
+from monitoring.remediation.models import Remediation
 from monitoring.runs.models import Run
 from web import charts
 from web.access import page_view
@@ -31,6 +32,7 @@ TREND_RUNS = 20
 TIMELINE_RUNS = 50
 OPEN = ("open", "acknowledged")
 SAME_SCALE_THRESHOLDS = ("feature_drift", "prediction_drift", "label_drift", "data_quality")
+JUDGED_AGAINST_A_BASELINE = ("performance", "estimated_performance", "kpis")  # their `reference` is a figure
 STALE_AFTER = dt.timedelta(hours=24)  # without a heartbeat in the policy, a day without data stands out
 # The model's main figure per run: realized performance, else the estimate, else nothing.
 MAIN_METRIC = RawSQL(
@@ -109,6 +111,7 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
         "policy": policy_load(name),
         "batches": Batch.objects.filter(model=model).order_by("-seq")[:20],
         "alerts": Alert.objects.filter(model_name=name, status__in=OPEN).order_by("-raised_seq")[:20],
+        "requests": Remediation.objects.filter(model_name=name).order_by("-requested_seq")[:20],
     }
     return render(request, "web/model.html", context)
 
@@ -148,7 +151,7 @@ def _timelines(runs: list[Run]) -> list[dict[str, Any]]:
                 if check.get("lower") is not None and check.get("upper") is not None
                 else None
             )
-            series[key][index] = (check["value"], check["status"], band)
+            series[key][index] = (check["value"], check["status"], band, check.get("reference"))
             if check["check"] in SAME_SCALE_THRESHOLDS:  # elsewhere the threshold is a drop, not a level
                 thresholds[key] = check.get("threshold")
     order = {
@@ -169,6 +172,7 @@ def _timelines(runs: list[Run]) -> list[dict[str, Any]]:
         last = next((v for v in reversed(values) if v), None)
         severity = {"critical": 0, "warning": 1}.get(last[1] if last else "", 2)
         bands = [v[2] if v else None for v in values]
+        baselines = [v[3] if v else None for v in values] if key[0] in JUDGED_AGAINST_A_BASELINE else []
         found.append(
             {
                 "check": key[0],
@@ -180,6 +184,7 @@ def _timelines(runs: list[Run]) -> list[dict[str, Any]]:
                         points,
                         threshold=thresholds.get(key),
                         band=bands if any(bands) else None,
+                        baseline=baselines if any(b is not None for b in baselines) else None,
                         label=f"{key[0]} {key[1]}",
                     )
                 ),

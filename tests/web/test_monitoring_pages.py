@@ -278,3 +278,21 @@ def test_the_policy_editor_refuses_what_is_not_a_policy(people, drifted):
         signed_in(people["auditor"]).post("/models/credit/policy/", {"policy": "{}", "reason": "x"}).status_code == 403
     )
     assert Event.objects.count() == before
+
+
+def test_the_model_page_says_who_approved_each_change(people, drifted):
+    from tests.monitoring.conftest import approved
+
+    request_id = approved("credit", "promote_challenger", {"version": "1.1"}, reason="validated")
+    page = signed_in(people["compliance_officer"]).get("/models/credit/").content.decode()
+    section = page[page.index('id="changes-title"') : page.index('id="deploy-title"')]
+    signer = Remediation.objects.get(request_id=request_id).approvals[0]
+    assert f"/remediations/{request_id}/" in section and signer["name"] in section and signer["at"] in section
+
+
+def test_kpi_timelines_draw_the_baseline_each_value_was_judged_against():
+    from web.charts import timeline
+
+    svg = timeline([("d1", 0.10, "ok"), ("d2", 0.075, "critical")], baseline=[0.10, 0.10], label="kpis ctr")
+    assert 'stroke-dasharray="2 3"' in svg and "judged against 0.1 (dashed grey)" in svg
+    assert "dashed grey" not in timeline([("d1", 0.1, "ok"), ("d2", 0.2, "ok")], label="drift")
