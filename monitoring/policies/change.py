@@ -35,6 +35,8 @@ LOWER_IS_STRICTER = (
     "schedule.every_minutes",  # none: never
     "escalate_after_minutes",  # none: never
     "heartbeat.expected_every_minutes",  # none: never
+    "data_quality.min_rows",
+    "data_quality.min_share",
 )
 HIGHER_IS_STRICTER = ("drift.alpha", "volume.warning_share", "volume.critical_share")
 MORE_IS_STRICTER = ("checks", "notify")  # lists: keeping every member and adding is tighter

@@ -46,6 +46,9 @@ DEFAULT_POLICY: dict[str, Any] = {
     # heartbeat.expected_every_minutes (none: not watched).
     "volume": {"warning_share": 0.5, "critical_share": 0.1, "history_windows": 7},
     "heartbeat": {"expected_every_minutes": None},
+    # How many rows (and what share of the window) a value finding (out of range, extreme, nulls
+    # growing, new categories) must hold before it warns: the defaults report every one.
+    "data_quality": {"min_rows": 1, "min_share": 0.0},
     "notify": [],  # names of notifiers configured in settings.NOTIFIERS
     "escalate_after_minutes": None,  # escalate alerts nobody acknowledged in this time
 }
@@ -112,6 +115,7 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(kpis.get("lower_is_better"), list):
         problems.append("kpis.lower_is_better must be a list of KPI names")
     problems += _volume_problems(policy["volume"]) + _heartbeat_problems(policy["heartbeat"])
+    problems += _data_quality_problems(policy["data_quality"])
     notify = policy["notify"]
     if not (isinstance(notify, list) and all(isinstance(n, str) for n in notify)):
         problems.append("notify must be a list of notifier names")
@@ -196,6 +200,17 @@ def _unknown(given: Mapping[str, Any], known: Mapping[str, Any], what: str, wher
         if name not in known:
             close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
             problems.append(f"{where}unknown {what}{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return problems
+
+
+def _data_quality_problems(quality: Mapping[str, Any]) -> list[str]:
+    problems = []
+    rows = quality.get("min_rows")
+    if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1):
+        problems.append("data_quality.min_rows must be a whole number ≥ 1")
+    share = quality.get("min_share")
+    if not (_number(share) and 0 <= share < 1):
+        problems.append("data_quality.min_share must be a number with 0 ≤ min_share < 1")
     return problems
 
 

@@ -75,7 +75,7 @@ def compute_run(
         if name in reference and name in current and _present(reference[name]) and _present(current[name])
     }  # a feature absent or entirely null on either side is a data-quality finding, not a drift
     if CheckKind.DATA_QUALITY in enabled:
-        checks += _quality(reference, current, schema)
+        checks += _quality(reference, current, schema, policy.get("data_quality", {}))  # older policies: every finding
     if CheckKind.FEATURE_DRIFT in enabled and features:
         checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
     if CheckKind.PREDICTION_DRIFT in enabled and schema.prediction in reference and schema.prediction in current:
@@ -151,7 +151,12 @@ def _volume(rows: int, history: Sequence[int], volume: Mapping[str, Any]) -> dic
     }
 
 
-def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[dict]:
+# Findings about some of a column's values, which a policy may require to hold enough rows; the
+# others (a missing column, a type or encoding change, duplicate ids) always count.
+VALUE_FINDINGS = (Finding.OUT_OF_RANGE, Finding.EXTREME_VALUE, Finding.NULL_RATE, Finding.NEW_CATEGORY)
+
+
+def _quality(reference: Columns, current: Columns, schema: DataSchema, settings: Mapping[str, Any]) -> list[dict]:
     names = [*schema.features, schema.prediction]
     ref = {n: reference[n] for n in names if n in reference}
     cur = {n: current[n] for n in names if n in current}
@@ -169,8 +174,15 @@ def _quality(reference: Columns, current: Columns, schema: DataSchema) -> list[d
             "status": Level.CRITICAL if f.kind in CRITICAL_FINDINGS else Level.WARNING,
         }
         for f in found
-        if f.column != schema.id or str(f.kind) == "duplicate_id"
+        if (f.column != schema.id or str(f.kind) == "duplicate_id") and _enough(f, settings)
     ]
+
+
+def _enough(finding, settings: Mapping[str, Any]) -> bool:
+    """Whether a value finding holds the rows and the share the policy asks before it warns."""
+    if finding.kind not in VALUE_FINDINGS:
+        return True
+    return finding.count >= settings.get("min_rows", 1) and finding.share >= settings.get("min_share", 0.0)
 
 
 def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str, str], policy) -> list[dict]:

@@ -50,3 +50,21 @@ def test_a_renamed_vocabulary_is_an_encoding_change():
     renamed = np.array([{"ios": "iOS", "android": "Android", "web": "Web"}[v] for v in reference], dtype=object)
     found = {f.kind: f for f in quality_findings({"device": reference}, {"device": renamed})}
     assert found[Finding.ENCODING_CHANGE].share == 1.0
+
+
+def test_the_policy_sets_how_many_rows_a_value_finding_needs_before_it_warns():
+    from monitoring.policies.change import loosenings
+
+    reference = {"x": np.linspace(0, 1, 3000), "device": NAMES[np.arange(3000) % 3], "score": np.full(3000, 0.5)}
+    current = {k: v.copy() for k, v in reference.items()}
+    current["x"][:5] = 7.0  # five rows out of the reference's range
+    findings = {}
+    for name, section in [("default", {}), ("tuned", {"data_quality": {"min_rows": 20}})]:
+        policy = complete_policy(section, SCHEMA.features)
+        result = compute_run(reference, current, labels={}, schema=SCHEMA, task="binary_classification", policy=policy)
+        findings[name] = [c for c in result["checks"] if c["check"] == "data_quality" and c["metric"] == "out_of_range"]
+    assert findings["default"] and findings["default"][0]["count"] == 5
+    assert findings["tuned"] == []
+    default = complete_policy({}, SCHEMA.features)
+    assert loosenings(default, complete_policy({"data_quality": {"min_rows": 20}}, SCHEMA.features))
+    assert not loosenings(complete_policy({"data_quality": {"min_rows": 20}}, SCHEMA.features), default)

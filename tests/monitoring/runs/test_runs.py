@@ -65,6 +65,8 @@ def test_a_policy_change_that_is_not_a_pure_tightening_takes_effect_only_once_ap
         ({"performance": {"warn_drop": 0.01}}, "performance: unknown key 'warn_drop' (did you mean 'warning_drop'?)"),
         ({"segmnets": {}}, "unknown section 'segmnets' (did you mean 'segments'?)"),
         ({"heartbeat": {"every_minutes": 5}}, "heartbeat: unknown key 'every_minutes'"),
+        ({"data_quality": {"min_rows": 0}}, "data_quality.min_rows must be a whole number"),
+        ({"data_quality": {"min_share": 1.5}}, "data_quality.min_share must be a number"),
     ],
 )
 def test_bad_policies_are_refused_and_write_nothing(credit_model, people, policy, message):
