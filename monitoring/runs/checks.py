@@ -78,9 +78,12 @@ def compute_run(
         checks += _quality(reference, current, schema, policy.get("data_quality", {}))  # older policies: every finding
     if CheckKind.FEATURE_DRIFT in enabled and features:
         checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
-    if CheckKind.PREDICTION_DRIFT in enabled and schema.prediction in reference and schema.prediction in current:
-        kind = "categorical" if task == "multiclass_classification" else "numerical"
-        checks += _drift(CheckKind.PREDICTION_DRIFT, reference, current, {schema.prediction: kind}, policy)
+    if CheckKind.PREDICTION_DRIFT in enabled:
+        outputs = _prediction_columns(schema, task, reference, current)
+        if outputs:
+            ref = {name: _as_kind(reference[name], kind) for name, kind in outputs.items()}
+            cur = {name: _as_kind(current[name], kind) for name, kind in outputs.items()}
+            checks += _drift(CheckKind.PREDICTION_DRIFT, ref, cur, outputs, policy)
     truth = _current_truth(current, labels, schema)
     rows["labelled"] = int(truth[0].size)
     target = schema.target if schema.target and schema.target in reference else None  # the reference's outcomes
@@ -200,6 +203,26 @@ def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str,
         }
         for item in report
     ]
+
+
+def _prediction_columns(schema: DataSchema, task: str, reference: Columns, current: Columns) -> dict[str, str]:
+    """What prediction drift tests: a classifier's score as a number, and its predicted classes
+    as shares (categorical); a regressor's prediction as a number."""
+    both = {name for name in (schema.score, schema.prediction) if name and name in reference and name in current}
+    columns: dict[str, str] = {}
+    if schema.score in both and schema.score != schema.prediction:
+        columns[schema.score] = "numerical"
+    if schema.prediction in both:
+        classes = task == "multiclass_classification" or (task == "binary_classification" and bool(columns))
+        columns[schema.prediction] = "categorical" if classes else "numerical"
+    return columns
+
+
+def _as_kind(values: np.ndarray, kind: str) -> np.ndarray:
+    """Predicted classes as text (class 1 and class "1" are one category), numbers as they are."""
+    if kind != "categorical":
+        return values
+    return np.array([None if v is None or v != v else str(v) for v in values.tolist()], dtype=object)
 
 
 def _drift_status(item, policy) -> str:
@@ -390,10 +413,11 @@ def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) 
 def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: DataSchema, policy) -> list[dict]:
     """Within each segment with enough rows on both sides: how far the predictions moved
     (normed Wasserstein), so a problem confined to one cohort shows where it is."""
-    if schema.prediction not in reference or schema.prediction not in current:
+    output = schema.score_column(current)  # the score when there is one, not the predicted class
+    if output not in reference or output not in current:
         return []
-    ref_scores = np.asarray(reference[schema.prediction], dtype=float)
-    cur_scores = np.asarray(current[schema.prediction], dtype=float)
+    ref_scores = np.asarray(reference[output], dtype=float)
+    cur_scores = np.asarray(current[output], dtype=float)
     if not (np.issubdtype(ref_scores.dtype, np.floating) and np.issubdtype(cur_scores.dtype, np.floating)):
         return []
     settings = policy["segments"]
