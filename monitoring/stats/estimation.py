@@ -25,20 +25,22 @@ METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 @dataclass(frozen=True)
 class Calibration:
-    """Isotonic map from score to P(y = 1), a step function over the reference scores."""
+    """Isotonic map from score to P(y = 1), as scikit-learn's IsotonicRegression(out_of_bounds=
+    "clip") fits it: tied scores first averaged into one point weighted by their count (so the
+    fit stays mean-preserving), then linear between the distinct scores, flat beyond them."""
 
-    scores: np.ndarray
+    scores: np.ndarray  # distinct reference scores, ascending
     probabilities: np.ndarray
 
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray) -> Calibration:
-        order = np.argsort(scores, kind="stable")
-        fitted = isotonic_regression(labels[order].astype(float)).x
-        return cls(scores[order], np.clip(fitted, 0.0, 1.0))
+        distinct, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+        means = np.bincount(inverse, weights=labels.astype(float)) / counts
+        fitted = isotonic_regression(means, weights=counts.astype(float)).x
+        return cls(distinct, np.clip(fitted, 0.0, 1.0))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        position = np.searchsorted(self.scores, scores, side="right") - 1
-        return self.probabilities[np.clip(position, 0, self.scores.size - 1)]
+        return np.interp(scores, self.scores, self.probabilities)
 
 
 def expected_metrics(probabilities: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -86,23 +88,45 @@ class PerformanceEstimator:
     def fit(
         cls, scores: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5, chunk_size: int = 1000
     ) -> PerformanceEstimator:
-        """Calibrate on the reference, and measure how much each metric varies between its chunks."""
+        """Calibrate on the reference, and measure how much each metric varies between its chunks
+        (a chunk holding a single class has no ROC AUC: it does not count)."""
+        _check_scores(scores, "reference")
         if scores.size < 2 * chunk_size:
             raise ValueError("the reference needs at least two chunks of labelled rows")
         realized: dict[str, list[float]] = {metric: [] for metric in METRICS}
         for start in range(0, scores.size - chunk_size + 1, chunk_size):
             window = slice(start, start + chunk_size)
+            if not 0 < labels[window].sum() < chunk_size:
+                continue
             result = binary_performance(labels[window], scores[window], threshold)
             for metric in METRICS:
                 realized[metric].append(getattr(result, metric))
+        if len(realized["roc_auc"]) < 2:
+            raise ValueError("the reference needs at least two chunks holding both classes")
         spread = {metric: float(np.std(values, ddof=1)) for metric, values in realized.items()}
         return cls(Calibration.fit(scores, labels), threshold, spread, chunk_size)
 
     def estimate(self, scores: np.ndarray) -> dict[str, Estimate]:
+        """Each metric's estimate with its band, clipped to [0, 1] where the metric lives."""
+        _check_scores(scores, "current")
         values = expected_metrics(self.calibration(scores), scores, self.threshold)
         scale = np.sqrt(self.reference_chunk_size / scores.size)
         estimates = {}
         for metric, value in values.items():
             error = self.reference_std[metric] * scale
-            estimates[metric] = Estimate(metric, value, value - 3 * error, value + 3 * error, error)
+            low, high = max(value - 3 * error, 0.0), min(value + 3 * error, 1.0)
+            estimates[metric] = Estimate(metric, value, low, high, error)
         return estimates
+
+
+def _check_scores(scores: np.ndarray, side: str) -> None:
+    """The estimator reads scores as probabilities: a missing one or one outside [0, 1] would be
+    read as a confident prediction, so it is refused, clearly, before anything is computed."""
+    if scores.size == 0:
+        raise ValueError(f"no {side} scores to estimate from")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{int((~np.isfinite(scores)).sum())} {side} scores are missing (NaN): drop them first")
+    if scores.min() < 0 or scores.max() > 1:
+        raise ValueError(
+            f"{side} scores must lie in [0, 1] (probabilities); found {scores.min():.4g} to {scores.max():.4g}"
+        )

@@ -73,3 +73,46 @@ def test_too_small_a_reference_is_refused():
     scores, labels = _population(rng, 1500, 0.0)
     with pytest.raises(ValueError, match="two chunks"):
         PerformanceEstimator.fit(scores, labels, chunk_size=1000)
+
+
+@pytest.mark.parametrize("levels", [None, 101, 7])  # continuous scores; 101 distinct values; heavy ties
+def test_the_calibration_equals_scikit_learns_isotonic_regression(levels):
+    rng = np.random.default_rng(11)
+    scores = rng.beta(2, 5, 5000)
+    if levels:
+        scores = np.round(scores * (levels - 1)) / (levels - 1)
+    labels = (rng.random(5000) < scores).astype(float)
+    ours = Calibration.fit(scores, labels)
+    theirs = IsotonicRegression(out_of_bounds="clip").fit(scores, labels)
+    probe = np.r_[scores[:500], rng.random(500), -0.1, 1.2]
+    assert np.allclose(ours(probe), theirs.predict(probe), atol=1e-12)
+    assert ours(scores).mean() == pytest.approx(labels.mean(), abs=1e-12)  # mean-preserving on ties too
+
+
+def test_missing_or_out_of_range_scores_are_refused_clearly():
+    rng = np.random.default_rng(12)
+    scores = rng.random(4000)
+    estimator = PerformanceEstimator.fit(scores, (rng.random(4000) < scores).astype(float))
+    with pytest.raises(ValueError, match="missing"):
+        estimator.estimate(np.r_[scores[:100], np.nan])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        estimator.estimate(np.r_[scores[:100], 1.7])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        PerformanceEstimator.fit(scores * 3, (rng.random(4000) < scores).astype(float))
+
+
+def test_bands_stay_within_zero_and_one():
+    rng = np.random.default_rng(13)
+    scores = np.r_[rng.beta(0.3, 8, 2000), rng.beta(8, 0.3, 2000)]  # nearly perfect separation
+    labels = (rng.random(4000) < scores).astype(float)
+    estimate = PerformanceEstimator.fit(scores, labels, chunk_size=500).estimate(scores[:50])
+    assert all(0.0 <= e.lower <= e.value <= e.upper <= 1.0 for e in estimate.values())
+
+
+def test_a_reference_chunk_with_one_class_does_not_break_the_fit():
+    rng = np.random.default_rng(14)
+    scores = rng.random(5000)
+    labels = (rng.random(5000) < scores).astype(float)
+    labels[:1000] = 0.0  # the first chunk holds negatives only
+    estimator = PerformanceEstimator.fit(scores, labels, chunk_size=1000)
+    assert np.isfinite(estimator.reference_std["roc_auc"])
