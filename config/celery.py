@@ -21,3 +21,11 @@ def _limit_memory(**_) -> None:
     from monitoring.runs.budget import memory_limit_apply
 
     memory_limit_apply(settings.RUN_MEMORY_BUDGET_MB + settings.RUN_MEMORY_HEADROOM_MB)
+
+
+@signals.worker_init.connect
+def _load_the_engine(**_) -> None:
+    """Import the statistics engine (numpy, scipy, numba: seconds on a cold start) once, in the
+    worker before it forks its processes: a run's time limit then measures the run, and a short
+    limit never expires inside an import, before the run could record that it started."""
+    import monitoring.runs.services  # noqa: F401

@@ -31,6 +31,7 @@ from audit.store import Actor, ConcurrencyConflict
 from monitoring.alerting.services import alerts_from_failed_run, alerts_from_run
 from monitoring.ingestion.selectors import Window, window_from_batches, window_load
 from monitoring.policies.document import BASELINE_SHIFTS_DAYS
+from monitoring.policies.domain import PolicyAggregate
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import parse_schema
 from monitoring.registry.models import RegisteredModel
@@ -79,17 +80,12 @@ def run_load(run_id: str) -> RunAggregate:
 
 
 def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Actor = SCHEDULER) -> RunOutcome:
-    policy = policy_load(model)
-    run_id = run_id_for(model, policy.version, start, end)
-    finished = _finished(run_id)
+    try:
+        run_id, policy, finished = _run_started(model, start, end, actor)
+    except SoftTimeLimitExceeded as error:  # out of time before the run could even start
+        return run_out_of_time(model=model, start=start, end=end, actor=actor, error=error)
     if finished is not None:
         return finished
-    window = RunWindow(start=format_time(start), end=format_time(end))
-    aggregate_execute(  # nothing when started before (a redelivered task): it finishes the run
-        lambda: RunAggregate(run_id),
-        lambda run: run.start(model=model, policy_version=policy.version, window=window),
-        actor=actor,
-    )
     try:
         result, inputs = _compute(model, start, end, policy.version, policy.policy, run_id)
         checks = [Check.model_validate(check) for check in result["checks"]]
@@ -107,6 +103,35 @@ def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Acto
         raise
     except DatabaseError as error:  # the outcome itself cannot be stored (a value the database refuses)
         return run_fail(run_id, f"its outcome could not be recorded: {failure_reason(error)}", actor=actor)
+
+
+def _run_started(
+    model: str, start: dt.datetime, end: dt.datetime, actor: Actor
+) -> tuple[str, PolicyAggregate, RunOutcome | None]:
+    """The run's id and policy, the run recorded as started (nothing when started before: a
+    redelivered task finishes it); or its outcome when it finished already."""
+    policy = policy_load(model)
+    run_id = run_id_for(model, policy.version, start, end)
+    finished = _finished(run_id)
+    if finished is not None:
+        return run_id, policy, finished
+    window = RunWindow(start=format_time(start), end=format_time(end))
+    aggregate_execute(
+        lambda: RunAggregate(run_id),
+        lambda run: run.start(model=model, policy_version=policy.version, window=window),
+        actor=actor,
+    )
+    return run_id, policy, None
+
+
+def run_out_of_time(
+    *, model: str, start: dt.datetime, end: dt.datetime, actor: Actor, error: BaseException
+) -> RunOutcome:
+    """A run whose time limit expired before it could record that it started: started and failed
+    now (the worker has 30 s before it is killed), so that it never vanishes without a trace."""
+    _connection_after_interruption()
+    run_id, _, finished = _run_started(model, start, end, actor)
+    return finished if finished is not None else run_fail(run_id, failure_reason(error), actor=actor)
 
 
 def _connection_after_interruption() -> None:
