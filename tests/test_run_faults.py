@@ -23,7 +23,7 @@ from tests.monitoring.conftest import ALICE, SCHEMA
 from tests.monitoring.runs.conftest import _ingest, _rows
 from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for
 
-ROWS = 150_000  # enough for the run to take a few seconds on this machine
+ROWS = 300_000  # enough for the run to take seconds on this machine, the engine already loaded
 
 
 @pytest.fixture
