@@ -10,18 +10,23 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from audit.blobs import blob_exists, blob_read
+from monitoring.access.authentication import actor_of
 from monitoring.access.permissions import CanRequest
 from monitoring.alerting.models import Alert
 from monitoring.ingestion.selectors import window_from_batches
 from monitoring.registry.data_schema import parse_schema
 from monitoring.registry.models import RegisteredModel
+from monitoring.runs.api import ModelRunsView
+from monitoring.runs.domain import RunStatus
 from monitoring.runs.models import Run
+from monitoring.runs.requests import StillRunning, run_request
 from web import charts
-from web.access import may, page_view
+from web.access import forbidden, may, page_view
 
 KIND_ORDER = ["data_quality", "feature_drift", "prediction_drift", "label_drift", "performance",
               "estimated_performance", "kpis", "segments"]  # fmt: skip
@@ -51,8 +56,39 @@ def run_page(request: HttpRequest, run_id) -> HttpResponse:
         "stored": len(stored),
         "missing": missing,
         "may_request": may(request, CanRequest),
+        "may_rerun": run.status != RunStatus.RUNNING and may(request, ModelRunsView.permissions_by_method["POST"]),
+        "revisions": Run.objects.filter(
+            model_name=run.model_name,
+            policy_version=run.policy_version,
+            window_start=run.window_start,
+            window_end=run.window_end,
+        )
+        .exclude(run_id=run.run_id)
+        .order_by("revision"),
     }
     return render(request, "web/run.html", context)
+
+
+@page_view("models")
+def run_again(request: HttpRequest, run_id) -> HttpResponse:
+    """A re-run of the run's window under the model's current policy: a new revision, linked to
+    the window's first run, listed on this page once a worker starts it."""
+    run = get_object_or_404(Run, run_id=run_id)
+    if request.method != "POST":
+        return redirect("web:run", run_id=run.run_id)
+    permission = ModelRunsView.permissions_by_method["POST"]
+    if not may(request, permission):
+        return forbidden(request, permission.message)
+    try:
+        requested = run_request(
+            model=run.model_name, start=run.window_start, end=run.window_end, rerun=True, actor=actor_of(request)
+        )
+    except StillRunning as refusal:
+        messages.error(request, str(refusal))
+        return redirect("web:run", run_id=run.run_id)
+    queued = f"Revision {requested.revision} of this window is queued as run {requested.run_id[:8]}"
+    messages.success(request, f"{queued}; it is listed under “Runs of this window” once a worker starts it.")
+    return redirect("web:run", run_id=run.run_id)
 
 
 @page_view("models")

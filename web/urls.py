@@ -24,6 +24,7 @@ urlpatterns = [
     path("models/<str:name>/", fleet.model_page, name="model"),
     path("models/<str:name>/policy/", policy.policy_editor, name="policy"),
     path("runs/<uuid:run_id>/", runs.run_page, name="run"),
+    path("runs/<uuid:run_id>/again/", runs.run_again, name="run-again"),
     path("runs/<uuid:run_id>/features/<str:feature>/", runs.run_feature, name="run-feature"),
     path("alerts/", alerts.alerts, name="alerts"),
     path("alerts/<uuid:alert_id>/<str:action>/", alerts.alert_action, name="alert-action"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -21,9 +20,8 @@ from monitoring.ingestion.services import ingest_limits
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.domain import run_id_for
 from monitoring.runs.models import Run
-from monitoring.runs.tasks import run_monitoring
+from monitoring.runs.requests import StillRunning, run_request
 
 
 class RunOut(serializers.ModelSerializer):
@@ -35,6 +33,11 @@ class RunOut(serializers.ModelSerializer):
 class RunRequestIn(serializers.Serializer):
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
+    rerun = serializers.BooleanField(
+        default=False,
+        help_text="Run the window again even when it has a run under the current policy: a new revision, "
+        "linked to the window's first run, which stays as it was. Without it, the window's run is returned.",
+    )
 
     def validate(self, attrs):
         end = attrs.get("end") or dt.datetime.now(dt.UTC)
@@ -44,7 +47,7 @@ class RunRequestIn(serializers.Serializer):
             raise serializers.ValidationError({"end": "lies at the very start of the calendar"}) from None
         if start >= end:
             raise serializers.ValidationError("start must come before end")
-        return {"start": start, "end": end}
+        return {"start": start, "end": end, "rerun": attrs.get("rerun", False)}
 
 
 MAX_WINDOW = dt.timedelta(days=366)
@@ -70,6 +73,8 @@ class RunRequestedOut(serializers.Serializer):
     run_id = serializers.UUIDField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
+    revision = serializers.IntegerField(help_text="0 for the window's first run, 1, 2, … for re-runs")
+    revises = serializers.UUIDField(allow_null=True, help_text="the window's first run, for a re-run")
 
 
 class ModelRunsView(ByMethod, APIView):
@@ -80,7 +85,11 @@ class ModelRunsView(ByMethod, APIView):
         get_object_or_404(RegisteredModel, name=name)
         return Response(RunOut(Run.objects.filter(model_name=name).order_by("-started_seq")[:200], many=True).data)
 
-    @extend_schema(request=RunRequestIn, responses={202: RunRequestedOut}, summary="Run the policy on a window now")
+    @extend_schema(
+        request=RunRequestIn,
+        responses={202: RunRequestedOut, 409: None},
+        summary="Run the policy on a window now (or again, with rerun)",
+    )
     def post(self, request, name: str):
         registered = get_object_or_404(RegisteredModel, name=name, retired=False)
         window = validated(RunRequestIn, request.data)
@@ -92,14 +101,13 @@ class ModelRunsView(ByMethod, APIView):
                 detail = f"fewer than {policy.policy['window']['last_rows']} predictions before {window['end']}"
                 return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
             window["start"] = start
-        version = policy.version
-        run_id = run_id_for(name, version, window["start"], window["end"])
-        args = (name, format_time(window["start"]), format_time(window["end"]))
-        asker = actor_of(request)  # the run is recorded as theirs, not the worker's
-        requested_by = {"kind": asker.kind, "id": asker.id, "name": asker.name}
-        transaction.on_commit(lambda: run_monitoring.delay(*args, requested_by=requested_by))
-        body = {"run_id": run_id, "start": window["start"], "end": window["end"]}
-        return Response(RunRequestedOut(body).data, status=status.HTTP_202_ACCEPTED)
+        try:
+            requested = run_request(
+                model=name, start=window["start"], end=window["end"], rerun=window["rerun"], actor=actor_of(request)
+            )
+        except StillRunning as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(RunRequestedOut(requested).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunDetailView(APIView):

@@ -253,7 +253,7 @@ def _current_truth(
     return targets, current[schema.score_column(current)][found], found
 
 
-def _metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:
+def task_metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:
     """(metric, value, higher is better) for the task."""
     if task == "binary_classification":
         return "roc_auc", binary_performance(targets.astype(float), outputs.astype(float)).roc_auc, True
@@ -279,8 +279,8 @@ def _performance(reference: Columns, truth, target: str, schema: DataSchema, tas
     known = _known(reference[target])
     if known.sum() < 2 or len(set(targets.tolist())) < 2:
         return []
-    name, before, higher_is_better = _metric(task, reference[target][known], reference[score_column][known])
-    _, after, _ = _metric(task, targets, outputs)
+    name, before, higher_is_better = task_metric(task, reference[target][known], reference[score_column][known])
+    _, after, _ = task_metric(task, targets, outputs)
     drop = before - after if higher_is_better else _relative_rise(before, after)
     return [_graded(CheckKind.PERFORMANCE, name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
 
@@ -511,7 +511,7 @@ class _Figure:
 
 
 def _figure(task: str, targets: np.ndarray, outputs: np.ndarray) -> _Figure:
-    metric, value, higher = _metric(task, targets, outputs)
+    metric, value, higher = task_metric(task, targets, outputs)
     if metric == "roc_auc":
         variance = auc_variance(targets.astype(float) == 1, outputs.astype(float))
     elif metric == "accuracy":

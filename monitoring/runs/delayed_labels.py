@@ -1,33 +1,51 @@
 """Delayed labels: when labels arrive for the windows of past runs, the performance realized
-on each window is computed and set beside what the run estimated without labels."""
+on each window is computed and set beside what the run estimated without labels; then the
+run's checks are computed again on the inputs it recorded with the labels known now, and when
+that changes what the run found, its diagnosis is revised (a new signed diagnosis citing the
+one it replaces) and its alerts follow: raised, updated or resolved as for a new run."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import orjson
+from django.db import transaction
 
-from audit.aggregates import aggregate_execute
+from audit.aggregates import InvalidCommand, aggregate_execute
+from audit.blobs import blob_exists, blob_read, blob_save
+from audit.canonical import canonicalize
+from audit.envelope import format_time, parse_time
+from audit.models import Event
 from audit.store import RecordedEvent
+from monitoring.alerting.services import alerts_from_run
 from monitoring.ingestion.domain import BatchKind
 from monitoring.ingestion.models import Batch
 from monitoring.ingestion.selectors import window_from_batches, window_load
 from monitoring.registry.data_schema import DataSchema, Task, parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.checks import labelled_rows, labels_by_id
-from monitoring.runs.domain import CheckKind, PerformanceRealized, RunAggregate, RunStatus
+from monitoring.runs.checks import labelled_rows, labels_by_id, task_metric
+from monitoring.runs.diagnosis import diagnose
+from monitoring.runs.domain import (
+    STREAM,
+    Check,
+    CheckKind,
+    PerformanceRealized,
+    RunAggregate,
+    RunDiagnosed,
+    RunDiagnosisRevised,
+    RunStatus,
+)
 from monitoring.runs.models import Run
-from monitoring.runs.services import SCHEDULER
-from monitoring.stats.performance import binary_performance
+from monitoring.runs.services import SCHEDULER, run_load, run_result
 
 MIN_LABELLED = 30
 
 
 def runs_evaluate_labels(model: str) -> list[RecordedEvent]:
-    """One PerformanceRealized per completed run whose labelled rows grew since it was last evaluated."""
+    """Per completed run whose labelled rows grew since it was last evaluated: its PerformanceRealized,
+    and its revised diagnosis with the alerts that follow when the labels change what it found."""
     registered = RegisteredModel.objects.get(name=model)
-    if registered.task != Task.BINARY_CLASSIFICATION:
-        return []
     schema = parse_schema(registered.data_schema)
     labels_window = window_load(model=model, kind=BatchKind.LABELS)
     labels = labels_by_id(labels_window.columns, schema) if labels_window.rows else {}
@@ -36,11 +54,11 @@ def runs_evaluate_labels(model: str) -> list[RecordedEvent]:
     recorded = []
     completed = Run.objects.filter(model_name=model, status=RunStatus.COMPLETED).exclude(window_start=None)
     for run in completed.order_by("started_seq"):
-        recorded += _evaluate(run, schema, labels)
+        recorded += _evaluate(run, schema, registered.task, labels)
     return recorded
 
 
-def _evaluate(run: Run, schema: DataSchema, labels: dict) -> list[RecordedEvent]:
+def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict) -> list[RecordedEvent]:
     predictions = list(
         Batch.objects.filter(sha256__in=run.input_digests, kind=BatchKind.PREDICTIONS).values_list("sha256", flat=True)
     )
@@ -54,11 +72,10 @@ def _evaluate(run: Run, schema: DataSchema, labels: dict) -> list[RecordedEvent]
     labelled = labelled_rows(ids, labels)
     if labelled.size < MIN_LABELLED:
         return []
-    targets = np.array([labels[ids[i]] for i in labelled], dtype=float)
-    if len(np.unique(targets)) < 2:
+    targets = np.array([labels[ids[i]] for i in labelled], dtype=object)
+    if task == Task.BINARY_CLASSIFICATION and len(set(targets.tolist())) < 2:
         return []
-    scores = window.columns[schema.score_column(window.columns)][labelled].astype(float)
-    realized = binary_performance(targets, scores).roc_auc
+    metric, realized, _ = task_metric(task, targets, window.columns[schema.score_column(window.columns)][labelled])
     estimate = next((c for c in run.checks if c.get("check") == CheckKind.ESTIMATED_PERFORMANCE), None)
     band = {}
     if estimate is not None and None not in (estimate.get("value"), estimate.get("lower"), estimate.get("upper")):
@@ -71,12 +88,80 @@ def _evaluate(run: Run, schema: DataSchema, labels: dict) -> list[RecordedEvent]
     event = PerformanceRealized(
         run_id=str(run.run_id),
         model=run.model_name,
-        metric="roc_auc",
+        metric=metric,
         realized=realized if math.isfinite(realized) else None,
         labelled_rows=int(labelled.size),
         **band,
     )
-    # Nothing when no more rows are labelled than at the last evaluation (by this or another worker).
-    return aggregate_execute(
-        lambda: RunAggregate(str(run.run_id)), lambda r: r.realize(event), actor=SCHEDULER
+    with transaction.atomic():
+        # Nothing when no more rows are labelled than at the last evaluation (by this or another worker).
+        recorded = aggregate_execute(
+            lambda: RunAggregate(str(run.run_id)), lambda r: r.realize(event), actor=SCHEDULER
+        ).recorded
+        if not recorded:
+            return []
+        return recorded + _revise(run, labelled_rows=int(labelled.size), cause=recorded[0].event_id)
+
+
+def _revise(run: Run, *, labelled_rows: int, cause: str) -> list[RecordedEvent]:
+    """The run's diagnosis revised with the labels known now, and its alerts following it;
+    nothing when the run recorded no inputs (before reproducible results) or nothing changed."""
+    if not run.result_digest or not blob_exists(run.result_digest):
+        return []
+    stored = orjson.loads(blob_read(run.result_digest))
+    if "inputs" not in stored:
+        return []
+    inputs = {**stored["inputs"], "labels": window_load(model=run.model_name, kind=BatchKind.LABELS).batches}
+    start, end = parse_time(stored["window"]["start"]), parse_time(stored["window"]["end"])
+    result = run_result(
+        run.model_name, start, end, stored["policy_version"], stored["policy"], str(run.run_id), inputs=inputs
+    )
+    checks = [Check.model_validate(check) for check in result["checks"]]
+    found = diagnose(checks)
+    aggregate = run_load(str(run.run_id))
+    revised = RunDiagnosisRevised(
+        run_id=str(run.run_id),
+        model=run.model_name,
+        revision=aggregate.revisions + 1,
+        revises=_diagnosis_event_id(str(run.run_id)),
+        labelled_rows=labelled_rows,
+        checks=checks,
+        result_digest=blob_save(canonicalize(result)),
+        cause=found.cause,
+        scope=found.scope,
+        evidence=found.evidence,
+        actions=found.actions,
+        new_segments=found.new_segments or None,
+    )
+    recorded = aggregate_execute(
+        lambda: RunAggregate(str(run.run_id)),
+        lambda r: r.revise(revised),
+        actor=SCHEDULER,
+        causation=cause,
+        reason=f"labels for {labelled_rows:,} rows of its window arrived",
     ).recorded
+    if not recorded:
+        return []
+    return recorded + alerts_from_run(
+        model=run.model_name,
+        run_id=str(run.run_id),
+        window_end=format_time(run.window_end),
+        checks=checks,
+        actor=SCHEDULER,
+        causation=recorded[0].event_id,
+    )
+
+
+def _diagnosis_event_id(run_id: str) -> str:
+    """The event that holds the run's current diagnosis: the last RunDiagnosed or revision."""
+    current = (
+        Event.objects.filter(
+            stream_type=STREAM, stream_id=run_id, event_type__in=[RunDiagnosed.type_name, RunDiagnosisRevised.type_name]
+        )
+        .order_by("-seq")
+        .values_list("event_id", flat=True)
+        .first()
+    )
+    if current is None:
+        raise InvalidCommand(f"run {run_id} has no diagnosis to revise")
+    return str(current)

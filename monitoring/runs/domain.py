@@ -2,7 +2,9 @@
 aggregate that says which event may follow which. Pure.
 
     (none) ──start──▶ running ──complete──▶ completed ──diagnose──▶ (diagnosed)
-                         └──────fail──────▶ failed        └──realize (labels arrived)──▶ …
+                         └──────fail──────▶ failed        └──realize, revise (labels arrived)──▶ …
+
+A re-run of a window is another run (another stream), whose RunStarted names the first.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, ClassVar
 
 from audit.envelope import format_time
 from audit.errors import InvalidCommand
-from audit.events import Choice, Closed, Context, Event, Shape, Timestamp, event_type
+from audit.events import Choice, Closed, Context, Event, Shape, Timestamp, UuidText, event_type
 
 STREAM = "run"
 RUN_NAMESPACE = uuid.UUID("5d0c7f0e-6a4e-4f6b-9d43-2f1f3b7a9c11")
@@ -63,9 +65,11 @@ class Cause(Closed):
     NO_PROBLEM = "no_problem"
 
 
-def run_id_for(model: str, policy_version: int, start: Any, end: Any) -> str:
-    """A run is identified by (model, policy version, window): the same run is recorded once."""
-    return str(uuid.uuid5(RUN_NAMESPACE, f"{model}|{policy_version}|{format_time(start)}|{format_time(end)}"))
+def run_id_for(model: str, policy_version: int, start: Any, end: Any, revision: int = 0) -> str:
+    """A run is identified by (model, policy version, window) and, for a re-run a person asked
+    for, its revision: the same run is recorded once."""
+    name = f"{model}|{policy_version}|{format_time(start)}|{format_time(end)}"
+    return str(uuid.uuid5(RUN_NAMESPACE, name if revision == 0 else f"{name}|revision {revision}"))
 
 
 class Check(Shape):
@@ -107,8 +111,8 @@ class RunWindow(Shape):
 
 
 @event_type("monitoring.RunStarted")
-class RunStarted(Event):
-    """A monitoring run begins on a window of the model's data."""
+class RunStartedV1(Event):
+    """Schema 1: every run the first of its window (kept for the events written with it)."""
 
     routine: ClassVar[bool] = True
     run_id: str
@@ -116,10 +120,31 @@ class RunStarted(Event):
     policy_version: int
     window: RunWindow
 
+    def upcast(self) -> RunStarted:
+        return RunStarted(run_id=self.run_id, model=self.model, policy_version=self.policy_version, window=self.window)
+
     def describe(self, about: Context) -> str:
+        return self.upcast().describe(about)
+
+
+@event_type("monitoring.RunStarted", schema=2)
+class RunStarted(Event):
+    """A monitoring run begins on a window of the model's data; a re-run a person asked for
+    carries its revision (1, 2, …) and the id of the window's first run, which it does not replace."""
+
+    routine: ClassVar[bool] = True
+    run_id: str
+    model: str
+    policy_version: int
+    window: RunWindow
+    revision: int | None = None
+    revises: UuidText | None = None
+
+    def describe(self, about: Context) -> str:
+        again = f" again (revision {self.revision} of run {(self.revises or '')[:8]})" if self.revision else ""
         return (
             f"{about.who} started run {self.run_id[:8]} of {self.model} on {self.window.start} to "
-            f"{self.window.end} (policy version {self.policy_version})"
+            f"{self.window.end}{again} (policy version {self.policy_version})"
         )
 
 
@@ -200,6 +225,38 @@ class RunDiagnosed(Event):
         )
 
 
+@event_type("monitoring.RunDiagnosisRevised")
+class RunDiagnosisRevised(Event):
+    """What a finished run found changed after the fact (labels arrived for its window): its checks
+    computed again on the same inputs with the labels known now (`result_digest`), and the
+    diagnosis they give, which replaces the one it cites (`revises`: that event's id)."""
+
+    run_id: str
+    model: str
+    revision: int  # 1 for the first revised diagnosis, then 2, …
+    revises: UuidText
+    labelled_rows: int
+    checks: list[Check]
+    result_digest: str
+    cause: Choice[Cause]
+    scope: str
+    evidence: list[str]
+    actions: list[str]
+    new_segments: list[str] | None = None
+
+    @property
+    def level(self) -> Level:
+        return Level.worst(check.status for check in self.checks)
+
+    def describe(self, about: Context) -> str:
+        cause = self.cause.value.replace("_", " ")
+        found = "found no problem" if self.cause is Cause.NO_PROBLEM else f"{cause} ({self.scope})"
+        return (
+            f"The diagnosis of run {self.run_id[:8]} of {self.model} was revised with labels for "
+            f"{self.labelled_rows:,} rows: {found}; {'; '.join(self.evidence)}"
+        )
+
+
 @event_type("monitoring.PerformanceRealized")
 class PerformanceRealized(Event):
     """Labels arrived for a past run's window: the performance realized on it, beside what the
@@ -238,6 +295,15 @@ class RunAggregate:
     result_digest: str | None = None
     diagnosed: bool = False
     labelled_rows: int = 0  # of the last PerformanceRealized
+    revisions: int = 0  # of the diagnosis
+    checks: tuple[Check, ...] = ()  # of RunCompleted
+    found: tuple[str, str, frozenset[tuple[tuple[str, str, str], str]]] | None = None  # cause, scope, failing
+
+    @staticmethod
+    def findings(cause: Cause, scope: str, checks: Iterable[Check]) -> tuple:
+        """What a diagnosis says, without its figures: its cause, scope and failing conditions."""
+        failing = frozenset((c.condition, c.status.value) for c in checks if c.status.failing)
+        return cause.value, scope, failing
 
     @property
     def stream_id(self) -> str:
@@ -246,22 +312,39 @@ class RunAggregate:
     def apply(self, event: Event, actor_id: str = "") -> None:
         self.version += 1
         match event:
-            case RunStarted():
+            case RunStarted() | RunStartedV1():
                 self.model, self.status, self.window_end = event.model, RunStatus.RUNNING, event.window.end
-            case RunCompleted() | RunCompletedV1():
+            case RunCompleted():
+                self.status, self.result_digest = RunStatus.COMPLETED, event.result_digest
+                self.checks = tuple(event.checks)
+            case RunCompletedV1():
                 self.status, self.result_digest = RunStatus.COMPLETED, event.result_digest
             case RunFailed():
                 self.status = RunStatus.FAILED
             case RunDiagnosed():
                 self.diagnosed = True
+                self.found = self.findings(event.cause, event.scope, self.checks)
+            case RunDiagnosisRevised():
+                self.revisions = event.revision
+                self.found = self.findings(event.cause, event.scope, event.checks)
             case PerformanceRealized():
                 self.labelled_rows = event.labelled_rows
 
-    def start(self, *, model: str, policy_version: int, window: RunWindow) -> list[Event]:
+    def start(
+        self, *, model: str, policy_version: int, window: RunWindow, revision: int = 0, revises: str | None = None
+    ) -> list[Event]:
         """Nothing when the run has begun already (a redelivered task finishes it)."""
         if self.version:
             return []
-        return [RunStarted(run_id=self.run_id, model=model, policy_version=policy_version, window=window)]
+        started = RunStarted(
+            run_id=self.run_id,
+            model=model,
+            policy_version=policy_version,
+            window=window,
+            revision=revision or None,
+            revises=revises if revision else None,
+        )
+        return [started]
 
     def complete(self, *, checks: list[Check], result_digest: str, input_digests: list[str]) -> list[Event]:
         self._require(RunStatus.RUNNING)
@@ -285,6 +368,17 @@ class RunAggregate:
         if self.diagnosed:
             raise InvalidCommand(f"run {self.run_id} is diagnosed already")
         return [diagnosis]
+
+    def revise(self, revised: RunDiagnosisRevised) -> list[Event]:
+        """Nothing when the new diagnosis says what the current one says (figures aside)."""
+        self._require(RunStatus.COMPLETED)
+        if not self.diagnosed:
+            raise InvalidCommand(f"run {self.run_id} has no diagnosis to revise")
+        if revised.revision != self.revisions + 1:
+            raise InvalidCommand(f"run {self.run_id}: revision {revised.revision} follows {self.revisions}")
+        if self.findings(revised.cause, revised.scope, revised.checks) == self.found:
+            return []
+        return [revised]
 
     def realize(self, realized: PerformanceRealized) -> list[Event]:
         """Nothing unless more labelled rows are known than at the last evaluation."""

@@ -13,15 +13,21 @@ from monitoring.runs.domain import (
     RunCompleted,
     RunCompletedV1,
     RunDiagnosed,
+    RunDiagnosisRevised,
     RunFailed,
     RunStarted,
+    RunStartedV1,
     RunStatus,
 )
 from monitoring.runs.models import Run
 
 
-def _started(event: RunStarted, recorded: RecordedEvent) -> None:
+def _started(stored: RunStarted | RunStartedV1, recorded: RecordedEvent) -> None:
+    event = stored.upcast()
+    assert isinstance(event, RunStarted)
     Run.objects.create(
+        revision=event.revision or 0,
+        revises=event.revises,
         run_id=event.run_id,
         model_name=event.model,
         policy_version=event.policy_version,
@@ -51,6 +57,24 @@ def _diagnosed(event: RunDiagnosed, recorded: RecordedEvent) -> None:
     Run.objects.filter(run_id=event.run_id).update(diagnosis={"new_segments": [], **diagnosis})
 
 
+def _revised(event: RunDiagnosisRevised, recorded: RecordedEvent) -> None:
+    """The run's checks and diagnosis become the revised ones; the first stay in the log."""
+    diagnosis = event.model_dump(mode="json", include={"cause", "scope", "evidence", "actions", "new_segments"})
+    checks: list[dict[str, Any]] = recorded.payload["checks"]
+    Run.objects.filter(run_id=event.run_id).update(
+        checks=checks,
+        level=Level.worst(c["status"] for c in checks),
+        diagnosis={
+            "new_segments": [],
+            **diagnosis,
+            "revision": event.revision,
+            "revised_at": recorded.occurred_at.isoformat(),
+            "labelled_rows": event.labelled_rows,
+            "result_digest": event.result_digest,
+        },
+    )
+
+
 def _realized(event: PerformanceRealized, recorded: RecordedEvent) -> None:
     Run.objects.filter(run_id=event.run_id).update(realized=event.model_dump(mode="json", exclude={"run_id", "model"}))
 
@@ -66,10 +90,12 @@ RUNS = projections.register(
         name="monitoring.runs",
         handlers={
             RunStarted: _started,
+            RunStartedV1: _started,
             RunCompleted: _completed,
             RunCompletedV1: _completed,
             RunFailed: _failed,
             RunDiagnosed: _diagnosed,
+            RunDiagnosisRevised: _revised,
             PerformanceRealized: _realized,
         },
         models=[Run],

@@ -79,11 +79,14 @@ def run_load(run_id: str) -> RunAggregate:
     return aggregate_load(RunAggregate(run_id))
 
 
-def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Actor = SCHEDULER) -> RunOutcome:
+def run_execute(
+    *, model: str, start: dt.datetime, end: dt.datetime, actor: Actor = SCHEDULER, revision: int = 0
+) -> RunOutcome:
+    """The run of the model's policy on [start, end); `revision` > 0: a re-run a person asked for."""
     try:
-        run_id, policy, finished = _run_started(model, start, end, actor)
+        run_id, policy, finished = _run_started(model, start, end, actor, revision)
     except SoftTimeLimitExceeded as error:  # out of time before the run could even start
-        return run_out_of_time(model=model, start=start, end=end, actor=actor, error=error)
+        return run_out_of_time(model=model, start=start, end=end, actor=actor, error=error, revision=revision)
     if finished is not None:
         return finished
     try:
@@ -106,31 +109,34 @@ def run_execute(*, model: str, start: dt.datetime, end: dt.datetime, actor: Acto
 
 
 def _run_started(
-    model: str, start: dt.datetime, end: dt.datetime, actor: Actor
+    model: str, start: dt.datetime, end: dt.datetime, actor: Actor, revision: int = 0
 ) -> tuple[str, PolicyAggregate, RunOutcome | None]:
     """The run's id and policy, the run recorded as started (nothing when started before: a
     redelivered task finishes it); or its outcome when it finished already."""
     policy = policy_load(model)
-    run_id = run_id_for(model, policy.version, start, end)
+    run_id = run_id_for(model, policy.version, start, end, revision)
     finished = _finished(run_id)
     if finished is not None:
         return run_id, policy, finished
     window = RunWindow(start=format_time(start), end=format_time(end))
+    revises = run_id_for(model, policy.version, start, end) if revision else None
     aggregate_execute(
         lambda: RunAggregate(run_id),
-        lambda run: run.start(model=model, policy_version=policy.version, window=window),
+        lambda run: run.start(
+            model=model, policy_version=policy.version, window=window, revision=revision, revises=revises
+        ),
         actor=actor,
     )
     return run_id, policy, None
 
 
 def run_out_of_time(
-    *, model: str, start: dt.datetime, end: dt.datetime, actor: Actor, error: BaseException
+    *, model: str, start: dt.datetime, end: dt.datetime, actor: Actor, error: BaseException, revision: int = 0
 ) -> RunOutcome:
     """A run whose time limit expired before it could record that it started: started and failed
     now (the worker has 30 s before it is killed), so that it never vanishes without a trace."""
     _connection_after_interruption()
-    run_id, _, finished = _run_started(model, start, end, actor)
+    run_id, _, finished = _run_started(model, start, end, actor, revision)
     return finished if finished is not None else run_fail(run_id, failure_reason(error), actor=actor)
 
 

@@ -18,15 +18,15 @@ from monitoring.tasks import DURABLE, RETRIED
     soft_time_limit=settings.RUN_TIME_LIMIT_SECONDS,  # the run records RunFailed, with the reason
     time_limit=settings.RUN_TIME_LIMIT_SECONDS + 30,  # the worker process is killed: the sweeper fails the run
 )
-def run_monitoring(model: str, start: str, end: str, requested_by: dict | None = None) -> dict:
+def run_monitoring(model: str, start: str, end: str, requested_by: dict | None = None, revision: int = 0) -> dict:
     """One run of the model's policy on [start, end), recorded as the scheduler's or as the
-    person's who asked (`requested_by`: an actor's kind, id and name). Idempotent: a redelivery
-    records nothing twice."""
+    person's who asked (`requested_by`: an actor's kind, id and name); `revision` > 0 for a re-run
+    of the window. Idempotent: a redelivery records nothing twice."""
     from audit.store import Actor
     from monitoring.runs.services import SCHEDULER, run_execute
 
     actor = Actor(requested_by["kind"], requested_by["id"], requested_by["name"]) if requested_by else SCHEDULER
-    outcome = run_execute(model=model, start=parse_time(start), end=parse_time(end), actor=actor)
+    outcome = run_execute(model=model, start=parse_time(start), end=parse_time(end), actor=actor, revision=revision)
     return {"run_id": outcome.run_id, "status": outcome.status.value, "recorded_now": outcome.recorded_now}
 
 

@@ -16,6 +16,7 @@ from monitoring.alerting.models import Alert
 from monitoring.ingestion.selectors import window_load
 from monitoring.registry import services as registry
 from monitoring.remediation.models import Remediation
+from monitoring.runs.models import Run
 from monitoring.runs.services import run_execute
 from tests.monitoring.conftest import ALICE, PASSWORD, SCHEMA
 from tests.monitoring.runs.conftest import reported  # noqa: F401 - the fixture
@@ -88,6 +89,23 @@ def test_the_run_page_puts_the_diagnosis_first_and_groups_checks(people, drifted
     assert "covariate shift" in page
     assert "reproducible" in page and f"reproduce_run {drifted[0]}" in page
     assert f'href="/remediations/new/?run={drifted[0]}"' in page
+
+
+def test_an_engineer_runs_a_window_again_from_its_page(people, drifted, django_capture_on_commit_callbacks):
+    run_id = drifted[0]
+    refused = signed_in(people["auditor"]).post(f"/runs/{run_id}/again/")
+    assert refused.status_code == 403 and Run.objects.count() == 1
+    engineer = signed_in(people["ml_engineer"])
+    assert "Run this window again" in engineer.get(f"/runs/{run_id}/").content.decode()
+    assert "Run this window again" not in signed_in(people["auditor"]).get(f"/runs/{run_id}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = engineer.post(f"/runs/{run_id}/again/", follow=True)
+    again = Run.objects.get(revision=1)
+    assert again.status == "completed" and str(again.revises) == run_id
+    assert "Revision 1 of this window is queued" in answer.content.decode()
+    assert f'href="/runs/{again.run_id}/"' in engineer.get(f"/runs/{run_id}/").content.decode()
+    shown = engineer.get(f"/runs/{again.run_id}/").content.decode()
+    assert "a re-run of" in shown and f'href="/runs/{run_id}/"' in shown
 
 
 def test_a_features_distributions_are_read_from_the_runs_own_inputs(people, drifted):

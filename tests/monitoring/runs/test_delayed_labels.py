@@ -8,7 +8,7 @@ import pytest
 
 from audit.models import Event
 from monitoring.ingestion.services import batch_ingest
-from monitoring.models import Run
+from monitoring.models import Alert, Run
 from monitoring.runs.services import run_execute
 from tests.monitoring.conftest import ALICE
 from tests.monitoring.runs.conftest import _ingest, _rows
@@ -58,3 +58,91 @@ def test_labels_for_a_past_window_are_set_beside_the_estimate(
             actor=ALICE,
         )
     assert Event.objects.filter(event_type="monitoring.PerformanceRealized").count() == 1
+
+
+def _late_labels(rows: list[dict], *, concept: bool, seed: int, callbacks) -> None:
+    with callbacks(execute=True):
+        batch_ingest(
+            model="credit",
+            kind="labels",
+            body=orjson.dumps(_labels(rows, concept=concept, seed=seed)),
+            content_type="application/json",
+            actor=ALICE,
+        )
+
+
+def test_late_labels_showing_concept_drift_revise_the_diagnosis_and_raise_the_alert(
+    credit_model, django_capture_on_commit_callbacks
+):
+    # A quiet window: the inputs are as in the reference, the estimate holds, nothing to see.
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    start = NOW - dt.timedelta(hours=3)
+    rows = _rows(3000, start=start, seed=2)
+    _ingest("predictions", rows)
+    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    first = Run.objects.get(run_id=outcome.run_id)
+    assert first.diagnosis["cause"] == "no_problem", first.diagnosis
+    assert not Alert.objects.exclude(check_name="data_quality").exists(), list(
+        Alert.objects.values("check_name", "summary")
+    )
+    diagnosed = Event.objects.get(event_type="monitoring.RunDiagnosed", stream_id=outcome.run_id)
+
+    # Then the outcomes arrive and the model no longer predicts them (a coin).
+    _late_labels(rows, concept=True, seed=3, callbacks=django_capture_on_commit_callbacks)
+    realized = Event.objects.get(event_type="monitoring.PerformanceRealized", stream_id=outcome.run_id)
+    revised = Event.objects.get(event_type="monitoring.RunDiagnosisRevised", stream_id=outcome.run_id)
+    assert revised.payload["revises"] == str(diagnosed.event_id)  # cites the diagnosis it replaces
+    assert revised.causation_id == realized.event_id and revised.payload["revision"] == 1
+    assert revised.payload["cause"] == "concept_drift" and revised.payload["labelled_rows"] == 3000
+    assert "labels for 3,000 rows" in bytes(revised.canonical).decode()  # the envelope's reason
+    performance = next(c for c in revised.payload["checks"] if c["check"] == "performance")
+    assert performance["status"] == "critical" and performance["value"] < 0.6
+    # The first diagnosis stays in the log; the read model shows the revised one.
+    assert Event.objects.filter(event_type="monitoring.RunDiagnosed", stream_id=outcome.run_id).count() == 1
+    now = Run.objects.get(run_id=outcome.run_id)
+    assert now.diagnosis["cause"] == "concept_drift" and now.diagnosis["revision"] == 1 and now.level == "critical"
+    # The alerts follow, caused by the revision.
+    alert = Alert.objects.get(check_name="performance")
+    assert alert.severity == "critical" and str(alert.run_id) == outcome.run_id
+    raised = Event.objects.get(event_type="monitoring.AlertRaised", stream_id=str(alert.alert_id))
+    assert raised.causation_id == revised.event_id
+
+    # Labels for rows already known change nothing: no second realization, no second revision.
+    _late_labels(rows[:100], concept=True, seed=4, callbacks=django_capture_on_commit_callbacks)
+    assert Event.objects.filter(event_type="monitoring.RunDiagnosisRevised").count() == 1
+
+
+def test_late_labels_that_confirm_the_run_leave_its_diagnosis_as_it_was(
+    credit_model, django_capture_on_commit_callbacks
+):
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    start = NOW - dt.timedelta(hours=3)
+    rows = _rows(3000, start=start, seed=2)
+    _ingest("predictions", rows)
+    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    _late_labels(rows, concept=False, seed=3, callbacks=django_capture_on_commit_callbacks)
+    assert Event.objects.filter(event_type="monitoring.PerformanceRealized").count() == 1
+    assert not Event.objects.filter(event_type="monitoring.RunDiagnosisRevised").exists()
+    assert Run.objects.get(run_id=outcome.run_id).diagnosis["cause"] == "no_problem"
+    assert not Alert.objects.exclude(check_name="data_quality").exists()
+
+
+def test_late_labels_add_what_they_show_and_the_realized_figure_replaces_the_estimate(
+    credit_model, django_capture_on_commit_callbacks
+):
+    """Covariate shift: the inputs moved and the estimate held. The labels show the outcomes moved
+    with them (label drift, alerted) while the model still ranks them well (no performance alert)."""
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    start = NOW - dt.timedelta(hours=3)
+    rows = _rows(3000, start=start, shift=0.8, seed=2)
+    _ingest("predictions", rows)
+    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    assert Run.objects.get(run_id=outcome.run_id).diagnosis["cause"] == "covariate_shift"
+    assert not Alert.objects.filter(check_name__in=["label_drift", "performance"]).exists()
+    _late_labels(rows, concept=False, seed=3, callbacks=django_capture_on_commit_callbacks)
+    revised = Event.objects.get(event_type="monitoring.RunDiagnosisRevised", stream_id=outcome.run_id)
+    checks = {c["check"]: c for c in revised.payload["checks"]}
+    assert checks["performance"]["status"] == "ok" and checks["performance"]["labelled_rows"] == 3000
+    assert checks["label_drift"]["status"] != "ok" and revised.payload["cause"] == "covariate_shift"
+    assert Alert.objects.filter(check_name="label_drift", status="open").exists()
+    assert not Alert.objects.filter(check_name="performance").exists()

@@ -278,3 +278,44 @@ def test_runs_and_alerts_are_citable_by_their_own_ids(reported, people):
         format="json",
     )
     assert unknown.status_code == 400 and "events, runs or alerts" in unknown.json()["detail"]
+
+
+def test_a_person_reruns_a_window_as_a_new_revision_linked_to_the_first(
+    reported, people, django_capture_on_commit_callbacks
+):
+    from audit.aggregates import aggregate_execute
+    from audit.envelope import format_time
+    from monitoring.runs.domain import RunAggregate, RunWindow, run_id_for
+
+    start, end = reported
+    engineer = client_for(people["ml_engineer"])
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = engineer.post("/api/v1/models/credit/runs/", window, format="json").json()
+        same = engineer.post("/api/v1/models/credit/runs/", window, format="json").json()
+    assert first["revision"] == 0 and first["revises"] is None and same["run_id"] == first["run_id"]
+    assert Run.objects.count() == 1  # asking again for the window returns its run
+    with django_capture_on_commit_callbacks(execute=True):
+        again = engineer.post("/api/v1/models/credit/runs/", {**window, "rerun": True}, format="json")
+    assert again.status_code == 202, again.json()
+    body = again.json()
+    assert body["revision"] == 1 and body["revises"] == first["run_id"] and body["run_id"] != first["run_id"]
+    rerun = Run.objects.get(run_id=body["run_id"])
+    assert rerun.status == "completed" and rerun.revision == 1 and str(rerun.revises) == first["run_id"]
+    started = Event.objects.get(event_type="monitoring.RunStarted", stream_id=body["run_id"])
+    assert started.schema == 2 and started.payload["revises"] == first["run_id"]
+    assert started.actor_id == people["ml_engineer"].username
+    assert Run.objects.get(run_id=first["run_id"]).revision == 0  # the first stays as it was
+    # A window whose latest revision is still running is not run again beside it.
+    version = policy_load("credit").version
+    third = run_id_for("credit", version, start, end, 2)
+    span = RunWindow(start=format_time(start), end=format_time(end))
+    aggregate_execute(
+        lambda: RunAggregate(third),
+        lambda run: run.start(model="credit", policy_version=version, window=span, revision=2, revises=first["run_id"]),
+        actor=ALICE,
+    )
+    busy = engineer.post("/api/v1/models/credit/runs/", {**window, "rerun": True}, format="json")
+    assert busy.status_code == 409 and third in busy.json()["detail"]
+    refused = engineer.post("/api/v1/models/credit/runs/", {**window, "rerun": "maybe"}, format="json")
+    assert refused.status_code == 400 and "rerun" in refused.json()
