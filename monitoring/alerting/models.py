@@ -43,10 +43,12 @@ class Alert(models.Model):
 
 
 class Notification(models.Model):
-    """The outbox: one row per alert event and notifier, written with the event."""
+    """The outbox, written with the alert events: one row per notifier, incident and kind of
+    alert event not yet sent (the first event's seq)."""
 
     notifier = models.CharField(max_length=100)
     event_seq = models.BigIntegerField()
+    incident = models.CharField(max_length=60, blank=True)  # run:<run id>, or alert:<alert id>
     message = models.JSONField()
     status = models.CharField(max_length=20, default="pending")  # outbox.Delivery: pending, sent, failed
     attempts = models.IntegerField(default=0)
@@ -54,7 +56,10 @@ class Notification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["incident", "notifier"], name="notification_incident"),
+        ]
 
 
 class NotificationAttempt(models.Model):

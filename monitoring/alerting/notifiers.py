@@ -84,17 +84,20 @@ class SlackNotifier(Notifier):
 
 
 class PagerDutyNotifier(Notifier):
-    """PagerDuty Events API v2: trigger, acknowledge and resolve one incident per alert,
-    identified by a deterministic dedup_key (the alert id)."""
+    """PagerDuty Events API v2: trigger, acknowledge and resolve one incident per Driftledger
+    incident (the alerts of one run), identified by a deterministic dedup_key; it is resolved
+    once none of its alerts is open."""
 
     ACTIONS = {AlertAcknowledged.type_name: "acknowledge", AlertResolved.type_name: "resolve"}
 
     def send(self, message: dict[str, Any]) -> str:
         action = self.ACTIONS.get(message["event"], "trigger")
+        if action == "resolve" and message.get("open_alerts"):
+            return f"kept open: {message['open_alerts']} alert(s) of the incident are open"
         event: dict[str, Any] = {
             "routing_key": self.options["routing_key"],
             "event_action": action,
-            "dedup_key": f"driftledger-{message['alert_id']}",
+            "dedup_key": f"driftledger-{message.get('incident') or message['alert_id']}",
         }
         if action == "trigger":
             event["payload"] = {

@@ -146,11 +146,40 @@ def test_notifications_leave_only_after_the_commit_signed_and_retried(credit_mod
         signature, hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     )
     page = next(b for _, b in Receiver.received if "routing_key" in b)
-    assert page["event_action"] == "trigger" and page["dedup_key"] == f"driftledger-{hook[1]['alert_id']}"
+    assert page["event_action"] == "trigger" and page["dedup_key"] == "driftledger-run:r1"
     alerts_from_run(model="credit", run_id="r2", checks=[_check("income", "ok")], actor=ALICE)
     deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
     resolve = [b for _, b in Receiver.received if b.get("event_action") == "resolve"]
     assert resolve and resolve[0]["dedup_key"] == page["dedup_key"]
+
+
+def test_one_degradation_notifies_once_per_notifier(credit_model, receiver):
+    """Ten alerts raised by one run are one incident: one message per notifier, naming each alert,
+    with the worst severity; PagerDuty resolves it once the last of its alerts is resolved."""
+    policy_set(model="credit", policy={"notify": ["ops", "pager"]}, actor=ALICE, reason="page us")
+    features = [f"feature_{i}" for i in range(10)]
+    checks = [_check(name, "critical" if i == 3 else "warning") for i, name in enumerate(features)]
+    alerts_from_run(model="credit", run_id="r1", checks=checks, actor=ALICE)
+    assert Alert.objects.count() == 10 and Notification.objects.count() == 2  # not 20
+    assert deliver_pending() == 2
+    hook = next(b for h, b in Receiver.received if "alerts" in b)
+    assert hook["incident"] == "run:r1" and hook["severity"] == "critical" and len(hook["alerts"]) == 10
+    assert sorted(a["feature"] for a in hook["alerts"]) == sorted(features)
+    assert hook["summary"].startswith("10 alerts of run r1:") and "and 5 more" in hook["summary"]
+    pages = [b for _, b in Receiver.received if "routing_key" in b]
+    assert [p["event_action"] for p in pages] == ["trigger"]
+    # A later run clears half the conditions: one resolution message, the pager's incident stays open.
+    later = [_check(name, "ok" if i < 5 else "warning") for i, name in enumerate(features)]
+    alerts_from_run(model="credit", run_id="r2", checks=later, actor=ALICE)
+    assert Notification.objects.filter(status="pending").count() == 2  # the resolutions of r1's alerts, grouped
+    deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    resolved = [b for _, b in Receiver.received if b.get("event") == "monitoring.AlertResolved"]
+    assert len(resolved) == 1 and len(resolved[0]["alerts"]) == 5 and resolved[0]["open_alerts"] == 5
+    assert not [b for _, b in Receiver.received if b.get("event_action") == "resolve"]
+    alerts_from_run(model="credit", run_id="r3", checks=[_check(name, "ok") for name in features], actor=ALICE)
+    deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+    closing = [b for _, b in Receiver.received if b.get("event_action") == "resolve"]
+    assert len(closing) == 1 and closing[0]["dedup_key"] == "driftledger-run:r1"
 
 
 def test_a_rolled_back_alert_sends_nothing(credit_model, receiver):
