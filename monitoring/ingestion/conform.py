@@ -96,13 +96,13 @@ def columns_for(kind: str, schema: DataSchema, task: str) -> list[Column]:
             Column(schema.target, target_type, True, nullable=False),
             Column(schema.timestamp, "time", False),
         ]
-    if kind == BatchKind.KPIS:
+    if kind == BatchKind.KPIS:  # a KPI per segment: any segment or categorical column may split it
         return [
             Column("timestamp", "time", True, nullable=False),
             Column("kpi", "text", True, nullable=False),
             Column("value", "number", True, nullable=False),
             Column("count", "count", False),
-            *segments,
+            *(Column(name, "text", False, categorical=True) for name in schema.kpi_segments),
         ]
     raise ValueError(f"kind must be one of {', '.join(BatchKind)}, not {kind!r}")
 

@@ -62,6 +62,11 @@ class DataSchema:
         return {**dict.fromkeys(self.numerical, "numerical"), **dict.fromkeys(self.categorical, "categorical")}
 
     @property
+    def kpi_segments(self) -> tuple[str, ...]:
+        """The columns that may split a KPI: the segments and the categorical features."""
+        return tuple(dict.fromkeys((*self.segments, *self.categorical)))
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Every column the schema names, once."""
         roles = (self.id, self.timestamp, self.prediction, self.score, self.target)

@@ -94,7 +94,7 @@ def compute_run(
     if CheckKind.ESTIMATED_PERFORMANCE in enabled and task == "binary_classification" and target:
         checks += _estimated(reference, current, target, schema, policy)
     if CheckKind.KPIS in enabled and kpis and kpi_baseline:
-        checks += _kpis(kpis, kpi_baseline, policy)
+        checks += _kpis(kpis, kpi_baseline, policy, schema.kpi_segments)
     if CheckKind.SEGMENTS in enabled:
         checks += _segments(reference, current, schema, policy)
         if CheckKind.PERFORMANCE in enabled and target and truth[0].size:
@@ -297,39 +297,67 @@ def _label_drift(reference: Columns, truth, target: str, task: str, policy) -> l
     return _drift(CheckKind.LABEL_DRIFT, {target: ref}, {target: cur}, {target: kind}, policy)
 
 
-def _kpis(current: Columns, baseline: Columns, policy) -> list[dict]:
+def _kpis(current: Columns, baseline: Columns, policy, segments: Sequence[str] = ()) -> list[dict]:
+    """Each KPI against its baseline period, as a whole and in each segment the rows carry (a
+    segment value with at least segments.min_support rows, by count, in both periods)."""
     settings = policy["kpis"]
+    support = policy["segments"]["min_support"]
     checks = []
     for name in sorted(set(current["kpi"].tolist()) & set(baseline["kpi"].tolist())):
-        now, before = _kpi_mean(current, name), _kpi_mean(baseline, name)
-        if before == 0 or not (math.isfinite(now) and math.isfinite(before)):
-            continue
-        change = (now - before) / abs(before)
-        drop = change if name in settings["lower_is_better"] else -change
-        status = (
-            Level.CRITICAL
-            if drop >= settings["critical_drop"]
-            else Level.WARNING
-            if drop >= settings["warning_drop"]
-            else Level.OK
-        )
-        checks.append(
-            {
-                "check": CheckKind.KPIS,
-                "metric": name,
-                "value": _number(now),
-                "reference": _number(before),
-                "drop": _number(drop),
-                "threshold": settings["critical_drop"],
-                "status": status,
-            }
-        )
+        now_rows, before_rows = current["kpi"] == name, baseline["kpi"] == name
+        graded = _kpi_graded(name, _kpi_mean(current, now_rows), _kpi_mean(baseline, before_rows), settings)
+        checks += [graded] if graded else []
+        for column in segments:
+            if column not in current or column not in baseline:
+                continue
+            now_keys, before_keys = _texts_or_none(current[column]), _texts_or_none(baseline[column])
+            for value in sorted(set(now_keys[now_rows].tolist()) - {None}):
+                now_here, before_here = now_rows & (now_keys == value), before_rows & (before_keys == value)
+                if min(_kpi_weight(current, now_here), _kpi_weight(baseline, before_here)) < support:
+                    continue
+                graded = _kpi_graded(name, _kpi_mean(current, now_here), _kpi_mean(baseline, before_here), settings)
+                checks += [{**graded, "segment": f"{column}={value}"}] if graded else []
     return checks
 
 
-def _kpi_mean(rows: Columns, name: str) -> float:
-    """The KPI's mean over the period, weighted by each row's count when there is one."""
-    mask = rows["kpi"] == name
+def _kpi_graded(name: str, now: float, before: float, settings: Mapping[str, Any]) -> dict | None:
+    if before == 0 or not (math.isfinite(now) and math.isfinite(before)):
+        return None
+    change = (now - before) / abs(before)
+    drop = change if name in settings["lower_is_better"] else -change
+    status = (
+        Level.CRITICAL
+        if drop >= settings["critical_drop"]
+        else Level.WARNING
+        if drop >= settings["warning_drop"]
+        else Level.OK
+    )
+    return {
+        "check": CheckKind.KPIS,
+        "metric": name,
+        "value": _number(now),
+        "reference": _number(before),
+        "drop": _number(drop),
+        "threshold": settings["critical_drop"],
+        "status": status,
+    }
+
+
+def _texts_or_none(values: np.ndarray) -> np.ndarray:
+    """Segment values as text, None where a row has none."""
+    return np.array([None if v is None or v != v else str(v) for v in values.tolist()], dtype=object)
+
+
+def _kpi_weight(rows: Columns, mask: np.ndarray) -> float:
+    """How many events the rows stand for: their counts, or one each."""
+    if "count" not in rows:
+        return float(mask.sum())
+    counts = np.asarray(rows["count"], dtype=float)[mask]
+    return float(np.where(np.isfinite(counts), counts, 1.0).sum())
+
+
+def _kpi_mean(rows: Columns, mask: np.ndarray) -> float:
+    """The mean of the KPI rows in `mask`, weighted by each row's count when there is one."""
     values = np.asarray(rows["value"], dtype=float)[mask]
     weights = np.asarray(rows["count"], dtype=float)[mask] if "count" in rows else np.ones(values.size)
     weights = np.where(np.isfinite(weights), weights, 1.0)

@@ -68,6 +68,12 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
         failing_here = [c.segment or "" for c in signal if c.status.failing]
         if failing_here and len(failing_here) < len(signal):  # some segments, not all: a cohort
             confined += failing_here
+    split_kpis = [c for c in by_check.get(CheckKind.KPIS, []) if c.segment]
+    for metric, column in sorted({(c.metric or "", _column(c.segment)) for c in split_kpis}):  # a KPI per segment
+        signal = [c for c in split_kpis if c.metric == metric and _column(c.segment) == column]
+        failing_here = [c.segment or "" for c in signal if c.status.failing]
+        if failing_here and len(failing_here) < len(signal):
+            confined += failing_here
     cohort = sorted(dict.fromkeys(new_segments + confined))
     scope = f"cohort: {', '.join(cohort)}" if cohort else "global"
 
