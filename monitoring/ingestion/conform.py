@@ -66,6 +66,8 @@ def columns_for(kind: str, schema: DataSchema, task: str) -> list[Column]:
         Column(name, "text", False, categorical=True) for name in schema.segments if name not in schema.features
     ]
     optional_score = [Column(schema.score, "number", False)] if schema.score else []
+    ranked = kind == BatchKind.PREDICTIONS  # a prediction without its list cannot be ranked
+    lists = [Column(name, "text", ranked, nullable=not ranked) for name in (schema.query, schema.item) if name]
     if kind == BatchKind.PREDICTIONS:
         return [
             Column(schema.id, "text", True, nullable=False),
@@ -73,6 +75,7 @@ def columns_for(kind: str, schema: DataSchema, task: str) -> list[Column]:
             *features,
             Column(schema.prediction, prediction_type, True),
             *optional_score,
+            *lists,
             *segments,
             Column(MODEL_VERSION, "text", False),
         ]
@@ -85,6 +88,7 @@ def columns_for(kind: str, schema: DataSchema, task: str) -> list[Column]:
             Column(schema.prediction, prediction_type, True),
             *optional_score,
             *target,
+            *lists,
             *segments,
             Column(MODEL_VERSION, "text", False),
         ]

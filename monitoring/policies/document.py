@@ -49,6 +49,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     # How many rows (and what share of the window) a value finding (out of range, extreme, nulls
     # growing, new categories) must hold before it warns: the defaults report every one.
     "data_quality": {"min_rows": 1, "min_share": 0.0},
+    "ranking": {"k": 10},  # ranking models: the depth of each list their figures read (NDCG@k, …)
     "notify": [],  # names of notifiers configured in settings.NOTIFIERS
     "escalate_after_minutes": None,  # escalate alerts nobody acknowledged in this time
 }
@@ -116,6 +117,9 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
         problems.append("kpis.lower_is_better must be a list of KPI names")
     problems += _volume_problems(policy["volume"]) + _heartbeat_problems(policy["heartbeat"])
     problems += _data_quality_problems(policy["data_quality"])
+    depth = policy["ranking"].get("k")
+    if not (isinstance(depth, int) and not isinstance(depth, bool) and 1 <= depth <= 1000):
+        problems.append("ranking.k must be a whole number from 1 to 1000")
     notify = policy["notify"]
     if not (isinstance(notify, list) and all(isinstance(n, str) for n in notify)):
         problems.append("notify must be a list of notifier names")

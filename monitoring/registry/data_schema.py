@@ -7,6 +7,9 @@ the column names "id" and "timestamp"):
     {"numerical": ["income", ...], "categorical": ["region", ...], "id": "id",
      "timestamp": "timestamp", "prediction": "default_score", "score": "probability",
      "target": "defaulted", "segments": ["region"]}
+
+A ranking model also names `query` (the column grouping rows into one ranked list: a user or a
+request) and may name `item` (the recommended item, for catalogue coverage and popularity).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class Task(Closed):
 
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
-ROLE_KEYS = ("id", "timestamp", "prediction", "score", "target")
+ROLE_KEYS = ("id", "timestamp", "prediction", "score", "target", "query", "item")
 KNOWN_KEYS = frozenset({"numerical", "categorical", "segments", "earliest", *ROLE_KEYS})
 
 
@@ -51,6 +54,8 @@ class DataSchema:
     target: str | None = None
     segments: tuple[str, ...] = ()
     earliest: dt.datetime | None = None  # no time of the model's data is plausible before this
+    query: str | None = None  # ranking: the column that groups rows into one ranked list (user, request)
+    item: str | None = None  # ranking: the recommended item's id
 
     def score_column(self, present: Collection[str]) -> str:
         """Where the model's score is among the `present` columns: the score column when the
@@ -69,7 +74,7 @@ class DataSchema:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every column the schema names, once."""
-        roles = (self.id, self.timestamp, self.prediction, self.score, self.target)
+        roles = (self.id, self.timestamp, self.prediction, self.score, self.target, self.query, self.item)
         named = (*self.numerical, *self.categorical, *self.segments, *(r for r in roles if r))
         return tuple(dict.fromkeys(named))
 
@@ -84,8 +89,9 @@ class DataSchema:
         }
         if self.score is not None:
             stored["score"] = self.score
-        if self.target is not None:
-            stored["target"] = self.target
+        for role in ("target", "query", "item"):
+            if getattr(self, role) is not None:
+                stored[role] = getattr(self, role)
         if self.earliest is not None:
             stored["earliest"] = self.earliest.isoformat().replace("+00:00", "Z")
         return stored

@@ -243,6 +243,11 @@ class ModelAggregate:
             raise InvalidCommand(f"model name {self.name!r}: letters, digits, '_', '.', '-'; at most 100")
         if task not in set(Task):
             raise InvalidCommand(f"task must be one of {', '.join(Task)}, not {task!r}")
+        if task == Task.RANKING and not (isinstance(data_schema, dict) and data_schema.get("query")):
+            raise InvalidCommand(
+                "a ranking model's data_schema names its query: the column that groups rows into one "
+                "ranked list (a user or a request id)"
+            )
         return [
             ModelRegistered(
                 name=self.name,

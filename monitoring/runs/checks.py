@@ -20,6 +20,7 @@ from scipy.stats import norm
 from monitoring.policies.document import drift_policy
 from monitoring.registry.data_schema import DataSchema
 from monitoring.runs.domain import CheckKind, Level
+from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
 from monitoring.stats.drift import drift_report
 from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
@@ -78,15 +79,22 @@ def compute_run(
         checks += _quality(reference, current, schema, policy.get("data_quality", {}))  # older policies: every finding
     if CheckKind.FEATURE_DRIFT in enabled and features:
         checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
+    ranking = task == "ranking" and "ranking" in policy  # a policy from before ranking metrics: as then
     if CheckKind.PREDICTION_DRIFT in enabled:
         outputs = _prediction_columns(schema, task, reference, current)
         if outputs:
             ref = {name: _as_kind(reference[name], kind) for name, kind in outputs.items()}
             cur = {name: _as_kind(current[name], kind) for name, kind in outputs.items()}
             checks += _drift(CheckKind.PREDICTION_DRIFT, ref, cur, outputs, policy)
+        if ranking:
+            checks += catalogue_checks(reference, current, schema, policy)
     truth = _current_truth(current, labels, schema)
     rows["labelled"] = int(truth[0].size)
     target = schema.target if schema.target and schema.target in reference else None  # the reference's outcomes
+    if ranking:  # outcomes per list: labelled rows are the relevant ones, not a distribution to compare
+        if CheckKind.PERFORMANCE in enabled and truth[0].size:
+            checks += ranking_quality_checks(reference, current, labels, schema, policy)
+        target = None
     if CheckKind.LABEL_DRIFT in enabled and target and truth[0].size >= 30:
         checks += _label_drift(reference, truth, target, task, policy)
     if CheckKind.PERFORMANCE in enabled and target and truth[0].size:

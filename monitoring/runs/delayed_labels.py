@@ -22,6 +22,7 @@ from monitoring.alerting.services import alerts_from_run
 from monitoring.ingestion.domain import BatchKind
 from monitoring.ingestion.models import Batch
 from monitoring.ingestion.selectors import window_from_batches, window_load
+from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import DataSchema, Task, parse_schema
 from monitoring.registry.models import RegisteredModel
 from monitoring.runs.checks import labelled_rows, labels_by_id, task_metric
@@ -37,6 +38,7 @@ from monitoring.runs.domain import (
     RunStatus,
 )
 from monitoring.runs.models import Run
+from monitoring.runs.ranking_checks import ranking_realized
 from monitoring.runs.services import SCHEDULER, run_load, run_result
 
 MIN_LABELLED = 30
@@ -75,7 +77,14 @@ def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict) -> list[Rec
     targets = np.array([labels[ids[i]] for i in labelled], dtype=object)
     if task == Task.BINARY_CLASSIFICATION and len(set(targets.tolist())) < 2:
         return []
-    metric, realized, _ = task_metric(task, targets, window.columns[schema.score_column(window.columns)][labelled])
+    if task == Task.RANKING:  # the quality of the lists that have a label
+        k = policy_load(run.model_name).policy["ranking"]["k"]
+        ranked = ranking_realized(window.columns, labels, schema, k)
+        if ranked is None or ranked[0].queries == 0:
+            return []
+        metric, realized = f"ndcg@{k}", ranked[0].ndcg
+    else:
+        metric, realized, _ = task_metric(task, targets, window.columns[schema.score_column(window.columns)][labelled])
     estimate = next((c for c in run.checks if c.get("check") == CheckKind.ESTIMATED_PERFORMANCE), None)
     band = {}
     if estimate is not None and None not in (estimate.get("value"), estimate.get("lower"), estimate.get("upper")):

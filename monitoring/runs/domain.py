@@ -297,13 +297,13 @@ class RunAggregate:
     labelled_rows: int = 0  # of the last PerformanceRealized
     revisions: int = 0  # of the diagnosis
     checks: tuple[Check, ...] = ()  # of RunCompleted
-    found: tuple[str, str, frozenset[tuple[tuple[str, str, str], str]]] | None = None  # cause, scope, failing
+    found: tuple[str, str, frozenset[tuple[tuple[str, str, str], str]]] | None = None  # cause, scope, levels
 
     @staticmethod
     def findings(cause: Cause, scope: str, checks: Iterable[Check]) -> tuple:
-        """What a diagnosis says, without its figures: its cause, scope and failing conditions."""
-        failing = frozenset((c.condition, c.status.value) for c in checks if c.status.failing)
-        return cause.value, scope, failing
+        """What a diagnosis says, without its figures: its cause, its scope, and which conditions
+        were checked with which level (labels that add a check, or change a level, change it)."""
+        return cause.value, scope, frozenset((c.condition, c.status.value) for c in checks)
 
     @property
     def stream_id(self) -> str:
@@ -370,7 +370,8 @@ class RunAggregate:
         return [diagnosis]
 
     def revise(self, revised: RunDiagnosisRevised) -> list[Event]:
-        """Nothing when the new diagnosis says what the current one says (figures aside)."""
+        """Nothing when the new diagnosis says what the current one says (figures aside): the same
+        cause and scope from the same checks at the same levels."""
         self._require(RunStatus.COMPLETED)
         if not self.diagnosed:
             raise InvalidCommand(f"run {self.run_id} has no diagnosis to revise")

@@ -112,19 +112,23 @@ def test_late_labels_showing_concept_drift_revise_the_diagnosis_and_raise_the_al
     assert Event.objects.filter(event_type="monitoring.RunDiagnosisRevised").count() == 1
 
 
-def test_late_labels_that_confirm_the_run_leave_its_diagnosis_as_it_was(
+def test_late_labels_that_confirm_the_run_add_their_figures_and_nothing_else(
     credit_model, django_capture_on_commit_callbacks
 ):
     _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
     start = NOW - dt.timedelta(hours=3)
     rows = _rows(3000, start=start, seed=2)
     _ingest("predictions", rows)
-    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    alerts = set(Alert.objects.values_list("alert_id", "status"))
     _late_labels(rows, concept=False, seed=3, callbacks=django_capture_on_commit_callbacks)
     assert Event.objects.filter(event_type="monitoring.PerformanceRealized").count() == 1
-    assert not Event.objects.filter(event_type="monitoring.RunDiagnosisRevised").exists()
-    assert Run.objects.get(run_id=outcome.run_id).diagnosis["cause"] == "no_problem"
-    assert not Alert.objects.exclude(check_name="data_quality").exists()
+    revised = Event.objects.get(event_type="monitoring.RunDiagnosisRevised")  # the realized figures join the run
+    assert revised.payload["cause"] == "no_problem"
+    assert {c["check"]: c["status"] for c in revised.payload["checks"]}["performance"] == "ok"
+    assert set(Alert.objects.values_list("alert_id", "status")) == alerts  # no alert raised or changed
+    _late_labels(rows[:200], concept=False, seed=3, callbacks=django_capture_on_commit_callbacks)
+    assert Event.objects.filter(event_type="monitoring.RunDiagnosisRevised").count() == 1
 
 
 def test_late_labels_add_what_they_show_and_the_realized_figure_replaces_the_estimate(
