@@ -20,6 +20,7 @@ from scipy.stats import norm
 from monitoring.policies.document import drift_policy
 from monitoring.registry.data_schema import DataSchema
 from monitoring.runs.domain import CheckKind, Level
+from monitoring.runs.grading import finite, graded
 from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
 from monitoring.stats.drift import drift_report
 from monitoring.stats.estimation import PerformanceEstimator
@@ -154,9 +155,9 @@ def _volume(rows: int, history: Sequence[int], volume: Mapping[str, Any]) -> dic
     return {
         "check": CheckKind.DATA_QUALITY,
         "metric": "rows",
-        "value": _number(share) if share is not None else None,
+        "value": finite(share) if share is not None else None,
         "count": rows,
-        "reference": _number(usual) if usual is not None else None,
+        "reference": finite(usual) if usual is not None else None,
         "threshold": volume["warning_share"],
         "status": status,
     }
@@ -179,7 +180,7 @@ def _quality(reference: Columns, current: Columns, schema: DataSchema, settings:
             "check": CheckKind.DATA_QUALITY,
             "feature": f.column,
             "metric": str(f.kind),
-            "value": _number(f.share if f.share else f.count),
+            "value": finite(f.share if f.share else f.count),
             "count": f.count,
             "examples": [str(e) for e in f.examples[:3]],
             "status": Level.CRITICAL if f.kind in CRITICAL_FINDINGS else Level.WARNING,
@@ -204,8 +205,8 @@ def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str,
             "feature": item.feature,
             "metric": item.method.effect,
             "test": item.method.test,
-            "value": _number(item.decision.effect),
-            "p_value": _number(item.decision.adjusted_p_value),
+            "value": finite(item.decision.effect),
+            "p_value": finite(item.decision.adjusted_p_value),
             "threshold": item.decision.effect_floor,
             "status": _drift_status(item, policy),
         }
@@ -290,7 +291,7 @@ def _performance(reference: Columns, truth, target: str, schema: DataSchema, tas
     name, before, higher_is_better = task_metric(task, reference[target][known], reference[score_column][known])
     _, after, _ = task_metric(task, targets, outputs)
     drop = before - after if higher_is_better else _relative_rise(before, after)
-    return [_graded(CheckKind.PERFORMANCE, name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
+    return [graded(CheckKind.PERFORMANCE, name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
 
 
 def _label_drift(reference: Columns, truth, target: str, task: str, policy) -> list[dict]:
@@ -313,7 +314,7 @@ def _kpis(current: Columns, baseline: Columns, policy, segments: Sequence[str] =
     checks = []
     for name in sorted(set(current["kpi"].tolist()) & set(baseline["kpi"].tolist())):
         now_rows, before_rows = current["kpi"] == name, baseline["kpi"] == name
-        graded = _kpi_graded(name, _kpi_mean(current, now_rows), _kpi_mean(baseline, before_rows), settings)
+        graded = _kpigraded(name, _kpi_mean(current, now_rows), _kpi_mean(baseline, before_rows), settings)
         checks += [graded] if graded else []
         for column in segments:
             if column not in current or column not in baseline:
@@ -323,12 +324,12 @@ def _kpis(current: Columns, baseline: Columns, policy, segments: Sequence[str] =
                 now_here, before_here = now_rows & (now_keys == value), before_rows & (before_keys == value)
                 if min(_kpi_weight(current, now_here), _kpi_weight(baseline, before_here)) < support:
                     continue
-                graded = _kpi_graded(name, _kpi_mean(current, now_here), _kpi_mean(baseline, before_here), settings)
+                graded = _kpigraded(name, _kpi_mean(current, now_here), _kpi_mean(baseline, before_here), settings)
                 checks += [{**graded, "segment": f"{column}={value}"}] if graded else []
     return checks
 
 
-def _kpi_graded(name: str, now: float, before: float, settings: Mapping[str, Any]) -> dict | None:
+def _kpigraded(name: str, now: float, before: float, settings: Mapping[str, Any]) -> dict | None:
     if before == 0 or not (math.isfinite(now) and math.isfinite(before)):
         return None
     change = (now - before) / abs(before)
@@ -343,9 +344,9 @@ def _kpi_graded(name: str, now: float, before: float, settings: Mapping[str, Any
     return {
         "check": CheckKind.KPIS,
         "metric": name,
-        "value": _number(now),
-        "reference": _number(before),
-        "drop": _number(drop),
+        "value": finite(now),
+        "reference": finite(before),
+        "drop": finite(drop),
         "threshold": settings["critical_drop"],
         "status": status,
     }
@@ -392,33 +393,12 @@ def _estimated(reference: Columns, current: Columns, target: str, schema: DataSc
     window = np.asarray(current[score_column], dtype=float)
     estimate = estimator.estimate(window[np.isfinite(window)])["roc_auc"]
     before = binary_performance(labels, scores).roc_auc
-    extra = {"lower": _number(estimate.lower), "upper": _number(estimate.upper)}
+    extra = {"lower": finite(estimate.lower), "upper": finite(estimate.upper)}
     return [
-        _graded(
+        graded(
             CheckKind.ESTIMATED_PERFORMANCE, "roc_auc", estimate.value, before, before - estimate.value, policy, extra
         )
     ]
-
-
-def _graded(check: str, metric: str, value: float, reference: float, drop: float, policy, extra: dict) -> dict:
-    performance = policy["performance"]
-    if performance.get("mode") == "relative" and reference and check != "kpis" and metric != "rmse":
-        drop = drop / abs(reference)  # a share of the reference's figure (RMSE is relative already)
-    status = Level.OK
-    if drop >= performance["critical_drop"]:
-        status = Level.CRITICAL
-    elif drop >= performance["warning_drop"]:
-        status = Level.WARNING
-    return {
-        "check": check,
-        "metric": metric,
-        "value": _number(value),
-        "reference": _number(reference),
-        "drop": _number(drop),
-        "threshold": performance["critical_drop"],
-        "status": status,
-        **extra,
-    }
 
 
 def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:
@@ -436,8 +416,8 @@ def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) 
                         "check": CheckKind.SEGMENTS,
                         "segment": share.segment,
                         "metric": "new_segment_share",
-                        "value": _number(share.current_share),
-                        "reference": _number(share.reference_share),
+                        "value": finite(share.current_share),
+                        "reference": finite(share.reference_share),
                         "threshold": settings["new_share"],
                         "status": Level.WARNING,
                     }
@@ -470,7 +450,7 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
             "check": CheckKind.SEGMENTS,
             "segment": change.segment,
             "metric": "prediction_drift",
-            "value": _number(change.change),
+            "value": finite(change.change),
             "threshold": settings["floors"].get(change.segment, default_floor),
             "status": Level.WARNING
             if change.change >= settings["floors"].get(change.segment, default_floor)
@@ -516,7 +496,7 @@ def _segment_performance(reference, current, truth, target: str, schema: DataSch
                 continue
             drop = before.value - after.value if before.higher_is_better else _relative_rise(before.value, after.value)
             extra = {"segment": segment, "labelled_rows": int(rows.size), **after.interval()}
-            check = _graded(CheckKind.SEGMENTS, before.metric, after.value, before.value, drop, policy, extra)
+            check = graded(CheckKind.SEGMENTS, before.metric, after.value, before.value, drop, policy, extra)
             gap = before.value - after.value if before.higher_is_better else after.value - before.value
             compared.append((check, gap, before.variance + after.variance))
     # Many cohorts compared at once: Bonferroni's bound keeps a chance gap in one of them from
@@ -543,7 +523,7 @@ class _Figure:
         low, high = self.value - half, self.value + half
         if self.metric in ("roc_auc", "accuracy"):
             low, high = max(low, 0.0), min(high, 1.0)
-        return {"lower": _number(low), "upper": _number(high)}
+        return {"lower": finite(low), "upper": finite(high)}
 
 
 def _figure(task: str, targets: np.ndarray, outputs: np.ndarray) -> _Figure:
@@ -555,9 +535,3 @@ def _figure(task: str, targets: np.ndarray, outputs: np.ndarray) -> _Figure:
     else:
         variance = math.nan  # RMSE: no interval yet, so a segment's RMSE is never called significant
     return _Figure(metric, value, higher, variance)
-
-
-def _number(value: float) -> float | None:
-    """JSON has no NaN or infinity; a figure that is not finite is recorded as null."""
-    value = float(value)
-    return value if math.isfinite(value) else None

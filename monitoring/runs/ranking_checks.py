@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from monitoring.registry.data_schema import DataSchema
-from monitoring.runs.domain import CheckKind, Level
+from monitoring.runs.domain import CheckKind
+from monitoring.runs.grading import graded
 from monitoring.stats.ranking import (
     RankingQuality,
     coverage,
@@ -62,7 +63,7 @@ def ranking_quality_checks(
         value = getattr(now, name)
         then = getattr(before, name) if before is not None else math.nan
         extra = {"labelled_rows": labelled}
-        checks.append(_graded(CheckKind.PERFORMANCE, f"{name}@{k}", value, then, then - value, policy, extra))
+        checks.append(graded(CheckKind.PERFORMANCE, f"{name}@{k}", value, then, then - value, policy, extra))
     return checks
 
 
@@ -88,7 +89,7 @@ def catalogue_checks(reference: Columns, current: Columns, schema: DataSchema, p
         figures[side] = (coverage(top, catalogue), popularity_share(everything, popular))
     (ref_coverage, ref_popular), (cur_coverage, cur_popular) = figures["reference"], figures["current"]
     return [
-        _graded(
+        graded(
             CheckKind.PREDICTION_DRIFT,
             f"coverage@{k}",
             cur_coverage,
@@ -97,7 +98,7 @@ def catalogue_checks(reference: Columns, current: Columns, schema: DataSchema, p
             policy,
             {},
         ),
-        _graded(
+        graded(
             CheckKind.PREDICTION_DRIFT,
             f"popularity_share@{k}",
             cur_popular,
@@ -131,28 +132,3 @@ def _reference_quality(reference: Columns, schema: DataSchema, k: int) -> Rankin
     usable = np.isfinite(scores) & np.isfinite(relevance) & np.array([q is not None for q in queries])
     quality = ranking_quality(queries[usable], scores[usable], relevance[usable], k)
     return quality if quality.queries else None
-
-
-def _graded(check: str, metric: str, value: float, reference: float, drop: float, policy, extra: dict) -> dict:
-    """Graded by the performance thresholds; a figure without a reference figure is reported, not judged."""
-    performance = policy["performance"]
-    status = Level.OK
-    if math.isfinite(drop) and drop >= performance["critical_drop"]:
-        status = Level.CRITICAL
-    elif math.isfinite(drop) and drop >= performance["warning_drop"]:
-        status = Level.WARNING
-    return {
-        "check": check,
-        "metric": metric,
-        "value": _finite(value),
-        "reference": _finite(reference),
-        "drop": _finite(drop),
-        "threshold": performance["critical_drop"],
-        "status": status,
-        **extra,
-    }
-
-
-def _finite(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None

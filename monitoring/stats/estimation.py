@@ -8,12 +8,18 @@ when labels change given the inputs (concept drift) the estimate stays where it 
 realized figure falls, which is how the diagnosis tells the two apart.
 
 Sampling error: the standard deviation of the realized metric across reference chunks, scaled to
-the current chunk's size; the band is estimate ± 3 standard errors.
+the current chunk's size; the band is estimate ± 3 standard errors. The same chunks give the range
+a metric keeps by chance alone (`expected_range`: their mean ± 3 standard deviations, scaled to
+the window's size): an estimate outside it is a finding even when it is short of a fixed drop.
+
+The confusion-matrix metrics read the model's own predicted labels when it reports them (a model
+may decide with a threshold other than 0.5, or with rules beside its score); else the score at
+the threshold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import isotonic_regression
@@ -43,10 +49,13 @@ class Calibration:
         return np.interp(scores, self.scores, self.probabilities)
 
 
-def expected_metrics(probabilities: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Expected accuracy, precision, recall, F1 and ROC AUC given P(y=1) per row."""
+def expected_metrics(
+    probabilities: np.ndarray, scores: np.ndarray, threshold: float, predicted: np.ndarray | None = None
+) -> dict[str, float]:
+    """Expected accuracy, precision, recall, F1 and ROC AUC given P(y=1) per row, for the
+    predicted labels given (else the score at `threshold`)."""
     p = probabilities
-    predicted = scores >= threshold
+    predicted = scores >= threshold if predicted is None else np.asarray(predicted, dtype=bool)
     tp, fp = float(p[predicted].sum()), float((1 - p[predicted]).sum())
     fn, tn = float(p[~predicted].sum()), float((1 - p[~predicted]).sum())
     return {
@@ -83,33 +92,52 @@ class PerformanceEstimator:
     threshold: float
     reference_std: dict[str, float]
     reference_chunk_size: int
+    reference_mean: dict[str, float] = field(default_factory=dict)  # across the reference's chunks
 
     @classmethod
     def fit(
-        cls, scores: np.ndarray, labels: np.ndarray, *, threshold: float = 0.5, chunk_size: int = 1000
+        cls,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        *,
+        threshold: float = 0.5,
+        chunk_size: int = 1000,
+        predicted: np.ndarray | None = None,
     ) -> PerformanceEstimator:
         """Calibrate on the reference, and measure how much each metric varies between its chunks
         (a chunk holding a single class has no ROC AUC: it does not count)."""
         _check_scores(scores, "reference")
         if scores.size < 2 * chunk_size:
             raise ValueError("the reference needs at least two chunks of labelled rows")
+        if predicted is not None and np.asarray(predicted).shape != scores.shape:
+            raise ValueError("predicted labels and scores must have one row each")
+        decided = scores >= threshold if predicted is None else np.asarray(predicted, dtype=bool)
         realized: dict[str, list[float]] = {metric: [] for metric in METRICS}
         for start in range(0, scores.size - chunk_size + 1, chunk_size):
             window = slice(start, start + chunk_size)
             if not 0 < labels[window].sum() < chunk_size:
                 continue
-            result = binary_performance(labels[window], scores[window], threshold)
+            result = binary_performance(labels[window], scores[window], threshold, predicted=decided[window])
             for metric in METRICS:
                 realized[metric].append(getattr(result, metric))
         if len(realized["roc_auc"]) < 2:
             raise ValueError("the reference needs at least two chunks holding both classes")
         spread = {metric: float(np.std(values, ddof=1)) for metric, values in realized.items()}
-        return cls(Calibration.fit(scores, labels), threshold, spread, chunk_size)
+        mean = {metric: float(np.mean(values)) for metric, values in realized.items()}
+        return cls(Calibration.fit(scores, labels), threshold, spread, chunk_size, mean)
 
-    def estimate(self, scores: np.ndarray) -> dict[str, Estimate]:
+    def expected_range(self, metric: str, rows: int, sigmas: float = 3.0) -> tuple[float, float]:
+        """Where the metric stays by chance alone on a window of `rows` rows: the reference
+        chunks' mean ± `sigmas` of their standard deviation, scaled to the window's size."""
+        spread = sigmas * self.reference_std[metric] * np.sqrt(self.reference_chunk_size / max(rows, 1))
+        return self.reference_mean[metric] - spread, self.reference_mean[metric] + spread
+
+    def estimate(self, scores: np.ndarray, predicted: np.ndarray | None = None) -> dict[str, Estimate]:
         """Each metric's estimate with its band, clipped to [0, 1] where the metric lives."""
         _check_scores(scores, "current")
-        values = expected_metrics(self.calibration(scores), scores, self.threshold)
+        if predicted is not None and np.asarray(predicted).shape != scores.shape:
+            raise ValueError("predicted labels and scores must have one row each")
+        values = expected_metrics(self.calibration(scores), scores, self.threshold, predicted)
         scale = np.sqrt(self.reference_chunk_size / scores.size)
         estimates = {}
         for metric, value in values.items():

@@ -35,7 +35,11 @@ class BinaryPerformance:
     positives: int
 
 
-def binary_performance(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> BinaryPerformance:
+def binary_performance(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5, *, predicted: np.ndarray | None = None
+) -> BinaryPerformance:
+    """Ranking metrics from the scores; confusion-matrix ones from the predicted labels when
+    given (the model's own decisions), else from the score at `threshold`."""
     y = _binary_labels(y_true)
     p = np.asarray(scores, dtype=float)
     if p.shape != y.shape:
@@ -44,7 +48,9 @@ def binary_performance(y_true: np.ndarray, scores: np.ndarray, threshold: float 
     if positives in (0, y.size):
         raise ValueError("ROC AUC needs both classes among the labels")
     auc = roc_auc(y, p)
-    predicted = p >= threshold
+    predicted = p >= threshold if predicted is None else np.asarray(predicted, dtype=bool)
+    if predicted.shape != y.shape:
+        raise ValueError("labels and predicted labels differ in length")
     tp = int(np.count_nonzero(predicted & (y == 1)))
     fp = int(np.count_nonzero(predicted & (y == 0)))
     fn = positives - tp

@@ -27,7 +27,7 @@ SCHEMA = {
 
 @pytest.fixture
 def recommender(db):
-    registry.model_register(name="recs", task="ranking", owner="alice", data_schema=SCHEMA, actor=ALICE)
+    registry.model_register(name="recs", task="binary_classification", owner="alice", data_schema=SCHEMA, actor=ALICE)
     rng = np.random.default_rng(5)
 
     def rows(count: int, start: dt.datetime | None) -> list[dict]:

@@ -195,7 +195,7 @@ def test_an_empty_baseline_period_fails_the_run_with_the_reason(credit_model):
 
 def test_relative_performance_thresholds_grade_a_share_of_the_reference():
     from monitoring.policies.document import complete_policy
-    from monitoring.runs.checks import _graded
+    from monitoring.runs.grading import graded as _graded
 
     absolute = complete_policy({}, {"x": "numerical"})
     relative = complete_policy(
