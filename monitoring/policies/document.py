@@ -49,7 +49,14 @@ DEFAULT_POLICY: dict[str, Any] = {
     # How many rows (and what share of the window) a value finding (out of range, extreme, nulls
     # growing, new categories) must hold before it warns: the defaults report every one.
     "data_quality": {"min_rows": 1, "min_share": 0.0},
-    "ranking": {"k": 10},  # ranking models: the depth of each list their figures read (NDCG@k, …)
+    "ranking": {"k": 10},
+    # Label-free estimation: which metrics (CBPE for classifiers, DLE for regression), judged
+    # against the fixed drops and against the reference chunks' mean ± sigmas standard deviations.
+    "estimation": {
+        "classification_metrics": ["roc_auc"],
+        "regression_metrics": ["rmse"],
+        "sigmas": 3.0,
+    },  # ranking models: the depth of each list their figures read (NDCG@k, …)
     "notify": [],  # names of notifiers configured in settings.NOTIFIERS
     "escalate_after_minutes": None,  # escalate alerts nobody acknowledged in this time
 }
@@ -117,6 +124,7 @@ def complete_policy(raw: Any, features: Mapping[str, str]) -> dict[str, Any]:
         problems.append("kpis.lower_is_better must be a list of KPI names")
     problems += _volume_problems(policy["volume"]) + _heartbeat_problems(policy["heartbeat"])
     problems += _data_quality_problems(policy["data_quality"])
+    problems += _estimation_problems(policy["estimation"])
     depth = policy["ranking"].get("k")
     if not (isinstance(depth, int) and not isinstance(depth, bool) and 1 <= depth <= 1000):
         problems.append("ranking.k must be a whole number from 1 to 1000")
@@ -215,6 +223,23 @@ def _data_quality_problems(quality: Mapping[str, Any]) -> list[str]:
     share = quality.get("min_share")
     if not (_number(share) and 0 <= share < 1):
         problems.append("data_quality.min_share must be a number with 0 ≤ min_share < 1")
+    return problems
+
+
+def _estimation_problems(estimation: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, known in (
+        ("classification_metrics", ("roc_auc", "accuracy", "precision", "recall", "f1")),
+        ("regression_metrics", ("mae", "rmse")),
+    ):
+        chosen = estimation.get(key)
+        if not (
+            isinstance(chosen, list) and chosen and all(m in known for m in chosen) and len(set(chosen)) == len(chosen)
+        ):
+            problems.append(f"estimation.{key} must list, once each, some of {', '.join(known)}")
+    sigmas = estimation.get("sigmas")
+    if not (_number(sigmas) and 1 <= sigmas <= 10):
+        problems.append("estimation.sigmas must be a number from 1 to 10")
     return problems
 
 

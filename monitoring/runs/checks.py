@@ -20,10 +20,10 @@ from scipy.stats import norm
 from monitoring.policies.document import drift_policy
 from monitoring.registry.data_schema import DataSchema
 from monitoring.runs.domain import CheckKind, Level
+from monitoring.runs.estimation_checks import estimated_checks
 from monitoring.runs.grading import finite, graded
 from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
 from monitoring.stats.drift import drift_report
-from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
 from monitoring.stats.quality import Finding, quality_findings
 from monitoring.stats.segments import rank_by_drift, segment_keys, segment_rows, segment_shift
@@ -100,8 +100,8 @@ def compute_run(
         checks += _label_drift(reference, truth, target, task, policy)
     if CheckKind.PERFORMANCE in enabled and target and truth[0].size:
         checks += _performance(reference, truth, target, schema, task, policy)
-    if CheckKind.ESTIMATED_PERFORMANCE in enabled and task == "binary_classification" and target:
-        checks += _estimated(reference, current, target, schema, policy)
+    if CheckKind.ESTIMATED_PERFORMANCE in enabled and target:
+        checks += estimated_checks(reference, current, target, schema, task, policy)
     if CheckKind.KPIS in enabled and kpis and kpi_baseline:
         checks += _kpis(kpis, kpi_baseline, policy, schema.kpi_segments)
     if CheckKind.SEGMENTS in enabled:
@@ -376,29 +376,6 @@ def _kpi_mean(rows: Columns, mask: np.ndarray) -> float:
 def _relative_rise(before: float, after: float) -> float:
     """How much an error metric grew, as a share of what it was."""
     return (after - before) / before if before else 0.0
-
-
-def _estimated(reference: Columns, current: Columns, target: str, schema: DataSchema, policy) -> list[dict]:
-    score_column = schema.score_column(reference)
-    if score_column not in current:
-        return []
-    scores = np.asarray(reference[score_column], dtype=np.float64)
-    labels = np.asarray(reference[target], dtype=np.float64)
-    keep = np.isfinite(scores) & np.isfinite(labels)
-    scores, labels = scores[keep], labels[keep]
-    chunk = max(min(1000, scores.size // 5), 50)
-    if scores.size < 2 * chunk or not (scores.min() >= 0 and scores.max() <= 1) or len(np.unique(labels)) < 2:
-        return []
-    estimator = PerformanceEstimator.fit(scores, labels, chunk_size=chunk)
-    window = np.asarray(current[score_column], dtype=float)
-    estimate = estimator.estimate(window[np.isfinite(window)])["roc_auc"]
-    before = binary_performance(labels, scores).roc_auc
-    extra = {"lower": finite(estimate.lower), "upper": finite(estimate.upper)}
-    return [
-        graded(
-            CheckKind.ESTIMATED_PERFORMANCE, "roc_auc", estimate.value, before, before - estimate.value, policy, extra
-        )
-    ]
 
 
 def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) -> list[dict]:

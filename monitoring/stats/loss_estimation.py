@@ -13,7 +13,7 @@ are the realized metric's spread across reference chunks, scaled to the window's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,12 @@ class LossEstimator:
     squared: _AdditiveModel
     reference_std: dict[str, float]
     reference_chunk_size: int
+    reference_mean: dict[str, float] = field(default_factory=dict)  # across the reference's chunks
+
+    def expected_range(self, metric: str, rows: int, sigmas: float = 3.0) -> tuple[float, float]:
+        """Where the metric stays by chance alone on `rows` rows (as PerformanceEstimator's)."""
+        spread = sigmas * self.reference_std[metric] * np.sqrt(self.reference_chunk_size / max(rows, 1))
+        return self.reference_mean[metric] - spread, self.reference_mean[metric] + spread
 
     @classmethod
     def fit(
@@ -68,6 +74,7 @@ class LossEstimator:
             squared=_fit(columns, errors**2, knots, scale),
             reference_std={metric: float(np.std(values, ddof=1)) for metric, values in realized.items()},
             reference_chunk_size=chunk_size,
+            reference_mean={metric: float(np.mean(values)) for metric, values in realized.items()},
         )
 
     def estimate(self, inputs: np.ndarray, predictions: np.ndarray) -> dict[str, Estimate]:
