@@ -40,5 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/uncertainty.py
+	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/ui_models.py
+	@if [ -n "$$NANNYML_PYTHON" ]; then $(BIN)/python bench/estimation.py; \
+	else echo "bench/estimation.py skipped: set NANNYML_PYTHON (see its docstring)"; fi
