@@ -37,9 +37,16 @@ LOWER_IS_STRICTER = (
     "heartbeat.expected_every_minutes",  # none: never
     "data_quality.min_rows",
     "data_quality.min_share",
+    "estimation.sigmas",
 )
 HIGHER_IS_STRICTER = ("drift.alpha", "volume.warning_share", "volume.critical_share")
-MORE_IS_STRICTER = ("checks", "notify")  # lists: keeping every member and adding is tighter
+MORE_IS_STRICTER = (  # lists: keeping every member and adding is tighter
+    "checks",
+    "notify",
+    "estimation.classification_metrics",
+    "estimation.regression_metrics",
+)
+SWITCHED_ON_IS_STRICTER = ("drift.multivariate",)  # a check added
 ORDERED = {"drift.correction": ("bonferroni", "holm", "none")}  # from fewest detections to most
 
 
@@ -62,6 +69,8 @@ def _tighter(path: str, was: Any, now: Any) -> bool:
         return was is not None and now is not None and now > was
     if _matches(path, MORE_IS_STRICTER):
         return isinstance(was, list) and isinstance(now, list) and set(was) <= set(now)
+    if path in SWITCHED_ON_IS_STRICTER:
+        return was is False and now is True
     if path in ORDERED:
         order = ORDERED[path]
         return was in order and now in order and order.index(now) > order.index(was)

@@ -32,6 +32,7 @@ DEFAULT_POLICY: dict[str, Any] = {
         "effect_floors": dict(DEFAULT_EFFECT_FLOORS),
         "warning_floors": {},  # effect measure -> floor of the warning level (none by default)
         "features": {},
+        "multivariate": False,  # PCA reconstruction error of the numerical features together
     },
     "performance": {"warning_drop": 0.02, "critical_drop": 0.05, "mode": "absolute"},
     "segments": {"min_support": 100, "new_share": 0.05, "prediction_drift_floor": 0.1, "floors": {}},
@@ -177,6 +178,8 @@ def _drift_problems(drift: Mapping[str, Any], features: Mapping[str, str]) -> li
     floors = drift.get("effect_floors")
     if not isinstance(floors, Mapping) or not all(_number(v) and v >= 0 for v in floors.values()):
         problems.append("drift.effect_floors must map effect names to numbers ≥ 0")
+    if not isinstance(drift.get("multivariate"), bool):
+        problems.append("drift.multivariate must be true or false")
     warnings = drift.get("warning_floors")
     if not isinstance(warnings, Mapping) or not all(_number(v) and v >= 0 for v in warnings.values()):
         problems.append("drift.warning_floors must map effect names to numbers ≥ 0")

@@ -22,6 +22,7 @@ from monitoring.registry.data_schema import DataSchema
 from monitoring.runs.domain import CheckKind, Level
 from monitoring.runs.estimation_checks import estimated_checks
 from monitoring.runs.grading import finite, graded
+from monitoring.runs.multivariate_checks import multivariate_checks
 from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
 from monitoring.stats.drift import drift_report
 from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
@@ -80,6 +81,8 @@ def compute_run(
         checks += _quality(reference, current, schema, policy.get("data_quality", {}))  # older policies: every finding
     if CheckKind.FEATURE_DRIFT in enabled and features:
         checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
+        if policy["drift"].get("multivariate"):
+            checks += multivariate_checks(reference, current, schema)
     ranking = task == "ranking" and "ranking" in policy  # a policy from before ranking metrics: as then
     if CheckKind.PREDICTION_DRIFT in enabled:
         outputs = _prediction_columns(schema, task, reference, current)

@@ -140,9 +140,8 @@ def _describe(check: Check) -> str:
     figure = f"{value:.3g}" if value is not None else "?"
     if check.reference is not None:
         figure += f" (reference {check.reference:.3g})"
-    return f"{check.check.value}: {check.subject} {check.metric or ''} {figure} [{check.status.value}]".replace(
-        "  ", " "
-    )
+    measure = "" if check.metric == check.subject else check.metric or ""
+    return f"{check.check.value}: {check.subject} {measure} {figure} [{check.status.value}]".replace("  ", " ")
 
 
 def _describe_rows(check: Check) -> str:

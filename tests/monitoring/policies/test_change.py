@@ -33,6 +33,9 @@ BASE = {
         {"notify": []},  # unchanged
         {"volume": {"warning_share": 0.8, "critical_share": 0.3}},  # a smaller drop is caught
         {"heartbeat": {"expected_every_minutes": 30}},  # watched from now on
+        {"drift": {**BASE["drift"], "multivariate": True}},  # a multivariate check added
+        {"estimation": {"classification_metrics": ["roc_auc", "f1"]}},  # an estimated metric added
+        {"estimation": {"sigmas": 2.5}},  # a narrower range of chance
     ],
 )
 def test_pure_tightenings_need_no_approval(change, settings):
@@ -58,6 +61,12 @@ def test_pure_tightenings_need_no_approval(change, settings):
         ({"escalate_after_minutes": None}, "escalate_after_minutes: 60 -> unset"),
         ({"escalate_after_minutes": 120}, "escalate_after_minutes: 60 -> 120"),
         ({"schedule": {"every_minutes": None}}, "schedule.every_minutes: 60 -> unset"),
+        (
+            {"estimation": {"classification_metrics": ["f1"]}},
+            "estimation.classification_metrics: ['roc_auc'] -> ['f1']",
+        ),
+        ({"estimation": {"sigmas": 4}}, "estimation.sigmas: 3.0 -> 4"),
+        ({"ranking": {"k": 5}}, "ranking.k: 10 -> 5"),
         ({"performance": {"warning_drop": 0.02, "critical_drop": 0.05, "mode": "relative"}}, "performance.mode"),
         ({"kpis": {"baseline": "same_period_last_week"}}, "kpis.baseline"),
         ({"volume": {"warning_share": 0.2}}, "volume.warning_share: 0.5 -> 0.2"),
