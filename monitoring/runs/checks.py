@@ -456,6 +456,7 @@ def _segment_performance(reference, current, truth, target: str, schema: DataSch
     whole = _figure(task, reference[target][known], reference[score][known])
     checks: list[dict] = []
     compared: list[tuple[dict, float, float]] = []
+    cohorts: dict[str, _Cohort] = {}
     for column in schema.segments:
         if column not in reference or column not in current:
             continue
@@ -479,6 +480,7 @@ def _segment_performance(reference, current, truth, target: str, schema: DataSch
             check = graded(CheckKind.SEGMENTS, before.metric, after.value, before.value, drop, policy, extra)
             gap = before.value - after.value if before.higher_is_better else after.value - before.value
             compared.append((check, gap, before.variance + after.variance))
+            cohorts[segment] = _Cohort(check, rows, before, gap)
     # Many cohorts compared at once: Bonferroni's bound keeps a chance gap in one of them from
     # being called real (95 % over all of them, one-sided).
     z = float(norm.ppf(1 - 0.025 / max(len(compared), 1)))
@@ -486,7 +488,52 @@ def _segment_performance(reference, current, truth, target: str, schema: DataSch
         if check["status"] != Level.OK and not significant_gap(gap, variance, 0.0, z=z):
             check["status"] = Level.OK  # within chance: perhaps material, not established
         checks.append(check)
+    _attribute(cohorts, targets, current[score][labelled], task, policy, z)
     return sorted(checks, key=lambda c: -(c["drop"] or 0))
+
+
+@dataclass
+class _Cohort:
+    check: dict
+    rows: np.ndarray  # among the window's labelled rows
+    before: _Figure
+    gap: float
+
+
+def _attribute(
+    cohorts: dict[str, _Cohort], targets: np.ndarray, outputs: np.ndarray, task: str, policy, z: float
+) -> None:
+    """Overlapping cohorts (a new region, and the plans its customers hold) share one gap: the
+    cohort that explains most of it (share of the window × gap) is named; another failing cohort
+    that overlaps it is named too only if, without the first one's rows, it still falls short
+    by a material and significant gap. Those it explains are set back to ok."""
+    failing = [c for c in cohorts.values() if c.check["status"] != Level.OK]
+    ranked = sorted(failing, key=lambda c: -(c.rows.size * c.gap))
+    explained: set[int] = set()
+    for named in ranked:
+        if id(named) in explained:
+            continue
+        for other in ranked:
+            if other is named or id(other) in explained or not np.intersect1d(other.rows, named.rows).size:
+                continue
+            rest = np.setdiff1d(other.rows, named.rows)
+            if not _still_short(rest, other.before, targets, outputs, task, policy, z):
+                other.check["status"] = Level.OK
+                explained.add(id(other))
+
+
+def _still_short(rows: np.ndarray, before: _Figure, targets, outputs, task: str, policy, z: float) -> bool:
+    """Whether these rows alone still fall materially and significantly short of `before`."""
+    if rows.size < policy["segments"]["min_support"]:
+        return False
+    try:
+        after = _figure(task, targets[rows], outputs[rows])
+    except ValueError:  # one class left: no figure
+        return False
+    gap = before.value - after.value if before.higher_is_better else after.value - before.value
+    drop = gap if before.higher_is_better else _relative_rise(before.value, after.value)
+    material = drop >= policy["performance"]["warning_drop"]
+    return material and significant_gap(gap, before.variance + after.variance, 0.0, z=z)
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,14 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
         cause, evidence = Cause.NO_PROBLEM, ["only minor findings", *(_describe(c) for c in minor_quality)]
     else:
         cause, evidence = Cause.NO_PROBLEM, ["every check passed"]
-    if new_segments and cause is not Cause.NO_PROBLEM:
-        evidence.append(f"new segments entering: {', '.join(new_segments)}")
-    if confined and cause is not Cause.NO_PROBLEM:
-        evidence.append(f"confined to: {', '.join(dict.fromkeys(confined))}")
+    if cause is not Cause.NO_PROBLEM:  # each segment named once
+        entering, elsewhere = list(dict.fromkeys(new_segments)), list(dict.fromkeys(confined))
+        confined_new = [s for s in elsewhere if s in entering]
+        if entering:
+            where = ", where the problem is confined" if confined_new and set(elsewhere) <= set(entering) else ""
+            evidence.append(f"new segments entering: {', '.join(entering)}{where}")
+        if elsewhere and not set(elsewhere) <= set(entering):
+            evidence.append(f"confined to: {', '.join(elsewhere)}")
     evidence = list(dict.fromkeys(evidence))  # a finding said once, however many checks say it
     return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), list(dict.fromkeys(new_segments)))
 

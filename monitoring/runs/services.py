@@ -58,7 +58,8 @@ from monitoring.tasks import INFRASTRUCTURE_ERRORS
 # 4: a classifier's prediction drift tests its score (a number) and its predicted classes (shares).
 # 5: label-free estimation calibrates as scikit-learn's isotonic regression does (tied scores).
 # 6: KPIs are judged in each segment their rows carry as well as as a whole.
-ENGINE = 6
+# 7: overlapping cohorts are attributed to the one that explains most of the gap (share × gap).
+ENGINE = 7
 SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
 SWEEPER = Actor("system", "run-sweeper", "Driftledger run sweeper")
 ATTEMPTS = 3  # a lost race on an alert (its dedupe index, its stream) replays the whole outcome

@@ -81,3 +81,42 @@ def test_a_new_cohort_is_measured_against_the_whole_reference_and_named_when_it_
     assert "region=mars" in diagnosis.scope
     others = [c for c in checks if c.metric == "roc_auc" and c.segment and c.segment != "region=mars"]
     assert all(c.status.value == "ok" for c in others), [(c.segment, c.value, c.reference, c.status) for c in others]
+
+
+def test_overlapping_cohorts_are_attributed_to_the_one_that_explains_the_gap():
+    """The new region's customers all hold the basic or standard plan: those plans fall short too,
+    but only through the region's rows. Share × gap names the region, once; without its rows the
+    plans hold, so they are not named."""
+    from dataclasses import replace
+
+    schema = replace(SCHEMA, categorical=("region", "plan"), segments=("region", "plan"))
+    policy = {**POLICY, "drift": {**POLICY["drift"]}}
+    reference, ref_labels = _population(1)
+    reference["clicked"] = ref_labels
+    current, labels = _population(41, new_region=0.25, collapse_in_new=True)
+    rng = np.random.default_rng(5)
+    for side in (reference, current):
+        side["plan"] = rng.choice(["basic", "standard", "premium"], side["x1"].size).astype(object)
+    current["plan"][current["region"] == "mars"] = rng.choice(
+        ["basic", "standard"], (current["region"] == "mars").sum()
+    )
+    result = compute_run(
+        reference,
+        current,
+        labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
+        schema=schema,
+        task="binary_classification",
+        policy=policy,
+    )
+    checks = [Check.model_validate(check) for check in result["checks"]]
+    cohorts = {c.segment: c for c in checks if c.check.value == "segments" and c.metric == "roc_auc"}
+    basic = current["plan"] == "basic"
+    with_mars = roc_auc(labels[basic], current["score"][basic])
+    assert cohorts["plan=basic"].value == pytest.approx(with_mars)  # its figure is kept, as measured
+    assert with_mars < cohorts["plan=basic"].reference - 0.05  # it does fall short, through mars's rows
+    assert cohorts["region=mars"].status.value == "critical"
+    assert cohorts["plan=basic"].status.value == "ok" and cohorts["plan=standard"].status.value == "ok"
+    diagnosis = diagnose(checks)
+    assert diagnosis.scope == "cohort: region=mars"
+    assert sum("region=mars" in line for line in diagnosis.evidence) == 1, diagnosis.evidence  # stated once
+    assert not any("plan=" in line for line in diagnosis.evidence)
