@@ -4,7 +4,9 @@ popularity share), each against the same figure on the reference.
 
 Outcomes arrive as labels per row (a click, a purchase, a grade of relevance). A list is judged
 once any of its rows has a label; its rows without one count as not relevant (an impression
-nobody clicked). The reference's lists carry their outcomes in the target column."""
+nobody clicked). The reference's lists carry their outcomes in the target column. A quality
+figure is a mean over lists: it carries its 95 % interval, and a drop is graded only when it is
+both material (the policy's drops) and significant (the standard errors of both means)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from monitoring.registry.data_schema import DataSchema
-from monitoring.runs.domain import CheckKind
+from monitoring.runs.domain import CheckKind, Level
 from monitoring.runs.grading import graded
 from monitoring.stats.ranking import (
     RankingQuality,
@@ -25,6 +27,7 @@ from monitoring.stats.ranking import (
     ranking_quality,
     top_k_items,
 )
+from monitoring.stats.uncertainty import Z_95, significant_gap
 
 Columns = Mapping[str, np.ndarray]
 QUALITY = ("ndcg", "map", "mrr", "hit_rate")
@@ -60,10 +63,16 @@ def ranking_quality_checks(
     before = _reference_quality(reference, schema, k)
     checks = []
     for name in QUALITY:
-        value = getattr(now, name)
+        value, error = getattr(now, name), now.standard_errors.get(name, math.nan)
         then = getattr(before, name) if before is not None else math.nan
-        extra = {"labelled_rows": labelled}
-        checks.append(graded(CheckKind.PERFORMANCE, f"{name}@{k}", value, then, then - value, policy, extra))
+        extra: dict = {"labelled_rows": labelled}
+        if math.isfinite(error):
+            extra |= {"lower": max(value - Z_95 * error, 0.0), "upper": min(value + Z_95 * error, 1.0)}
+        check = graded(CheckKind.PERFORMANCE, f"{name}@{k}", value, then, then - value, policy, extra)
+        spread = before.standard_errors.get(name, math.nan) ** 2 if before is not None else math.nan
+        if check["status"] != Level.OK and not significant_gap(then - value, error**2, spread):
+            check["status"] = Level.OK  # a few hundred lists move by chance: material, not established
+        checks.append(check)
     return checks
 
 

@@ -5,7 +5,8 @@ NDCG@k takes the relevance itself as gain (as scikit-learn's `ndcg_score` does) 
 over tied scores as it does; MAP@k, MRR@k and hit rate@k call an item relevant when its
 relevance is above 0 and break ties between equal scores in the order the rows came. Queries
 without any relevant item have no defined quality and are left out of every figure (their
-count is reported). Vectorised over all queries at once: no loop per query.
+count is reported). Each figure is a mean over lists, so it comes with its standard error (the
+lists' spread over √lists). Vectorised over all queries at once: no loop per query.
 
 Catalogue figures need no outcomes: the share of the catalogue recommended in someone's top k
 (coverage, on a given number of queries, since it grows with them) and the share of top-k
@@ -14,7 +15,7 @@ slots given to the most popular items (popularity share)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +31,7 @@ class RankingQuality:
     hit_rate: float
     queries: int  # with at least one relevant item: those the figures average over
     without_relevant: int
+    standard_errors: dict[str, float] = field(default_factory=dict)  # of each mean, over the lists
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,22 @@ def ranking_quality(queries: np.ndarray, scores: np.ndarray, relevance: np.ndarr
     reciprocal = np.where(np.isfinite(first), 1.0 / (first + 1.0), 0.0)
     if not judged.any():
         return RankingQuality(k, math.nan, math.nan, math.nan, math.nan, 0, count)
+    per_list = {
+        "ndcg": dcg[judged] / idcg[judged],
+        "map": average_precision[judged],
+        "mrr": reciprocal[judged],
+        "hit_rate": np.isfinite(first[judged]).astype(float),
+    }
+    lists = int(judged.sum())
     return RankingQuality(
         k=k,
-        ndcg=float(np.mean(dcg[judged] / idcg[judged])),
-        map=float(np.mean(average_precision[judged])),
-        mrr=float(np.mean(reciprocal[judged])),
-        hit_rate=float(np.mean(np.isfinite(first[judged]))),
-        queries=int(judged.sum()),
-        without_relevant=int(count - judged.sum()),
+        **{name: float(np.mean(values)) for name, values in per_list.items()},
+        queries=lists,
+        without_relevant=int(count - lists),
+        standard_errors={
+            name: float(np.std(values, ddof=1) / math.sqrt(lists)) if lists > 1 else math.nan
+            for name, values in per_list.items()
+        },
     )
 
 

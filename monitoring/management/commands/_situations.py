@@ -1,7 +1,8 @@
 """The demo's two other situations, told through the product's own paths (registry, the
 ingestion API with each model's reporting key, daily monitoring runs): a churn model meeting
-a new customer segment, and a recommender whose click-through rate falls while its model and
-data hold (after a day of broken upstream data). Every figure printed is one a run recorded."""
+a new customer segment, whose outcomes arrive after the run and revise its diagnosis; and a
+recommender whose click-through rate falls while its model and data hold (after a day of
+broken upstream data). Every figure printed is one a run recorded."""
 
 from __future__ import annotations
 
@@ -53,11 +54,16 @@ def churn_story(say: Say, *, actor: Actor, today: dt.datetime, step: int) -> Non
         say(f"{step}. Model {CHURN!r} already tells its story in this log.")
         return
     _post(client, CHURN, "reference", _customers(today - dt.timedelta(days=30), 20_000, new_share=0.0))
+    late: list[dict] = []
     for day in _days(today):
         new_share = 0.2 if day == _days(today)[-1] else 0.0
         rows = _customers(day, 6_000, new_share=new_share)
         _post(client, CHURN, "predictions", [{k: v for k, v in row.items() if k != "churned"} for row in rows])
-        _post(client, CHURN, "labels", [{"customer_id": row["customer_id"], "churned": row["churned"]} for row in rows])
+        outcomes = [{"customer_id": row["customer_id"], "churned": row["churned"]} for row in rows]
+        if day == _days(today)[-1]:
+            late = outcomes  # the last day's outcomes are known only after its run
+        else:
+            _post(client, CHURN, "labels", outcomes)
     last = _runs(CHURN, today, actor)
     moved = [c for c in last.checks if c.get("segment") and c["status"] != "ok"]
     said = "; ".join(f"{c['segment']} {c.get('metric')} {c['value']:.3g} [{c['status']}]" for c in moved[:3])
@@ -66,6 +72,18 @@ def churn_story(say: Say, *, actor: Actor, today: dt.datetime, step: int) -> Non
         f"{step}. Churn model {CHURN!r}: {DAYS} daily runs; the last ({last.level}) found {said}. "
         f"Diagnosis: {diagnosis.get('cause')} ({diagnosis.get('scope')})."
     )
+    _post(client, CHURN, "labels", late)  # the product evaluates them as they arrive
+    last.refresh_from_db()
+    realized, revised = last.realized or {}, last.diagnosis or {}
+    band = f" (estimated {realized['estimated']:.3f})" if realized.get("estimated") is not None else ""
+    cohorts = [c for c in last.checks if c.get("segment") and c.get("metric") == "roc_auc" and c["status"] != "ok"]
+    named = "; ".join(f"{c['segment']} roc_auc {c['value']:.3f} against {c['reference']:.3f}" for c in cohorts)
+    if revised.get("revision"):
+        say(
+            f"   Its outcomes arrived a day later: realized roc_auc {realized.get('realized', 0):.3f}{band}; "
+            f"diagnosis revised (revision {revised['revision']}): {revised['cause']} ({revised['scope']})"
+            f"{'; ' + named if named else ''}."
+        )
 
 
 def recommender_story(say: Say, *, actor: Actor, today: dt.datetime, step: int) -> None:

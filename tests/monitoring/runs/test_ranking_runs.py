@@ -29,12 +29,12 @@ SCHEMA = {
 USERS, SHOWN, ITEMS = 400, 10, 200
 
 
-def _lists(seed: int, *, informative: bool, start: dt.datetime | None, prefix: str):
+def _lists(seed: int, *, informative: bool, start: dt.datetime | None, prefix: str, users: int = USERS):
     """Each user sees 10 of 200 items ranked by score; a click follows the user's taste, which
     the score reads (informative) or no longer does (the users changed what they like)."""
     rng = np.random.default_rng(seed)
     rows, clicks = [], {}
-    for u in range(USERS):
+    for u in range(users):
         items = rng.choice(ITEMS, SHOWN, replace=False, p=_popularity())
         taste = rng.random(SHOWN)
         score = taste + rng.normal(0, 0.15, SHOWN) if informative else rng.random(SHOWN)
@@ -128,3 +128,21 @@ def test_a_prediction_without_its_list_is_refused(recommender):
     with pytest.raises(BatchRejected) as refused:
         _post("predictions", [{k: v for k, v in row.items() if k != "user"} for row in rows[:5]])
     assert ("user", "missing column") in [(p.column, p.reason) for p in refused.value.problems]
+
+
+def test_chance_differences_on_a_few_lists_raise_nothing(recommender, django_capture_on_commit_callbacks):
+    """Forty lists a window: their NDCG moves by several hundredths by chance alone; the figure
+    carries its interval and no drop within chance is called a problem."""
+    drops = []
+    for seed in range(10, 16):
+        start = NOW - dt.timedelta(days=seed)
+        rows, clicks = _lists(seed, informative=True, start=start, prefix=f"s{seed}-", users=40)
+        _post("predictions", rows)
+        with django_capture_on_commit_callbacks(execute=True):
+            _post("labels", [{"id": key, "clicked": value} for key, value in clicks.items()])
+        run = Run.objects.get(run_id=run_execute(model="recs", start=start, end=start + dt.timedelta(hours=1)).run_id)
+        ndcg = next(c for c in run.checks if c["metric"] == "ndcg@10")
+        assert ndcg["status"] == "ok", ndcg
+        assert ndcg["lower"] < ndcg["value"] < ndcg["upper"]
+        drops.append(ndcg["drop"])
+    assert max(drops) > 0.02  # what the fixed drop alone would have called a warning

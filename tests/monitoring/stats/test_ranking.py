@@ -100,3 +100,11 @@ def test_catalogue_coverage_and_popularity_share():
     assert coverage(top, catalogue) == pytest.approx(3 / 20)
     assert popularity_share(top, popular_items(catalogue)) == pytest.approx(0.5)
     assert top_k_items(queries, scores, items, k=2, lists=1).tolist() == ["i1", "i3"]
+
+
+def test_each_figure_carries_the_standard_error_of_its_mean_over_lists():
+    relevance, scores = _lists(200, 10, seed=3, ties=False)
+    judged = relevance.sum(axis=1) > 0
+    per_list = [ndcg_score([r], [s], k=5) for r, s in zip(relevance[judged], scores[judged], strict=True)]
+    quality = ranking_quality(*_flat(relevance, scores, seed=2), k=5)
+    assert quality.standard_errors["ndcg"] == pytest.approx(np.std(per_list, ddof=1) / np.sqrt(len(per_list)))
