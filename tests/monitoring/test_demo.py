@@ -58,6 +58,15 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     assert churn.count() == 7 and churn[0].diagnosis["cause"] == "covariate_shift"
     assert "region=online-apac" in churn[0].diagnosis["new_segments"]
     assert f"Diagnosis: covariate_shift ({churn[0].diagnosis['scope']})" in output
+    # Its last outcomes arrived after its run: the realized figures revised its diagnosis, which
+    # now names the new cohort's collapse (its AUC against the reference population as a whole).
+    revised = Event.objects.get(event_type="monitoring.RunDiagnosisRevised", stream_id=str(churn[0].run_id))
+    assert churn[0].diagnosis["revision"] == 1 and revised.payload["cause"] == "covariate_shift"
+    cohort = next(
+        c for c in revised.payload["checks"] if c.get("segment") == "region=online-apac" and c["metric"] == "roc_auc"
+    )
+    assert cohort["status"] == "critical" and cohort["value"] < 0.6
+    assert f"region=online-apac roc_auc {cohort['value']:.3f} against {cohort['reference']:.3f}" in output
     causes = [
         run.diagnosis["cause"] for run in Run.objects.filter(model_name="recommender-home").order_by("window_end")
     ]
