@@ -3,7 +3,10 @@ Bodies are JSON records, NDJSON, CSV or Parquet; a batch is stored whole or not 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -114,9 +117,26 @@ class BatchOut(serializers.ModelSerializer):
         fields = ["seq", "event_id", "kind", "sha256", "rows", "schema_version", "time_min", "time_max", "ingested_at"]
 
 
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time read in UTC: PostgreSQL refuses offsets beyond ±15:59 (a 500 otherwise)."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("lies outside the calendar once read in UTC") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class BatchFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="time_max", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="time_min", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="time_max", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="time_min", lookup_expr="lt")
 
     class Meta:
         model = Batch

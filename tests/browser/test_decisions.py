@@ -138,8 +138,29 @@ def test_the_churn_and_recommender_situations_read_page_by_page(demo_site, watch
     region = page.locator("section[aria-labelledby=dist-title] .chart-card", has_text="region")
     region.scroll_into_view_if_needed()
     expect(region.locator("tr", has_text="online-apac")).to_contain_text("new")
+    # Its outcomes came after the run: the diagnosis says it was revised, the cohort's collapse shows.
+    expect(page.locator(".diagnosis .message")).to_contain_text("Revised (revision 1) when labels for 6000 rows")
+    segment = page.locator("section[aria-labelledby=kind-segments] tr", has_text="region=online-apac").filter(
+        has_text="roc_auc"
+    )
+    expect(segment).to_contain_text("critical")
     assert_accessible(page)
     screenshot(page, "churn-run")
+
+    # Alice runs the window again: a new revision, listed beside the first once the worker ran it.
+    first_url = page.url
+    page.get_by_role("button", name="Run this window again").click()
+    expect(page.locator(".messages")).to_contain_text("Revision 1 of this window is queued")
+    for _ in range(60):  # the served worker runs it within seconds
+        page.goto(first_url)
+        again = page.locator("section[aria-labelledby=again-title] li", has_text="revision 1")
+        if again.count() and "completed" in again.inner_text():
+            break
+        page.wait_for_timeout(500)
+    expect(again).to_contain_text("completed")
+    again.get_by_role("link").click()
+    expect(page.locator("dl.facts")).to_contain_text("a re-run of")
+    assert_accessible(page)
 
     page.goto(f"{demo_site.url}/models/recommender-home/")
     charts = page.locator("figure.chart-card")

@@ -310,3 +310,12 @@ def test_a_parquet_file_that_would_expand_to_gigabytes_is_refused_before_it_is_d
     assert answer.status_code == 413, answer.content
     assert "'region' holds a text value of 1,000,000 bytes" in answer.json()["detail"]
     assert stored() == before
+
+
+@pytest.mark.parametrize("moment", ["1425-02-20T18:05:36+20:20", "0001-01-01T00:10:00+23:59"])
+def test_a_time_filter_with_an_offset_postgresql_refuses_is_read_in_utc_or_refused(credit_model, people, moment):
+    """Schemathesis found it: an offset beyond ±15:59 reached PostgreSQL and answered 500."""
+    from tests.monitoring.conftest import client_for
+
+    answer = client_for(people["auditor"]).get("/api/v1/models/credit/batches/", {"since": moment})
+    assert answer.status_code in (200, 400), answer.content
