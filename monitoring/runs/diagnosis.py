@@ -44,6 +44,9 @@ ACTIONS = {
 }
 
 
+SHIFT_SIGNALS = ("new_segment_share", "prediction_drift")  # segment checks that are not a figure of performance
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     cause: Cause
@@ -106,13 +109,17 @@ def diagnose(checks: Sequence[Check]) -> Diagnosis:
         cause, evidence = Cause.NO_PROBLEM, ["only minor findings", *(_describe(c) for c in minor_quality)]
     else:
         cause, evidence = Cause.NO_PROBLEM, ["every check passed"]
-    if cause is not Cause.NO_PROBLEM:  # each segment named once
+    if cause is not Cause.NO_PROBLEM:  # each segment named once: by its figure when it has one
         entering, elsewhere = list(dict.fromkeys(new_segments)), list(dict.fromkeys(confined))
-        confined_new = [s for s in elsewhere if s in entering]
+        figures = [c for c in segment_checks if c.status.failing and c.metric not in SHIFT_SIGNALS]
+        for check in figures:  # a cohort whose performance fell: by how much
+            evidence.append(_describe(check) + (", a new segment" if check.segment in entering else ""))
+        figured = {c.segment for c in figures}
+        entering = [s for s in entering if s not in figured]
+        elsewhere = [s for s in elsewhere if s not in figured and s not in entering]
         if entering:
-            where = ", where the problem is confined" if confined_new and set(elsewhere) <= set(entering) else ""
-            evidence.append(f"new segments entering: {', '.join(entering)}{where}")
-        if elsewhere and not set(elsewhere) <= set(entering):
+            evidence.append(f"new segments entering: {', '.join(entering)}")
+        if elsewhere:
             evidence.append(f"confined to: {', '.join(elsewhere)}")
     evidence = list(dict.fromkeys(evidence))  # a finding said once, however many checks say it
     return Diagnosis(cause, scope, evidence, list(ACTIONS[cause]), list(dict.fromkeys(new_segments)))
