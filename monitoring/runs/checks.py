@@ -25,10 +25,10 @@ from monitoring.runs.grading import finite, graded
 from monitoring.runs.multivariate_checks import multivariate_checks
 from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
 from monitoring.stats.drift import drift_report
-from monitoring.stats.performance import binary_performance, multiclass_performance, regression_performance
+from monitoring.stats.performance import binary_roc_auc, multiclass_performance, regression_performance
 from monitoring.stats.quality import Finding, quality_findings
 from monitoring.stats.segments import rank_by_drift, segment_keys, segment_rows, segment_shift
-from monitoring.stats.uncertainty import Z_95, auc_variance, rate_variance, significant_gap
+from monitoring.stats.uncertainty import Z_95, auc_with_variance, rate_variance, significant_gap
 from monitoring.stats.univariate import wasserstein_normed
 
 Columns = Mapping[str, np.ndarray]
@@ -268,7 +268,7 @@ def _current_truth(
 def task_metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:
     """(metric, value, higher is better) for the task."""
     if task == "binary_classification":
-        return "roc_auc", binary_performance(targets.astype(float), outputs.astype(float)).roc_auc, True
+        return "roc_auc", binary_roc_auc(targets.astype(float), outputs.astype(float)), True
     if task == "multiclass_classification":
         return "accuracy", multiclass_performance(_texts(targets), _texts(outputs)).accuracy, True
     return "rmse", regression_performance(targets.astype(float), outputs.astype(float)).rmse, False
@@ -526,9 +526,8 @@ def _still_short(rows: np.ndarray, before: _Figure, targets, outputs, task: str,
     """Whether these rows alone still fall materially and significantly short of `before`."""
     if rows.size < policy["segments"]["min_support"]:
         return False
-    try:
-        after = _figure(task, targets[rows], outputs[rows])
-    except ValueError:  # one class left: no figure
+    after = _figure(task, targets[rows], outputs[rows])
+    if not math.isfinite(after.value):  # one class left: no figure
         return False
     gap = before.value - after.value if before.higher_is_better else after.value - before.value
     drop = gap if before.higher_is_better else _relative_rise(before.value, after.value)
@@ -554,11 +553,11 @@ class _Figure:
 
 
 def _figure(task: str, targets: np.ndarray, outputs: np.ndarray) -> _Figure:
+    """The task's figure with its variance; a cohort holding one class only has no AUC (NaN)."""
+    if task == "binary_classification":  # the AUC and its variance from one ranking of the scores
+        auc, variance = auc_with_variance(targets.astype(float) == 1, outputs.astype(float))
+        return _Figure("roc_auc", auc, True, variance)
     metric, value, higher = task_metric(task, targets, outputs)
-    if metric == "roc_auc":
-        variance = auc_variance(targets.astype(float) == 1, outputs.astype(float))
-    elif metric == "accuracy":
-        variance = rate_variance(round(value * targets.size), targets.size)
-    else:
-        variance = math.nan  # RMSE: no interval yet, so a segment's RMSE is never called significant
+    # RMSE has no interval yet, so a segment's RMSE is never called significant.
+    variance = rate_variance(round(value * targets.size), targets.size) if metric == "accuracy" else math.nan
     return _Figure(metric, value, higher, variance)

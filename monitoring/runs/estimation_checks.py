@@ -16,7 +16,7 @@ from monitoring.runs.domain import CheckKind, Level
 from monitoring.runs.grading import finite, graded
 from monitoring.stats.estimation import PerformanceEstimator
 from monitoring.stats.loss_estimation import LossEstimator
-from monitoring.stats.performance import binary_performance
+from monitoring.stats.performance import confusion_metrics_by_row
 
 Columns = Mapping[str, np.ndarray]
 # A policy set before estimation could be chosen (reproducing or revising an older run): as then.
@@ -64,12 +64,13 @@ def _classification(reference: Columns, current: Columns, target: str, schema: D
         reference_predicted = None  # one rule on both sides: the score at 0.5
     estimator = PerformanceEstimator.fit(scores, labels, chunk_size=chunk, predicted=reference_predicted)
     estimates = estimator.estimate(window[rows], predicted=current_predicted)
-    before = binary_performance(labels, scores, predicted=reference_predicted)
+    decided = scores >= 0.5 if reference_predicted is None else reference_predicted
+    before = confusion_metrics_by_row(labels[None, :], scores[None, :], decided[None, :])  # the reference whole
     settings = policy.get("estimation", BEFORE_CHOICE)
     checks = []
     for metric in settings["classification_metrics"]:
         estimate = estimates[metric]
-        figure = getattr(before, metric)
+        figure = float(before[metric][0])
         low = estimator.expected_range(metric, rows.size, settings["sigmas"])[0] if settings["sigmas"] else -np.inf
         extra = {"lower": finite(estimate.lower), "upper": finite(estimate.upper)}
         check = graded(CheckKind.ESTIMATED_PERFORMANCE, metric, estimate.value, figure, figure - estimate.value,

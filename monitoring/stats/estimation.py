@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import isotonic_regression
 
-from monitoring.stats.performance import binary_performance
+from monitoring.stats.performance import confusion_metrics_by_row
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
@@ -112,18 +112,15 @@ class PerformanceEstimator:
         if predicted is not None and np.asarray(predicted).shape != scores.shape:
             raise ValueError("predicted labels and scores must have one row each")
         decided = scores >= threshold if predicted is None else np.asarray(predicted, dtype=bool)
-        realized: dict[str, list[float]] = {metric: [] for metric in METRICS}
-        for start in range(0, scores.size - chunk_size + 1, chunk_size):
-            window = slice(start, start + chunk_size)
-            if not 0 < labels[window].sum() < chunk_size:
-                continue
-            result = binary_performance(labels[window], scores[window], threshold, predicted=decided[window])
-            for metric in METRICS:
-                realized[metric].append(getattr(result, metric))
-        if len(realized["roc_auc"]) < 2:
+        whole = (scores.size // chunk_size) * chunk_size  # the incomplete last chunk is left out
+        by_chunk = [a[:whole].reshape(-1, chunk_size) for a in (labels, scores, decided)]
+        positives = by_chunk[0].sum(axis=1)
+        both = (positives > 0) & (positives < chunk_size)
+        if both.sum() < 2:
             raise ValueError("the reference needs at least two chunks holding both classes")
-        spread = {metric: float(np.std(values, ddof=1)) for metric, values in realized.items()}
-        mean = {metric: float(np.mean(values)) for metric, values in realized.items()}
+        realized = confusion_metrics_by_row(*(a[both] for a in by_chunk))
+        spread = {metric: float(np.std(realized[metric], ddof=1)) for metric in METRICS}
+        mean = {metric: float(np.mean(realized[metric])) for metric in METRICS}
         return cls(Calibration.fit(scores, labels), threshold, spread, chunk_size, mean)
 
     def expected_range(self, metric: str, rows: int, sigmas: float = 3.0) -> tuple[float, float]:

@@ -81,6 +81,39 @@ def _binary_labels(y_true: np.ndarray) -> np.ndarray:
     return y.astype(np.int8)
 
 
+def binary_roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The ROC AUC alone (what a run's figures need), with binary_performance's refusals."""
+    y = _binary_labels(y_true)
+    p = np.asarray(scores, dtype=float)
+    if p.shape != y.shape:
+        raise ValueError("labels and scores differ in length")
+    if int(y.sum()) in (0, y.size):
+        raise ValueError("ROC AUC needs both classes among the labels")
+    return roc_auc(y, p)
+
+
+def confusion_metrics_by_row(labels: np.ndarray, scores: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC AUC, accuracy, precision, recall and F1 of each row of 2-D arrays (one chunk per row,
+    every chunk holding both classes), all at once: as binary_performance computes them."""
+    y = labels.astype(bool)
+    rows = y.shape[1]
+    positives = y.sum(axis=1)
+    ranks = rankdata(scores, axis=1)
+    auc = ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (positives * (rows - positives))
+    tp = (predicted & y).sum(axis=1)
+    fp = (predicted & ~y).sum(axis=1)
+    fn = positives - tp
+    tn = rows - tp - fp - fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "roc_auc": auc,
+            "accuracy": (tp + tn) / rows,
+            "precision": np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0),
+            "recall": tp / positives,
+            "f1": np.where(tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
+        }
+
+
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     """Mann–Whitney form: the probability a positive outscores a negative, ties counting half."""
     ranks = rankdata(p)

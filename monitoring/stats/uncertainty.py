@@ -19,18 +19,28 @@ def auc_variance(y: np.ndarray, p: np.ndarray) -> float:
     """DeLong et al. (1988)'s variance of the Mann-Whitney AUC, from midranks (Sun and Xu's
     O(n log n) form): the variances of the positives' and the negatives' placement values.
     NaN when a class has fewer than two members."""
+    return auc_with_variance(y, p)[1]
+
+
+def auc_with_variance(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """The Mann-Whitney AUC (ties counting half) and DeLong's variance from the same ranks:
+    one ranking of the scores, where the two computed apart take two. NaN for the AUC without
+    both classes, for the variance with fewer than two members of a class."""
     y = np.asarray(y, dtype=bool)
     p = np.asarray(p, dtype=float)
     positives, negatives = p[y], p[~y]
     m, n = positives.size, negatives.size
-    if m < 2 or n < 2:
-        return math.nan
+    if m == 0 or n == 0:
+        return math.nan, math.nan
     combined = rankdata(np.concatenate([positives, negatives]))
+    auc = float((combined[:m].sum() - m * (m + 1) / 2) / (m * n))
+    if m < 2 or n < 2:
+        return auc, math.nan
     # Placement of each positive among the negatives (share of negatives it outscores, ties half),
     # and of each negative among the positives (share of positives that outscore it).
     v10 = (combined[:m] - rankdata(positives)) / n
     v01 = 1.0 - (combined[m:] - rankdata(negatives)) / m
-    return float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+    return auc, float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:

@@ -120,3 +120,20 @@ def test_overlapping_cohorts_are_attributed_to_the_one_that_explains_the_gap():
     assert diagnosis.scope == "cohort: region=mars"
     assert sum("region=mars" in line for line in diagnosis.evidence) == 1, diagnosis.evidence  # stated once
     assert not any("plan=" in line for line in diagnosis.evidence)
+
+
+def test_a_cohort_holding_one_class_only_has_no_figure_and_breaks_nothing():
+    reference, ref_labels = _population(1)
+    reference["clicked"] = ref_labels
+    current, labels = _population(42)
+    labels[current["region"] == "north"] = 0.0  # nobody in the north clicked
+    result = compute_run(
+        reference,
+        current,
+        labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
+        schema=SCHEMA,
+        task="binary_classification",
+        policy=POLICY,
+    )
+    cohorts = {c["segment"] for c in result["checks"] if c["check"] == "segments" and c.get("metric") == "roc_auc"}
+    assert "region=north" not in cohorts and "region=south" in cohorts

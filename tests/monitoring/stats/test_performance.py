@@ -73,3 +73,22 @@ def test_regression_metrics_equal_scikit_learn():
     assert ours.rmse == pytest.approx(np.sqrt(metrics.mean_squared_error(y, f)), abs=1e-12)
     assert ours.mape == pytest.approx(metrics.mean_absolute_percentage_error(y, f), rel=1e-12)
     assert ours.r2 == pytest.approx(metrics.r2_score(y, f), abs=1e-12)
+
+
+def test_chunk_metrics_at_once_equal_scikit_learns_chunk_by_chunk():
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+    from monitoring.stats.performance import confusion_metrics_by_row
+
+    rng = np.random.default_rng(9)
+    scores = np.round(rng.random((40, 200)), 2)  # ties
+    labels = (rng.random((40, 200)) < scores).astype(float)
+    predicted = scores >= rng.choice([0.3, 0.5, 0.99], (40, 1))  # one chunk predicts almost no positive
+    found = confusion_metrics_by_row(labels, scores, predicted)
+    for i in range(40):
+        y, p, d = labels[i], scores[i], predicted[i]
+        assert found["roc_auc"][i] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert found["accuracy"][i] == pytest.approx(accuracy_score(y, d), abs=1e-12)
+        assert found["precision"][i] == pytest.approx(precision_score(y, d, zero_division=0), abs=1e-12)
+        assert found["recall"][i] == pytest.approx(recall_score(y, d), abs=1e-12)
+        assert found["f1"][i] == pytest.approx(f1_score(y, d, zero_division=0), abs=1e-12)

@@ -78,3 +78,18 @@ def test_chance_gaps_between_days_are_rarely_significant_and_real_ones_are():
     real = sum(significant_gap(a - b, va, vb) for (a, va), (b, vb) in ((day(0.0), day(0.6)) for _ in range(50)))
     assert real >= 48
     assert pytest.approx(1.959964, abs=1e-6) == Z_95
+
+
+def test_the_auc_and_its_variance_come_from_one_ranking():
+    from sklearn.metrics import roc_auc_score
+
+    from monitoring.stats.uncertainty import auc_with_variance
+
+    rng = np.random.default_rng(4)
+    y = rng.random(3000) < 0.3
+    p = np.round(rng.normal(y * 0.7, 1.0), 1)  # ties
+    auc, variance = auc_with_variance(y, p)
+    assert auc == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert variance == pytest.approx(auc_variance(y, p))
+    assert np.isnan(auc_with_variance(np.ones(5, dtype=bool), p[:5])[0])  # one class: no AUC
+    assert np.isnan(auc_with_variance(np.array([True, False, False]), p[:3])[1])  # one positive: no variance
