@@ -56,17 +56,23 @@ def run_page(request: HttpRequest, run_id) -> HttpResponse:
         "stored": len(stored),
         "missing": missing,
         "may_request": may(request, CanRequest),
-        "may_rerun": run.status != RunStatus.RUNNING and may(request, ModelRunsView.permissions_by_method["POST"]),
+        "may_rerun": _rerunnable(run) and may(request, ModelRunsView.permissions_by_method["POST"]),
         "revisions": Run.objects.filter(
-            model_name=run.model_name,
-            policy_version=run.policy_version,
-            window_start=run.window_start,
-            window_end=run.window_end,
+            model_name=run.model_name, window_start=run.window_start, window_end=run.window_end
         )
         .exclude(run_id=run.run_id)
-        .order_by("revision"),
+        .order_by("started_seq"),
     }
     return render(request, "web/run.html", context)
+
+
+def _rerunnable(run: Run) -> bool:
+    """A finished run of a window, of a model still monitored (as the API's rule)."""
+    return (
+        run.status != RunStatus.RUNNING
+        and run.window_start is not None
+        and RegisteredModel.objects.filter(name=run.model_name, retired=False).exists()
+    )
 
 
 @page_view("models")
@@ -79,6 +85,9 @@ def run_again(request: HttpRequest, run_id) -> HttpResponse:
     permission = ModelRunsView.permissions_by_method["POST"]
     if not may(request, permission):
         return forbidden(request, permission.message)
+    if not _rerunnable(run):
+        messages.error(request, "This window cannot be run again: the model is retired, or the run is still running.")
+        return redirect("web:run", run_id=run.run_id)
     try:
         requested = run_request(
             model=run.model_name, start=run.window_start, end=run.window_end, rerun=True, actor=actor_of(request)
@@ -86,7 +95,11 @@ def run_again(request: HttpRequest, run_id) -> HttpResponse:
     except StillRunning as refusal:
         messages.error(request, str(refusal))
         return redirect("web:run", run_id=run.run_id)
-    queued = f"Revision {requested.revision} of this window is queued as run {requested.run_id[:8]}"
+    queued = (
+        f"Revision {requested.revision} of this window is queued as run {requested.run_id[:8]}"
+        if requested.revision
+        else f"The window's first run under the current policy is queued as run {requested.run_id[:8]}"
+    )
     messages.success(request, f"{queued}; it is listed under “Runs of this window” once a worker starts it.")
     return redirect("web:run", run_id=run.run_id)
 

@@ -85,8 +85,8 @@ class SlackNotifier(Notifier):
 
 class PagerDutyNotifier(Notifier):
     """PagerDuty Events API v2: trigger, acknowledge and resolve one incident per Driftledger
-    incident (the alerts of one run), identified by a deterministic dedup_key; it is resolved
-    once none of its alerts is open."""
+    incident (the alerts of one run), identified by a deterministic dedup_key; it is acknowledged
+    once every open alert of it is, and resolved once none is open."""
 
     ACTIONS = {AlertAcknowledged.type_name: "acknowledge", AlertResolved.type_name: "resolve"}
 
@@ -94,10 +94,12 @@ class PagerDutyNotifier(Notifier):
         action = self.ACTIONS.get(message["event"], "trigger")
         if action == "resolve" and message.get("open_alerts"):
             return f"kept open: {message['open_alerts']} alert(s) of the incident are open"
+        if action == "acknowledge" and message.get("unacknowledged_alerts"):
+            return f"not acknowledged: {message['unacknowledged_alerts']} alert(s) of the incident are not"
         event: dict[str, Any] = {
             "routing_key": self.options["routing_key"],
             "event_action": action,
-            "dedup_key": f"driftledger-{message.get('incident') or message['alert_id']}",
+            "dedup_key": _dedup_key(message),
         }
         if action == "trigger":
             event["payload"] = {
@@ -108,6 +110,13 @@ class PagerDutyNotifier(Notifier):
             }
         url = self.options.get("url", "https://events.pagerduty.com/v2/enqueue")
         return self._post(url, json.dumps(event).encode(), {})
+
+
+def _dedup_key(message: dict[str, Any]) -> str:
+    """A run's incident by its run; an alert no run raised, or notified before incidents, by its
+    own id (the key PagerDuty has known it by)."""
+    incident = message.get("incident") or ""
+    return f"driftledger-{incident}" if incident.startswith("run:") else f"driftledger-{message['alert_id']}"
 
 
 class EmailNotifier(Notifier):

@@ -64,10 +64,12 @@ def enqueue_notification(event: Event, recorded: RecordedEvent) -> None:
         "status": alert.status,
     }
     incident = f"run:{alert.run_id}" if alert.run_id else f"alert:{alert.alert_id}"
+    if Notification.objects.filter(incident="", message__alert_id=str(alert.alert_id)).exists():
+        incident = f"alert:{alert.alert_id}"  # notified before incidents: a receiver knows it by its own id
     queued = False
     for name in notifiers_for(alert.model_name):
         pending = (
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(skip_locked=True)  # one being sent: a new row, never a wait
             .filter(notifier=name, incident=incident, status=Delivery.PENDING, attempts=0, message__event=recorded.type)
             .first()
         )
@@ -84,7 +86,7 @@ def enqueue_notification(event: Event, recorded: RecordedEvent) -> None:
 def incident_message(event: str, seq: int, model: str, incident: str, alerts: list[dict]) -> dict:
     """One message for the alerts of an incident: the first alert's fields (what a receiver of
     one alert reads), the worst severity, a summary naming each alert, the run's diagnosis, and
-    how many of the incident's alerts are still open."""
+    how many of the incident's alerts are still open, and still unacknowledged."""
     order = [level.value for level in Level]
     kind, _, ident = incident.partition(":")
     members = Alert.objects.filter(run_id=ident) if kind == "run" else Alert.objects.filter(alert_id=ident)
@@ -95,7 +97,7 @@ def incident_message(event: str, seq: int, model: str, incident: str, alerts: li
     else:
         shown = "; ".join(a["summary"] for a in alerts[:SUMMARISED])
         more = f"; and {len(alerts) - SUMMARISED} more" if len(alerts) > SUMMARISED else ""
-        summary = f"{found}{len(alerts)} alerts of run {ident[:8]}: {shown}{more}"
+        summary = f"{found}{len(alerts)} alerts of the incident of run {ident[:8]}: {shown}{more}"
     return {
         **alerts[0],
         "event": event,
@@ -107,6 +109,7 @@ def incident_message(event: str, seq: int, model: str, incident: str, alerts: li
         "diagnosis": diagnosis,
         "alerts": alerts,
         "open_alerts": members.exclude(status=AlertStatus.RESOLVED).count(),
+        "unacknowledged_alerts": members.filter(status=AlertStatus.OPEN).count(),
     }
 
 

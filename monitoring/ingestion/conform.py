@@ -4,7 +4,8 @@ Every problem is collected before answering, each with its column, the reason, h
 and which (the first 20, counted from 0). Problems are schema errors only: a missing column,
 a value of the wrong type, a number that is not finite or not exact, a text with a NUL or over
 the length limit, too many distinct categories, a missing id or timestamp, a timestamp outside
-the plausible range, an unknown model version, a binary label other than 0 or 1. Nulls in
+the plausible range, an unknown model version, a binary label other than 0 or 1, a negative
+ranking relevance. Nulls in
 features, extreme values and new categories are production data: they are kept for the
 monitoring checks to find.
 """
@@ -196,6 +197,9 @@ def _semantic_problems(
         column = table.column(schema.target)
         binary = pc.or_kleene(pc.is_in(column, pa.array([0.0, 1.0])), column.is_null())
         problems += _where(schema.target, pc.invert(binary), "a binary target must be 0 or 1")
+    if task == "ranking" and schema.target and schema.target in table.column_names:  # a relevance grade
+        negative = pc.fill_null(pc.less(table.column(schema.target), 0), False)
+        problems += _where(schema.target, negative, "a ranking target (relevance) must be 0 or more")
     if kind == BatchKind.KPIS and "count" in table.column_names:
         negative = pc.fill_null(pc.less(table.column("count"), 0), False)
         problems += _where("count", negative, "count must be 0 or more")

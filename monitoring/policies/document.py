@@ -241,8 +241,8 @@ def _estimation_problems(estimation: Mapping[str, Any]) -> list[str]:
         ):
             problems.append(f"estimation.{key} must list, once each, some of {', '.join(known)}")
     sigmas = estimation.get("sigmas")
-    if not (_number(sigmas) and 1 <= sigmas <= 10):
-        problems.append("estimation.sigmas must be a number from 1 to 10")
+    if not (sigmas is None or (_number(sigmas) and 1 <= sigmas <= 10)):
+        problems.append("estimation.sigmas must be a number from 1 to 10, or null (fixed drops only)")
     return problems
 
 

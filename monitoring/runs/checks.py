@@ -83,7 +83,9 @@ def compute_run(
         checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
         if policy["drift"].get("multivariate"):
             checks += multivariate_checks(reference, current, schema)
-    ranking = task == "ranking" and "ranking" in policy  # a policy from before ranking metrics: as then
+    # A ranking model registered before lists were named (no query), or a policy from before
+    # ranking metrics: as then.
+    ranking = task == "ranking" and "ranking" in policy and bool(schema.query)
     if CheckKind.PREDICTION_DRIFT in enabled:
         outputs = _prediction_columns(schema, task, reference, current)
         if outputs:
@@ -311,14 +313,17 @@ def _label_drift(reference: Columns, truth, target: str, task: str, policy) -> l
 
 def _kpis(current: Columns, baseline: Columns, policy, segments: Sequence[str] = ()) -> list[dict]:
     """Each KPI against its baseline period, as a whole and in each segment the rows carry (a
-    segment value with at least segments.min_support rows, by count, in both periods)."""
+    segment value with at least segments.min_support events, by count, in both periods). A
+    segment's drop is graded only when it is also significant: beyond z standard errors of the
+    difference of the two means, z with Bonferroni's correction for the segments compared."""
     settings = policy["kpis"]
     support = policy["segments"]["min_support"]
-    checks = []
+    checks: list[dict] = []
+    compared: list[tuple[dict, float, float]] = []
     for name in sorted(set(current["kpi"].tolist()) & set(baseline["kpi"].tolist())):
         now_rows, before_rows = current["kpi"] == name, baseline["kpi"] == name
-        graded = _kpigraded(name, _kpi_mean(current, now_rows), _kpi_mean(baseline, before_rows), settings)
-        checks += [graded] if graded else []
+        judged = _kpi_judged(name, _kpi_mean(current, now_rows), _kpi_mean(baseline, before_rows), settings)
+        checks += [judged] if judged else []
         for column in segments:
             if column not in current or column not in baseline:
                 continue
@@ -327,12 +332,37 @@ def _kpis(current: Columns, baseline: Columns, policy, segments: Sequence[str] =
                 now_here, before_here = now_rows & (now_keys == value), before_rows & (before_keys == value)
                 if min(_kpi_weight(current, now_here), _kpi_weight(baseline, before_here)) < support:
                     continue
-                graded = _kpigraded(name, _kpi_mean(current, now_here), _kpi_mean(baseline, before_here), settings)
-                checks += [{**graded, "segment": f"{column}={value}"}] if graded else []
+                now, before = _kpi_mean(current, now_here), _kpi_mean(baseline, before_here)
+                judged = _kpi_judged(name, now, before, settings)
+                if judged:
+                    gap = now - before if name in settings["lower_is_better"] else before - now
+                    spread = _kpi_mean_variance(current, now_here) + _kpi_mean_variance(baseline, before_here)
+                    compared.append(({**judged, "segment": f"{column}={value}"}, gap, spread))
+    z = float(norm.ppf(1 - 0.025 / max(len(compared), 1)))
+    for check, gap, spread in compared:
+        if check["status"] != Level.OK and not significant_gap(gap, spread, 0.0, z=z):
+            check["status"] = Level.OK  # within chance for this many events: perhaps material, not established
+        checks.append(check)
     return checks
 
 
-def _kpigraded(name: str, now: float, before: float, settings: Mapping[str, Any]) -> dict | None:
+def _kpi_mean_variance(rows: Columns, mask: np.ndarray) -> float:
+    """The variance of a KPI's mean over the rows in `mask`: binomial for a rate (values within
+    [0, 1] with counts: each row a share of its events), else the rows' spread over their number;
+    NaN with a single row of a KPI that is not a rate (then nothing is significant)."""
+    values = np.asarray(rows["value"], dtype=float)[mask]
+    weights = np.asarray(rows["count"], dtype=float)[mask] if "count" in rows else np.ones(values.size)
+    weights = np.where(np.isfinite(weights), weights, 1.0)
+    mean = float(np.average(values, weights=weights)) if weights.sum() > 0 else math.nan
+    if "count" in rows and values.size and values.min() >= 0 and values.max() <= 1:
+        return mean * (1 - mean) / weights.sum()
+    if values.size < 2:
+        return math.nan
+    spread = float(np.average((values - mean) ** 2, weights=weights)) * values.size / (values.size - 1)
+    return spread / values.size
+
+
+def _kpi_judged(name: str, now: float, before: float, settings: Mapping[str, Any]) -> dict | None:
     if before == 0 or not (math.isfinite(now) and math.isfinite(before)):
         return None
     change = (now - before) / abs(before)
@@ -503,23 +533,34 @@ class _Cohort:
 def _attribute(
     cohorts: dict[str, _Cohort], targets: np.ndarray, outputs: np.ndarray, task: str, policy, z: float
 ) -> None:
-    """Overlapping cohorts (a new region, and the plans its customers hold) share one gap: the
-    cohort that explains most of it (share of the window × gap) is named; another failing cohort
-    that overlaps it is named too only if, without the first one's rows, it still falls short
-    by a material and significant gap. Those it explains are set back to ok."""
+    """Overlapping cohorts (a new region, and the plans its customers hold) share one gap. The
+    failing cohorts are taken by share of the window × gap (the smaller first on a tie); of two
+    that overlap, one whose rows outside the other no longer fall short (materially and
+    significantly) is explained by it and set back to ok; when each explains the other, the
+    more specific (smaller) one stays named."""
     failing = [c for c in cohorts.values() if c.check["status"] != Level.OK]
-    ranked = sorted(failing, key=lambda c: -(c.rows.size * c.gap))
-    explained: set[int] = set()
+    ranked = sorted(failing, key=lambda c: (-(c.rows.size * c.gap), c.rows.size))
+    cleared: set[int] = set()
     for named in ranked:
-        if id(named) in explained:
-            continue
         for other in ranked:
-            if other is named or id(other) in explained or not np.intersect1d(other.rows, named.rows).size:
+            if id(named) in cleared:
+                break
+            if other is named or id(other) in cleared or not np.intersect1d(other.rows, named.rows).size:
                 continue
-            rest = np.setdiff1d(other.rows, named.rows)
-            if not _still_short(rest, other.before, targets, outputs, task, policy, z):
-                other.check["status"] = Level.OK
-                explained.add(id(other))
+            other_alone = _still_short(
+                np.setdiff1d(other.rows, named.rows), other.before, targets, outputs, task, policy, z
+            )
+            named_alone = _still_short(
+                np.setdiff1d(named.rows, other.rows), named.before, targets, outputs, task, policy, z
+            )
+            if not other_alone and (named_alone or other.rows.size >= named.rows.size):
+                explained = other
+            elif not named_alone:
+                explained = named
+            else:
+                continue  # each falls short on its own: both are named
+            explained.check["status"] = Level.OK
+            cleared.add(id(explained))
 
 
 def _still_short(rows: np.ndarray, before: _Figure, targets, outputs, task: str, policy, z: float) -> bool:
@@ -531,6 +572,8 @@ def _still_short(rows: np.ndarray, before: _Figure, targets, outputs, task: str,
         return False
     gap = before.value - after.value if before.higher_is_better else after.value - before.value
     drop = gap if before.higher_is_better else _relative_rise(before.value, after.value)
+    if policy["performance"].get("mode") == "relative" and before.higher_is_better and before.value:
+        drop /= abs(before.value)  # as `graded` judges it
     material = drop >= policy["performance"]["warning_drop"]
     return material and significant_gap(gap, before.variance + after.variance, 0.0, z=z)
 

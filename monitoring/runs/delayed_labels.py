@@ -6,6 +6,7 @@ one it replaces) and its alerts follow: raised, updated or resolved as for a new
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -39,14 +40,17 @@ from monitoring.runs.domain import (
 )
 from monitoring.runs.models import Run
 from monitoring.runs.ranking_checks import ranking_realized
-from monitoring.runs.services import SCHEDULER, run_load, run_result
+from monitoring.runs.services import ENGINE, SCHEDULER, run_load, run_result
+from monitoring.tasks import INFRASTRUCTURE_ERRORS
 
 MIN_LABELLED = 30
+logger = logging.getLogger(__name__)
 
 
 def runs_evaluate_labels(model: str) -> list[RecordedEvent]:
     """Per completed run whose labelled rows grew since it was last evaluated: its PerformanceRealized,
-    and its revised diagnosis with the alerts that follow when the labels change what it found."""
+    and its revised diagnosis with the alerts that follow when the labels change what it found.
+    A run that cannot be evaluated is logged and skipped: it never stops the others."""
     registered = RegisteredModel.objects.get(name=model)
     schema = parse_schema(registered.data_schema)
     labels_window = window_load(model=model, kind=BatchKind.LABELS)
@@ -56,11 +60,16 @@ def runs_evaluate_labels(model: str) -> list[RecordedEvent]:
     recorded = []
     completed = Run.objects.filter(model_name=model, status=RunStatus.COMPLETED).exclude(window_start=None)
     for run in completed.order_by("started_seq"):
-        recorded += _evaluate(run, schema, registered.task, labels)
+        try:
+            recorded += _evaluate(run, schema, registered.task, labels, labels_window.batches)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            logger.exception("labels could not be evaluated for run %s of %s", run.run_id, model)
     return recorded
 
 
-def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict) -> list[RecordedEvent]:
+def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict, label_batches: list[str]) -> list[RecordedEvent]:
     predictions = list(
         Batch.objects.filter(sha256__in=run.input_digests, kind=BatchKind.PREDICTIONS).values_list("sha256", flat=True)
     )
@@ -72,59 +81,92 @@ def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict) -> list[Rec
         return []
     ids = window.columns[schema.id]
     labelled = labelled_rows(ids, labels)
-    if labelled.size < MIN_LABELLED:
-        return []
+    if labelled.size < MIN_LABELLED or labelled.size <= run_load(str(run.run_id)).labelled_rows:
+        return []  # too few, or no more than at the last evaluation
     targets = np.array([labels[ids[i]] for i in labelled], dtype=object)
     if task == Task.BINARY_CLASSIFICATION and len(set(targets.tolist())) < 2:
         return []
-    if task == Task.RANKING:  # the quality of the lists that have a label
-        k = policy_load(run.model_name).policy["ranking"]["k"]
+    stored = _stored_result(run)
+    policy = stored["policy"] if stored is not None else policy_load(run.model_name).policy
+    if task == Task.RANKING and schema.query:  # the quality of the lists that have a label
+        k = policy.get("ranking", {}).get("k", 10)
         ranked = ranking_realized(window.columns, labels, schema, k)
         if ranked is None or ranked[0].queries == 0:
             return []
         metric, realized = f"ndcg@{k}", ranked[0].ndcg
     else:
         metric, realized, _ = task_metric(task, targets, window.columns[schema.score_column(window.columns)][labelled])
-    estimate = next((c for c in run.checks if c.get("check") == CheckKind.ESTIMATED_PERFORMANCE), None)
-    band = {}
-    if estimate is not None and None not in (estimate.get("value"), estimate.get("lower"), estimate.get("upper")):
-        band = {
-            "estimated": estimate["value"],
-            "lower": estimate["lower"],
-            "upper": estimate["upper"],
-            "within_band": bool(estimate["lower"] <= realized <= estimate["upper"]),
-        }
     event = PerformanceRealized(
         run_id=str(run.run_id),
         model=run.model_name,
         metric=metric,
         realized=realized if math.isfinite(realized) else None,
         labelled_rows=int(labelled.size),
-        **band,
+        **_beside_estimate(run, metric, realized),
     )
+    revised = _revised_result(run, stored, label_batches)  # outside the transaction: the log waits for no run
     with transaction.atomic():
         # Nothing when no more rows are labelled than at the last evaluation (by this or another worker).
         recorded = aggregate_execute(
             lambda: RunAggregate(str(run.run_id)), lambda r: r.realize(event), actor=SCHEDULER
         ).recorded
-        if not recorded:
-            return []
-        return recorded + _revise(run, labelled_rows=int(labelled.size), cause=recorded[0].event_id)
+        if not recorded or revised is None:
+            return recorded
+        return recorded + _revise(run, revised, labelled_rows=int(labelled.size), cause=recorded[0].event_id)
 
 
-def _revise(run: Run, *, labelled_rows: int, cause: str) -> list[RecordedEvent]:
-    """The run's diagnosis revised with the labels known now, and its alerts following it;
-    nothing when the run recorded no inputs (before reproducible results) or nothing changed."""
+def _beside_estimate(run: Run, metric: str, realized: float) -> dict:
+    """The run's estimate of the same metric (the whole window's), its band, and whether the
+    realized figure fell within it."""
+    estimate = next(
+        (
+            c
+            for c in run.checks
+            if c.get("check") == CheckKind.ESTIMATED_PERFORMANCE and c.get("metric") == metric and not c.get("segment")
+        ),
+        None,
+    )
+    if estimate is None or None in (estimate.get("value"), estimate.get("lower"), estimate.get("upper")):
+        return {}
+    return {
+        "estimated": estimate["value"],
+        "lower": estimate["lower"],
+        "upper": estimate["upper"],
+        "within_band": bool(estimate["lower"] <= realized <= estimate["upper"]),
+    }
+
+
+def _stored_result(run: Run) -> dict | None:
     if not run.result_digest or not blob_exists(run.result_digest):
-        return []
-    stored = orjson.loads(blob_read(run.result_digest))
-    if "inputs" not in stored:
-        return []
-    inputs = {**stored["inputs"], "labels": window_load(model=run.model_name, kind=BatchKind.LABELS).batches}
+        return None
+    return orjson.loads(blob_read(run.result_digest))
+
+
+def _revised_result(run: Run, stored: dict | None, label_batches: list[str]) -> dict | None:
+    """The run's result computed again on the inputs it recorded with the labels known now; None
+    when it cannot be: no recorded inputs (before reproducible results), another engine (its
+    other figures would move too, for reasons that are not the labels), a later re-run of the
+    window (that one speaks for it now), or no diagnosis to revise."""
+    if stored is None or "inputs" not in stored or stored.get("engine") != ENGINE:
+        return None
+    later = Run.objects.filter(
+        model_name=run.model_name,
+        window_start=run.window_start,
+        window_end=run.window_end,
+        started_seq__gt=run.started_seq,
+    )
+    if later.exists() or not run_load(str(run.run_id)).diagnosed:
+        return None
+    inputs = {**stored["inputs"], "labels": label_batches}
     start, end = parse_time(stored["window"]["start"]), parse_time(stored["window"]["end"])
-    result = run_result(
+    return run_result(
         run.model_name, start, end, stored["policy_version"], stored["policy"], str(run.run_id), inputs=inputs
     )
+
+
+def _revise(run: Run, result: dict, *, labelled_rows: int, cause: str) -> list[RecordedEvent]:
+    """The run's diagnosis revised from `result`, and its alerts following it; nothing when
+    nothing changed."""
     checks = [Check.model_validate(check) for check in result["checks"]]
     found = diagnose(checks)
     aggregate = run_load(str(run.run_id))

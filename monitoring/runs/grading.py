@@ -9,7 +9,7 @@ from typing import Any
 
 from monitoring.runs.domain import Level
 
-RELATIVE_ALREADY = ("rmse", "mae")  # error metrics: their drop is a share of the reference's error
+RELATIVE_ALREADY = ("rmse", "mae")  # error metrics, and coverage: their drop is a share of the reference's
 
 
 def graded(check: str, metric: str, value: float, reference: float, drop: float, policy: Mapping[str, Any],
@@ -17,7 +17,8 @@ def graded(check: str, metric: str, value: float, reference: float, drop: float,
     """The check, graded by the policy's performance drops (a share of the reference's figure
     in relative mode); a drop that is not a number (no reference figure) is reported, not judged."""
     performance = policy["performance"]
-    if performance.get("mode") == "relative" and reference and check != "kpis" and metric not in RELATIVE_ALREADY:
+    relative_already = metric in RELATIVE_ALREADY or metric.startswith("coverage@")
+    if performance.get("mode") == "relative" and reference and check != "kpis" and not relative_already:
         drop = drop / abs(reference)
     status = Level.OK
     if drop >= performance["critical_drop"]:

@@ -108,6 +108,18 @@ def test_an_engineer_runs_a_window_again_from_its_page(people, drifted, django_c
     assert "a re-run of" in shown and f'href="/runs/{run_id}/"' in shown
 
 
+def test_a_retired_models_window_is_not_run_again(people, drifted, django_capture_on_commit_callbacks):
+    from tests.monitoring.conftest import approved
+
+    run_id = drifted[0]
+    approved("credit", "retire_model", {}, reason="replaced by the new scorecard")
+    engineer = signed_in(people["ml_engineer"])
+    assert "Run this window again" not in engineer.get(f"/runs/{run_id}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = engineer.post(f"/runs/{run_id}/again/", follow=True)
+    assert "cannot be run again" in answer.content.decode() and Run.objects.count() == 1
+
+
 def test_a_features_distributions_are_read_from_the_runs_own_inputs(people, drifted):
     run_id, start, end = drifted
     client = signed_in(people["ml_engineer"])

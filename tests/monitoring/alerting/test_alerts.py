@@ -18,7 +18,7 @@ from audit.store import NewEvent, append
 from monitoring.alerting.domain import AlertRaised
 from monitoring.alerting.models import Alert, Notification, NotificationAttempt
 from monitoring.alerting.outbox import deliver_pending
-from monitoring.alerting.services import alerts_escalate, alerts_from_run
+from monitoring.alerting.services import alert_execute, alerts_escalate, alerts_from_run
 from monitoring.policies.services import policy_set
 from monitoring.runs.domain import Check
 from tests.monitoring.conftest import ALICE, client_for
@@ -165,9 +165,14 @@ def test_one_degradation_notifies_once_per_notifier(credit_model, receiver):
     hook = next(b for h, b in Receiver.received if "alerts" in b)
     assert hook["incident"] == "run:r1" and hook["severity"] == "critical" and len(hook["alerts"]) == 10
     assert sorted(a["feature"] for a in hook["alerts"]) == sorted(features)
-    assert hook["summary"].startswith("10 alerts of run r1:") and "and 5 more" in hook["summary"]
+    assert hook["summary"].startswith("10 alerts of the incident of run r1:") and "and 5 more" in hook["summary"]
     pages = [b for _, b in Receiver.received if "routing_key" in b]
     assert [p["event_action"] for p in pages] == ["trigger"]
+    # Acknowledging one alert of ten does not acknowledge the pager's incident.
+    first = Alert.objects.order_by("raised_seq").first()
+    alert_execute(str(first.alert_id), lambda a: a.acknowledge(), actor=ALICE)
+    deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30))
+    assert not [b for _, b in Receiver.received if b.get("event_action") == "acknowledge"]
     # A later run clears half the conditions: one resolution message, the pager's incident stays open.
     later = [_check(name, "ok" if i < 5 else "warning") for i, name in enumerate(features)]
     alerts_from_run(model="credit", run_id="r2", checks=later, actor=ALICE)
@@ -180,6 +185,19 @@ def test_one_degradation_notifies_once_per_notifier(credit_model, receiver):
     deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
     closing = [b for _, b in Receiver.received if b.get("event_action") == "resolve"]
     assert len(closing) == 1 and closing[0]["dedup_key"] == "driftledger-run:r1"
+
+
+def test_an_alert_notified_before_incidents_keeps_its_own_key(credit_model, receiver):
+    policy_set(model="credit", policy={"notify": ["pager"]}, actor=ALICE, reason="page us")
+    alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+    alert = Alert.objects.get()
+    Notification.objects.update(incident="", message={"alert_id": str(alert.alert_id)})  # as rows stood before
+    deliver_pending()  # the legacy row: nothing a receiver cares about here
+    Receiver.received.clear()
+    alerts_from_run(model="credit", run_id="r2", checks=[_check("income", "ok")], actor=ALICE)
+    deliver_pending(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    (page,) = [b for _, b in Receiver.received if "routing_key" in b]
+    assert page["event_action"] == "resolve" and page["dedup_key"] == f"driftledger-{alert.alert_id}"
 
 
 def test_a_rolled_back_alert_sends_nothing(credit_model, receiver):

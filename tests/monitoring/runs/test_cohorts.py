@@ -137,3 +137,36 @@ def test_a_cohort_holding_one_class_only_has_no_figure_and_breaks_nothing():
     )
     cohorts = {c["segment"] for c in result["checks"] if c["check"] == "segments" and c.get("metric") == "roc_auc"}
     assert "region=north" not in cohorts and "region=south" in cohorts
+
+
+def test_a_cohort_inside_a_larger_one_is_named_rather_than_the_larger():
+    """The new region's rows are half of the basic plan's: the plan falls short by about half the
+    region's gap, so share × gap about ties, and the plan's other rows, a little worse by chance,
+    tip it towards the plan. The region explains the plan, not the other way round."""
+    from dataclasses import replace
+
+    schema = replace(SCHEMA, categorical=("region", "plan"), segments=("region", "plan"))
+    reference, ref_labels = _population(1)
+    reference["clicked"] = ref_labels
+    current, labels = _population(43, new_region=0.2, collapse_in_new=True)
+    rng = np.random.default_rng(6)
+    reference["plan"] = rng.choice(["basic", "standard", "premium"], reference["x1"].size).astype(object)
+    mars = current["region"] == "mars"
+    current["plan"] = rng.choice(["standard", "premium"], mars.size).astype(object)
+    current["plan"][mars] = "basic"
+    others = np.flatnonzero(~mars)
+    basic_others = rng.choice(others, mars.sum(), replace=False)
+    current["plan"][basic_others] = "basic"  # as many rows again, not in mars
+    flipped = basic_others[rng.random(basic_others.size) < 0.05]  # a little worse there: tips share × gap
+    labels[flipped] = 1.0 - labels[flipped]
+    result = compute_run(
+        reference,
+        current,
+        labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
+        schema=schema,
+        task="binary_classification",
+        policy=POLICY,
+    )
+    cohorts = {c["segment"]: c for c in result["checks"] if c["check"] == "segments" and c.get("metric") == "roc_auc"}
+    assert cohorts["region=mars"]["status"] == "critical"
+    assert cohorts["plan=basic"]["drop"] > 0.05 and cohorts["plan=basic"]["status"] == "ok"

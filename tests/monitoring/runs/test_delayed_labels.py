@@ -150,3 +150,47 @@ def test_late_labels_add_what_they_show_and_the_realized_figure_replaces_the_est
     assert checks["label_drift"]["status"] != "ok" and revised.payload["cause"] == "covariate_shift"
     assert Alert.objects.filter(check_name="label_drift", status="open").exists()
     assert not Alert.objects.filter(check_name="performance").exists()
+
+
+def test_a_run_of_another_engine_gets_its_realized_figure_but_no_revision(
+    credit_model, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Recomputed today, its other figures could move for reasons that are not the labels."""
+    from monitoring.runs import delayed_labels
+
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    start = NOW - dt.timedelta(hours=3)
+    rows = _rows(3000, start=start, seed=2)
+    _ingest("predictions", rows)
+    run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    monkeypatch.setattr(delayed_labels, "ENGINE", delayed_labels.ENGINE + 1)
+    _late_labels(rows, concept=True, seed=3, callbacks=django_capture_on_commit_callbacks)
+    assert Event.objects.filter(event_type="monitoring.PerformanceRealized").count() == 1
+    assert not Event.objects.filter(event_type="monitoring.RunDiagnosisRevised").exists()
+
+
+def test_a_run_that_cannot_be_evaluated_does_not_stop_the_others(
+    credit_model, django_capture_on_commit_callbacks, monkeypatch
+):
+    from monitoring.runs import delayed_labels
+
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    first_start, second_start = NOW - dt.timedelta(hours=6), NOW - dt.timedelta(hours=3)
+    first = _rows(1500, start=first_start, seed=2, prefix="a")
+    second = _rows(1500, start=second_start, seed=3, prefix="b")
+    _ingest("predictions", first + second)
+    broken = run_execute(model="credit", start=first_start, end=second_start).run_id
+    fine = run_execute(model="credit", start=second_start, end=NOW).run_id
+    evaluate = delayed_labels._evaluate
+
+    def failing_once(run, *args):
+        if str(run.run_id) == broken:
+            raise KeyError("a shape this code does not know")
+        return evaluate(run, *args)
+
+    monkeypatch.setattr(delayed_labels, "_evaluate", failing_once)
+    _late_labels(first + second, concept=True, seed=4, callbacks=django_capture_on_commit_callbacks)
+    realized = set(
+        Event.objects.filter(event_type="monitoring.PerformanceRealized").values_list("stream_id", flat=True)
+    )
+    assert realized == {fine}

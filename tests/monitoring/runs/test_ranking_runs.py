@@ -146,3 +146,15 @@ def test_chance_differences_on_a_few_lists_raise_nothing(recommender, django_cap
         assert ndcg["lower"] < ndcg["value"] < ndcg["upper"]
         drops.append(ndcg["drop"])
     assert max(drops) > 0.02  # what the fixed drop alone would have called a warning
+
+
+def test_a_negative_relevance_is_refused_at_the_door(recommender):
+    from monitoring.ingestion.conform import BatchRejected
+
+    rows, clicks = _lists(2, informative=True, start=NOW - dt.timedelta(hours=1), prefix="w", users=3)
+    _post("predictions", rows)
+    with pytest.raises(BatchRejected) as refused:
+        _post("labels", [{"id": key, "clicked": -1} for key in list(clicks)[:2]])
+    assert [(p.column, p.reason) for p in refused.value.problems] == [
+        ("clicked", "a ranking target (relevance) must be 0 or more")
+    ]
