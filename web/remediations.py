@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from audit.envelope import format_time
 from audit.errors import DomainError
 from audit.log import log_summaries
 from audit.models import Event
@@ -137,10 +138,8 @@ def _parameters(kind: RemediationKind, form) -> dict[str, Any]:
         if name == "share":
             parameters[name] = float(value)
         elif name in ("until", "data_start", "data_end"):
-            moment = dt.datetime.fromisoformat(value)
-            parameters[name] = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).strftime(
-                "%Y-%m-%dT%H:%M:%S.%fZ"
-            )
+            moment = dt.datetime.fromisoformat(value)  # a time with an offset is read in UTC, never relabelled
+            parameters[name] = format_time(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
         else:
             parameters[name] = value
     return parameters
