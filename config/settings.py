@@ -82,7 +82,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # Behind TLS (every deployment but the demo on localhost) cookies travel over HTTPS only.
-SECURE_COOKIES = env.bool("SECURE_COOKIES", default=False)
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=env.bool("DRIFTLEDGER_PRODUCTION", default=False))
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 # A second factor (TOTP) is required of these roles whatever the sign-in policy an administrator
 # sets in the app says; the policy may require it of more roles, never of fewer.
@@ -340,3 +340,24 @@ LOGGING = {
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# Production mode refuses to start with the development defaults (config/production.py).
+DRIFTLEDGER_PRODUCTION = env.bool("DRIFTLEDGER_PRODUCTION", default=False)
+if DRIFTLEDGER_PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.production import production_problems
+
+    _problems = production_problems(
+        debug=DEBUG,
+        secret_key=SECRET_KEY,
+        signing_key_file=AUDIT_SIGNING_KEY_FILE,
+        data_dir=DATA_DIR,
+        metrics_public=METRICS_PUBLIC,
+        metrics_token=METRICS_TOKEN,
+        database_url=env("DATABASE_URL", default=""),
+        broker_url=_broker,
+        secure_cookies=SECURE_COOKIES,
+    )
+    if _problems:
+        raise ImproperlyConfigured("DRIFTLEDGER_PRODUCTION is set, but: " + "; ".join(_problems))
