@@ -58,8 +58,10 @@ from monitoring.tasks import INFRASTRUCTURE_ERRORS
 # 4: a classifier's prediction drift tests its score (a number) and its predicted classes (shares).
 # 5: label-free estimation calibrates as scikit-learn's isotonic regression does (tied scores).
 # 6: KPIs are judged in each segment their rows carry as well as as a whole.
+# 8: the result names the versions of the libraries that computed it (`versions`).
 # 7: overlapping cohorts are attributed to the one that explains most of the gap (share × gap).
-ENGINE = 7
+ENGINE = 8
+NUMERICAL_LIBRARIES = ("numpy", "scipy", "pyarrow")  # what a figure's last digits depend on
 SCHEDULER = Actor("service", "monitoring-worker", "Driftledger monitoring worker")
 SWEEPER = Actor("system", "run-sweeper", "Driftledger run sweeper")
 ATTEMPTS = 3  # a lost race on an alert (its dedupe index, its stream) replays the whole outcome
@@ -227,8 +229,14 @@ def run_result(
         "inputs": {kind: window.batches for kind, window in windows.items()},
         "code_version": importlib.metadata.version("driftledger"),
         "engine": ENGINE,
+        "versions": computed_with(),
         **computed,
     }
+
+
+def computed_with() -> dict[str, str]:
+    """The installed versions of the libraries the figures come from."""
+    return {name: importlib.metadata.version(name) for name in NUMERICAL_LIBRARIES}
 
 
 def _compute(model, start, end, version, policy, run_id) -> tuple[dict[str, Any], list[str]]:

@@ -9,7 +9,7 @@ from audit.blobs import blob_exists, blob_read
 from audit.canonical import canonicalize
 from audit.envelope import parse_time
 from monitoring.runs.domain import RunStatus
-from monitoring.runs.services import ENGINE, run_load, run_result
+from monitoring.runs.services import ENGINE, computed_with, run_load, run_result
 
 
 class Command(BaseCommand):
@@ -45,8 +45,12 @@ class Command(BaseCommand):
             inputs=stored["inputs"],
         )
         if canonicalize(again) != recorded:
-            different = sorted(k for k in stored if stored.get(k) != again.get(k))
+            different = sorted(k for k in stored if stored.get(k) != again.get(k) and k != "versions")
             self.stderr.write(f"DIFFERENT: run {run_id} recomputed differs in {', '.join(different)}")
+            then, now = stored.get("versions", {}), computed_with()
+            moved = [f"{name} {then[name]} then, {now[name]} now" for name in then if then[name] != now.get(name)]
+            if moved:
+                self.stderr.write(f"  computed with other libraries: {'; '.join(moved)} (install the lock file's)")
             raise SystemExit(1)
         checks = len(stored["checks"])
         self.stdout.write(

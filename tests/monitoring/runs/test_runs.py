@@ -2,6 +2,7 @@
 checks on real ingested data, idempotency, failures, reproduction, the API and the schedule."""
 
 import datetime as dt
+import importlib.metadata
 import io
 
 import pytest
@@ -127,6 +128,25 @@ def test_reproduce_run_recomputes_the_identical_result(reported):
     assert "IDENTICAL" in stdout.getvalue()
     with pytest.raises(Exception, match="no completed run"):
         call_command("reproduce_run", "00000000-0000-0000-0000-000000000000")
+
+
+def test_reproduce_run_names_the_libraries_that_changed_when_a_result_differs(reported, monkeypatch):
+    from monitoring.management.commands import reproduce_run
+    from monitoring.runs import services
+    from monitoring.runs.models import Run as RunModel
+
+    start, end = reported
+    outcome = run_execute(model="credit", start=start, end=end)
+    recorded = services.computed_with()
+    assert recorded == {name: importlib.metadata.version(name) for name in ("numpy", "scipy", "pyarrow")}
+    elsewhere = {**recorded, "numpy": "9.9.9"}
+    monkeypatch.setattr(services, "computed_with", lambda: elsewhere)
+    monkeypatch.setattr(reproduce_run, "computed_with", lambda: elsewhere)
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("reproduce_run", outcome.run_id, stderr=stderr)
+    assert f"numpy {recorded['numpy']} then, 9.9.9 now" in stderr.getvalue()
+    assert RunModel.objects.filter(run_id=outcome.run_id).exists()
 
 
 def test_reproduce_run_says_when_the_run_was_computed_by_another_engine(reported, monkeypatch):
