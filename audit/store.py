@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from django.conf import settings
 from django.db import connection, transaction
 
 from audit import events, keyring
@@ -143,6 +144,12 @@ class _Head:
     versions: dict[StreamKey, int] = field(default_factory=dict)
 
 
+def _prepared() -> bool:
+    """Server-side prepared statements (one parse per connection), except behind a pooler in
+    transaction mode: a statement prepared on one server connection is unknown on the next."""
+    return not getattr(settings, "DATABASE_TRANSACTION_POOLING", False)
+
+
 def append(
     events: Sequence[NewEvent],
     *,
@@ -229,12 +236,12 @@ def _append_on_known_tip(
     raw = _raw_connection()
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as cursor:
         with raw.pipeline():
-            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
+            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=_prepared())
             params = [value for event in recorded for value in _row(event, head.now)]
             params.append(bytes.fromhex(tip.hash))
             for (stream_type, stream_id), version in streams:
                 params += [stream_type, stream_id, version]
-            cursor.execute(_guarded_insert_sql(len(recorded), len(streams)), params, prepare=True)
+            cursor.execute(_guarded_insert_sql(len(recorded), len(streams)), params, prepare=_prepared())
             if commit_now:
                 raw.commit()
         inserted = cursor.rowcount
@@ -272,7 +279,7 @@ def _append_locked(
     with psycopg.Cursor(raw) as cursor, raw.pipeline():
         rows = [_row(event, head.now) for event in recorded]
         if len(rows) == 1:
-            cursor.execute(_INSERT_SQL, rows[0], prepare=True)
+            cursor.execute(_INSERT_SQL, rows[0], prepare=_prepared())
         else:
             cursor.executemany(_INSERT_SQL, rows)
         if after_insert is not None:
@@ -397,9 +404,9 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
     """Take the append lock and read the chain head: one round trip, BEGIN included (pipeline)."""
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as head_cursor:
         with raw.pipeline():
-            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=True)
+            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=_prepared())
             streams_sql = ([s[0] for s in streams], [s[1] for s in streams], KeyRotated.type_name)
-            head_cursor.execute(_HEAD_SQL, streams_sql, prepare=True)
+            head_cursor.execute(_HEAD_SQL, streams_sql, prepare=_prepared())
         log_id, now, seq, digest, key_id, versions = single_row(head_cursor.fetchone())
         if seq is None:  # an empty log: its first key, if any, is in the key table
             row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()

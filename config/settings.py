@@ -144,6 +144,13 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **embedded_database(DATA_DIR)}}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Behind PgBouncer (or another pooler) in transaction mode, a server connection serves one
+# transaction at a time: no server-side cursors and no prepared statements outlive it. The log
+# orders appends with transaction-level advisory locks, which work there.
+DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+if DATABASE_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
