@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _timing import median_time
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from monitoring.policies.document import DEFAULT_POLICY
@@ -79,15 +80,6 @@ def main() -> None:
     _cost()
 
 
-def _median(function, *args) -> float:
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        function(*args)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def _cost() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, 1_000_000)
@@ -96,8 +88,10 @@ def _cost() -> None:
                  "y_pred": (score[:100_000] >= 0.5) * 1.0}  # fmt: skip
     current = {"y_pred_proba": score, "y_pred": (score >= 0.5) * 1.0}
     labels = (rng.random(score.size) < score) * 1.0
-    check = _median(estimated_checks, reference, current, "repaid", SCHEMA, "binary_classification", DEFAULT_POLICY)
-    realized = _median(roc_auc, labels, score)
+    check = median_time(
+        estimated_checks, reference, current, "repaid", SCHEMA, "binary_classification", DEFAULT_POLICY
+    )[0]
+    realized = median_time(roc_auc, labels, score)[0]
     print(f"  1,000,000 rows (reference 100,000): estimation check {check * 1000:.0f} ms, realized ROC AUC "
           f"{realized * 1000:.0f} ms ({check / realized:.2f}x the realized figure)")  # fmt: skip
 

@@ -12,14 +12,15 @@ on the same rows (the baseline: every run with labels computes it), median of 3:
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _timing import median_time
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from monitoring.policies.document import complete_policy
@@ -35,15 +36,6 @@ SCHEMA = DataSchema(numerical=("a", "b", "c"), categorical=("region", "plan"), p
 POLICY = complete_policy({"estimation": {"regression_metrics": ["mae", "rmse"]}}, SCHEMA.features)
 
 
-def _median(function, *args) -> float:
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        function(*args)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def _columns(rows: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = rng.normal(0, 1, rows)
@@ -56,7 +48,7 @@ def _columns(rows: int, seed: int) -> dict[str, np.ndarray]:
 
 def main() -> None:
     reference, current = _columns(100_000, 1), _columns(ROWS, 2)
-    baseline = _median(roc_auc, current["y"], current["p"])
+    baseline = median_time(roc_auc, current["y"], current["p"], repeat=3)[0]
     truth = (current["y"].astype(object), current["p"], np.arange(ROWS))
     regression = DataSchema(numerical=("a", "b", "c"), categorical=(), prediction="p", target="y")
     kpis = {
@@ -66,14 +58,16 @@ def main() -> None:
         "plan": current["plan"],
     }
     timed = {
-        "multivariate drift (PCA reconstruction)": _median(multivariate_checks, reference, current, SCHEMA),
-        "direct loss estimation (MAE, RMSE)": _median(
-            estimated_checks, reference, current, "y", regression, "regression", POLICY
-        ),
-        "cohort performance with attribution": _median(
-            _segment_performance, reference, current, truth, "y", SCHEMA, "binary_classification", POLICY
-        ),
-        "KPIs per segment": _median(_kpis, kpis, kpis, POLICY, ("region", "plan")),
+        "multivariate drift (PCA reconstruction)": median_time(
+            multivariate_checks, reference, current, SCHEMA, repeat=3
+        )[0],
+        "direct loss estimation (MAE, RMSE)": median_time(
+            estimated_checks, reference, current, "y", regression, "regression", POLICY, repeat=3
+        )[0],
+        "cohort performance with attribution": median_time(
+            _segment_performance, reference, current, truth, "y", SCHEMA, "binary_classification", POLICY, repeat=3
+        )[0],
+        "KPIs per segment": median_time(_kpis, kpis, kpis, POLICY, ("region", "plan"), repeat=3)[0],
     }
     print(f"{ROWS:,} rows; baseline: realized ROC AUC {baseline * 1000:.0f} ms")
     for name, seconds in timed.items():

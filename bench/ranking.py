@@ -7,9 +7,7 @@ median of 5; and the agreement of the two NDCG figures.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +15,11 @@ from sklearn.metrics import ndcg_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import median_time
+
 from monitoring.stats.ranking import ranking_quality
 
 LISTS, LENGTH, K = 100_000, 10, 10
-
-
-def _median(function, *args, **kwargs) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(5):
-        started = time.perf_counter()
-        result = function(*args, **kwargs)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def main() -> None:
@@ -37,8 +28,8 @@ def main() -> None:
     relevance[:, 0] += 1  # every list has a relevant item, so that both average over the same lists
     scores = np.round(rng.random((LISTS, LENGTH)) + 0.2 * relevance, 2)  # ties, as real scores have
     queries = np.repeat(np.arange(LISTS), LENGTH)
-    ours, quality = _median(ranking_quality, queries, scores.ravel(), relevance.ravel(), K)
-    theirs, expected = _median(ndcg_score, relevance, scores, k=K, ignore_ties=False)
+    ours, quality = median_time(ranking_quality, queries, scores.ravel(), relevance.ravel(), K)
+    theirs, expected = median_time(ndcg_score, relevance, scores, k=K, ignore_ties=False)
     print(f"{LISTS * LENGTH:,} rows ({LISTS:,} lists of {LENGTH}): NDCG, MAP, MRR and hit rate @{K} "
           f"{ours * 1000:.0f} ms; scikit-learn ndcg_score alone {theirs * 1000:.0f} ms "
           f"(ratio {ours / theirs:.2f})")  # fmt: skip

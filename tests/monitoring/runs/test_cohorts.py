@@ -35,18 +35,22 @@ def _run(current_seed: int, **current_kwargs):
     reference, ref_labels = _population(1)
     reference["clicked"] = ref_labels
     current, labels = _population(current_seed, **current_kwargs)
-    result = compute_run(
+    checks = [Check.model_validate(check) for check in _checks(reference, current, labels, kpis=_kpis(0.05))]
+    return checks, diagnose(checks), (reference, current, labels)
+
+
+def _checks(reference: dict, current: dict, labels: np.ndarray, *, schema=SCHEMA, kpis=None) -> list[dict]:
+    """The run's checks on these columns, the labels keyed by the current rows' ids."""
+    return compute_run(
         reference,
         current,
         labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
-        schema=SCHEMA,
+        schema=schema,
         task="binary_classification",
         policy=POLICY,
-        kpis=_kpis(0.05),
-        kpi_baseline=_kpis(0.05),
-    )
-    checks = [Check.model_validate(check) for check in result["checks"]]
-    return checks, diagnose(checks), (reference, current, labels)
+        kpis=kpis,
+        kpi_baseline=kpis,
+    )["checks"]
 
 
 def test_chance_differences_between_cohorts_on_normal_days_raise_nothing():
@@ -90,7 +94,6 @@ def test_overlapping_cohorts_are_attributed_to_the_one_that_explains_the_gap():
     from dataclasses import replace
 
     schema = replace(SCHEMA, categorical=("region", "plan"), segments=("region", "plan"))
-    policy = {**POLICY, "drift": {**POLICY["drift"]}}
     reference, ref_labels = _population(1)
     reference["clicked"] = ref_labels
     current, labels = _population(41, new_region=0.25, collapse_in_new=True)
@@ -100,14 +103,7 @@ def test_overlapping_cohorts_are_attributed_to_the_one_that_explains_the_gap():
     current["plan"][current["region"] == "mars"] = rng.choice(
         ["basic", "standard"], (current["region"] == "mars").sum()
     )
-    result = compute_run(
-        reference,
-        current,
-        labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
-        schema=schema,
-        task="binary_classification",
-        policy=policy,
-    )
+    result = {"checks": _checks(reference, current, labels, schema=schema)}
     checks = [Check.model_validate(check) for check in result["checks"]]
     cohorts = {c.segment: c for c in checks if c.check.value == "segments" and c.metric == "roc_auc"}
     basic = current["plan"] == "basic"
@@ -127,14 +123,7 @@ def test_a_cohort_holding_one_class_only_has_no_figure_and_breaks_nothing():
     reference["clicked"] = ref_labels
     current, labels = _population(42)
     labels[current["region"] == "north"] = 0.0  # nobody in the north clicked
-    result = compute_run(
-        reference,
-        current,
-        labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
-        schema=SCHEMA,
-        task="binary_classification",
-        policy=POLICY,
-    )
+    result = {"checks": _checks(reference, current, labels)}
     cohorts = {c["segment"] for c in result["checks"] if c["check"] == "segments" and c.get("metric") == "roc_auc"}
     assert "region=north" not in cohorts and "region=south" in cohorts
 
@@ -159,14 +148,7 @@ def test_a_cohort_inside_a_larger_one_is_named_rather_than_the_larger():
     current["plan"][basic_others] = "basic"  # as many rows again, not in mars
     flipped = basic_others[rng.random(basic_others.size) < 0.05]  # a little worse there: tips share × gap
     labels[flipped] = 1.0 - labels[flipped]
-    result = compute_run(
-        reference,
-        current,
-        labels=dict(zip(current["id"].tolist(), labels.tolist(), strict=True)),
-        schema=schema,
-        task="binary_classification",
-        policy=POLICY,
-    )
+    result = {"checks": _checks(reference, current, labels, schema=schema)}
     cohorts = {c["segment"]: c for c in result["checks"] if c["check"] == "segments" and c.get("metric") == "roc_auc"}
     assert cohorts["region=mars"]["status"] == "critical"
     assert cohorts["plan=basic"]["drop"] > 0.05 and cohorts["plan=basic"]["status"] == "ok"

@@ -24,15 +24,21 @@ def _labels(rows: list[dict], *, concept: bool, seed: int) -> list[dict]:
     return [{"id": r["id"], "defaulted": int(rng.random() < p)} for r, p in zip(rows, truth, strict=True)]
 
 
+def _run_on_a_window(shift: float = 0.0):
+    """A reference, three hours of predictions (inputs moved by `shift`) and their run, before
+    any label: the outcome and the rows, whose labels the test sends later."""
+    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
+    start = NOW - dt.timedelta(hours=3)
+    rows = _rows(3000, start=start, shift=shift, seed=2)
+    _ingest("predictions", rows)
+    return run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW), rows
+
+
 @pytest.mark.parametrize("concept", [False, True])
 def test_labels_for_a_past_window_are_set_beside_the_estimate(
     credit_model, django_capture_on_commit_callbacks, concept
 ):
-    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
-    start = NOW - dt.timedelta(hours=3)
-    rows = _rows(3000, start=start, shift=0.5, seed=2)
-    _ingest("predictions", rows)
-    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    outcome, rows = _run_on_a_window(shift=0.5)
     assert Run.objects.get(run_id=outcome.run_id).realized is None
     with django_capture_on_commit_callbacks(execute=True):
         batch_ingest(
@@ -75,11 +81,7 @@ def test_late_labels_showing_concept_drift_revise_the_diagnosis_and_raise_the_al
     credit_model, django_capture_on_commit_callbacks
 ):
     # A quiet window: the inputs are as in the reference, the estimate holds, nothing to see.
-    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
-    start = NOW - dt.timedelta(hours=3)
-    rows = _rows(3000, start=start, seed=2)
-    _ingest("predictions", rows)
-    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    outcome, rows = _run_on_a_window()
     first = Run.objects.get(run_id=outcome.run_id)
     assert first.diagnosis["cause"] == "no_problem", first.diagnosis
     assert not Alert.objects.exclude(check_name="data_quality").exists(), list(
@@ -115,11 +117,7 @@ def test_late_labels_showing_concept_drift_revise_the_diagnosis_and_raise_the_al
 def test_late_labels_that_confirm_the_run_add_their_figures_and_nothing_else(
     credit_model, django_capture_on_commit_callbacks
 ):
-    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
-    start = NOW - dt.timedelta(hours=3)
-    rows = _rows(3000, start=start, seed=2)
-    _ingest("predictions", rows)
-    run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    _, rows = _run_on_a_window()
     alerts = set(Alert.objects.values_list("alert_id", "status"))
     _late_labels(rows, concept=False, seed=3, callbacks=django_capture_on_commit_callbacks)
     assert Event.objects.filter(event_type="monitoring.PerformanceRealized").count() == 1
@@ -136,11 +134,7 @@ def test_late_labels_add_what_they_show_and_the_realized_figure_replaces_the_est
 ):
     """Covariate shift: the inputs moved and the estimate held. The labels show the outcomes moved
     with them (label drift, alerted) while the model still ranks them well (no performance alert)."""
-    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
-    start = NOW - dt.timedelta(hours=3)
-    rows = _rows(3000, start=start, shift=0.8, seed=2)
-    _ingest("predictions", rows)
-    outcome = run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    outcome, rows = _run_on_a_window(shift=0.8)
     assert Run.objects.get(run_id=outcome.run_id).diagnosis["cause"] == "covariate_shift"
     assert not Alert.objects.filter(check_name__in=["label_drift", "performance"]).exists()
     _late_labels(rows, concept=False, seed=3, callbacks=django_capture_on_commit_callbacks)
@@ -158,11 +152,7 @@ def test_a_run_of_another_engine_gets_its_realized_figure_but_no_revision(
     """Recomputed today, its other figures could move for reasons that are not the labels."""
     from monitoring.runs import delayed_labels
 
-    _ingest("reference", _rows(4000, start=NOW, seed=1, reference=True))
-    start = NOW - dt.timedelta(hours=3)
-    rows = _rows(3000, start=start, seed=2)
-    _ingest("predictions", rows)
-    run_execute(model="credit", start=start - dt.timedelta(minutes=1), end=NOW)
+    _, rows = _run_on_a_window()
     monkeypatch.setattr(delayed_labels, "ENGINE", delayed_labels.ENGINE + 1)
     _late_labels(rows, concept=True, seed=3, callbacks=django_capture_on_commit_callbacks)
     assert Event.objects.filter(event_type="monitoring.PerformanceRealized").count() == 1
