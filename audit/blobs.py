@@ -1,13 +1,39 @@
 """The content-addressed store of data files: each file is kept once, named by its SHA-256
 (blobs/<sha256>) in Django's storage (local disk, or any S3-compatible store). Events carry the
-digests; evidence bundles with data carry the files."""
+digests; evidence bundles with data carry the files. Evidence exports are kept there too."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+
+
+class StorageUnavailable(Exception):
+    """The object store could not be reached, or answered with a server error: nothing was
+    stored; a request answers 503 (try again), a task retries."""
+
+
+@contextmanager
+def storage_reached() -> Iterator[None]:
+    """Turns the S3 backend's connection failures and 5xx answers into StorageUnavailable. A
+    missing file or a refused credential stays what it is: trying again would not help."""
+    try:
+        yield
+    except (EndpointUnreachable, HTTPClientError) as exc:
+        raise StorageUnavailable(f"the object store is unreachable: {exc}") from exc
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            raise StorageUnavailable(f"the object store failed: {exc}") from exc
+        raise
 
 
 def blob_path(digest: str) -> str:
@@ -23,24 +49,46 @@ def blob_store(data: bytes) -> tuple[str, bool]:
     """(digest, whether this call created the file)."""
     digest = hashlib.sha256(data).hexdigest()
     path = blob_path(digest)
-    if default_storage.exists(path):
-        return digest, False
-    saved = default_storage.save(path, ContentFile(data))
-    if saved != path:  # a concurrent writer stored the same bytes first
-        default_storage.delete(saved)
-        return digest, False
+    with storage_reached():
+        if default_storage.exists(path):
+            return digest, False
+        saved = default_storage.save(path, ContentFile(data))
+        if saved != path:  # a concurrent writer stored the same bytes first
+            default_storage.delete(saved)
+            return digest, False
     return digest, True
 
 
 def blob_delete(digest: str) -> None:
     """Take back a file this process stored when nothing came to reference it."""
-    default_storage.delete(blob_path(digest))
+    with storage_reached():
+        default_storage.delete(blob_path(digest))
 
 
 def blob_exists(digest: str) -> bool:
-    return default_storage.exists(blob_path(digest))
+    with storage_reached():
+        return default_storage.exists(blob_path(digest))
 
 
 def blob_read(digest: str) -> bytes:
-    with default_storage.open(blob_path(digest), "rb") as handle:
+    with storage_reached(), default_storage.open(blob_path(digest), "rb") as handle:
         return handle.read()
+
+
+def stored_open(name: str) -> IO[bytes]:
+    """A stored file by its name in storage, open for reading."""
+    with storage_reached():
+        return default_storage.open(name, "rb")
+
+
+def export_path(export_id: str) -> str:
+    return f"evidence/{export_id}.zip"
+
+
+def export_save(export_id: str, bundle: Path) -> str:
+    """Put a finished evidence bundle in storage (replacing an earlier try's); returns its name."""
+    name = export_path(export_id)
+    with storage_reached():
+        default_storage.delete(name)
+        with bundle.open("rb") as handle:
+            return default_storage.save(name, File(handle, name=name))

@@ -6,6 +6,7 @@ started, and those admitted by AUDIT_EVIDENCE_ALL_PERMISSIONS (administrators) s
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse
 from django.utils.module_loading import import_string
 
+from audit.blobs import stored_open
 from audit.envelope import format_time
 from audit.evidence import EvidenceError, query_from_dict, scopes
 from audit.models import EvidenceExport
@@ -51,8 +53,11 @@ def exports_visible(request) -> QuerySet[EvidenceExport]:
 
 def export_download(export: EvidenceExport) -> FileResponse:
     """The finished bundle as an attachment, with its SHA-256 in a Digest header."""
+    # An absolute path: written before exports went to storage. FileResponse closes the file.
+    legacy = Path(export.file).is_absolute()
+    bundle = open(export.file, "rb") if legacy else stored_open(export.file)  # noqa: SIM115
     response = FileResponse(
-        open(export.file, "rb"),  # noqa: SIM115 - FileResponse closes it
+        bundle,
         as_attachment=True,
         filename=f"evidence-{export.id}.zip",
         content_type="application/zip",

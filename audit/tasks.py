@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from pathlib import Path
 
 from celery import shared_task
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from audit.blobs import StorageUnavailable, export_save
 from audit.checkpoints import checkpoint_create
 from audit.models import EvidenceExport
 from audit.selfcheck import VerificationRunning, log_verify_recorded
@@ -43,8 +45,14 @@ def verify_log() -> int | None:
     return verification.id
 
 
-@shared_task(acks_late=True, ignore_result=True, soft_time_limit=3600, time_limit=3660)
-def export_evidence_task(export_id: str) -> None:
+EXPORT_STORAGE_RETRIES = 8  # about 10 minutes of backoff before an unreachable store fails the export
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, soft_time_limit=3600, time_limit=3660)
+def export_evidence_task(self, export_id: str) -> None:
+    """Writes the bundle in a scratch file, then puts it in storage. When the storage cannot be
+    reached (its data files to read, or the bundle to write), the export waits in the queue and
+    tries again with backoff; it fails only after EXPORT_STORAGE_RETRIES tries."""
     from audit.evidence import EvidenceError, evidence_export, query_from_dict
     from audit.store import Actor
 
@@ -55,37 +63,51 @@ def export_evidence_task(export_id: str) -> None:
     if not claimed:  # redelivered after it finished, or unknown: nothing to do
         return
     export = EvidenceExport.objects.get(id=export_id)
-    out = Path(settings.DATA_DIR) / "evidence" / f"{export_id}.zip"
 
     def progress(done: int, total: int) -> None:
         EvidenceExport.objects.filter(id=export_id).update(events_done=done, events_total=total)
 
+    def failed(error: str) -> None:
+        EvidenceExport.objects.filter(id=export_id).update(
+            status=EvidenceExport.Status.FAILED, error=error, finished_at=timezone.now()
+        )
+
     user = export.requested_by
-    try:
-        summary = evidence_export(
-            query=query_from_dict(export.query),
-            out=out,
-            created_by=Actor("user", user.get_username(), user.get_full_name() or user.get_username()),
-            export_id=str(export.id),
-            progress=progress,
-        )
-    except EvidenceError as exc:
-        EvidenceExport.objects.filter(id=export_id).update(
-            status=EvidenceExport.Status.FAILED, error=str(exc), finished_at=timezone.now()
-        )
-        return
-    except Exception as exc:
-        logger.exception("evidence export %s failed", export_id)
-        EvidenceExport.objects.filter(id=export_id).update(
-            status=EvidenceExport.Status.FAILED,
-            error=f"internal error: {type(exc).__name__}",
-            finished_at=timezone.now(),
-        )
-        raise
+    scratch = Path(settings.DATA_DIR) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as workdir:
+        out = Path(workdir) / "bundle.zip"
+        try:
+            summary = evidence_export(
+                query=query_from_dict(export.query),
+                out=out,
+                created_by=Actor("user", user.get_username(), user.get_full_name() or user.get_username()),
+                export_id=str(export.id),
+                progress=progress,
+            )
+            name = export_save(export_id, out)
+        except EvidenceError as exc:
+            failed(str(exc))
+            return
+        except StorageUnavailable as exc:
+            reason = str(exc)
+            if self.request.retries >= EXPORT_STORAGE_RETRIES:
+                failed(reason)
+                return
+            logger.warning("evidence export %s waits: %s", export_id, reason)
+            EvidenceExport.objects.filter(id=export_id).update(
+                status=EvidenceExport.Status.QUEUED, error=f"{reason}; trying again"
+            )
+            raise self.retry(countdown=min(120, 5 * 2**self.request.retries), max_retries=None) from exc
+        except Exception as exc:
+            logger.exception("evidence export %s failed", export_id)
+            failed(f"internal error: {type(exc).__name__}")
+            raise
     EvidenceExport.objects.filter(id=export_id).update(
         status=EvidenceExport.Status.DONE,
-        file=str(out),
+        file=name,
         sha256=summary.sha256,
+        error="",
         finished_at=timezone.now(),
         events_done=F("events_total"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
+import botocore.config
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -161,8 +162,35 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(DATA_DIR / "static")))  # an image collects them at build
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # served from the installed apps too, before any collectstatic
-# Data files (prediction batches, run results) live in Django storage, content-addressed.
+# Data files (prediction batches, run results) and evidence exports live in Django storage: the
+# data dir by default, any S3-compatible store when STORAGE_S3_BUCKET is set (credentials from
+# boto3's usual sources: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, an instance role).
 MEDIA_ROOT = DATA_DIR / "media"
+STORAGE_S3_BUCKET = env("STORAGE_S3_BUCKET", default="")
+STORAGES = {
+    "default": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": STORAGE_S3_BUCKET,
+                "endpoint_url": env("STORAGE_S3_ENDPOINT_URL", default="") or None,
+                "region_name": env("STORAGE_S3_REGION", default="") or None,
+                "location": env("STORAGE_S3_PREFIX", default=""),
+                "file_overwrite": False,  # content-addressed: a name that exists is the same bytes
+                "default_acl": None,
+                "querystring_auth": True,
+                # Fail within seconds when the store is down (a request answers 503, a task retries)
+                # instead of botocore's 60 s connect timeout.
+                "client_config": botocore.config.Config(
+                    connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
+                ),
+            },
+        }
+        if STORAGE_S3_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 REST_FRAMEWORK = {
     # The first one names the challenge of a 401 (WWW-Authenticate: Basic).

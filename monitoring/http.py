@@ -15,6 +15,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from audit.blobs import StorageUnavailable
 from audit.errors import AlreadyExists, DomainError, NotFound
 from audit.store import ConcurrencyConflict
 from monitoring.access.authentication import username_tried
@@ -110,6 +111,11 @@ def _domain_answer(error: Exception) -> Response | None:
         return _answer(status.HTTP_403_FORBIDDEN, str(error))
     if isinstance(error, DomainError):
         return _answer(status.HTTP_400_BAD_REQUEST, str(error))
+    if isinstance(error, StorageUnavailable):
+        log.error("answered 503: %s", error)
+        answer = _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"{error}; nothing was stored, try again")
+        answer["Retry-After"] = "30"
+        return answer
     return None
 
 

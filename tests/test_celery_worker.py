@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 
@@ -24,7 +22,7 @@ def worker(committed_log, tmp_path, signing_key_file, settings):
     stop_worker(process)
 
 
-def test_worker_runs_the_checkpoint_task_and_an_evidence_export(worker):
+def test_worker_runs_the_checkpoint_task_and_an_evidence_export(worker, tmp_path):
     from audit import keyring
     from audit.tasks import checkpoint_if_grown, export_evidence_task
 
@@ -42,4 +40,5 @@ def test_worker_runs_the_checkpoint_task_and_an_evidence_export(worker):
     )
     export.refresh_from_db()
     assert export.status == "done", export.error
-    assert verify_bundle(Path(export.file), [keyring.current_signing_key().public_raw]).events == 20
+    bundle = tmp_path / "media" / export.file  # the worker's storage: its data dir's media
+    assert verify_bundle(bundle, [keyring.current_signing_key().public_raw]).events == 20

@@ -3,11 +3,8 @@ killed with SIGKILL mid-run, and the database unreachable for a few seconds mid-
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import signal
-import socket
-import threading
 import time
 
 import pytest
@@ -21,6 +18,7 @@ from monitoring.registry import services as registry
 from monitoring.runs.tasks import run_monitoring
 from tests.monitoring.conftest import ALICE, SCHEMA
 from tests.monitoring.runs.conftest import _ingest, _rows
+from tests.proxy import Cuttable
 from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for
 
 ROWS = 300_000  # enough for the run to take seconds on this machine, the engine already loaded
@@ -65,51 +63,6 @@ def test_a_run_whose_worker_is_killed_is_redelivered_and_recorded_once(window, t
     assert Run.objects.get().status == "completed"
 
 
-class Cuttable:
-    """A TCP proxy to PostgreSQL that can cut every connection and refuse new ones for a while."""
-
-    def __init__(self, target: tuple[str, int] | str):
-        self.target, self.open = target, True  # (host, port), or the path of a Unix socket
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.pairs: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            client, _ = self.listener.accept()
-            if not self.open:
-                client.close()
-                continue
-            if isinstance(self.target, str):
-                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                upstream.connect(self.target)
-            else:
-                upstream = socket.create_connection(self.target)
-            self.pairs += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.close()
-
-    def cut(self) -> None:
-        self.open = False
-        for end in self.pairs:
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-        self.pairs = []
-
-
 def test_a_run_survives_the_database_going_away_for_a_few_seconds(window, tmp_path, signing_key_file):
     params = connection.settings_dict
     host, port = params.get("HOST") or "", int(params.get("PORT") or 5432)
@@ -140,7 +93,8 @@ def test_a_run_over_its_time_limit_ends_as_failed_with_the_reason_and_an_alert(w
         # The sender's limits travel with the message: as a web process configured alike sends them.
         send(run_monitoring, "credit", *window, soft_time_limit=1, time_limit=31)
         assert wait_for(lambda: Run.objects.filter(status="failed").exists(), seconds=120), worker.log.read_text()
-        assert "over the time limit of 1 s (RUN_TIME_LIMIT_SECONDS)" in Run.objects.get().error
+        error = Run.objects.get().error
+        assert "over the time limit of 1 s (RUN_TIME_LIMIT_SECONDS)" in error, (error, worker.log.read_text())
         assert Alert.objects.filter(check_name="run_failed", status="open").exists()
     finally:
         stop_worker(worker)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
-from audit.blobs import blob_store
+from audit.blobs import blob_store, storage_reached
 
 COMPRESSION = "zstd"
 
@@ -30,5 +30,5 @@ def batch_file_write(table: pa.Table, *, unique: Collection[str] = ()) -> tuple[
 def batch_file_read(path: str, columns: list[str] | None = None, *, dictionary: Collection[str] = ()) -> pa.Table:
     """The batch's table; `dictionary` columns come back dictionary-encoded, as they are stored
     (decoding them to plain text only to encode them again costs more than reading)."""
-    with default_storage.open(path, "rb") as handle:
+    with storage_reached(), default_storage.open(path, "rb") as handle:
         return pq.read_table(handle, columns=columns, read_dictionary=list(dictionary) or None)

@@ -1,0 +1,208 @@
+"""Data files and evidence exports in an S3-compatible store: a real S3 API server on loopback
+(moto in server mode, its own process), reached through a proxy that can take it away."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import socket
+import subprocess
+import sys
+import zipfile
+
+import boto3
+import orjson
+import pytest
+from django.test import Client
+
+from audit.models import Event, EvidenceExport
+from audit.verifier import verify_bundle
+from config.celery import app as celery_app
+from monitoring.ingestion.files import batch_file_read
+from monitoring.ingestion.models import Batch
+from tests.monitoring.conftest import client_for, person
+from tests.monitoring.runs.conftest import NOW, _rows
+from tests.proxy import Cuttable
+from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
+
+BUCKET = "driftledger-data"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test-key",
+    "AWS_SECRET_ACCESS_KEY": "test-secret",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    assert wait_for(listening, seconds=30), log.read_text()
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def store(s3_server, settings, monkeypatch):
+    """Django's default storage in a fresh bucket of the S3 server, reached through a proxy."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.resource("s3", endpoint_url=s3_server, region_name="eu-west-1")
+    bucket = s3.Bucket(BUCKET)
+    if bucket.creation_date is None:
+        bucket.create(CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    bucket.objects.all().delete()
+    port = int(s3_server.rsplit(":", 1)[1])
+    proxy = Cuttable(("127.0.0.1", port))
+    endpoint = f"http://127.0.0.1:{proxy.port}"
+    options = {**settings.STORAGES["default"].get("OPTIONS", {})}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **{k: v for k, v in options.items() if k in ("client_config",)},
+                "bucket_name": BUCKET,
+                "endpoint_url": endpoint,
+                "file_overwrite": False,
+                "default_acl": None,
+            },
+        },
+    }
+    proxy.bucket, proxy.endpoint = bucket, endpoint
+    yield proxy
+    proxy.open = True
+
+
+def web_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _keys(bucket) -> set[str]:
+    return {item.key for item in bucket.objects.all()}
+
+
+def test_batch_files_live_in_the_bucket_once_each(store, credit_key):
+    service = client_for(key=credit_key)
+    rows = _rows(500, start=NOW, seed=1, reference=True)
+    answer = service.post("/api/v1/models/credit/reference/", orjson.dumps(rows), content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    batch = Batch.objects.get()
+    stored = store.bucket.Object(f"blobs/{batch.sha256}").get()["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == batch.sha256  # content-addressed, byte for byte
+    assert batch_file_read(f"blobs/{batch.sha256}").num_rows == 500  # read back through the storage
+    again = service.post("/api/v1/models/credit/reference/", orjson.dumps(rows), content_type="application/json")
+    assert again.status_code in (200, 201) and _keys(store.bucket) == {f"blobs/{batch.sha256}"}
+
+
+def test_with_the_store_down_ingestion_answers_503_and_records_nothing(store, credit_key):
+    service = client_for(key=credit_key)
+    rows = orjson.dumps(_rows(200, start=NOW, seed=3, reference=True))
+    events_before = Event.objects.count()
+    store.cut()
+    refused = service.post("/api/v1/models/credit/reference/", rows, content_type="application/json")
+    assert refused.status_code == 503, refused.content
+    assert refused["Retry-After"] == "30"
+    assert "object store is unreachable" in refused.json()["detail"]
+    assert Event.objects.count() == events_before and not Batch.objects.exists()
+    store.open = True
+    accepted = service.post("/api/v1/models/credit/reference/", rows, content_type="application/json")
+    assert accepted.status_code == 201, accepted.content
+    assert Batch.objects.count() == 1
+
+
+@pytest.fixture
+def s3_worker(store, committed_log, tmp_path, signing_key_file):
+    previous = use_test_broker()
+    worker = launch_worker(
+        tmp_path,
+        signing_key_file,
+        STORAGE_S3_BUCKET=BUCKET,
+        STORAGE_S3_ENDPOINT_URL=store.endpoint,
+        **CREDENTIALS,
+    )
+    yield worker
+    celery_app.conf.update(**previous)
+    stop_worker(worker)
+
+
+def test_an_export_waits_out_the_store_going_down_and_lands_in_the_bucket(store, s3_worker, signing_key_file):
+    from audit import keyring
+    from audit.tasks import export_evidence_task
+    from monitoring.registry import services as registry
+    from tests.monitoring.conftest import ALICE, SCHEMA
+
+    registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    service_key = registry.api_key_issue(name="credit", label="svc", expires_at=None, actor=ALICE)[1]
+    rows = orjson.dumps(_rows(300, start=NOW, seed=1, reference=True))
+    assert (
+        client_for(key=service_key)
+        .post("/api/v1/models/credit/reference/", rows, content_type="application/json")
+        .status_code
+        == 201
+    )
+
+    auditor = person("ada", "auditor")
+    export = EvidenceExport.objects.create(
+        id="7f1d3c3a-0000-4000-8000-0000000000e1", requested_by=auditor, query={"include_data": True}
+    )
+    store.cut()  # down before the worker reads the batch file the bundle carries
+    send(export_evidence_task, str(export.id))
+    assert wait_for(lambda: "trying again" in EvidenceExport.objects.get(id=export.id).error, seconds=60), (
+        s3_worker.log.read_text()
+    )
+    assert EvidenceExport.objects.get(id=export.id).status == "queued"
+    store.open = True
+    assert wait_for(lambda: EvidenceExport.objects.get(id=export.id).status in ("done", "failed"), seconds=90), (
+        s3_worker.log.read_text()
+    )
+    export.refresh_from_db()
+    assert export.status == "done" and export.error == "", export.error
+    assert export.file == f"evidence/{export.id}.zip" and export.file in _keys(store.bucket)
+
+    download = client_for(auditor).get(f"/api/v1/evidence/{export.id}/download/")
+    assert download.status_code == 200
+    body = b"".join(download.streaming_content)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert any(name.startswith("data/") for name in archive.namelist())
+    bundle = signing_key_file.parent / "from-the-bucket.zip"
+    bundle.write_bytes(body)
+    exported = Event.objects.exclude(event_type="audit.EvidenceExported").count()
+    assert verify_bundle(bundle, [keyring.current_signing_key().public_raw]).events == exported
+    assert Event.objects.filter(event_type="audit.EvidenceExported").count() == 1
+
+
+def test_a_download_while_the_store_is_down_is_a_503_and_works_after(db, store, django_capture_on_commit_callbacks):
+    auditor = person("ada", "auditor")
+    with django_capture_on_commit_callbacks(execute=True):  # the export runs here, into the bucket
+        created = client_for(auditor).post("/api/v1/evidence/", {}, format="json")
+    export = EvidenceExport.objects.get(id=created.json()["id"])
+    assert export.status == "done" and export.file in _keys(store.bucket), export.error
+    store.cut()
+    refused = client_for(auditor).get(f"/api/v1/evidence/{export.id}/download/")
+    assert refused.status_code == 503 and refused["Retry-After"] == "30", refused.content
+    page = web_client(auditor).get(f"/evidence/{export.id}/download/")
+    assert page.status_code == 503 and "unreachable" in page.content.decode()
+    store.open = True
+    download = client_for(auditor).get(f"/api/v1/evidence/{export.id}/download/")
+    assert download.status_code == 200
+    assert hashlib.sha256(b"".join(download.streaming_content)).hexdigest() == export.sha256
