@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 
+import kombu.exceptions
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -111,12 +112,19 @@ def _domain_answer(error: Exception) -> Response | None:
         return _answer(status.HTTP_403_FORBIDDEN, str(error))
     if isinstance(error, DomainError):
         return _answer(status.HTTP_400_BAD_REQUEST, str(error))
+    if isinstance(error, kombu.exceptions.OperationalError):
+        return _unavailable(f"the task queue is unreachable ({error}); nothing was queued, try again")
     if isinstance(error, StorageUnavailable):
-        log.error("answered 503: %s", error)
-        answer = _answer(status.HTTP_503_SERVICE_UNAVAILABLE, f"{error}; nothing was stored, try again")
-        answer["Retry-After"] = "30"
-        return answer
+        return _unavailable(f"{error}; nothing was stored, try again")
     return None
+
+
+def _unavailable(detail: str) -> Response:
+    """A dependency (the object store, the broker) is down: 503, worth retrying."""
+    log.error("answered 503: %s", detail)
+    answer = _answer(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
+    answer["Retry-After"] = "30"
+    return answer
 
 
 def _answer(code: int, detail: str, **extra) -> Response:

@@ -1,10 +1,12 @@
 """Monitoring runs under faults, on the real Redis broker with real worker processes: a worker
-killed with SIGKILL mid-run, and the database unreachable for a few seconds mid-run."""
+killed with SIGKILL mid-run, the database unreachable for a few seconds mid-run, and a run
+requested while the broker is down (503, nothing queued)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import signal
+import socket
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from config.celery import app as celery_app
 from monitoring.models import Run
 from monitoring.registry import services as registry
 from monitoring.runs.tasks import run_monitoring
-from tests.monitoring.conftest import ALICE, SCHEMA
+from tests.monitoring.conftest import ALICE, SCHEMA, client_for, person
 from tests.monitoring.runs.conftest import _ingest, _rows
 from tests.proxy import Cuttable
 from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for
@@ -98,3 +100,23 @@ def test_a_run_over_its_time_limit_ends_as_failed_with_the_reason_and_an_alert(w
         assert Alert.objects.filter(check_name="run_failed", status="open").exists()
     finally:
         stop_worker(worker)
+
+
+def test_with_the_broker_down_a_run_request_is_a_503_and_queues_nothing(committed_log):
+    registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = end - dt.timedelta(hours=3)
+    engineer = client_for(person("eve", "ml_engineer"))
+    with socket.socket() as probe:  # a port nothing listens on: the broker is down
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
+    celery_app.conf.update(broker_url=f"redis://127.0.0.1:{closed}/0", task_always_eager=False)
+    try:
+        # Committed as in production: the request queues its run before it answers.
+        answer = engineer.post("/api/v1/models/credit/runs/", {"start": start.isoformat(), "end": end.isoformat()})
+    finally:
+        celery_app.conf.update(**previous)
+    assert answer.status_code == 503, answer.content
+    assert answer["Retry-After"] == "30" and "task queue is unreachable" in answer.json()["detail"]
+    assert not Run.objects.exists() and not Event.objects.filter(event_type="monitoring.RunStarted").exists()
