@@ -53,5 +53,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/ui_models.py
+	$(BIN)/python bench/load.py
 	@if [ -n "$$NANNYML_PYTHON" ]; then $(BIN)/python bench/estimation.py; \
 	else echo "bench/estimation.py skipped: set NANNYML_PYTHON (see its docstring)"; fi

@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -185,21 +186,25 @@ def psql_file(path: Path, database: str) -> None:
 
 
 class Topology:
-    def __init__(self, workdir: Path):
+    """The processes, their configuration and their ports. With `cuttable`, PostgreSQL and the
+    S3 server are reached through proxies the faults can cut (bench/load.py goes without)."""
+
+    def __init__(self, workdir: Path, *, cuttable: bool = True, web_workers: int = 2):
         self.workdir = workdir
         self.processes = Processes(workdir)
         self.ports = {name: free_port() for name in ("web", "redis", "s3", "pgbouncer", "prometheus", "alertmanager")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.tokens = {"metrics": secrets.token_urlsafe(32), "alertmanager": secrets.token_urlsafe(32)}
         self.secrets = workdir / "secrets"
+        self.cuttable, self.web_workers = cuttable, web_workers
         self.pg_proxy: Cuttable | None = None
         self.s3_proxy: Cuttable | None = None
+        self.pg_port, self.s3_port = PG["port"], self.ports["s3"]  # the proxies' ports once they start
         self.workers = 0
 
     # -- the environment every Driftledger process reads ---------------------------------------
 
     def environment(self, **overrides: str) -> dict[str, str]:
-        assert self.s3_proxy is not None
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}
         return {
             **keep,
@@ -217,7 +222,7 @@ class Topology:
             "METRICS_TOKEN": self.tokens["metrics"],
             "ALERTMANAGER_TOKEN": self.tokens["alertmanager"],
             "STORAGE_S3_BUCKET": "driftledger",
-            "STORAGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_proxy.port}",
+            "STORAGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
             "STORAGE_S3_REGION": "eu-west-1",
             "AWS_ACCESS_KEY_ID": "topology",
             "AWS_SECRET_ACCESS_KEY": "topology-secret",
@@ -274,15 +279,16 @@ class Topology:
         psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         psql(f"CREATE DATABASE {DATABASE}")
         psql_file(ROOT / "deploy" / "roles.sql", DATABASE)
-        self.pg_proxy = Cuttable((PG["host"], PG["port"]))
+        if self.cuttable:
+            self.pg_proxy = Cuttable((PG["host"], PG["port"]))
+            self.pg_port = self.pg_proxy.port
 
     def _pgbouncer(self) -> None:
-        assert self.pg_proxy is not None
         config = Path(tempfile.mkdtemp(prefix="driftledger-topology-pgbouncer-"))  # readable by postgres
         (config / "users.txt").write_text('"driftledger_app" ""\n')
         (config / "pgbouncer.ini").write_text(
             "[databases]\n"
-            f"driftledger = host=127.0.0.1 port={self.pg_proxy.port} dbname={DATABASE}\n"
+            f"driftledger = host=127.0.0.1 port={self.pg_port} dbname={DATABASE}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.ports['pgbouncer']}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {config / 'users.txt'}\npool_mode = transaction\n"
@@ -328,7 +334,9 @@ class Topology:
             timeout=10,
         )
         check(created.status_code == 200, f"creating the bucket: {created.status_code} {created.text[:200]}")
-        self.s3_proxy = Cuttable(("127.0.0.1", self.ports["s3"]))
+        if self.cuttable:
+            self.s3_proxy = Cuttable(("127.0.0.1", self.ports["s3"]))
+            self.s3_port = self.s3_proxy.port
 
     def _migrate(self) -> None:
         owner = {
@@ -353,7 +361,7 @@ class Topology:
                 "--bind",
                 f"127.0.0.1:{self.ports['web']}",
                 "--workers",
-                "2",
+                str(self.web_workers),
                 "--timeout",
                 "120",
                 "--graceful-timeout",
@@ -461,6 +469,13 @@ class Person:
         self.session = requests.Session()
         self.session.auth = (username, PASSWORD)
 
+    def use_token(self) -> Person:
+        """Exchange the password for a token once: a password is hashed on every request."""
+        token = self.post("/auth/token/", {})["token"]
+        self.session.auth = None
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        return self
+
     def get(self, path: str, **params: Any) -> Any:
         answer = self.session.get(f"{self.base}{path}", params=params, timeout=30)
         check(answer.ok, f"GET {path}: {answer.status_code} {answer.text[:500]}")
@@ -474,7 +489,7 @@ class Person:
 
 def scored_rows(day: dt.datetime, rows: int, *, income_shift: float, outcomes: bool, tag: str) -> list[dict]:
     """A day of scored credit applications; income moves by `income_shift` log-sds."""
-    rng = np.random.default_rng(abs(hash((tag, rows))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{tag}:{rows}".encode()))
     income = rng.lognormal(10.6 + 0.35 * income_shift, 0.35, rows)
     scores = rng.beta(2, 12, rows)
     start = day.replace(hour=0, minute=0, second=0, microsecond=0)
