@@ -6,8 +6,16 @@ from __future__ import annotations
 import psycopg
 from django.db import InterfaceError, OperationalError
 
-# Worth retrying: the database or the network went away. A ProgrammingError is not.
-INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, ConnectionError)
+from audit.blobs import StorageUnavailable
+
+# Worth retrying: the database, the object store or the network went away. A ProgrammingError is not.
+INFRASTRUCTURE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    ConnectionError,
+    StorageUnavailable,
+)
 RETRIED = {"autoretry_for": INFRASTRUCTURE_ERRORS, "retry_backoff": True, "max_retries": 10}
 # Tasks that must survive a worker's death: acknowledged only when done, redelivered if it died.
 DURABLE = {**RETRIED, "acks_late": True, "reject_on_worker_lost": True}

@@ -111,12 +111,22 @@ def test_with_the_broker_down_a_run_request_is_a_503_and_queues_nothing(committe
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
     previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
-    celery_app.conf.update(broker_url=f"redis://127.0.0.1:{closed}/0", task_always_eager=False)
+    _connect_anew(broker_url=f"redis://127.0.0.1:{closed}/0", task_always_eager=False)
     try:
         # Committed as in production: the request queues its run before it answers.
         answer = engineer.post("/api/v1/models/credit/runs/", {"start": start.isoformat(), "end": end.isoformat()})
     finally:
-        celery_app.conf.update(**previous)
+        _connect_anew(**previous)
     assert answer.status_code == 503, answer.content
     assert answer["Retry-After"] == "30" and "task queue is unreachable" in answer.json()["detail"]
     assert not Run.objects.exists() and not Event.objects.filter(event_type="monitoring.RunStarted").exists()
+
+
+def _connect_anew(**conf) -> None:
+    """Change the app's broker settings and drop the connections an earlier test pooled, which
+    would otherwise still reach the old broker."""
+    celery_app.conf.update(**conf)
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None

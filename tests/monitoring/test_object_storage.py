@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import socket
@@ -15,11 +16,13 @@ import orjson
 import pytest
 from django.test import Client
 
+from audit.blobs import StorageUnavailable
 from audit.models import Event, EvidenceExport
 from audit.verifier import verify_bundle
 from config.celery import app as celery_app
 from monitoring.ingestion.files import batch_file_read
 from monitoring.ingestion.models import Batch
+from monitoring.runs.models import Run
 from tests.monitoring.conftest import client_for, person
 from tests.monitoring.runs.conftest import NOW, _rows
 from tests.proxy import Cuttable
@@ -99,6 +102,18 @@ def web_client(user) -> Client:
 
 def _keys(bucket) -> set[str]:
     return {item.key for item in bucket.objects.all()}
+
+
+@pytest.fixture
+def reported_to_store(store, credit_key):
+    service = client_for(key=credit_key)
+    for kind, rows in (
+        ("reference", _rows(2000, start=NOW, seed=1, reference=True)),
+        ("predictions", _rows(1000, start=NOW - dt.timedelta(hours=3), shift=0.5, seed=2)),
+    ):
+        answer = service.post(f"/api/v1/models/credit/{kind}/", orjson.dumps(rows), content_type="application/json")
+        assert answer.status_code == 201, answer.content
+    return NOW - dt.timedelta(hours=3), NOW
 
 
 def test_batch_files_live_in_the_bucket_once_each(store, credit_key):
@@ -206,3 +221,18 @@ def test_a_download_while_the_store_is_down_is_a_503_and_works_after(db, store, 
     download = client_for(auditor).get(f"/api/v1/evidence/{export.id}/download/")
     assert download.status_code == 200
     assert hashlib.sha256(b"".join(download.streaming_content)).hexdigest() == export.sha256
+
+
+def test_a_run_while_the_store_is_down_is_retried_not_failed(store, reported_to_store):
+    from monitoring.runs.services import run_execute
+
+    start, end = reported_to_store
+    store.cut()
+    with pytest.raises(StorageUnavailable):  # the task retries it (INFRASTRUCTURE_ERRORS)
+        run_execute(model="credit", start=start, end=end)
+    assert not Run.objects.filter(status="failed").exists()
+    assert not Event.objects.filter(event_type="monitoring.RunFailed").exists()
+    store.open = True
+    outcome = run_execute(model="credit", start=start, end=end)
+    assert Run.objects.get(run_id=outcome.run_id).status == "completed"
+    assert Event.objects.filter(event_type="monitoring.RunStarted").count() == 1
