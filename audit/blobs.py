@@ -15,6 +15,7 @@ from botocore.exceptions import ConnectionError as EndpointUnreachable
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from s3transfer.exceptions import RetriesExceededError
 
 
 class StorageUnavailable(Exception):
@@ -28,7 +29,7 @@ def storage_reached() -> Iterator[None]:
     missing file or a refused credential stays what it is: trying again would not help."""
     try:
         yield
-    except (EndpointUnreachable, HTTPClientError) as exc:
+    except (EndpointUnreachable, HTTPClientError, RetriesExceededError) as exc:
         raise StorageUnavailable(f"the object store is unreachable: {exc}") from exc
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
@@ -76,19 +77,25 @@ def blob_read(digest: str) -> bytes:
 
 
 def stored_open(name: str) -> IO[bytes]:
-    """A stored file by its name in storage, open for reading."""
+    """A stored file by its name in storage, open for reading. An object store's file is fetched
+    here (spilling to a temporary file past 64 MiB), so that an outage is raised now and
+    not halfway through the response."""
     with storage_reached():
-        return default_storage.open(name, "rb")
+        handle = default_storage.open(name, "rb")
+        handle.file  # noqa: B018 - S3File downloads on first access
+        return handle
 
 
 def export_path(export_id: str) -> str:
     return f"evidence/{export_id}.zip"
 
 
-def export_save(export_id: str, bundle: Path) -> str:
-    """Put a finished evidence bundle in storage (replacing an earlier try's); returns its name."""
+def export_save(export_id: str, bundle: Path) -> None:
+    """Put a finished evidence bundle in storage under export_path (replacing an earlier try's)."""
     name = export_path(export_id)
     with storage_reached():
         default_storage.delete(name)
         with bundle.open("rb") as handle:
-            return default_storage.save(name, File(handle, name=name))
+            saved = default_storage.save(name, File(handle, name=name))
+    if saved != name:  # another worker stored the same export meanwhile: keep one
+        default_storage.delete(saved)

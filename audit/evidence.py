@@ -27,7 +27,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
 from audit import checkpoints, keyring, merkle
-from audit.blobs import blob_exists, blob_path
+from audit.blobs import blob_exists, blob_path, storage_reached
 from audit.canonical import canonicalize
 from audit.envelope import BUNDLE_FORMAT, KEY_ROTATED, format_time, parse_time
 from audit.events import EvidenceExported
@@ -129,9 +129,12 @@ def evidence_export(
     created_by: Actor,
     export_id: str | None = None,
     progress: Progress | None = None,
+    deliver: Callable[[Path], None] | None = None,
 ) -> ExportSummary:
     """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end),
-    then record `audit.EvidenceExported` with the bundle's SHA-256: who took which evidence."""
+    hand it to `deliver` (the export task puts it in storage), then record
+    `audit.EvidenceExported` with the bundle's SHA-256: who took which evidence. When `deliver`
+    raises, nothing is recorded: the log never names a bundle that was not delivered."""
     if query.since and query.until and query.since > query.until:
         raise EvidenceError("--since must not be after --until")
     checkpoint = checkpoints.checkpoint_create()
@@ -153,6 +156,8 @@ def evidence_export(
     summary.path = out
     summary.sha256 = _file_sha256(out)
     summary.export_id = export_id or str(uuid.uuid4())
+    if deliver is not None:
+        deliver(out)
     exported = EvidenceExported(
         export_id=summary.export_id,
         query=query.as_manifest(),
@@ -247,7 +252,7 @@ def _write_bundle(
                 if not blob_exists(digest):
                     missing.append(digest)
                     continue
-                with default_storage.open(blob_path(digest), "rb") as handle:
+                with storage_reached(), default_storage.open(blob_path(digest), "rb") as handle:
                     write(f"data/{digest}", iter(functools.partial(handle.read, 1 << 20), b""))
                 stored += 1
         write("report.html", [render_report(timeline, checkpoint.as_dict(), query.as_manifest(), missing).encode()])

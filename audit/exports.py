@@ -9,10 +9,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import FileResponse
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from audit.blobs import stored_open
@@ -35,7 +37,19 @@ def export_start(*, attrs: dict[str, Any], user) -> EvidenceExport:
     }
     query_from_dict(query)  # refuses a stream that is not TYPE:ID before anything is stored
     export = EvidenceExport.objects.create(id=uuid.uuid4(), requested_by=user, query=query)
-    transaction.on_commit(lambda: export_evidence_task.delay(str(export.id)))
+
+    def queue() -> None:
+        try:
+            export_evidence_task.delay(str(export.id))
+        except kombu.exceptions.OperationalError:  # the caller answers 503; no export waits forever
+            EvidenceExport.objects.filter(id=export.id).update(
+                status=EvidenceExport.Status.FAILED,
+                error="the task queue was unreachable: start the export again",
+                finished_at=timezone.now(),
+            )
+            raise
+
+    transaction.on_commit(queue)
     return export
 
 

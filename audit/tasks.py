@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from audit.blobs import StorageUnavailable, export_save
+from audit.blobs import StorageUnavailable, export_path, export_save
 from audit.checkpoints import checkpoint_create
 from audit.models import EvidenceExport
 from audit.selfcheck import VerificationRunning, log_verify_recorded
@@ -48,11 +48,19 @@ def verify_log() -> int | None:
 EXPORT_STORAGE_RETRIES = 8  # about 10 minutes of backoff before an unreachable store fails the export
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, soft_time_limit=3600, time_limit=3660)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=3600,
+    time_limit=3660,
+    max_retries=EXPORT_STORAGE_RETRIES,
+)
 def export_evidence_task(self, export_id: str) -> None:
-    """Writes the bundle in a scratch file, then puts it in storage. When the storage cannot be
-    reached (its data files to read, or the bundle to write), the export waits in the queue and
-    tries again with backoff; it fails only after EXPORT_STORAGE_RETRIES tries."""
+    """Writes the bundle in a scratch file and puts it in storage before the log records it. When
+    the storage cannot be reached (its data files to read, or the bundle to write), nothing is
+    recorded: the export waits in the queue and tries again with backoff, and fails only after
+    EXPORT_STORAGE_RETRIES retries."""
     from audit.evidence import EvidenceError, evidence_export, query_from_dict
     from audit.store import Actor
 
@@ -84,8 +92,8 @@ def export_evidence_task(self, export_id: str) -> None:
                 created_by=Actor("user", user.get_username(), user.get_full_name() or user.get_username()),
                 export_id=str(export.id),
                 progress=progress,
+                deliver=lambda bundle: export_save(export_id, bundle),
             )
-            name = export_save(export_id, out)
         except EvidenceError as exc:
             failed(str(exc))
             return
@@ -98,14 +106,14 @@ def export_evidence_task(self, export_id: str) -> None:
             EvidenceExport.objects.filter(id=export_id).update(
                 status=EvidenceExport.Status.QUEUED, error=f"{reason}; trying again"
             )
-            raise self.retry(countdown=min(120, 5 * 2**self.request.retries), max_retries=None) from exc
+            raise self.retry(countdown=min(120, 5 * 2**self.request.retries)) from exc
         except Exception as exc:
             logger.exception("evidence export %s failed", export_id)
             failed(f"internal error: {type(exc).__name__}")
             raise
     EvidenceExport.objects.filter(id=export_id).update(
         status=EvidenceExport.Status.DONE,
-        file=name,
+        file=export_path(export_id),
         sha256=summary.sha256,
         error="",
         finished_at=timezone.now(),

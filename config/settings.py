@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-import botocore.config
 import environ
+
+from config.storage import s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -169,23 +170,12 @@ MEDIA_ROOT = DATA_DIR / "media"
 STORAGE_S3_BUCKET = env("STORAGE_S3_BUCKET", default="")
 STORAGES = {
     "default": (
-        {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": STORAGE_S3_BUCKET,
-                "endpoint_url": env("STORAGE_S3_ENDPOINT_URL", default="") or None,
-                "region_name": env("STORAGE_S3_REGION", default="") or None,
-                "location": env("STORAGE_S3_PREFIX", default=""),
-                "file_overwrite": False,  # content-addressed: a name that exists is the same bytes
-                "default_acl": None,
-                "querystring_auth": True,
-                # Fail within seconds when the store is down (a request answers 503, a task retries)
-                # instead of botocore's 60 s connect timeout.
-                "client_config": botocore.config.Config(
-                    connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
-                ),
-            },
-        }
+        s3_storage(
+            bucket=STORAGE_S3_BUCKET,
+            endpoint_url=env("STORAGE_S3_ENDPOINT_URL", default=""),
+            region=env("STORAGE_S3_REGION", default=""),
+            prefix=env("STORAGE_S3_PREFIX", default=""),
+        )
         if STORAGE_S3_BUCKET
         else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
     ),

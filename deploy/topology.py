@@ -67,7 +67,7 @@ from tests.proxy import Cuttable  # noqa: E402
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 BIN = Path(PYTHON).parent
 PG = {"host": "127.0.0.1", "port": 5432, "superuser": "postgres"}
-DATABASE = "driftledger_topology"
+DATABASE = f"driftledger_topology_{os.getpid()}"  # two runs at once never meet
 PASSWORD = "topology-only-password"  # noqa: S105 - people of a throwaway database
 SCHEMA = {
     "numerical": ["income", "debt_ratio", "age"],
@@ -192,14 +192,18 @@ class Topology:
     def __init__(self, workdir: Path, *, cuttable: bool = True, web_workers: int = 2):
         self.workdir = workdir
         self.processes = Processes(workdir)
-        self.ports = {name: free_port() for name in ("web", "redis", "s3", "pgbouncer", "prometheus", "alertmanager")}
+        self.ports = {"s3": free_port()}
+        self.cuttable = cuttable
+        # The proxies take their ports first, so that none is one reserved for a server below.
+        self.pg_proxy = Cuttable((PG["host"], PG["port"])) if cuttable else None
+        self.s3_proxy = Cuttable(("127.0.0.1", self.ports["s3"])) if cuttable else None
+        self.pg_port = self.pg_proxy.port if self.pg_proxy else PG["port"]
+        self.s3_port = self.s3_proxy.port if self.s3_proxy else self.ports["s3"]
+        self.ports |= {name: free_port() for name in ("web", "redis", "pgbouncer", "prometheus", "alertmanager")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.tokens = {"metrics": secrets.token_urlsafe(32), "alertmanager": secrets.token_urlsafe(32)}
         self.secrets = workdir / "secrets"
-        self.cuttable, self.web_workers = cuttable, web_workers
-        self.pg_proxy: Cuttable | None = None
-        self.s3_proxy: Cuttable | None = None
-        self.pg_port, self.s3_port = PG["port"], self.ports["s3"]  # the proxies' ports once they start
+        self.web_workers = web_workers
         self.workers = 0
 
     # -- the environment every Driftledger process reads ---------------------------------------
@@ -279,9 +283,6 @@ class Topology:
         psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         psql(f"CREATE DATABASE {DATABASE}")
         psql_file(ROOT / "deploy" / "roles.sql", DATABASE)
-        if self.cuttable:
-            self.pg_proxy = Cuttable((PG["host"], PG["port"]))
-            self.pg_port = self.pg_proxy.port
 
     def _pgbouncer(self) -> None:
         config = Path(tempfile.mkdtemp(prefix="driftledger-topology-pgbouncer-"))  # readable by postgres
@@ -334,9 +335,6 @@ class Topology:
             timeout=10,
         )
         check(created.status_code == 200, f"creating the bucket: {created.status_code} {created.text[:200]}")
-        if self.cuttable:
-            self.s3_proxy = Cuttable(("127.0.0.1", self.ports["s3"]))
-            self.s3_port = self.s3_proxy.port
 
     def _migrate(self) -> None:
         owner = {
@@ -353,6 +351,7 @@ class Topology:
         check(privileges == "INSERT,SELECT", f"the app role's privileges on the log: {privileges} (INSERT,SELECT only)")
 
     def _web(self) -> None:
+        # As the image, compose and Kubernetes run it (gunicorn's 30 s request timeout included).
         self.processes.start(
             "web",
             [
@@ -362,10 +361,6 @@ class Topology:
                 f"127.0.0.1:{self.ports['web']}",
                 "--workers",
                 str(self.web_workers),
-                "--timeout",
-                "120",
-                "--graceful-timeout",
-                "10",
                 "--access-logfile",
                 "-",
             ],
@@ -529,9 +524,10 @@ class Story:
         start = self.today - dt.timedelta(days=days_ago)
         return start.isoformat(), (start + dt.timedelta(days=1)).isoformat()
 
-    def run(self, days_ago: int, *, expect: tuple[int, ...] = (202,)) -> str:
+    def run(self, days_ago: int, *, rerun: bool = False, expect: tuple[int, ...] = (202,)) -> str:
         start, end = self.window(days_ago)
-        return self.alice.post("/models/credit/runs/", {"start": start, "end": end}, expect)["run_id"]
+        body = {"start": start, "end": end, "rerun": rerun}
+        return self.alice.post("/models/credit/runs/", body, expect)["run_id"]
 
     def run_status(self, run_id: str) -> dict | None:
         answer = self.alice.session.get(f"{self.alice.base}/runs/{run_id}/", timeout=10)
@@ -789,6 +785,14 @@ class Faults:
             refused.status_code == 503, f"a run asked while Redis is down: {refused.status_code} {refused.text[:300]}"
         )
         topology._redis()
+        time.sleep(3)  # a run queued despite the 503 would have started by now
+        start, _ = story.window(3)
+        runs = story.alice.get("/models/credit/runs/")
+        runs = runs["results"] if isinstance(runs, dict) else runs
+        check(
+            not any(r["window_start"][:10] == start[:10] for r in runs),
+            "a run asked while Redis was down was queued after all",
+        )
         run_id = story.run(3)
         status = story.finished(run_id, seconds=180)
         story.say(
@@ -798,9 +802,9 @@ class Faults:
 
     def database_away(self) -> None:
         """PostgreSQL unreachable for 10 s while the scoring service reports 3,000 predictions and
-        a run of another window runs; every row is stored once and the run completes once."""
+        a re-run of the 300,000-row window runs; every row is stored once and the run completes once."""
         topology, story = self.topology, self.story
-        run_id = story.run(4)
+        run_id = story.run(2, rerun=True)
         rows = scored_rows(story.today - dt.timedelta(days=5), 3000, income_shift=0.1, outcomes=False, tag="d5")
         reporter = Reporter(
             f"{topology.web}/api/v1",
@@ -812,8 +816,8 @@ class Faults:
         )
         for row in rows[:1500]:
             reporter.prediction(row)
-        time.sleep(0.5)
-        topology.pg_proxy.cut()
+        wait("the re-run starts", lambda: (s := story.run_status(run_id)) and s["status"] == "running", 60, every=0.05)
+        topology.pg_proxy.cut()  # mid-run, and while the client reports
         down_at = time.monotonic()
         for row in rows[1500:]:
             reporter.prediction(row)
@@ -835,8 +839,9 @@ class Faults:
         )
 
     def web_worker_killed_mid_request(self) -> None:
-        """A 100,000-row JSON batch is being received when the gunicorn worker serving it is
-        SIGKILLed; the service sends it again with the same Idempotency-Key: stored once."""
+        """A 100,000-row JSON batch has been sent and is being processed when the gunicorn worker
+        serving it is SIGKILLed; the service sends it again with the same Idempotency-Key: stored
+        once, whether the kill came before the batch was committed (201) or after (200, replayed)."""
         topology, story = self.topology, self.story
         rows = scored_rows(story.today - dt.timedelta(days=6), 100_000, income_shift=0, outcomes=False, tag="d6")
         body = json.dumps(rows).encode()
@@ -855,7 +860,7 @@ class Faults:
         for name, value in headers.items():
             connection.putheader(name, value)
         connection.endheaders()
-        connection.send(body[: len(body) // 2])  # the worker is reading the body: mid-request
+        connection.send(body)  # the worker now parses, checks and stores it: mid-request
 
         def serving_pid() -> int | None:
             found = subprocess.run(
@@ -870,7 +875,6 @@ class Faults:
         before = topology.gunicorn_workers()
         os.kill(pid, signal.SIGKILL)
         try:
-            connection.send(body[len(body) // 2 :])
             connection.getresponse().read()
             cut = False
         except (OSError, http.client.HTTPException):
@@ -890,6 +894,7 @@ class Faults:
         story.say(
             f"gunicorn worker {pid} (of {before}) SIGKILLed mid-request; replaced; the retry with the "
             f"same Idempotency-Key answered {again.status_code}"
+            f"{' (replayed: stored before the kill)' if again.headers.get('Idempotent-Replayed') else ''}"
         )
 
 

@@ -113,15 +113,16 @@ def _domain_answer(error: Exception) -> Response | None:
     if isinstance(error, DomainError):
         return _answer(status.HTTP_400_BAD_REQUEST, str(error))
     if isinstance(error, kombu.exceptions.OperationalError):
-        return _unavailable(f"the task queue is unreachable ({error}); nothing was queued, try again")
+        return _unavailable("the task queue is unreachable; nothing was queued, try again", error)
     if isinstance(error, StorageUnavailable):
-        return _unavailable(f"{error}; nothing was stored, try again")
+        return _unavailable("the object store is unreachable; nothing was stored, try again", error)
     return None
 
 
-def _unavailable(detail: str) -> Response:
-    """A dependency (the object store, the broker) is down: 503, worth retrying."""
-    log.error("answered 503: %s", detail)
+def _unavailable(detail: str, error: Exception) -> Response:
+    """A dependency (the object store, the broker) is down: 503, worth retrying. Its own message
+    (addresses, bucket and key names) goes to the log, not to the caller."""
+    log.error("answered 503: %s", error)
     answer = _answer(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
     answer["Retry-After"] = "30"
     return answer

@@ -14,6 +14,7 @@ from django.db import connection
 
 from audit.envelope import format_time
 from audit.models import Event
+from audit.store import append
 from config.celery import app as celery_app
 from monitoring.models import Run
 from monitoring.registry import services as registry
@@ -122,11 +123,31 @@ def test_with_the_broker_down_a_run_request_is_a_503_and_queues_nothing(committe
     assert not Run.objects.exists() and not Event.objects.filter(event_type="monitoring.RunStarted").exists()
 
 
+def test_with_the_broker_down_an_evidence_request_is_a_503_and_leaves_no_export_waiting(committed_log):
+    from audit.models import EvidenceExport
+    from tests.audit.factories import noted_event
+
+    event = noted_event()
+    append([event], expected={event.stream: 0})
+    auditor = client_for(person("ada", "auditor"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
+    _connect_anew(broker_url=f"redis://127.0.0.1:{closed}/0", task_always_eager=False)
+    try:
+        answer = auditor.post("/api/v1/evidence/", {}, format="json")
+    finally:
+        _connect_anew(**previous)
+    assert answer.status_code == 503, answer.content
+    export = EvidenceExport.objects.get()
+    assert export.status == "failed" and "start the export again" in export.error
+
+
 def _connect_anew(**conf) -> None:
-    """Change the app's broker settings and drop the connections an earlier test pooled, which
-    would otherwise still reach the old broker."""
+    """Change the app's broker settings and let go of the pools an earlier test filled, which
+    would otherwise still reach the old broker. They are not closed: kombu keeps producer pools
+    by broker address, and the restored address finds its own again."""
     celery_app.conf.update(**conf)
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None

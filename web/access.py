@@ -5,18 +5,23 @@ navigation shows a person only the pages they may open."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import kombu.exceptions
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from rest_framework.permissions import BasePermission
 
+from audit.blobs import StorageUnavailable
 from monitoring.access.permissions import CanAdminister, CanExportEvidence, CanRead, CanReadLog
 from monitoring.access.roles import roles_of
+
+log = logging.getLogger("driftledger.web")
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,13 @@ def page_view(name: str) -> Callable:
                 return signin_redirect(request)
             if not may(request, page.permission):
                 return forbidden(request, page.permission.message)
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except (kombu.exceptions.OperationalError, StorageUnavailable) as error:
+                log.error("page %s answered 503: %s", request.path, error)
+                what = "task queue" if isinstance(error, kombu.exceptions.OperationalError) else "object store"
+                message = f"The {what} is unreachable, so nothing was done. Try again in a minute."
+                return render(request, "web/forbidden.html", {"message": message}, status=503)
 
         return wrapped
 

@@ -10,7 +10,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.api import EvidenceRequestSerializer
-from audit.blobs import StorageUnavailable
 from audit.exports import EvidenceError, export_download, export_start, exports_visible, sees_every_export
 from audit.models import EvidenceExport, LogInfo, SigningKeyRecord
 from monitoring.registry.models import RegisteredModel
@@ -67,10 +66,7 @@ def evidence_download(request: HttpRequest, export_id: uuid.UUID) -> HttpRespons
         return render(
             request, "web/forbidden.html", {"message": f"The export is {export.status}, not done."}, status=409
         )
-    try:
-        return export_download(export)
-    except StorageUnavailable as exc:
-        return render(request, "web/forbidden.html", {"message": f"{exc}. Try again in a minute."}, status=503)
+    return export_download(export)
 
 
 def _visible(request: HttpRequest, export_id: uuid.UUID) -> EvidenceExport:

@@ -14,12 +14,14 @@ import zipfile
 import boto3
 import orjson
 import pytest
+from celery.exceptions import Retry
 from django.test import Client
 
 from audit.blobs import StorageUnavailable
 from audit.models import Event, EvidenceExport
 from audit.verifier import verify_bundle
 from config.celery import app as celery_app
+from config.storage import s3_storage
 from monitoring.ingestion.files import batch_file_read
 from monitoring.ingestion.models import Batch
 from monitoring.runs.models import Run
@@ -75,19 +77,10 @@ def store(s3_server, settings, monkeypatch):
     port = int(s3_server.rsplit(":", 1)[1])
     proxy = Cuttable(("127.0.0.1", port))
     endpoint = f"http://127.0.0.1:{proxy.port}"
-    options = {**settings.STORAGES["default"].get("OPTIONS", {})}
+    # The options production builds from STORAGE_S3_*: timeouts and retries included.
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                **{k: v for k, v in options.items() if k in ("client_config",)},
-                "bucket_name": BUCKET,
-                "endpoint_url": endpoint,
-                "file_overwrite": False,
-                "default_acl": None,
-            },
-        },
+        "default": s3_storage(bucket=BUCKET, endpoint_url=endpoint, region="eu-west-1"),
     }
     proxy.bucket, proxy.endpoint = bucket, endpoint
     yield proxy
@@ -138,6 +131,7 @@ def test_with_the_store_down_ingestion_answers_503_and_records_nothing(store, cr
     assert refused.status_code == 503, refused.content
     assert refused["Retry-After"] == "30"
     assert "object store is unreachable" in refused.json()["detail"]
+    assert "127.0.0.1" not in refused.content.decode() and BUCKET not in refused.content.decode()
     assert Event.objects.count() == events_before and not Batch.objects.exists()
     store.open = True
     accepted = service.post("/api/v1/models/credit/reference/", rows, content_type="application/json")
@@ -236,3 +230,25 @@ def test_a_run_while_the_store_is_down_is_retried_not_failed(store, reported_to_
     outcome = run_execute(model="credit", start=start, end=end)
     assert Run.objects.get(run_id=outcome.run_id).status == "completed"
     assert Event.objects.filter(event_type="monitoring.RunStarted").count() == 1
+
+
+def test_an_export_the_store_never_takes_fails_with_the_reason_and_records_nothing(db, store):
+    """The bundle is written, its upload is refused every time: after its retries the export
+    fails, saying why, and the log never names a bundle that was not delivered."""
+    from audit.tasks import EXPORT_STORAGE_RETRIES, export_evidence_task
+
+    auditor = person("ada", "auditor")
+    export = EvidenceExport.objects.create(id="7f1d3c3a-0000-4000-8000-0000000000e2", requested_by=auditor, query={})
+    store.cut()
+    with pytest.raises(Retry):  # the first try: back in the queue, to try again in 5 s
+        export_evidence_task.apply(args=[str(export.id)], throw=True)
+    export.refresh_from_db()
+    assert export.status == "queued" and "trying again" in export.error, export.error
+    # The last retry the task allows: it gives up, with the reason.
+    export_evidence_task.apply(args=[str(export.id)], retries=EXPORT_STORAGE_RETRIES, throw=True)
+    export.refresh_from_db()
+    assert export.status == "failed" and "object store is unreachable" in export.error, export.error
+    assert not Event.objects.filter(event_type="audit.EvidenceExported").exists()
+    assert export_evidence_task.max_retries == EXPORT_STORAGE_RETRIES  # Celery's own limit agrees
+    store.open = True
+    assert not _keys(store.bucket)
