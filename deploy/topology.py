@@ -293,7 +293,7 @@ class Topology:
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.ports['pgbouncer']}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {config / 'users.txt'}\npool_mode = transaction\n"
-            "default_pool_size = 10\nmax_client_conn = 200\n"
+            "default_pool_size = 10\nmax_client_conn = 200\nquery_wait_timeout = 20\n"
             f"logfile = {self.processes.logs / 'pgbouncer-own.log'}\n"
         )
         for path in (config, *config.iterdir(), self.processes.logs):
