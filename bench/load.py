@@ -139,18 +139,7 @@ def _insecure_cookies(session: requests.Session) -> None:
 def setup(topology: Topology, services: int, people: int) -> list[str]:
     """The administrator, an ML engineer who registers the models and issues their keys, and
     the people who browse (compliance officers). Returns the reporting keys."""
-    topology.manage(
-        "create_person",
-        "dana",
-        "--name",
-        "Dana Whitfield",
-        "--role",
-        "admin",
-        "--reason",
-        "first administrator",
-        "--password-stdin",
-        stdin=PASSWORD,
-    )
+    topology.first_administrator()
     dana = Person(topology, "dana").use_token()
     dana.post(
         "/users/",

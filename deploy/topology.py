@@ -433,6 +433,13 @@ class Topology:
         )
         wait("alertmanager is ready", lambda: requests.get(self.alertmanager_url("/-/ready"), timeout=2).ok, 60)
 
+    def first_administrator(self) -> None:
+        """dana, made on the command line as an operator makes the first administrator."""
+        self.manage(
+            "create_person", "dana", "--name", "Dana Whitfield", "--role", "admin",
+            "--reason", "first administrator", "--password-stdin", stdin=PASSWORD,
+        )  # fmt: skip
+
     def prometheus_get(self, path: str, **params: str) -> requests.Response:
         return requests.get(f"http://127.0.0.1:{self.ports['prometheus']}{path}", params=params, timeout=5)
 
@@ -542,6 +549,16 @@ class Story:
         check(status["status"] == "completed", f"run {run_id} ended {status['status']}: {status.get('error')}")
         return status
 
+    def post_parquet(self, kind: str, rows: list[dict]) -> None:
+        """One batch as the service's Parquet upload (the client sends JSON)."""
+        answer = requests.post(
+            f"{self.topology.web}/api/v1/models/credit/{kind}/",
+            data=parquet(rows),
+            timeout=120,
+            headers={"Authorization": f"Api-Key {self.api_key}", "Content-Type": "application/vnd.apache.parquet"},
+        )
+        check(answer.status_code == 201, f"{len(rows):,} {kind} rows: {answer.status_code} {answer.text[:300]}")
+
     def report(self, rows: list[dict], kind: str = "predictions") -> None:
         reporter = Reporter(f"{self.topology.web}/api/v1", model="credit", api_key=self.api_key, max_attempts=30)
         for row in rows:
@@ -554,18 +571,7 @@ class Story:
     # -- the story --------------------------------------------------------------------------------
 
     def people(self) -> None:
-        self.topology.manage(
-            "create_person",
-            "dana",
-            "--name",
-            "Dana Whitfield",
-            "--role",
-            "admin",
-            "--reason",
-            "first administrator of the topology",
-            "--password-stdin",
-            stdin=PASSWORD,
-        )
+        self.topology.first_administrator()
         self.dana = Person(self.topology, "dana")
         cast = [
             ("alice", "Alice Martin", "ml_engineer"),
@@ -608,13 +614,7 @@ class Story:
 
     def reporting(self) -> None:
         reference = scored_rows(self.today - dt.timedelta(days=9), 5000, income_shift=0, outcomes=True, tag="ref")
-        answer = requests.post(
-            f"{self.topology.web}/api/v1/models/credit/reference/",
-            data=parquet(reference),
-            timeout=60,
-            headers={"Authorization": f"Api-Key {self.api_key}", "Content-Type": "application/vnd.apache.parquet"},
-        )
-        check(answer.status_code == 201, f"reference: {answer.status_code} {answer.text[:300]}")
+        self.post_parquet("reference", reference)
         self.report(scored_rows(self.today - dt.timedelta(days=1), 5000, income_shift=1.5, outcomes=False, tag="d1"))
         self.reported["d1"] = 5000
         self.say("the scoring service reported 5,000 reference rows (Parquet) and 5,000 predictions (the client)")
@@ -745,13 +745,7 @@ class Faults:
         the run has started, and a new worker starts (as an orchestrator would restart it)."""
         topology, story = self.topology, self.story
         rows = scored_rows(story.today - dt.timedelta(days=2), 300_000, income_shift=0.2, outcomes=False, tag="d2")
-        answer = requests.post(
-            f"{topology.web}/api/v1/models/credit/predictions/",
-            data=parquet(rows),
-            timeout=120,
-            headers={"Authorization": f"Api-Key {story.api_key}", "Content-Type": "application/vnd.apache.parquet"},
-        )
-        check(answer.status_code == 201, f"300,000 predictions: {answer.status_code} {answer.text[:300]}")
+        story.post_parquet("predictions", rows)
         story.reported["d2"] = len(rows)
         marks = {name: len(topology.processes.log(name)) for name in topology.processes.running if "worker" in name}
         run_id = story.run(2)
