@@ -135,6 +135,8 @@ class LogVerification(models.Model):
     finished_at = models.DateTimeField(null=True)
     ok = models.BooleanField(null=True)  # None while running (or when the worker died in it)
     events_checked = models.BigIntegerField(default=0)  # the log's size when verified: its tree size
+    # 1 for a full verification; for an incremental one, the first seq after the head it started from
+    first_seq = models.BigIntegerField(default=1)
     keys_checked = models.IntegerField(default=0)
     checkpoints_checked = models.IntegerField(default=0)  # stored and witnessed ones found consistent (0 unless ok)
     head_hash = models.CharField(max_length=64, blank=True)  # of the last event verified (blank unless ok)

@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 from prometheus_client.core import GaugeMetricFamily
 
 from audit.models import Checkpoint, LogVerification
-from audit.verify import VerifyReport, verify_log
+from audit.verify import Verified, VerifyReport, verify_log
 from audit.witnesses import DirectoryWitness, configured_witnesses, read_witnessed
 
 logger = logging.getLogger(__name__)
@@ -36,9 +36,11 @@ class VerificationRunning(RuntimeError):
 
 
 def log_verify_recorded(
-    *, unless_running_within: dt.timedelta | None = None, workers: int | None = None
+    *, unless_running_within: dt.timedelta | None = None, workers: int | None = None, incremental: bool = False
 ) -> LogVerification:
-    """Verify the whole log and return its recorded outcome.
+    """Verify the whole log and return its recorded outcome. `incremental`: only the events after
+    the head of the latest verification that passed (the whole log when none has), chained to it;
+    the witnesses' checkpoints are then left to the full verification, which reads every leaf.
 
     The running row is committed before the verification starts, so it must not be called inside
     a transaction. With `unless_running_within`, raises VerificationRunning instead when another
@@ -48,8 +50,9 @@ def log_verify_recorded(
     """
     verification = _begin(unless_running_within)
     try:
-        checkpoints = _known_checkpoints()
-        report = verify_log(workers=workers or _default_workers(), witnessed=checkpoints or None)
+        after = last_verified() if incremental else None
+        checkpoints = [] if after else _known_checkpoints()
+        report = verify_log(workers=workers or _default_workers(), witnessed=checkpoints or None, after=after)
         _record_report(verification, report, checkpoints=len(checkpoints))
     except Exception as exc:
         _record_error(verification, exc)
@@ -73,6 +76,12 @@ def _begin(unless_running_within: dt.timedelta | None) -> LogVerification:
                     f"verification {running.id}, started at {running.started_at:%Y-%m-%d %H:%M:%S} UTC, is running"
                 )
         return LogVerification.objects.create(started_at=timezone.now())
+
+
+def last_verified() -> Verified | None:
+    """The head of the latest verification that passed: where an incremental one starts."""
+    latest = LogVerification.objects.filter(ok=True).exclude(head_hash="").order_by("-finished_at", "-id").first()
+    return Verified(latest.events_checked, latest.head_hash) if latest else None
 
 
 def _default_workers() -> int | None:
@@ -99,6 +108,7 @@ def _record_report(verification: LogVerification, report: VerifyReport, *, check
     verification.finished_at = timezone.now()
     verification.ok = report.ok
     verification.events_checked = report.events
+    verification.first_seq = report.first_seq
     verification.keys_checked = report.keys
     verification.checkpoints_checked = checkpoints if report.ok else 0
     verification.head_hash = report.head_hash if report.ok else ""
@@ -133,11 +143,13 @@ class LogVerificationCollector:
     served: monitoring.alerting.metrics). No samples until a verification has finished."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        latest = LogVerification.objects.exclude(finished_at=None).order_by("-finished_at", "-id").first()
+        finished = LogVerification.objects.exclude(finished_at=None).order_by("-finished_at", "-id")
+        latest = finished.filter(first_seq=1).first()  # the full ones; incremental ones are counted below
+        verified = finished.filter(ok=True).values_list("events_checked", flat=True).first()
         ok = GaugeMetricFamily(
             "driftledger_log_verification_ok", "1 if the latest full verification of the audit log passed, 0 if not"
         )
-        finished = GaugeMetricFamily(
+        last = GaugeMetricFamily(
             "driftledger_log_verification_last_timestamp_seconds",
             "When the latest full verification of the audit log finished (Unix time)",
         )
@@ -149,10 +161,17 @@ class LogVerificationCollector:
         )
         if latest is not None and latest.finished_at is not None:
             ok.add_metric([], 1 if latest.ok else 0)
-            finished.add_metric([], latest.finished_at.timestamp())
+            last.add_metric([], latest.finished_at.timestamp())
             events.add_metric([], latest.events_checked)
             duration.add_metric([], (latest.finished_at - latest.started_at).total_seconds())
+        head = GaugeMetricFamily(
+            "driftledger_log_verified_seq",
+            "The last seq a passing verification (full or incremental) reached",
+        )
+        if verified is not None:
+            head.add_metric([], verified)
         yield ok
-        yield finished
+        yield last
         yield events
         yield duration
+        yield head

@@ -45,6 +45,21 @@ def verify_log() -> int | None:
     return verification.id
 
 
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=VERIFY_SOFT_TIME_LIMIT, time_limit=VERIFY_TIME_LIMIT)
+def verify_new_events() -> int | None:
+    """Beat runs this every AUDIT_VERIFY_NEW_EVERY_MINUTES: the events appended since the head of
+    the latest verification that passed, chained to it (incremental, recorded). Skips while
+    another verification runs."""
+    try:
+        verification = log_verify_recorded(
+            unless_running_within=dt.timedelta(seconds=VERIFY_TIME_LIMIT), incremental=True
+        )
+    except VerificationRunning as running:
+        logger.info("incremental verification skipped: %s", running)
+        return None
+    return verification.id
+
+
 EXPORT_STORAGE_RETRIES = 8  # about 10 minutes of backoff before an unreachable store fails the export
 
 

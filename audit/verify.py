@@ -1,4 +1,5 @@
-"""Verify the whole log in the database, in parallel over seq ranges (one process per core)."""
+"""Verify the log in the database, in parallel over seq ranges (one process per core): the whole
+of it, or (incremental) the events after a head an earlier verification found good."""
 
 from __future__ import annotations
 
@@ -33,13 +34,43 @@ SELECT seq, stream_type, stream_id, stream_version, expected FROM (
 """
 
 
+# The same, for the events after seq %(after)s only: each one's version must follow, in seq order,
+# its stream's last version at or before that seq (verified before). That version is looked up once
+# per stream, walking the stream's index down past its new events only.
+NEW_STREAM_VERSION_SQL = """
+WITH new AS (
+    SELECT seq, stream_type, stream_id, stream_version FROM audit_event WHERE seq > %(after)s
+), prior AS MATERIALIZED (  -- once per stream, not once per new event
+    SELECT s.stream_type, s.stream_id,
+           coalesce((SELECT e.stream_version FROM audit_event e
+                      WHERE e.stream_type = s.stream_type AND e.stream_id = s.stream_id AND e.seq <= %(after)s
+                      ORDER BY e.stream_version DESC LIMIT 1), 0) AS version
+      FROM (SELECT DISTINCT stream_type, stream_id FROM new) s
+)
+SELECT seq, stream_type, stream_id, stream_version, expected FROM (
+    SELECT n.seq, n.stream_type, n.stream_id, n.stream_version,
+           p.version + row_number() OVER (PARTITION BY n.stream_type, n.stream_id ORDER BY n.seq) AS expected
+      FROM new n JOIN prior p USING (stream_type, stream_id)) numbered
+ WHERE stream_version <> expected ORDER BY seq LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """How far an earlier verification found the log good: its size and the hash of its last event."""
+
+    seq: int
+    head_hash: str
+
+
 @dataclass(frozen=True)
 class VerifyReport:
-    events: int
+    events: int  # the log's size: the last seq checked
     keys: int
     head_hash: str
     seconds: float
     failure: Failure | None
+    first_seq: int = 1  # the first seq checked: after the earlier verified head, when incremental
 
     @property
     def ok(self) -> bool:
@@ -47,20 +78,31 @@ class VerifyReport:
 
 
 def verify_log(
-    *, workers: int | None = None, chunk_size: int = 4000, witnessed: list[dict] | None = None
+    *,
+    workers: int | None = None,
+    chunk_size: int = 4000,
+    witnessed: list[dict] | None = None,
+    after: Verified | None = None,
 ) -> VerifyReport:
     """Recompute every hash, the chain, every signature under the key valid at its seq,
     gaplessness, stream versions and column/bytes agreement, and (given `witnessed` checkpoints)
-    consistency with what the witnesses hold. Reports the first bad seq."""
+    consistency with what the witnesses hold. Reports the first bad seq.
+
+    Incremental (`after`): the same checks on the events after `after.seq` only, chained to the
+    head an earlier verification found good, which must still be there with the same hash. A
+    change to an event before it is left to the next full verification (the witnesses' check
+    still reads every leaf)."""
     started = time.perf_counter()
     conninfo = _conninfo()
     with psycopg.connect(conninfo) as db:
         log_rows = db.execute("SELECT log_id::text FROM audit_log").fetchall()
-        last_seq, count = single_row(db.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event").fetchone())
+        (last_seq,) = single_row(db.execute("SELECT coalesce(max(seq), 0) FROM audit_event").fetchone())
         keys = _key_ranges(db)
 
+    first = after.seq + 1 if after else 1
+
     def report(failure: Failure | None, head_hash: str = GENESIS_PREV_HASH) -> VerifyReport:
-        return VerifyReport(count, len(keys), head_hash, time.perf_counter() - started, failure)
+        return VerifyReport(last_seq, len(keys), head_hash, time.perf_counter() - started, failure, first)
 
     if last_seq == 0 and not witnessed:
         return report(None)
@@ -69,17 +111,23 @@ def verify_log(
     if last_seq == 0:
         return report(Failure(1, "the log is empty but witnesses hold checkpoints of it"))
     log_id = log_rows[0][0]
-    ranges = [(lo, min(lo + chunk_size - 1, last_seq)) for lo in range(1, last_seq + 1, chunk_size)]
+    if after is not None:
+        problem = _verified_head_problem(conninfo, after, last_seq)
+        if problem is not None:
+            return report(problem)
+        if last_seq == after.seq:
+            return report(None, after.head_hash)
+    ranges = [(lo, min(lo + chunk_size - 1, last_seq)) for lo in range(first, last_seq + 1, chunk_size)]
     jobs = [(conninfo, log_id, keys, lo, hi) for lo, hi in ranges]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
-        failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(map(_verify_range, jobs))
+        failures = _log_wide_failures(conninfo, keys, log_id, after) + _first_failure(map(_verify_range, jobs))
     else:
         # forkserver, not fork: forking a process whose other threads (pyarrow's pool, a web
         # server's workers) hold locks can leave the children waiting on them forever.
         with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             results = pool.imap(_verify_range, jobs)  # starts now; the log-wide checks overlap it
-            failures = _log_wide_failures(conninfo, keys, log_id) + _first_failure(results)
+            failures = _log_wide_failures(conninfo, keys, log_id, after) + _first_failure(results)
     if witnessed and not failures:
         from audit.witness_check import witness_failures
 
@@ -89,8 +137,28 @@ def verify_log(
     return report(min(failures) if failures else None, bytes(head[0]).hex())
 
 
-def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str) -> list[Failure]:
-    """The key chain (from the canonical bytes, the source of truth) and every stream's versions."""
+def _verified_head_problem(conninfo: str, after: Verified, last_seq: int) -> Failure | None:
+    """The head an incremental verification starts from must be the one verified before."""
+    if last_seq < after.seq:
+        return Failure(
+            last_seq + 1,
+            f"the log holds {last_seq} events but {after.seq} were verified before: "
+            "the tail was truncated or an older backup was restored",
+        )
+    with psycopg.connect(conninfo) as db:
+        row = db.execute("SELECT hash FROM audit_event WHERE seq = %s", (after.seq,)).fetchone()
+    if row is None or bytes(row[0]).hex() != after.head_hash:
+        return Failure(
+            after.seq,
+            f"event {after.seq} is not the one verified before (its hash changed): "
+            "the log was rewritten up to there; run a full verification",
+        )
+    return None
+
+
+def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str, after: Verified | None) -> list[Failure]:
+    """The key chain (from the canonical bytes, the source of truth: rotations are few, so always
+    all of them) and every stream's versions (of the new events only, when incremental)."""
     with psycopg.connect(conninfo) as db:
         rotations = [
             (seq, orjson.loads(bytes(canonical))["payload"])
@@ -98,7 +166,10 @@ def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str) -> list
                 "SELECT seq, canonical FROM audit_event WHERE event_type = %s ORDER BY seq", (KEY_ROTATED,)
             )
         ]
-        version_row = db.execute(STREAM_VERSION_SQL).fetchone()
+        if after is None:
+            version_row = db.execute(STREAM_VERSION_SQL).fetchone()
+        else:
+            version_row = db.execute(NEW_STREAM_VERSION_SQL, {"after": after.seq}).fetchone()
     failures = key_chain_failures(keys, rotations, log_id)
     if version_row is not None:
         seq, kind, ident, version, expected = version_row

@@ -303,6 +303,8 @@ if not _broker:
 # The whole log is verified again this often (audit/selfcheck.py); the outcome is recorded, shown
 # on the Integrity page and exported to /metrics, and a failure calls these handlers.
 AUDIT_VERIFY_EVERY_HOURS = env.float("AUDIT_VERIFY_EVERY_HOURS", default=6)
+# Between full verifications, the events appended since the last good head are verified this often.
+AUDIT_VERIFY_NEW_EVERY_MINUTES = env.float("AUDIT_VERIFY_NEW_EVERY_MINUTES", default=10)
 AUDIT_VERIFY_FAILURE_HANDLERS = ["monitoring.alerting.selfcheck.notify_log_verification_failed"]
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
@@ -313,6 +315,7 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-stalled-runs": {"task": "monitoring.runs.tasks.fail_stalled_runs", "schedule": 60.0},
     "monitoring-heartbeats": {"task": "monitoring.alerting.tasks.check_heartbeats", "schedule": 60.0},
     "audit-verify": {"task": "audit.tasks.verify_log", "schedule": AUDIT_VERIFY_EVERY_HOURS * 3600},
+    "audit-verify-new": {"task": "audit.tasks.verify_new_events", "schedule": AUDIT_VERIFY_NEW_EVERY_MINUTES * 60},
 }
 
 # Every run has a time and a memory budget. Over time: RunFailed (soft limit), or the worker

@@ -34,6 +34,7 @@ def integrity(request: HttpRequest) -> HttpResponse:
         "verifications": LogVerification.objects.all()[:10],
         "abandoned_before": timezone.now() - dt.timedelta(seconds=VERIFY_TIME_LIMIT),
         "every_hours": settings.AUDIT_VERIFY_EVERY_HOURS,
+        "new_every_minutes": settings.AUDIT_VERIFY_NEW_EVERY_MINUTES,
     }
     return render(request, "web/integrity.html", context)
 

@@ -42,10 +42,11 @@ def broken_handler(verification: LogVerification) -> None:
     raise RuntimeError("the pager is down")
 
 
-def _append_notes(count: int, batch: int = 500) -> None:
-    index = 0
-    while index < count:
-        events = [noted_event(summary=f"note {i}") for i in range(index, min(index + batch, count))]
+def _append_notes(count: int, batch: int = 500, start: int = 0) -> None:
+    """Notes `start` .. `start + count - 1`, each on its own stream."""
+    index = start
+    while index < start + count:
+        events = [noted_event(summary=f"note {i}") for i in range(index, min(index + batch, start + count))]
         append(events, expected={event.stream: 0 for event in events})
         index += len(events)
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
+from audit.selfcheck import log_verify_recorded
 from audit.verify import verify_log
 from audit.witnesses import read_witnessed
 
@@ -19,11 +20,23 @@ class Command(BaseCommand):
             default=[],
             help="directory of witnessed checkpoints to check the log against (repeatable)",
         )
+        parser.add_argument(
+            "--incremental",
+            action="store_true",
+            help="verify only the events after the head of the latest recorded verification that passed, "
+            "chained to it, and record the outcome (the whole log when none has passed yet)",
+        )
 
-    def handle(self, *args, workers=None, witness=(), **options):
+    def handle(self, *args, workers=None, witness=(), incremental=False, **options):
         if workers is not None and workers < 1:
             self.stderr.write("--workers must be at least 1")
             sys.exit(2)
+        if incremental and witness:
+            self.stderr.write("--incremental checks no witness (the full verification does): drop --witness")
+            sys.exit(2)
+        if incremental:
+            self._incremental(workers)
+            return
         witnessed = []
         for path in witness:
             if not path.is_dir():
@@ -41,4 +54,24 @@ class Command(BaseCommand):
             return
         assert report.failure is not None  # not ok: there is a first failure
         self.stderr.write(f"FAILED at seq {report.failure.seq}: {report.failure.reason}")
+        sys.exit(1)
+
+    def _incremental(self, workers: int | None) -> None:
+        try:
+            verification = log_verify_recorded(workers=workers, incremental=True)
+        except Exception as exc:  # noqa: BLE001 - recorded and notified by log_verify_recorded
+            self.stderr.write(f"FAILED: {type(exc).__name__}: {exc}")
+            sys.exit(1)
+        first, last = verification.first_seq, verification.events_checked
+        seconds = (verification.finished_at - verification.started_at).total_seconds()
+        if verification.ok:
+            scope = f"seq {first}..{last}, after the head verified before" if first > 1 else f"seq 1..{last}"
+            if first > last:
+                scope = f"none new since seq {last}, verified before"
+            self.stdout.write(
+                f"OK: {max(0, last - first + 1)} events verified ({scope}), head {verification.head_hash[:16]}…, "
+                f"{seconds:.2f} s (recorded as verification {verification.id})"
+            )
+            return
+        self.stderr.write(f"FAILED at seq {verification.failed_seq}: {verification.problem}")
         sys.exit(1)
