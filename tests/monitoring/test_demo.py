@@ -7,7 +7,7 @@ import re
 from django.core.management import call_command
 
 from audit import events
-from audit.models import Event
+from audit.models import Event, LogVerification
 from monitoring.ingestion.models import Batch
 from monitoring.registry.models import Deployment
 from monitoring.runs.domain import RunCompleted, RunDiagnosed
@@ -51,6 +51,9 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     total = Event.objects.count() - 1  # the export records itself after the bundle is written
     assert f"Verified the whole log: {total} events, 2 keys" in output
     assert f"Signed checkpoint at tree size {total}" in output
+    # The export's own event, after the head step 12 verified: the incremental verification's one event.
+    assert f"16. Verified the 1 event(s) appended since (seq {total + 1}..{total + 1}), chained to the head" in output
+    assert LogVerification.objects.filter(ok=True, first_seq=total + 1, events_checked=total + 1).exists()
 
     # The two other situations, as their runs recorded them: a new segment in the churn model; a
     # day of broken data, then a click-through rate that falls while the recommender holds.
