@@ -154,6 +154,11 @@ class LogVerification(models.Model):
         ]
         indexes = [models.Index(fields=["-finished_at"], name="audit_verification_finished")]
 
+    @property
+    def seconds(self) -> float | None:
+        """How long it took; None while it runs."""
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+
 
 class WitnessDelivery(models.Model):
     """The last checkpoint each configured witness received, and the last failure to deliver one

@@ -163,7 +163,7 @@ class LogVerificationCollector:
             ok.add_metric([], 1 if latest.ok else 0)
             last.add_metric([], latest.finished_at.timestamp())
             events.add_metric([], latest.events_checked)
-            duration.add_metric([], (latest.finished_at - latest.started_at).total_seconds())
+            duration.add_metric([], latest.seconds)
         head = GaugeMetricFamily(
             "driftledger_log_verified_seq",
             "The last seq a passing verification (full or incremental) reached",

@@ -63,14 +63,13 @@ class Command(BaseCommand):
             self.stderr.write(f"FAILED: {type(exc).__name__}: {exc}")
             sys.exit(1)
         first, last = verification.first_seq, verification.events_checked
-        seconds = (verification.finished_at - verification.started_at).total_seconds()
         if verification.ok:
             scope = f"seq {first}..{last}, after the head verified before" if first > 1 else f"seq 1..{last}"
             if first > last:
                 scope = f"none new since seq {last}, verified before"
             self.stdout.write(
                 f"OK: {max(0, last - first + 1)} events verified ({scope}), head {verification.head_hash[:16]}…, "
-                f"{seconds:.2f} s (recorded as verification {verification.id})"
+                f"{verification.seconds:.2f} s (recorded as verification {verification.id})"
             )
             return
         self.stderr.write(f"FAILED at seq {verification.failed_seq}: {verification.problem}")

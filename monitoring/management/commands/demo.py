@@ -109,23 +109,17 @@ class Command(BaseCommand):
         churn_story(say, actor=ALICE, today=today, step=10)
         recommender_story(say, actor=ALICE, today=today, step=11)
 
-        full = log_verify_recorded()
-        if not full.ok:
-            self.stderr.write(f"12. Verification FAILED at seq {full.failed_seq}: {full.problem}")
-            raise SystemExit(1)
+        full = self._passed(log_verify_recorded(), step=12)
         say(
             f"12. Verified the whole log: {full.events_checked} events, {full.keys_checked} keys, chain intact, "
-            f"every signature valid ({_seconds(full):.2f} s; recorded, as the worker records its own)."
+            f"every signature valid ({full.seconds:.2f} s; recorded, as the worker records its own)."
         )
         self._evidence(say)
-        new = log_verify_recorded(incremental=True)
-        if not new.ok:
-            self.stderr.write(f"16. Incremental verification FAILED at seq {new.failed_seq}: {new.problem}")
-            raise SystemExit(1)
+        new = self._passed(log_verify_recorded(incremental=True), step=16)
         say(
             f"16. Verified the {new.events_checked - new.first_seq + 1} event(s) appended since "
             f"(seq {new.first_seq}..{new.events_checked}), chained to the head step 12 verified "
-            f"({_seconds(new):.2f} s); the worker does this every {settings.AUDIT_VERIFY_NEW_EVERY_MINUTES:g} "
+            f"({new.seconds:.2f} s); the worker does this every {settings.AUDIT_VERIFY_NEW_EVERY_MINUTES:g} "
             "minutes between full verifications."
         )
         say(f"Run {run_id} can be recomputed byte for byte: python manage.py reproduce_run {run_id}")
@@ -259,6 +253,13 @@ class Command(BaseCommand):
             say(f"5. The income alert raised at seq {raised.seq} is still open: {alert.summary}.")
         return outcome.run_id, completed, alert
 
+    def _passed(self, verification: LogVerification, *, step: int) -> LogVerification:
+        """The recorded verification, or the demo stops with the first bad seq."""
+        if not verification.ok:
+            self.stderr.write(f"{step}. Verification FAILED at seq {verification.failed_seq}: {verification.problem}")
+            raise SystemExit(1)
+        return verification
+
     def _approve(self, request_id: str, username: str, reason: str) -> Event:
         """The approver re-enters their password and signs; returns the signed event."""
         remediation_decide(
@@ -308,11 +309,6 @@ class Command(BaseCommand):
             self.stderr.write(f"15. Offline verification FAILED: {offline.stderr.strip()}")
             raise SystemExit(1)
         say(f"15. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
-
-
-def _seconds(verification: LogVerification) -> float:
-    assert verification.finished_at is not None
-    return (verification.finished_at - verification.started_at).total_seconds()
 
 
 DATA_SCHEMA = {
