@@ -26,6 +26,8 @@ api = [
     ),
 ]
 
+handler500 = "monitoring.http.server_error"
+
 urlpatterns = [
     path("api/v1/", include(api)),
     path("metrics", metrics_view, name="metrics"),

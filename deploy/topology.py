@@ -174,6 +174,19 @@ def psql(sql: str, database: str = "postgres") -> str:
     return result.stdout.strip()
 
 
+def database_activity() -> str:
+    """What the database's sessions were doing when a step failed (asked directly, past the
+    proxy and PgBouncer): the first thing to read when requests hang."""
+    try:
+        return "--- pg_stat_activity\n" + psql(
+            "SELECT string_agg(format('%s %s %s %s/%s %ss: %s', pid, usename, state, wait_event_type, wait_event, "
+            "round(extract(epoch FROM now() - coalesce(xact_start, state_change))), left(query, 100)), E'\\n') "
+            f"FROM pg_stat_activity WHERE datname = '{DATABASE}'"
+        )
+    except Failed as error:
+        return f"--- pg_stat_activity: {error}"
+
+
 def psql_file(path: Path, database: str) -> None:
     result = subprocess.run(
         ["psql", "-h", PG["host"], "-U", PG["superuser"], "-d", database, "-qX", "-v", "ON_ERROR_STOP=1", "-f", path],
@@ -966,7 +979,7 @@ def main() -> int:
             step()
             print(f"  ({time.monotonic() - began:.1f} s)", flush=True)
     except (Failed, subprocess.CalledProcessError, requests.RequestException) as exc:
-        print(f"\nFAILED at '{name}': {exc}\n\n{topology.processes.tails()}", file=sys.stderr)
+        print(f"\nFAILED at '{name}': {exc}\n\n{database_activity()}\n{topology.processes.tails()}", file=sys.stderr)
         return 1
     finally:
         topology.stop()

@@ -5,9 +5,12 @@ the reason every change of state carries."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from http import HTTPStatus
 
+import django.db
+import django.views.defaults
 import kombu.exceptions
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -117,6 +120,23 @@ def _domain_answer(error: Exception) -> Response | None:
     if isinstance(error, StorageUnavailable):
         return _unavailable("the object store is unreachable; nothing was stored, try again", error)
     return None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500. While the database is unreachable (or PgBouncer cannot reach it),
+    every request fails wherever it first touches it, a middleware included: those failures
+    answer 503 with Retry-After, which clients retry, instead of a 500, which they do not."""
+    error = sys.exc_info()[1]
+    if not isinstance(error, django.db.OperationalError | django.db.InterfaceError):
+        return django.views.defaults.server_error(request)
+    log.error("answered 503: %s %s: %s", request.method, request.path, error)
+    detail = "the database is unreachable; nothing was stored, try again"
+    if request.path.startswith("/api/"):
+        answer: HttpResponse = _problem(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
+    else:
+        answer = HttpResponse(f"503 Service Unavailable: {detail}\n", status=503, content_type="text/plain")
+    answer["Retry-After"] = "10"  # a database failover or restart takes seconds, not minutes
+    return answer
 
 
 def _unavailable(detail: str, error: Exception) -> Response:

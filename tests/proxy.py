@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
+import time
 
 
 class Cuttable:
@@ -16,22 +18,45 @@ class Cuttable:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.pairs: list[socket.socket] = []
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
+        # Nothing may end this loop: were it to stop, the listener would still complete TCP
+        # handshakes that nobody serves, and the server would look hung for good, not away.
         while True:
-            client, _ = self.listener.accept()
+            try:
+                client, _ = self.listener.accept()
+            except OSError as error:
+                print(f"proxy to {self.target}: accept failed: {error}", file=sys.stderr, flush=True)
+                time.sleep(0.1)
+                continue
             if not self.open:
                 client.close()
                 continue
-            if isinstance(self.target, str):
-                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                upstream.connect(self.target)
-            else:
-                upstream = socket.create_connection(self.target)
-            self.pairs += [client, upstream]
+            try:
+                upstream = self._connect()
+            except OSError as error:  # the server itself is down: its clients see a closed connection
+                print(f"proxy to {self.target}: {error}", file=sys.stderr, flush=True)
+                client.close()
+                continue
+            with self.lock:
+                self.pairs += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _connect(self) -> socket.socket:
+        if isinstance(self.target, str):
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                upstream.close()
+                raise
+            return upstream
+        upstream = socket.create_connection(self.target, timeout=10)
+        upstream.settimeout(None)  # the timeout was for connecting; the pipes block
+        return upstream
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
@@ -47,7 +72,8 @@ class Cuttable:
 
     def cut(self) -> None:
         self.open = False
-        for end in self.pairs:
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for end in pairs:
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
-        self.pairs = []

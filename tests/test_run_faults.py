@@ -151,3 +151,36 @@ def _connect_anew(**conf) -> None:
     celery_app.conf.update(**conf)
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+
+
+def test_while_the_database_is_away_api_and_pages_answer_503_with_retry_after(committed_log):
+    """Every request fails where it first touches the database (a middleware loading the
+    session, authentication looking up a key): a 503 that clients retry, not a 500."""
+    from django.test import Client
+
+    registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    key = registry.api_key_issue(name="credit", label="scoring service", expires_at=None, actor=ALICE)[1]
+    browser = Client(raise_request_exception=False)
+    browser.force_login(person("eve", "ml_engineer"))
+    params = connection.settings_dict
+    saved = {"HOST": params.get("HOST"), "PORT": params.get("PORT")}
+    host, port = params.get("HOST") or "", int(params.get("PORT") or 5432)
+    proxy = Cuttable(f"{host}/.s.PGSQL.{port}" if host.startswith("/") or not host else (host, port))
+    connection.close()
+    params.update(HOST="127.0.0.1", PORT=str(proxy.port))
+    proxy.cut()
+    try:
+        service = client_for(key=key)
+        service.raise_request_exception = False
+        report = service.post(
+            "/api/v1/models/credit/predictions/", _rows(1, start=dt.datetime.now(dt.UTC)), format="json"
+        )
+        page = browser.get("/models/")
+    finally:
+        connection.close()
+        params.update(saved)
+        proxy.open = True
+    assert report.status_code == 503 and report["Retry-After"] == "10", report.content
+    assert report.json()["detail"] == "the database is unreachable; nothing was stored, try again"
+    assert page.status_code == 503 and b"database is unreachable" in page.content
+    assert not Event.objects.filter(event_type="monitoring.BatchIngested").exists()
