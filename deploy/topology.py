@@ -952,6 +952,7 @@ def main() -> int:
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="driftledger-topology-"))
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)  # noqa: S103 - pgbouncer runs as postgres and writes its log here
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # the processes are stopped on the way out
     topology = Topology(workdir)
     story = Story(topology)
     faults = Faults(topology, story)

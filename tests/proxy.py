@@ -41,6 +41,10 @@ class Cuttable:
                 client.close()
                 continue
             with self.lock:
+                if not self.open:  # cut while this one was connecting
+                    _end(client)
+                    _end(upstream)
+                    continue
                 self.pairs += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -66,14 +70,22 @@ class Cuttable:
         except OSError:
             pass
         finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.close()
+            _end(source)
+            _end(sink)
 
     def cut(self) -> None:
         self.open = False
         with self.lock:
             pairs, self.pairs = self.pairs, []
         for end in pairs:
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
+            _end(end)
+
+
+def _end(end: socket.socket) -> None:
+    """Shut down, then close: the peer sees the connection end, and the pipe thread blocked in
+    recv on this socket wakes. (A bare close while another thread is in recv releases nothing: the
+    server would keep the session, its open transaction and its locks, for good.)"""
+    with contextlib.suppress(OSError):
+        end.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        end.close()
