@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar
 
-from django.db import transaction
-
 from audit.errors import AlreadyExists, DomainError, InvalidCommand, NotFound
 from audit.events import Event
 from audit.store import Actor, ConcurrencyConflict, NewEvent, RecordedEvent, append
@@ -65,31 +63,33 @@ def aggregate_execute(
 ) -> Executed[A]:
     """Run `command` on the current state of the aggregate `new()` starts, and record what it
     decides, atomically. A command that decides nothing records nothing."""
+    # No transaction around load and append: the expected version makes the append refuse a
+    # decision taken on a stale state, and an append outside a transaction may go through the
+    # sequencer (audit.sequencer).
     for attempt in range(ATTEMPTS):
-        with transaction.atomic():
-            aggregate = aggregate_load(new())
-            decided = list(command(aggregate))
-            if not decided:
-                return Executed([], aggregate)
-            events = [
-                NewEvent(
-                    aggregate.stream_type,
-                    aggregate.stream_id,
-                    event,
-                    actor,
-                    reason=reason,
-                    causation_id=causation,
-                    correlation_id=correlation,
-                )
-                for event in decided
-            ]
-            try:
-                recorded = append(events, expected={(aggregate.stream_type, aggregate.stream_id): aggregate.version})
-            except ConcurrencyConflict:
-                if attempt == ATTEMPTS - 1:
-                    raise
-                continue
-            for event in decided:
-                aggregate.apply(event, actor.id)
-            return Executed(recorded, aggregate)
+        aggregate = aggregate_load(new())
+        decided = list(command(aggregate))
+        if not decided:
+            return Executed([], aggregate)
+        events = [
+            NewEvent(
+                aggregate.stream_type,
+                aggregate.stream_id,
+                event,
+                actor,
+                reason=reason,
+                causation_id=causation,
+                correlation_id=correlation,
+            )
+            for event in decided
+        ]
+        try:
+            recorded = append(events, expected={(aggregate.stream_type, aggregate.stream_id): aggregate.version})
+        except ConcurrencyConflict:
+            if attempt == ATTEMPTS - 1:
+                raise
+            continue
+        for event in decided:
+            aggregate.apply(event, actor.id)
+        return Executed(recorded, aggregate)
     raise AssertionError("unreachable")

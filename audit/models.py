@@ -173,3 +173,33 @@ class WitnessDelivery(models.Model):
     class Meta:
         db_table = "audit_witness_delivery"
         ordering = ["name"]
+
+
+class PendingAppend(models.Model):
+    """One append submitted to the sequencer and not yet sealed: durable as soon as its own short
+    transaction commits. The sequencer seals it into the log (and deletes it) or refuses it
+    (and says why); it is not part of the log and carries no seq, hash or signature."""
+
+    id = models.BigAutoField(primary_key=True)  # the order of arrival, which the sequencer keeps
+    batch = models.UUIDField(unique=True)
+    entries = models.JSONField()  # the events, with the event_id each will be sealed under
+    expected = models.JSONField()  # [[stream_type, stream_id, version or null], ...]
+    submitted_at = models.DateTimeField()
+    refused = models.JSONField(null=True)  # {"conflict": {...}} or {"error": "..."}
+
+    class Meta:
+        db_table = "audit_pending"
+
+
+class SequencerLease(models.Model):
+    """The one row naming the active sequencer. Every sealing transaction renews it under its
+    holder and epoch or seals nothing: a sequencer that lost it, or a second one started by
+    mistake, cannot write to the log."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    holder = models.CharField(max_length=200)
+    epoch = models.BigIntegerField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_sequencer_lease"

@@ -160,9 +160,17 @@ def append(
     `expected` gives, for every stream the events touch, the version the caller last saw
     (0 for a new stream) or None to append whatever the version. Raises AppendError and writes
     nothing when an event is invalid, a version is stale or the signing key is not the log's.
+
+    With AUDIT_SEQUENCER on and no transaction open, the events are submitted to the sequencer
+    (audit.sequencer) and sealed by it; this returns once they are, with the same guarantees.
+    Inside a transaction, and for a key rotation, they are sealed here under the same lock.
     """
     payloads = _validate(events, expected)
     outermost = not connection.in_atomic_block
+    if outermost and settings.AUDIT_SEQUENCER and not any(isinstance(e.event, KeyRotated) for e in events):
+        from audit import sequencer
+
+        return sequencer.wait(sequencer.submit_validated(events, payloads, expected))
     signer = keyring.current_signing_key()
     with transaction.atomic():
         recorded = _append_on_known_tip(events, payloads, expected, signer, commit=outermost)
@@ -291,6 +299,69 @@ def _append_locked(
     return recorded
 
 
+def append_locked(
+    events: Sequence[NewEvent], payloads: list[dict[str, Any]], expected: Mapping[StreamKey, int | None]
+) -> list[RecordedEvent]:
+    """Seal validated events here, under the lock, inside the caller's transaction: a writer
+    whose submission the sequencer did not seal in time seals it itself."""
+    return _append_locked(events, payloads, expected, keyring.current_signing_key())
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A validated append waiting for the sequencer, with the event ids it is sealed under."""
+
+    batch: str
+    events: Sequence[NewEvent]
+    payloads: list[dict[str, Any]]
+    event_ids: list[str]
+    expected: Mapping[StreamKey, int | None]
+
+
+@dataclass
+class Sealed:
+    recorded: list[RecordedEvent]
+    refused: dict[str, dict[str, Any]]  # batch -> why (a version conflict)
+
+
+def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
+    """Seal `submitted` in order on top of the head, inside the caller's transaction, which holds
+    the append lock: one head read, one signature each, one pipelined INSERT for all, their
+    projections. An append whose expected versions are stale is refused whole, the others go on."""
+    from audit import projections
+
+    raw = _raw_connection()
+    streams = sorted({stream for one in submitted for stream in one.expected})
+    head = _lock_and_read_head(raw, streams)
+    signer = _check_signer(raw, head, keyring.current_signing_key())
+    sealed = Sealed([], {})
+    for one in submitted:
+        stale = [
+            (stream, version, head.versions.get(stream, 0))
+            for stream, version in one.expected.items()
+            if version is not None and version != head.versions.get(stream, 0)
+        ]
+        if stale:
+            stream, version, actual = stale[0]
+            sealed.refused[one.batch] = {"conflict": {"stream": list(stream), "expected": version, "actual": actual}}
+            continue
+        recorded = _seal(one.events, one.payloads, head, signer, event_ids=one.event_ids)
+        head.seq, head.hash = recorded[-1].seq, recorded[-1].hash
+        for event in recorded:
+            head.versions[(event.stream["type"], event.stream["id"])] = event.stream["version"]
+        sealed.recorded += recorded
+    if sealed.recorded:
+        with psycopg.Cursor(raw) as cursor, raw.pipeline():
+            cursor.executemany(_INSERT_SQL, [_row(event, head.now) for event in sealed.recorded])
+        projections.apply(sealed.recorded)
+    return sealed
+
+
+def validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | None]) -> list[dict[str, Any]]:
+    """The payloads of `events`, each checked as append checks it (InvalidEvent, AppendError)."""
+    return _validate(events, expected)
+
+
 def _validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | None]) -> list[dict[str, Any]]:
     """Every event checked, its payload validated against its class and canonicalisable; returns
     the payloads to seal."""
@@ -379,6 +450,11 @@ def _names(streams) -> str:
     return ", ".join(f"{kind}:{ident}" for kind, ident in sorted(streams))
 
 
+def raw_connection() -> psycopg.Connection:
+    """The psycopg connection under Django's, opened if need be."""
+    return _raw_connection()
+
+
 def _raw_connection() -> psycopg.Connection:
     connection.ensure_connection()
     return connection.connection
@@ -463,7 +539,12 @@ def insert_key_record(
 
 
 def _seal(
-    events: Sequence[NewEvent], payloads: list[dict[str, Any]], head: _Head, signer: SigningKey
+    events: Sequence[NewEvent],
+    payloads: list[dict[str, Any]],
+    head: _Head,
+    signer: SigningKey,
+    *,
+    event_ids: Sequence[str] | None = None,
 ) -> list[RecordedEvent]:
     occurred_at = format_time(head.now)
     assert head.log_id is not None, "the head is read (and the log created) before sealing"
@@ -476,7 +557,7 @@ def _seal(
         body = envelope(
             log_id=head.log_id,
             seq=head.seq + offset,
-            event_id=str(uuid.uuid4()),
+            event_id=event_ids[offset - 1] if event_ids is not None else str(uuid.uuid4()),
             stream={"type": event.stream_type, "id": event.stream_id, "version": version},
             type=event.type,
             schema=event.event.type_schema,

@@ -341,6 +341,15 @@ RUN_MEMORY_HEADROOM_MB = env.int("RUN_MEMORY_HEADROOM_MB", default=1024)
 AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None
 AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 
+# The sequencer write path (audit/sequencer.py): appends are submitted in their own short
+# transactions and sealed in batches by the one elected `manage.py run_sequencer`. Off, every
+# append seals itself under the log's lock (simplest for one user, the demo's default).
+AUDIT_SEQUENCER = env.bool("AUDIT_SEQUENCER", default=False)
+# A submission not sealed within this many seconds is sealed by its writer (sequencer down).
+AUDIT_SEQUENCER_WAIT_SECONDS = env.float("AUDIT_SEQUENCER_WAIT_SECONDS", default=5)
+AUDIT_SEQUENCER_BATCH = env.int("AUDIT_SEQUENCER_BATCH", default=2000)  # submissions sealed per transaction
+AUDIT_SEQUENCER_LEASE_SECONDS = env.float("AUDIT_SEQUENCER_LEASE_SECONDS", default=5)
+
 # Where every checkpoint is also published (see audit/witnesses.py). The default directory serves
 # the demo; production points AUDIT_WITNESS_DIR at storage another host holds, and/or sets a URL.
 # Who may export evidence (audit's API names no role; the roles are the domain's).

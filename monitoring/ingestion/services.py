@@ -95,27 +95,27 @@ def _record(registered, kind: str, table: pa.Table, digest: str, schema: DataSch
     model = registered.name
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     time_min, time_max = _time_range(table, time_column)
-    with transaction.atomic():
-        earlier = Batch.objects.filter(model=registered, kind=kind, sha256=digest).first()
-        if earlier is not None:
-            return _ingested(earlier, duplicate=True)
-        versions_seen = None
-        if "model_version" in table.column_names:
-            versions_seen = sorted(v for v in pc.unique(table.column("model_version")).to_pylist() if v)
-        ingested = BatchIngested(
-            model=model,
-            kind=BatchKind(kind),
-            file_digest=digest,
-            rows=table.num_rows,
-            schema_version=registered.schema_version,
-            time_min=time_min,
-            time_max=time_max,
-            model_versions=versions_seen,
-        )
-        # A model's data stream only grows: batches append whatever its version.
-        recorded = append([NewEvent(STREAM, model, ingested, actor)], expected={(STREAM, model): None})[0]
-        if kind == BatchKind.LABELS:
-            transaction.on_commit(lambda: _evaluate_labels_later(model), robust=True)  # the batch is in
+    earlier = Batch.objects.filter(model=registered, kind=kind, sha256=digest).first()
+    if earlier is not None:
+        return _ingested(earlier, duplicate=True)
+    versions_seen = None
+    if "model_version" in table.column_names:
+        versions_seen = sorted(v for v in pc.unique(table.column("model_version")).to_pylist() if v)
+    ingested = BatchIngested(
+        model=model,
+        kind=BatchKind(kind),
+        file_digest=digest,
+        rows=table.num_rows,
+        schema_version=registered.schema_version,
+        time_min=time_min,
+        time_max=time_max,
+        model_versions=versions_seen,
+    )
+    # A model's data stream only grows: batches append whatever its version. Outside a transaction
+    # the append may go through the sequencer; the batch row is its projection.
+    recorded = append([NewEvent(STREAM, model, ingested, actor)], expected={(STREAM, model): None})[0]
+    if kind == BatchKind.LABELS:
+        transaction.on_commit(lambda: _evaluate_labels_later(model), robust=True)  # the batch is in
     return Ingested(recorded.seq, recorded.event_id, kind, digest, table.num_rows, time_min, time_max, duplicate=False)
 
 

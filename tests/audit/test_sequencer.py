@@ -1,0 +1,324 @@
+"""The sequencer write path (audit/sequencer.py) against the event store's contract: concurrent
+writers without gaps or forks, stale versions refused, invalid events refused before anything is
+written, projections in the sealing transaction, tamper detection, rotation and proofs; then its
+own failure modes: a second sequencer, a sequencer SIGKILLed mid-batch, its database connection
+cut mid-batch, and no sequencer at all."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from audit import merkle
+from audit.checkpoints import checkpoint_create, inclusion_proof
+from audit.keys import SigningKey
+from audit.models import Event, PendingAppend
+from audit.rotation import signing_key_rotate
+from audit.selectors import stream_version
+from audit.sequencer import LeaseLost, Sequencer, submit_validated, wait
+from audit.store import AppendError, ConcurrencyConflict, InvalidEvent, append, validate
+from audit.verify import verify_log
+from tests.audit.factories import ALICE, noted_event, policy_event
+from tests.audit.test_selfcheck import _as_superuser
+from tests.proxy import Cuttable
+from tests.workers import ROOT, database_url, wait_for
+
+WRITERS = 8
+EVENTS_EACH = 60
+
+
+@pytest.fixture
+def sequenced(committed_log, settings):
+    """Appends outside a transaction go through the sequencer; one runs in a thread of its own
+    (its own database connection), as `manage.py run_sequencer` runs it."""
+    settings.AUDIT_SEQUENCER = True
+    settings.AUDIT_SEQUENCER_WAIT_SECONDS = 30  # a test that waits this long has found a bug
+    running = threading.Event()
+    running.set()
+    sequencer = Sequencer("test-thread", lease_seconds=2)
+
+    def serve() -> None:
+        try:
+            sequencer.run(running.is_set)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sequencer
+    running.clear()
+    thread.join(timeout=10)
+    _clear_lease()
+
+
+def _clear_lease() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_sequencer_lease")
+        cursor.execute("DELETE FROM audit_pending")
+
+
+def _writer(number: int, outcomes: Counter, errors: list, lock: threading.Lock) -> None:
+    rng = random.Random(number)
+    written = conflicts = 0
+    try:
+        while written < EVENTS_EACH:
+            model = rng.choice(["shared-a", "shared-b"]) if rng.random() < 0.5 else f"own-{number}"
+            version = stream_version("policy", model)
+            try:
+                (recorded,) = append([policy_event(model)], expected={("policy", model): version})
+            except ConcurrencyConflict as conflict:
+                assert conflict.expected == version and conflict.actual > version
+                conflicts += 1
+                continue
+            assert recorded.stream == {"type": "policy", "id": model, "version": version + 1}
+            written += 1
+    except Exception as exc:  # noqa: BLE001 - any other error fails the test below
+        errors.append(repr(exc))
+    finally:
+        connection.close()
+        with lock:
+            outcomes["written"] += written
+            outcomes["conflicts"] += conflicts
+
+
+def test_concurrent_writers_through_the_sequencer_build_one_gapless_verified_chain(sequenced):
+    outcomes: Counter = Counter()
+    errors: list[str] = []
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_writer, args=(n, outcomes, errors, lock)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    total = WRITERS * EVENTS_EACH
+    assert outcomes["written"] == total
+    assert outcomes["conflicts"] > 0, "writers on shared streams should have raced"
+    assert list(Event.objects.order_by("seq").values_list("seq", flat=True)) == list(range(1, total + 1))
+    for stream in set(Event.objects.values_list("stream_id", flat=True)):
+        versions = list(Event.objects.filter(stream_id=stream).order_by("seq").values_list("stream_version", flat=True))
+        assert versions == list(range(1, len(versions) + 1))
+    assert not PendingAppend.objects.exists()
+    report = verify_log(workers=2)
+    assert report.ok and report.events == total, report.failure
+
+
+def test_a_stale_expected_version_is_refused_whole_and_writes_nothing(sequenced):
+    append([noted_event("s")], expected={("note", "s"): 0})
+    with pytest.raises(ConcurrencyConflict) as refused:
+        append([noted_event("s"), noted_event("t")], expected={("note", "s"): 0, ("note", "t"): 0})
+    assert (refused.value.stream, refused.value.expected, refused.value.actual) == (("note", "s"), 0, 1)
+    assert Event.objects.count() == 1 and not PendingAppend.objects.exists()
+    (later,) = append([noted_event("s")], expected={("note", "s"): 1})
+    assert later.seq == 2 and later.stream["version"] == 2
+
+
+def test_invalid_events_are_refused_before_anything_is_submitted(sequenced):
+    with pytest.raises(InvalidEvent, match="stream_id must be a non-empty string"):
+        append([dataclasses.replace(noted_event("a"), stream_id="")], expected={("note", ""): 0})
+    with pytest.raises(AppendError, match="no expected version given"):
+        append([noted_event("a")], expected={})
+    assert not PendingAppend.objects.exists() and not Event.objects.exists()
+
+
+def test_a_submission_commits_on_its_own_or_not_at_all(sequenced):
+    from django.db import transaction
+
+    event = noted_event("inside")
+    payloads = validate([event], {event.stream: 0})
+    with transaction.atomic(), pytest.raises(AppendError, match="commits on its own"):
+        submit_validated([event], payloads, {event.stream: 0})
+    # Inside a transaction, append seals directly under the same lock, and is sealed on commit.
+    with transaction.atomic():
+        (recorded,) = append([event], expected={event.stream: 0})
+    assert recorded.seq == 1 and not PendingAppend.objects.exists()
+
+
+def test_projections_run_in_the_sealing_transaction(sequenced):
+    from monitoring.registry import services as registry
+    from monitoring.registry.models import RegisteredModel
+    from tests.monitoring.conftest import SCHEMA
+
+    registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    assert RegisteredModel.objects.get(name="credit").task == "binary_classification"
+    assert Event.objects.get().event_type == "monitoring.ModelRegistered"
+
+
+def test_tamper_detection_rotation_and_proofs_hold_for_sealed_events(sequenced, settings, tmp_path):
+    for number in range(5):
+        append([noted_event(f"n{number}", summary=f"note {number}")], expected={("note", f"n{number}"): 0})
+    new_key = SigningKey.generate()
+    signing_key_rotate(new_key=new_key, actor=ALICE, reason="yearly rotation")  # seals directly
+    (after,) = append([noted_event("after")], expected={("note", "after"): 0})
+    assert after.seq == 7 and after.envelope["key_id"] == new_key.key_id
+
+    checkpoint = checkpoint_create(publish=False)
+    assert checkpoint is not None and checkpoint.tree_size == 7
+    leaf = bytes(Event.objects.get(seq=after.seq).leaf_hash)
+    proof = inclusion_proof(after.seq, 7)
+    assert merkle.verify_inclusion(after.seq - 1, 7, leaf, proof, bytes.fromhex(checkpoint.root_hash))
+    assert verify_log().ok
+
+    seq = 3
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT canonical FROM audit_event WHERE seq = %s", (seq,))
+        canonical = bytes(cursor.fetchone()[0])
+    _as_superuser(
+        "UPDATE audit_event SET canonical = %s WHERE seq = %s", (canonical.replace(b"note 2", b"note 9"), seq)
+    )
+    report = verify_log()
+    assert not report.ok and report.failure is not None and report.failure.seq == seq
+
+
+def test_a_second_sequencer_seals_nothing_and_one_that_lost_its_lease_stops(committed_log, settings):
+    settings.AUDIT_SEQUENCER = True
+    first, second = Sequencer("first", lease_seconds=0.5), Sequencer("second", lease_seconds=0.5)
+    try:
+        assert first.acquire() and not second.acquire()
+        event = noted_event("x")
+        submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+        time.sleep(0.7)  # the first pauses past its lease: the second takes over
+        assert second.acquire() and second.epoch == first.epoch + 1
+        with pytest.raises(LeaseLost):
+            first.seal_once()
+        assert not Event.objects.exists() and PendingAppend.objects.count() == 1
+        assert second.seal_once() == 1
+        (recorded,) = wait(submission, timeout=1)
+        assert recorded.seq == 1 and recorded.event_id == submission.event_ids[0]
+    finally:
+        _clear_lease()
+
+
+def test_with_no_sequencer_a_writer_seals_its_own_append_after_the_wait(committed_log, settings):
+    settings.AUDIT_SEQUENCER = True
+    settings.AUDIT_SEQUENCER_WAIT_SECONDS = 0.3
+    began = time.monotonic()
+    (recorded,) = append([noted_event("alone")], expected={("note", "alone"): 0})
+    assert time.monotonic() - began >= 0.3
+    assert recorded.seq == 1 and not PendingAppend.objects.exists()
+    assert verify_log().ok
+
+
+# Crash tests: the sequencer as its own process, killed or cut off mid-batch.
+
+BACKLOG = 20_000  # sealed in one transaction of a few seconds: long enough to be caught in it
+
+
+def _submit_backlog(count: int, each: int = 200) -> list[str]:
+    ids = []
+    for first in range(0, count, each):
+        events = [noted_event(f"b{number}", summary=f"note {number}") for number in range(first, first + each)]
+        expected = {event.stream: 0 for event in events}
+        ids += submit_validated(events, validate(events, expected), expected).event_ids
+    return ids
+
+
+def _launch_sequencer(tmp_path: Path, signing_key_file: Path, name: str, url: str, batch: int) -> subprocess.Popen:
+    """`manage.py run_sequencer` in a process of its own, which knows the tests' event types."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")},
+        "DATABASE_URL": url,
+        "AUDIT_SIGNING_KEY_FILE": str(signing_key_file),
+        "DRIFTLEDGER_DATA_DIR": str(tmp_path),
+        "AUDIT_SEQUENCER": "true",
+        "AUDIT_SEQUENCER_LEASE_SECONDS": "2",
+    }
+    program = (
+        "import django; django.setup(); import tests.audit.factories; from django.core.management import "
+        f"call_command; call_command('run_sequencer', name={name!r}, batch={batch})"
+    )
+    log = tmp_path / f"{name}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def _sealing_now() -> bool:
+    """A session other than ours holds the log's lock, in an open transaction: mid-batch."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory'"
+            " AND l.granted AND l.objid = %s AND a.pid <> pg_backend_pid())",
+            [0x6472696674 & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]
+
+
+def _all_sealed_once(ids: list[str]) -> None:
+    rows = list(Event.objects.order_by("seq").values_list("seq", "event_id"))
+    assert [seq for seq, _ in rows] == list(range(1, len(ids) + 1)), "a gap or a duplicate seq"
+    assert sorted(str(event_id) for _, event_id in rows) == sorted(ids), "an event lost or sealed twice"
+    assert not PendingAppend.objects.exists()
+    report = verify_log(workers=2)
+    assert report.ok and report.events == len(ids), report.failure
+
+
+def test_a_sequencer_killed_mid_batch_leaves_no_gap_and_the_next_one_seals_everything(
+    committed_log, settings, tmp_path, signing_key_file
+):
+    settings.AUDIT_SEQUENCER = True
+    ids = _submit_backlog(BACKLOG)
+    first = _launch_sequencer(tmp_path, signing_key_file, "doomed", database_url(), batch=BACKLOG)
+    try:
+        assert wait_for(_sealing_now, seconds=60), first.log.read_text()
+        first.send_signal(signal.SIGKILL)  # mid-batch: its transaction holds the lock
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    sealed_before = Event.objects.count()
+    assert sealed_before == 0, "one transaction seals the whole batch, or nothing of it"
+    assert PendingAppend.objects.count() == BACKLOG // 200  # submissions of 200 events each
+    second = _launch_sequencer(tmp_path, signing_key_file, "next", database_url(), batch=1000)
+    try:
+        assert wait_for(lambda: not PendingAppend.objects.exists(), seconds=120), second.log.read_text()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+    _all_sealed_once(ids)
+    _clear_lease()
+
+
+def test_a_sequencer_whose_database_goes_away_mid_batch_seals_everything_once_it_is_back(
+    committed_log, settings, tmp_path, signing_key_file
+):
+    settings.AUDIT_SEQUENCER = True
+    ids = _submit_backlog(BACKLOG)
+    params = connection.settings_dict
+    host, port = params.get("HOST") or "", int(params.get("PORT") or 5432)
+    proxy = Cuttable(f"{host}/.s.PGSQL.{port}" if host.startswith("/") or not host else (host, port))
+    sequencer = _launch_sequencer(
+        tmp_path, signing_key_file, "cut-off", database_url("127.0.0.1", proxy.port), batch=BACKLOG
+    )
+    try:
+        assert wait_for(_sealing_now, seconds=60), sequencer.log.read_text()
+        proxy.cut()  # as a restart of the server looks from the sequencer: its session is gone
+        assert wait_for(lambda: not _sealing_now(), seconds=30), "the aborted batch still holds the lock"
+        assert Event.objects.count() == 0
+        time.sleep(2)
+        proxy.open = True
+        assert wait_for(lambda: not PendingAppend.objects.exists(), seconds=120), sequencer.log.read_text()
+    finally:
+        sequencer.send_signal(signal.SIGTERM)
+        sequencer.wait(timeout=20)
+    log = sequencer.log.read_text()
+    assert "the database is unreachable" in log, log
+    _all_sealed_once(ids)
+    _clear_lease()
