@@ -4,8 +4,8 @@ prometheus-client's multiprocess mode: counters come from rows that only ever gr
 
 Exposed: the latest run's drift effects per feature, realized and estimated performance, the
 latest KPI values, open alerts by severity, runs by status and their duration, the event log's
-size, the age of the last signed checkpoint and the outcome of the latest full verification of
-the log (audit.selfcheck)."""
+size, the age of the last signed checkpoint, the appends waiting for the sequencer, and the
+outcome of the latest full verification of the log (audit.selfcheck)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import datetime as dt
 import hmac
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Min
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from audit.envelope import parse_time
-from audit.models import Checkpoint, Event
+from audit.models import Checkpoint, Event, PendingAppend
 from audit.selfcheck import LogVerificationCollector
 from monitoring.alerting.domain import AlertStatus
 from monitoring.alerting.models import Alert
@@ -108,6 +108,17 @@ class DriftledgerCollector:
             behind.add_metric([], size - latest[1])
         yield age
         yield behind
+        waiting_rows = PendingAppend.objects.filter(refused__isnull=True)
+        pending = waiting_rows.aggregate(n=Count("id"), oldest=Min("submitted_at"))
+        yield GaugeMetricFamily(
+            "driftledger_pending_appends", "Appends submitted to the sequencer and not sealed yet", value=pending["n"]
+        )
+        waiting = GaugeMetricFamily(
+            "driftledger_oldest_pending_append_seconds", "Age of the oldest append the sequencer has not sealed"
+        )
+        if pending["oldest"] is not None:
+            waiting.add_metric([], (dt.datetime.now(dt.UTC) - pending["oldest"]).total_seconds())
+        yield waiting
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

@@ -322,3 +322,27 @@ def test_a_sequencer_whose_database_goes_away_mid_batch_seals_everything_once_it
     assert "the database is unreachable" in log, log
     _all_sealed_once(ids)
     _clear_lease()
+
+
+def test_metrics_show_the_appends_waiting_for_the_sequencer(committed_log, settings):
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.METRICS_PUBLIC = True
+
+    def samples() -> dict[str, float]:
+        body = Client().get("/metrics").content.decode()
+        return {s.name: s.value for family in text_string_to_metric_families(body) for s in family.samples}
+
+    _submit_backlog(400)
+    time.sleep(0.2)
+    waiting = samples()
+    assert waiting["driftledger_pending_appends"] == 2  # two submissions of 200 events
+    assert waiting["driftledger_oldest_pending_append_seconds"] >= 0.2
+    sequencer = Sequencer("metrics")
+    try:
+        assert sequencer.acquire() and sequencer.seal_once() == 400
+    finally:
+        _clear_lease()
+    sealed = samples()
+    assert sealed["driftledger_pending_appends"] == 0 and "driftledger_oldest_pending_append_seconds" not in sealed
