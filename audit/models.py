@@ -182,8 +182,10 @@ class PendingAppend(models.Model):
 
     id = models.BigAutoField(primary_key=True)  # the order of arrival, which the sequencer keeps
     batch = models.UUIDField(unique=True)
-    entries = models.JSONField()  # the events, with the event_id each will be sealed under
-    expected = models.JSONField()  # [[stream_type, stream_id, version or null], ...]
+    # JSON text exactly as its writer wrote and authenticated it (jsonb would rewrite it).
+    entries = models.TextField()  # the events, with the event_id each will be sealed under
+    expected = models.TextField()  # [[stream_type, stream_id, version or null], ...]
+    mac = models.CharField(max_length=64)  # HMAC-SHA256 under a key derived from SECRET_KEY
     submitted_at = models.DateTimeField()
     refused = models.JSONField(null=True)  # {"conflict": {...}} or {"error": "..."}
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import logging
 import os
 import socket
@@ -35,7 +37,6 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
-from audit import events as event_types
 from audit.store import (
     APPEND_LOCK_KEY,
     Actor,
@@ -71,7 +72,19 @@ class Submission:
     expected: Mapping[StreamKey, int | None]
 
 
-_SUBMIT_SQL = "INSERT INTO audit_pending (batch, entries, expected, submitted_at) VALUES (%s, %s, %s, now())"
+_SUBMIT_SQL = "INSERT INTO audit_pending (batch, entries, expected, mac, submitted_at) VALUES (%s, %s, %s, %s, now())"
+
+
+class Forged(Exception):
+    """A pending row whose MAC is not its writer's: written past the application."""
+
+
+def _mac(batch: str, entries_json: str, expected_json: str) -> str:
+    """Whoever may insert into audit_pending must not get events signed: only a process holding
+    the application's SECRET_KEY (which the database never sees) can submit."""
+    key = hmac.new(settings.SECRET_KEY.encode(), b"driftledger audit_pending v1", hashlib.sha256).digest()
+    message = "\n".join((batch, entries_json, expected_json)).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def submit_validated(
@@ -98,9 +111,10 @@ def submit_validated(
     ]
     expectations = [[kind, ident, version] for (kind, ident), version in expected.items()]
     batch = str(uuid.uuid4())
+    entries_json, expected_json = orjson.dumps(entries).decode(), orjson.dumps(expectations).decode()
     raw = raw_connection()
     with raw.transaction(), psycopg.Cursor(raw) as cursor:
-        cursor.execute(_SUBMIT_SQL, (batch, orjson.dumps(entries).decode(), orjson.dumps(expectations).decode()))
+        cursor.execute(_SUBMIT_SQL, (batch, entries_json, expected_json, _mac(batch, entries_json, expected_json)))
     return Submission(batch, event_ids, events, payloads, expected)
 
 
@@ -116,15 +130,15 @@ def wait(submission: Submission, timeout: float | None = None) -> list[RecordedE
     """The sealed events of `submission`, in order; raises ConcurrencyConflict or AppendError as
     append would. Past `timeout` (AUDIT_SEQUENCER_WAIT_SECONDS) the writer seals it itself."""
     deadline = time.monotonic() + (settings.AUDIT_SEQUENCER_WAIT_SECONDS if timeout is None else timeout)
-    pause = 0.0005
+    pause = 0.002  # a batch takes milliseconds to seal; many waiters must not flood the database
     while True:
+        time.sleep(pause)
         outcome = _outcome(submission)
         if outcome is not None:
             return outcome
         if time.monotonic() >= deadline:
             return _seal_it_myself(submission)
-        time.sleep(pause)
-        pause = min(pause * 2, 0.005)
+        pause = min(pause * 1.5, 0.02)
 
 
 def _outcome(submission: Submission) -> list[RecordedEvent] | None:
@@ -171,14 +185,26 @@ def _seal_it_myself(submission: Submission) -> list[RecordedEvent]:
         return append_locked(submission.events, submission.payloads, submission.expected)
 
 
-def pending_from_row(batch: str, entries_json: str, expected_json: str) -> Submitted:
-    """A pending row as the sealer takes it: its typed events parsed back from their payloads."""
+@dataclass(frozen=True)
+class _Submitted:
+    """An event's type and schema as its writer validated them; projections that need the typed
+    event parse it from the sealed envelope (RecordedEvent.event)."""
+
+    type_name: str
+    type_schema: int
+
+
+def pending_from_row(batch: str, entries_json: str, expected_json: str, mac: str) -> Submitted:
+    """A pending row as the sealer takes it, once its writer's MAC proves that a process holding
+    the application's secret validated it (a row written by anyone else is refused)."""
+    if not hmac.compare_digest(mac, _mac(str(batch), entries_json, expected_json)):
+        raise Forged(str(batch))
     entries, expected = orjson.loads(entries_json), orjson.loads(expected_json)
     events = [
         NewEvent(
             entry["stream"][0],
             entry["stream"][1],
-            event_types.parse(entry["type"], entry["schema"], entry["payload"]),
+            _Submitted(entry["type"], entry["schema"]),  # type: ignore[arg-type]
             Actor(**entry["actor"]),
             reason=entry["reason"],
             correlation_id=entry["correlation_id"],
@@ -205,9 +231,7 @@ _RENEW_SQL = (
     "UPDATE audit_sequencer_lease SET expires_at = now() + %(ttl)s"
     " WHERE id = 1 AND holder = %(me)s AND epoch = %(epoch)s"
 )
-_PENDING_SQL = (
-    "SELECT batch, entries::text, expected::text FROM audit_pending WHERE refused IS NULL ORDER BY id LIMIT %s"
-)
+_PENDING_SQL = "SELECT batch, entries, expected, mac FROM audit_pending WHERE refused IS NULL ORDER BY id LIMIT %s"
 _ANY_PENDING_SQL = "SELECT EXISTS (SELECT 1 FROM audit_pending WHERE refused IS NULL)"
 
 
@@ -245,7 +269,18 @@ class Sequencer:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
             self._fence(cursor)
             cursor.execute(_PENDING_SQL, [self.batch])
-            submitted = [pending_from_row(*row) for row in cursor.fetchall()]
+            submitted, forged = [], []
+            for row in cursor.fetchall():
+                try:
+                    submitted.append(pending_from_row(*row))
+                except Forged:
+                    forged.append(str(row[0]))
+            for batch in forged:
+                log.error("pending append %s carries no valid MAC: refused, not sealed", batch)
+                cursor.execute(
+                    "UPDATE audit_pending SET refused = %s WHERE batch = %s",
+                    [orjson.dumps({"error": "its MAC is not a writer's: refused"}).decode(), batch],
+                )
             if not submitted:
                 return 0
             try:

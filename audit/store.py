@@ -574,7 +574,8 @@ def _seal(
         prev_hash = hashlib.sha256(canonical).hexdigest()
         signature = base64.b64encode(signer.sign(canonical)).decode("ascii")
         sealed = RecordedEvent(body, canonical, prev_hash, signature)
-        sealed.__dict__["event"] = event.event  # the validated instance: no need to parse it back
+        if isinstance(event.event, Event):  # the validated instance: no need to parse it back
+            sealed.__dict__["event"] = event.event
         recorded.append(sealed)
     return recorded
 

@@ -346,3 +346,22 @@ def test_metrics_show_the_appends_waiting_for_the_sequencer(committed_log, setti
         _clear_lease()
     sealed = samples()
     assert sealed["driftledger_pending_appends"] == 0 and "driftledger_oldest_pending_append_seconds" not in sealed
+
+
+def test_a_pending_row_written_past_the_application_is_refused_not_signed(committed_log, settings):
+    """Insert rights on audit_pending must not buy a signature: a row without its writer's MAC
+    (here, a genuine submission with its entries changed) is refused."""
+    settings.AUDIT_SEQUENCER = True
+    event = noted_event("x", summary="floor 0.2")
+    submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_pending SET entries = replace(entries, 'floor 0.2', 'floor 0.9')")
+    sequencer = Sequencer("guard")
+    try:
+        assert sequencer.acquire() and sequencer.seal_once() == 0
+        assert not Event.objects.exists()
+        with pytest.raises(AppendError, match="MAC is not a writer's"):
+            wait(submission, timeout=1)
+        assert not PendingAppend.objects.exists()
+    finally:
+        _clear_lease()
