@@ -75,6 +75,8 @@ def apply(events: Iterable[RecordedEvent], only: Sequence[Projection] | None = N
     """Projections (all, or `only`) for each event; subscribers too when all projections run."""
     selected = _projections.values() if only is None else only
     for recorded in events:
+        if recorded.type not in _handled:  # parsing the payload is most of a projection's cost
+            continue
         for projection in selected:
             found = projection.handler_for(recorded)
             if found is not None:

@@ -25,6 +25,7 @@ import hmac
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -66,13 +67,18 @@ class Submission:
     """A submitted append, as its writer keeps it until it is sealed."""
 
     batch: str
+    id: int  # its place in the sequencer's order
     event_ids: list[str]
     events: Sequence[NewEvent]
     payloads: list[dict[str, Any]]
     expected: Mapping[StreamKey, int | None]
 
 
-_SUBMIT_SQL = "INSERT INTO audit_pending (batch, entries, expected, mac, submitted_at) VALUES (%s, %s, %s, %s, now())"
+_SUBMIT_SQL = """
+INSERT INTO audit_pending (batch, entries, expected, mac, submitted_at) VALUES (%s, %s, %s, %s, now()) RETURNING id
+"""
+# After each batch the sequencer notifies the highest pending id it decided (sealed or refused).
+CHANNEL = "driftledger_sealed"
 
 
 class Forged(Exception):
@@ -115,7 +121,92 @@ def submit_validated(
     raw = raw_connection()
     with raw.transaction(), psycopg.Cursor(raw) as cursor:
         cursor.execute(_SUBMIT_SQL, (batch, entries_json, expected_json, _mac(batch, entries_json, expected_json)))
-    return Submission(batch, event_ids, events, payloads, expected)
+        (submitted_id,) = cursor.fetchone()
+    return Submission(batch, submitted_id, event_ids, events, payloads, expected)
+
+
+def _listening() -> bool:
+    """LISTEN needs a session of its own: not behind a pooler in transaction mode."""
+    return not getattr(settings, "DATABASE_TRANSACTION_POOLING", False)
+
+
+class _Decisions:
+    """One LISTEN connection per process, on a thread of its own, keeps the highest pending id
+    the sequencer has decided; every waiting caller of the process sleeps on it. (A LISTEN per
+    caller would have the server send each batch's notification to every waiting caller.)"""
+
+    def __init__(self) -> None:
+        self.up_to = 0
+        self.changed = threading.Condition()
+        self.ready = threading.Event()
+        self.pid: int | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Listening already, or started now (in this process: a fork has no thread of its
+        parent's). False while it cannot listen: callers then look every 250 ms."""
+        if self.pid != os.getpid():
+            self.pid, self.ready = os.getpid(), threading.Event()
+            params = connection.get_connection_params()
+            self.thread = threading.Thread(target=self._listen, args=(params,), name="driftledger-sealed", daemon=True)
+            self.thread.start()
+        return self.ready.wait(timeout=2)
+
+    def stop(self) -> None:
+        """Close the listening connection (its thread ends within a second)."""
+        thread, self.thread = self.thread, None
+        self.pid = None
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _listen(self, params: dict[str, Any]) -> None:
+        me = threading.current_thread()
+        while self.thread is me:
+            try:
+                with psycopg.Connection.connect(**params, autocommit=True) as listener:
+                    listener.execute(f"LISTEN {CHANNEL}")
+                    self.ready.set()
+                    while self.thread is me:
+                        for notice in listener.notifies(timeout=1.0):
+                            with self.changed:
+                                self.up_to = max(self.up_to, int(notice.payload))
+                                self.changed.notify_all()
+            except psycopg.Error as error:
+                log.warning("listening for sealed appends failed (%s): again in 1 s", error)
+                time.sleep(1)
+            self.ready.clear()
+
+    def wait(self, submitted_id: int, seconds: float) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.up_to >= submitted_id, timeout=seconds)
+
+
+_decisions = _Decisions()
+
+
+def stop_listening() -> None:
+    """Close this process's listening connection (before dropping its database, say)."""
+    _decisions.stop()
+
+
+def wait(submission: Submission, timeout: float | None = None) -> list[RecordedEvent]:
+    """The sealed events of `submission`, in order; raises ConcurrencyConflict or AppendError as
+    append would. Past `timeout` (AUDIT_SEQUENCER_WAIT_SECONDS) the writer seals it itself."""
+    deadline = time.monotonic() + (settings.AUDIT_SEQUENCER_WAIT_SECONDS if timeout is None else timeout)
+    pause = 0.002  # polling, behind a pooler: a batch takes milliseconds to seal
+    while True:
+        if _listening() and _decisions.start():
+            # A notification missed (sent before this process listened, or lost with its
+            # connection) costs a look every 250 ms, not the deadline.
+            _decisions.wait(submission.id, max(0.0, min(0.25, deadline - time.monotonic())))
+        else:
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.02)
+        outcome = _outcome(submission)
+        if outcome is not None:
+            return outcome
+        if time.monotonic() >= deadline:
+            return _seal_it_myself(submission)
 
 
 # Its events once sealed, or the sequencer's refusal: one round trip per look.
@@ -124,21 +215,6 @@ SELECT seq, canonical, hash, signature, NULL::text FROM audit_event WHERE event_
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, refused::text FROM audit_pending WHERE batch = %s AND refused IS NOT NULL
 """
-
-
-def wait(submission: Submission, timeout: float | None = None) -> list[RecordedEvent]:
-    """The sealed events of `submission`, in order; raises ConcurrencyConflict or AppendError as
-    append would. Past `timeout` (AUDIT_SEQUENCER_WAIT_SECONDS) the writer seals it itself."""
-    deadline = time.monotonic() + (settings.AUDIT_SEQUENCER_WAIT_SECONDS if timeout is None else timeout)
-    pause = 0.002  # a batch takes milliseconds to seal; many waiters must not flood the database
-    while True:
-        time.sleep(pause)
-        outcome = _outcome(submission)
-        if outcome is not None:
-            return outcome
-        if time.monotonic() >= deadline:
-            return _seal_it_myself(submission)
-        pause = min(pause * 1.5, 0.02)
 
 
 def _outcome(submission: Submission) -> list[RecordedEvent] | None:
@@ -231,8 +307,14 @@ _RENEW_SQL = (
     "UPDATE audit_sequencer_lease SET expires_at = now() + %(ttl)s"
     " WHERE id = 1 AND holder = %(me)s AND epoch = %(epoch)s"
 )
-_PENDING_SQL = "SELECT batch, entries, expected, mac FROM audit_pending WHERE refused IS NULL ORDER BY id LIMIT %s"
+_PENDING_SQL = "SELECT id, batch, entries, expected, mac FROM audit_pending WHERE refused IS NULL ORDER BY id LIMIT %s"
 _ANY_PENDING_SQL = "SELECT EXISTS (SELECT 1 FROM audit_pending WHERE refused IS NULL)"
+_SETTLE_SQL = """
+WITH sealed AS (DELETE FROM audit_pending WHERE batch = ANY(%s::uuid[])),
+     refused AS (UPDATE audit_pending p SET refused = r.why::jsonb
+                   FROM unnest(%s::uuid[], %s::text[]) AS r(batch, why) WHERE p.batch = r.batch)
+SELECT pg_notify(%s, %s)
+"""
 
 
 class Sequencer:
@@ -244,6 +326,8 @@ class Sequencer:
         self.ttl = dt.timedelta(seconds=lease_seconds or settings.AUDIT_SEQUENCER_LEASE_SECONDS)
         self.epoch: int | None = None
         self._renewed = 0.0
+        self._busy = False  # the last call found work: look for more without asking first
+        self._isolate = False  # the last batch failed: seal the next one submission by submission
 
     def acquire(self) -> bool:
         """Take the lease if it is free or expired (a new epoch); False while another holds it."""
@@ -259,47 +343,74 @@ class Sequencer:
         Raises LeaseLost, writing nothing, when this sequencer no longer holds the lease."""
         if self.epoch is None:
             raise LeaseLost(f"{self.name} holds no lease")
-        if not self._anything_pending():
+        if not self._busy and not self._anything_pending():
             if time.monotonic() - self._renewed > self.ttl.total_seconds() / 3:
                 with transaction.atomic(), connection.cursor() as cursor:
                     self._fence(cursor)
             return 0
-        with transaction.atomic():
-            cursor = connection.cursor()
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
-            self._fence(cursor)
-            cursor.execute(_PENDING_SQL, [self.batch])
-            submitted, forged = [], []
-            for row in cursor.fetchall():
-                try:
-                    submitted.append(pending_from_row(*row))
-                except Forged:
-                    forged.append(str(row[0]))
-            for batch in forged:
-                log.error("pending append %s carries no valid MAC: refused, not sealed", batch)
-                cursor.execute(
-                    "UPDATE audit_pending SET refused = %s WHERE batch = %s",
-                    [orjson.dumps({"error": "its MAC is not a writer's: refused"}).decode(), batch],
-                )
-            if not submitted:
-                return 0
-            try:
-                with transaction.atomic():
+        isolate, self._isolate = self._isolate, False
+        try:
+            with transaction.atomic():
+                rows = self._lock_fence_and_read()
+                if not rows:
+                    self._busy = False
+                    return 0
+                submitted, refused = [], {}
+                for _, *row in rows:
+                    try:
+                        submitted.append(pending_from_row(*row))
+                    except Forged:
+                        log.error("pending append %s carries no valid MAC: refused, not sealed", row[0])
+                        refused[str(row[0])] = {"error": "its MAC is not a writer's: refused"}
+                count = 0
+                if submitted and isolate:
+                    count, more = self._seal_one_by_one(submitted)
+                    refused |= more
+                elif submitted:
                     sealed = seal_submitted(submitted)
-                refused = sealed.refused
-                count = len(sealed.recorded)
-            except (*UNREACHABLE, LeaseLost):
+                    count, refused = len(sealed.recorded), refused | sealed.refused
+                self._settle(rows[-1][0], [one.batch for one in submitted if one.batch not in refused], refused)
+        except (*UNREACHABLE, LeaseLost):
+            raise
+        except Exception:
+            if isolate:
                 raise
-            except Exception:
-                log.exception("sealing %d submissions failed: sealing them one by one", len(submitted))
-                count, refused = self._seal_one_by_one(submitted)
-            sealed_batches = [one.batch for one in submitted if one.batch not in refused]
-            cursor.execute("DELETE FROM audit_pending WHERE batch = ANY(%s::uuid[])", [sealed_batches])
-            for batch, why in refused.items():
-                cursor.execute(
-                    "UPDATE audit_pending SET refused = %s WHERE batch = %s", [orjson.dumps(why).decode(), batch]
-                )
+            # A submission no projection accepts: the next transaction finds it and refuses it alone.
+            log.exception("sealing a batch failed: sealing the next one submission by submission")
+            self._isolate = True
+            return 0
+        self._busy = True
         return count
+
+    def _lock_fence_and_read(self) -> list[tuple]:
+        """The log's lock, the lease renewed under this holder and epoch, and the oldest pending
+        submissions: one round trip."""
+        raw = raw_connection()
+        with psycopg.Cursor(raw) as lock, psycopg.Cursor(raw) as fence, psycopg.Cursor(raw) as pending:
+            with raw.pipeline():
+                lock.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,))
+                fence.execute(_RENEW_SQL, {"me": self.name, "ttl": self.ttl, "epoch": self.epoch})
+                pending.execute(_PENDING_SQL, (self.batch,))
+            if fence.rowcount != 1:
+                self.epoch = None
+                raise LeaseLost(f"{self.name} lost the sequencer lease")
+            self._renewed = time.monotonic()
+            return pending.fetchall()
+
+    def _settle(self, last_id: int, sealed: list[str], refused: dict[str, dict[str, Any]]) -> None:
+        """Sealed submissions deleted, refused ones marked with why, and the writers told (on
+        commit) that everything up to `last_id` is decided: one statement."""
+        with psycopg.Cursor(raw_connection()) as cursor:
+            cursor.execute(
+                _SETTLE_SQL,
+                (
+                    sealed,
+                    list(refused),
+                    [orjson.dumps(why).decode() for why in refused.values()],
+                    CHANNEL,
+                    str(last_id),
+                ),
+            )
 
     def _seal_one_by_one(self, submitted: list[Submitted]) -> tuple[int, dict[str, dict[str, Any]]]:
         count, refused = 0, {}

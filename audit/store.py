@@ -351,8 +351,9 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
             head.versions[(event.stream["type"], event.stream["id"])] = event.stream["version"]
         sealed.recorded += recorded
     if sealed.recorded:
-        with psycopg.Cursor(raw) as cursor, raw.pipeline():
-            cursor.executemany(_INSERT_SQL, [_row(event, head.now) for event in sealed.recorded])
+        with psycopg.Cursor(raw) as cursor, cursor.copy(_COPY_SQL) as copy:
+            for event in sealed.recorded:
+                copy.write_row(_row(event, head.now))
         projections.apply(sealed.recorded)
     return sealed
 
@@ -585,6 +586,13 @@ INSERT INTO audit_event (seq, event_id, stream_type, stream_id, stream_version, 
     occurred_at, actor_kind, actor_id, correlation_id, causation_id, payload, canonical, hash,
     leaf_hash, signature, key_id)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)
+"""
+
+
+_COPY_SQL = """
+COPY audit_event (seq, event_id, stream_type, stream_id, stream_version, event_type, schema, occurred_at,
+    actor_kind, actor_id, correlation_id, causation_id, payload, canonical, hash, leaf_hash, signature, key_id)
+FROM STDIN
 """
 
 

@@ -10,7 +10,7 @@ seals them (seq, chain, Ed25519, insert) as they come.
 - sealed: events sealed per second by the sequencer, from the first submission of (b) to its
   last seal, and draining a backlog (target >= 5,000/s)
 - latency: `append` (submit and wait for the seal) at a steady 1,000 appends/s from 8 processes
-  for --seconds: p50/p99 (target p99 < 250 ms)
+  of 2 threads each for --seconds: p50/p99 (target p99 < 250 ms)
 
     python bench/sequencer.py [--events 8000] [--seconds 10]
 """
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
+import threading
 import time
 
 from _common import _measured_type, run_event, scratch_database
@@ -28,7 +30,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from audit.models import Event, PendingAppend
-from audit.sequencer import Sequencer, submit_validated
+from audit.sequencer import Sequencer, stop_listening, submit_validated
 from audit.store import append, validate
 from audit.verify import verify_log
 
@@ -68,19 +70,51 @@ def wait_sealed(total: int, timeout: float = 600) -> float:
     raise SystemExit(f"the sequencer did not seal {total} events in {timeout} s")
 
 
-def paced_appender(index: int, rate: float, seconds: float, queue) -> None:
-    """`rate` appends/s, each due at its own time (open loop): a latency counts from when it was due."""
+def paced_appender(index: int, rate: float, seconds: float, threads: int, queue) -> None:
+    """`rate` appends/s from `threads` threads of this process, each append due at its own time
+    (open loop: a latency counts from when it was due, so a backlog shows). Many callers at once,
+    as web and worker processes are: one caller waiting ~10 ms per append could not make 1,000/s."""
     connections.close_all()
+    os.nice(5)  # the load generator yields the two cores to what it measures: sequencer and server
     settings.AUDIT_SEQUENCER = True
-    latencies = []
-    start = time.perf_counter()
-    for n in range(int(rate * seconds)):
-        due = start + n / rate
-        time.sleep(max(0.0, due - time.perf_counter()))
-        append([run_event(n, f"paced-{index}")], expected={("bench", f"paced-{index}"): None})
-        latencies.append(time.perf_counter() - due)
-    connections.close_all()
+    latencies: list[float] = []
+    start = time.perf_counter() + 0.5
+
+    def caller(number: int) -> None:
+        stream = f"paced-{index}-{number}"
+        every = threads / rate
+        for n in range(int(rate * seconds / threads)):
+            due = start + number / rate + n * every
+            time.sleep(max(0.0, due - time.perf_counter()))
+            append([run_event(n, stream)], expected={("bench", stream): None})
+            latencies.append(time.perf_counter() - due)
+        connections.close_all()
+
+    workers = [threading.Thread(target=caller, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     queue.put(latencies)
+
+
+def latency(rate: float, options) -> tuple[float, float, float, float]:
+    """(rate, p50, p99, achieved/s) of `append` through the running sequencer at a steady `rate`."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    connections.close_all()
+    writers = options.writers
+    appenders = [
+        context.Process(target=paced_appender, args=(p, rate / writers, options.seconds, options.threads, queue))
+        for p in range(writers)
+    ]
+    for process in appenders:
+        process.start()
+    latencies = sorted(value for _ in appenders for value in queue.get(timeout=options.seconds * 10 + 120))
+    for process in appenders:
+        process.join()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    return rate, statistics.median(latencies), p99, len(latencies) / options.seconds
 
 
 def main() -> None:
@@ -89,12 +123,15 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--rate", type=float, default=1000, help="appends/s of the latency scenario")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency scenario")
+    parser.add_argument("--threads", type=int, default=2, help="callers per writer process (latency scenario)")
     options = parser.parse_args()
     _measured_type()  # registered before any fork: the sequencer process parses these events
     with scratch_database("driftledger_bench_sequencer"):
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE bench_raw (LIKE audit_event INCLUDING ALL)")
-        report(measure(options), options)
+        figures = measure(options)
+        stop_listening()  # its connection to the scratch database, which is dropped now
+    report(figures, options)
 
 
 def measure(options) -> dict:
@@ -138,23 +175,7 @@ def measure(options) -> dict:
     try:
         figures["drain"] = n * 2 / (wait_sealed(sealed_before + n * 2) - began)
 
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        connections.close_all()
-        appenders = [
-            context.Process(target=paced_appender, args=(p, options.rate / writers, options.seconds, queue))
-            for p in range(writers)
-        ]
-        for process in appenders:
-            process.start()
-        latencies = sorted(value for _ in appenders for value in queue.get(timeout=options.seconds * 10 + 120))
-        for process in appenders:
-            process.join()
-        figures["latency"] = (
-            statistics.median(latencies),
-            latencies[int(len(latencies) * 0.99) - 1],
-            len(latencies) / options.seconds,
-        )
+        figures["latency"] = [latency(rate, options) for rate in (options.rate / 2, options.rate)]
     finally:
         stop.set()
         sequencer.join(timeout=30)
@@ -180,11 +201,11 @@ def report(figures: dict, options) -> None:
         ("sealed/s draining a backlog", figures["drain"]),
     ):
         print(f"{label:44} {rate:10,.0f} events/s (target >= 5,000) {_flag(rate >= 5000)}")
-    p50, p99, achieved = figures["latency"]
-    print(
-        f"append (submit + wait for the seal) at {achieved:,.0f}/s: p50 {p50 * 1000:.1f} ms, "
-        f"p99 {p99 * 1000:.1f} ms (target p99 < 250 ms) {_flag(p99 < 0.25)}"
-    )
+    for rate, p50, p99, _ in figures["latency"]:
+        print(
+            f"append (submit + wait for the seal) at {rate:,.0f}/s: p50 {p50 * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms (target p99 < 250 ms at 1,000/s) {_flag(p99 < 0.25)}"
+        )
     print(f"the log verifies: {figures['verified']:,} events")
 
 

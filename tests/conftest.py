@@ -108,10 +108,13 @@ def committed_log(django_db_setup, django_db_blocker):
     """A real, committing database session for tests that need other connections to see the log.
     (Do not combine with fixtures that need `db`, such as django_user_model: they wrap the test in
     a transaction that is never committed.)"""
+    from audit.sequencer import stop_listening
+
     with django_db_blocker.unblock():
         assert not connection.in_atomic_block, "committed_log cannot commit inside the db fixture's transaction"
         wipe_log()
         yield
+        stop_listening()  # a sequenced append's listening connection: the database is dropped at the end
         wipe_log()
         connection.close()
 
