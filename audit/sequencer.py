@@ -50,6 +50,7 @@ from audit.store import (
     append_locked,
     raw_connection,
     seal_submitted,
+    single_row,
 )
 
 log = logging.getLogger("driftledger.sequencer")
@@ -121,7 +122,7 @@ def submit_validated(
     raw = raw_connection()
     with raw.transaction(), psycopg.Cursor(raw) as cursor:
         cursor.execute(_SUBMIT_SQL, (batch, entries_json, expected_json, _mac(batch, entries_json, expected_json)))
-        (submitted_id,) = cursor.fetchone()
+        (submitted_id,) = single_row(cursor.fetchone())
     return Submission(batch, submitted_id, event_ids, events, payloads, expected)
 
 

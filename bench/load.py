@@ -177,11 +177,14 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--every", type=float, default=10, help="seconds between one service's batches")
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument(
+        "--sequencer", action="store_true", help="AUDIT_SEQUENCER=true with two run_sequencer processes"
+    )
     arguments = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="driftledger-load-"))
     os.chmod(workdir, 0o755)  # pgbouncer runs as postgres and writes its log here
-    topology = Topology(workdir, cuttable=False)
+    topology = Topology(workdir, cuttable=False, sequencer=arguments.sequencer)
     try:
         topology.start()
         keys = setup(topology, arguments.services, arguments.people)

@@ -11,6 +11,8 @@ What runs, each as its own process, in production mode (DRIFTLEDGER_PRODUCTION=t
 - Redis of its own (append-only file on, as a broker should run), restarted in the middle;
 - an S3 API server (moto in server mode) behind a proxy that can take it away;
 - gunicorn with 2 workers, 2 Celery workers and beat;
+- two sequencers (`manage.py run_sequencer`, AUDIT_SEQUENCER=true everywhere): one seals the
+  appends, the other stands by;
 - Prometheus scraping /metrics with its token and evaluating deploy/prometheus's rules, and
   Alertmanager sending back to the product's receiver (Debian's packages). The rules' `for`
   durations are set to 0 s in the copy given to Prometheus, so that an alert fires within the test.
@@ -24,7 +26,8 @@ signature; the auditor exports evidence, which verifies offline.
 
 The faults, each checked for no loss and no duplicate: a Celery worker SIGKILLed mid-run, Redis
 restarted, PostgreSQL unreachable for 10 s while the service reports and a run runs, the object
-store down during an export, a gunicorn worker SIGKILLed mid-request. At the end the whole log
+store down during an export, a gunicorn worker SIGKILLed mid-request, the sealing sequencer
+SIGKILLed (the standby takes over). At the end the whole log
 verifies (`audit_verify --witness`), every run has one start and at most one end, and every
 reported row is stored once. Exit 0 when all holds, else 1 with the step that failed and the logs.
 """
@@ -202,8 +205,9 @@ class Topology:
     """The processes, their configuration and their ports. With `cuttable`, PostgreSQL and the
     S3 server are reached through proxies the faults can cut (bench/load.py goes without)."""
 
-    def __init__(self, workdir: Path, *, cuttable: bool = True, web_workers: int = 2):
+    def __init__(self, workdir: Path, *, cuttable: bool = True, web_workers: int = 2, sequencer: bool = True):
         self.workdir = workdir
+        self.sequencer = sequencer  # AUDIT_SEQUENCER, with two run_sequencer processes
         self.processes = Processes(workdir)
         self.ports = {"s3": free_port()}
         self.cuttable = cuttable
@@ -230,6 +234,7 @@ class Topology:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": f"postgres://driftledger_app@127.0.0.1:{self.ports['pgbouncer']}/driftledger",
             "DATABASE_TRANSACTION_POOLING": "true",
+            "AUDIT_SEQUENCER": "true" if self.sequencer else "false",
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
             # A task taken by a worker that died is delivered again after this long (900 s by default).
             "CELERY_VISIBILITY_TIMEOUT": "20",
@@ -289,6 +294,9 @@ class Topology:
         self.processes.start(
             "beat", self._celery("beat", "--schedule", str(self.workdir / "beat-schedule")), self.environment()
         )
+        for name in ("sequencer1", "sequencer2") if self.sequencer else ():  # one seals, one stands by
+            self.processes.start(name, [PYTHON, "manage.py", "run_sequencer", "--name", name], self.environment())
+            wait(f"{name} runs", lambda name=name: "sealing when it holds the lease" in self.processes.log(name), 60)
         self._prometheus()
         self._alertmanager()
 
@@ -904,6 +912,36 @@ class Faults:
             f"{' (replayed: stored before the kill)' if again.headers.get('Idempotent-Replayed') else ''}"
         )
 
+    def sequencer_killed(self) -> None:
+        """The sequencer that holds the lease is SIGKILLed: appends wait for the lease to expire
+        (or their writers seal them); the standby takes over and seals the rest."""
+        topology, story = self.topology, self.story
+        sealing = psql("SELECT holder FROM audit_sequencer_lease", DATABASE)
+        check(sealing in ("sequencer1", "sequencer2"), f"the lease is held by {sealing!r}")
+        topology.processes.running[sealing].send_signal(signal.SIGKILL)
+        topology.processes.running[sealing].wait(timeout=10)
+        began = time.monotonic()
+        for version in ("2026.12.0", "2026.12.1"):
+            story.alice.post(
+                "/models/credit/versions/", {"version": version, "artifact_uri": f"s3://models/credit/{version}"}
+            )
+        seconds = time.monotonic() - began
+        standby = "sequencer2" if sealing == "sequencer1" else "sequencer1"
+        wait(
+            "the standby holds the lease",
+            lambda: psql("SELECT holder FROM audit_sequencer_lease", DATABASE) == standby,
+            30,
+        )
+        story.alice.post(
+            "/models/credit/versions/", {"version": "2026.12.2", "artifact_uri": "s3://models/credit/2026.12.2"}
+        )
+        pending = psql("SELECT count(*) FROM audit_pending", DATABASE)
+        check(pending == "0", f"{pending} append(s) left pending")
+        story.say(
+            f"{sealing} SIGKILLed while it held the lease; two versions registered meanwhile in {seconds:.1f} s; "
+            f"{standby} took over and seals"
+        )
+
 
 def invariants(topology: Topology, story: Story) -> None:
     """Nothing lost, nothing twice, and the log verifies."""
@@ -970,6 +1008,7 @@ def main() -> int:
         ("fault: PostgreSQL away for 10 s", faults.database_away),
         ("fault: the object store down during an export", lambda: story.evidence(store_down=True)),
         ("fault: a gunicorn worker SIGKILLed mid-request", faults.web_worker_killed_mid_request),
+        ("fault: the sealing sequencer SIGKILLed", faults.sequencer_killed),
         ("nothing lost, nothing twice, the log verifies", lambda: invariants(topology, story)),
     ]
     started = time.monotonic()
@@ -986,7 +1025,7 @@ def main() -> int:
         topology.stop()
         if arguments.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"topology: the credit story and 5 faults passed in {time.monotonic() - started:.0f} s")
+    print(f"topology: the credit story and 6 faults passed in {time.monotonic() - started:.0f} s")
     return 0
 
 
