@@ -365,3 +365,30 @@ def test_a_pending_row_written_past_the_application_is_refused_not_signed(commit
         assert not PendingAppend.objects.exists()
     finally:
         _clear_lease()
+
+
+def test_a_sequencer_whose_session_the_server_ends_mid_batch_seals_everything_once(
+    committed_log, settings, tmp_path, signing_key_file
+):
+    """The sequencer's view of a server restart: its session ended by the server mid-batch."""
+    settings.AUDIT_SEQUENCER = True
+    ids = _submit_backlog(BACKLOG)
+    sequencer = _launch_sequencer(tmp_path, signing_key_file, "ended", database_url(), batch=BACKLOG)
+    try:
+        assert wait_for(_sealing_now, seconds=60), sequencer.log.read_text()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND objid = %s AND pid <> pg_backend_pid()",
+                [0x6472696674 & 0xFFFFFFFF],
+            )
+            assert cursor.fetchall() == [(True,)]
+        assert Event.objects.count() == 0, "an ended session's batch left events behind"
+        assert wait_for(lambda: not PendingAppend.objects.exists(), seconds=120), sequencer.log.read_text()
+    finally:
+        sequencer.send_signal(signal.SIGTERM)
+        sequencer.wait(timeout=20)
+    log = sequencer.log.read_text()
+    assert "the database is unreachable" in log, log
+    _all_sealed_once(ids)
+    _clear_lease()
