@@ -6,15 +6,15 @@ cut mid-batch, and no sequencer at all."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +25,11 @@ from audit.checkpoints import checkpoint_create, inclusion_proof
 from audit.keys import SigningKey
 from audit.models import Event, PendingAppend
 from audit.rotation import signing_key_rotate
-from audit.selectors import stream_version
 from audit.sequencer import LeaseLost, Sequencer, submit_validated, wait
-from audit.store import AppendError, ConcurrencyConflict, InvalidEvent, append, validate
+from audit.store import APPEND_LOCK_KEY, AppendError, ConcurrencyConflict, InvalidEvent, append, validate
 from audit.verify import verify_log
-from tests.audit.factories import ALICE, noted_event, policy_event
+from tests.audit.factories import ALICE, noted_event
+from tests.audit.test_concurrency import race
 from tests.audit.test_selfcheck import _as_superuser
 from tests.proxy import Cuttable
 from tests.workers import ROOT, database_url, wait_for
@@ -68,51 +68,9 @@ def _clear_lease() -> None:
         cursor.execute("DELETE FROM audit_pending")
 
 
-def _writer(number: int, outcomes: Counter, errors: list, lock: threading.Lock) -> None:
-    rng = random.Random(number)
-    written = conflicts = 0
-    try:
-        while written < EVENTS_EACH:
-            model = rng.choice(["shared-a", "shared-b"]) if rng.random() < 0.5 else f"own-{number}"
-            version = stream_version("policy", model)
-            try:
-                (recorded,) = append([policy_event(model)], expected={("policy", model): version})
-            except ConcurrencyConflict as conflict:
-                assert conflict.expected == version and conflict.actual > version
-                conflicts += 1
-                continue
-            assert recorded.stream == {"type": "policy", "id": model, "version": version + 1}
-            written += 1
-    except Exception as exc:  # noqa: BLE001 - any other error fails the test below
-        errors.append(repr(exc))
-    finally:
-        connection.close()
-        with lock:
-            outcomes["written"] += written
-            outcomes["conflicts"] += conflicts
-
-
 def test_concurrent_writers_through_the_sequencer_build_one_gapless_verified_chain(sequenced):
-    outcomes: Counter = Counter()
-    errors: list[str] = []
-    lock = threading.Lock()
-    threads = [threading.Thread(target=_writer, args=(n, outcomes, errors, lock)) for n in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
-    total = WRITERS * EVENTS_EACH
-    assert outcomes["written"] == total
-    assert outcomes["conflicts"] > 0, "writers on shared streams should have raced"
-    assert list(Event.objects.order_by("seq").values_list("seq", flat=True)) == list(range(1, total + 1))
-    for stream in set(Event.objects.values_list("stream_id", flat=True)):
-        versions = list(Event.objects.filter(stream_id=stream).order_by("seq").values_list("stream_version", flat=True))
-        assert versions == list(range(1, len(versions) + 1))
+    race(WRITERS, EVENTS_EACH)
     assert not PendingAppend.objects.exists()
-    report = verify_log(workers=2)
-    assert report.ok and report.events == total, report.failure
 
 
 def test_a_stale_expected_version_is_refused_whole_and_writes_nothing(sequenced):
@@ -251,13 +209,34 @@ def _launch_sequencer(tmp_path: Path, signing_key_file: Path, name: str, url: st
     return process
 
 
+@contextlib.contextmanager
+def _sequencer(tmp_path: Path, signing_key_file: Path, name: str, url: str) -> Iterator[subprocess.Popen]:
+    """A run_sequencer process that seals the whole backlog in one transaction; stopped after."""
+    process = _launch_sequencer(tmp_path, signing_key_file, name, url, batch=BACKLOG)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+def _mid_batch(process: subprocess.Popen) -> None:
+    assert wait_for(_sealing_now, seconds=60), process.log.read_text()  # type: ignore[attr-defined]
+
+
+def _drained(process: subprocess.Popen) -> None:
+    drained = wait_for(lambda: not PendingAppend.objects.exists(), seconds=120)
+    assert drained, process.log.read_text()  # type: ignore[attr-defined]
+
+
 def _sealing_now() -> bool:
     """A session other than ours holds the log's lock, in an open transaction: mid-batch."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory'"
             " AND l.granted AND l.objid = %s AND a.pid <> pg_backend_pid())",
-            [0x6472696674 & 0xFFFFFFFF],
+            [APPEND_LOCK_KEY & 0xFFFFFFFF],
         )
         return cursor.fetchone()[0]
 
@@ -276,22 +255,14 @@ def test_a_sequencer_killed_mid_batch_leaves_no_gap_and_the_next_one_seals_every
 ):
     settings.AUDIT_SEQUENCER = True
     ids = _submit_backlog(BACKLOG)
-    first = _launch_sequencer(tmp_path, signing_key_file, "doomed", database_url(), batch=BACKLOG)
-    try:
-        assert wait_for(_sealing_now, seconds=60), first.log.read_text()
+    with _sequencer(tmp_path, signing_key_file, "doomed", database_url()) as first:
+        _mid_batch(first)
         first.send_signal(signal.SIGKILL)  # mid-batch: its transaction holds the lock
         first.wait(timeout=10)
-    finally:
-        first.kill()
-    sealed_before = Event.objects.count()
-    assert sealed_before == 0, "one transaction seals the whole batch, or nothing of it"
+    assert Event.objects.count() == 0, "one transaction seals the whole batch, or nothing of it"
     assert PendingAppend.objects.count() == BACKLOG // 200  # submissions of 200 events each
-    second = _launch_sequencer(tmp_path, signing_key_file, "next", database_url(), batch=1000)
-    try:
-        assert wait_for(lambda: not PendingAppend.objects.exists(), seconds=120), second.log.read_text()
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=20)
+    with _sequencer(tmp_path, signing_key_file, "next", database_url()) as second:
+        _drained(second)
     _all_sealed_once(ids)
     _clear_lease()
 
@@ -304,22 +275,15 @@ def test_a_sequencer_whose_database_goes_away_mid_batch_seals_everything_once_it
     params = connection.settings_dict
     host, port = params.get("HOST") or "", int(params.get("PORT") or 5432)
     proxy = Cuttable(f"{host}/.s.PGSQL.{port}" if host.startswith("/") or not host else (host, port))
-    sequencer = _launch_sequencer(
-        tmp_path, signing_key_file, "cut-off", database_url("127.0.0.1", proxy.port), batch=BACKLOG
-    )
-    try:
-        assert wait_for(_sealing_now, seconds=60), sequencer.log.read_text()
+    with _sequencer(tmp_path, signing_key_file, "cut-off", database_url("127.0.0.1", proxy.port)) as sequencer:
+        _mid_batch(sequencer)
         proxy.cut()  # as a restart of the server looks from the sequencer: its session is gone
         assert wait_for(lambda: not _sealing_now(), seconds=30), "the aborted batch still holds the lock"
         assert Event.objects.count() == 0
         time.sleep(2)
         proxy.open = True
-        assert wait_for(lambda: not PendingAppend.objects.exists(), seconds=120), sequencer.log.read_text()
-    finally:
-        sequencer.send_signal(signal.SIGTERM)
-        sequencer.wait(timeout=20)
-    log = sequencer.log.read_text()
-    assert "the database is unreachable" in log, log
+        _drained(sequencer)
+    assert "the database is unreachable" in sequencer.log.read_text()
     _all_sealed_once(ids)
     _clear_lease()
 
@@ -373,22 +337,17 @@ def test_a_sequencer_whose_session_the_server_ends_mid_batch_seals_everything_on
     """The sequencer's view of a server restart: its session ended by the server mid-batch."""
     settings.AUDIT_SEQUENCER = True
     ids = _submit_backlog(BACKLOG)
-    sequencer = _launch_sequencer(tmp_path, signing_key_file, "ended", database_url(), batch=BACKLOG)
-    try:
-        assert wait_for(_sealing_now, seconds=60), sequencer.log.read_text()
+    with _sequencer(tmp_path, signing_key_file, "ended", database_url()) as sequencer:
+        _mid_batch(sequencer)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                 " AND objid = %s AND pid <> pg_backend_pid()",
-                [0x6472696674 & 0xFFFFFFFF],
+                [APPEND_LOCK_KEY & 0xFFFFFFFF],
             )
             assert cursor.fetchall() == [(True,)]
         assert Event.objects.count() == 0, "an ended session's batch left events behind"
-        assert wait_for(lambda: not PendingAppend.objects.exists(), seconds=120), sequencer.log.read_text()
-    finally:
-        sequencer.send_signal(signal.SIGTERM)
-        sequencer.wait(timeout=20)
-    log = sequencer.log.read_text()
-    assert "the database is unreachable" in log, log
+        _drained(sequencer)
+    assert "the database is unreachable" in sequencer.log.read_text()
     _all_sealed_once(ids)
     _clear_lease()
