@@ -145,12 +145,14 @@ class _Decisions:
 
     def start(self) -> bool:
         """Listening already, or started now (in this process: a fork has no thread of its
-        parent's). False while it cannot listen: callers then look every 250 ms."""
-        if self.pid != os.getpid():
-            self.pid, self.ready = os.getpid(), threading.Event()
-            params = connection.get_connection_params()
-            self.thread = threading.Thread(target=self._listen, args=(params,), name="driftledger-sealed", daemon=True)
-            self.thread.start()
+        parent's). False while it cannot listen (reconnecting): callers then poll, without waiting
+        here again."""
+        if self.pid == os.getpid():
+            return self.ready.is_set()
+        self.pid, self.ready = os.getpid(), threading.Event()
+        params = connection.get_connection_params()
+        self.thread = threading.Thread(target=self._listen, args=(params,), name="driftledger-sealed", daemon=True)
+        self.thread.start()
         return self.ready.wait(timeout=2)
 
     def stop(self) -> None:

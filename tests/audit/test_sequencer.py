@@ -351,3 +351,16 @@ def test_a_sequencer_whose_session_the_server_ends_mid_batch_seals_everything_on
     assert "the database is unreachable" in sequencer.log.read_text()
     _all_sealed_once(ids)
     _clear_lease()
+
+
+def test_while_the_listening_connection_is_down_a_writer_polls_without_stalling(sequenced):
+    """A process whose LISTEN connection is reconnecting looks for its seal every few ms."""
+    from audit import sequencer as module
+
+    module._decisions.pid, module._decisions.ready = os.getpid(), threading.Event()  # never ready
+    try:
+        began = time.monotonic()
+        (recorded,) = append([noted_event("polled")], expected={("note", "polled"): 0})
+        assert time.monotonic() - began < 1.0 and recorded.seq == 1
+    finally:
+        module.stop_listening()
