@@ -332,6 +332,11 @@ RUN_STALLED_AFTER_SECONDS = env.int(  # a run redelivered (Redis) may still be c
     "RUN_STALLED_AFTER_SECONDS", default=_redelivered_after + RUN_TIME_LIMIT_SECONDS + 30 + 300
 )
 RUN_MEMORY_BUDGET_MB = env.int("RUN_MEMORY_BUDGET_MB", default=4096)
+# A run whose window and reference hold at least RUN_FANOUT_ROWS rows is split by feature groups of
+# RUN_FANOUT_FEATURES over the workers (docs/architecture.md, "Runs fanned out over workers"); each
+# part holds its features' columns only, so a window too large for one process still runs.
+RUN_FANOUT_ROWS = env.int("RUN_FANOUT_ROWS", default=4_000_000)
+RUN_FANOUT_FEATURES = env.int("RUN_FANOUT_FEATURES", default=4)
 # Every task has a hard limit (runs have their own): a worker never hangs on one forever. Celery's
 # prefork pool enforces per-task limits only when a worker-wide one is set.
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)

@@ -5,7 +5,7 @@ from monitoring.alerting.models import Alert, Notification, NotificationAttempt
 from monitoring.ingestion.models import Batch, IdempotentResponse
 from monitoring.registry.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
 from monitoring.remediation.models import Remediation
-from monitoring.runs.models import Run
+from monitoring.runs.models import Run, RunFanout, RunPart
 
 __all__ = [
     "Alert",
@@ -19,4 +19,6 @@ __all__ = [
     "RegisteredModel",
     "Remediation",
     "Run",
+    "RunFanout",
+    "RunPart",
 ]

@@ -39,14 +39,20 @@ def window_load(
     columns: list[str] | None = None,
 ) -> Window:
     """The model's rows of `kind` with start ≤ time < end (all of them when both are None)."""
-    registered = RegisteredModel.objects.get(name=model)
-    batches = Batch.objects.filter(model=registered, kind=kind)
+    digests = window_digests(model=model, kind=kind, start=start, end=end)
+    return window_from_batches(model=model, kind=kind, digests=digests, start=start, end=end, columns=columns)
+
+
+def window_digests(
+    *, model: str, kind: str = BatchKind.PREDICTIONS, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[str]:
+    """The batches that may hold rows of `kind` with start ≤ time < end, in the order they came."""
+    batches = Batch.objects.filter(model__name=model, kind=kind)
     if start is not None:
         batches = batches.filter(time_max__gte=start)
     if end is not None:
         batches = batches.filter(time_min__lt=end)
-    digests = list(batches.order_by("seq").values_list("sha256", flat=True))
-    return window_from_batches(model=model, kind=kind, digests=digests, start=start, end=end, columns=columns)
+    return list(batches.order_by("seq").values_list("sha256", flat=True))
 
 
 def window_from_batches(
@@ -59,7 +65,7 @@ def window_from_batches(
     columns: list[str] | None = None,
 ) -> Window:
     """The rows of exactly these batch files (in this order) with start ≤ time < end: how a
-    run is reproduced from the digests it recorded."""
+    run is reproduced from the digests it recorded. `columns`: only those of them the batches hold."""
     schema = parse_schema(RegisteredModel.objects.get(name=model).data_schema)
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
@@ -70,7 +76,7 @@ def window_from_batches(
         return Window({name: np.empty(0) for name in columns or []}, 0, [])
     table = pa.concat_tables(tables, promote_options="default")
     table = _between(table, time_column, start, end)
-    names = columns if columns is not None else table.column_names
+    names = table.column_names if columns is None else [name for name in columns if name in table.column_names]
     return Window({name: _numpy(table.column(name)) for name in names}, table.num_rows, list(digests))
 
 

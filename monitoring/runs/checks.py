@@ -23,10 +23,19 @@ from monitoring.runs.domain import CheckKind, Level
 from monitoring.runs.estimation_checks import estimated_checks
 from monitoring.runs.grading import finite, graded
 from monitoring.runs.multivariate_checks import multivariate_checks
+from monitoring.runs.parts import FeaturePart, MeasuredDrift, features_measure
 from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
-from monitoring.stats.drift import drift_report
+from monitoring.stats.decisions import decide
+from monitoring.stats.drift import drift_measured, feature_test
 from monitoring.stats.performance import binary_roc_auc, multiclass_performance, regression_performance
-from monitoring.stats.quality import Finding, quality_findings
+from monitoring.stats.quality import (
+    Finding,
+    QualityFinding,
+    column_findings,
+    duplicate_findings,
+    findings_in_order,
+    quality_findings,
+)
 from monitoring.stats.segments import rank_by_drift, segment_keys, segment_rows, segment_shift
 from monitoring.stats.uncertainty import Z_95, auc_with_variance, rate_variance, significant_gap
 from monitoring.stats.univariate import wasserstein_normed
@@ -58,10 +67,13 @@ def compute_run(
     kpis: Columns | None = None,
     kpi_baseline: Columns | None = None,
     history: Sequence[int] | None = None,
+    feature_parts: Mapping[str, FeaturePart] | None = None,
 ) -> dict[str, Any]:
     """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to
     targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period;
-    `history` the rows of each of the windows of the same length just before this one."""
+    `history` the rows of each of the windows of the same length just before this one.
+    `feature_parts`: features measured by other workers (`monitoring.runs.parts`), whose columns
+    the tables need not hold; the others are measured here."""
     enabled = set(policy["checks"])
     rows = {"reference": _rows(reference), "current": _rows(current), "labelled": 0}
     checks: list[dict[str, Any]] = []
@@ -72,15 +84,13 @@ def compute_run(
         checks.append(_volume(rows["current"], history or [], policy["volume"]))
         if rows["current"] == 0:  # nothing else can be measured: the missing data is the finding
             return {"checks": checks, "rows": rows, "status": Level.CRITICAL}
-    features = {
-        name: kind
-        for name, kind in schema.features.items()
-        if name in reference and name in current and _present(reference[name]) and _present(current[name])
-    }  # a feature absent or entirely null on either side is a data-quality finding, not a drift
-    if CheckKind.DATA_QUALITY in enabled:
-        checks += _quality(reference, current, schema, policy.get("data_quality", {}))  # older policies: every finding
+    local = {name: kind for name, kind in schema.features.items() if name not in (feature_parts or {})}
+    parts = {**features_measure(reference, current, local, policy), **(feature_parts or {})}
+    features = [name for name in schema.features if parts[name].present]
+    if CheckKind.DATA_QUALITY in enabled:  # older policies: every finding
+        checks += _quality(reference, current, schema, policy.get("data_quality", {}), parts)
     if CheckKind.FEATURE_DRIFT in enabled and features:
-        checks += _drift(CheckKind.FEATURE_DRIFT, reference, current, features, policy)
+        checks += _drift_rows(CheckKind.FEATURE_DRIFT, [parts[name].drift for name in features], policy)
         if policy["drift"].get("multivariate"):
             checks += multivariate_checks(reference, current, schema)
     # A ranking model registered before lists were named (no query), or a policy from before
@@ -118,13 +128,6 @@ def compute_run(
 
 def _rows(columns: Columns) -> int:
     return len(next(iter(columns.values()))) if columns else 0
-
-
-def _present(values: np.ndarray) -> bool:
-    """Whether at least one value is there (finite, for numbers)."""
-    if np.issubdtype(values.dtype, np.number):
-        return bool(np.isfinite(values).any())
-    return any(v is not None and v == v for v in values)
 
 
 def rows_per_window(times: np.ndarray, start: dt.datetime, length: dt.timedelta, windows: int) -> list[int]:
@@ -173,13 +176,19 @@ def _volume(rows: int, history: Sequence[int], volume: Mapping[str, Any]) -> dic
 VALUE_FINDINGS = (Finding.OUT_OF_RANGE, Finding.EXTREME_VALUE, Finding.NULL_RATE, Finding.NEW_CATEGORY)
 
 
-def _quality(reference: Columns, current: Columns, schema: DataSchema, settings: Mapping[str, Any]) -> list[dict]:
-    names = [*schema.features, schema.prediction]
+def _quality(
+    reference: Columns,
+    current: Columns,
+    schema: DataSchema,
+    settings: Mapping[str, Any],
+    features: Mapping[str, FeaturePart],
+) -> list[dict]:
+    names = [n for n in (*schema.features, schema.prediction) if n not in features]
     ref = {n: reference[n] for n in names if n in reference}
     cur = {n: current[n] for n in names if n in current}
     if schema.id in current:  # only for duplicate ids: ids are unique texts, not categories to compare
         cur[schema.id] = current[schema.id]
-    found = quality_findings(ref, cur, id_column=schema.id if schema.id in current else None)
+    found = _findings_with(ref, cur, schema.id if schema.id in current else None, features)
     return [
         {
             "check": CheckKind.DATA_QUALITY,
@@ -195,6 +204,20 @@ def _quality(reference: Columns, current: Columns, schema: DataSchema, settings:
     ]
 
 
+def _findings_with(
+    reference: Columns, current: Columns, id_column: str | None, features: Mapping[str, FeaturePart]
+) -> list[QualityFinding]:
+    """The table's findings, its feature columns' taken from their parts."""
+    if not features:
+        return quality_findings(reference, current, id_column=id_column)
+    columns = {name: column_findings(name, reference[name], current[name]) for name in set(reference) & set(current)}
+    columns |= {name: part.findings or [] for name, part in features.items() if part.in_reference and part.in_current}
+    on_reference = set(reference) | {name for name, part in features.items() if part.in_reference}
+    on_current = set(current) | {name for name, part in features.items() if part.in_current}
+    duplicates = duplicate_findings(id_column, current[id_column]) if id_column else []
+    return findings_in_order(on_reference, on_current, columns, duplicates)
+
+
 def _enough(finding, settings: Mapping[str, Any]) -> bool:
     """Whether a value finding holds the rows and the share the policy asks before it warns."""
     if finding.kind not in VALUE_FINDINGS:
@@ -203,19 +226,28 @@ def _enough(finding, settings: Mapping[str, Any]) -> bool:
 
 
 def _drift(check: str, reference: Columns, current: Columns, kinds: Mapping[str, str], policy) -> list[dict]:
-    report = drift_report({n: reference[n] for n in kinds}, {n: current[n] for n in kinds}, kinds, drift_policy(policy))
+    reports = drift_measured(
+        {n: reference[n] for n in kinds}, {n: current[n] for n in kinds}, kinds, drift_policy(policy)
+    )
+    return _drift_rows(check, [MeasuredDrift(feature_test(r), r.method) for r in reports], policy)
+
+
+def _drift_rows(check: str, measured: Sequence[MeasuredDrift | None], policy) -> list[dict]:
+    """One row per feature, decided together (family-wise error control across them)."""
+    items = [m for m in measured if m is not None]
+    decisions = decide([m.test for m in items], drift_policy(policy))
     return [
         {
             "check": check,
-            "feature": item.feature,
+            "feature": item.test.feature,
             "metric": item.method.effect,
             "test": item.method.test,
-            "value": finite(item.decision.effect),
-            "p_value": finite(item.decision.adjusted_p_value),
-            "threshold": item.decision.effect_floor,
-            "status": _drift_status(item, policy),
+            "value": finite(decision.effect),
+            "p_value": finite(decision.adjusted_p_value),
+            "threshold": decision.effect_floor,
+            "status": _drift_status(item.test.feature, item.method.effect, decision, policy),
         }
-        for item in report
+        for item, decision in zip(items, decisions, strict=True)
     ]
 
 
@@ -239,16 +271,14 @@ def _as_kind(values: np.ndarray, kind: str) -> np.ndarray:
     return np.array([None if v is None or v != v else str(v) for v in values.tolist()], dtype=object)
 
 
-def _drift_status(item, policy) -> str:
+def _drift_status(feature: str, effect: str, decision, policy) -> str:
     """critical: drifted (significant and material). warning: significant and at or above a
     warning floor, when the policy sets one for the feature or its effect measure."""
-    if item.decision.drifted:
+    if decision.drifted:
         return Level.CRITICAL
     drift = policy["drift"]
-    warning = (
-        drift["features"].get(item.feature, {}).get("warning_floor", drift["warning_floors"].get(item.method.effect))
-    )
-    if warning is not None and item.decision.significant and item.decision.effect >= warning:
+    warning = drift["features"].get(feature, {}).get("warning_floor", drift["warning_floors"].get(effect))
+    if warning is not None and decision.significant and decision.effect >= warning:
         return Level.WARNING
     return Level.OK
 

@@ -27,3 +27,37 @@ class Run(models.Model):
     started_seq = models.BigIntegerField()
     finished_seq = models.BigIntegerField(null=True)
     finished_event_id = models.UUIDField(null=True)  # RunCompleted or RunFailed: what to cite
+
+
+class RunFanout(models.Model):
+    """A run computed by several workers: what every part reads (the batches, the policy) is
+    fixed here when it is planned, so that each part and the combining task see the same
+    window. Working state, not a record: the run's events say what was computed."""
+
+    run_id = models.UUIDField(primary_key=True)
+    model_name = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    revision = models.IntegerField(default=0)
+    actor = models.JSONField()  # who the run is recorded as
+    policy_version = models.IntegerField()
+    policy = models.TextField()  # JSON as the policy reads, key order and all
+    inputs = models.TextField()  # JSON: batch digests per kind
+    combine_columns = models.JSONField()  # what the combining task loads
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "monitoring_run_fanout"
+
+
+class RunPart(models.Model):
+    """One group of features of a fanned-out run, and what it measured once done."""
+
+    fanout = models.ForeignKey(RunFanout, on_delete=models.CASCADE, related_name="parts")
+    index = models.IntegerField()
+    features = models.JSONField()  # the feature names this part measures
+    result = models.TextField(blank=True)  # monitoring.runs.parts.parts_dump once measured, empty before
+
+    class Meta:
+        db_table = "monitoring_run_part"
+        constraints = [models.UniqueConstraint(fields=["fanout", "index"], name="run_part_once")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +29,12 @@ from audit.envelope import format_time
 from audit.events import Event
 from audit.store import Actor, ConcurrencyConflict
 from monitoring.alerting.services import alerts_from_failed_run, alerts_from_run
-from monitoring.ingestion.selectors import Window, window_from_batches, window_load
+from monitoring.ingestion.domain import BatchKind
+from monitoring.ingestion.selectors import Window, window_digests, window_from_batches
 from monitoring.policies.document import BASELINE_SHIFTS_DAYS
 from monitoring.policies.domain import PolicyAggregate
 from monitoring.policies.services import policy_load
-from monitoring.registry.data_schema import parse_schema
+from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
 from monitoring.runs.budget import RunOverBudget, run_budget_check, run_rows_estimate
 from monitoring.runs.checks import compute_run, labels_by_id, rows_per_window
@@ -49,6 +50,7 @@ from monitoring.runs.domain import (
     run_id_for,
 )
 from monitoring.runs.models import Run
+from monitoring.runs.parts import FeaturePart
 from monitoring.tasks import INFRASTRUCTURE_ERRORS
 
 # The figures' engine: raised whenever a change makes the same inputs give other figures, so that
@@ -93,14 +95,31 @@ def run_execute(
         return run_out_of_time(model=model, start=start, end=end, actor=actor, error=error, revision=revision)
     if finished is not None:
         return finished
+    from monitoring.runs.fanout import fanout_start  # the fan-out builds on this module
+
     try:
-        result, inputs = _compute(model, start, end, policy.version, policy.policy, run_id)
+        fanned = fanout_start(run_id, model, start, end, revision, actor, policy.version, policy.policy)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as error:  # noqa: BLE001 - a window over budget even when split is the run's failure
+        return run_fail(run_id, failure_reason(error), actor=actor)
+    if fanned:
+        return RunOutcome(run_id, RunStatus.RUNNING, None, recorded_now=False)
+    return run_complete(run_id, lambda: run_result(model, start, end, policy.version, policy.policy, run_id), actor)
+
+
+def run_complete(run_id: str, compute: Callable[[], dict[str, Any]], actor: Actor) -> RunOutcome:
+    """Compute the run's result, store it, and record the run as completed with its diagnosis
+    and alerts; or as failed, with the reason, when the computation failed."""
+    try:
+        result = compute()
+        inputs = sorted({digest for digests in result["inputs"].values() for digest in digests})
         checks = [Check.model_validate(check) for check in result["checks"]]
         digest = blob_save(canonicalize(result))
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as error:  # noqa: BLE001 - whatever broke the computation is the run's failure
-        _connection_after_interruption()
+        connection_after_interruption()
         return run_fail(run_id, failure_reason(error), actor=actor)
     try:
         return _record(
@@ -119,7 +138,7 @@ def _run_started(
     redelivered task finishes it); or its outcome when it finished already."""
     policy = policy_load(model)
     run_id = run_id_for(model, policy.version, start, end, revision)
-    finished = _finished(run_id)
+    finished = run_finished(run_id)
     if finished is not None:
         return run_id, policy, finished
     window = RunWindow(start=format_time(start), end=format_time(end))
@@ -139,12 +158,12 @@ def run_out_of_time(
 ) -> RunOutcome:
     """A run whose time limit expired before it could record that it started: started and failed
     now (the worker has 30 s before it is killed), so that it never vanishes without a trace."""
-    _connection_after_interruption()
+    connection_after_interruption()
     run_id, _, finished = _run_started(model, start, end, actor, revision)
     return finished if finished is not None else run_fail(run_id, failure_reason(error), actor=actor)
 
 
-def _connection_after_interruption() -> None:
+def connection_after_interruption() -> None:
     """A time limit that interrupts a query leaves the connection mid-query, unusable: close it,
     so that recording the failure opens a fresh one."""
     raw = connection.connection
@@ -192,18 +211,19 @@ def run_result(
     policy: dict[str, Any],
     run_id: str,
     inputs: dict[str, list[str]] | None = None,
+    *,
+    columns: list[str] | None = None,
+    feature_parts: Mapping[str, FeaturePart] | None = None,
 ) -> dict[str, Any]:
-    """The full result document; from exactly `inputs` (batch digests per kind) when given."""
+    """The full result document; from exactly `inputs` (batch digests per kind) when given.
+    A fanned-out run's combining task reads only `columns` of the window and the reference,
+    its other features measured by the parts (`feature_parts`)."""
     registered = RegisteredModel.objects.get(name=model)
     schema = parse_schema(registered.data_schema)
     if inputs is None:
-        baseline = (
-            None
-            if policy.get("reference", "dataset") == "dataset"
-            else _baseline_shift(policy["reference"], start, end)
-        )
-        run_budget_check(run_rows_estimate(model, start, end, baseline), len(schema.columns))
-    windows = _inputs(model, start, end, inputs, policy)
+        run_budget_check(run_rows(model, start, end, policy), len(schema.columns))
+        inputs = run_inputs(model, start, end, policy)
+    windows = run_windows(model, start, end, inputs, policy, schema, columns)
     if windows["reference"].rows == 0:
         if policy.get("reference", "dataset") == "dataset":
             raise RunInputError(f"model {model!r} has no reference data: POST models/{model}/reference/ first")
@@ -219,6 +239,7 @@ def run_result(
         kpis=windows["kpis"].columns,
         kpi_baseline=windows["kpi_baseline"].columns,
         history=_history_rows(windows.get("history"), schema.timestamp, start, end, policy),
+        feature_parts=feature_parts,
     )
     return {
         "run_id": run_id,
@@ -234,35 +255,69 @@ def run_result(
     }
 
 
+def run_rows(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> int:
+    """How many rows the run would read (whole batches: an upper bound)."""
+    reference = policy.get("reference", "dataset")
+    baseline = None if reference == "dataset" else _baseline_shift(reference, start, end)
+    return run_rows_estimate(model, start, end, baseline)
+
+
+def run_inputs(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> dict[str, list[str]]:
+    """The batches each input of the run reads (their digests, by input), as the run records them."""
+    return {
+        name: window_digests(model=model, kind=kind, start=since, end=until)
+        for name, (kind, since, until) in _input_spans(start, end, policy).items()
+    }
+
+
 def computed_with() -> dict[str, str]:
     """The installed versions of the libraries the figures come from."""
     return {name: importlib.metadata.version(name) for name in NUMERICAL_LIBRARIES}
 
 
-def _compute(model, start, end, version, policy, run_id) -> tuple[dict[str, Any], list[str]]:
-    result = run_result(model, start, end, version, policy, run_id)
-    inputs = sorted({digest for digests in result["inputs"].values() for digest in digests})
-    return result, inputs
+def run_windows(
+    model: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    inputs: dict[str, list[str]],
+    policy: dict[str, Any],
+    schema: DataSchema,
+    columns: list[str] | None = None,
+    *,
+    only: Collection[str] | None = None,
+) -> dict[str, Window]:
+    """The rows of each input (`only` these), from its recorded batches; only `columns` of the
+    reference and the window."""
+    wanted = {"reference": columns, "predictions": columns, "history": [schema.timestamp]}
+    return {
+        name: window_from_batches(
+            model=model, kind=kind, digests=inputs.get(name, []), start=since, end=until, columns=wanted.get(name)
+        )
+        for name, (kind, since, until) in _input_spans(start, end, policy).items()
+        if only is None or name in only
+    }
 
 
-def _inputs(model: str, start, end, inputs: dict[str, list[str]] | None, policy: dict[str, Any]) -> dict[str, Window]:
-    windows = _data_inputs(model, start, end, inputs, policy)
+def _input_spans(
+    start: dt.datetime, end: dt.datetime, policy: dict[str, Any]
+) -> dict[str, tuple[str, dt.datetime | None, dt.datetime | None]]:
+    """What each input of the run is: its kind of batch and its time span (None: all of them)."""
+    shift = _baseline_shift(policy["kpis"]["baseline"], start, end)
+    reference = policy.get("reference", "dataset")
+    back = None if reference == "dataset" else _baseline_shift(reference, start, end)
+    spans: dict[str, tuple[str, dt.datetime | None, dt.datetime | None]] = {
+        "reference": (BatchKind.REFERENCE, None, None)
+        if back is None
+        else (BatchKind.PREDICTIONS, start - back, end - back),
+        "predictions": (BatchKind.PREDICTIONS, start, end),
+        "labels": (BatchKind.LABELS, None, None),
+        "kpis": (BatchKind.KPIS, start, end),
+        "kpi_baseline": (BatchKind.KPIS, start - shift, end - shift),
+    }
     history = _history_span(policy, start, end)
     if history is not None:  # only the time column: how many rows each earlier window held
-        time = [parse_schema(RegisteredModel.objects.get(name=model).data_schema).timestamp]
-        windows["history"] = (
-            window_load(model=model, start=history, end=start, columns=time)
-            if inputs is None
-            else window_from_batches(
-                model=model,
-                kind="predictions",
-                digests=inputs.get("history", []),
-                start=history,
-                end=start,
-                columns=time,
-            )
-        )
-    return windows
+        spans["history"] = (BatchKind.PREDICTIONS, history, start)
+    return spans
 
 
 def _history_span(policy: dict[str, Any], start: dt.datetime, end: dt.datetime) -> dt.datetime | None:
@@ -282,45 +337,13 @@ def _history_rows(
     return rows_per_window(times, start, end - start, policy["volume"]["history_windows"])
 
 
-def _data_inputs(
-    model: str, start, end, inputs: dict[str, list[str]] | None, policy: dict[str, Any]
-) -> dict[str, Window]:
-    shift = _baseline_shift(policy["kpis"]["baseline"], start, end)
-    reference = policy.get("reference", "dataset")
-    back = None if reference == "dataset" else _baseline_shift(reference, start, end)
-    if inputs is None:
-        return {
-            "reference": window_load(model=model, kind="reference")
-            if back is None
-            else window_load(model=model, start=start - back, end=end - back),
-            "predictions": window_load(model=model, start=start, end=end),
-            "labels": window_load(model=model, kind="labels"),
-            "kpis": window_load(model=model, kind="kpis", start=start, end=end),
-            "kpi_baseline": window_load(model=model, kind="kpis", start=start - shift, end=end - shift),
-        }
-    return {
-        "kpis": window_from_batches(model=model, kind="kpis", digests=inputs["kpis"], start=start, end=end),
-        "kpi_baseline": window_from_batches(
-            model=model, kind="kpis", digests=inputs["kpi_baseline"], start=start - shift, end=end - shift
-        ),
-        "reference": window_from_batches(model=model, kind="reference", digests=inputs["reference"])
-        if back is None
-        else window_from_batches(
-            model=model, kind="predictions", digests=inputs["reference"], start=start - back, end=end - back
-        ),
-        "predictions": window_from_batches(
-            model=model, kind="predictions", digests=inputs["predictions"], start=start, end=end
-        ),
-        "labels": window_from_batches(model=model, kind="labels", digests=inputs["labels"]),
-    }
-
-
 def _baseline_shift(baseline: str, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
     """How far back the baseline period lies: one window length, a week or a quarter."""
     return dt.timedelta(days=BASELINE_SHIFTS_DAYS[baseline]) if baseline in BASELINE_SHIFTS_DAYS else end - start
 
 
-def _finished(run_id: str) -> RunOutcome | None:
+def run_finished(run_id: str) -> RunOutcome | None:
+    """The run's outcome once it completed or failed; None while it runs."""
     run = run_load(run_id)
     if run.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
         return None
@@ -350,7 +373,7 @@ def _record(run_id: str, outcome: Callable[[RunAggregate], Sequence[Event]], act
                         causation=recorded.event_id,
                     )
         except InvalidCommand:
-            finished = _finished(run_id)  # another worker finished the same run first
+            finished = run_finished(run_id)  # another worker finished the same run first
             if finished is None:
                 raise
             return finished

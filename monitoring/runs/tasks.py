@@ -81,3 +81,28 @@ def fail_stalled_runs() -> list[str]:
     from monitoring.runs.services import runs_fail_stalled
 
     return runs_fail_stalled()
+
+
+_RUN_LIMITS = {
+    "soft_time_limit": settings.RUN_TIME_LIMIT_SECONDS,
+    "time_limit": settings.RUN_TIME_LIMIT_SECONDS + 30,
+}
+
+
+@shared_task(**DURABLE, retry_backoff_max=60, **_RUN_LIMITS)
+def measure_run_part(run_id: str, index: int) -> bool:
+    """One feature group of a run fanned out over the workers (monitoring.runs.fanout)."""
+    from monitoring.runs.fanout import part_measure
+
+    return part_measure(run_id, index)
+
+
+@shared_task(**DURABLE, retry_backoff_max=60, **_RUN_LIMITS)
+def combine_run_parts(run_id: str) -> dict | None:
+    """The run from its measured parts: computed, stored and recorded as one process would."""
+    from monitoring.runs.fanout import fanout_combine
+
+    outcome = fanout_combine(run_id)
+    if outcome is None:
+        return None
+    return {"run_id": outcome.run_id, "status": outcome.status.value, "recorded_now": outcome.recorded_now}

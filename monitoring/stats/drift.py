@@ -36,10 +36,25 @@ def drift_report(
 ) -> list[FeatureDrift]:
     """Every measure for every feature in `kinds`, then one family-wise decision across them.
     Each feature's p-value and effect come from the method the policy names for it; current
-    values far beyond the reference count at `reference_bounds` in the effects. Features
-    are measured on `workers` threads (default: one per core): the sorts and the compiled
-    ECDF walk release the GIL, so the threads really run at once."""
+    values far beyond the reference count at `reference_bounds` in the effects."""
     policy = policy or Policy()
+    reports = drift_measured(reference, current, kinds, policy, workers=workers)
+    return [
+        replace(r, decision=d) for r, d in zip(reports, decide([feature_test(r) for r in reports], policy), strict=True)
+    ]
+
+
+def drift_measured(
+    reference: Mapping[str, np.ndarray],
+    current: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    policy: Policy,
+    *,
+    workers: int | None = None,
+) -> list[FeatureDrift]:
+    """Every measure for every feature in `kinds`, not yet decided (a decision is across
+    features). Features are measured on `workers` threads (default: one per core): the sorts
+    and the compiled ECDF walk release the GIL, so the threads really run at once."""
     for feature, kind in kinds.items():
         if kind not in DEFAULT_METHODS:
             raise ValueError(f"feature {feature!r}: kind must be numerical or categorical, not {kind!r}")
@@ -55,15 +70,17 @@ def drift_report(
         feature, kind = item
         return _measure(feature, kind, reference[feature], current[feature], policy)
 
-    if workers == 1 or len(kinds) == 1:
-        reports = [measure(item) for item in kinds.items()]
-    else:
-        with ThreadPoolExecutor(max_workers=min(workers, len(kinds))) as pool:
-            reports = list(pool.map(measure, kinds.items()))
-    tests = [
-        FeatureTest(r.feature, _p_value(r), getattr(r.measures, r.method.effect), r.method.effect) for r in reports
-    ]
-    return [replace(r, decision=d) for r, d in zip(reports, decide(tests, policy), strict=True)]
+    if workers == 1 or len(kinds) <= 1:
+        return [measure(item) for item in kinds.items()]
+    with ThreadPoolExecutor(max_workers=min(workers, len(kinds))) as pool:
+        return list(pool.map(measure, kinds.items()))
+
+
+def feature_test(report: FeatureDrift) -> FeatureTest:
+    """What the decision across features needs of one feature's measures."""
+    return FeatureTest(
+        report.feature, _p_value(report), getattr(report.measures, report.method.effect), report.method.effect
+    )
 
 
 def _measure(feature: str, kind: str, reference: object, current: object, policy: Policy) -> FeatureDrift:

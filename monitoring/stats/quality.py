@@ -89,19 +89,40 @@ def quality_findings(
     """Schema differences, then per common column: null rate and its change, values outside the
     reference range (or quantile range), new and vanished categories, cardinality change,
     constant columns; and duplicate ids."""
-    findings = []
-    for name in sorted(set(reference) - set(current)):
-        findings.append(QualityFinding(Finding.MISSING_COLUMN, name, detail="in the reference, not in current"))
-    for name in sorted(set(current) - set(reference)):
-        findings.append(QualityFinding(Finding.NEW_COLUMN, name, detail="in current, not in the reference"))
-    for name in sorted(set(reference) & set(current)):
-        findings += _column_findings(name, reference[name], current[name], range_quantiles)
-    if id_column is not None and id_column in current:
-        findings += _duplicates(id_column, current[id_column])
-    return findings
+    columns = {
+        name: column_findings(name, reference[name], current[name], range_quantiles)
+        for name in set(reference) & set(current)
+    }
+    duplicates = (
+        duplicate_findings(id_column, current[id_column]) if id_column is not None and id_column in current else []
+    )
+    return findings_in_order(set(reference), set(current), columns, duplicates)
 
 
-def _column_findings(name: str, ref: np.ndarray, cur: np.ndarray, quantiles) -> list[QualityFinding]:
+def findings_in_order(
+    reference: set[str],
+    current: set[str],
+    columns: Mapping[str, list[QualityFinding]],
+    duplicates: list[QualityFinding],
+) -> list[QualityFinding]:
+    """The findings of a whole table from its columns' (`columns`: each column both sides hold),
+    in the order a reader expects: schema differences, then by column, then duplicate ids. Runs
+    split over workers measure columns apart and join them here."""
+    findings = [
+        QualityFinding(Finding.MISSING_COLUMN, name, detail="in the reference, not in current")
+        for name in sorted(reference - current)
+    ]
+    findings += [
+        QualityFinding(Finding.NEW_COLUMN, name, detail="in current, not in the reference")
+        for name in sorted(current - reference)
+    ]
+    for name in sorted(reference & current):
+        findings += columns[name]
+    return findings + duplicates
+
+
+def column_findings(name: str, ref: np.ndarray, cur: np.ndarray, quantiles=(0.0, 1.0)) -> list[QualityFinding]:
+    """One column's findings, measured on both sides."""
     if _kind(ref) != _kind(cur):
         return [QualityFinding(Finding.TYPE_CHANGE, name, detail=f"{_kind(ref)} in the reference, {_kind(cur)} now")]
     findings = []
@@ -218,7 +239,8 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
     return findings
 
 
-def _duplicates(name: str, ids: np.ndarray) -> list[QualityFinding]:
+def duplicate_findings(name: str, ids: np.ndarray) -> list[QualityFinding]:
+    """Ids that occur more than once."""
     if ids.dtype.kind in "iuf":
         values, counts = np.unique(ids, return_counts=True)
     else:  # texts: counted on hashed keys, not sorted as Python strings

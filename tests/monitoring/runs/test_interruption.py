@@ -7,7 +7,7 @@ from django.db import connection
 from psycopg.pq import TransactionStatus
 
 from monitoring.runs.models import Run
-from monitoring.runs.services import _connection_after_interruption
+from monitoring.runs.services import connection_after_interruption
 from tests.monitoring.conftest import ALICE
 from tests.monitoring.runs.conftest import reported  # noqa: F401 - the fixture
 
@@ -16,7 +16,7 @@ def test_a_connection_left_mid_query_is_replaced_before_the_failure_is_recorded(
     connection.ensure_connection()
     connection.connection.pgconn.send_query(b"SELECT pg_sleep(0.2)")  # as a signal leaves it: sent, never read
     assert connection.connection.info.transaction_status == TransactionStatus.ACTIVE
-    _connection_after_interruption()
+    connection_after_interruption()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
@@ -25,7 +25,7 @@ def test_a_connection_left_mid_query_is_replaced_before_the_failure_is_recorded(
 def test_a_healthy_connection_is_kept(committed_log):
     connection.ensure_connection()
     raw = connection.connection
-    _connection_after_interruption()
+    connection_after_interruption()
     assert connection.connection is raw
 
 

@@ -1,0 +1,138 @@
+"""A monitoring run over a large window, in one process and fanned out over Celery workers.
+
+N predictions with 25 features (bench/run.py's: 20 numerical, 5 categorical, one of them the
+segment), an N-row reference and N/10 delayed labels. The same run three ways, each with real
+worker processes (`celery worker --pool solo`) on the Redis broker:
+
+  one process   fan-out off: the run is computed by the worker that receives it (the baseline)
+  fanned, 1     split by RUN_FANOUT_FEATURES features, every part on one worker
+  fanned, 2     the same parts on two workers
+
+Each way: seconds from the task sent to the committed RunCompleted, and the peak resident memory
+(VmHWM) of each worker process. The fanned runs' results are checked to be the bytes of the
+one-process run. The memory budget is raised to RUN_MEMORY_BUDGET_MB=20000 for all three, so that
+the one-process run is measured instead of refused.
+
+    python bench/fanout.py [--rows 1000000 10000000] [--features-per-part 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from _common import ACTOR, scratch_database
+from django.conf import settings
+from run import SCHEMA, ingest, table
+
+from audit.blobs import blob_read
+from audit.envelope import format_time
+from config.celery import app as celery_app
+from monitoring.models import Run
+from monitoring.registry import services as registry
+from monitoring.runs.tasks import run_monitoring
+from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
+
+BUDGET = {"RUN_MEMORY_BUDGET_MB": "20000", "RUN_TIME_LIMIT_SECONDS": "3000"}
+
+
+def peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def report(rows: int, seed: int, start: dt.datetime) -> None:
+    ingest("reference", table(rows, seed, None, reference=True))
+    window = table(rows, seed + 1, start, shift=0.3)
+    ingest("predictions", window)
+    sample = window.slice(0, rows // 10)
+    outcomes = (np.random.default_rng(seed + 2).random(sample.num_rows) < 0.3).astype(float)
+    ingest("labels", pa.table({"id": sample.column("id"), "label": outcomes}))
+
+
+def measure(
+    scratch: Path, window: tuple[str, str], revision: int, workers: int, environment: dict[str, str]
+) -> tuple[float, list[float], Run]:
+    """(seconds, peak MB of each worker, the run) of one run on `workers` fresh worker processes."""
+    processes = [
+        launch_worker(scratch, settings.AUDIT_SIGNING_KEY_FILE, name=f"w{i}", **BUDGET, **environment)
+        for i in range(workers)
+    ]
+    try:
+        started = time.perf_counter()
+        send(run_monitoring, "bench-run", *window, None, revision)
+        finished = Run.objects.filter(revision=revision, status__in=["completed", "failed"])
+        assert wait_for(finished.exists, seconds=3600)
+        seconds = time.perf_counter() - started
+        peaks = [peak_mb(process.pid) for process in processes]
+    finally:
+        for process in processes:
+            stop_worker(process)
+    run = Run.objects.get(revision=revision)
+    assert run.status == "completed", run.error
+    return seconds, peaks, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--features-per-part", type=int, default=4)
+    options = parser.parse_args()
+    previous = use_test_broker()
+    try:
+        for rows in options.rows:
+            with scratch_database("driftledger_bench_fanout") as scratch:
+                settings.MEDIA_ROOT = str(scratch / "media")
+                os.environ["DRIFTLEDGER_DATA_DIR"] = str(scratch)
+                registry.model_register(
+                    name="bench-run", task="binary_classification", owner="bench", data_schema=SCHEMA, actor=ACTOR
+                )
+                start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+                started = time.perf_counter()
+                report(rows, 1, start)
+                print(f"{rows:,} rows × 25 features, reference {rows:,}, labels {rows // 10:,}: "
+                      f"reported in {time.perf_counter() - started:.0f} s")  # fmt: skip
+                window = (format_time(start), format_time(start + dt.timedelta(hours=1)))
+                fanned = {"RUN_FANOUT_ROWS": "1", "RUN_FANOUT_FEATURES": str(options.features_per_part)}
+                ways = [
+                    ("one process", 1, {"RUN_FANOUT_ROWS": str(10**12)}),
+                    ("fanned, 1 worker", 1, fanned),
+                    ("fanned, 2 workers", 2, fanned),
+                ]
+                baseline = None
+                for revision, (name, workers, environment) in enumerate(ways):
+                    # Each way is a new revision of the window, so that none finds the run recorded.
+                    seconds, peaks, run = measure(scratch, window, revision, workers, environment)
+                    result = blob_read(run.result_digest)
+                    same = "" if baseline is None else (
+                        ", the bytes of the one-process run" if _checks(result) == baseline[2] else ", DIFFERENT"
+                    )  # fmt: skip
+                    if baseline is None:
+                        baseline = (seconds, max(peaks), _checks(result))
+                    print(
+                        f"  {name:18} {seconds:7.1f} s  peak {' + '.join(f'{p:,.0f}' for p in peaks)} MB"
+                        f"  time {baseline[0] / seconds:.2f}x, largest process {baseline[1] / max(peaks):.2f}x"
+                        f" of one process{same}"
+                    )
+    finally:
+        celery_app.conf.update(**previous)
+
+
+def _checks(result: bytes) -> bytes:
+    """The result without the run's own id (each way records its own revision)."""
+    import json
+
+    document = json.loads(result)
+    document.pop("run_id")
+    return json.dumps(document, sort_keys=True).encode()
+
+
+if __name__ == "__main__":
+    main()
