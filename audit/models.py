@@ -33,7 +33,7 @@ class Event(models.Model):
     """One signed envelope. `canonical` is the source of truth; the rest serves queries."""
 
     seq = models.BigIntegerField(primary_key=True)
-    event_id = models.UUIDField(unique=True)
+    event_id = models.UUIDField()  # unique: audit_event_key holds one row per event id
     stream_type = models.CharField(max_length=100)
     stream_id = models.CharField(max_length=200)
     stream_version = models.IntegerField()
@@ -52,14 +52,47 @@ class Event(models.Model):
     key_id = models.CharField(max_length=16)
 
     class Meta:
-        db_table = "audit_event"
+        db_table = "audit_event"  # partitioned by seq range (migration 0011, audit.partitions)
+        indexes = [
+            models.Index(fields=["event_id"], name="audit_event_event_id"),
+            models.Index(fields=["stream_type", "stream_id", "stream_version"], name="audit_event_stream"),
+        ]
         constraints = [
-            models.UniqueConstraint(
-                fields=["stream_type", "stream_id", "stream_version"], name="audit_event_stream_version"
-            ),
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_positive"),
             models.CheckConstraint(condition=models.Q(stream_version__gte=1), name="audit_event_version_positive"),
         ]
+
+
+class EventKey(models.Model):
+    """The log's uniqueness rules, which a partitioned table cannot hold across its partitions: one
+    row per event, written by a trigger as the event is inserted (an event id once, a stream
+    version once). Append-only, like the log."""
+
+    event_id = models.UUIDField(primary_key=True)
+    stream_type = models.CharField(max_length=100)
+    stream_id = models.CharField(max_length=200)
+    stream_version = models.IntegerField()
+    seq = models.BigIntegerField()
+
+    class Meta:
+        db_table = "audit_event_key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream_type", "stream_id", "stream_version"], name="audit_event_key_stream_version"
+            )
+        ]
+
+
+class LogPartition(models.Model):
+    """One partition of the event table: the seqs [first_seq, end_seq) it holds."""
+
+    name = models.TextField(primary_key=True)
+    first_seq = models.BigIntegerField()
+    end_seq = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_log_partition"
 
 
 class MerkleNode(models.Model):

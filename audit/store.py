@@ -22,7 +22,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
-from audit import events, keyring
+from audit import events, keyring, partitions
 from audit.canonical import CanonicalizationError, canonicalize
 from audit.envelope import ACTOR_KINDS, GENESIS_PREV_HASH, envelope, format_time, leaf_hash, parse_time
 from audit.events import Event, KeyRotated
@@ -142,6 +142,7 @@ class _Head:
     hash: str
     current_key_id: str | None
     versions: dict[StreamKey, int] = field(default_factory=dict)
+    room: int = 0  # the first seq no partition holds yet
 
 
 def _prepared() -> bool:
@@ -193,6 +194,7 @@ class _Tip:
 _tips: dict[tuple[str, str], _Tip] = {}
 _TIP_BATCH_LIMIT = 10  # larger batches are cheaper to insert plainly than through a guarded VALUES list
 _tip_misses: dict[tuple[str, str], int] = {}
+_rooms: dict[tuple[str, str], int] = {}  # the first seq no partition holds, as this process last saw
 
 
 def _database_key() -> tuple[str, str]:
@@ -224,6 +226,8 @@ def _append_on_known_tip(
     tip = _tips.get(key)
     misses = _tip_misses.get(key, 0)
     if tip is None or tip.key_id != signer.key_id or None in expected.values() or len(events) > _TIP_BATCH_LIMIT:
+        return None
+    if tip.seq + len(events) >= _rooms.get(key, 0):  # no partition for it yet: the locked path makes room
         return None
     if misses:  # busy log, other writers move the head: try again only now and then
         _tip_misses[key] = (misses + 1) % 16
@@ -284,6 +288,7 @@ def _append_locked(
             raise ConcurrencyConflict(stream, version, actual)
     recorded = _seal(events, payloads, head, signer)
     commit_with_insert = commit and after_insert is None and not projections.handles(recorded)
+    _rooms[_database_key()] = partitions.room_make(raw, head.seq, head.room, len(recorded))
     with psycopg.Cursor(raw) as cursor, raw.pipeline():
         rows = [_row(event, head.now) for event in recorded]
         if len(rows) == 1:
@@ -351,6 +356,7 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
             head.versions[(event.stream["type"], event.stream["id"])] = event.stream["version"]
         sealed.recorded += recorded
     if sealed.recorded:
+        _rooms[_database_key()] = partitions.room_make(raw, sealed.recorded[0].seq - 1, head.room, len(sealed.recorded))
         with psycopg.Cursor(raw) as cursor, cursor.copy(_COPY_SQL) as copy:
             for event in sealed.recorded:
                 copy.write_row(_row(event, head.now))
@@ -461,14 +467,16 @@ def _raw_connection() -> psycopg.Connection:
     return connection.connection
 
 
-# The current key is the last event's key, unless that event introduced a new one.
+# The current key is the last event's key, unless that event introduced a new one. Streams'
+# versions come from the key table: one index, however many partitions the log has.
 _HEAD_SQL = """
 SELECT (SELECT log_id::text FROM audit_log), clock_timestamp(), h.seq, h.hash,
        coalesce(h.rotated_to, h.key_id),
-       ARRAY(SELECT coalesce((SELECT e.stream_version FROM audit_event e
-                               WHERE e.stream_type = w.t AND e.stream_id = w.i
-                               ORDER BY e.stream_version DESC LIMIT 1), 0)
-               FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(t, i, n) ORDER BY w.n)
+       ARRAY(SELECT coalesce((SELECT k.stream_version FROM audit_event_key k
+                               WHERE k.stream_type = w.t AND k.stream_id = w.i
+                               ORDER BY k.stream_version DESC LIMIT 1), 0)
+               FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(t, i, n) ORDER BY w.n),
+       (SELECT coalesce(max(end_seq), 1) FROM audit_log_partition)
   FROM (SELECT 1) AS one
   LEFT JOIN LATERAL (SELECT seq, hash, key_id,
                             CASE WHEN event_type = %s THEN payload->>'new_key_id' END AS rotated_to
@@ -484,7 +492,7 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
             lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=_prepared())
             streams_sql = ([s[0] for s in streams], [s[1] for s in streams], KeyRotated.type_name)
             head_cursor.execute(_HEAD_SQL, streams_sql, prepare=_prepared())
-        log_id, now, seq, digest, key_id, versions = single_row(head_cursor.fetchone())
+        log_id, now, seq, digest, key_id, versions, room = single_row(head_cursor.fetchone())
         if seq is None:  # an empty log: its first key, if any, is in the key table
             row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()
             key_id = row[0] if row else None
@@ -495,6 +503,7 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
         hash=bytes(digest).hex() if digest is not None else GENESIS_PREV_HASH,
         current_key_id=key_id,
         versions={stream: version for stream, version in zip(streams, versions, strict=True) if version},
+        room=room,
     )
 
 
@@ -606,7 +615,10 @@ _ROW_TYPES = [
 def _guarded_insert_sql(events: int, streams: int) -> str:
     row = "(" + ", ".join(f"%s::{kind}" for kind in _ROW_TYPES) + ")"
     stream_guards = " AND ".join(
-        ["(SELECT coalesce(max(stream_version), 0) FROM audit_event WHERE stream_type = %s AND stream_id = %s) = %s"]
+        [
+            "(SELECT coalesce(max(stream_version), 0) FROM audit_event_key"
+            " WHERE stream_type = %s AND stream_id = %s) = %s"
+        ]
         * streams
     )
     return (

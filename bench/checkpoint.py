@@ -17,6 +17,7 @@ import time
 import uuid
 
 from _common import scratch_database, timed
+from django.conf import settings
 from django.db import connection
 
 from audit import checkpoints, merkle
@@ -26,6 +27,8 @@ from audit.models import LogInfo
 def bulk_load(count: int) -> None:
     LogInfo.objects.create(log_id=uuid.uuid4(), created_at="2026-11-25T00:00:00Z")
     with connection.cursor() as cursor:
+        # The partitions an append would have made; 1,000 more events come after the load.
+        cursor.execute("SELECT audit_partition_room(%s, %s)", [count + 1000, settings.AUDIT_PARTITION_EVENTS])
         raw = cursor.connection
         with raw.cursor().copy(
             "COPY audit_event (seq, event_id, stream_type, stream_id, stream_version, event_type, schema,"

@@ -354,6 +354,12 @@ AUDIT_SEQUENCER = env.bool("AUDIT_SEQUENCER", default=False)
 AUDIT_SEQUENCER_WAIT_SECONDS = env.float("AUDIT_SEQUENCER_WAIT_SECONDS", default=5)
 AUDIT_SEQUENCER_BATCH = env.int("AUDIT_SEQUENCER_BATCH", default=2000)  # submissions sealed per transaction
 AUDIT_SEQUENCER_LEASE_SECONDS = env.float("AUDIT_SEQUENCER_LEASE_SECONDS", default=5)
+# The event table is partitioned by seq range; each new partition holds this many seqs.
+AUDIT_PARTITION_EVENTS = env.int("AUDIT_PARTITION_EVENTS", default=10_000_000)
+if not 2 <= AUDIT_PARTITION_EVENTS <= 1_000_000_000:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"AUDIT_PARTITION_EVENTS must be 2 to 1,000,000,000, not {AUDIT_PARTITION_EVENTS:,}")
 
 # Where every checkpoint is also published (see audit/witnesses.py). The default directory serves
 # the demo; production points AUDIT_WITNESS_DIR at storage another host holds, and/or sets a URL.

@@ -6,8 +6,7 @@ import pytest
 from django.db import connection
 
 from audit.keys import SigningKey
-
-APPEND_ONLY_TABLES = ("audit_event", "audit_signing_key", "audit_log", "audit_checkpoint", "audit_merkle_node")
+from tests.owner import APPEND_ONLY_TABLES, triggers_always_on
 
 
 def pytest_collection_modifyitems(config, items):
@@ -97,10 +96,15 @@ def wipe_log() -> None:
     with connection.cursor() as cursor:
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        cursor.execute(f"TRUNCATE {', '.join(APPEND_ONLY_TABLES + tuple(read_models))} CASCADE")
+        cursor.execute("SELECT name FROM audit_log_partition")
+        for (partition,) in cursor.fetchall():  # each refuses TRUNCATE itself: dropped, made again as needed
+            cursor.execute(f"DROP TABLE {partition}")
+        cursor.execute(f"TRUNCATE {', '.join(APPEND_ONLY_TABLES + tuple(read_models))}, audit_log_partition CASCADE")
         for table in APPEND_ONLY_TABLES:
-            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update_delete")
-            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate")
+            triggers_always_on(cursor, table)
+    from audit import store
+
+    store._rooms.clear()  # the partitions this process knew are gone
 
 
 @pytest.fixture

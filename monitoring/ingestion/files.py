@@ -28,7 +28,12 @@ def batch_file_write(table: pa.Table, *, unique: Collection[str] = ()) -> tuple[
 
 
 def batch_file_read(path: str, columns: list[str] | None = None, *, dictionary: Collection[str] = ()) -> pa.Table:
-    """The batch's table; `dictionary` columns come back dictionary-encoded, as they are stored
-    (decoding them to plain text only to encode them again costs more than reading)."""
+    """The batch's table (`columns`: only those of them it holds, the others not even read);
+    `dictionary` columns come back dictionary-encoded, as they are stored (decoding them to plain
+    text only to encode them again costs more than reading)."""
     with storage_reached(), default_storage.open(path, "rb") as handle:
+        if columns is not None:  # only those the file holds: a column absent from a batch is null there
+            held = set(pq.read_schema(handle).names)
+            handle.seek(0)
+            columns = [name for name in columns if name in held]
         return pq.read_table(handle, columns=columns, read_dictionary=list(dictionary) or None)

@@ -81,10 +81,7 @@ def window_from_batches(
 
 
 def _read(path: str, columns: list[str] | None, repeated_texts: set[str]) -> pa.Table:
-    table = batch_file_read(path, dictionary=repeated_texts)
-    if columns is None:
-        return table
-    return table.select([name for name in columns if name in table.column_names])
+    return batch_file_read(path, columns, dictionary=repeated_texts)
 
 
 def _between(table: pa.Table, column: str, start: dt.datetime | None, end: dt.datetime | None) -> pa.Table:

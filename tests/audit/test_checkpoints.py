@@ -23,6 +23,7 @@ from audit.store import append
 from audit.verify import verify_log
 from audit.witnesses import DirectoryWitness, WitnessConflict, read_witnessed
 from tests.audit.factories import noted_event
+from tests.owner import as_owner
 
 
 @pytest.fixture
@@ -151,13 +152,7 @@ def test_checkpoints_are_published_to_a_directory_and_an_http_witness(committed_
 
 
 def _superuser(sql: str, params=()) -> None:
-    with connection.cursor() as cursor:
-        for table in ("audit_event", "audit_checkpoint", "audit_merkle_node"):
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        cursor.execute(sql, params)
-        for table in ("audit_event", "audit_checkpoint", "audit_merkle_node"):
-            for trigger in ("no_update_delete", "no_truncate"):
-                cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_{trigger}")
+    as_owner(sql, params, ("audit_event", "audit_checkpoint", "audit_merkle_node"))
 
 
 @pytest.fixture

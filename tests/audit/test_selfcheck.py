@@ -26,6 +26,7 @@ from config.celery import app as celery_app
 from monitoring.alerting.metrics import metrics_view
 from monitoring.alerting.notifiers import SIGNATURE_HEADER, webhook_signature_valid
 from tests.audit.factories import noted_event
+from tests.owner import as_owner
 from tests.workers import database_url, launch_worker, send, stop_worker, use_test_broker, wait_for
 
 EVENTS = 12
@@ -64,13 +65,7 @@ def log_of_12(committed_log, settings):
     LogVerification.objects.all().delete()
 
 
-def _as_superuser(sql: str, params: tuple = ()) -> None:
-    """Change the append-only table the way only its owner can: triggers off, then ALWAYS on."""
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_event DISABLE TRIGGER USER")
-        cursor.execute(sql, params)
-        for trigger in ("audit_event_no_update_delete", "audit_event_no_truncate"):
-            cursor.execute(f"ALTER TABLE audit_event ENABLE ALWAYS TRIGGER {trigger}")
+_as_superuser = as_owner
 
 
 def _tamper_with_note(number: int) -> int:

@@ -20,6 +20,7 @@ from audit.store import SYSTEM_ACTOR, append
 from audit.verification import Failure, KeyRange, key_chain_failures
 from audit.verify import verify_log
 from tests.audit.factories import noted_event
+from tests.owner import as_owner
 
 TARGET = 10
 
@@ -37,12 +38,7 @@ def log_of_30(committed_log):
     return 30
 
 
-def _superuser(sql: str, params: tuple = ()) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_event DISABLE TRIGGER USER")
-        cursor.execute(sql, params)
-        for trigger in ("audit_event_no_update_delete", "audit_event_no_truncate"):
-            cursor.execute(f"ALTER TABLE audit_event ENABLE ALWAYS TRIGGER {trigger}")
+_superuser = as_owner
 
 
 def _stored(seq: int) -> tuple[bytes, bytes]:

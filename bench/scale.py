@@ -1,0 +1,122 @@
+"""The log at scale: a partitioned log of N signed events, measured as a billion-event log is used.
+
+N signed events (default 2,000,000; each a run outcome of about 1.5 KB, from 200 models) are
+appended through the store in batches of 500, into partitions of --partition events. Then,
+on that log:
+
+  disk per event     every table of the log (partitions, their indexes, the key table, the
+                     Merkle nodes), divided by the events
+  checkpoint         of the whole log, 1,000 events after the last one
+  proofs             inclusion and consistency proofs against the N-event tree (median, p99)
+  export             one model's evidence (N / 200 events, every proof), and the peak of Python
+                     memory while it is written (tracemalloc)
+  verify a day       incremental verification of N / 365 new events (a day of a year-long log)
+
+Each figure comes with how it grows (per event, per log size) so that docs/performance.md can
+extrapolate to 1,000,000,000 events.
+
+    python bench/scale.py [--events 2000000] [--partition 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+
+from _common import ACTOR, _measured_type, run_payload, scratch_database, timed
+from django.conf import settings
+from django.db import connection
+
+from audit import checkpoints
+from audit.evidence import EvidenceQuery, evidence_export
+from audit.selfcheck import log_verify_recorded
+from audit.store import NewEvent, append
+
+MODELS = 200
+BATCH = 500
+
+
+def fill(count: int, versions: dict[str, int], start: int = 0) -> None:
+    """`count` events, batch by batch, each batch one model's (a stream per model)."""
+    measured = _measured_type()
+    for offset in range(start, start + count, BATCH):
+        model = f"model-{(offset // BATCH) % MODELS:03d}"
+        size = min(BATCH, start + count - offset)
+        events = [
+            NewEvent("bench", model, measured.from_payload({**run_payload(offset + i), "model": model}), ACTOR)
+            for i in range(size)
+        ]
+        append(events, expected={("bench", model): versions.get(model, 0)})
+        versions[model] = versions.get(model, 0) + size
+
+
+def disk() -> tuple[int, int]:
+    """(bytes of the log's tables and indexes, partitions)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0), count(*) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_event'::regclass"
+        )
+        partitions_bytes, partitions = cursor.fetchone()
+        cursor.execute("SELECT pg_total_relation_size('audit_event_key') + pg_total_relation_size('audit_merkle_node')")
+        (others,) = cursor.fetchone()
+    return partitions_bytes + others, partitions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--partition", type=int, default=1_000_000)
+    options = parser.parse_args()
+    n = options.events
+    settings.AUDIT_PARTITION_EVENTS = options.partition
+    with scratch_database("driftledger_bench_scale") as scratch:
+        versions: dict[str, int] = {}
+        started = time.perf_counter()
+        fill(n, versions)
+        filled = time.perf_counter() - started
+        print(f"appended {n:,} signed events in {filled:.0f} s ({n / filled:,.0f}/s, set-up)")
+        checkpoints.checkpoint_create(publish=False)  # beat's job as the log grows
+        fill(1000, versions, start=n)
+        checkpoint_seconds, checkpoint = timed(lambda: checkpoints.checkpoint_create(publish=False))
+        size = checkpoint.tree_size
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+        total, partitions = disk()
+        print(f"disk: {total / 1e9:.2f} GB in {partitions} partitions, {total / size:,.0f} bytes per event")
+        print(f"checkpoint of the {size:,}-event log, 1,000 events after the last: {checkpoint_seconds * 1000:.0f} ms")
+        step = max(size // 200, 1)
+        inclusion = [timed(checkpoints.inclusion_proof, seq, size)[0] for seq in range(1, size, step)]
+        consistency = [timed(checkpoints.consistency_proof, seq, size)[0] for seq in range(1, size, step)]
+        for name, times in (("inclusion", inclusion), ("consistency", consistency)):
+            ordered = sorted(times)
+            print(
+                f"{name} proof, {len(times)} across the log: median {statistics.median(times) * 1000:.2f} ms,"
+                f" p99 {ordered[int(len(ordered) * 0.99) - 1] * 1000:.2f} ms"
+            )
+        tracemalloc.start()
+        exported, summary = timed(
+            lambda: evidence_export(
+                query=EvidenceQuery(streams=(("bench", "model-007"),)), out=scratch / "model.zip", created_by=ACTOR
+            )
+        )
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(
+            f"export of one model ({summary.events:,} events of {summary.tree_size:,}): {exported:.1f} s,"
+            f" {summary.events / exported:,.0f} events/s, Python memory peak {peak / 2**20:.0f} MB"
+        )
+        log_verify_recorded()  # the full pass, recorded: the incremental one chains to it
+        day = max(size // 365, 1)
+        fill(day, versions, start=n + 1000)
+        verify_seconds, verification = timed(lambda: log_verify_recorded(incremental=True))
+        print(
+            f"incremental verification of a day ({day:,} new events on {size:,}): {verify_seconds:.1f} s,"
+            f" {day / verify_seconds:,.0f} events/s, {'ok' if verification.ok else 'FAILED'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
