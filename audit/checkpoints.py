@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 
+import orjson
 import psycopg
 from django.db import connection, transaction
 
 from audit import keyring, merkle
-from audit.envelope import checkpoint_body, format_time
+from audit.envelope import GENESIS_PREV_HASH, checkpoint_body, format_time
 from audit.keys import SigningKey
 from audit.models import Checkpoint
 from audit.store import single_row
@@ -40,20 +43,37 @@ def checkpoint_create(*, publish: bool = True) -> Checkpoint | None:
         raw = _raw()
         with psycopg.Cursor(raw) as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (CHECKPOINT_LOCK_KEY,))
-            cursor.execute("SELECT coalesce(max(seq), 0), count(*) FROM audit_event")
-            size, count = single_row(cursor.fetchone())
-        if size != count:
-            raise CheckpointError(f"the log has gaps ({count} events up to seq {size}); run audit_verify")
-        latest = Checkpoint.objects.order_by("-tree_size").first()
+            latest = Checkpoint.objects.order_by("-tree_size").first()
+            signed = latest.tree_size if latest else 0
+            # Only the events since the last checkpoint are counted: the rest was counted then.
+            cursor.execute("SELECT coalesce(max(seq), 0) FROM audit_event")
+            (size,) = single_row(cursor.fetchone())
+            cursor.execute("SELECT count(*) FROM audit_event WHERE seq > %s", (signed,))
+            (count,) = single_row(cursor.fetchone())
+        if size >= signed and count != size - signed:
+            raise CheckpointError(f"the log has gaps: {count} events from seq {signed + 1} to {size}; run audit_verify")
+        if latest is not None and size < latest.tree_size:
+            raise CheckpointError(
+                f"the log shrank: it holds {size} events, and a checkpoint of {latest.tree_size} was signed;"
+                " nothing is signed over it"
+            )
         if size == 0 or (latest is not None and latest.tree_size == size):
             return latest
         old_size = latest.tree_size if latest else 0
         frontier = _frontier(old_size)
+        if latest is not None and (
+            merkle.frontier_root(frontier).hex() != latest.root_hash or not _last_leaf_tied(old_size, frontier)
+        ):
+            raise CheckpointError(
+                f"the stored tree no longer gives the signed root of the checkpoint of {old_size} events:"
+                " its nodes or its last events changed; nothing is signed over it"
+            )
         with psycopg.Cursor(raw) as cursor:
             cursor.execute(
-                "SELECT leaf_hash FROM audit_event WHERE seq > %s AND seq <= %s ORDER BY seq", (old_size, size)
+                "SELECT seq, leaf_hash, hash, canonical FROM audit_event WHERE seq >= %s AND seq <= %s ORDER BY seq",
+                (max(old_size, 1), size),
             )
-            leaves = (bytes(row[0]) for row in cursor)
+            leaves = _checked_leaves(cursor, old_size)
             frontier, completed = merkle.extend_frontier(frontier, old_size, leaves)
             with cursor.copy("COPY audit_merkle_node (level, index, hash) FROM STDIN") as copy:
                 for row in completed:
@@ -62,6 +82,36 @@ def checkpoint_create(*, publish: bool = True) -> Checkpoint | None:
     if publish:
         transaction.on_commit(lambda: _publish(checkpoint), robust=True)  # republished by beat
     return checkpoint
+
+
+def _last_leaf_tied(size: int, frontier: list[tuple[int, int, bytes]]) -> bool:
+    """Whether the table's event `size` is still the last leaf of the tree of `size` leaves: its
+    leaf hash, folded with the stored siblings up its perfect subtree, gives that subtree's
+    stored hash. O(log n) reads; a subtree of one leaf was read from the event itself."""
+    level, _, subtree = frontier[-1]
+    last = size - 1
+    siblings = stored_nodes({(j, (last >> j) ^ 1) for j in range(level)})
+    (leaf,) = stored_nodes({(0, last)}).values()
+    digest = leaf
+    for j in range(level):  # the rightmost leaf: every sibling is on the left
+        digest = merkle.node_hash(siblings[(j, (last >> j) ^ 1)], digest)
+    return digest == subtree
+
+
+def _checked_leaves(rows: Iterable[tuple], old_size: int) -> Iterator[bytes]:
+    """The leaf hashes of the events after `old_size` (rows from seq `old_size` on), each checked
+    against its signed bytes and chained to the one before: the checkpointer signs only a tree
+    of the envelopes the table holds, continuing the last checkpoint's last event."""
+    previous = GENESIS_PREV_HASH
+    for seq, leaf, digest, canonical in rows:
+        body = bytes(canonical)
+        if hashlib.sha256(body).digest() != bytes(digest) or merkle.leaf_hash(body) != bytes(leaf):
+            raise CheckpointError(f"event {seq}: its hashes are not those of its signed bytes; nothing is signed")
+        if seq > old_size:
+            if orjson.loads(body).get("prev_hash") != previous:
+                raise CheckpointError(f"event {seq}: it does not chain to event {seq - 1}; nothing is signed")
+            yield bytes(leaf)
+        previous = bytes(digest).hex()
 
 
 def _signed_checkpoint(size: int, root: bytes) -> Checkpoint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -45,15 +46,28 @@ def current_signing_key(*, reload: bool = False) -> SigningKey:
 
 
 def install_signing_key(key: SigningKey) -> Path:
-    """Make `key` the configured key; the file it replaces is kept beside it, named by key id."""
+    """Make `key` the configured key. The private key it replaces signs nothing any more: it is
+    moved to AUDIT_RETIRED_KEY_DIR when one is configured (offline media), else destroyed, so that
+    whoever takes the key directory later cannot sign for the past."""
     global _cached
     path = signing_key_path()
     with _lock:
         if path.exists():
-            previous = SigningKey.load(path)
-            retired = path.with_name(f"{path.stem}.{previous.key_id}.retired{path.suffix}")
-            retired.write_bytes(path.read_bytes())
-            retired.chmod(0o600)
+            retired_dir = settings.AUDIT_RETIRED_KEY_DIR
+            if retired_dir:
+                previous = SigningKey.load(path)
+                previous.save(Path(retired_dir) / f"{path.stem}.{previous.key_id}.retired{path.suffix}")
+            _overwrite(path)
         key.save(path)
         _cached = (path, key)
     return path
+
+
+def _overwrite(path: Path) -> None:
+    """Zeros over the file's bytes, on disk, before it is replaced (a rename alone would leave
+    them in the freed blocks)."""
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.write(b"\0" * size)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -13,9 +13,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.blobs import StorageUnavailable, export_path, export_save
-from audit.checkpoints import checkpoint_create
+from audit.checkpoints import CheckpointError, checkpoint_create
 from audit.models import EvidenceExport
-from audit.selfcheck import VerificationRunning, log_verify_recorded
+from audit.selfcheck import VerificationRunning, integrity_failure_record, log_verify_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,13 @@ VERIFY_TIME_LIMIT = VERIFY_SOFT_TIME_LIMIT + 60
 
 @shared_task(acks_late=True, ignore_result=True)
 def checkpoint_if_grown() -> int | None:
-    """Beat runs this every minute; it checkpoints only when the log has grown."""
-    checkpoint = checkpoint_create()
+    """Beat runs this every minute; it checkpoints only when the log has grown. When the log no
+    longer matches what was signed, it signs nothing and the failure is recorded and notified."""
+    try:
+        checkpoint = checkpoint_create()
+    except CheckpointError as refusal:
+        integrity_failure_record(f"the checkpointer refused to sign: {refusal}")
+        raise
     return checkpoint.tree_size if checkpoint else None
 
 

@@ -1,10 +1,13 @@
 """Offline verifier of Driftledger evidence bundles (docs/evidence-format.md, "What a verifier checks").
 
     python -m audit.verifier BUNDLE.zip --trusted-key KEY.pem [--trusted-key …] [--log-id ID]
+    python -m audit.verifier BUNDLE.zip --internal-only
 
 Needs only Python ≥ 3.11, `cryptography` and `rfc8785`, and this package's pure modules
 (audit.merkle, audit.canonical); no Django, no database. Exit 0 and a summary when every check
-holds; exit 1 naming the file, the seq and the reason of the first failure; exit 2 on bad usage.
+holds; exit 1 naming the file, the seq and the reason of the first failure; exit 2 on bad usage;
+exit 3 when the bundle is internally consistent but no trusted key was given, so nothing shows
+where it comes from (`--internal-only` asks for that weaker check and exits 0).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -78,6 +82,7 @@ class Report:
     earlier_checkpoints: int
     data_files: int
     warnings: tuple[str, ...]
+    authenticated: bool  # False: no trusted key was given, the bundle's own first key was assumed
 
 
 def _valid_openssl(raw_public: bytes, signature: bytes, data: bytes) -> bool:
@@ -155,11 +160,45 @@ def _load_keys(data: bytes) -> list[dict]:
     if not isinstance(entries, list) or not entries:
         raise BundleInvalid("keys.json", "must be a non-empty list")
     for entry in entries:
+        if not isinstance(entry, dict):
+            raise BundleInvalid("keys.json", "each key must be an object")
+        start, end = entry.get("valid_from_seq"), entry.get("valid_to_seq")
+        if not _seq(start) or not (end is None or (_seq(end) and end >= start)):
+            raise BundleInvalid("keys.json", f"key {entry.get('key_id')} has no valid seq range")
         raw = _b64(entry.get("public_key"), "keys.json", "public_key")
         if len(raw) != 32 or key_id_of(raw) != entry.get("key_id"):
             raise BundleInvalid("keys.json", f"key {entry.get('key_id')} does not match its public key")
         entry["raw"] = raw
     return sorted(entries, key=lambda e: e["valid_from_seq"])
+
+
+def _seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_key_schedule(entries: list[dict], rotations: list[dict]) -> None:
+    """A key enters only through an audit.KeyRotated event: at seq s, the new key is valid from
+    s + 1 and the previous one until s. The first key is valid from seq 1; the last, to the end."""
+    by_seq = {event["seq"]: event for event in rotations}
+    if entries[0]["valid_from_seq"] != 1:
+        raise BundleInvalid("keys.json", f"the first key {entries[0]['key_id']} is not valid from seq 1")
+    for previous, entry in itertools.pairwise(entries):
+        seq = entry["valid_from_seq"] - 1
+        payload = by_seq[seq]["payload"] if seq in by_seq else {}
+        if payload.get("new_key_id") != entry["key_id"] or payload.get("previous_key_id") != previous["key_id"]:
+            raise BundleInvalid(
+                "keys.json",
+                f"key {entry['key_id']} is valid from seq {seq + 1}, but no {KEY_ROTATED} at seq {seq} "
+                f"introduces it after key {previous['key_id']}",
+            )
+        if previous["valid_to_seq"] != seq:
+            raise BundleInvalid("keys.json", f"key {previous['key_id']} must be valid until seq {seq}, its rotation")
+    if entries[-1]["valid_to_seq"] is not None:
+        raise BundleInvalid("keys.json", f"the last key {entries[-1]['key_id']} has an end, but no key follows it")
+    listed = {entry["key_id"] for entry in entries[1:]}
+    for event in rotations:
+        if event["payload"].get("new_key_id") not in listed:
+            raise BundleInvalid("keys.json", f"the key introduced by the {KEY_ROTATED} is not listed", event["seq"])
 
 
 def _trace_rotations(keys: KeyTable, rotations: list[dict], log_id: str) -> None:
@@ -268,7 +307,7 @@ def verify_bundle(
     except (OSError, zipfile.BadZipFile) as exc:
         raise BundleInvalid(str(path), f"not a readable zip file: {exc}") from None
     with archive:
-        files = {info.filename: info for info in archive.infolist() if not info.is_dir()}
+        files = _members(archive)
         for name in (*SIGNED_FILES, *REQUIRED_FILES):
             if name not in files:
                 raise BundleInvalid(name, "missing from the bundle")
@@ -286,7 +325,9 @@ def verify_bundle(
             raise BundleInvalid("events.jsonl", "holds no event")
         if len(event_lines) != len(proof_lines):
             raise BundleInvalid("proofs.jsonl", f"{len(proof_lines)} proofs for {len(event_lines)} events")
-        _trace_rotations(keys, _rotations(event_lines), bundle_log)
+        rotations = _rotations(event_lines)
+        _check_key_schedule(keys.entries, rotations)
+        _trace_rotations(keys, rotations, bundle_log)
         _check_manifest_signature(archive, manifest_bytes, keys)
         checkpoint = _check_checkpoint(manifest["checkpoint"], bundle_log, keys, "manifest.json")
         root = bytes.fromhex(checkpoint["root_hash"])
@@ -299,8 +340,20 @@ def verify_bundle(
         raise BundleInvalid("events.jsonl", f"key(s) {', '.join(untrusted)} do not trace to a trusted key")
     return Report(
         bundle_log, len(event_lines), first_seq, last_seq, checkpoint["tree_size"], checkpoint["key_id"],
-        tuple(sorted(keys.trusted)), earlier, data, tuple(warnings),
+        tuple(sorted(keys.trusted)), earlier, data, tuple(warnings), bool(trusted_keys),
     )  # fmt: skip
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Each member once: of two members of one name, an unzip tool may extract either."""
+    files: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        if info.filename in files:
+            raise BundleInvalid(info.filename, "is in the zip more than once: which copy is the evidence is ambiguous")
+        if info.is_dir():
+            raise BundleInvalid(info.filename, "is a directory entry, which the manifest does not list")
+        files[info.filename] = info
+    return files
 
 
 def _check_manifest(data: bytes) -> dict:
@@ -337,7 +390,7 @@ def _trusted_ids(trusted_keys: list[bytes], warnings: list[str], contents: dict)
         return {key_id_of(raw) for raw in trusted_keys}
     genesis = _load_keys(contents["keys.json"])[0]
     warnings.append(
-        f"no --trusted-key given: trusting the bundle's own first key {genesis['key_id']}; this proves "
+        f"no trusted key given: the bundle's own first key {genesis['key_id']} was assumed; this shows "
         "the bundle is internally consistent, not that it comes from the log you expect"
     )
     return {genesis["key_id"]}
@@ -478,7 +531,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trusted-key", type=Path, action="append", default=[], help="Ed25519 public key PEM")
     parser.add_argument("--log-id", help="the log the bundle must come from")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    parser.add_argument(
+        "--internal-only",
+        action="store_true",
+        help="without a trusted key: check only that the bundle is internally consistent, and exit 0 if it is",
+    )
     options = parser.parse_args(argv)
+    if options.internal_only and options.trusted_key:
+        print(
+            "error: --internal-only is the check without a trusted key: drop it or the --trusted-key", file=sys.stderr
+        )
+        return 2
     try:
         trusted = [_read_public_key(path) for path in options.trusted_key]
     except (OSError, ValueError) as exc:
@@ -491,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
+    if not report.authenticated:
+        print(
+            f"INTERNALLY CONSISTENT, NOT AUTHENTICATED: {report.events} events (seq {report.first_seq}.."
+            f"{report.last_seq}) of log {report.log_id} agree with each other and with the checkpoint of tree size "
+            f"{report.tree_size}; nothing shows the bundle comes from that log: give the log's key with --trusted-key"
+        )
+        return 0 if options.internal_only else 3
     print(
         f"VALID: {report.events} events (seq {report.first_seq}..{report.last_seq}) of log {report.log_id}; "
         f"included in the checkpoint of tree size {report.tree_size} signed by {report.checkpoint_key}; "

@@ -345,6 +345,8 @@ RUN_MEMORY_HEADROOM_MB = env.int("RUN_MEMORY_HEADROOM_MB", default=1024)
 # The audit log's Ed25519 key. Unset: a development key is generated under DATA_DIR on first use.
 AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE")) if env("AUDIT_SIGNING_KEY_FILE") else None
 AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
+# Where a private key retired by a rotation goes (offline media); unset, it is destroyed.
+AUDIT_RETIRED_KEY_DIR = env("AUDIT_RETIRED_KEY_DIR", default="")
 
 # The sequencer write path (audit/sequencer.py): appends are submitted in their own short
 # transactions and sealed in batches by the one elected `manage.py run_sequencer`. Off, every

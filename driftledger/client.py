@@ -211,3 +211,92 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text[:2000]
+
+
+# ---- the deployment pointer, checked against the log ----------------------------------------
+
+POINTER = ("champion", "challenger", "canary", "canary_share")
+
+
+class PointerRefused(Exception):
+    """The deployment pointer does not come from a signed decision of the log: do not load it."""
+
+
+def deployment(
+    base_url: str,
+    model: str,
+    *,
+    headers: dict[str, str],
+    log_keys: list[bytes] | tuple[bytes, ...] = (),
+    log_id: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """The model's deployment pointer (champion, challenger, canary, canary_share, seq, …). Given
+    the log's public keys (PEM), it is first checked with `pointer_verify`, and PointerRefused is
+    raised when it fails: a serving system then keeps what it serves. Needs `cryptography` then."""
+    response = requests.get(f"{base_url.rstrip('/')}/models/{model}/deployment/", headers=headers, timeout=timeout)
+    response.raise_for_status()
+    body = response.json()
+    if log_keys:
+        pointer_verify(body, model, log_keys, log_id=log_id)
+    return body
+
+
+def pointer_verify(body: dict[str, Any], model: str, log_keys: list[bytes] | tuple[bytes, ...], *, log_id=None) -> None:
+    """Check that the pointer is the one a DeploymentChanged event of `model` set, that event
+    signed by one of the log's keys (PEM) and included in a checkpoint signed by one of them."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from audit import merkle
+    from audit.envelope import checkpoint_body, key_id_of
+
+    def raw(pem: bytes) -> bytes:
+        key = serialization.load_pem_public_key(pem)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("a log key must be an Ed25519 public key in PEM")
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def verified(key_id: object, signature: str, data: bytes, what: str) -> None:
+        public = keys.get(str(key_id))
+        if public is None:
+            raise PointerRefused(f"{what} is signed by key {key_id}, not one of the log's keys given")
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(signature), data)
+        except (InvalidSignature, ValueError):
+            raise PointerRefused(f"{what}: the signature does not verify") from None
+
+    keys = {key_id_of(key): key for key in map(raw, log_keys)}
+    signed = body.get("signed")
+    if signed is None:
+        if body.get("seq") == 0 and all(body.get(field) in (None, 0.0) for field in POINTER):
+            return  # nothing was ever deployed: there is nothing to load
+        raise PointerRefused("the answer carries no signed event")
+    try:
+        canonical = base64.b64decode(signed["event"]["canonical"])
+        envelope = json.loads(canonical)
+        verified(envelope["key_id"], signed["event"]["signature"], canonical, "the event")
+        payload = envelope["payload"]
+        if envelope["type"] != "monitoring.DeploymentChanged" or payload["name"] != model:
+            raise PointerRefused(
+                f"the signed event is a {envelope['type']} of {payload.get('name')}, not the pointer of {model}"
+            )
+        if log_id is not None and envelope["log_id"] != log_id:
+            raise PointerRefused(f"the event is of log {envelope['log_id']}, not {log_id}")
+        if any(body[field] != payload[field] for field in POINTER) or body["seq"] != envelope["seq"]:
+            raise PointerRefused("the pointer differs from the signed event's")
+        proof, checkpoint = signed["proof"], signed["proof"]["checkpoint"]
+        verified(checkpoint["key_id"], checkpoint["signature"], checkpoint_body(checkpoint), "the checkpoint")
+        if checkpoint["log_id"] != envelope["log_id"]:
+            raise PointerRefused("the checkpoint is of another log")
+        path = [bytes.fromhex(step) for step in proof["path"]]
+        if not merkle.verify_inclusion(
+            envelope["seq"] - 1, checkpoint["tree_size"], merkle.leaf_hash(canonical), path,
+            bytes.fromhex(checkpoint["root_hash"]),
+        ):  # fmt: skip
+            raise PointerRefused("the event's inclusion proof does not lead to the signed checkpoint")
+    except (KeyError, TypeError, ValueError) as error:
+        raise PointerRefused(f"the signed pointer is malformed: {error!r}") from None

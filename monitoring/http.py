@@ -26,6 +26,7 @@ from monitoring.access.authentication import username_tried
 from monitoring.ingestion.conform import BatchRejected
 from monitoring.ingestion.parsing import TooLarge, UnreadableBody, UnsupportedContentType
 from monitoring.registry.data_schema import SchemaError
+from monitoring.registry.from_log import ReadModelDiverged
 from monitoring.remediation.kinds import ApprovalRequired
 from monitoring.remediation.services import ReauthenticationFailed
 
@@ -115,6 +116,10 @@ def _domain_answer(error: Exception) -> Response | None:
         return _answer(status.HTTP_403_FORBIDDEN, str(error))
     if isinstance(error, DomainError):
         return _answer(status.HTTP_400_BAD_REQUEST, str(error))
+    if isinstance(error, ReadModelDiverged):
+        return _answer(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"{error}: nothing is answered from it until it is repaired"
+        )
     if isinstance(error, kombu.exceptions.OperationalError):
         return _unavailable("the task queue is unreachable; nothing was queued, try again", error)
     if isinstance(error, StorageUnavailable):

@@ -7,7 +7,7 @@ indexes and append-only triggers. Later partitions are added ahead of the log by
 
 PostgreSQL requires a unique index on a partitioned table to contain the partition key, so the
 log's two uniqueness rules (an event id once; a stream version once) move to `audit_event_key`,
-one narrow row per event written by a trigger in the inserting transaction. Its rows are copied
+one narrow row per event written by a trigger in the inserting statement. Its rows are copied
 from the events (they are derived, like an index), and it is append-only like the log.
 """
 
@@ -25,10 +25,11 @@ CREATE TABLE audit_event_key (
 INSERT INTO audit_event_key (event_id, stream_type, stream_id, stream_version, seq)
     SELECT event_id, stream_type, stream_id, stream_version, seq FROM audit_event ORDER BY seq;
 
+-- Once per statement, from its transition table: a sealed batch's keys in one INSERT.
 CREATE FUNCTION audit_event_key_record() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO audit_event_key (event_id, stream_type, stream_id, stream_version, seq)
-        VALUES (NEW.event_id, NEW.stream_type, NEW.stream_id, NEW.stream_version, NEW.seq);
+        SELECT event_id, stream_type, stream_id, stream_version, seq FROM inserted;
     RETURN NULL;
 END
 $$;
@@ -79,7 +80,7 @@ BEGIN
     CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
         FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
     CREATE TRIGGER audit_event_key_insert AFTER INSERT ON audit_event
-        FOR EACH ROW EXECUTE FUNCTION audit_event_key_record();
+        REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION audit_event_key_record();
 
     ALTER TABLE audit_event ENABLE ALWAYS TRIGGER audit_event_no_update_delete;
     ALTER TABLE audit_event ENABLE ALWAYS TRIGGER audit_event_no_truncate;
@@ -91,7 +92,9 @@ BEGIN
         EXECUTE format('ALTER TABLE audit_event ATTACH PARTITION audit_event_p1 FOR VALUES FROM (1) TO (%s)', log_end);
         INSERT INTO audit_log_partition (name, first_seq, end_seq) VALUES ('audit_event_p1', 1, log_end);
         ALTER TABLE audit_event_p1 ENABLE ALWAYS TRIGGER audit_event_no_update_delete;
-        ALTER TABLE audit_event_p1 ENABLE ALWAYS TRIGGER audit_event_key_insert;
+        CREATE TRIGGER audit_event_p1_key_insert AFTER INSERT ON audit_event_p1  -- inserts naming the partition
+            REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION audit_event_key_record();
+        ALTER TABLE audit_event_p1 ENABLE ALWAYS TRIGGER audit_event_p1_key_insert;
     END IF;
 END
 $$;
@@ -127,7 +130,9 @@ BEGIN
                        name || '_no_truncate', name);
         EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER %I', name, name || '_no_truncate');
         EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER audit_event_no_update_delete', name);
-        EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER audit_event_key_insert', name);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS inserted'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION audit_event_key_record()', name || '_key_insert', name);
+        EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER %I', name, name || '_key_insert');
         INSERT INTO audit_log_partition (name, first_seq, end_seq) VALUES (name, log_end, log_end + ahead);
         log_end := log_end + ahead;
     END LOOP;

@@ -29,6 +29,7 @@ from rest_framework import authentication, exceptions
 
 from audit.store import Actor
 from monitoring.access.lockout import Lockout, lockout_message, lockout_of
+from monitoring.registry.from_log import ReadModelDiverged, key_checked
 from monitoring.registry.models import ModelApiKey
 
 log = logging.getLogger("driftledger.security")
@@ -67,7 +68,7 @@ class ModelKeyAuthentication(authentication.BaseAuthentication):
             record = ModelApiKey.objects.get_from_key(key)
         except ModelApiKey.DoesNotExist:
             record = None
-        if record is None or record.revoked or record.has_expired:
+        if record is None or record.revoked or record.has_expired or not _issued_in_log(record):
             prefix = key.partition(".")[0][:8]
             log.warning("refused API key %r from %s: unknown, revoked or expired", prefix, _address(request))
             raise exceptions.AuthenticationFailed("API key unknown, revoked or expired")
@@ -75,6 +76,15 @@ class ModelKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return KEYWORD
+
+
+def _issued_in_log(record: ModelApiKey) -> bool:
+    """The row is only a copy: the key counts when the log's signed events issued it so and
+    did not revoke it (a row written past the application is an integrity failure, recorded)."""
+    try:
+        return key_checked(record)
+    except ReadModelDiverged:
+        return False
 
 
 class ModelKeyScheme(OpenApiAuthenticationExtension):

@@ -4,6 +4,7 @@ Thin: validate the input, call a service, answer from the read models."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -13,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.signed import inclusion
 from monitoring.access.authentication import actor_of
 from monitoring.access.permissions import ByMethod, CanEngineer, CanRead, CanServe, allow
 from monitoring.access.roles import Role
@@ -21,6 +23,7 @@ from monitoring.ingestion.idempotency import idempotent
 from monitoring.registry import services
 from monitoring.registry.data_schema import Task
 from monitoring.registry.domain import DeploymentAction
+from monitoring.registry.from_log import deployment_signed, pointer_of
 from monitoring.registry.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
 from monitoring.remediation.kinds import RemediationKind
 
@@ -29,6 +32,40 @@ class DeploymentOut(serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = ["champion", "challenger", "canary", "canary_share", "changed_at", "seq", "event_id"]
+
+
+class SignedEventOut(serializers.Serializer):
+    seq = serializers.IntegerField()
+    canonical = serializers.CharField(help_text="base64 of the event's signed bytes (canonical JSON envelope)")
+    signature = serializers.CharField(help_text="base64 Ed25519 signature over those bytes")
+    key_id = serializers.CharField()
+
+
+class InclusionOut(serializers.Serializer):
+    checkpoint = serializers.DictField(help_text="the signed checkpoint the proof leads to")
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    path = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 inclusion proof, hex")
+
+
+class SignedPointerOut(serializers.Serializer):
+    event = SignedEventOut()
+    proof = InclusionOut()
+
+
+class ServedDeploymentOut(serializers.Serializer):
+    champion = serializers.CharField(allow_null=True)
+    challenger = serializers.CharField(allow_null=True)
+    canary = serializers.CharField(allow_null=True)
+    canary_share = serializers.FloatField()
+    changed_at = serializers.CharField(allow_null=True)
+    seq = serializers.IntegerField()
+    event_id = serializers.CharField(allow_null=True)
+    signed = SignedPointerOut(
+        allow_null=True,
+        help_text="the DeploymentChanged event that set this pointer, as signed, with its inclusion proof "
+        "against a signed checkpoint: a client holding the log's public key checks the pointer itself",
+    )
 
 
 class ModelOut(serializers.ModelSerializer):
@@ -180,7 +217,7 @@ class DeploymentChangeIn(serializers.Serializer):
     reason = serializers.CharField()
 
 
-NO_DEPLOYMENT = {
+NO_DEPLOYMENT: dict[str, Any] = {
     "champion": None,
     "challenger": None,
     "canary": None,
@@ -205,19 +242,27 @@ class DeploymentView(ByMethod, APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
-        responses={200: DeploymentOut, 304: OpenApiResponse(description="Not modified")},
-        summary="The deployment pointer: champion, challenger, canary and its share",
+        responses={
+            200: ServedDeploymentOut,
+            304: OpenApiResponse(description="Not modified"),
+            503: OpenApiResponse(description="The pointer differs from the log's signed decision: nothing is served"),
+        },
+        summary="The deployment pointer: champion, challenger, canary and its share, with the signed event that set it",
     )
     def get(self, request, name: str):
         deployment = Deployment.objects.filter(model_id=name).first()
+        body: dict[str, Any] | None
         if deployment is None:
             get_object_or_404(RegisteredModel, name=name)
-            body, etag = NO_DEPLOYMENT, '"0"'
+            body, etag = {**NO_DEPLOYMENT, "signed": None}, '"0"'
         else:
             body, etag = None, f'"{deployment.seq}"'
         if etag in _etags(request.headers.get("If-None-Match", "")):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        return Response(body or DeploymentOut(deployment).data, headers={"ETag": etag, "Cache-Control": "no-cache"})
+        if body is None:  # from the signed event that set it, never from the row alone
+            event = deployment_signed(deployment)
+            body = {**pointer_of(event), "signed": {"event": event.as_dict(), "proof": inclusion(event.seq)}}
+        return Response(body, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
     @extend_schema(
         request=DeploymentChangeIn,

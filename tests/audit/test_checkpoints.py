@@ -18,8 +18,10 @@ from django.db.utils import DatabaseError
 
 from audit import checkpoints, keyring, merkle
 from audit.canonical import canonicalize
-from audit.models import Checkpoint, Event
+from audit.checkpoints import CheckpointError
+from audit.models import Checkpoint, Event, LogVerification
 from audit.store import append
+from audit.tasks import checkpoint_if_grown
 from audit.verify import verify_log
 from audit.witnesses import DirectoryWitness, WitnessConflict, read_witnessed
 from tests.audit.factories import noted_event
@@ -241,3 +243,33 @@ def test_bulk_node_fetch_by_level_ranges_returns_the_same_nodes(witness_dir, mon
     by_lookup = checkpoints.stored_nodes(wanted)
     monkeypatch.setattr(checkpoints, "_SCAN_THRESHOLD", 0)
     assert checkpoints.stored_nodes(wanted) == by_lookup
+
+
+# ---- a checkpointer that cannot lie ------------------------------------------------------------
+
+
+def test_the_checkpointer_signs_nothing_over_a_log_that_shrank_and_says_why(witnessed_log):
+    _superuser("DELETE FROM audit_event WHERE seq > 25")
+    for _ in range(2):  # beat tries again a minute later: refused again, reported once
+        with pytest.raises(CheckpointError, match="the log shrank: it holds 25 events, and a checkpoint of 30"):
+            checkpoint_if_grown()
+    assert Checkpoint.objects.order_by("-tree_size").first().tree_size == 30
+    (failure,) = LogVerification.objects.filter(ok=False)
+    assert failure.problem.startswith("the checkpointer refused to sign: the log shrank")
+
+
+@pytest.mark.parametrize("kept", [25, 29])  # the last checkpoint's last leaf inside a subtree, or alone
+def test_the_checkpointer_signs_nothing_over_a_tail_grown_on_another_history(witnessed_log, kept):
+    _superuser(f"DELETE FROM audit_event WHERE seq > {kept}")
+    _append(8)  # the log grows past the checkpoint of 30 again, with other events
+    with pytest.raises(CheckpointError, match="no longer gives the signed root of the checkpoint of 30 events"):
+        checkpoint_if_grown()
+    assert Checkpoint.objects.order_by("-tree_size").first().tree_size == 30
+
+
+def test_the_checkpointer_signs_nothing_over_leaf_hashes_that_are_not_their_events(witnessed_log):
+    _append(3)
+    _superuser("UPDATE audit_event SET leaf_hash = %s WHERE seq = 32", (b"\x01" * 32,))
+    with pytest.raises(CheckpointError, match="event 32: its hashes are not those of its signed bytes"):
+        checkpoint_if_grown()
+    assert Checkpoint.objects.order_by("-tree_size").first().tree_size == 30

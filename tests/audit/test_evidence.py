@@ -365,3 +365,104 @@ def test_a_bundle_replayed_from_another_log_is_rejected(log, tmp_path, genesis_k
     error = _rejected(bundle, genesis_key, log_id=other_log)
     assert error.file == "manifest.json"
     assert f"not the expected log {other_log}" in error.reason
+
+
+# ---- the format to the letter ----------------------------------------------------------------
+
+
+def test_a_zip_holding_a_member_twice_or_a_directory_is_rejected(log, tmp_path, genesis_key):
+    """An unzip tool may extract either copy of a member named twice: the bundle is ambiguous."""
+    bundle = _export(tmp_path)
+    with zipfile.ZipFile(bundle) as archive:
+        events = archive.read("events.jsonl")
+    twice = tmp_path / "twice.zip"
+    twice.write_bytes(bundle.read_bytes())
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(twice, "a") as archive:
+        archive.writestr("events.jsonl", events.replace(b"critical", b"harmless"))
+    error = _rejected(twice, genesis_key)
+    assert (error.file, error.reason) == (
+        "events.jsonl",
+        "is in the zip more than once: which copy is the evidence is ambiguous",
+    )
+    folder = tmp_path / "folder.zip"
+    folder.write_bytes(bundle.read_bytes())
+    with zipfile.ZipFile(folder, "a") as archive:
+        archive.mkdir("data")
+    assert _rejected(folder, genesis_key).reason == "is a directory entry, which the manifest does not list"
+
+
+def _rotation_seq(bundle: Path) -> int:
+    with zipfile.ZipFile(bundle) as archive:
+        lines = archive.read("events.jsonl").splitlines()
+    return next(json.loads(line)["event"]["seq"] for line in lines if b'"type":"audit.KeyRotated"' in line)
+
+
+def _set_keys(files: dict, change) -> None:
+    keys = json.loads(files["keys.json"])
+    change(keys)
+    files["keys.json"] = rfc8785.dumps(keys)
+
+
+def test_a_key_must_enter_through_its_rotation_at_its_seq(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path)
+    rotated = _rotation_seq(bundle)
+    thief = keyring.current_signing_key()  # the newer key, stolen: it re-signs the manifest
+
+    def earlier(keys):  # the newer key made valid before its rotation
+        keys[0]["valid_to_seq"], keys[1]["valid_from_seq"] = rotated - 2, rotated - 1
+
+    error = _rejected(
+        _rewrite(bundle, tmp_path / "k1.zip", lambda f: _set_keys(f, earlier), resign_with=thief), genesis_key
+    )
+    assert error.file == "keys.json"
+    assert error.reason == (
+        f"key {thief.key_id} is valid from seq {rotated - 1}, but no audit.KeyRotated at seq {rotated - 2} "
+        f"introduces it after key {genesis_key.key_id}"
+    )
+
+    def history_rewritten(keys):  # the newer key for the seqs before the rotation too, around the old one
+        old, new = keys
+        keys[:] = [new | {"valid_from_seq": 1, "valid_to_seq": rotated - 1}, old | {"valid_from_seq": rotated}, new]
+
+    error = _rejected(
+        _rewrite(bundle, tmp_path / "k2.zip", lambda f: _set_keys(f, history_rewritten), resign_with=thief), genesis_key
+    )
+    assert error.file == "keys.json" and f"no audit.KeyRotated at seq {rotated - 1}" in error.reason
+
+    stranger = SigningKey.generate()
+
+    def smuggled(keys):  # a third key, with no rotation at all
+        keys[-1]["valid_to_seq"] = rotated + 3
+        keys.append(
+            {
+                "key_id": stranger.key_id,
+                "public_key": base64.b64encode(stranger.public_raw).decode(),
+                "valid_from_seq": rotated + 4,
+                "valid_to_seq": None,
+            }
+        )
+
+    error = _rejected(
+        _rewrite(bundle, tmp_path / "k3.zip", lambda f: _set_keys(f, smuggled), resign_with=thief), genesis_key
+    )
+    assert error.file == "keys.json" and f"key {stranger.key_id} is valid from seq {rotated + 4}" in error.reason
+
+
+def _verifier(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "audit.verifier", *arguments], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_without_a_trusted_key_the_verifier_does_not_say_valid(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path)
+    alone = _verifier(str(bundle))
+    assert alone.returncode == 3, alone.stderr
+    assert alone.stdout.startswith("INTERNALLY CONSISTENT, NOT AUTHENTICATED: ") and "VALID" not in alone.stdout
+    assert "give the log's key with --trusted-key" in alone.stdout
+    asked = _verifier(str(bundle), "--internal-only")
+    assert asked.returncode == 0 and asked.stdout.startswith("INTERNALLY CONSISTENT, NOT AUTHENTICATED: ")
+    both = _verifier(str(bundle), "--internal-only", "--trusted-key", str(_pem(genesis_key, tmp_path / "k.pem")))
+    assert both.returncode == 2 and "--internal-only" in both.stderr
+    broken = _rewrite(bundle, tmp_path / "broken.zip", _change_event_byte, resign_with=keyring.current_signing_key())
+    assert _verifier(str(broken), "--internal-only").returncode == 1  # inconsistent is invalid either way

@@ -73,13 +73,15 @@ def test_an_event_id_or_stream_version_twice_is_refused_across_partitions(small_
     assert _where_each_event_lives()[1] != _where_each_event_lives()[15]
     columns = [f.column for f in Event._meta.fields if f.column not in ("seq", "event_id", "stream_id")]
     copied = ", ".join(columns)
-    for event_id, stream_id in (("event_id", "'other'"), ("gen_random_uuid()", "stream_id")):  # same id; same version
-        refused = pytest.raises(IntegrityError, match="audit_event_key")
-        with refused, transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO audit_event (seq, event_id, stream_id, {copied})"
-                f" SELECT 16, {event_id}, {stream_id}, {copied} FROM audit_event WHERE seq = 1"
-            )
+    partition = LogPartition.objects.get(first_seq__lte=16, end_seq__gt=16).name
+    for table in ("audit_event", partition):  # through the log, or naming its partition
+        for event_id, stream_id in (("event_id", "'other'"), ("gen_random_uuid()", "stream_id")):  # id; version
+            refused = pytest.raises(IntegrityError, match="audit_event_key")
+            with refused, transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (seq, event_id, stream_id, {copied})"
+                    f" SELECT 16, {event_id}, {stream_id}, {copied} FROM audit_event WHERE seq = 1"
+                )
     assert Event.objects.count() == EventKey.objects.count() == 15
 
 

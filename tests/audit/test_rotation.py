@@ -55,13 +55,30 @@ def test_key_rotated_event_is_signed_by_the_old_key_and_cross_signed_by_the_new(
     ]
 
 
-def test_the_replaced_key_file_is_kept_beside_the_new_one(signing_key_file):
+def test_the_retired_private_key_is_destroyed(signing_key_file):
+    """Whoever takes the key directory after a rotation cannot sign for the seqs before it."""
     _append_one()
     old = keyring.current_signing_key()
     signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="compromise drill")
-    retired = list(signing_key_file.parent.glob(f"*.{old.key_id}.retired.pem"))
-    assert len(retired) == 1 and SigningKey.load(retired[0]).key_id == old.key_id
+    left = [SigningKey.load(path).key_id for path in signing_key_file.parent.glob("*.pem")]
+    assert left == [keyring.current_signing_key().key_id]
+    old_pem = old.private_pem()
+    assert not any(old_pem in path.read_bytes() for path in signing_key_file.parent.rglob("*") if path.is_file())
     assert not list(signing_key_file.parent.glob("*.pending"))
+    assert signing_keys()[0].key_id == old.key_id  # its public key still verifies the past
+
+
+def test_the_retired_private_key_moves_to_offline_media_when_configured(signing_key_file, settings, tmp_path):
+    settings.AUDIT_RETIRED_KEY_DIR = str(tmp_path / "offline")
+    _append_one()
+    old = keyring.current_signing_key()
+    signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="yearly")
+    (moved,) = (tmp_path / "offline").glob("*.pem")
+    assert SigningKey.load(moved).key_id == old.key_id and moved.name.endswith(f".{old.key_id}.retired.pem")
+    assert oct(moved.stat().st_mode & 0o777) == "0o600"
+    assert [SigningKey.load(p).key_id for p in signing_key_file.parent.glob("*.pem")] == [
+        keyring.current_signing_key().key_id
+    ]
 
 
 def test_rotating_to_the_same_key_is_refused():
