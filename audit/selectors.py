@@ -25,12 +25,13 @@ def signing_keys() -> list[KeyRange]:
 
 
 def stream_version(stream_type: str, stream_id: str) -> int:
-    """The stream's current version; 0 when it has no event yet."""
+    """The stream's current version; 0 when it has no event yet (from the key table: one index,
+    however many partitions the log has)."""
     from django.db.models import Max
 
-    from audit.models import Event
+    from audit.models import EventKey
 
-    found = Event.objects.filter(stream_type=stream_type, stream_id=stream_id).aggregate(v=Max("stream_version"))
+    found = EventKey.objects.filter(stream_type=stream_type, stream_id=stream_id).aggregate(v=Max("stream_version"))
     return found["v"] or 0
 
 

@@ -1,8 +1,9 @@
 """Checkpoints and proofs on a 1M-event log, from stored leaf hashes and Merkle nodes.
 
 Targets (issue 3): checkpoint of a 1M-event log < 2 s; an inclusion or consistency proof < 50 ms.
-The rows are synthetic (bulk-loaded leaf hashes, not signed envelopes): checkpoints and proofs
-read only `leaf_hash` and the node table, never the envelopes.
+The rows are synthetic (bulk-loaded small bodies chained by prev_hash, not signed envelopes): a
+checkpoint reads the bytes of the events it adds, to check their hashes and links; proofs read
+only leaf hashes and the node table.
 
     python bench/checkpoint.py [--events 1000000]
 """
@@ -21,22 +22,22 @@ from django.conf import settings
 from django.db import connection
 
 from audit import checkpoints, merkle
+from audit.envelope import GENESIS_PREV_HASH
 from audit.models import LogInfo
 
 
-def bulk_load(count: int) -> None:
-    LogInfo.objects.create(log_id=uuid.uuid4(), created_at="2026-11-25T00:00:00Z")
+def bulk_load(first: int, count: int, previous: str) -> str:
+    """Events `first`..`first + count - 1`, each chaining to the one before (the checkpointer
+    checks the links of what it adds); returns the last one's hash."""
     with connection.cursor() as cursor:
-        # The partitions an append would have made; 1,000 more events come after the load.
-        cursor.execute("SELECT audit_partition_room(%s, %s)", [count + 1000, settings.AUDIT_PARTITION_EVENTS])
         raw = cursor.connection
         with raw.cursor().copy(
             "COPY audit_event (seq, event_id, stream_type, stream_id, stream_version, event_type, schema,"
             " occurred_at, actor_kind, actor_id, payload, canonical, hash, leaf_hash, signature, key_id)"
             " FROM STDIN"
         ) as copy:
-            for seq in range(1, count + 1):
-                body = b'{"seq":%d}' % seq
+            for seq in range(first, first + count):
+                body = b'{"prev_hash":"%s","seq":%d}' % (previous.encode(), seq)
                 digest, leaf = hashlib.sha256(body).digest(), merkle.leaf_hash(body)
                 copy.write_row(
                     (
@@ -58,6 +59,14 @@ def bulk_load(count: int) -> None:
                         "0" * 16,
                     )
                 )
+                previous = digest.hex()
+    return previous
+
+
+def _leaf(seq: int) -> bytes:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT leaf_hash FROM audit_event WHERE seq = %s", [seq])
+        return bytes(cursor.fetchone()[0])
 
 
 def main() -> None:
@@ -66,24 +75,20 @@ def main() -> None:
     options = parser.parse_args()
     n = options.events
     with scratch_database("driftledger_bench_checkpoint"):
+        LogInfo.objects.create(log_id=uuid.uuid4(), created_at="2026-11-25T00:00:00Z")
+        with connection.cursor() as cursor:  # the partitions an append would have made
+            cursor.execute("SELECT audit_partition_room(%s, %s)", [n, settings.AUDIT_PARTITION_EVENTS])
         started = time.perf_counter()
-        bulk_load(n - 1000)
+        head = bulk_load(1, n - 1000, GENESIS_PREV_HASH)
         loaded = time.perf_counter() - started
         cold, first = timed(lambda: checkpoints.checkpoint_create(publish=False))
-        with connection.cursor() as cursor:  # 1,000 more events arrive
-            cursor.execute(
-                "INSERT INTO audit_event SELECT seq + 1000, gen_random_uuid(), stream_type, stream_id,"
-                " stream_version + 1000, event_type, schema, occurred_at, actor_kind, actor_id, correlation_id,"
-                " causation_id, payload, canonical, hash, leaf_hash, signature, key_id FROM audit_event"
-                " WHERE seq > %s",
-                [n - 2000],
-            )
+        bulk_load(n - 999, 1000, head)  # 1,000 more events arrive
         warm, second = timed(lambda: checkpoints.checkpoint_create(publish=False))
         rng = random.Random(7)
         inclusion = [timed(checkpoints.inclusion_proof, rng.randrange(1, n + 1), n)[0] for _ in range(200)]
         consistency = [timed(checkpoints.consistency_proof, rng.randrange(1, n), n)[0] for _ in range(200)]
         ok = merkle.verify_inclusion(
-            41, n, merkle.leaf_hash(b'{"seq":42}'), checkpoints.inclusion_proof(42, n), bytes.fromhex(second.root_hash)
+            41, n, _leaf(42), checkpoints.inclusion_proof(42, n), bytes.fromhex(second.root_hash)
         )
     print(f"loaded {n - 1000:,} synthetic leaves in {loaded:.1f} s (set-up, not measured)")
     print(f"{'operation':52} {'time':>10} {'target':>10}")

@@ -62,7 +62,7 @@ def disk() -> tuple[int, int]:
         partitions_bytes, partitions = cursor.fetchone()
         cursor.execute("SELECT pg_total_relation_size('audit_event_key') + pg_total_relation_size('audit_merkle_node')")
         (others,) = cursor.fetchone()
-    return partitions_bytes + others, partitions
+    return int(partitions_bytes) + int(others), int(partitions)
 
 
 def main() -> None:
