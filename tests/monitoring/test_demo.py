@@ -31,6 +31,7 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "rotated the log's signing key",
         "Bob Okafor (risk approver) approved the rollback of credit-default to 2026.10.1",
         "The rollback executed (succeeded): champion 2026.10.1",
+        "and checks it against the log's public keys: the DeploymentChanged of seq",
         "Offline verifier (python -m audit.verifier, trusting only the first key): VALID",
     ):
         assert expected in output, expected

@@ -32,6 +32,7 @@ from audit.selectors import signing_keys
 from audit.selfcheck import log_verify_recorded
 from audit.store import Actor
 from config.celery import app as celery_app
+from driftledger.client import pointer_verify
 from monitoring.access.domain import Role
 from monitoring.access.services import people_record_existing, person_load, person_register, role_grant
 from monitoring.alerting.domain import AlertStatus
@@ -62,6 +63,16 @@ PEOPLE = (
     ("dana", "Dana Whitfield", Role.ADMIN),
 )
 INCOME_BY_PSI = {"drift": {"features": {"income": {"test": "ks", "effect": "psi", "floor": 0.2}}}}
+
+
+def _log_keys() -> list[bytes]:
+    """Every public key of the log, in PEM: what its operator hands to serving systems."""
+    return [
+        public_key_from_raw(key.public_raw).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for key in signing_keys()
+    ]
 
 
 class Command(BaseCommand):
@@ -103,8 +114,14 @@ class Command(BaseCommand):
         after = serving.get(f"/api/v1/models/{MODEL}/deployment/", HTTP_IF_NONE_MATCH=before.headers["ETag"])
         state = Remediation.objects.get(request_id=request_id).state
         etags = f"ETag {before.headers['ETag']} -> {after.headers['ETag']}"
-        champion = after.json()["champion"]
-        say(f"9. The rollback executed ({state}): champion {champion}; serving's next poll sees it ({etags}).")
+        pointer = after.json()
+        pointer_verify(pointer, MODEL, _log_keys())  # as a serving system holding the log's keys does
+        signer, size = pointer["signed"]["event"]["key_id"], pointer["signed"]["proof"]["tree_size"]
+        say(
+            f"9. The rollback executed ({state}): champion {pointer['champion']}; serving's next poll sees it "
+            f"({etags}) and checks it against the log's public keys: the DeploymentChanged of seq {pointer['seq']}, "
+            f"signed by {signer}, included in the checkpoint of size {size}."
+        )
         today = now.replace(hour=0, minute=0, second=0)
         churn_story(say, actor=ALICE, today=today, step=10)
         recommender_story(say, actor=ALICE, today=today, step=11)
