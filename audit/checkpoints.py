@@ -130,9 +130,11 @@ def _signed_checkpoint(size: int, root: bytes) -> Checkpoint:
 
 
 def _publish(checkpoint: Checkpoint) -> None:
+    from audit.cosigning import cosign
     from audit.witnesses import publish_checkpoint
 
     publish_checkpoint(checkpoint.as_dict())
+    cosign(checkpoint)
 
 
 def _raw() -> psycopg.Connection:

@@ -31,7 +31,9 @@ ENVELOPE_MEMBERS = (
 
 ACTOR_KINDS = ("user", "service", "model", "system")
 CHECKPOINT_MEMBERS = ("log_id", "tree_size", "root_hash", "timestamp", "key_id")
-BUNDLE_FORMAT = "driftledger-evidence/1"
+# Version 2 adds the witnesses' cosignatures; a verifier still reads version 1 bundles.
+BUNDLE_FORMAT = "driftledger-evidence/2"
+BUNDLE_FORMATS = ("driftledger-evidence/1", BUNDLE_FORMAT)
 
 
 def format_time(moment: dt.datetime) -> str:
@@ -113,3 +115,23 @@ def rotation_statement(*, log_id: str, new_key_id: str, previous_key_id: str) ->
     from audit.canonical import canonicalize
 
     return canonicalize({"log_id": log_id, "new_key_id": new_key_id, "previous_key_id": previous_key_id})
+
+
+COSIGNATURE_KIND = "driftledger-cosignature/1"
+COSIGNATURE_MEMBERS = ("witness_id", "cosigned_at", "signature")
+
+
+def cosigned_statement(checkpoint: dict[str, Any], cosigned_at: str) -> bytes:
+    """The bytes a witness signs for a checkpoint (docs/evidence-format.md, version 2)."""
+    from audit.canonical import canonicalize
+
+    return canonicalize(
+        {
+            "kind": COSIGNATURE_KIND,
+            "log_id": checkpoint["log_id"],
+            "tree_size": checkpoint["tree_size"],
+            "root_hash": checkpoint["root_hash"],
+            "checkpoint_key_id": checkpoint["key_id"],
+            "cosigned_at": cosigned_at,
+        }
+    )

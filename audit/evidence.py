@@ -26,7 +26,7 @@ import orjson
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
-from audit import checkpoints, keyring, merkle
+from audit import checkpoints, cosigning, keyring, merkle
 from audit.blobs import blob_exists, blob_path, storage_reached
 from audit.canonical import canonicalize
 from audit.envelope import BUNDLE_FORMAT, KEY_ROTATED, format_time, parse_time
@@ -140,6 +140,7 @@ def evidence_export(
     checkpoint = checkpoints.checkpoint_create()
     if checkpoint is None:
         raise EvidenceError("the log is empty: there is nothing to export")
+    cosigning.cosign(checkpoint)  # the witnesses that have not cosigned it yet; a bundle carries what they gave
     seqs = _selected_seqs(query, checkpoint.tree_size)
     if not seqs:
         raise EvidenceError("no event matches the query")
@@ -256,6 +257,7 @@ def _write_bundle(
                 with storage_reached(), default_storage.open(blob_path(digest), "rb") as handle:
                     write(f"data/{digest}", iter(functools.partial(handle.read, 1 << 20), b""))
                 stored += 1
+        write("witnesses.json", [canonicalize(sorted((w.as_listed() for w in cosigning.configured()), key=_by_id))])
         write("report.html", [render_report(timeline, checkpoint.as_dict(), query.as_manifest(), missing).encode()])
         manifest = canonicalize(
             {
@@ -264,7 +266,7 @@ def _write_bundle(
                 "created_at": format_time(dt.datetime.now(dt.UTC)),
                 "created_by": created_by,
                 "query": query.as_manifest(),
-                "checkpoint": checkpoint.as_dict(),
+                "checkpoint": {**checkpoint.as_dict(), "cosignatures": cosigning.cosignatures_of(checkpoint)},
                 "files": files,
             }
         )
@@ -273,6 +275,10 @@ def _write_bundle(
         bundle.writestr("manifest.json", manifest)
         bundle.writestr("manifest.sig", canonicalize({"key_id": key.key_id, "signature": signature}))
     return ExportSummary(path, len(seqs), checkpoint.tree_size, stored, missing)
+
+
+def _by_id(witness: dict) -> str:
+    return witness["witness_id"]
 
 
 def _write_member(bundle: zipfile.ZipFile, name: str, chunks: Iterable[bytes]) -> str:

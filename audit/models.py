@@ -132,6 +132,23 @@ class Checkpoint(models.Model):
         }
 
 
+class Cosignature(models.Model):
+    """A witness's cosignature of a checkpoint (docs/evidence-format.md, version 2): the witness
+    checked that the checkpoint extends the last one it cosigned for this log."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, db_column="tree_size")
+    witness_id = models.CharField(max_length=16)
+    cosigned_at = models.CharField(max_length=27)
+    signature = models.CharField(max_length=100)
+
+    class Meta:
+        db_table = "audit_cosignature"
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "witness_id"], name="one_cosignature_per_witness")]
+
+    def as_dict(self) -> dict:
+        return {"witness_id": self.witness_id, "cosigned_at": self.cosigned_at, "signature": self.signature}
+
+
 class EvidenceExport(models.Model):
     """A requested evidence bundle and its progress (working state, not part of the log)."""
 

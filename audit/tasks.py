@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.blobs import StorageUnavailable, export_path, export_save
 from audit.checkpoints import CheckpointError, checkpoint_create
+from audit.cosigning import cosign
 from audit.models import EvidenceExport
 from audit.selfcheck import VerificationRunning, integrity_failure_record, log_verify_recorded
 
@@ -28,12 +29,15 @@ VERIFY_TIME_LIMIT = VERIFY_SOFT_TIME_LIMIT + 60
 @shared_task(acks_late=True, ignore_result=True)
 def checkpoint_if_grown() -> int | None:
     """Beat runs this every minute; it checkpoints only when the log has grown. When the log no
-    longer matches what was signed, it signs nothing and the failure is recorded and notified."""
+    longer matches what was signed, it signs nothing and the failure is recorded and notified.
+    A witness that missed the latest checkpoint (it was down) is asked again."""
     try:
         checkpoint = checkpoint_create()
     except CheckpointError as refusal:
         integrity_failure_record(f"the checkpointer refused to sign: {refusal}")
         raise
+    if checkpoint is not None:
+        cosign(checkpoint)
     return checkpoint.tree_size if checkpoint else None
 
 

@@ -1,13 +1,16 @@
 """Offline verifier of Driftledger evidence bundles (docs/evidence-format.md, "What a verifier checks").
 
     python -m audit.verifier BUNDLE.zip --trusted-key KEY.pem [--trusted-key …] [--log-id ID]
+    python -m audit.verifier BUNDLE.zip --trusted-key KEY.pem --witness-key W1.pem --witness-key W2.pem [--quorum K]
     python -m audit.verifier BUNDLE.zip --internal-only
 
 Needs only Python ≥ 3.11, `cryptography` and `rfc8785`, and this package's pure modules
 (audit.merkle, audit.canonical); no Django, no database. Exit 0 and a summary when every check
 holds; exit 1 naming the file, the seq and the reason of the first failure; exit 2 on bad usage;
 exit 3 when the bundle is internally consistent but no trusted key was given, so nothing shows
-where it comes from (`--internal-only` asks for that weaker check and exits 0).
+where it comes from (`--internal-only` asks for that weaker check and exits 0). With a witness
+policy (`--witness-key`, and `--quorum`, by default all of them), the bundle's checkpoint must
+carry that many verifying cosignatures of distinct trusted witnesses (format version 2).
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from audit import merkle
 from audit.canonical import is_canonical
 from audit.envelope import (
-    BUNDLE_FORMAT,
+    BUNDLE_FORMATS,
     CHECKPOINT_MEMBERS,
+    COSIGNATURE_MEMBERS,
     ENVELOPE_MEMBERS,
     KEY_ROTATED,
     checkpoint_body,
+    cosigned_statement,
     key_id_of,
     rotation_statement,
 )
@@ -83,6 +88,18 @@ class Report:
     data_files: int
     warnings: tuple[str, ...]
     authenticated: bool  # False: no trusted key was given, the bundle's own first key was assumed
+    witnesses: Witnessed
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """What the cosignatures of the bundle's checkpoint show."""
+
+    found: int  # cosignatures in the bundle
+    vouching: tuple[str, ...]  # "name (witness_id)" of each that verifies (under a policy key, when given)
+    notes: tuple[str, ...]  # each cosignature that could not be verified, and why
+    quorum: int | None  # the policy's, or None without a policy
+    policy_size: int = 0
 
 
 def _valid_openssl(raw_public: bytes, signature: bytes, data: bytes) -> bool:
@@ -299,9 +316,19 @@ def _check_proof(line: bytes, seq: int, leaf: bytes, tree_size: int, proofs: mer
 
 
 def verify_bundle(
-    path: Path, trusted_keys: list[bytes], *, log_id: str | None = None, workers: int | None = None
+    path: Path,
+    trusted_keys: list[bytes],
+    *,
+    log_id: str | None = None,
+    workers: int | None = None,
+    witness_keys: list[bytes] | None = None,
+    quorum: int | None = None,
 ) -> Report:
-    """Check everything in docs/evidence-format.md; raise BundleInvalid at the first failure."""
+    """Check everything in docs/evidence-format.md; raise BundleInvalid at the first failure.
+    `witness_keys` and `quorum` are the witness policy (quorum: by default every witness key)."""
+    witness_keys = witness_keys or []
+    if witness_keys and quorum is None:
+        quorum = len({key_id_of(raw) for raw in witness_keys})
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -330,6 +357,7 @@ def verify_bundle(
         _trace_rotations(keys, rotations, bundle_log)
         _check_manifest_signature(archive, manifest_bytes, keys)
         checkpoint = _check_checkpoint(manifest["checkpoint"], bundle_log, keys, "manifest.json")
+        witnessed = _check_cosignatures(manifest, contents, witness_keys, quorum)
         root = bytes.fromhex(checkpoint["root_hash"])
         results = _check_events(event_lines, proof_lines, keys, bundle_log, checkpoint["tree_size"], root, workers)
         earlier = _check_consistency(contents.get("consistency.jsonl", b""), checkpoint, keys, bundle_log)
@@ -340,7 +368,7 @@ def verify_bundle(
         raise BundleInvalid("events.jsonl", f"key(s) {', '.join(untrusted)} do not trace to a trusted key")
     return Report(
         bundle_log, len(event_lines), first_seq, last_seq, checkpoint["tree_size"], checkpoint["key_id"],
-        tuple(sorted(keys.trusted)), earlier, data, tuple(warnings), bool(trusted_keys),
+        tuple(sorted(keys.trusted)), earlier, data, tuple(warnings), bool(trusted_keys), witnessed,
     )  # fmt: skip
 
 
@@ -360,11 +388,19 @@ def _check_manifest(data: bytes) -> dict:
     manifest = _json(data, "manifest.json")
     if rfc8785.dumps(manifest) != data:
         raise BundleInvalid("manifest.json", "not canonical JSON")
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleInvalid("manifest.json", f"format is not {BUNDLE_FORMAT}")
+    if not isinstance(manifest, dict) or manifest.get("format") not in BUNDLE_FORMATS:
+        raise BundleInvalid("manifest.json", f"format is not one of {', '.join(BUNDLE_FORMATS)}")
     for name in ("log_id", "created_at", "created_by", "query", "checkpoint", "files"):
         if name not in manifest:
             raise BundleInvalid("manifest.json", f"member {name!r} is missing")
+    if not isinstance(manifest["files"], dict) or not isinstance(manifest["checkpoint"], dict):
+        raise BundleInvalid("manifest.json", "files and checkpoint must be objects")
+    version_2 = manifest["format"] == BUNDLE_FORMATS[1]
+    if version_2 != ("cosignatures" in manifest["checkpoint"]) or version_2 != ("witnesses.json" in manifest["files"]):
+        raise BundleInvalid(
+            "manifest.json",
+            "a format 2 bundle, and only it, has checkpoint.cosignatures and lists witnesses.json",
+        )
     return manifest
 
 
@@ -430,6 +466,69 @@ def _check_checkpoint(checkpoint: dict, log_id: str, keys: KeyTable, file: str) 
     if raw is None or not _valid(raw, _b64(checkpoint["signature"], file, "checkpoint signature"), body):
         raise BundleInvalid(file, f"checkpoint signature does not verify (tree size {checkpoint['tree_size']})")
     return checkpoint
+
+
+# ---- witnesses (format version 2) -------------------------------------------------------------
+
+
+def _check_cosignatures(manifest: dict, contents: dict, witness_keys: list[bytes], quorum: int | None) -> Witnessed:
+    """Which witnesses vouch for the checkpoint. Under a policy, only cosignatures verifying under
+    its keys count and fewer than `quorum` is a failure; without one, each is checked under the key
+    witnesses.json lists, which shows only that the bundle agrees with itself."""
+    if "cosignatures" not in manifest["checkpoint"]:
+        if witness_keys:
+            raise BundleInvalid(
+                "manifest.json", f"a format 1 bundle carries no cosignature; the policy requires {quorum}"
+            )
+        return Witnessed(0, (), (), None)
+    checkpoint, listed = manifest["checkpoint"], _load_witnesses(contents["witnesses.json"])
+    cosignatures = checkpoint["cosignatures"]
+    if not isinstance(cosignatures, list):
+        raise BundleInvalid("manifest.json", "checkpoint.cosignatures must be a list")
+    policy = {key_id_of(raw): raw for raw in witness_keys}
+    vouching, notes, seen = [], [], set()
+    for cosignature in cosignatures:
+        if not isinstance(cosignature, dict) or set(cosignature) != set(COSIGNATURE_MEMBERS):
+            raise BundleInvalid("manifest.json", f"a cosignature must be {{{', '.join(COSIGNATURE_MEMBERS)}}}")
+        witness_id = cosignature["witness_id"]
+        if witness_id in seen:
+            raise BundleInvalid("manifest.json", f"witness {witness_id} cosigns the checkpoint twice")
+        seen.add(witness_id)
+        name = f"{listed[witness_id]['name']} ({witness_id})" if witness_id in listed else witness_id
+        raw = policy.get(witness_id) if witness_keys else listed.get(witness_id, {}).get("raw")
+        if raw is None:
+            notes.append(f"{name}: {'not a witness of the policy' if witness_keys else 'not listed in witnesses.json'}")
+            continue
+        signature = _b64(cosignature["signature"], "manifest.json", f"the cosignature of {name}")
+        if not isinstance(cosignature["cosigned_at"], str) or not _valid(
+            raw, signature, cosigned_statement(checkpoint, cosignature["cosigned_at"])
+        ):
+            notes.append(f"{name}: its cosignature does not verify over this checkpoint")
+            continue
+        vouching.append(name)
+    if witness_keys and len(vouching) < (quorum or 0):
+        reasons = "; ".join(notes) or "no cosignature from a witness of the policy"
+        raise BundleInvalid(
+            "manifest.json",
+            f"{len(vouching)} of the {quorum} witness cosignature(s) the policy requires vouch for the checkpoint of "
+            f"tree size {checkpoint['tree_size']} ({reasons})",
+        )
+    return Witnessed(len(cosignatures), tuple(vouching), tuple(notes), quorum, len(policy))
+
+
+def _load_witnesses(data: bytes) -> dict[str, dict]:
+    entries = _json(data, "witnesses.json")
+    if rfc8785.dumps(entries) != data or not isinstance(entries, list):
+        raise BundleInvalid("witnesses.json", "must be a canonical JSON list")
+    listed = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != {"witness_id", "public_key", "name"}:
+            raise BundleInvalid("witnesses.json", 'each witness must be {"witness_id", "public_key", "name"}')
+        raw = _b64(entry["public_key"], "witnesses.json", "public_key")
+        if len(raw) != 32 or key_id_of(raw) != entry["witness_id"]:
+            raise BundleInvalid("witnesses.json", f"witness {entry['witness_id']} does not match its public key")
+        listed[entry["witness_id"]] = {**entry, "raw": raw}
+    return listed
 
 
 _shared: tuple = ()  # the lines, inherited by forked workers instead of being pickled to them
@@ -530,6 +629,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--trusted-key", type=Path, action="append", default=[], help="Ed25519 public key PEM")
     parser.add_argument("--log-id", help="the log the bundle must come from")
+    parser.add_argument(
+        "--witness-key", type=Path, action="append", default=[], help="a trusted witness's Ed25519 public key PEM"
+    )
+    parser.add_argument("--quorum", type=int, help="cosignatures of distinct trusted witnesses required (default: all)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     parser.add_argument(
         "--internal-only",
@@ -544,16 +647,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         trusted = [_read_public_key(path) for path in options.trusted_key]
+        witness_keys = [_read_public_key(path) for path in options.witness_key]
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    distinct = len({key_id_of(raw) for raw in witness_keys})
+    if options.quorum is not None and not 1 <= options.quorum <= distinct:
+        print(f"error: --quorum must lie between 1 and the {distinct} distinct --witness-key given", file=sys.stderr)
+        return 2
     try:
-        report = verify_bundle(options.bundle, trusted, log_id=options.log_id, workers=options.workers)
+        report = verify_bundle(
+            options.bundle, trusted, log_id=options.log_id, workers=options.workers,
+            witness_keys=witness_keys, quorum=options.quorum,
+        )  # fmt: skip
     except BundleInvalid as exc:
         print(f"INVALID: {exc}", file=sys.stderr)
         return 1
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
+    for note in report.witnesses.notes:
+        print(f"WITNESS: {note}", file=sys.stderr)
     if not report.authenticated:
         print(
             f"INTERNALLY CONSISTENT, NOT AUTHENTICATED: {report.events} events (seq {report.first_seq}.."
@@ -565,9 +678,21 @@ def main(argv: list[str] | None = None) -> int:
         f"VALID: {report.events} events (seq {report.first_seq}..{report.last_seq}) of log {report.log_id}; "
         f"included in the checkpoint of tree size {report.tree_size} signed by {report.checkpoint_key}; "
         f"{report.earlier_checkpoints} earlier checkpoint(s) consistent; {report.data_files} data file(s) intact; "
-        f"trusted keys: {', '.join(report.trusted_keys)}"
+        f"trusted keys: {', '.join(report.trusted_keys)}; {_witness_summary(report.witnesses)}"
     )
     return 0
+
+
+def _witness_summary(witnessed: Witnessed) -> str:
+    if witnessed.quorum is not None:
+        return (
+            f"witnesses vouching: {', '.join(witnessed.vouching)} "
+            f"({len(witnessed.vouching)} of {witnessed.policy_size}, quorum {witnessed.quorum})"
+        )
+    return (
+        f"{witnessed.found} witness cosignature(s) found, {len(witnessed.vouching)} verifying under the keys "
+        "the bundle lists; not required: no --witness-key given"
+    )
 
 
 if __name__ == "__main__":

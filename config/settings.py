@@ -378,6 +378,10 @@ AUDIT_WITNESSES = [
 ]
 if env("AUDIT_WITNESS_URL", default=""):
     AUDIT_WITNESSES.append({"class": "audit.witnesses.HttpWitness", "options": {"url": env("AUDIT_WITNESS_URL")}})
+# Cosigning witnesses (python -m audit.witness): each checkpoint is sent to every one, and evidence
+# bundles carry their cosignatures. A JSON list of {"name", "url", "public_key" (PEM or base64 raw)}.
+AUDIT_COSIGNING_WITNESSES = env.json("AUDIT_COSIGNING_WITNESSES_JSON", default=[])
+AUDIT_COSIGN_TIMEOUT = env.float("AUDIT_COSIGN_TIMEOUT", default=5.0)  # seconds per witness request
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ APPEND_ONLY_TABLES = (
     "audit_log",
     "audit_checkpoint",
     "audit_merkle_node",
+    "audit_cosignature",
 )
 
 

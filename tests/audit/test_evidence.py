@@ -101,7 +101,7 @@ def test_bundle_layout_and_manifest_follow_the_evidence_format(log, tmp_path, ge
         manifest_bytes = archive.read("manifest.json")
         manifest = json.loads(manifest_bytes)
         assert rfc8785.dumps(manifest) == manifest_bytes
-        assert manifest["format"] == "driftledger-evidence/1"
+        assert manifest["format"] == "driftledger-evidence/2"
         assert manifest["created_by"] == "Ada Auditor"
         assert set(manifest["files"]) == names - {"manifest.json", "manifest.sig"}
         for name, digest in manifest["files"].items():

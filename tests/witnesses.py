@@ -1,0 +1,69 @@
+"""Witness processes for tests and benchmarks: `python -m audit.witness`, each with its own state
+directory and port, started as a separate process as an operator would run it."""
+
+from __future__ import annotations
+
+import base64
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _witness(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "audit.witness", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+@dataclass
+class WitnessProcess:
+    name: str
+    state: Path
+    public_pem: bytes
+    process: subprocess.Popen | None = None
+    url: str = ""
+
+    @property
+    def public_raw(self) -> bytes:
+        key = serialization.load_pem_public_key(self.public_pem)
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def setting(self) -> dict:
+        return {"name": self.name, "url": self.url, "public_key": base64.b64encode(self.public_raw).decode()}
+
+    def start(self) -> WitnessProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "audit.witness", "serve", "--state", str(self.state), "--port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.process.stdout.readline()  # "witness <id> listening on 127.0.0.1:<port>"
+        if "listening on" not in line:
+            self.process.kill()
+            raise RuntimeError(f"witness {self.name} did not start: {line!r}")
+        self.url = f"http://{line.rsplit(' ', 1)[1].strip()}"
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def witness_create(state: Path, name: str, log_id: str, log_key_pem: Path) -> WitnessProcess:
+    """A new witness (its own key) that follows the log from `log_key_pem`, not yet serving."""
+    made = _witness("init", "--state", str(state), "--name", name)
+    if made.returncode != 0:
+        raise RuntimeError(made.stderr)
+    followed = _witness("trust", "--state", str(state), "--log-id", log_id, "--log-key", str(log_key_pem))
+    if followed.returncode != 0:
+        raise RuntimeError(followed.stderr)
+    return WitnessProcess(name, state, made.stdout.encode())
