@@ -19,7 +19,7 @@ from django.db.utils import DatabaseError
 from audit import checkpoints, keyring, merkle
 from audit.canonical import canonicalize
 from audit.checkpoints import CheckpointError
-from audit.models import Checkpoint, Event, LogVerification
+from audit.models import Checkpoint, Cosignature, Event, LogVerification
 from audit.store import append
 from audit.tasks import checkpoint_if_grown
 from audit.verify import verify_log
@@ -95,11 +95,14 @@ def test_proofs_beyond_the_latest_checkpoint_or_outside_the_tree_are_refused(wit
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("table", ["audit_checkpoint", "audit_merkle_node"])
+@pytest.mark.parametrize("table", ["audit_checkpoint", "audit_merkle_node", "audit_cosignature"])
 def test_checkpoints_and_nodes_are_append_only(witness_dir, table):
     _append(8)
-    checkpoints.checkpoint_create(publish=False)
-    for sql in (f"DELETE FROM {table}", f"TRUNCATE {table}"):
+    checkpoint = checkpoints.checkpoint_create(publish=False)
+    Cosignature.objects.create(checkpoint=checkpoint, witness_id="0" * 16, cosigned_at="-", signature="-")
+    with connection.cursor() as cursor:  # its deferred foreign-key check, done now
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    for sql in (f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
 
