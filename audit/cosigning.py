@@ -120,6 +120,20 @@ def cosign(checkpoint: Checkpoint) -> list[str]:
     return [f"{witness.describe()}: {exc}" for witness, exc in failures.items()]
 
 
+def held_checkpoints(log_id: str) -> tuple[list[dict], list[str]]:
+    """The last checkpoint each configured witness cosigned for the log, labelled by witness,
+    and the witnesses that could not be asked (each: who and why)."""
+    witnesses = configured()
+    answers = _parallel(lambda witness: _get(witness, f"/logs/{log_id}"), witnesses)
+    held, unreachable = [], []
+    for witness, answer in zip(witnesses, answers, strict=True):
+        if isinstance(answer, Exception):
+            unreachable.append(f"{witness.describe()}: {answer}")
+        elif answer.get("checkpoint"):
+            held.append({**answer["checkpoint"], "_source": f"the checkpoint witness {witness.name} cosigned"})
+    return held, unreachable
+
+
 def _request(checkpoint: Checkpoint, old_size: int, rotations: list[tuple[int, bytes, bytes]]) -> dict:
     size = checkpoint.tree_size
     if old_size > size:

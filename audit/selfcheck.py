@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import orjson
 from django.conf import settings
@@ -22,7 +23,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from prometheus_client.core import GaugeMetricFamily
 
-from audit.models import Checkpoint, LogVerification
+from audit.cosigning import held_checkpoints
+from audit.models import Checkpoint, LogInfo, LogVerification
 from audit.verify import Verified, VerifyReport, verify_log
 from audit.witnesses import DirectoryWitness, configured_witnesses, read_witnessed
 
@@ -51,7 +53,7 @@ def log_verify_recorded(
     verification = _begin(unless_running_within)
     try:
         after = last_verified() if incremental else None
-        checkpoints = [] if after else _known_checkpoints()
+        checkpoints = [] if after else known_checkpoints()[0]
         report = verify_log(workers=workers or _default_workers(), witnessed=checkpoints or None, after=after)
         _record_report(verification, report, checkpoints=len(checkpoints))
     except Exception as exc:
@@ -90,18 +92,29 @@ def _default_workers() -> int | None:
     return 1 if multiprocessing.current_process().daemon else None
 
 
-def _known_checkpoints() -> list[dict]:
-    """Every checkpoint stored in the database and every copy a directory witness holds, each
-    distinct one once (a witness copy that differs from the stored one is checked on its own)."""
+def known_checkpoints(directories: Sequence[Path] = ()) -> tuple[list[dict], list[str]]:
+    """Every checkpoint a witness holds (the directories given, the configured directory witnesses,
+    the last one each cosigning witness cosigned) and every checkpoint stored in the database,
+    each distinct one once, labelled by where it was found; and the witnesses that could not be
+    asked. A witness copy that differs from the stored one is checked on its own."""
     found: dict[bytes, dict] = {}
+
+    def add(body: dict, source: str) -> None:
+        signed = {name: value for name, value in body.items() if name != "_source"}
+        found.setdefault(orjson.dumps(signed, option=orjson.OPT_SORT_KEYS), {**signed, "_source": source})
+
+    paths = [*directories]
+    paths += [Path(w.path) for w in configured_witnesses() if isinstance(w, DirectoryWitness) and w.path not in paths]
+    for path in paths:
+        for body in read_witnessed(path):
+            add(body, "witnessed checkpoint")
+    info = LogInfo.objects.first()
+    held, unreachable = held_checkpoints(str(info.log_id)) if info else ([], [])
+    for body in held:
+        add(body, body["_source"])
     for checkpoint in Checkpoint.objects.order_by("tree_size").iterator():
-        body = checkpoint.as_dict()
-        found[orjson.dumps(body, option=orjson.OPT_SORT_KEYS)] = body
-    for witness in configured_witnesses():
-        if isinstance(witness, DirectoryWitness):
-            for body in read_witnessed(witness.path):
-                found.setdefault(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), body)
-    return list(found.values())
+        add(checkpoint.as_dict(), "stored checkpoint")
+    return list(found.values()), unreachable
 
 
 def _record_report(verification: LogVerification, report: VerifyReport, *, checkpoints: int) -> None:

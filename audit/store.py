@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from audit import events, keyring, partitions
+from audit.anchor import anchor_pin
 from audit.canonical import CanonicalizationError, canonicalize
 from audit.envelope import ACTOR_KINDS, GENESIS_PREV_HASH, envelope, format_time, leaf_hash, parse_time
 from audit.events import Event, KeyRotated
@@ -523,6 +524,7 @@ def _check_signer(raw: psycopg.Connection, head: _Head, signer: SigningKey) -> S
         if head.current_key_id is None:
             insert_key_record(cursor, signer, valid_from_seq=head.seq + 1, introduced_by_seq=None, now=head.now)
             head.current_key_id = signer.key_id
+            anchor_pin(signer)
     if signer.key_id != head.current_key_id:
         signer = keyring.current_signing_key(reload=True)  # another process may have rotated it
     if signer.key_id != head.current_key_id:

@@ -12,7 +12,8 @@ import orjson
 import psycopg
 from django.db import connection
 
-from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED
+from audit.anchor import anchor_key, anchor_path
+from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED, key_id_of
 from audit.store import single_row
 from audit.verification import Failure, KeyRange, KeySchedule, key_chain_failures, verify_rows
 
@@ -71,6 +72,7 @@ class VerifyReport:
     seconds: float
     failure: Failure | None
     first_seq: int = 1  # the first seq checked: after the earlier verified head, when incremental
+    anchored: bool = False  # the first key was checked against the trust anchor pinned outside the database
 
     @property
     def ok(self) -> bool:
@@ -100,9 +102,13 @@ def verify_log(
         keys = _key_ranges(db)
 
     first = after.seq + 1 if after else 1
+    anchor = anchor_key()
 
     def report(failure: Failure | None, head_hash: str = GENESIS_PREV_HASH) -> VerifyReport:
-        return VerifyReport(last_seq, len(keys), head_hash, time.perf_counter() - started, failure, first)
+        if failure is None and anchor is None and last_seq > 0:
+            failure = Failure(1, unanchored())
+        elapsed = time.perf_counter() - started
+        return VerifyReport(last_seq, len(keys), head_hash, elapsed, failure, first, anchor is not None)
 
     if last_seq == 0 and not witnessed:
         return report(None)
@@ -121,13 +127,13 @@ def verify_log(
     jobs = [(conninfo, log_id, keys, lo, hi) for lo, hi in ranges]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
-        failures = _log_wide_failures(conninfo, keys, log_id, after) + _first_failure(map(_verify_range, jobs))
+        failures = _log_wide_failures(conninfo, keys, log_id, after, anchor) + _first_failure(map(_verify_range, jobs))
     else:
         # forkserver, not fork: forking a process whose other threads (pyarrow's pool, a web
         # server's workers) hold locks can leave the children waiting on them forever.
         with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             results = pool.imap(_verify_range, jobs)  # starts now; the log-wide checks overlap it
-            failures = _log_wide_failures(conninfo, keys, log_id, after) + _first_failure(results)
+            failures = _log_wide_failures(conninfo, keys, log_id, after, anchor) + _first_failure(results)
     if witnessed and not failures:
         from audit.witness_check import witness_failures
 
@@ -135,6 +141,16 @@ def verify_log(
     with psycopg.connect(conninfo) as db:
         head = single_row(db.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone())
     return report(min(failures) if failures else None, bytes(head[0]).hex())
+
+
+NO_ANCHOR = "no trust anchor is pinned at"
+
+
+def unanchored() -> str:
+    return (
+        f"{NO_ANCHOR} {anchor_path()} (AUDIT_TRUST_ANCHOR): nothing outside the database shows "
+        "that these are the log's own keys; pin the log's first public key there, read-only (docs/evidence.md)"
+    )
 
 
 def _verified_head_problem(conninfo: str, after: Verified, last_seq: int) -> Failure | None:
@@ -156,9 +172,12 @@ def _verified_head_problem(conninfo: str, after: Verified, last_seq: int) -> Fai
     return None
 
 
-def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str, after: Verified | None) -> list[Failure]:
+def _log_wide_failures(
+    conninfo: str, keys: list[KeyRange], log_id: str, after: Verified | None, anchor: bytes | None
+) -> list[Failure]:
     """The key chain (from the canonical bytes, the source of truth: rotations are few, so always
-    all of them) and every stream's versions (of the new events only, when incremental)."""
+    all of them) from the trust anchor, and every stream's versions (of the new events only, when
+    incremental)."""
     with psycopg.connect(conninfo) as db:
         rotations = [
             (seq, orjson.loads(bytes(canonical))["payload"])
@@ -171,6 +190,14 @@ def _log_wide_failures(conninfo: str, keys: list[KeyRange], log_id: str, after: 
         else:
             version_row = db.execute(NEW_STREAM_VERSION_SQL, {"after": after.seq}).fetchone()
     failures = key_chain_failures(keys, rotations, log_id)
+    if anchor is not None and keys and keys[0].public_raw != anchor:
+        failures.append(
+            Failure(
+                1,
+                f"the log's first key {keys[0].key_id} is not the trust anchor {key_id_of(anchor)} pinned outside the "
+                "database: the log's keys and history were replaced",
+            )
+        )
     if version_row is not None:
         seq, kind, ident, version, expected = version_row
         failures.append(Failure(seq, f"stream {kind}:{ident} has version {version} where {expected} was due"))
