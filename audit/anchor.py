@@ -72,4 +72,4 @@ def anchor_pin(key: SigningKey) -> None:
         handle.write(pem)
         handle.flush()
         os.fsync(handle.fileno())
-    logger.warning("pinned the log's first key %s as its trust anchor at %s", key.key_id, path)
+    logger.info("pinned the log's first key %s as its trust anchor at %s", key.key_id, path)

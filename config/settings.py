@@ -349,7 +349,7 @@ AUDIT_DEV_KEY_FILE = DATA_DIR / "keys" / "audit-signing-key.pem"
 AUDIT_RETIRED_KEY_DIR = env("AUDIT_RETIRED_KEY_DIR", default="")
 # The log's first public key, pinned outside the database (docs/evidence.md, "Trust model").
 # Provision it read-only for the application; on one machine the log pins its first key here.
-AUDIT_TRUST_ANCHOR = Path(env("AUDIT_TRUST_ANCHOR", default=str(DATA_DIR / "keys" / "trust-anchor.pem")))
+AUDIT_TRUST_ANCHOR = Path(env("AUDIT_TRUST_ANCHOR", default=str(DATA_DIR / "trust-anchor.pem")))
 
 # The sequencer write path (audit/sequencer.py): appends are submitted in their own short
 # transactions and sealed in batches by the one elected `manage.py run_sequencer`. Off, every

@@ -29,7 +29,7 @@ def signing_key_file(tmp_path, settings):
     path = tmp_path / "keys" / "signing.pem"
     SigningKey.generate().save(path)
     settings.AUDIT_SIGNING_KEY_FILE = path
-    settings.AUDIT_TRUST_ANCHOR = tmp_path / "keys" / "trust-anchor.pem"
+    settings.AUDIT_TRUST_ANCHOR = tmp_path / "trust-anchor.pem"  # where a worker of DATA_DIR tmp_path looks
     settings.AUDIT_WITNESSES = [
         {"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(tmp_path / "witness")}}
     ]

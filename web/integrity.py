@@ -12,7 +12,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from audit.models import Checkpoint, LogInfo, LogVerification, SigningKeyRecord, WitnessDelivery
+from audit import cosigning
+from audit.models import Checkpoint, Cosignature, LogInfo, LogVerification, SigningKeyRecord, WitnessDelivery
 from audit.tasks import VERIFY_TIME_LIMIT
 from audit.witnesses import configured_witnesses
 from web.access import page_view
@@ -24,12 +25,19 @@ def integrity(request: HttpRequest) -> HttpResponse:
     for key, following in zip(keys, [*keys[1:], None], strict=True):
         key.valid_to_seq = following.valid_from_seq - 1 if following else None
     delivered = {row.name: row for row in WitnessDelivery.objects.all()}
-    witnesses = [(name, delivered.get(name)) for name in (witness.describe() for witness in configured_witnesses())]
+    cosigners = cosigning.configured()
+    names = [witness.describe() for witness in (*configured_witnesses(), *cosigners)]
     info = LogInfo.objects.first()
+    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    by_id = {witness.witness_id: witness.name for witness in cosigners}
+    cosigned = (
+        Cosignature.objects.filter(checkpoint=checkpoint).values_list("witness_id", flat=True) if checkpoint else []
+    )
     context = {
         "log_id": info.log_id if info else None,
-        "checkpoint": Checkpoint.objects.order_by("-tree_size").first(),
-        "witnesses": witnesses,
+        "checkpoint": checkpoint,
+        "cosigned_by": [by_id.get(witness_id, f"witness {witness_id}") for witness_id in cosigned],
+        "witnesses": [(name, delivered.get(name)) for name in names],
         "keys": keys,
         "verifications": LogVerification.objects.all()[:10],
         "abandoned_before": timezone.now() - dt.timedelta(seconds=VERIFY_TIME_LIMIT),

@@ -182,7 +182,7 @@ def test_intact_log_is_consistent_with_its_witnesses(witnessed_log):
     _append(3)
     code, output = _verify_with_witness(witnessed_log)
     assert code == 0, output
-    assert "consistent with 3 witnessed checkpoint(s)" in output
+    assert "consistent with 3 checkpoint(s) stored or witnessed" in output
 
 
 def test_truncated_tail_is_caught_only_with_the_witness(witnessed_log):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.management import call_command
 from django.db import connection
 
 from audit import checkpoints, keyring, merkle
@@ -166,6 +168,16 @@ def _record(count: int, model: str = "credit") -> None:
 @pytest.fixture
 def log_with_witnesses(db, tmp_path, settings):
     """A log of 10 events followed by two witness processes, configured as the log's cosigners."""
+    yield from _witnessed(tmp_path, settings)
+
+
+@pytest.fixture
+def committed_log_with_witnesses(committed_log, tmp_path, settings):
+    """The same, committed: for checks that read the log over connections of their own."""
+    yield from _witnessed(tmp_path, settings)
+
+
+def _witnessed(tmp_path, settings):
     _record(10)
     genesis = keyring.current_signing_key()
     pem = tmp_path / "log.pem"
@@ -404,3 +416,28 @@ def test_a_format_1_bundle_still_verifies_and_a_witness_policy_refuses_it(log_wi
     assert verify_bundle(old, [genesis.public_raw]).events > 0
     with pytest.raises(BundleInvalid, match="a format 1 bundle carries no cosignature; the policy requires 2"):
         verify_bundle(old, [genesis.public_raw], witness_keys=_keys(witnesses))
+
+
+def test_audit_verify_asks_every_cosigning_witness_by_default(committed_log_with_witnesses):
+    _, witnesses = committed_log_with_witnesses
+    checkpoint = checkpoints.checkpoint_create(publish=False)
+    assert cosign(checkpoint) == []
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "consistent with 1 checkpoint(s) stored or witnessed" in out.getvalue()  # one, stored and cosigned
+    # A restored backup of 6 events: its checkpoints and the tail are gone from the database.
+    as_owner("DELETE FROM audit_event WHERE seq > 6")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    as_owner(
+        "DELETE FROM audit_cosignature; DELETE FROM audit_checkpoint; DELETE FROM audit_merkle_node",
+        tables=("audit_cosignature", "audit_checkpoint", "audit_merkle_node"),
+    )
+    witnesses[1].kill()
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_verify", stderr=err)
+    assert exited.value.code == 1
+    assert "the checkpoint witness witness-a cosigned of size 10" in err.getvalue()
+    assert "covers 10 events but the log holds 6" in err.getvalue()
+    assert "WARNING: witness not checked: cosigning witness witness-b" in err.getvalue()
