@@ -9,6 +9,7 @@ The witnesses are asked in parallel: the network waits overlap, the database wor
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import urllib.error
 import urllib.parse
@@ -21,7 +22,7 @@ from functools import cached_property
 import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import checkpoints
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 class WitnessRefused(RuntimeError):
-    pass
+    def __init__(self, message: str, *, status: int | None = None, tree_size: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.tree_size = status, tree_size
 
 
 @dataclass(frozen=True)
@@ -85,32 +88,47 @@ def cosignatures_of(checkpoint: Checkpoint) -> list[dict]:
 
 def cosign(checkpoint: Checkpoint) -> list[str]:
     """Ask each configured witness that has not cosigned `checkpoint` for its cosignature and keep
-    it; return the failures (each also logged and shown on the integrity page)."""
+    it; return the failures (each also logged and shown on the integrity page).
+
+    One request per witness, in parallel: the consistency proof starts from the last checkpoint
+    the witness cosigned as this database knows it, with the key rotations only when the signing
+    key changed since. A witness that holds another size, or lacks a key, is asked once more."""
     have = set(Cosignature.objects.filter(checkpoint=checkpoint).values_list("witness_id", flat=True))
-    wanted = [witness for witness in configured() if witness.witness_id not in have]
-    if not wanted:
+    pending = {witness: None for witness in configured() if witness.witness_id not in have}
+    if not pending:
         return []
-    log_id = str(checkpoint.log_id)
-    known = _parallel(lambda witness: _get(witness, f"/logs/{log_id}"), wanted)
-    requests = {}
-    failures = {}
-    rotations = _rotations(checkpoint.tree_size)
-    for witness, answer in zip(wanted, known, strict=True):
-        try:
-            if isinstance(answer, Exception):
-                raise answer
-            old_size = (answer.get("checkpoint") or {}).get("tree_size", 0)
-            requests[witness] = _request(checkpoint, old_size, rotations)
-        except Exception as exc:  # noqa: BLE001 - one witness failing must not stop the others
-            failures[witness] = exc
-    answers = _parallel(lambda witness: _post(witness, f"/logs/{log_id}/cosign", requests[witness]), list(requests))
-    for witness, answer in zip(list(requests), answers, strict=True):
-        try:
-            if isinstance(answer, Exception):
-                raise answer
-            _keep(witness, checkpoint, answer)
-        except Exception as exc:  # noqa: BLE001
-            failures[witness] = exc
+    last = _last_cosigned([witness.witness_id for witness in pending])
+    starts = {witness: last.get(witness.witness_id, (0, None)) for witness in pending}
+    path = f"/logs/{checkpoint.log_id}/cosign"
+    answers: dict[CosigningWitness, dict] = {}
+    failures: dict[CosigningWitness, Exception] = {}
+    built: dict[tuple[int, bool], dict] = {}  # witnesses that start from the same size share one request
+    for attempt in (1, 2):
+        requests = {}
+        for witness in pending:
+            old_size, old_key = starts[witness]
+            shape = (old_size, old_key != checkpoint.key_id)
+            try:
+                if shape not in built:
+                    built[shape] = _request(checkpoint, old_size, with_rotations=shape[1])
+                requests[witness] = built[shape]
+            except Exception as exc:  # noqa: BLE001 - one witness failing must not stop the others
+                failures[witness] = exc
+        replies = _parallel(lambda witness: _post(witness, path, requests[witness]), list(requests))  # noqa: B023
+        pending = {}
+        for witness, reply in zip(list(requests), replies, strict=True):
+            if isinstance(reply, WitnessRefused) and attempt == 1 and reply.status in (403, 409):
+                # It holds another size than this database knows (a retry proves from there), or
+                # lacks the checkpoint's key (a retry carries the rotations): else it refuses again.
+                held = reply.tree_size if reply.tree_size is not None else starts[witness][0]
+                if reply.status == 403 or held != starts[witness][0]:
+                    starts[witness], pending[witness] = (held, None), None
+                    continue
+            if isinstance(reply, Exception):
+                failures[witness] = reply
+            else:
+                answers[witness] = reply
+    failures |= _keep(checkpoint, answers)
     for witness, exc in failures.items():
         logger.error("%s did not cosign tree size %s: %s", witness.describe(), checkpoint.tree_size, exc)
         WitnessDelivery.objects.update_or_create(
@@ -118,6 +136,17 @@ def cosign(checkpoint: Checkpoint) -> list[str]:
             defaults={"failed_at": timezone.now(), "error": f"{type(exc).__name__}: {exc}"[:2000]},
         )
     return [f"{witness.describe()}: {exc}" for witness, exc in failures.items()]
+
+
+def _last_cosigned(witness_ids: list[str]) -> dict[str, tuple[int, str]]:
+    """witness_id → (tree size, key id) of the last checkpoint it cosigned, as stored here."""
+    rows = (
+        Cosignature.objects.filter(witness_id__in=witness_ids)
+        .order_by("witness_id", "-checkpoint_id")
+        .distinct("witness_id")
+        .values_list("witness_id", "checkpoint_id", "checkpoint__key_id")
+    )
+    return {witness_id: (size, key_id) for witness_id, size, key_id in rows}
 
 
 def held_checkpoints(log_id: str) -> tuple[list[dict], list[str]]:
@@ -134,7 +163,7 @@ def held_checkpoints(log_id: str) -> tuple[list[dict], list[str]]:
     return held, unreachable
 
 
-def _request(checkpoint: Checkpoint, old_size: int, rotations: list[tuple[int, bytes, bytes]]) -> dict:
+def _request(checkpoint: Checkpoint, old_size: int, *, with_rotations: bool) -> dict:
     size = checkpoint.tree_size
     if old_size > size:
         raise WitnessRefused(f"it has cosigned tree size {old_size}, past this checkpoint's {size}")
@@ -149,7 +178,7 @@ def _request(checkpoint: Checkpoint, old_size: int, rotations: list[tuple[int, b
                 "signature": base64.b64encode(signature).decode("ascii"),
                 "proof": [step.hex() for step in checkpoints.inclusion_proof(seq, size)],
             }
-            for seq, canonical, signature in rotations
+            for seq, canonical, signature in (_rotations(size) if with_rotations else [])
         ],
     }
 
@@ -164,32 +193,52 @@ def _rotations(size: int) -> list[tuple[int, bytes, bytes]]:
         return [(seq, bytes(canonical), bytes(signature)) for seq, canonical, signature in cursor.fetchall()]
 
 
-def _keep(witness: CosigningWitness, checkpoint: Checkpoint, answer: dict) -> None:
-    """Store a cosignature only once it verifies under the witness's configured key."""
-    if not isinstance(answer, dict) or answer.get("witness_id") != witness.witness_id:
-        raise WitnessRefused(f"answered for witness {answer.get('witness_id')!r}, not {witness.witness_id}")
-    try:
-        signature = base64.b64decode(str(answer.get("signature")), validate=True)
-    except ValueError:
-        raise WitnessRefused("its cosignature is not base64") from None
-    statement = cosigned_statement(checkpoint.as_dict(), str(answer.get("cosigned_at")))
-    if not signature_valid(public_key_from_raw(witness.public_raw), signature, statement):
-        raise WitnessRefused("its cosignature does not verify under its configured public key")
-    try:
-        with transaction.atomic():
-            Cosignature.objects.create(
+def _keep(checkpoint: Checkpoint, answers: dict[CosigningWitness, dict]) -> dict[CosigningWitness, Exception]:
+    """Store the cosignatures that verify under their witness's configured key, in one
+    transaction; return the witnesses whose answer did not."""
+    statement_of = functools.partial(cosigned_statement, checkpoint.as_dict())
+    rows, failures = [], {}
+    for witness, answer in answers.items():
+        problem = _answer_problem(witness, answer, statement_of)
+        if problem:
+            failures[witness] = WitnessRefused(problem)
+            continue
+        rows.append(
+            Cosignature(
                 checkpoint=checkpoint,
                 witness_id=witness.witness_id,
                 cosigned_at=answer["cosigned_at"],
                 signature=answer["signature"],
             )
-    except IntegrityError:
-        pass  # another process kept this witness's cosignature of this checkpoint first
-    if not WitnessDelivery.objects.filter(name=witness.describe()[:300], tree_size__gt=checkpoint.tree_size).exists():
-        WitnessDelivery.objects.update_or_create(
-            name=witness.describe()[:300],
-            defaults={"tree_size": checkpoint.tree_size, "delivered_at": timezone.now(), "error": ""},
         )
+    if rows:
+        names = [witness.describe()[:300] for witness in answers.keys() - failures.keys()]
+        with transaction.atomic(), connection.cursor() as cursor:
+            Cosignature.objects.bulk_create(rows, ignore_conflicts=True)  # another process may have kept one first
+            cursor.execute(_DELIVERED_SQL, {"names": names, "size": checkpoint.tree_size, "now": timezone.now()})
+    return failures
+
+
+# What each witness last received, in one statement (never moved back by a late older checkpoint).
+_DELIVERED_SQL = """
+INSERT INTO audit_witness_delivery (name, tree_size, delivered_at, failed_at, error)
+SELECT name, %(size)s, %(now)s, NULL, '' FROM unnest(%(names)s::text[]) AS name
+ON CONFLICT (name) DO UPDATE SET tree_size = EXCLUDED.tree_size, delivered_at = EXCLUDED.delivered_at, error = ''
+ WHERE audit_witness_delivery.tree_size IS NULL OR audit_witness_delivery.tree_size <= EXCLUDED.tree_size
+"""
+
+
+def _answer_problem(witness: CosigningWitness, answer: dict, statement_of: Callable[[str], bytes]) -> str | None:
+    if not isinstance(answer, dict) or answer.get("witness_id") != witness.witness_id:
+        return f"it answered as witness {answer.get('witness_id') if isinstance(answer, dict) else None!r}"
+    try:
+        signature = base64.b64decode(str(answer.get("signature")), validate=True)
+    except ValueError:
+        return "its cosignature is not base64"
+    statement = statement_of(str(answer.get("cosigned_at")))
+    if not signature_valid(public_key_from_raw(witness.public_raw), signature, statement):
+        return "its cosignature does not verify under its configured public key"
+    return None
 
 
 def _parallel(call: Callable[[CosigningWitness], dict], witnesses: list[CosigningWitness]) -> list[dict | Exception]:
@@ -222,7 +271,9 @@ def _call(request: urllib.request.Request) -> dict:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
-            error = orjson.loads(exc.read()).get("error", "")
+            body = orjson.loads(exc.read())
+            error, held = str(body.get("error", "")), body.get("tree_size")
         except (ValueError, AttributeError):
-            error = ""
-        raise WitnessRefused(f"HTTP {exc.code}: {error or exc.reason}") from None
+            error, held = "", None
+        held = held if isinstance(held, int) and not isinstance(held, bool) else None
+        raise WitnessRefused(f"HTTP {exc.code}: {error or exc.reason}", status=exc.code, tree_size=held) from None

@@ -38,6 +38,7 @@ def scratch_database(name: str) -> Iterator[Path]:
     key_file = scratch / "signing-key.pem"
     SigningKey.generate().save(key_file)
     settings.AUDIT_SIGNING_KEY_FILE = key_file
+    settings.AUDIT_TRUST_ANCHOR = scratch / "trust-anchor.pem"  # the scratch log's, not the demo's
     settings.AUDIT_WITNESSES = [{"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(scratch / "w")}}]
     keyring.current_signing_key(reload=True)
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = name

@@ -441,3 +441,16 @@ def test_audit_verify_asks_every_cosigning_witness_by_default(committed_log_with
     assert "the checkpoint witness witness-a cosigned of size 10" in err.getvalue()
     assert "covers 10 events but the log holds 6" in err.getvalue()
     assert "WARNING: witness not checked: cosigning witness witness-b" in err.getvalue()
+
+
+@pytestmark_db
+def test_a_witness_that_holds_more_than_this_database_knows_is_asked_again_from_its_size(log_with_witnesses):
+    first = _checkpoint()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    as_owner("DELETE FROM audit_cosignature", tables=("audit_cosignature",))  # this database forgot them
+    _record(4)
+    second = checkpoints.checkpoint_create(publish=False)
+    assert cosign(second) == []  # refused from size 0, then proved from the size each holds
+    assert Cosignature.objects.filter(checkpoint=second).count() == 2
+    assert not Cosignature.objects.filter(checkpoint=first).exists()
