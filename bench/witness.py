@@ -33,7 +33,7 @@ from audit.checkpoints import checkpoint_create
 from audit.cosigning import cosign
 from audit.evidence import EvidenceQuery, evidence_export
 from audit.models import LogInfo
-from tests.witnesses import witness_create
+from audit.witness_local import witness_create
 
 ROOT = Path(__file__).resolve().parents[1]
 

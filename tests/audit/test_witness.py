@@ -37,10 +37,10 @@ from audit.store import SYSTEM_ACTOR, Actor, NewEvent, append
 from audit.verifier import BundleInvalid, verify_bundle
 from audit.witness import LogState, Refused
 from audit.witness import cosign as witness_cosign
+from audit.witness_local import ROOT, WitnessProcess, witness_create
 from tests.audit.factories import ALICE, Noted
 from tests.audit.test_evidence import _rewrite
 from tests.owner import as_owner
-from tests.witnesses import ROOT, WitnessProcess, witness_create
 
 AUDITOR = Actor("user", "ada", "Ada Auditor")
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)

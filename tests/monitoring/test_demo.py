@@ -32,7 +32,9 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "Bob Okafor (risk approver) approved the rollback of credit-default to 2026.10.1",
         "The rollback executed (succeeded): champion 2026.10.1",
         "and checks it against the log's public keys: the DeploymentChanged of seq",
-        "Offline verifier (python -m audit.verifier, trusting only the first key): VALID",
+        "cosigned by 2 of 2 witness processes (python -m audit.witness",
+        "trusting only the log's first key and the two witnesses' keys): VALID",
+        "(2 of 2, quorum 2)",
     ):
         assert expected in output, expected
 

@@ -26,11 +26,12 @@ from audit import events
 from audit.envelope import format_time
 from audit.evidence import EvidenceQuery, evidence_export
 from audit.keys import SigningKey, public_key_from_raw
-from audit.models import Event, LogVerification
+from audit.models import Cosignature, Event, LogInfo, LogVerification
 from audit.rotation import signing_key_rotate
 from audit.selectors import signing_keys
 from audit.selfcheck import log_verify_recorded
 from audit.store import Actor
+from audit.witness_local import witness_create
 from config.celery import app as celery_app
 from driftledger.client import pointer_verify
 from monitoring.access.domain import Role
@@ -300,14 +301,10 @@ class Command(BaseCommand):
         return events.sentence(envelope, stream).rstrip(".")
 
     def _evidence(self, say) -> None:
-        """Checkpoint, export the model's evidence, and verify it offline as an auditor would."""
+        """Checkpoint, have two witnesses cosign it, export the model's evidence, and verify it
+        offline as an auditor would: the log's first key and the witnesses' keys trusted."""
         evidence_dir = Path(settings.DATA_DIR) / "evidence"
-        bundle = evidence_dir / f"demo-{MODEL}.zip"
-        query = EvidenceQuery(scopes=(("model", MODEL),), include_data=True)
-        summary = evidence_export(query=query, out=bundle, created_by=AUDITOR)
-        witness = settings.AUDIT_WITNESSES[0]["options"].get("path", "the configured witnesses")
-        say(f"13. Signed checkpoint at tree size {summary.tree_size}, published to the witness {witness}.")
-        say(f"14. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
+        evidence_dir.mkdir(parents=True, exist_ok=True)
         genesis = signing_keys()[0]
         trusted = evidence_dir / f"trusted-{genesis.key_id}.pem"
         trusted.write_bytes(
@@ -315,8 +312,35 @@ class Command(BaseCommand):
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+        log_id = str(LogInfo.objects.get().log_id)
+        witnesses = [
+            witness_create(Path(settings.DATA_DIR) / "witnesses" / name, name, log_id, trusted)
+            for name in ("witness-a", "witness-b")
+        ]
+        try:
+            for witness in witnesses:
+                witness.start()
+            settings.AUDIT_COSIGNING_WITNESSES = [witness.setting() for witness in witnesses]
+            bundle = evidence_dir / f"demo-{MODEL}.zip"
+            query = EvidenceQuery(scopes=(("model", MODEL),), include_data=True)
+            summary = evidence_export(query=query, out=bundle, created_by=AUDITOR)
+        finally:
+            for witness in witnesses:
+                witness.kill()
+        cosigned = Cosignature.objects.filter(checkpoint_id=summary.tree_size).count()
+        directory = settings.AUDIT_WITNESSES[0]["options"].get("path", "the configured witnesses")
+        say(
+            f"13. Signed checkpoint at tree size {summary.tree_size}, published to the witness {directory} and "
+            f"cosigned by {cosigned} of 2 witness processes (python -m audit.witness, each with a key of its own, "
+            "each checking the checkpoint extends the last one it cosigned)."
+        )
+        say(f"14. Evidence bundle for {MODEL!r}: {summary.events} events, {summary.data_files} data file(s): {bundle}")
+        policy = []
+        for witness in witnesses:
+            (evidence_dir / f"{witness.name}.pem").write_bytes(witness.public_pem)
+            policy += ["--witness-key", str(evidence_dir / f"{witness.name}.pem")]
         offline = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(trusted)],
+            [sys.executable, "-m", "audit.verifier", str(bundle), "--trusted-key", str(trusted), *policy],
             capture_output=True,
             text=True,
             check=False,
@@ -325,7 +349,10 @@ class Command(BaseCommand):
         if offline.returncode != 0:
             self.stderr.write(f"15. Offline verification FAILED: {offline.stderr.strip()}")
             raise SystemExit(1)
-        say(f"15. Offline verifier (python -m audit.verifier, trusting only the first key): {offline.stdout.strip()}")
+        say(
+            "15. Offline verifier (python -m audit.verifier, trusting only the log's first key and the two witnesses' "
+            f"keys): {offline.stdout.strip()}"
+        )
 
 
 DATA_SCHEMA = {

@@ -1,5 +1,5 @@
-"""Witness processes for tests and benchmarks: `python -m audit.witness`, each with its own state
-directory and port, started as a separate process as an operator would run it."""
+"""Witnesses run on this machine, as separate processes (`python -m audit.witness serve`): for the
+demo, the tests and the benchmarks. A real deployment runs each witness on a host of its own."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _witness(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "audit.witness", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
 
@@ -35,10 +35,12 @@ class WitnessProcess:
         return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     def setting(self) -> dict:
+        """Its entry in AUDIT_COSIGNING_WITNESSES."""
         return {"name": self.name, "url": self.url, "public_key": base64.b64encode(self.public_raw).decode()}
 
     def start(self) -> WitnessProcess:
-        self.process = subprocess.Popen(
+        """Serve on a free port of 127.0.0.1; returns once it listens."""
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "audit.witness", "serve", "--state", str(self.state), "--port", "0"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -59,11 +61,18 @@ class WitnessProcess:
 
 
 def witness_create(state: Path, name: str, log_id: str, log_key_pem: Path) -> WitnessProcess:
-    """A new witness (its own key) that follows the log from `log_key_pem`, not yet serving."""
-    made = _witness("init", "--state", str(state), "--name", name)
-    if made.returncode != 0:
-        raise RuntimeError(made.stderr)
-    followed = _witness("trust", "--state", str(state), "--log-id", log_id, "--log-key", str(log_key_pem))
-    if followed.returncode != 0:
-        raise RuntimeError(followed.stderr)
-    return WitnessProcess(name, state, made.stdout.encode())
+    """A witness in `state` (made there on first use, with its own key) that follows the log from
+    `log_key_pem`; not yet serving."""
+    if not (state / "witness.pem").exists():
+        made = _witness("init", "--state", str(state), "--name", name)
+        if made.returncode != 0:
+            raise RuntimeError(made.stderr)
+    if not (state / "logs" / f"{log_id}.json").exists():
+        followed = _witness("trust", "--state", str(state), "--log-id", log_id, "--log-key", str(log_key_pem))
+        if followed.returncode != 0:
+            raise RuntimeError(followed.stderr)
+    private = serialization.load_pem_private_key((state / "witness.pem").read_bytes(), password=None)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return WitnessProcess(name, state, public_pem)
