@@ -9,6 +9,7 @@ The witnesses are asked in parallel: the network waits overlap, the database wor
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import logging
 import urllib.error
@@ -23,13 +24,14 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit import checkpoints
 from audit.canonical import canonicalize
-from audit.envelope import KEY_ROTATED, cosigned_statement, key_id_of
+from audit.envelope import KEY_ROTATED, cosigned_statement, key_id_of, parse_time
 from audit.keys import public_key_from_raw, signature_valid
-from audit.models import Checkpoint, Cosignature, WitnessDelivery
+from audit.models import Checkpoint, Cosignature, LogInfo, WitnessDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +149,34 @@ def _last_cosigned(witness_ids: list[str]) -> dict[str, tuple[int, str]]:
         .values_list("witness_id", "checkpoint_id", "checkpoint__key_id")
     )
     return {witness_id: (size, key_id) for witness_id, size, key_id in rows}
+
+
+@dataclass(frozen=True)
+class Freshest:
+    tree_size: int  # 0: no checkpoint is cosigned by a quorum yet
+    age_seconds: float  # since that checkpoint's timestamp (or since the log began)
+
+
+def freshest_cosigned() -> Freshest | None:
+    """The newest checkpoint a quorum (AUDIT_WITNESS_QUORUM, by default every configured witness)
+    has cosigned, and its age; None when no cosigning witness is configured."""
+    witnesses = configured()
+    if not witnesses:
+        return None
+    quorum = settings.AUDIT_WITNESS_QUORUM or len(witnesses)
+    ids = [witness.witness_id for witness in witnesses]
+    newest = (
+        Checkpoint.objects.annotate(cosigners=Count("cosignature", filter=Q(cosignature__witness_id__in=ids)))
+        .filter(cosigners__gte=quorum)
+        .order_by("-tree_size")
+        .values_list("tree_size", "timestamp")
+        .first()
+    )
+    now = dt.datetime.now(dt.UTC)
+    if newest is not None:
+        return Freshest(newest[0], (now - parse_time(newest[1])).total_seconds())
+    began = LogInfo.objects.values_list("created_at", flat=True).first()
+    return Freshest(0, (now - began).total_seconds() if began else 0.0)
 
 
 def held_checkpoints(log_id: str) -> tuple[list[dict], list[str]]:

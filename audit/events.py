@@ -273,3 +273,22 @@ class EvidenceExported(Event):
             f"{about.who} exported an evidence bundle of {self.events} events ({scope}) at tree size "
             f"{self.tree_size}, SHA-256 {self.bundle_sha256[:12]}…"
         )
+
+
+@event_type("audit.ReadModelsDiverged")
+class ReadModelsDiverged(Event):
+    """The periodic replay found read-model rows that the log does not give, or rows it gives that
+    the read models lack or hold otherwise (audit/read_model_check.py)."""
+
+    tone: ClassVar[str] = "alert"
+
+    # Each: {"table", "unexplained_count", "unexplained": [row keys], "missing_count", "missing": [row keys]}
+    tables: list[dict[str, Any]]
+
+    def describe(self, about: Context) -> str:
+        named = "; ".join(
+            f"{t['table']} ({t['unexplained_count']} row(s) the log does not give, "
+            f"{t['missing_count']} missing or changed)"
+            for t in self.tables
+        )
+        return f"{about.who} found read models that differ from the log: {named}"

@@ -143,13 +143,19 @@ def _record_error(verification: LogVerification, exc: Exception) -> None:
         logger.exception("could not record the failure of log verification %s", verification.id)
 
 
-def integrity_failure_record(problem: str) -> LogVerification:
-    """A failure found outside a verification (the checkpointer refusing to sign), recorded as a
-    failed one and handed to the failure handlers: the Integrity page, /metrics and every notifier
-    hear of it. The same problem found again while it is the latest outcome is not repeated."""
+def integrity_failure_is_latest(problem: str) -> bool:
+    """Whether `problem` is already the latest recorded outcome (found again: not repeated)."""
     latest = LogVerification.objects.exclude(finished_at=None).order_by("-finished_at", "-id").first()
-    if latest is not None and latest.ok is False and latest.problem == problem:
-        return latest
+    return latest is not None and latest.ok is False and latest.problem == problem
+
+
+def integrity_failure_record(problem: str) -> LogVerification:
+    """A failure found outside a verification (the checkpointer refusing to sign, read models that
+    differ from the log), recorded as a failed one and handed to the failure handlers: the
+    Integrity page, /metrics and every notifier hear of it. The same problem found again while it
+    is the latest outcome is not repeated."""
+    if integrity_failure_is_latest(problem):
+        return LogVerification.objects.exclude(finished_at=None).order_by("-finished_at", "-id").first()
     now = timezone.now()
     failure = LogVerification.objects.create(started_at=now, finished_at=now, ok=False, problem=problem)
     logger.error("the audit log's integrity: %s", problem)

@@ -172,14 +172,32 @@ def append(
     if outermost and settings.AUDIT_SEQUENCER and not any(isinstance(e.event, KeyRotated) for e in events):
         from audit import sequencer
 
-        return sequencer.wait(sequencer.submit_validated(events, payloads, expected))
+        recorded = sequencer.wait(sequencer.submit_validated(events, payloads, expected))
+        _checkpoint_when_due(recorded)
+        return recorded
     signer = keyring.current_signing_key()
     with transaction.atomic():
         recorded = _append_on_known_tip(events, payloads, expected, signer, commit=outermost)
         if recorded is None:
             recorded = _append_locked(events, payloads, expected, signer, commit=outermost)
     _remember_tip(recorded)
+    _checkpoint_when_due(recorded)
     return recorded
+
+
+def _checkpoint_when_due(recorded: list[RecordedEvent]) -> None:
+    """The append that crosses a multiple of AUDIT_CHECKPOINT_EVERY_EVENTS queues a checkpoint
+    (once its transaction commits): exactly one append crosses each, whoever wrote it."""
+    every = settings.AUDIT_CHECKPOINT_EVERY_EVENTS
+    first, last = recorded[0].envelope["seq"], recorded[-1].envelope["seq"]
+    if every and last // every > (first - 1) // every:
+        transaction.on_commit(_checkpoint_queue, robust=True)  # a broker away: beat checkpoints soon after
+
+
+def _checkpoint_queue() -> None:
+    from audit.tasks import checkpoint_if_grown
+
+    checkpoint_if_grown.delay()
 
 
 @dataclass(frozen=True)

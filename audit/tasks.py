@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from celery import shared_task
@@ -15,8 +16,16 @@ from django.utils import timezone
 from audit.blobs import StorageUnavailable, export_path, export_save
 from audit.checkpoints import CheckpointError, checkpoint_create
 from audit.cosigning import cosign
+from audit.events import ReadModelsDiverged
 from audit.models import EvidenceExport
-from audit.selfcheck import VerificationRunning, integrity_failure_record, log_verify_recorded
+from audit.read_model_check import read_models_diverged
+from audit.selfcheck import (
+    VerificationRunning,
+    integrity_failure_is_latest,
+    integrity_failure_record,
+    log_verify_recorded,
+)
+from audit.store import SYSTEM_ACTOR, NewEvent, append
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +48,26 @@ def checkpoint_if_grown() -> int | None:
     if checkpoint is not None:
         cosign(checkpoint)
     return checkpoint.tree_size if checkpoint else None
+
+
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=VERIFY_SOFT_TIME_LIMIT, time_limit=VERIFY_TIME_LIMIT)
+def check_read_models() -> int:
+    """Beat runs this every AUDIT_READ_MODEL_CHECK_EVERY_MINUTES: every read model replayed from
+    the log and compared. A difference is an integrity failure (the Integrity page, /metrics,
+    every notifier: once while it lasts) and a signed audit.ReadModelsDiverged naming the tables
+    and rows. Returns how many tables differ."""
+    found = read_models_diverged()
+    if not found:
+        return 0
+    problem = "the read models differ from the log: " + "; ".join(str(divergence) for divergence in found)
+    if not integrity_failure_is_latest(problem):
+        diverged = ReadModelsDiverged(tables=[asdict(divergence) for divergence in found])
+        append(
+            [NewEvent("integrity", "read-models", diverged, SYSTEM_ACTOR)],
+            expected={("integrity", "read-models"): None},
+        )
+        integrity_failure_record(problem)
+    return len(found)
 
 
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=VERIFY_SOFT_TIME_LIMIT, time_limit=VERIFY_TIME_LIMIT)

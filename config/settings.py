@@ -305,9 +305,19 @@ if not _broker:
 AUDIT_VERIFY_EVERY_HOURS = env.float("AUDIT_VERIFY_EVERY_HOURS", default=6)
 # Between full verifications, the events appended since the last good head are verified this often.
 AUDIT_VERIFY_NEW_EVERY_MINUTES = env.float("AUDIT_VERIFY_NEW_EVERY_MINUTES", default=10)
+# A checkpoint (signed, then cosigned by the witnesses) after every this many events, from a worker,
+# and at least this often from beat when the log grew: whichever comes first.
+AUDIT_CHECKPOINT_EVERY_EVENTS = env.int("AUDIT_CHECKPOINT_EVERY_EVENTS", default=1000)
+AUDIT_CHECKPOINT_EVERY_SECONDS = env.float("AUDIT_CHECKPOINT_EVERY_SECONDS", default=60.0)
+# Every read model is replayed from the log into a scratch schema and compared this often.
+AUDIT_READ_MODEL_CHECK_EVERY_MINUTES = env.float("AUDIT_READ_MODEL_CHECK_EVERY_MINUTES", default=60)
 AUDIT_VERIFY_FAILURE_HANDLERS = ["monitoring.alerting.selfcheck.notify_log_verification_failed"]
 CELERY_BEAT_SCHEDULE = {
-    "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": 60.0},
+    "audit-checkpoint": {"task": "audit.tasks.checkpoint_if_grown", "schedule": AUDIT_CHECKPOINT_EVERY_SECONDS},
+    "audit-read-models": {
+        "task": "audit.tasks.check_read_models",
+        "schedule": AUDIT_READ_MODEL_CHECK_EVERY_MINUTES * 60,
+    },
     "monitoring-schedule": {"task": "monitoring.runs.tasks.schedule_due_runs", "schedule": 60.0},
     "monitoring-notifications": {"task": "monitoring.alerting.tasks.deliver_notifications", "schedule": 60.0},
     "monitoring-escalation": {"task": "monitoring.alerting.tasks.escalate_alerts", "schedule": 60.0},
@@ -385,6 +395,10 @@ if env("AUDIT_WITNESS_URL", default=""):
 # bundles carry their cosignatures. A JSON list of {"name", "url", "public_key" (PEM or base64 raw)}.
 AUDIT_COSIGNING_WITNESSES = env.json("AUDIT_COSIGNING_WITNESSES_JSON", default=[])
 AUDIT_COSIGN_TIMEOUT = env.float("AUDIT_COSIGN_TIMEOUT", default=5.0)  # seconds per witness request
+# How many of them make a checkpoint "cosigned" for freshness (/metrics, the Integrity page); 0: all.
+AUDIT_WITNESS_QUORUM = env.int("AUDIT_WITNESS_QUORUM", default=0)
+# The Integrity page flags the newest cosigned checkpoint as stale past this age (the alert rule's bound).
+AUDIT_COSIGNED_STALE_SECONDS = env.float("AUDIT_COSIGNED_STALE_SECONDS", default=900.0)
 
 LOGGING = {
     "version": 1,

@@ -37,6 +37,8 @@ def integrity(request: HttpRequest) -> HttpResponse:
         "log_id": info.log_id if info else None,
         "checkpoint": checkpoint,
         "cosigned_by": [by_id.get(witness_id, f"witness {witness_id}") for witness_id in cosigned],
+        "freshest": cosigning.freshest_cosigned(),
+        "stale_seconds": settings.AUDIT_COSIGNED_STALE_SECONDS,
         "witnesses": [(name, delivered.get(name)) for name in names],
         "keys": keys,
         "verifications": LogVerification.objects.all()[:10],

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from audit import cosigning
 from audit.envelope import parse_time
 from audit.models import Checkpoint, Event, PendingAppend
 from audit.selfcheck import LogVerificationCollector
@@ -108,6 +109,7 @@ class DriftledgerCollector:
             behind.add_metric([], size - latest[1])
         yield age
         yield behind
+        yield from _cosigned(size)
         waiting_rows = PendingAppend.objects.filter(refused__isnull=True)
         pending = waiting_rows.aggregate(n=Count("id"), oldest=Min("submitted_at"))
         yield GaugeMetricFamily(
@@ -119,6 +121,25 @@ class DriftledgerCollector:
         if pending["oldest"] is not None:
             waiting.add_metric([], (dt.datetime.now(dt.UTC) - pending["oldest"]).total_seconds())
         yield waiting
+
+
+def _cosigned(size: int):
+    """How fresh the newest checkpoint the witnesses vouch for is (a quorum of the configured
+    cosigning witnesses): events after it could still be rewritten unnoticed by them."""
+    freshest = cosigning.freshest_cosigned()
+    if freshest is None:  # no cosigning witness configured
+        return
+    age = GaugeMetricFamily(
+        "driftledger_cosigned_checkpoint_age_seconds",
+        "Seconds since the newest checkpoint cosigned by a quorum of the witnesses (since the log began: none yet)",
+    )
+    behind = GaugeMetricFamily(
+        "driftledger_events_since_cosigned_checkpoint", "Events appended after the newest cosigned checkpoint"
+    )
+    age.add_metric([], freshest.age_seconds)
+    behind.add_metric([], size - freshest.tree_size)
+    yield age
+    yield behind
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

@@ -454,3 +454,47 @@ def test_a_witness_that_holds_more_than_this_database_knows_is_asked_again_from_
     assert cosign(second) == []  # refused from size 0, then proved from the size each holds
     assert Cosignature.objects.filter(checkpoint=second).count() == 2
     assert not Cosignature.objects.filter(checkpoint=first).exists()
+
+
+# ---- freshness: checkpoints every N events, the age of the newest cosigned one ------------------
+
+
+def test_the_append_that_crosses_every_nth_event_queues_a_checkpoint(committed_log, settings):
+    settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 10
+    _record(25)  # one event an append: the 10th and the 20th each cross a multiple
+    stream = str(uuid.uuid4())
+    batch = [NewEvent("run", stream, Noted(model="credit", summary=f"batch {i}"), ALICE) for i in range(7)]
+    append(batch, expected={("run", stream): 0})  # 26..32 crosses 30 inside one append
+    assert list(Checkpoint.objects.order_by("tree_size").values_list("tree_size", flat=True)) == [10, 20, 32]
+
+
+def _metrics(client) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").content.decode())
+        for sample in family.samples
+    }
+
+
+@pytestmark_db
+def test_metrics_and_the_integrity_page_show_how_fresh_the_cosigned_checkpoint_is(log_with_witnesses, settings):
+    from django.test import Client
+
+    _, witnesses = log_with_witnesses
+    settings.METRICS_PUBLIC = True
+    samples = _metrics(Client())
+    assert samples["driftledger_events_since_cosigned_checkpoint"] == 10  # none cosigned yet: since the log began
+    _checkpoint()
+    _record(3)
+    samples = _metrics(Client())
+    assert samples["driftledger_events_since_cosigned_checkpoint"] == 3
+    assert 0 <= samples["driftledger_cosigned_checkpoint_age_seconds"] < 60
+    witnesses[1].kill()
+    settings.AUDIT_COSIGNING_WITNESSES = [w.setting() for w in witnesses]
+    later = checkpoints.checkpoint_create(publish=False)
+    assert len(cosign(later)) == 1  # one of two: no quorum, so the freshest cosigned stays the earlier one
+    assert _metrics(Client())["driftledger_events_since_cosigned_checkpoint"] == 3
+    settings.AUDIT_WITNESS_QUORUM = 1
+    assert _metrics(Client())["driftledger_events_since_cosigned_checkpoint"] == 0

@@ -61,3 +61,43 @@ def test_a_public_key_downloads_as_pem_of_the_recorded_key(people):
     assert loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == bytes(key.public_key)
     assert signed_in(people["admin"]).get("/integrity/keys/0000000000000000.pem").status_code == 404
     assert Checkpoint.objects.exists()
+
+
+def test_the_integrity_page_names_the_cosigning_witnesses_and_how_fresh_their_checkpoint_is(
+    people, settings, tmp_path
+):
+    from audit import keyring
+    from audit.cosigning import cosign
+    from audit.models import LogInfo
+    from audit.store import append
+    from audit.witness_local import witness_create
+    from tests.audit.factories import noted_event
+
+    checkpoint_create(publish=False)
+    log_pem = tmp_path / "log.pem"
+    log_pem.write_bytes(
+        keyring.current_signing_key()
+        .private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    log_id = str(LogInfo.objects.get().log_id)
+    witness = witness_create(tmp_path / "w", "witness-a", log_id, log_pem).start()
+    try:
+        settings.AUDIT_COSIGNING_WITNESSES = [witness.setting()]
+        page = signed_in(people["compliance_officer"]).get("/integrity/").content.decode()
+        assert "no witness yet" in page and "none yet" in page
+        cosigned = Checkpoint.objects.order_by("-tree_size").first()
+        assert cosign(cosigned) == []
+        settings.AUDIT_COSIGNED_STALE_SECONDS = 0  # every cosigned checkpoint is stale once the log grows
+        page = signed_in(people["compliance_officer"]).get("/integrity/").content.decode()
+        assert "cosigned by</dt><dd>witness-a</dd>" in page
+        assert f"tree size {cosigned.tree_size}, " in page and "stale" not in page
+        assert "cosigning witness witness-a (127.0.0.1:" in page
+        witness.kill()
+        grown = noted_event()
+        append([grown], expected={grown.stream: 0})
+        checkpoint_create(publish=False)  # the log grew, and the witness is away
+        page = signed_in(people["compliance_officer"]).get("/integrity/").content.decode()
+        assert '<span class="status failed">stale</span>' in page
+    finally:
+        witness.kill()
