@@ -131,13 +131,13 @@ def cosign(checkpoint: Checkpoint) -> list[str]:
             else:
                 answers[witness] = reply
     failures |= _keep(checkpoint, answers)
-    for witness, exc in failures.items():
-        logger.error("%s did not cosign tree size %s: %s", witness.describe(), checkpoint.tree_size, exc)
+    for witness, problem in failures.items():
+        logger.error("%s did not cosign tree size %s: %s", witness.describe(), checkpoint.tree_size, problem)
         WitnessDelivery.objects.update_or_create(
             name=witness.describe()[:300],
-            defaults={"failed_at": timezone.now(), "error": f"{type(exc).__name__}: {exc}"[:2000]},
+            defaults={"failed_at": timezone.now(), "error": f"{type(problem).__name__}: {problem}"[:2000]},
         )
-    return [f"{witness.describe()}: {exc}" for witness, exc in failures.items()]
+    return [f"{witness.describe()}: {problem}" for witness, problem in failures.items()]
 
 
 def _last_cosigned(witness_ids: list[str]) -> dict[str, tuple[int, str]]:
@@ -227,7 +227,8 @@ def _keep(checkpoint: Checkpoint, answers: dict[CosigningWitness, dict]) -> dict
     """Store the cosignatures that verify under their witness's configured key, in one
     transaction; return the witnesses whose answer did not."""
     statement_of = functools.partial(cosigned_statement, checkpoint.as_dict())
-    rows, failures = [], {}
+    rows: list[Cosignature] = []
+    failures: dict[CosigningWitness, Exception] = {}
     for witness, answer in answers.items():
         problem = _answer_problem(witness, answer, statement_of)
         if problem:

@@ -172,9 +172,9 @@ def append(
     if outermost and settings.AUDIT_SEQUENCER and not any(isinstance(e.event, KeyRotated) for e in events):
         from audit import sequencer
 
-        recorded = sequencer.wait(sequencer.submit_validated(events, payloads, expected))
-        _checkpoint_when_due(recorded)
-        return recorded
+        sealed = sequencer.wait(sequencer.submit_validated(events, payloads, expected))
+        _checkpoint_when_due(sealed)
+        return sealed
     signer = keyring.current_signing_key()
     with transaction.atomic():
         recorded = _append_on_known_tip(events, payloads, expected, signer, commit=outermost)

@@ -130,6 +130,7 @@ def cosign(state: LogState, request: Any, key: Ed25519PrivateKey, now: dt.dateti
                     f"this witness cosigned another root for tree size {size}: the log equivocates",
                     size,
                 )
+            assert state.cosignature is not None  # stored with every cosigned checkpoint
             return state, state.cosignature  # the same tree: the cosignature it gave
         if request.get("old_size") != old["tree_size"]:
             raise Refused(
@@ -197,7 +198,7 @@ def _learn_rotations(state: LogState, rotations: Any, checkpoint: dict) -> dict[
         if payload.get("new_key_id") in keys:
             continue
         where = f"the {KEY_ROTATED} at seq {seq}"
-        signer = keys.get(event.get("key_id"))
+        signer = keys.get(str(event.get("key_id")))
         if not isinstance(seq, int) or event.get("log_id") != state.log_id or signer is None:
             raise Refused(HTTPStatus.FORBIDDEN, f"{where} is not of this log or not signed by a key this witness knows")
         if not valid(base64.b64decode(signer), _b64(item.get("signature"), "rotation signature"), data):

@@ -19,6 +19,7 @@ import psycopg
 from audit import merkle
 from audit.checkpoints import checkpoint_body
 from audit.keys import public_key_from_raw, signature_valid
+from audit.store import single_row
 from audit.verification import Failure, KeyRange
 
 _BATCH = 20_000
@@ -27,7 +28,7 @@ _BATCH = 20_000
 def witness_failures(conninfo: str, keys: list[KeyRange], log_id: str, witnessed: list[dict]) -> list[Failure]:
     public = {key.key_id: public_key_from_raw(key.public_raw) for key in keys}
     with psycopg.connect(conninfo) as db:
-        (size,) = db.execute("SELECT coalesce(max(seq), 0) FROM audit_event").fetchone()
+        (size,) = single_row(db.execute("SELECT coalesce(max(seq), 0) FROM audit_event").fetchone())
     failures, at_size = [], defaultdict(list)
     for checkpoint in witnessed:
         problem = _signature_problem(checkpoint, public, log_id, size)

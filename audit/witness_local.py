@@ -47,6 +47,7 @@ class WitnessProcess:
             stderr=subprocess.DEVNULL,
             text=True,
         )
+        assert self.process.stdout is not None  # a pipe, asked for above
         line = self.process.stdout.readline()  # "witness <id> listening on 127.0.0.1:<port>"
         if "listening on" not in line:
             self.process.kill()

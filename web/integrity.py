@@ -26,7 +26,7 @@ def integrity(request: HttpRequest) -> HttpResponse:
         key.valid_to_seq = following.valid_from_seq - 1 if following else None
     delivered = {row.name: row for row in WitnessDelivery.objects.all()}
     cosigners = cosigning.configured()
-    names = [witness.describe() for witness in (*configured_witnesses(), *cosigners)]
+    names = [witness.describe() for witness in configured_witnesses()] + [w.describe() for w in cosigners]
     info = LogInfo.objects.first()
     checkpoint = Checkpoint.objects.order_by("-tree_size").first()
     by_id = {witness.witness_id: witness.name for witness in cosigners}

@@ -63,9 +63,7 @@ def test_a_public_key_downloads_as_pem_of_the_recorded_key(people):
     assert Checkpoint.objects.exists()
 
 
-def test_the_integrity_page_names_the_cosigning_witnesses_and_how_fresh_their_checkpoint_is(
-    people, settings, tmp_path
-):
+def test_the_integrity_page_names_the_cosigning_witnesses_and_how_fresh_their_checkpoint_is(people, settings, tmp_path):
     from audit import keyring
     from audit.cosigning import cosign
     from audit.models import LogInfo

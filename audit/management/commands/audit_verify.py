@@ -62,6 +62,7 @@ class Command(BaseCommand):
                 f"head {report.head_hash[:16]}…, {report.seconds:.2f} s ({rate:,.0f} events/s)"
             )
             return
+        assert report.failure is not None  # not ok: there is a first failure
         self._failed(report.failure.seq, report.failure.reason)
 
     def _failed(self, seq, reason: str) -> None:
