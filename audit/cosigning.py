@@ -24,7 +24,6 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit import checkpoints
@@ -163,20 +162,30 @@ def freshest_cosigned() -> Freshest | None:
     witnesses = configured()
     if not witnesses:
         return None
-    quorum = settings.AUDIT_WITNESS_QUORUM or len(witnesses)
-    ids = [witness.witness_id for witness in witnesses]
-    newest = (
-        Checkpoint.objects.annotate(cosigners=Count("cosignature", filter=Q(cosignature__witness_id__in=ids)))
-        .filter(cosigners__gte=quorum)
-        .order_by("-tree_size")
-        .values_list("tree_size", "timestamp")
-        .first()
-    )
+    newest = newest_cosigned(witnesses)
     now = dt.datetime.now(dt.UTC)
     if newest is not None:
-        return Freshest(newest[0], (now - parse_time(newest[1])).total_seconds())
+        return Freshest(newest.tree_size, (now - parse_time(newest.timestamp)).total_seconds())
     began = LogInfo.objects.values_list("created_at", flat=True).first()
     return Freshest(0, (now - began).total_seconds() if began else 0.0)
+
+
+def newest_cosigned(witnesses: list[CosigningWitness] | None = None, *, covering: int = 1) -> Checkpoint | None:
+    """The newest checkpoint of at least `covering` events that a quorum of the witnesses
+    (AUDIT_WITNESS_QUORUM, by default all) cosigned. Read backwards along the cosignatures' index:
+    it stops at the first such checkpoint, however many there are."""
+    witnesses = configured() if witnesses is None else witnesses
+    if not witnesses:
+        return None
+    quorum = settings.AUDIT_WITNESS_QUORUM or len(witnesses)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tree_size FROM audit_cosignature WHERE witness_id = ANY(%s) AND tree_size >= %s"
+            " GROUP BY tree_size HAVING count(*) >= %s ORDER BY tree_size DESC LIMIT 1",
+            [[witness.witness_id for witness in witnesses], covering, quorum],
+        )
+        row = cursor.fetchone()
+    return Checkpoint.objects.get(tree_size=row[0]) if row else None
 
 
 def held_checkpoints(log_id: str) -> tuple[list[dict], list[str]]:

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection
 
-from audit import checkpoints
+from audit import checkpoints, cosigning
 from audit.models import Checkpoint
 
 
@@ -108,16 +108,17 @@ def later_events(stream_type: str, stream_id: str, event_type: str, after_seq: i
 
 
 def inclusion(seq: int) -> dict[str, Any]:
-    """The event's RFC 9162 inclusion proof against the latest signed checkpoint, made first when
-    the event is newer than it."""
-    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    """The event's RFC 9162 inclusion proof against the newest checkpoint the witnesses cosigned
+    that covers it, with their cosignatures; when none does yet, against the latest signed
+    checkpoint (made first when the event is newer than it), with what cosignatures it has."""
+    checkpoint = cosigning.newest_cosigned(covering=seq) or Checkpoint.objects.order_by("-tree_size").first()
     if checkpoint is None or checkpoint.tree_size < seq:
         checkpoint = checkpoints.checkpoint_create()
     if checkpoint is None or checkpoint.tree_size < seq:
         raise NotAsSigned(seq, "no checkpoint covers this seq")
     path = checkpoints.inclusion_proof(seq, checkpoint.tree_size)
     return {
-        "checkpoint": checkpoint.as_dict(),
+        "checkpoint": {**checkpoint.as_dict(), "cosignatures": cosigning.cosignatures_of(checkpoint)},
         "leaf_index": seq - 1,
         "tree_size": checkpoint.tree_size,
         "path": [step.hex() for step in path],

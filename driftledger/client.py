@@ -229,22 +229,62 @@ def deployment(
     headers: dict[str, str],
     log_keys: list[bytes] | tuple[bytes, ...] = (),
     log_id: str | None = None,
+    witness_keys: list[bytes] | tuple[bytes, ...] = (),
+    quorum: int | None = None,
     timeout: float = 10.0,
 ) -> dict[str, Any]:
     """The model's deployment pointer (champion, challenger, canary, canary_share, seq, …). Given
-    the log's public keys (PEM), it is first checked with `pointer_verify`, and PointerRefused is
-    raised when it fails: a serving system then keeps what it serves. Needs `cryptography` then."""
+    the log's public keys (PEM), it is first checked with `pointer_verify` (and, given witnesses'
+    public keys, their cosignatures of its checkpoint), and PointerRefused is raised when it
+    fails: a serving system then keeps what it serves. Needs `cryptography` then."""
     response = requests.get(f"{base_url.rstrip('/')}/models/{model}/deployment/", headers=headers, timeout=timeout)
     response.raise_for_status()
     body = response.json()
     if log_keys:
-        pointer_verify(body, model, log_keys, log_id=log_id)
+        pointer_verify(body, model, log_keys, log_id=log_id, witness_keys=witness_keys, quorum=quorum)
     return body
 
 
-def pointer_verify(body: dict[str, Any], model: str, log_keys: list[bytes] | tuple[bytes, ...], *, log_id=None) -> None:
+def _witnessed(checkpoint: dict[str, Any], witnesses: dict[str, bytes], quorum: int | None) -> None:
+    """At least `quorum` (default: all) of `witnesses` cosigned the checkpoint (evidence format 2)."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from audit.envelope import cosigned_statement
+
+    needed = len(witnesses) if quorum is None else quorum
+    vouching = set()
+    for cosignature in checkpoint.get("cosignatures") or []:
+        public = witnesses.get(cosignature.get("witness_id"))
+        if public is None:
+            continue
+        statement = cosigned_statement(checkpoint, str(cosignature.get("cosigned_at")))
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(cosignature["signature"]), statement)
+        except (InvalidSignature, ValueError, KeyError):
+            continue
+        vouching.add(cosignature["witness_id"])
+    if len(vouching) < needed:
+        raise PointerRefused(
+            f"{len(vouching)} of the {needed} witness cosignature(s) required vouch for the checkpoint of tree size "
+            f"{checkpoint.get('tree_size')}: the witnesses have not seen this history"
+        )
+
+
+def pointer_verify(
+    body: dict[str, Any],
+    model: str,
+    log_keys: list[bytes] | tuple[bytes, ...],
+    *,
+    log_id: str | None = None,
+    witness_keys: list[bytes] | tuple[bytes, ...] = (),
+    quorum: int | None = None,
+) -> None:
     """Check that the pointer is the one a DeploymentChanged event of `model` set, that event
-    signed by one of the log's keys (PEM) and included in a checkpoint signed by one of them."""
+    signed by one of the log's keys (PEM) and included in a checkpoint signed by one of them; with
+    `witness_keys` (PEM), that `quorum` of those witnesses (by default all) cosigned that checkpoint."""
     import base64
 
     from cryptography.exceptions import InvalidSignature
@@ -298,5 +338,7 @@ def pointer_verify(body: dict[str, Any], model: str, log_keys: list[bytes] | tup
             bytes.fromhex(checkpoint["root_hash"]),
         ):  # fmt: skip
             raise PointerRefused("the event's inclusion proof does not lead to the signed checkpoint")
+        if witness_keys:
+            _witnessed(checkpoint, {key_id_of(key): key for key in map(raw, witness_keys)}, quorum)
     except (KeyError, TypeError, ValueError) as error:
         raise PointerRefused(f"the signed pointer is malformed: {error!r}") from None

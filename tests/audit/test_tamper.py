@@ -61,7 +61,8 @@ def modify_hash():
 
 def modify_signature():
     _superuser(
-        "UPDATE audit_event SET signature = overlay(signature placing '\\x00'::bytea from 5 for 1) WHERE seq = %s",
+        # one byte flipped (set to zero, it would be unchanged one time in 256)
+        "UPDATE audit_event SET signature = set_byte(signature, 4, get_byte(signature, 4) # 255) WHERE seq = %s",
         (TARGET,),
     )
 

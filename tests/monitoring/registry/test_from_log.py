@@ -154,3 +154,38 @@ def test_an_event_whose_bytes_were_changed_is_not_served(credit_key):
     _sql("UPDATE monitoring_deployment SET champion = '1.1' WHERE model_id = 'credit'")
     answer = client_for(key=credit_key).get(URL)
     assert answer.status_code == 503 and "is not as signed" in answer.json()["detail"]
+
+
+def test_the_pointer_is_proved_against_a_checkpoint_the_witnesses_cosigned(credit_key, settings, tmp_path):
+    from audit import checkpoints
+    from audit.cosigning import cosign
+    from audit.models import LogInfo
+    from audit.witness_local import witness_create
+
+    log_pem = tmp_path / "log.pem"
+    log_pem.write_bytes(_log_key())
+    log_id = str(LogInfo.objects.get().log_id)
+    witnesses = [witness_create(tmp_path / name, name, log_id, log_pem).start() for name in ("w-a", "w-b")]
+    try:
+        settings.AUDIT_COSIGNING_WITNESSES = [witness.setting() for witness in witnesses]
+        cosigned = checkpoints.checkpoint_create(publish=False)
+        assert cosign(cosigned) == []
+        registry.version_register(name="credit", version="1.2", artifact_uri="s3://models/credit/1.2", actor=ALICE)
+        checkpoints.checkpoint_create(publish=False)  # newer, not cosigned (its witnesses have not been asked)
+        body = client_for(key=credit_key).get(URL).json()
+        checkpoint = body["signed"]["proof"]["checkpoint"]
+        assert checkpoint["tree_size"] == cosigned.tree_size and len(checkpoint["cosignatures"]) == 2
+        keys = [witness.public_pem for witness in witnesses]
+        pointer_verify(body, "credit", [_log_key()], witness_keys=keys)  # passes: both vouch
+        uncosigned = copy.deepcopy(body)
+        uncosigned["signed"]["proof"]["checkpoint"]["cosignatures"] = []
+        with pytest.raises(PointerRefused, match="0 of the 2 witness cosignature"):
+            pointer_verify(uncosigned, "credit", [_log_key()], witness_keys=keys)
+        one = copy.deepcopy(body)
+        one["signed"]["proof"]["checkpoint"]["cosignatures"][0]["signature"] = base64.b64encode(b"x" * 64).decode()
+        pointer_verify(one, "credit", [_log_key()], witness_keys=keys, quorum=1)
+        with pytest.raises(PointerRefused, match="1 of the 2"):
+            pointer_verify(one, "credit", [_log_key()], witness_keys=keys)
+    finally:
+        for witness in witnesses:
+            witness.kill()
