@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/checkpoint.py
 	$(BIN)/python bench/verify_incremental.py
 	$(BIN)/python bench/evidence.py
+	$(BIN)/python bench/witness.py
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/run.py
