@@ -358,7 +358,10 @@ class WitnessHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         found = re.fullmatch(r"/logs/([0-9a-f-]{36})/cosign", self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
         if found is None:
             return self._answer(HTTPStatus.NOT_FOUND, {"error": "POST /logs/<log_id>/cosign"})
         if not 0 < length <= MAX_REQUEST_BYTES:

@@ -498,3 +498,23 @@ def test_metrics_and_the_integrity_page_show_how_fresh_the_cosigned_checkpoint_i
     assert _metrics(Client())["driftledger_events_since_cosigned_checkpoint"] == 3
     settings.AUDIT_WITNESS_QUORUM = 1
     assert _metrics(Client())["driftledger_events_since_cosigned_checkpoint"] == 0
+
+
+def test_the_witness_program_needs_neither_django_nor_a_database_driver(tmp_path):
+    blocked = "import sys, runpy; sys.modules['django'] = None; sys.modules['psycopg'] = None; sys.argv = ['w', *sys.argv[1:]]; runpy.run_module('audit.witness', run_name='__main__')"  # noqa: E501
+    made = subprocess.run(
+        [sys.executable, "-c", blocked, "init", "--state", str(tmp_path / "w"), "--name", "alone"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    again = subprocess.run(
+        [sys.executable, "-c", blocked, "init", "--state", str(tmp_path / "w")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode != 0 and "already holds a witness" in again.stderr
+    shown = subprocess.run(
+        [sys.executable, "-c", blocked, "show", "--state", str(tmp_path / "w")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "name alone" in shown.stdout
