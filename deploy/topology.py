@@ -13,6 +13,8 @@ What runs, each as its own process, in production mode (DRIFTLEDGER_PRODUCTION=t
 - gunicorn with 2 workers, 2 Celery workers and beat;
 - two sequencers (`manage.py run_sequencer`, AUDIT_SEQUENCER=true everywhere): one seals the
   appends, the other stands by;
+- two cosigning witnesses (`python -m audit.witness serve`), each with its own key and state
+  directory, following the log from its first key; a worker checkpoints every 25 events;
 - Prometheus scraping /metrics with its token and evaluating deploy/prometheus's rules, and
   Alertmanager sending back to the product's receiver (Debian's packages). The rules' `for`
   durations are set to 0 s in the copy given to Prometheus, so that an alert fires within the test.
@@ -22,13 +24,15 @@ engineer registers the credit model, its versions and its reporting key; the sco
 reports with the Python client (driftledger.client); a run finds income drifted and raises a
 critical alert; Prometheus scrapes it, the rule fires, Alertmanager posts it to the receiver, which
 opens an alert of its own; a challenger goes live and is rolled back, each with a risk approver's
-signature; the auditor exports evidence, which verifies offline.
+signature; the auditor exports evidence, which verifies offline under a witness policy (both
+witnesses' keys, quorum 2).
 
 The faults, each checked for no loss and no duplicate: a Celery worker SIGKILLed mid-run, Redis
 restarted, PostgreSQL unreachable for 10 s while the service reports and a run runs, the object
 store down during an export, a gunicorn worker SIGKILLed mid-request, the sealing sequencer
-SIGKILLed (the standby takes over). At the end the whole log
-verifies (`audit_verify --witness`), every run has one start and at most one end, and every
+SIGKILLed (the standby takes over). At the end both witnesses have cosigned the newest
+checkpoint, the whole log verifies (`audit_verify`: every key traced to the trust anchor, every
+checkpoint stored or witnessed), every run has one start and at most one end, and every
 reported row is stored once. Exit 0 when all holds, else 1 with the step that failed and the logs.
 """
 
@@ -72,6 +76,7 @@ BIN = Path(PYTHON).parent
 PG = {"host": "127.0.0.1", "port": 5432, "superuser": "postgres"}
 DATABASE = f"driftledger_topology_{os.getpid()}"  # two runs at once never meet
 PASSWORD = "topology-only-password"  # noqa: S105 - people of a throwaway database
+WITNESSES = ("witness-a", "witness-b")  # python -m audit.witness, each a process with a key of its own
 SCHEMA = {
     "numerical": ["income", "debt_ratio", "age"],
     "categorical": ["region"],
@@ -217,6 +222,8 @@ class Topology:
         self.pg_port = self.pg_proxy.port if self.pg_proxy else PG["port"]
         self.s3_port = self.s3_proxy.port if self.s3_proxy else self.ports["s3"]
         self.ports |= {name: free_port() for name in ("web", "redis", "pgbouncer", "prometheus", "alertmanager")}
+        self.witnesses = {name: free_port() for name in WITNESSES}  # cosigning witnesses: name → port
+        self.witness_keys: dict[str, str] = {}  # name → public key PEM, once made
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.tokens = {"metrics": secrets.token_urlsafe(32), "alertmanager": secrets.token_urlsafe(32)}
         self.secrets = workdir / "secrets"
@@ -241,6 +248,14 @@ class Topology:
             "AUDIT_SIGNING_KEY_FILE": str(self.secrets / "audit-signing-key.pem"),
             "DRIFTLEDGER_DATA_DIR": str(self.workdir / "data"),
             "AUDIT_WITNESS_DIR": str(self.workdir / "witness"),
+            "AUDIT_COSIGNING_WITNESSES_JSON": json.dumps(
+                [
+                    {"name": name, "url": f"http://127.0.0.1:{port}", "public_key": self.witness_keys[name]}
+                    for name, port in self.witnesses.items()
+                    if name in self.witness_keys
+                ]
+            ),
+            "AUDIT_CHECKPOINT_EVERY_EVENTS": "25",  # a worker checkpoints, and the witnesses cosign, as the log grows
             "METRICS_TOKEN": self.tokens["metrics"],
             "ALERTMANAGER_TOKEN": self.tokens["alertmanager"],
             "STORAGE_S3_BUCKET": "driftledger",
@@ -283,6 +298,9 @@ class Topology:
             cwd=ROOT,
             check=True,
         )
+        for name in self.witnesses:  # their keys first: every process is told who its witnesses are
+            made = self.witness("init", name, "--name", name)
+            self.witness_keys[name] = made
         self._database()
         self._pgbouncer()
         self._redis()
@@ -455,11 +473,51 @@ class Topology:
         wait("alertmanager is ready", lambda: requests.get(self.alertmanager_url("/-/ready"), timeout=2).ok, 60)
 
     def first_administrator(self) -> None:
-        """dana, made on the command line as an operator makes the first administrator."""
+        """dana, made on the command line as an operator makes the first administrator; the log
+        begins, and the witnesses start following it from its first key."""
         self.manage(
             "create_person", "dana", "--name", "Dana Whitfield", "--role", "admin",
             "--reason", "first administrator", "--password-stdin", stdin=PASSWORD,
         )  # fmt: skip
+        log_id = psql("SELECT log_id FROM audit_log", DATABASE)
+        public = self.log_public_key()
+        for name, port in self.witnesses.items():
+            self.witness("trust", name, "--log-id", log_id, "--log-key", str(public))
+            state = str(self.workdir / name)
+            command = [PYTHON, "-m", "audit.witness", "serve", "--state", state, "--port", str(port)]
+            self.processes.start(name, command)
+            wait(f"{name} listens", lambda port=port: listening(port), 30)
+
+    def witness(self, command: str, name: str, *args: str) -> str:
+        """`python -m audit.witness COMMAND --state WORKDIR/NAME ARGS`: its standard output."""
+        state = str(self.workdir / name)
+        done = subprocess.run(
+            [PYTHON, "-m", "audit.witness", command, "--state", state, *args],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise Failed(f"audit.witness {command} {name}: {done.stderr.strip()}")
+        return done.stdout
+
+    def log_public_key(self) -> Path:
+        """The log's first public key, as its operator hands it to witnesses and auditors."""
+        public = self.workdir / "log-public-key.pem"
+        if not public.exists():
+            subprocess.run(
+                [
+                    PYTHON,
+                    "-c",
+                    "import sys; from pathlib import Path; from cryptography.hazmat.primitives import "
+                    "serialization as s; k = s.load_pem_private_key(Path(sys.argv[1]).read_bytes(), None); "
+                    "Path(sys.argv[2]).write_bytes(k.public_key().public_bytes(s.Encoding.PEM, "
+                    "s.PublicFormat.SubjectPublicKeyInfo))",
+                    str(self.secrets / "audit-signing-key.pem"),
+                    str(public),
+                ],
+                cwd=ROOT,
+                check=True,
+            )
+        return public
 
     def prometheus_get(self, path: str, **params: str) -> requests.Response:
         return requests.get(f"http://127.0.0.1:{self.ports['prometheus']}{path}", params=params, timeout=5)
@@ -731,22 +789,13 @@ class Story:
         check(download.status_code == 200, f"download: {download.status_code}")
         bundle = topology.workdir / f"evidence-{export['id']}.zip"
         bundle.write_bytes(download.content)
-        public = topology.workdir / "log-public-key.pem"
-        subprocess.run(
-            [
-                PYTHON,
-                "-c",
-                "import sys; from pathlib import Path; from cryptography.hazmat.primitives import "
-                "serialization as s; k = s.load_pem_private_key(Path(sys.argv[1]).read_bytes(), None); "
-                "Path(sys.argv[2]).write_bytes(k.public_key().public_bytes(s.Encoding.PEM, "
-                "s.PublicFormat.SubjectPublicKeyInfo))",
-                str(topology.secrets / "audit-signing-key.pem"),
-                str(public),
-            ],
-            check=True,
-        )
+        public = topology.log_public_key()
+        policy = []
+        for name, pem in topology.witness_keys.items():
+            (topology.workdir / f"{name}.pem").write_text(pem)
+            policy += ["--witness-key", str(topology.workdir / f"{name}.pem")]
         offline = subprocess.run(
-            [PYTHON, "-m", "audit.verifier", str(bundle), "--trusted-key", str(public)],
+            [PYTHON, "-m", "audit.verifier", str(bundle), "--trusted-key", str(public), *policy],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -975,6 +1024,18 @@ def invariants(topology: Topology, story: Story) -> None:
     check(not missing, f"{len(missing)} batch file(s) missing from the bucket: {missing[:3]}")
     local = list((topology.workdir / "data" / "media").rglob("*"))
     check(not local, f"data files written to the local disk instead of the bucket: {local[:3]}")
+    cosigned = wait(
+        "both witnesses cosign the newest checkpoint",
+        lambda: psql(
+            "SELECT c.tree_size || ' cosigned by ' || count(s.witness_id) FROM audit_checkpoint c"
+            " LEFT JOIN audit_cosignature s USING (tree_size) GROUP BY c.tree_size"
+            " HAVING count(s.witness_id) = 2 AND c.tree_size = (SELECT max(tree_size) FROM audit_checkpoint)",
+            DATABASE,
+        ),
+        120,
+    )
+    checkpoints = psql("SELECT count(*) FROM audit_checkpoint", DATABASE)
+    story.say(f"{checkpoints} checkpoints signed as the log grew; the newest, of tree size {cosigned} witnesses")
     verified = topology.manage("audit_verify", "--witness", str(topology.workdir / "witness"))
     story.say(
         f"{runs} runs, each started once and ended at most once; {stored:,} prediction rows stored, as "
