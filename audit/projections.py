@@ -30,6 +30,9 @@ class Projection:
     name: str
     handlers: Mapping[type[Event], Handler]
     models: Sequence[type[models.Model]]  # the read-model tables it owns, wiped on rebuild
+    # Tables it updates without owning them (rows the log does not make, such as accounts with
+    # their password hashes), with the columns it sets: the read-model check compares those.
+    touches: Sequence[tuple[type[models.Model], Sequence[str]]] = ()
 
     def handler_for(self, recorded: RecordedEvent) -> tuple[Handler, Event] | None:
         event = recorded.event

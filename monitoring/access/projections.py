@@ -50,5 +50,6 @@ PEOPLE = projections.register(
             PersonReactivated: _active,
         },
         models=[User.groups.through],  # memberships; the accounts keep their password hashes
+        touches=[(User, ["username", "first_name", "last_name", "email", "is_active"])],
     )
 )
