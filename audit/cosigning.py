@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from audit import checkpoints
 from audit.canonical import canonicalize
-from audit.envelope import KEY_ROTATED, cosigned_statement, key_id_of, parse_time
+from audit.envelope import KEY_ROTATED, cosigned_statement, format_time, key_id_of, parse_time
 from audit.keys import public_key_from_raw, signature_valid
 from audit.models import Checkpoint, Cosignature, LogInfo, WitnessDelivery
 
@@ -79,12 +79,40 @@ def witness_from_setting(spec: dict) -> CosigningWitness:
 
 
 def configured() -> list[CosigningWitness]:
-    return [witness_from_setting(spec) for spec in settings.AUDIT_COSIGNING_WITNESSES]
+    """The configured witnesses, each once (a key listed twice is one witness)."""
+    found: dict[str, CosigningWitness] = {}
+    for spec in settings.AUDIT_COSIGNING_WITNESSES:
+        witness = witness_from_setting(spec)
+        found.setdefault(witness.witness_id, witness)
+    return list(found.values())
 
 
 def cosignatures_of(checkpoint: Checkpoint) -> list[dict]:
-    found = Cosignature.objects.filter(checkpoint=checkpoint).order_by("witness_id")
-    return [cosignature.as_dict() for cosignature in found]
+    """The checkpoint's stored cosignatures that hold: a row of a configured witness whose
+    signature does not verify was written past the application; it is left out, and recorded as
+    an integrity failure. (Rows of witnesses no longer configured go as they are: a verifier's
+    witness policy decides about them.)"""
+    return [row.as_dict() for row in _holding(checkpoint)]
+
+
+def _holding(checkpoint: Checkpoint, witnesses: list[CosigningWitness] | None = None) -> list[Cosignature]:
+    by_id = {witness.witness_id: witness for witness in (configured() if witnesses is None else witnesses)}
+    statement_of = functools.partial(cosigned_statement, checkpoint.as_dict())
+    holding, forged = [], []
+    for row in Cosignature.objects.filter(checkpoint=checkpoint).order_by("witness_id"):
+        witness = by_id.get(row.witness_id)
+        if witness is not None and _answer_problem(witness, row.as_dict(), statement_of):
+            forged.append(row.witness_id)
+        else:
+            holding.append(row)
+    if forged:
+        from audit.selfcheck import integrity_failure_record
+
+        integrity_failure_record(
+            f"audit_cosignature: the cosignature(s) of tree size {checkpoint.tree_size} by witness(es) "
+            f"{', '.join(forged)} do not verify under their configured keys: written past the application"
+        )
+    return holding
 
 
 def cosign(checkpoint: Checkpoint) -> list[str]:
@@ -94,7 +122,7 @@ def cosign(checkpoint: Checkpoint) -> list[str]:
     One request per witness, in parallel: the consistency proof starts from the last checkpoint
     the witness cosigned as this database knows it, with the key rotations only when the signing
     key changed since. A witness that holds another size, or lacks a key, is asked once more."""
-    have = set(Cosignature.objects.filter(checkpoint=checkpoint).values_list("witness_id", flat=True))
+    have = {row.witness_id for row in _holding(checkpoint)}
     pending = {witness: None for witness in configured() if witness.witness_id not in have}
     if not pending:
         return []
@@ -177,15 +205,35 @@ def newest_cosigned(witnesses: list[CosigningWitness] | None = None, *, covering
     witnesses = configured() if witnesses is None else witnesses
     if not witnesses:
         return None
-    quorum = settings.AUDIT_WITNESS_QUORUM or len(witnesses)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT tree_size FROM audit_cosignature WHERE witness_id = ANY(%s) AND tree_size >= %s"
-            " GROUP BY tree_size HAVING count(*) >= %s ORDER BY tree_size DESC LIMIT 1",
-            [[witness.witness_id for witness in witnesses], covering, quorum],
-        )
-        row = cursor.fetchone()
-    return Checkpoint.objects.get(tree_size=row[0]) if row else None
+    quorum = _quorum(witnesses)
+    below = None
+    for _ in range(_CANDIDATES):  # each candidate's rows are checked: a forged row counts for nothing
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT tree_size FROM audit_cosignature WHERE witness_id = ANY(%s) AND tree_size >= %s"
+                " AND (%s::bigint IS NULL OR tree_size < %s::bigint)"
+                " GROUP BY tree_size HAVING count(*) >= %s ORDER BY tree_size DESC LIMIT 1",
+                [[witness.witness_id for witness in witnesses], covering, below, below, quorum],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        candidate = Checkpoint.objects.get(tree_size=row[0])
+        ids = {witness.witness_id for witness in witnesses}
+        if len({r.witness_id for r in _holding(candidate, witnesses)} & ids) >= quorum:
+            return candidate
+        below = candidate.tree_size
+    return None
+
+
+_CANDIDATES = 20
+
+
+def _quorum(witnesses: list[CosigningWitness]) -> int:
+    """AUDIT_WITNESS_QUORUM, between 1 and the number of distinct witnesses (0: all of them)."""
+    distinct = len({witness.witness_id for witness in witnesses})
+    wanted = settings.AUDIT_WITNESS_QUORUM
+    return distinct if wanted <= 0 else min(wanted, distinct)
 
 
 def held_checkpoints(log_id: str) -> tuple[list[dict], list[str]]:
@@ -271,11 +319,14 @@ ON CONFLICT (name) DO UPDATE SET tree_size = EXCLUDED.tree_size, delivered_at = 
 def _answer_problem(witness: CosigningWitness, answer: dict, statement_of: Callable[[str], bytes]) -> str | None:
     if not isinstance(answer, dict) or answer.get("witness_id") != witness.witness_id:
         return f"it answered as witness {answer.get('witness_id') if isinstance(answer, dict) else None!r}"
+    cosigned_at = answer.get("cosigned_at")
     try:
         signature = base64.b64decode(str(answer.get("signature")), validate=True)
+        if not isinstance(cosigned_at, str) or format_time(parse_time(cosigned_at)) != cosigned_at:
+            raise ValueError(cosigned_at)
     except ValueError:
-        return "its cosignature is not base64"
-    statement = statement_of(str(answer.get("cosigned_at")))
+        return "its cosignature is not base64, or its time is not RFC 3339 UTC with microseconds"
+    statement = statement_of(cosigned_at)
     if not signature_valid(public_key_from_raw(witness.public_raw), signature, statement):
         return "its cosignature does not verify under its configured public key"
     return None

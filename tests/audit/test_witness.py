@@ -31,7 +31,7 @@ from audit.cosigning import cosign
 from audit.envelope import checkpoint_body, cosigned_statement, key_id_of
 from audit.evidence import EvidenceQuery, evidence_export
 from audit.keys import SigningKey, public_key_from_raw, signature_valid
-from audit.models import Checkpoint, Cosignature, Event, LogInfo, WitnessDelivery
+from audit.models import Checkpoint, Cosignature, Event, LogInfo, LogVerification, WitnessDelivery
 from audit.rotation import signing_key_rotate
 from audit.store import SYSTEM_ACTOR, Actor, NewEvent, append
 from audit.verifier import BundleInvalid, verify_bundle
@@ -518,3 +518,25 @@ def test_the_witness_program_needs_neither_django_nor_a_database_driver(tmp_path
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert shown.returncode == 0 and "name alone" in shown.stdout
+
+
+@pytestmark_db
+def test_a_cosignature_row_written_past_the_application_counts_for_nothing_and_is_named(log_with_witnesses, settings):
+    from audit.cosigning import cosignatures_of, freshest_cosigned
+
+    _, witnesses = log_with_witnesses
+    checkpoint = checkpoints.checkpoint_create(publish=False)
+    forged_id = key_id_of(witnesses[0].public_raw)
+    # The attacker inserts rows first, so that the witnesses look like they had cosigned already.
+    Cosignature.objects.create(
+        checkpoint=checkpoint, witness_id=forged_id, cosigned_at="2026-12-06T12:00:00.000000Z",
+        signature=base64.b64encode(bytes([1]) * 64).decode(),
+    )  # fmt: skip
+    failures = cosign(checkpoint)  # witness-a is asked all the same; its real cosignature cannot be kept
+    assert failures == []
+    assert [c["witness_id"] for c in cosignatures_of(checkpoint)] == [key_id_of(witnesses[1].public_raw)]
+    (failure,) = LogVerification.objects.filter(ok=False)
+    assert f"by witness(es) {forged_id} do not verify under their configured keys" in failure.problem
+    assert freshest_cosigned().tree_size == 0  # not cosigned by both: the forged row does not count
+    settings.AUDIT_WITNESS_QUORUM = 1
+    assert freshest_cosigned().tree_size == checkpoint.tree_size
