@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from django.db import models, transaction
+from django.db import transaction
+from django.db.models import Model
 
 from audit.events import Event
 from audit.store import RecordedEvent
@@ -29,10 +30,10 @@ Handler = Callable[[Any, RecordedEvent], None]  # (the typed event, the recorded
 class Projection:
     name: str
     handlers: Mapping[type[Event], Handler]
-    models: Sequence[type[models.Model]]  # the read-model tables it owns, wiped on rebuild
+    models: Sequence[type[Model]]  # the read-model tables it owns, wiped on rebuild
     # Tables it updates without owning them (rows the log does not make, such as accounts with
     # their password hashes), with the columns it sets: the read-model check compares those.
-    touches: Sequence[tuple[type[models.Model], Sequence[str]]] = ()
+    touches: Sequence[tuple[type[Model], Sequence[str]]] = ()
 
     def handler_for(self, recorded: RecordedEvent) -> tuple[Handler, Event] | None:
         event = recorded.event
