@@ -118,6 +118,15 @@ def _signed_checkpoint(size: int, root: bytes) -> Checkpoint:
     from audit.models import LogInfo
 
     key: SigningKey = keyring.current_signing_key()
+    with psycopg.Cursor(_raw()) as cursor:  # the log's current key: a process may hold a rotated-out one
+        cursor.execute("SELECT key_id FROM audit_signing_key ORDER BY valid_from_seq DESC LIMIT 1")
+        (current,) = single_row(cursor.fetchone())
+    if key.key_id != current:
+        key = keyring.current_signing_key(reload=True)
+    if key.key_id != current:
+        raise CheckpointError(
+            f"the configured signing key {key.key_id} is not the log's current key {current}; nothing is signed"
+        )
     body = {
         "log_id": str(LogInfo.objects.get().log_id),
         "tree_size": size,

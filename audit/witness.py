@@ -84,7 +84,7 @@ class LogState:
     """What the witness holds for one log: the log's keys it knows and its last cosigned checkpoint."""
 
     log_id: str
-    keys: dict[str, str]  # key_id → base64 raw public key
+    keys: list[dict]  # [{"key_id", "public_key" (base64 raw), "valid_from_seq"}], by valid_from_seq
     checkpoint: dict | None = None
     cosignature: dict | None = None
 
@@ -107,13 +107,15 @@ def cosign(state: LogState, request: Any, key: Ed25519PrivateKey, now: dt.dateti
         raise Refused(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
     checkpoint = _checkpoint(request.get("checkpoint"), state.log_id)
     keys = _learn_rotations(state, request.get("rotations", []), checkpoint)
-    raw = keys.get(checkpoint["key_id"])
+    current = key_at(keys, checkpoint["tree_size"] + 1)  # the key the log signs with after that size
     signature = _b64(checkpoint["signature"], "checkpoint signature")
-    if raw is None or not valid(base64.b64decode(raw), signature, checkpoint_body(checkpoint)):
+    if checkpoint["key_id"] != current["key_id"] or not valid(
+        base64.b64decode(current["public_key"]), signature, checkpoint_body(checkpoint)
+    ):
         raise Refused(
             HTTPStatus.FORBIDDEN,
-            f"the checkpoint of size {checkpoint['tree_size']} is not signed by a key of log {state.log_id}"
-            f" this witness knows (key {checkpoint['key_id']})",
+            f"the checkpoint of size {checkpoint['tree_size']} is not signed by key {current['key_id']}, the key"
+            f" of log {state.log_id} at that size as this witness knows it (it names key {checkpoint['key_id']})",
         )
     size, old = checkpoint["tree_size"], state.checkpoint
     if old is not None:
@@ -173,53 +175,79 @@ def _checkpoint(value: Any, log_id: str) -> dict:
     return value
 
 
-def _learn_rotations(state: LogState, rotations: Any, checkpoint: dict) -> dict[str, str]:
-    """The log's keys, with those its audit.KeyRotated events introduce: each event signed by a key
-    already known, cross-signed by the new key, and included in the checkpoint's tree."""
+def key_at(keys: list[dict], seq: int) -> dict:
+    """The key that signs event `seq`: the last one valid from `seq` or before. A key is valid from
+    its `valid_from_seq` until the next key takes over; a retired key signs nothing newer."""
+    return [key for key in keys if key["valid_from_seq"] <= seq][-1]
+
+
+def _learn_rotations(state: LogState, rotations: Any, checkpoint: dict) -> list[dict]:
+    """The log's keys, with those its audit.KeyRotated events introduce, in seq order: each event
+    signed by the key valid at its seq (not by a retired one), cross-signed by the new key, and
+    included in the checkpoint's tree. A rotation that contradicts the key history the witness
+    holds is refused."""
     if not isinstance(rotations, list):
         raise Refused(HTTPStatus.BAD_REQUEST, "rotations must be a list")
-    keys = dict(state.keys)
+    keys = [dict(key) for key in state.keys]
     parsed = []
     for item in rotations:
         if not isinstance(item, dict) or not isinstance(item.get("event"), str):
             raise Refused(
                 HTTPStatus.BAD_REQUEST, 'each rotation must be {"event": canonical JSON, "signature", "proof"}'
             )
-        data = item["event"].encode()
         try:
+            data = item["event"].encode()
             event = json.loads(data)
-        except ValueError:
+        except (ValueError, UnicodeError, RecursionError):
             raise Refused(HTTPStatus.BAD_REQUEST, "a rotation's event is not JSON") from None
         if not isinstance(event, dict) or not is_canonical(data, event) or event.get("type") != KEY_ROTATED:
             raise Refused(HTTPStatus.BAD_REQUEST, f"a rotation's event must be a canonical {KEY_ROTATED}")
-        parsed.append((event.get("seq"), event, data, item))
-    for seq, event, data, item in sorted(parsed, key=lambda p: p[0] if isinstance(p[0], int) else 0):
-        payload = event.get("payload") or {}
-        if payload.get("new_key_id") in keys:
+        seq, payload = event.get("seq"), event.get("payload")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or not isinstance(payload, dict):
+            raise Refused(
+                HTTPStatus.BAD_REQUEST, f"a rotation's event must be a {KEY_ROTATED} with a seq and a payload"
+            )
+        parsed.append((seq, event, data, item))
+    for seq, event, data, item in sorted(parsed, key=lambda p: p[0]):
+        payload, where = event["payload"], f"the {KEY_ROTATED} at seq {seq}"
+        known = [key for key in keys if key["valid_from_seq"] == seq + 1]
+        if known:
+            if known[0]["key_id"] != payload.get("new_key_id"):
+                raise Refused(HTTPStatus.FORBIDDEN, f"{where} contradicts the rotation at that seq this witness holds")
             continue
-        where = f"the {KEY_ROTATED} at seq {seq}"
-        signer = keys.get(str(event.get("key_id")))
-        if not isinstance(seq, int) or event.get("log_id") != state.log_id or signer is None:
-            raise Refused(HTTPStatus.FORBIDDEN, f"{where} is not of this log or not signed by a key this witness knows")
-        if not valid(base64.b64decode(signer), _b64(item.get("signature"), "rotation signature"), data):
+        if seq + 1 <= keys[-1]["valid_from_seq"]:
+            raise Refused(HTTPStatus.FORBIDDEN, f"{where} comes before the last rotation this witness holds")
+        signer = key_at(keys, seq)
+        if event.get("log_id") != state.log_id or event.get("key_id") != signer["key_id"]:
+            raise Refused(
+                HTTPStatus.FORBIDDEN,
+                f"{where} is not of this log, or not signed by key {signer['key_id']}, the log's key at that seq",
+            )
+        if not valid(base64.b64decode(signer["public_key"]), _b64(item.get("signature"), "rotation signature"), data):
             raise Refused(HTTPStatus.FORBIDDEN, f"{where}: its signature does not verify")
         new_raw = _b64(payload.get("new_public_key"), "new_public_key")
         statement = rotation_statement(
-            log_id=state.log_id, new_key_id=str(payload.get("new_key_id")), previous_key_id=event["key_id"]
+            log_id=state.log_id, new_key_id=str(payload.get("new_key_id")), previous_key_id=signer["key_id"]
         )
         if (
             key_id_of(new_raw) != payload.get("new_key_id")
-            or payload.get("previous_key_id") != event["key_id"]
+            or payload.get("previous_key_id") != signer["key_id"]
             or not valid(new_raw, _b64(payload.get("new_key_signature"), "new_key_signature"), statement)
         ):
             raise Refused(HTTPStatus.FORBIDDEN, f"{where}: the new key's cross-signature does not verify")
         proof = _hashes(item.get("proof"), "rotation proof")
         root = bytes.fromhex(checkpoint["root_hash"])
-        if not 1 <= seq <= checkpoint["tree_size"] or not merkle.verify_inclusion(
+        if not seq <= checkpoint["tree_size"] or not merkle.verify_inclusion(
             seq - 1, checkpoint["tree_size"], merkle.leaf_hash(data), proof, root
         ):
             raise Refused(HTTPStatus.FORBIDDEN, f"{where} is not included in the checkpoint's tree")
-        keys[payload["new_key_id"]] = base64.b64encode(new_raw).decode("ascii")
+        keys.append(
+            {
+                "key_id": payload["new_key_id"],
+                "public_key": base64.b64encode(new_raw).decode(),
+                "valid_from_seq": seq + 1,
+            }
+        )
     return keys
 
 
@@ -439,13 +467,15 @@ def main(argv: list[str] | None = None) -> int:
             if state.log(options.log_id) is not None:
                 raise SystemExit(f"error: this witness already follows log {options.log_id}")
             state.key()
-            state.save(LogState(options.log_id, {key_id_of(raw): base64.b64encode(raw).decode("ascii")}))
+            first = {"key_id": key_id_of(raw), "public_key": base64.b64encode(raw).decode("ascii"), "valid_from_seq": 1}
+            state.save(LogState(options.log_id, [first]))
         print(f"following log {options.log_id} from key {key_id_of(raw)}")
     elif options.command == "show":
         key = state.key()
         print(f"witness_id {key_id_of(raw_public(key.public_key()))} name {state.name()}")
         for log in state.logs():
-            print(f"log {log.log_id}: cosigned tree size {log.tree_size}, keys {', '.join(sorted(log.keys))}")
+            keys = ", ".join(f"{key['key_id']} from seq {key['valid_from_seq']}" for key in log.keys)
+            print(f"log {log.log_id}: cosigned tree size {log.tree_size}, keys {keys}")
     else:
         with state.held():
             server = WitnessServer((options.host, options.port), state)

@@ -83,7 +83,7 @@ def witness_key():
 
 
 def _followed(tree: Tree) -> LogState:
-    return LogState(LOG_ID, {tree.key.key_id: tree.key.public_b64})
+    return LogState(LOG_ID, [{"key_id": tree.key.key_id, "public_key": tree.key.public_b64, "valid_from_seq": 1}])
 
 
 def _refused(state, request, key) -> Refused:
@@ -120,10 +120,65 @@ def test_a_witness_refuses_what_is_not_an_extension_and_says_why(tree, witness_k
     thief_key = _refused(
         state, {**tree.request(20, 30), "checkpoint": tree.checkpoint(30, key=SigningKey.generate())}, witness_key
     )
-    assert thief_key.status == HTTPStatus.FORBIDDEN and "not signed by a key of log" in thief_key.message
+    assert thief_key.status == HTTPStatus.FORBIDDEN and f"is not signed by key {tree.key.key_id}" in thief_key.message
     forged_proof = tree.request(20, 30)
     forged_proof["consistency"][0] = "00" * 32
     assert "rewritten" in _refused(state, forged_proof, witness_key).message
+
+
+def _rotation(tree: Tree, seq: int, old: SigningKey, new: SigningKey) -> dict:
+    """Leaf `seq` of the tree becomes an audit.KeyRotated signed by `old`, introducing `new`."""
+    from audit.envelope import envelope, rotation_statement
+
+    body = envelope(
+        log_id=LOG_ID, seq=seq, event_id=str(uuid.uuid4()), stream={"type": "audit", "id": "keys", "version": seq},
+        type="audit.KeyRotated", schema=1, occurred_at="2026-12-06T12:00:00.000000Z",
+        actor={"kind": "system", "id": "driftledger", "name": "Driftledger"}, reason=None, correlation_id=None,
+        causation_id=None, prev_hash="0" * 64, key_id=old.key_id,
+        payload={
+            "new_key_id": new.key_id, "new_public_key": new.public_b64, "previous_key_id": old.key_id,
+            "new_key_signature": base64.b64encode(
+                new.sign(rotation_statement(log_id=LOG_ID, new_key_id=new.key_id, previous_key_id=old.key_id))
+            ).decode(),
+        },
+    )  # fmt: skip
+    data = canonicalize(body)
+    tree.leaves[seq - 1] = merkle.leaf_hash(data)
+    return {"event": data.decode(), "signature": base64.b64encode(old.sign(data)).decode()}
+
+
+def test_a_witness_follows_a_rotation_and_never_takes_a_retired_key_again(tree, witness_key):
+    first, second, third = tree.key, SigningKey.generate(), SigningKey.generate()
+    rotation = _rotation(tree, 12, first, second)
+    state, _ = witness_cosign(_followed(tree), tree.request(0, 8), witness_key, NOW)
+
+    def with_rotations(size: int, *rotations: dict, key: SigningKey = second, old: int = 8) -> dict:
+        proofs = [merkle.inclusion_proof(json.loads(r["event"])["seq"] - 1, size, merkle.LeafNodes(tree.leaves))
+                  for r in rotations]  # fmt: skip
+        request = tree.request(old, size) | {"checkpoint": tree.checkpoint(size, key=key)}
+        request["rotations"] = [
+            r | {"proof": [p.hex() for p in proof]} for r, proof in zip(rotations, proofs, strict=True)
+        ]
+        return request
+
+    assert "is not signed by key" in _refused(state, with_rotations(20), witness_key).message  # no rotation shown
+    state, _ = witness_cosign(state, with_rotations(20, rotation), witness_key, NOW)
+    assert [k["key_id"] for k in state.keys] == [first.key_id, second.key_id]
+    assert state.keys[1]["valid_from_seq"] == 13
+    # A thief holding the retired first key: a checkpoint of its own, a rotation of its own.
+    retired = _refused(state, with_rotations(30, key=first, old=20), witness_key)
+    assert f"is not signed by key {second.key_id}" in retired.message
+    forked = Tree(first)
+    forked.leaves = list(tree.leaves)
+    smuggled = _rotation(forked, 25, first, third)
+    tree.leaves = forked.leaves
+    refused = _refused(state, with_rotations(30, rotation, smuggled, key=third, old=20), witness_key)
+    assert f"not signed by key {second.key_id}, the log's key at that seq" in refused.message
+    other = _rotation(Tree(first), 12, first, third)
+    assert (
+        "contradicts the rotation at that seq"
+        in _refused(state, with_rotations(30, other, old=20), witness_key).message
+    )
 
 
 @pytest.mark.parametrize(
