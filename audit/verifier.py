@@ -327,8 +327,11 @@ def verify_bundle(
     """Check everything in docs/evidence-format.md; raise BundleInvalid at the first failure.
     `witness_keys` and `quorum` are the witness policy (quorum: by default every witness key)."""
     witness_keys = witness_keys or []
+    distinct = len({key_id_of(raw) for raw in witness_keys})
     if witness_keys and quorum is None:
-        quorum = len({key_id_of(raw) for raw in witness_keys})
+        quorum = distinct
+    if witness_keys and not 1 <= quorum <= distinct:  # type: ignore[operator]
+        raise ValueError(f"the quorum must lie between 1 and the {distinct} distinct witness key(s)")
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -488,8 +491,14 @@ def _check_cosignatures(manifest: dict, contents: dict, witness_keys: list[bytes
     policy = {key_id_of(raw): raw for raw in witness_keys}
     vouching, notes, seen = [], [], set()
     for cosignature in cosignatures:
-        if not isinstance(cosignature, dict) or set(cosignature) != set(COSIGNATURE_MEMBERS):
-            raise BundleInvalid("manifest.json", f"a cosignature must be {{{', '.join(COSIGNATURE_MEMBERS)}}}")
+        if (
+            not isinstance(cosignature, dict)
+            or set(cosignature) != set(COSIGNATURE_MEMBERS)
+            or not all(isinstance(value, str) for value in cosignature.values())
+        ):
+            raise BundleInvalid(
+                "manifest.json", f"a cosignature must be {{{', '.join(COSIGNATURE_MEMBERS)}}}, each a string"
+            )
         witness_id = cosignature["witness_id"]
         if witness_id in seen:
             raise BundleInvalid("manifest.json", f"witness {witness_id} cosigns the checkpoint twice")
@@ -527,6 +536,8 @@ def _load_witnesses(data: bytes) -> dict[str, dict]:
         raw = _b64(entry["public_key"], "witnesses.json", "public_key")
         if len(raw) != 32 or key_id_of(raw) != entry["witness_id"]:
             raise BundleInvalid("witnesses.json", f"witness {entry['witness_id']} does not match its public key")
+        if entry["witness_id"] in listed:
+            raise BundleInvalid("witnesses.json", f"witness {entry['witness_id']} is listed twice")
         listed[entry["witness_id"]] = {**entry, "raw": raw}
     return listed
 

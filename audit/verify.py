@@ -107,6 +107,8 @@ def verify_log(
     def report(failure: Failure | None, head_hash: str = GENESIS_PREV_HASH) -> VerifyReport:
         if failure is None and anchor is None and last_seq > 0:
             failure = Failure(1, unanchored())
+        if failure is None and anchor is not None and keys and keys[0].public_raw != anchor:
+            failure = Failure(1, not_the_anchor(keys[0].key_id, anchor))  # also when nothing new is verified
         elapsed = time.perf_counter() - started
         return VerifyReport(last_seq, len(keys), head_hash, elapsed, failure, first, anchor is not None)
 
@@ -153,6 +155,13 @@ def unanchored() -> str:
     )
 
 
+def not_the_anchor(first_key_id: str, anchor: bytes) -> str:
+    return (
+        f"the log's first key {first_key_id} is not the trust anchor {key_id_of(anchor)} pinned outside the "
+        "database: the log's keys and history were replaced"
+    )
+
+
 def _verified_head_problem(conninfo: str, after: Verified, last_seq: int) -> Failure | None:
     """The head an incremental verification starts from must be the one verified before."""
     if last_seq < after.seq:
@@ -191,13 +200,7 @@ def _log_wide_failures(
             version_row = db.execute(NEW_STREAM_VERSION_SQL, {"after": after.seq}).fetchone()
     failures = key_chain_failures(keys, rotations, log_id)
     if anchor is not None and keys and keys[0].public_raw != anchor:
-        failures.append(
-            Failure(
-                1,
-                f"the log's first key {keys[0].key_id} is not the trust anchor {key_id_of(anchor)} pinned outside the "
-                "database: the log's keys and history were replaced",
-            )
-        )
+        failures.append(Failure(1, not_the_anchor(keys[0].key_id, anchor)))
     if version_row is not None:
         seq, kind, ident, version, expected = version_row
         failures.append(Failure(seq, f"stream {kind}:{ident} has version {version} where {expected} was due"))

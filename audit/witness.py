@@ -369,6 +369,7 @@ class WitnessServer(ThreadingHTTPServer):
 class WitnessHandler(BaseHTTPRequestHandler):
     server: WitnessServer
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may idle or trickle: a slow client holds no thread for ever
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"witness {self.address_string()} {format % args}\n")
@@ -397,7 +398,7 @@ class WitnessHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self._answer(HTTPStatus.BAD_REQUEST, {"error": "the body is not JSON"})
         with self.server.lock:
             state = self.server.state.log(found.group(1))
@@ -407,12 +408,20 @@ class WitnessHandler(BaseHTTPRequestHandler):
                 new_state, cosignature = cosign(state, request, self.server.key, dt.datetime.now(dt.UTC))
             except Refused as refusal:
                 return self._answer(refusal.status, {"error": refusal.message, "tree_size": refusal.tree_size})
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeError) as error:
+                # A shape cosign() does not name precisely: still the request's fault, and nothing is signed.
+                return self._answer(HTTPStatus.BAD_REQUEST, {"error": f"malformed request: {type(error).__name__}"})
             if new_state is not state:
                 self.server.state.save(new_state)  # durable before it is answered
         return self._answer(HTTPStatus.OK, cosignature)
 
     def _answer(self, status: HTTPStatus, body: dict) -> None:
-        data = canonicalize(body)
+        try:
+            data = canonicalize(body)
+        except (ValueError, UnicodeError):  # an error quoting what the request sent (a lone surrogate)
+            data = json.dumps(body, ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode()
+        if status != HTTPStatus.OK:
+            self.close_connection = True  # a refused request's unread body must not be read as the next one
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

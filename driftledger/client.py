@@ -255,9 +255,13 @@ def _witnessed(checkpoint: dict[str, Any], witnesses: dict[str, bytes], quorum: 
     from audit.envelope import cosigned_statement
 
     needed = len(witnesses) if quorum is None else quorum
+    if not 1 <= needed <= len(witnesses):
+        raise ValueError(f"the quorum must lie between 1 and the {len(witnesses)} distinct witness key(s)")
     vouching = set()
     for cosignature in checkpoint.get("cosignatures") or []:
-        public = witnesses.get(cosignature.get("witness_id"))
+        if not isinstance(cosignature, dict) or not isinstance(cosignature.get("witness_id"), str):
+            continue
+        public = witnesses.get(cosignature["witness_id"])
         if public is None:
             continue
         statement = cosigned_statement(checkpoint, str(cosignature.get("cosigned_at")))

@@ -117,3 +117,16 @@ def test_audit_verify_holds_the_log_against_its_stored_checkpoints_by_default(se
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM audit_checkpoint")
         assert cursor.fetchone() == (1,)
+
+
+def test_an_incremental_verification_with_nothing_new_still_holds_the_keys_against_the_anchor(settings):
+    _append(5)
+    code, _, err = _audit_verify("--incremental")
+    assert code == 0, err
+    minted = SigningKey.generate()  # the key table alone replaced: no event changed, none new
+    as_owner(
+        "UPDATE audit_signing_key SET key_id = %s, public_key = %s", (minted.key_id, minted.public_raw),
+        tables=("audit_signing_key",),
+    )  # fmt: skip
+    code, _, err = _audit_verify("--incremental")
+    assert code == 1 and f"the log's first key {minted.key_id} is not the trust anchor" in err

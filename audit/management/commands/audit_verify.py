@@ -54,6 +54,9 @@ class Command(BaseCommand):
         for note in unreachable:
             self.stderr.write(f"WARNING: witness not checked: {note}")
         rate = report.events / report.seconds if report.seconds else 0.0
+        if report.ok and report.events == 0:
+            self.stdout.write(f"OK: the log is empty; {len(checkpoints)} checkpoint(s) to hold it against")
+            return
         if report.ok:
             self._anchor_warning()
             self.stdout.write(
