@@ -338,6 +338,7 @@ class StateDir:
     @contextlib.contextmanager
     def held(self):
         """One process per directory: a second would cosign from a state the first is changing."""
+        self.key()  # a directory `init` made, with the witness's key: else a clear error, not a traceback
         with (self.path / ".lock").open("w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -433,7 +434,10 @@ class WitnessHandler(BaseHTTPRequestHandler):
 
 
 def _public_key_file(path: Path) -> bytes:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:

@@ -595,3 +595,23 @@ def test_a_cosignature_row_written_past_the_application_counts_for_nothing_and_i
     assert freshest_cosigned().tree_size == 0  # not cosigned by both: the forged row does not count
     settings.AUDIT_WITNESS_QUORUM = 1
     assert freshest_cosigned().tree_size == checkpoint.tree_size
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--state", "{missing}"], "witness.pem is missing: run `python -m audit.witness init"),
+        (["show", "--state", "{missing}"], "witness.pem is missing"),
+        (["trust", "--state", "{made}", "--log-id", LOG_ID, "--log-key", "{missing}.pem"], "cannot read"),
+        (["trust", "--state", "{made}", "--log-id", "not-a-uuid", "--log-key", "{missing}.pem"], "is not a log id"),
+    ],
+)
+def test_the_witness_commands_answer_bad_usage_with_one_line(tmp_path, args, message):
+    made = tmp_path / "made"
+    assert subprocess.run([sys.executable, "-m", "audit.witness", "init", "--state", str(made)], cwd=ROOT,
+                          capture_output=True, timeout=60).returncode == 0  # fmt: skip
+    filled = [a.format(missing=tmp_path / "missing", made=made) for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "audit.witness", *filled], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
