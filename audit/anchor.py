@@ -11,11 +11,9 @@ import logging
 import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
-from audit.keys import SigningKey
+from audit.keys import SigningKey, public_raw_from_pem
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +34,9 @@ def anchor_key() -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError:
-        raise AnchorError(f"the trust anchor {path} is not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise AnchorError(f"the trust anchor {path} is not an Ed25519 public key")
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return public_raw_from_pem(data)
+    except ValueError as exc:
+        raise AnchorError(f"the trust anchor {path} is not a PEM public key of Ed25519 ({exc})") from None
 
 
 def anchor_writable() -> bool:
@@ -57,9 +52,7 @@ def anchor_pin(key: SigningKey) -> None:
     """At the log's genesis: pin its first key, unless an anchor is already there (never
     overwritten: a provisioned anchor stays, and verification then names any mismatch)."""
     path = anchor_path()
-    pem = key.private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem = key.public_pem()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)

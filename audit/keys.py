@@ -50,6 +50,12 @@ class SigningKey:
     def public_b64(self) -> str:
         return base64.b64encode(self.public_raw).decode("ascii")
 
+    def public_pem(self) -> bytes:
+        """The public half as PEM (SubjectPublicKeyInfo): what auditors, witnesses and the anchor hold."""
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
             serialization.Encoding.PEM,
@@ -67,6 +73,14 @@ class SigningKey:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+
+
+def public_raw_from_pem(data: bytes) -> bytes:
+    """The 32 raw bytes of an Ed25519 public key in PEM; ValueError naming what it is instead."""
+    key = serialization.load_pem_public_key(data)  # ValueError when not a PEM public key
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:

@@ -55,6 +55,7 @@ from audit.envelope import (
     key_id_of,
     rotation_statement,
 )
+from audit.keys import public_raw_from_pem
 
 MAX_REQUEST_BYTES = 1 << 20
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -439,12 +440,9 @@ def _public_key_file(path: Path) -> bytes:
     except OSError as exc:
         raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
     try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError:
-        raise SystemExit(f"error: {path} is not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise SystemExit(f"error: {path} is not an Ed25519 public key")
-    return raw_public(key)
+        return public_raw_from_pem(data)
+    except ValueError as exc:
+        raise SystemExit(f"error: {path} is not an Ed25519 public key in PEM ({exc})") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from audit.keys import public_raw_from_pem
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,8 +33,7 @@ class WitnessProcess:
 
     @property
     def public_raw(self) -> bytes:
-        key = serialization.load_pem_public_key(self.public_pem)
-        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return public_raw_from_pem(self.public_pem)
 
     def setting(self) -> dict:
         """Its entry in AUDIT_COSIGNING_WITNESSES."""

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 from _common import ACTOR, fill, scratch_database, timed
-from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 
 from audit import keyring
@@ -57,11 +56,7 @@ def main() -> None:
     with scratch_database("driftledger_bench_witness") as scratch:
         fill(1, stream="genesis")  # each fill its own stream: fill numbers its stream's versions from 1
         log_pem = scratch / "log.pem"
-        log_pem.write_bytes(
-            keyring.current_signing_key()
-            .private_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+        log_pem.write_bytes(keyring.current_signing_key().public_pem())
         log_id = str(LogInfo.objects.get().log_id)
         witnesses = [witness_create(scratch / name, name, log_id, log_pem).start() for name in ("bench-a", "bench-b")]
         try:

@@ -236,11 +236,7 @@ def _witnessed(tmp_path, settings):
     _record(10)
     genesis = keyring.current_signing_key()
     pem = tmp_path / "log.pem"
-    pem.write_bytes(
-        genesis.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    pem.write_bytes(genesis.public_pem())
     log_id = str(LogInfo.objects.get().log_id)
     witnesses = [witness_create(tmp_path / name, name, log_id, pem).start() for name in ("witness-a", "witness-b")]
     settings.AUDIT_COSIGNING_WITNESSES = [w.setting() for w in witnesses]

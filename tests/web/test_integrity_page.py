@@ -73,11 +73,7 @@ def test_the_integrity_page_names_the_cosigning_witnesses_and_how_fresh_their_ch
 
     checkpoint_create(publish=False)
     log_pem = tmp_path / "log.pem"
-    log_pem.write_bytes(
-        keyring.current_signing_key()
-        .private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    log_pem.write_bytes(keyring.current_signing_key().public_pem())
     log_id = str(LogInfo.objects.get().log_id)
     witness = witness_create(tmp_path / "w", "witness-a", log_id, log_pem).start()
     try:
