@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -89,9 +90,14 @@ class Forged(Exception):
 def _mac(batch: str, entries_json: str, expected_json: str) -> str:
     """Whoever may insert into audit_pending must not get events signed: only a process holding
     the application's SECRET_KEY (which the database never sees) can submit."""
-    key = hmac.new(settings.SECRET_KEY.encode(), b"driftledger audit_pending v1", hashlib.sha256).digest()
+    key = _mac_key(settings.SECRET_KEY)
     message = "\n".join((batch, entries_json, expected_json)).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _mac_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"driftledger audit_pending v1", hashlib.sha256).digest()
 
 
 def submit_validated(

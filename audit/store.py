@@ -350,8 +350,8 @@ class Sealed:
 
 def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
     """Seal `submitted` in order on top of the head, inside the caller's transaction, which holds
-    the append lock: one head read, one signature each, one pipelined INSERT for all, their
-    projections. An append whose expected versions are stale is refused whole, the others go on."""
+    the append lock: one head read, one signature each, one COPY for all, their projections.
+    An append whose expected versions are stale is refused whole, the others go on."""
     from audit import projections
 
     raw = _raw_connection()
@@ -359,26 +359,29 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
     head = _lock_and_read_head(raw, streams)
     signer = _check_signer(raw, head, keyring.current_signing_key())
     sealed = Sealed([], {})
-    for one in submitted:
-        stale = [
-            (stream, version, head.versions.get(stream, 0))
-            for stream, version in one.expected.items()
-            if version is not None and version != head.versions.get(stream, 0)
-        ]
-        if stale:
-            stream, version, actual = stale[0]
-            sealed.refused[one.batch] = {"conflict": {"stream": list(stream), "expected": version, "actual": actual}}
-            continue
-        recorded = _seal(one.events, one.payloads, head, signer, event_ids=one.event_ids)
-        head.seq, head.hash = recorded[-1].seq, recorded[-1].hash
-        for event in recorded:
-            head.versions[(event.stream["type"], event.stream["id"])] = event.stream["version"]
-        sealed.recorded += recorded
-    if sealed.recorded:
-        _rooms[_database_key()] = partitions.room_make(raw, sealed.recorded[0].seq - 1, head.room, len(sealed.recorded))
-        with psycopg.Cursor(raw) as cursor, cursor.copy(_COPY_SQL) as copy:
-            for event in sealed.recorded:
+    at_most = sum(len(one.events) for one in submitted)
+    _rooms[_database_key()] = partitions.room_make(raw, head.seq, head.room, at_most)
+    # Each event goes to the COPY as soon as it is signed: the server inserts and indexes the
+    # rows sent while this process signs the next ones (two cores instead of one, in turn).
+    with psycopg.Cursor(raw) as cursor, cursor.copy(_COPY_SQL) as copy:
+        for one in submitted:
+            stale = [
+                (stream, version, head.versions.get(stream, 0))
+                for stream, version in one.expected.items()
+                if version is not None and version != head.versions.get(stream, 0)
+            ]
+            if stale:
+                stream, version, actual = stale[0]
+                refusal = {"conflict": {"stream": list(stream), "expected": version, "actual": actual}}
+                sealed.refused[one.batch] = refusal
+                continue
+            recorded = _seal(one.events, one.payloads, head, signer, event_ids=one.event_ids)
+            for event in recorded:
                 copy.write_row(_row(event, head.now))
+                head.versions[(event.stream["type"], event.stream["id"])] = event.stream["version"]
+            head.seq, head.hash = recorded[-1].seq, recorded[-1].hash
+            sealed.recorded += recorded
+    if sealed.recorded:
         projections.apply(sealed.recorded)
     return sealed
 
