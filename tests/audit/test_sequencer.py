@@ -331,6 +331,38 @@ def test_a_pending_row_written_past_the_application_is_refused_not_signed(commit
         _clear_lease()
 
 
+def test_a_batch_that_fails_midway_writes_nothing_and_only_the_failing_submission_is_refused(committed_log, settings):
+    """A batch is one COPY, fed as its events are signed. One that fails midway (here, a writer
+    with a bug sent, under a genuine MAC, a payload that has no canonical form) leaves no row
+    behind; the next call seals that batch submission by submission and refuses only that one."""
+    from audit.sequencer import _mac
+
+    settings.AUDIT_SEQUENCER = True
+    events = [noted_event(name, summary="floor 0.2") for name in ("a", "b", "c")]
+    first, broken, last = (submit_validated([e], validate([e], {e.stream: 0}), {e.stream: 0}) for e in events)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT entries, expected FROM audit_pending WHERE batch = %s", [broken.batch])
+        entries, expected = cursor.fetchone()
+        entries = entries.replace('"floor 0.2"', str(2**60))  # beyond what canonical JSON holds
+        cursor.execute(
+            "UPDATE audit_pending SET entries = %s, mac = %s WHERE batch = %s",
+            [entries, _mac(broken.batch, entries, expected), broken.batch],
+        )
+    sequencer = Sequencer("isolating")
+    try:
+        assert sequencer.acquire()
+        assert sequencer.seal_once() == 0
+        assert not Event.objects.exists(), "the failed batch's first event was written"
+        assert sequencer.seal_once() == 2
+        sealed = [*wait(first, timeout=1), *wait(last, timeout=1)]
+        assert [event.seq for event in sealed] == [1, 2]
+        with pytest.raises(AppendError, match="CanonicalizationError"):
+            wait(broken, timeout=1)
+        assert verify_log(workers=1).ok
+    finally:
+        _clear_lease()
+
+
 def test_a_sequencer_whose_session_the_server_ends_mid_batch_seals_everything_once(
     committed_log, settings, tmp_path, signing_key_file
 ):
