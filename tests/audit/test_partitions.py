@@ -56,6 +56,25 @@ def test_the_log_spreads_over_partitions_made_ahead_by_its_appends(small_partiti
     assert report.ok and report.events == version, report.failure
 
 
+def test_every_partition_compresses_new_events_with_lz4_where_the_server_has_it(small_partitions):
+    """The first partition and those made ahead since compress an event's canonical bytes and its
+    payload with lz4 when the server is built with it, and with pglz when it is not."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+        expected = "lz4" if cursor.fetchone()[0] else "pglz"
+    summary = "drift on income, " * 200  # a row past 2 kB: its large values are compressed
+    for version in range(3 * SIZE):
+        append([noted_event("large", summary=summary)], expected={("note", "large"): version})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text, pg_column_compression(canonical), pg_column_compression(payload)"
+            " FROM audit_event"
+        )
+        rows = cursor.fetchall()
+    assert len({table for table, _, _ in rows}) >= 3
+    assert {(canonical, payload) for _, canonical, payload in rows} == {(expected, expected)}
+
+
 def test_concurrent_writers_across_partition_boundaries_build_one_chain(small_partitions):
     race(writers=4, events_each=40)
     _assert_laid_out(160)
@@ -135,6 +154,33 @@ def test_a_log_from_before_partitioning_becomes_the_first_partition_unchanged(co
                 columns = ", ".join(f.column for f in Event._meta.fields if f.column != "seq")
                 copy = f"INSERT INTO audit_event (seq, {columns}) SELECT 6, {columns} FROM audit_event WHERE seq = 1"
                 db.execute(copy)  # the same event id again, in the new partition
+
+
+def test_the_lz4_migration_sets_every_partition_it_finds_and_changes_no_stored_event(committed_log):
+    """0013 to 0014 on a log spread over partitions: the parent, every partition it has and every
+    one made after compress new values with lz4 where the server has it (pglz, the default,
+    where it does not), and every stored byte stays as it was."""
+    append([noted_event("a") for _ in range(5)], expected={("note", "a"): 0})
+    rows = _event_rows()
+    with _scratch_database(f"{connection.settings_dict['NAME']}_before_lz4") as scratch:
+        scratch.migrate("audit", "0013_event_plain_indexes")
+        with psycopg.connect(scratch.url, autocommit=True) as db:
+            db.execute("SELECT audit_partition_room(0, 8)")
+        scratch.execute_rows(rows)
+        scratch.migrate("audit", "0014_lz4_compression")
+        assert scratch.rows() == rows
+        with psycopg.connect(scratch.url, autocommit=True) as db:
+            db.execute("SELECT audit_partition_room(20, 8)")  # partitions made after the migration
+            (lz4,) = db.execute(
+                "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+            ).fetchone()
+            methods = db.execute(
+                "SELECT c.relname, a.attcompression FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                " WHERE a.attname IN ('canonical', 'payload') AND (c.oid = 'audit_event'::regclass"
+                " OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'audit_event'::regclass))"
+            ).fetchall()
+    assert len({table for table, _ in methods}) >= 6  # the parent, 0011's first partition, 1 before, 4 after
+    assert {method for _, method in methods} == {"l" if lz4 else ""}
 
 
 def _event_rows() -> list[tuple]:
