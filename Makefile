@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/canonical.py
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/sequencer.py
+	$(BIN)/python bench/compression.py
 	$(BIN)/python bench/checkpoint.py
 	$(BIN)/python bench/verify_incremental.py
 	$(BIN)/python bench/evidence.py
