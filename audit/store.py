@@ -359,10 +359,9 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
     head = _lock_and_read_head(raw, streams)
     signer = _check_signer(raw, head, keyring.current_signing_key())
     sealed = Sealed([], {})
-    at_most = sum(len(one.events) for one in submitted)
-    _rooms[_database_key()] = partitions.room_make(raw, head.seq, head.room, at_most)
-    # Each event goes to the COPY as soon as it is signed: the server inserts and indexes the
-    # rows sent while this process signs the next ones (two cores instead of one, in turn).
+    room = partitions.room_make(raw, head.seq, head.room, sum(len(one.events) for one in submitted))
+    # Each event goes onto the COPY once it is signed, and psycopg sends the rows in 32 kB chunks:
+    # the server inserts and indexes those while this process signs the next (two cores at once).
     with psycopg.Cursor(raw) as cursor, cursor.copy(_COPY_SQL) as copy:
         for one in submitted:
             stale = [
@@ -381,6 +380,7 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
                 head.versions[(event.stream["type"], event.stream["id"])] = event.stream["version"]
             head.seq, head.hash = recorded[-1].seq, recorded[-1].hash
             sealed.recorded += recorded
+    _rooms[_database_key()] = room  # only once the COPY went through: a failed one rolls back its partitions
     if sealed.recorded:
         projections.apply(sealed.recorded)
     return sealed

@@ -1,8 +1,8 @@
 """The log's large columns compressed with lz4 against pglz, in the same run (migration audit.0014).
 
 A backlog of --events submissions (bench/sequencer.py's events: 1.9 kB of canonical JSON each) is
-sealed by one sequencer in this process, with the event table's `canonical` and `payload`
-columns set to pglz (the server's default compression), then to lz4, --rounds times in turn. For
+sealed by one sequencer in this process, its session's `default_toast_compression` set to pglz
+(the server's own default) and to lz4 in turn, --rounds times, each round in the other order. For
 each: events sealed per second, CPU per event of this process and of its server backend (read
 from /proc: the server must run on this machine), and what each column takes on disk.
 
@@ -25,21 +25,6 @@ from audit.store import raw_connection
 
 METHODS = ("pglz", "lz4")
 
-# The parent's compression is not passed down to the partitions it has: each is set (as 0014 does).
-COMPRESSION_SQL = """
-DO $$
-DECLARE
-    part regclass;
-BEGIN
-    FOR part IN SELECT 'audit_event'::regclass UNION ALL
-                SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'audit_event'::regclass LOOP
-        EXECUTE format('ALTER TABLE %s ALTER COLUMN canonical SET COMPRESSION {method},'
-                       ' ALTER COLUMN payload SET COMPRESSION {method}', part);
-    END LOOP;
-END
-$$
-"""
-
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU of process `pid` so far."""
@@ -49,8 +34,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def seal_backlog(method: str, first: int, events: int) -> dict[str, float]:
-    with connection.cursor() as cursor:
-        cursor.execute(COMPRESSION_SQL.format(method=method))
+    with connection.cursor() as cursor:  # the sequencer's session: what 0014 sets for the database
+        cursor.execute(f"SET default_toast_compression = {method}")
     submitter(first, events, 1, f"{method}-{first}")
     sequencer = Sequencer(f"bench-{method}")
     assert sequencer.acquire()
@@ -92,8 +77,8 @@ def main() -> None:
                 return
         measured: dict[str, list[dict[str, float]]] = {method: [] for method in METHODS}
         first = 0
-        for _ in range(options.rounds):
-            for method in METHODS:
+        for round_ in range(options.rounds):
+            for method in METHODS if round_ % 2 == 0 else METHODS[::-1]:  # neither always on the larger log
                 measured[method].append(seal_backlog(method, first, options.events))
                 first += options.events
     print(f"{options.events:,} events sealed per round, {options.rounds} rounds, pglz and lz4 in turn (medians)")

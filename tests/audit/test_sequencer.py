@@ -332,14 +332,20 @@ def test_a_pending_row_written_past_the_application_is_refused_not_signed(commit
 
 
 def test_a_batch_that_fails_midway_writes_nothing_and_only_the_failing_submission_is_refused(committed_log, settings):
-    """A batch is one COPY, fed as its events are signed. One that fails midway (here, a writer
-    with a bug sent, under a genuine MAC, a payload that has no canonical form) leaves no row
-    behind; the next call seals that batch submission by submission and refuses only that one."""
+    """A batch is one COPY, fed as its events are signed: forty events (some 100 kB, past the
+    32 kB psycopg sends at once) are on their way to the server when the next submission fails
+    (a writer with a bug sent, under a genuine MAC, a payload that has no canonical form). No row
+    is left behind; the next call seals that batch submission by submission and refuses only it."""
     from audit.sequencer import _mac
 
     settings.AUDIT_SEQUENCER = True
-    events = [noted_event(name, summary="floor 0.2") for name in ("a", "b", "c")]
-    first, broken, last = (submit_validated([e], validate([e], {e.stream: 0}), {e.stream: 0}) for e in events)
+
+    def submitted(name: str, summary: str):
+        event = noted_event(name, summary=summary)
+        return submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+
+    before = [submitted(f"before-{i}", "drift on income " * 100) for i in range(40)]
+    broken, after = submitted("broken", "floor 0.2"), submitted("after", "floor 0.3")
     with connection.cursor() as cursor:
         cursor.execute("SELECT entries, expected FROM audit_pending WHERE batch = %s", [broken.batch])
         entries, expected = cursor.fetchone()
@@ -348,14 +354,14 @@ def test_a_batch_that_fails_midway_writes_nothing_and_only_the_failing_submissio
             "UPDATE audit_pending SET entries = %s, mac = %s WHERE batch = %s",
             [entries, _mac(broken.batch, entries, expected), broken.batch],
         )
-    sequencer = Sequencer("isolating")
+    sequencer = Sequencer("isolating", batch=100)
     try:
         assert sequencer.acquire()
         assert sequencer.seal_once() == 0
-        assert not Event.objects.exists(), "the failed batch's first event was written"
-        assert sequencer.seal_once() == 2
-        sealed = [*wait(first, timeout=1), *wait(last, timeout=1)]
-        assert [event.seq for event in sealed] == [1, 2]
+        assert not Event.objects.exists(), "the failed batch left rows behind"
+        assert sequencer.seal_once() == 41
+        sealed = [event for submission in (*before, after) for event in wait(submission, timeout=1)]
+        assert [event.seq for event in sealed] == list(range(1, 42))
         with pytest.raises(AppendError, match="CanonicalizationError"):
             wait(broken, timeout=1)
         assert verify_log(workers=1).ok
