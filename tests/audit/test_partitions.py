@@ -88,6 +88,25 @@ def test_every_partition_compresses_new_events_with_lz4_where_the_server_has_it(
     assert {(canonical, payload) for _, canonical, payload in rows} == {(expected, expected)}
 
 
+def test_partitions_made_by_a_transaction_that_rolls_back_are_not_counted_on(small_partitions):
+    """An append that made room for itself, in a transaction its caller then rolls back, takes the
+    new partitions with it: the next appends of this process must not count on them."""
+    version = 0
+    for _ in range(3):
+        append([policy_event("credit")], expected={("policy", "credit"): version})
+        version += 1
+    partitions = _partitions()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        append([policy_event("credit") for _ in range(2 * SIZE)], expected={("policy", "credit"): version})
+        assert len(_partitions()) > len(partitions)
+        raise RuntimeError("the caller's own failure, after the append")
+    assert _partitions() == partitions
+    for _ in range(2 * SIZE):
+        append([policy_event("credit")], expected={("policy", "credit"): version})
+        version += 1
+    _assert_laid_out(version)
+
+
 def test_concurrent_writers_across_partition_boundaries_build_one_chain(small_partitions):
     race(writers=4, events_each=40)
     _assert_laid_out(160)
