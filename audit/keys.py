@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,16 @@ class SigningKey:
         return cls.from_private(key)
 
     def sign(self, data: bytes) -> bytes:
-        return self.private_key.sign(data)
+        """Ed25519 is deterministic: libsodium gives OpenSSL's signature byte for byte, in about
+        two thirds of its time here (every sealed event is signed)."""
+        return _sodium_sign(data, self._sodium_secret)[:64]
+
+    @functools.cached_property
+    def _sodium_secret(self) -> bytes:
+        seed = self.private_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return _sodium_keypair(seed)[1]
 
     @property
     def public_b64(self) -> str:
@@ -113,5 +123,7 @@ class FastVerifier:
         return True
 
 
+from nacl.bindings import crypto_sign as _sodium_sign  # noqa: E402
 from nacl.bindings import crypto_sign_open as _sodium_open  # noqa: E402
+from nacl.bindings import crypto_sign_seed_keypair as _sodium_keypair  # noqa: E402
 from nacl.exceptions import BadSignatureError as _SodiumBadSignature  # noqa: E402
