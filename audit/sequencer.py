@@ -105,7 +105,7 @@ def submit_validated(
 ) -> Submission:
     """Commit validated events (audit.store.validate) to the pending table, in a transaction of
     their own: durable when this returns."""
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or not connection.get_autocommit():
         raise AppendError("a submission to the sequencer commits on its own: call it outside a transaction")
     event_ids = [str(uuid.uuid4()) for _ in events]
     entries = [
@@ -126,7 +126,9 @@ def submit_validated(
     batch = str(uuid.uuid4())
     entries_json, expected_json = orjson.dumps(entries).decode(), orjson.dumps(expectations).decode()
     raw = raw_connection()
-    with raw.transaction(), psycopg.Cursor(raw) as cursor:
+    # One statement in autocommit is its own transaction: one round trip, where BEGIN, INSERT and
+    # COMMIT took three (about 100 µs of this process's CPU and 250 µs of wall time here).
+    with psycopg.Cursor(raw) as cursor:
         cursor.execute(_SUBMIT_SQL, (batch, entries_json, expected_json, _mac(batch, entries_json, expected_json)))
         (submitted_id,) = single_row(cursor.fetchone())
     return Submission(batch, submitted_id, event_ids, events, payloads, expected)

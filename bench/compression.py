@@ -18,7 +18,7 @@ import time
 
 from _common import scratch_database
 from django.db import connection
-from sequencer import submitter
+from sequencer import built, submitter
 
 from audit.sequencer import Sequencer
 from audit.store import raw_connection
@@ -36,7 +36,7 @@ def cpu_seconds(pid: int) -> float:
 def seal_backlog(method: str, first: int, events: int) -> dict[str, float]:
     with connection.cursor() as cursor:  # the sequencer's session: what 0014 sets for the database
         cursor.execute(f"SET default_toast_compression = {method}")
-    submitter(first, events, 1, f"{method}-{first}")
+    submitter(built(first, events, f"{method}-{first}"), 1)
     sequencer = Sequencer(f"bench-{method}")
     assert sequencer.acquire()
     backend = raw_connection().info.backend_pid

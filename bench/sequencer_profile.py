@@ -14,7 +14,7 @@ import time
 
 from _common import scratch_database
 from compression import cpu_seconds
-from sequencer import submitter
+from sequencer import built, submitter
 
 from audit.sequencer import Sequencer
 from audit.store import raw_connection
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     options = parser.parse_args()
     with scratch_database("driftledger_bench_sequencer_profile"):
-        submitter(0, options.events, 1, "backlog")
+        submitter(built(0, options.events, "backlog"), 1)
         sequencer = Sequencer("profiled")
         assert sequencer.acquire()
         backend = raw_connection().info.backend_pid

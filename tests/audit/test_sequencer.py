@@ -98,6 +98,15 @@ def test_a_submission_commits_on_its_own_or_not_at_all(sequenced):
     payloads = validate([event], {event.stream: 0})
     with transaction.atomic(), pytest.raises(AppendError, match="commits on its own"):
         submit_validated([event], payloads, {event.stream: 0})
+    # Its single statement commits by itself only while the connection autocommits.
+    transaction.set_autocommit(False)
+    try:
+        with pytest.raises(AppendError, match="commits on its own"):
+            submit_validated([event], payloads, {event.stream: 0})
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+    assert not PendingAppend.objects.exists()
     # Inside a transaction, append seals directly under the same lock, and is sealed on commit.
     with transaction.atomic():
         (recorded,) = append([event], expected={event.stream: 0})
