@@ -146,7 +146,7 @@ class _Head:
     room: int = 0  # the first seq no partition holds yet
 
 
-def _prepared() -> bool:
+def prepared_statements() -> bool:
     """Server-side prepared statements (one parse per connection), except behind a pooler in
     transaction mode: a statement prepared on one server connection is unknown on the next."""
     return not getattr(settings, "DATABASE_TRANSACTION_POOLING", False)
@@ -267,12 +267,12 @@ def _append_on_known_tip(
     raw = _raw_connection()
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as cursor:
         with raw.pipeline():
-            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=_prepared())
+            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=prepared_statements())
             params = [value for event in recorded for value in _row(event, head.now)]
             params.append(bytes.fromhex(tip.hash))
             for (stream_type, stream_id), version in streams:
                 params += [stream_type, stream_id, version]
-            cursor.execute(_guarded_insert_sql(len(recorded), len(streams)), params, prepare=_prepared())
+            cursor.execute(_guarded_insert_sql(len(recorded), len(streams)), params, prepare=prepared_statements())
             if commit_now:
                 raw.commit()
         inserted = cursor.rowcount
@@ -311,7 +311,7 @@ def _append_locked(
     with psycopg.Cursor(raw) as cursor, raw.pipeline():
         rows = [_row(event, head.now) for event in recorded]
         if len(rows) == 1:
-            cursor.execute(_INSERT_SQL, rows[0], prepare=_prepared())
+            cursor.execute(_INSERT_SQL, rows[0], prepare=prepared_statements())
         else:
             cursor.executemany(_INSERT_SQL, rows)
         if after_insert is not None:
@@ -511,9 +511,9 @@ def _lock_and_read_head(raw: psycopg.Connection, streams: list[StreamKey]) -> _H
     """Take the append lock and read the chain head: one round trip, BEGIN included (pipeline)."""
     with psycopg.Cursor(raw) as lock_cursor, psycopg.Cursor(raw) as head_cursor:
         with raw.pipeline():
-            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=_prepared())
+            lock_cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,), prepare=prepared_statements())
             streams_sql = ([s[0] for s in streams], [s[1] for s in streams], KeyRotated.type_name)
-            head_cursor.execute(_HEAD_SQL, streams_sql, prepare=_prepared())
+            head_cursor.execute(_HEAD_SQL, streams_sql, prepare=prepared_statements())
         log_id, now, seq, digest, key_id, versions, room = single_row(head_cursor.fetchone())
         if seq is None:  # an empty log: its first key, if any, is in the key table
             row = head_cursor.execute(_GENESIS_KEY_SQL).fetchone()

@@ -51,6 +51,22 @@ def scratch_database(name: str) -> Iterator[Path]:
         creation.destroy_test_db(original, verbosity=0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of process `pid` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(seconds of CPU every process on this machine has used, its cores' seconds so far), from
+    /proc/stat: callers, server and sequencer share the cores, so what an append costs is the sum."""
+    with open("/proc/stat") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(function, *args) -> tuple[float, object]:
     """(seconds, result) of one call."""
     started = time.perf_counter()

@@ -12,11 +12,10 @@ from /proc: the server must run on this machine), and what each column takes on 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-from _common import scratch_database
+from _common import cpu_seconds, scratch_database
 from django.db import connection
 from sequencer import built, submitter
 
@@ -24,13 +23,6 @@ from audit.sequencer import Sequencer
 from audit.store import raw_connection
 
 METHODS = ("pglz", "lz4")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of process `pid` so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seal_backlog(method: str, first: int, events: int) -> dict[str, float]:

@@ -12,8 +12,7 @@ import cProfile
 import pstats
 import time
 
-from _common import scratch_database
-from compression import cpu_seconds
+from _common import cpu_seconds, scratch_database
 from sequencer import built, submitter
 
 from audit.sequencer import Sequencer
