@@ -18,14 +18,13 @@ the web pages show those, so that a reader never has to decode a payload.
 from __future__ import annotations
 
 import enum
-import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict
 
 from audit.envelope import KEY_ROTATED, parse_time
 
@@ -110,20 +109,24 @@ class Shape(BaseModel):
     # (pydantic would otherwise turn them into null without a word).
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, ser_json_inf_nan="constants")
 
-    @model_serializer(mode="wrap")
-    def _leave_out_unset_options(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        dumped = handler(self)
-        for name in _options(type(self)):
-            if dumped.get(name, False) is None:
-                del dumped[name]
-        return dumped
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Declared on each field rather than by a Python serializer wrapped around every model:
+        # pydantic's core then dumps a payload without calling back into Python.
+        super().__pydantic_init_subclass__(**kwargs)
+        options = [
+            info
+            for info in cls.model_fields.values()
+            if not info.is_required() and info.default is None and info.exclude_if is None
+        ]
+        for info in options:
+            info.exclude_if = _is_none
+        if options:
+            cls.model_rebuild(force=True)
 
 
-@functools.cache
-def _options(shape: type[Shape]) -> frozenset[str]:
-    return frozenset(
-        name for name, info in shape.model_fields.items() if not info.is_required() and info.default is None
-    )
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 class Event(Shape):

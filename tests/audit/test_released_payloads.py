@@ -1,0 +1,28 @@
+"""Released event types keep their payloads. Every payload in data/released_payloads.jsonl was
+dumped by the code of 2026-12-06 (commit b831136), from the demo and the audit, monitoring and
+web tests: one per event type, schema and shape (which keys, which of them null). Read back into
+its class and dumped again, each must give the same payload and the same canonical bytes, so a
+change to how events are dumped cannot change what an event of a released type says."""
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from audit import events
+from audit.canonical import canonicalize
+
+RELEASED = [orjson.loads(line) for line in (Path(__file__).parent / "data" / "released_payloads.jsonl").open("rb")]
+
+
+def test_the_file_covers_many_types_and_optional_fields_both_set_and_unset():
+    kinds = {(name, schema) for name, schema, _ in RELEASED}
+    assert len(kinds) >= 20
+    assert any(None in payload.values() for _, _, payload in RELEASED)  # a required field that may be null
+
+
+@pytest.mark.parametrize(("name", "schema", "payload"), RELEASED, ids=[f"{n}/{s}" for n, s, _ in RELEASED])
+def test_a_released_payload_dumps_back_to_itself(name, schema, payload):
+    event = events.lookup(name, schema).from_payload(payload)
+    assert event.to_payload() == payload
+    assert canonicalize(event.to_payload()) == canonicalize(payload)
