@@ -114,6 +114,8 @@ class Shape(BaseModel):
         # Declared on each field rather than by a Python serializer wrapped around every model:
         # pydantic's core then dumps a payload without calling back into Python.
         super().__pydantic_init_subclass__(**kwargs)
+        if not cls.__pydantic_complete__:  # model_rebuild below would fail with a vaguer error
+            raise TypeError(f"{cls.__name__} refers to a type not defined yet: define the parts a shape holds before it")
         options = [
             info
             for info in cls.model_fields.values()

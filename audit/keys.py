@@ -51,6 +51,9 @@ class SigningKey:
 
     @functools.cached_property
     def _sodium_secret(self) -> bytes:
+        # Held as Python bytes for the life of this object, as the PEM it was loaded from was
+        # while loading: a process that signs holds its key in memory either way. What a rotation
+        # destroys is the key's file (audit.keyring.install_signing_key).
         seed = self.private_key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )

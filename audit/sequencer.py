@@ -127,6 +127,8 @@ def submit_validated(
     batch = str(uuid.uuid4())
     entries_json, expected_json = orjson.dumps(entries).decode(), orjson.dumps(expectations).decode()
     raw = raw_connection()
+    if not raw.autocommit or raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise AppendError("a submission to the sequencer commits on its own: its connection is in a transaction")
     # One statement in autocommit is its own transaction: one round trip, where BEGIN, INSERT and
     # COMMIT took three (about 100 µs of this process's CPU and 250 µs of wall time here).
     with psycopg.Cursor(raw) as cursor:

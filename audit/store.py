@@ -165,10 +165,11 @@ def append(
 
     With AUDIT_SEQUENCER on and no transaction open, the events are submitted to the sequencer
     (audit.sequencer) and sealed by it; this returns once they are, with the same guarantees.
-    Inside a transaction, and for a key rotation, they are sealed here under the same lock.
+    Inside a transaction (the caller's `atomic` block, or its own with autocommit off), and for a
+    key rotation, they are sealed here under the same lock.
     """
     payloads = _validate(events, expected)
-    outermost = not connection.in_atomic_block
+    outermost = not connection.in_atomic_block and connection.get_autocommit()
     if outermost and settings.AUDIT_SEQUENCER and not any(isinstance(e.event, KeyRotated) for e in events):
         from audit import sequencer
 

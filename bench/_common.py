@@ -63,7 +63,7 @@ def machine_busy() -> tuple[float, float]:
     /proc/stat: callers, server and sequencer share the cores, so what an append costs is the sum."""
     with open("/proc/stat") as stat:
         ticks = [int(value) for value in stat.readline().split()[1:9]]
-    busy = sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
+    busy = sum(ticks) - ticks[3] - ticks[4] - ticks[7]  # less idle, iowait and steal (another VM's)
     return busy / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 

@@ -224,7 +224,7 @@ def report(figures: dict, options) -> None:
             f"append (submit + wait for the seal) at {one['rate']:,.0f}/s: p50 {one['p50'] * 1000:.1f} ms, "
             f"p99 {one['p99'] * 1000:.1f} ms (target p99 < 250 ms at 1,000/s) {_flag(one['p99'] < 0.25)}\n"
             f"  CPU an append {one['cpu'] * 1000:.2f} ms: callers {one['callers'] * 1000:.2f}, sequencer "
-            f"{one['sequencer'] * 1000:.2f}, the rest (server backends, OS) {one['rest'] * 1000:.2f}; "
+            f"{one['sequencer'] * 1000:.2f}, unattributed (server backends, OS) {one['rest'] * 1000:.2f}; "
             f"{one['cores']:.2f} of {os.cpu_count()} cores busy"
         )
     print(f"the log verifies: {figures['verified']:,} events")

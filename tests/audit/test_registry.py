@@ -71,3 +71,32 @@ def test_a_field_may_not_hide_the_events_own_attributes():
         @event_type("test.Hiding")
         class Hiding(Event):
             type_schema: int
+
+
+def test_an_option_left_unset_is_left_out_at_every_level_and_a_nullable_required_field_stays():
+    class Part(events.Shape):
+        value: int
+        note: str | None = None
+
+    class Whole(events.Shape):
+        parts: list[Part]
+        maybe: str | None  # required, and may be null: always present
+        comment: str | None = None
+
+    dumped = Whole(parts=[Part(value=1), Part(value=2, note="n")], maybe=None).model_dump(mode="json")
+    assert dumped == {"parts": [{"value": 1}, {"value": 2, "note": "n"}], "maybe": None}
+    assert Whole(parts=[], maybe="m", comment="c").model_dump(mode="json") == {
+        "parts": [],
+        "maybe": "m",
+        "comment": "c",
+    }
+
+
+def test_a_shape_that_refers_to_a_part_not_defined_yet_is_refused_with_a_clear_error():
+    with pytest.raises(TypeError, match="Early refers to a type not defined yet"):
+
+        class Early(events.Shape):
+            later: "Later | None" = None
+
+    class Later(events.Shape):
+        value: int

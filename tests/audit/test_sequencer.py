@@ -103,10 +103,13 @@ def test_a_submission_commits_on_its_own_or_not_at_all(sequenced):
     try:
         with pytest.raises(AppendError, match="commits on its own"):
             submit_validated([event], payloads, {event.stream: 0})
+        # append seals directly in the caller's own transaction, which the caller then undoes
+        (undone,) = append([noted_event("undone")], expected={("note", "undone"): 0})
+        assert undone.seq == 1
     finally:
         transaction.rollback()
         transaction.set_autocommit(True)
-    assert not PendingAppend.objects.exists()
+    assert not PendingAppend.objects.exists() and not Event.objects.exists()
     # Inside a transaction, append seals directly under the same lock, and is sealed on commit.
     with transaction.atomic():
         (recorded,) = append([event], expected={event.stream: 0})
@@ -411,3 +414,21 @@ def test_while_the_listening_connection_is_down_a_writer_polls_without_stalling(
         assert time.monotonic() - began < 1.0 and recorded.seq == 1
     finally:
         module.stop_listening()
+
+
+def test_a_submission_is_durable_and_prepared_once_it_returns(sequenced):
+    """Visible from another session as soon as submit returns (its one statement committed), and
+    parsed once per connection: the log's hot statements are server-side prepared."""
+    import psycopg
+
+    event = noted_event("durable")
+    submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+    params = connection.get_connection_params()
+    with psycopg.Connection.connect(**{k: v for k, v in params.items() if k != "prepare_threshold"}) as other:
+        (count,) = other.execute("SELECT count(*) FROM audit_pending WHERE batch = %s", [submission.batch]).fetchone()
+    assert count == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any("INSERT INTO audit_pending" in statement for statement in prepared)
+    wait(submission)
