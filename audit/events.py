@@ -115,7 +115,8 @@ class Shape(BaseModel):
         # pydantic's core then dumps a payload without calling back into Python.
         super().__pydantic_init_subclass__(**kwargs)
         if not cls.__pydantic_complete__:  # model_rebuild below would fail with a vaguer error
-            raise TypeError(f"{cls.__name__} refers to a type not defined yet: define the parts a shape holds before it")
+            problem = "refers to a type not defined yet: define the parts a shape holds before it"
+            raise TypeError(f"{cls.__name__} {problem}")
         options = [
             info
             for info in cls.model_fields.values()
