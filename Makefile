@@ -41,6 +41,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/canonical.py
+	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/sequencer.py
 	$(BIN)/python bench/compression.py
