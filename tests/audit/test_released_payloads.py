@@ -22,7 +22,9 @@ def test_the_file_covers_every_type_new_events_take_and_nullable_fields():
     writes any more, only where the tests still made one."""
     kinds = {(name, schema) for name, schema, _ in RELEASED}
     current = {
-        (kind.type_name, kind.type_schema) for kind in events.all_types() if events.lookup(kind.type_name) is kind
+        (kind.type_name, kind.type_schema)
+        for kind in events.all_types()
+        if events.lookup(kind.type_name) is kind and not kind.__module__.startswith("tests.")  # the product's
     }
     assert current <= kinds, sorted(current - kinds)
     assert any(None in payload.values() for _, _, payload in RELEASED)  # a required field that may be null
