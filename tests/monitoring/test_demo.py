@@ -46,7 +46,8 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     request = Event.objects.get(event_id=policy.causation_id)
     approvers = Event.objects.filter(stream_id=request.stream_id, event_type="monitoring.RemediationApproved")
     assert sorted(approvers.values_list("actor_id", flat=True)) == ["bob", "carol"]
-    income = next(c for c in completed.payload["checks"] if c.get("feature") == "income")
+    drift = (c for c in completed.payload["checks"] if c["check"] == "feature_drift")  # not its data-quality checks
+    income = next(c for c in drift if c.get("feature") == "income")
     assert income["status"] == "critical"
     assert f"psi {income['value']:.2f} (floor {income['threshold']:.2f}), KS p = {income['p_value']:.1e}" in output
     diagnosed = Event.objects.get(event_type=RunDiagnosed.type_name, payload__model="credit-default").payload

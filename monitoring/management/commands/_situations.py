@@ -53,11 +53,11 @@ def churn_story(say: Say, *, actor: Actor, today: dt.datetime, step: int) -> Non
     if client is None:
         say(f"{step}. Model {CHURN!r} already tells its story in this log.")
         return
-    _post(client, CHURN, "reference", _customers(today - dt.timedelta(days=30), 20_000, new_share=0.0))
+    _post(client, CHURN, "reference", _customers(today - dt.timedelta(days=30), 20_000, new_share=0.0, seed=30))
     late: list[dict] = []
     for day in _days(today):
         new_share = 0.2 if day == _days(today)[-1] else 0.0
-        rows = _customers(day, 6_000, new_share=new_share)
+        rows = _customers(day, 6_000, new_share=new_share, seed=(today - day).days)
         _post(client, CHURN, "predictions", [{k: v for k, v in row.items() if k != "churned"} for row in rows])
         outcomes = [{"customer_id": row["customer_id"], "churned": row["churned"]} for row in rows]
         if day == _days(today)[-1]:
@@ -97,13 +97,14 @@ def recommender_story(say: Say, *, actor: Actor, today: dt.datetime, step: int) 
     if client is None:
         say(f"{step}. Model {RECOMMENDER!r} already tells its story in this log.")
         return
-    _post(client, RECOMMENDER, "reference", _impressions(today - dt.timedelta(days=30), 6_000, outcomes=True))
+    _post(client, RECOMMENDER, "reference", _impressions(today - dt.timedelta(days=30), 6_000, outcomes=True, seed=30))
     days = _days(today)
     for day in [days[0] - dt.timedelta(days=1), *days]:
-        rows = _impressions(day, 1_500, outcomes=False, blanked=0.35 if day == days[-3] else 0.0)
+        blanked = 0.35 if day == days[-3] else 0.0
+        rows = _impressions(day, 1_500, outcomes=False, blanked=blanked, seed=(today - day).days)
         _post(client, RECOMMENDER, "predictions", rows)
         ctr = 0.074 if day == days[-1] else 0.10
-        _post(client, RECOMMENDER, "kpis", _ctr(day, ctr))
+        _post(client, RECOMMENDER, "kpis", _ctr(day, ctr, seed=(today - day).days))
     _runs(RECOMMENDER, today, actor)
     runs = list(Run.objects.filter(model_name=RECOMMENDER).order_by("window_end"))
     told = ", ".join(f"{run.window_start:%m-%d} {(run.diagnosis or {}).get('cause')}" for run in runs[-3:])
@@ -145,10 +146,11 @@ def _runs(model: str, today: dt.datetime, actor: Actor) -> Run:
     return Run.objects.filter(model_name=model).order_by("-window_end").first()
 
 
-def _customers(day: dt.datetime, rows: int, *, new_share: float) -> list[dict]:
+def _customers(day: dt.datetime, rows: int, *, new_share: float, seed: int) -> list[dict]:
     """A day of scored customers with their outcome (the caller sends it as labels, or with the
-    reference); a share `new_share` of them from the new online channel."""
-    rng = np.random.default_rng(int(day.timestamp()) // 86_400 + 7)
+    reference); a share `new_share` of them from the new online channel. `seed` is the day's
+    distance from today, not its date, so that the story tells the same figures every day."""
+    rng = np.random.default_rng(seed * 100 + 7)
     new = rng.random(rows) < new_share
     tenure = np.where(new, rng.gamma(2.0, 3.0, rows), rng.gamma(3.0, 9.0, rows))
     charges = np.where(new, rng.normal(85, 10, rows), rng.normal(62, 15, rows))
@@ -173,8 +175,8 @@ def _customers(day: dt.datetime, rows: int, *, new_share: float) -> list[dict]:
     ]
 
 
-def _impressions(day: dt.datetime, rows: int, *, outcomes: bool, blanked: float = 0.0) -> list[dict]:
-    rng = np.random.default_rng(int(day.timestamp()) // 86_400 + 11)
+def _impressions(day: dt.datetime, rows: int, *, outcomes: bool, seed: int, blanked: float = 0.0) -> list[dict]:
+    rng = np.random.default_rng(seed * 100 + 11)
     popularity = rng.beta(2, 5, rows)
     activity = rng.gamma(2.0, 3.0, rows)
     position = rng.integers(1, 11, rows)
@@ -196,8 +198,8 @@ def _impressions(day: dt.datetime, rows: int, *, outcomes: bool, blanked: float 
     ]
 
 
-def _ctr(day: dt.datetime, level: float) -> list[dict]:
-    rng = np.random.default_rng(int(day.timestamp()) // 86_400 + 13)
+def _ctr(day: dt.datetime, level: float, *, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed * 100 + 13)
     return [
         {
             "timestamp": format_time(day + dt.timedelta(hours=hour, minutes=30)),
