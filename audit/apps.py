@@ -6,4 +6,4 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from audit import events  # noqa: F401 - registers the store's own event types
+        from audit import archive, events  # noqa: F401 - the store's own event types and projection

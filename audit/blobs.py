@@ -60,6 +60,20 @@ def blob_store(data: bytes) -> tuple[str, bool]:
     return digest, True
 
 
+def blob_store_file(handle: IO[bytes], digest: str) -> bool:
+    """Store an open file, whose SHA-256 the caller has computed, once under blobs/<digest>,
+    streamed (a segment of the log can be gigabytes); whether this call created it."""
+    path = blob_path(digest)
+    with storage_reached():
+        if default_storage.exists(path):
+            return False
+        saved = default_storage.save(path, File(handle, name=path))
+        if saved != path:  # a concurrent writer stored the same bytes first
+            default_storage.delete(saved)
+            return False
+    return True
+
+
 def blob_delete(digest: str) -> None:
     """Take back a file this process stored when nothing came to reference it."""
     with storage_reached():

@@ -219,6 +219,13 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     return _proof(merkle.consistency_ranges(old_size, new_size))
 
 
+def subtree_path(level: int, position: int, tree_size: int) -> list[bytes]:
+    """The path from the perfect subtree (level, position) to the root of the tree of `tree_size`
+    events (merkle.verify_subtree_inclusion checks it)."""
+    _covered(tree_size)
+    return _proof(merkle.subtree_inclusion_ranges(level, position, tree_size))
+
+
 def root_at(tree_size: int) -> bytes:
     _covered(tree_size)
     hashes = stored_nodes(set(merkle.perfect_subtrees(0, tree_size)))

@@ -281,6 +281,30 @@ class EvidenceExported(Event):
         )
 
 
+@event_type("audit.SegmentArchived")
+class SegmentArchived(Event):
+    """A partition of the log was written to object storage as a segment (docs/evidence-format.md,
+    "Archived segments"), checked there as a verifier checks it, and tied to the checkpoint of
+    `tree_size` events by its subtrees' paths; both files are named by their SHA-256."""
+
+    tone: ClassVar[str] = "key"
+
+    partition: str
+    first_seq: int
+    last_seq: int
+    file_sha256: str
+    file_bytes: int
+    manifest_sha256: str
+    tree_size: int
+
+    def describe(self, about: Context) -> str:
+        return (
+            f"{about.who} archived events {self.first_seq:,} to {self.last_seq:,} ({self.partition}) as a segment of "
+            f"{self.file_bytes:,} bytes, SHA-256 {self.file_sha256[:12]}…, tied to the checkpoint of "
+            f"{self.tree_size:,} events{about.because}"
+        )
+
+
 @event_type("audit.ReadModelsDiverged")
 class ReadModelsDiverged(Event):
     """The periodic replay found read-model rows that the log does not give, or rows it gives that

@@ -251,7 +251,7 @@ def _write_bundle(
 
         write("events.jsonl", _event_lines(seqs, digests if query.include_data else None, timeline, progress))
         write("proofs.jsonl", _proof_lines(seqs, checkpoint.tree_size))
-        write("keys.json", [canonicalize(_keys())])
+        write("keys.json", [canonicalize(signing_key_entries())])
         write("consistency.jsonl", _consistency_lines(checkpoint))
         stored, missing = 0, []
         if query.include_data:
@@ -391,7 +391,8 @@ def _proof_lines(seqs: list[int], size: int) -> Iterator[bytes]:
         yield b'{"leaf_index":%d,"path":[%s],"seq":%d,"tree_size":%d}\n' % (seq - 1, path, seq, size)
 
 
-def _keys() -> list[dict]:
+def signing_key_entries() -> list[dict]:
+    """keys.json of the format: every key of the log with the seqs it signs."""
     return [
         {
             "key_id": key.key_id,

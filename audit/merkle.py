@@ -126,6 +126,15 @@ def path_node_range(level: int, position: int, size: int) -> tuple[int, int]:
     return start, min(start + (1 << level), size)
 
 
+def subtree_inclusion_ranges(level: int, position: int, size: int) -> list[tuple[int, int]]:
+    """The ranges whose tree hashes lead from the perfect subtree (level, position) to the root of
+    D[0:size]: a complete, aligned subtree is a node of RFC 9162's tree, so this is the path of its
+    first leaf above the subtree's own `level` steps."""
+    if level < 0 or position < 0 or (position + 1) << level > size:
+        raise ProofError(f"the subtree ({level}, {position}) is not complete in a tree of size {size}")
+    return inclusion_ranges(position << level, size)[level:]
+
+
 def inclusion_proof(index: int, size: int, nodes: NodeSource) -> list[bytes]:
     return [range_hash(a, b, nodes) for a, b in inclusion_ranges(index, size)]
 
@@ -225,6 +234,45 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
         return False
     folded = _fold_path(index, size - 1, leaf, proof)
     return folded is not None and folded[1] == 0 and folded[2] == root
+
+
+def verify_subtree_inclusion(
+    level: int, position: int, size: int, node: bytes, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """True iff `proof` shows the perfect subtree (level, position) with hash `node` in the tree of
+    `size` with `root` (the leaf algorithm of RFC 9162 §2.1.3.2, started `level` steps up)."""
+    if level < 0 or position < 0 or (position + 1) << level > size or any(len(p) != 32 for p in proof):
+        return False
+    folded = _fold_path(position, (size - 1) >> level, node, proof)
+    return folded is not None and folded[1] == 0 and folded[2] == root
+
+
+class SubtreeHasher:
+    """The perfect-subtree hashes of the leaf range [start, end) (its `perfect_subtrees`), from its
+    leaves fed in order, holding O(log n) hashes: how a segment of the log is tied to the tree."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self._parts = perfect_subtrees(start, end)
+        self._stack: list[tuple[int, bytes]] = []
+        self.done: list[tuple[int, int, bytes]] = []  # (level, position, hash), left to right
+
+    def add(self, leaf: bytes) -> None:
+        if len(self.done) == len(self._parts):
+            raise ProofError("more leaves than the range holds")
+        level, digest = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            digest = node_hash(self._stack.pop()[1], digest)
+            level += 1
+        self._stack.append((level, digest))
+        want_level, position = self._parts[len(self.done)]
+        if level == want_level:
+            self._stack.pop()
+            self.done.append((want_level, position, digest))
+
+    def finish(self) -> list[tuple[int, int, bytes]]:
+        if len(self.done) != len(self._parts):
+            raise ProofError("fewer leaves than the range holds")
+        return self.done
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:

@@ -99,6 +99,23 @@ class LogPartition(models.Model):
         db_table = "audit_log_partition"
 
 
+class LogSegment(models.Model):
+    """An archived segment of the log (audit.segment): the projection of audit.SegmentArchived."""
+
+    first_seq = models.BigIntegerField(primary_key=True)
+    last_seq = models.BigIntegerField(unique=True)
+    partition = models.TextField()
+    file_sha256 = models.CharField(max_length=64)
+    file_bytes = models.BigIntegerField()
+    manifest_sha256 = models.CharField(max_length=64)
+    tree_size = models.BigIntegerField()
+    archived_seq = models.BigIntegerField()  # the audit.SegmentArchived event
+    archived_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_log_segment"
+
+
 class MerkleNode(models.Model):
     """Hash of a completed perfect subtree (level >= 1; level 0 is audit_event.leaf_hash)."""
 

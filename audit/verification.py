@@ -1,6 +1,8 @@
 """Checks of stored events against their canonical bytes, chain and signatures. Pure (no Django).
 
-A row is the tuple produced by audit.verify.ROW_SQL. Each check names the first bad seq.
+A row is the tuple produced by audit.verify.ROW_SQL, or (seq, canonical, hash, leaf hash,
+signature, None) for an event read from an archived segment, which has no columns to compare.
+Each check names the first bad seq.
 """
 
 from __future__ import annotations
@@ -106,10 +108,12 @@ def _row_problem(row: tuple, prev_hash: str, log_id: str, keys: KeySchedule) -> 
     if valid_key is None or body["key_id"] != valid_key.key_id:
         expected = valid_key.key_id if valid_key else "none"
         return f"signed by key {body['key_id']}, but the key valid at this seq is {expected}"
-    if key_id != body["key_id"]:
+    if key_id is not None and key_id != body["key_id"]:
         return f"key_id column {key_id} disagrees with the envelope's {body['key_id']}"
     if not keys.verifier(valid_key.key_id).valid(bytes(signature), canonical):
         return f"signature does not verify under key {valid_key.key_id}"
+    if not columns:  # an archived event: its bytes are all there is
+        return None
     mismatch = _column_mismatch(body, columns)
     if mismatch is not None:
         return f"indexed column {mismatch} disagrees with the canonical bytes"

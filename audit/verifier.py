@@ -635,9 +635,87 @@ def _read_public_key(path: Path) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+@dataclass(frozen=True)
+class SegmentReport:
+    log_id: str
+    events: int
+    first_seq: int
+    last_seq: int
+    tree_size: int
+    checkpoint_key: str
+    untrusted: tuple[str, ...]  # keys the segment or its checkpoint needs that no trusted key is
+    warnings: tuple[str, ...]
+
+
+SEGMENT_FILES = ("events.jsonl.gz", "manifest.json", "keys.json")
+
+
+def verify_segment(path: Path, trusted_keys: list[bytes], *, log_id: str | None = None) -> SegmentReport:
+    """Check an archived segment as `audit_archive --copy-out` writes it (docs/evidence-format.md,
+    "Archived segments"); raise BundleInvalid at the first failure. Keys are trusted by id: those
+    given, or (with a warning) the log's first key."""
+    from audit.segment import SegmentInvalid, segment_verify
+    from audit.verification import KeyRange, KeySchedule
+
+    for name in SEGMENT_FILES:
+        if not (path / name).is_file():
+            raise BundleInvalid(name, f"missing from the segment's directory {path}")
+    entries = _load_keys((path / "keys.json").read_bytes())
+    manifest = _json((path / "manifest.json").read_bytes(), "manifest.json")
+    if not isinstance(manifest, dict):
+        raise BundleInvalid("manifest.json", "not an object")
+    if log_id is not None and manifest.get("log_id") != log_id:
+        raise BundleInvalid(
+            "manifest.json", f"segment is of log {manifest.get('log_id')}, not the expected log {log_id}"
+        )
+    warnings: list[str] = []
+    trusted = _trusted_ids(trusted_keys, warnings, {"keys.json": (path / "keys.json").read_bytes()})
+    schedule = KeySchedule([KeyRange(e["key_id"], e["raw"], e["valid_from_seq"], e["valid_to_seq"]) for e in entries])
+    try:
+        with (path / "events.jsonl.gz").open("rb") as data:
+            events = segment_verify(data, manifest, keys=schedule)
+    except SegmentInvalid as exc:
+        raise BundleInvalid("events.jsonl.gz", exc.reason, exc.seq) from None
+    first, last, checkpoint = manifest["first_seq"], manifest["last_seq"], manifest["checkpoint"]
+    used = {checkpoint["key_id"]} | {
+        e["key_id"]
+        for e in entries
+        if e["valid_from_seq"] <= last and (e["valid_to_seq"] is None or e["valid_to_seq"] >= first)
+    }
+    return SegmentReport(
+        manifest["log_id"], events, first, last, checkpoint["tree_size"], checkpoint["key_id"],
+        tuple(sorted(used - trusted)), tuple(warnings),
+    )  # fmt: skip
+
+
+def _segment_main(options: argparse.Namespace, trusted: list[bytes]) -> int:
+    try:
+        report = verify_segment(options.bundle, trusted, log_id=options.log_id)
+    except BundleInvalid as exc:
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return 1
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    facts = (
+        f"{report.events} events (seq {report.first_seq}..{report.last_seq}) of log {report.log_id}, included in the "
+        f"checkpoint of tree size {report.tree_size} signed by {report.checkpoint_key}"
+    )
+    if report.untrusted or not trusted:
+        keys = ", ".join(report.untrusted) or "every key"
+        print(f"INTERNALLY CONSISTENT, NOT AUTHENTICATED: {facts}; {keys} not trusted: give it with --trusted-key")
+        return 0 if options.internal_only else 3
+    print(f"VALID: {facts}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audit.verifier", description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path)
+    parser.add_argument("bundle", type=Path, help="an evidence bundle (.zip), or with --segment a segment's directory")
+    parser.add_argument(
+        "--segment",
+        action="store_true",
+        help="verify an archived segment (the directory audit_archive --copy-out writes)",
+    )
     parser.add_argument("--trusted-key", type=Path, action="append", default=[], help="Ed25519 public key PEM")
     parser.add_argument("--log-id", help="the log the bundle must come from")
     parser.add_argument(
@@ -662,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if options.segment:
+        return _segment_main(options, trusted)
     distinct = len({key_id_of(raw) for raw in witness_keys})
     if options.quorum is not None and not 1 <= options.quorum <= distinct:
         print(f"error: --quorum must lie between 1 and the {distinct} distinct --witness-key given", file=sys.stderr)

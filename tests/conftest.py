@@ -92,7 +92,8 @@ def wipe_log() -> None:
     assert name.startswith("test_"), f"refusing to wipe {name!r}: not a test database"
 
     read_models = [m._meta.db_table for m in apps.get_app_config("monitoring").get_models()]
-    read_models += ["audit_evidence_export", "audit_log_verification", "audit_witness_delivery", "auth_user_groups"]
+    read_models += ["audit_evidence_export", "audit_log_verification", "audit_witness_delivery", "audit_log_segment"]
+    read_models += ["auth_user_groups"]
     read_models += ["auth_user"]
     with connection.cursor() as cursor:
         for table in APPEND_ONLY_TABLES:

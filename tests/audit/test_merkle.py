@@ -154,3 +154,52 @@ def test_batch_verifier_answers_exactly_as_verify_inclusion(size, data):
             proof = [*proof[:step], _flip(proof[step], data.draw(st.integers(0, 31))), *proof[step + 1 :]]
         leaf = leaves[index] if data.draw(st.booleans()) else leaves[(index + 1) % size]
         assert batch.verify(index, leaf, proof) == merkle.verify_inclusion(index, size, leaf, proof, root)
+
+
+def _leaves(count: int) -> list[bytes]:
+    return [merkle.leaf_hash(b"leaf %d" % i) for i in range(count)]
+
+
+@given(size=st.integers(1, 70), data=st.data())
+@settings(max_examples=150, deadline=None)
+def test_a_complete_subtree_is_proven_by_its_first_leafs_path_above_it(size, data):
+    leaves = _leaves(size)
+    nodes = merkle.LeafNodes(leaves)
+    root = merkle.tree_hash(leaves)
+    level = data.draw(st.integers(0, size.bit_length() - 1))
+    position = data.draw(st.integers(0, (size >> level) - 1))
+    path = [merkle.range_hash(a, b, nodes) for a, b in merkle.subtree_inclusion_ranges(level, position, size)]
+    # RFC 9162's own proof of the subtree's first leaf, less the steps inside the subtree
+    assert path == merkle.inclusion_proof(position << level, size, nodes)[level:]
+    assert merkle.verify_subtree_inclusion(level, position, size, nodes(level, position), path, root)
+    other = merkle.leaf_hash(b"other")
+    assert not merkle.verify_subtree_inclusion(level, position, size, other, path, root)
+    if position > 0:
+        assert not merkle.verify_subtree_inclusion(level, position - 1, size, nodes(level, position), path, root)
+    if path:  # a step short
+        assert not merkle.verify_subtree_inclusion(level, position, size, nodes(level, position), path[:-1], root)
+
+
+def test_an_incomplete_subtree_has_no_path():
+    with pytest.raises(merkle.ProofError, match="not complete"):
+        merkle.subtree_inclusion_ranges(2, 1, 7)  # leaves 4..7 of a tree of 7
+    assert not merkle.verify_subtree_inclusion(2, 1, 7, bytes(32), [], bytes(32))
+
+
+@given(start=st.integers(0, 80), length=st.integers(1, 80))
+@settings(max_examples=150, deadline=None)
+def test_the_subtree_hasher_gives_each_perfect_subtree_of_a_range(start, length):
+    leaves = _leaves(start + length)
+    nodes = merkle.LeafNodes(leaves)
+    hasher = merkle.SubtreeHasher(start, start + length)
+    for leaf in leaves[start:]:
+        hasher.add(leaf)
+    expected = [
+        (level, position, nodes(level, position)) for level, position in merkle.perfect_subtrees(start, start + length)
+    ]
+    assert hasher.finish() == expected
+    with pytest.raises(merkle.ProofError, match="more leaves"):
+        hasher.add(leaves[0])
+    short = merkle.SubtreeHasher(start, start + length)
+    with pytest.raises(merkle.ProofError, match="fewer leaves"):
+        short.finish()

@@ -1,0 +1,211 @@
+"""Old partitions of the log archived to object storage as verifiable segments (audit.segment).
+
+A partition can be archived once every one of its seqs is sealed and covered by a signed
+checkpoint. Its events are written out as a segment, checked as any verifier checks one, stored
+content-addressed next to the data files (blobs/<sha256>, on disk or in any S3-compatible store),
+read back from there and checked again, and recorded by an audit.SegmentArchived event whose
+projection is audit_log_segment. The segment's subtree hashes stay in the stored Merkle tree and
+its paths lead to the checkpoint's signed root, so the segment verifies without the database.
+
+The partition stays in the database: reads of archived events from their segments, which
+dropping the partition needs first, are not built yet (docs/event-store.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from typing import IO
+
+import orjson
+from django.db import connection, transaction
+
+from audit import checkpoints, projections
+from audit.blobs import blob_exists, blob_path, blob_save, blob_store_file, stored_open
+from audit.canonical import canonicalize
+from audit.envelope import GENESIS_PREV_HASH
+from audit.events import SegmentArchived
+from audit.models import Checkpoint, LogInfo, LogPartition, LogSegment
+from audit.segment import SegmentInvalid, SegmentWriter, segment_manifest, segment_verify
+from audit.selectors import signing_keys
+from audit.store import Actor, ConcurrencyConflict, NewEvent, RecordedEvent, append
+from audit.verification import KeySchedule
+
+SEGMENT_STREAM = "log-segment"
+
+
+class ArchiveError(RuntimeError):
+    """The partition cannot be archived (yet), or its segment did not verify: nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    name: str
+    first_seq: int
+    last_seq: int
+    segment: LogSegment | None
+    blocker: str | None  # why it cannot be archived now; None when it can (or is archived)
+
+
+def partition_states() -> list[PartitionState]:
+    """Every partition of the log, oldest first, with its segment or what keeps it from one."""
+    latest = Checkpoint.objects.order_by("-tree_size").values_list("tree_size", flat=True).first() or 0
+    segments = {s.first_seq: s for s in LogSegment.objects.all()}
+    states = []
+    for partition in LogPartition.objects.order_by("first_seq"):
+        last = partition.end_seq - 1
+        segment = segments.get(partition.first_seq)
+        blocker = None
+        if segment is None and last > latest:
+            blocker = f"its last seq {last:,} is past the latest checkpoint ({latest:,} events)"
+        states.append(PartitionState(partition.name, partition.first_seq, last, segment, blocker))
+    return states
+
+
+def partition_archive(name: str, *, actor: Actor, reason: str | None = None) -> LogSegment:
+    """Archive the partition `name` as a segment tied to the latest checkpoint; see the module."""
+    state = next((s for s in partition_states() if s.name == name), None)
+    if state is None:
+        raise ArchiveError(f"the log has no partition {name!r}")
+    if state.segment is not None:
+        raise ArchiveError(f"{name} is archived already: segment {state.segment.file_sha256}")
+    if state.blocker is not None:
+        raise ArchiveError(f"{name} cannot be archived yet: {state.blocker}")
+    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    assert checkpoint is not None  # a partition is past no checkpoint only when there is one
+    keys = KeySchedule(signing_keys())
+    with tempfile.TemporaryFile() as data:
+        manifest = _write(data, state.first_seq, state.last_seq, checkpoint)
+        try:
+            data.seek(0)
+            segment_verify(data, manifest, keys=keys)
+        except SegmentInvalid as exc:
+            raise ArchiveError(f"{name} did not verify as a segment, so nothing was stored: {exc}") from exc
+        try:
+            data.seek(0)
+            blob_store_file(data, manifest["file_sha256"])
+            manifest_sha256 = blob_save(canonicalize(manifest))
+        except OSError as exc:
+            raise ArchiveError(f"the segment of {name} could not be stored, so nothing was recorded: {exc}") from exc
+    _verify_stored(manifest, keys)
+    event = SegmentArchived(
+        partition=name,
+        first_seq=state.first_seq,
+        last_seq=state.last_seq,
+        file_sha256=manifest["file_sha256"],
+        file_bytes=manifest["file_bytes"],
+        manifest_sha256=manifest_sha256,
+        tree_size=checkpoint.tree_size,
+    )
+    try:
+        with transaction.atomic():
+            append(
+                [NewEvent(SEGMENT_STREAM, str(state.first_seq), event, actor, reason=reason)],
+                expected={(SEGMENT_STREAM, str(state.first_seq)): 0},
+            )
+    except ConcurrencyConflict as exc:  # the same bytes were stored: nothing is left behind
+        raise ArchiveError(f"{name} was archived meanwhile by another process") from exc
+    return LogSegment.objects.get(first_seq=state.first_seq)
+
+
+@dataclass(frozen=True)
+class SegmentCheck:
+    segment: LogSegment
+    events: int
+    problem: str | None
+
+
+def segments_verify(first_seqs: list[int] | None = None) -> list[SegmentCheck]:
+    """Read every archived segment (or those starting at `first_seqs`) back from storage and
+    verify it against its manifest, its checkpoint and the log's keys."""
+    keys = KeySchedule(signing_keys())
+    segments = LogSegment.objects.order_by("first_seq")
+    if first_seqs is not None:
+        segments = segments.filter(first_seq__in=first_seqs)
+    checks = []
+    for segment in segments:
+        try:
+            manifest = segment_manifest_read(segment)
+            with stored_open(blob_path(segment.file_sha256)) as data:
+                checks.append(SegmentCheck(segment, segment_verify(data, manifest, keys=keys), None))
+        except (SegmentInvalid, ArchiveError, FileNotFoundError) as exc:
+            checks.append(SegmentCheck(segment, 0, str(exc)))
+    return checks
+
+
+def segment_manifest_read(segment: LogSegment) -> dict:
+    """The segment's manifest from storage, checked against the digest its event recorded."""
+    if not blob_exists(segment.manifest_sha256):
+        raise ArchiveError(
+            f"the manifest {segment.manifest_sha256} of the segment from seq {segment.first_seq} is missing"
+        )
+    with stored_open(blob_path(segment.manifest_sha256)) as handle:
+        data = handle.read()
+    if hashlib.sha256(data).hexdigest() != segment.manifest_sha256:
+        raise ArchiveError(f"the manifest of the segment from seq {segment.first_seq} is not the one archived")
+    manifest = orjson.loads(data)
+    if (manifest.get("first_seq"), manifest.get("last_seq"), manifest.get("file_sha256")) != (
+        segment.first_seq,
+        segment.last_seq,
+        segment.file_sha256,
+    ):
+        raise ArchiveError(f"the manifest of the segment from seq {segment.first_seq} names another range or file")
+    return manifest
+
+
+def _write(data: IO[bytes], first: int, last: int, checkpoint: Checkpoint) -> dict:
+    """Stream events first−1 (the link, when first > 1) to last into the segment file."""
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name=f"archive_{first}") as cursor:
+            cursor.itersize = 2000
+            cursor.execute(
+                "SELECT seq, canonical, hash, signature FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq",
+                (max(first - 1, 1), last),
+                binary=True,
+            )
+            prev_hash = GENESIS_PREV_HASH
+            if first > 1:
+                link = cursor.fetchone()
+                if link is None or link[0] != first - 1:
+                    raise ArchiveError(f"event {first - 1}, before the partition, is missing: run audit_verify")
+                prev_hash = bytes(link[2]).hex()
+            writer = SegmentWriter(data, first, last, prev_hash)
+            try:
+                for seq, canonical, digest, signature in cursor:
+                    writer.add(seq, bytes(canonical), bytes(digest), bytes(signature))
+                written = writer.finish()
+            except ValueError as exc:
+                raise ArchiveError(f"the partition's events are not whole: {exc}; run audit_verify") from exc
+    paths = [checkpoints.subtree_path(level, position, checkpoint.tree_size) for level, position, _ in written.subtrees]
+    log_id = str(LogInfo.objects.values_list("log_id", flat=True).get())
+    return segment_manifest(log_id=log_id, written=written, checkpoint=checkpoint.as_dict(), paths=paths)
+
+
+def _verify_stored(manifest: dict, keys: KeySchedule) -> None:
+    """The stored copy, read back from storage, must verify too: what the store holds is what counts."""
+    try:
+        with stored_open(blob_path(manifest["file_sha256"])) as data:
+            segment_verify(data, manifest, keys=keys)
+    except SegmentInvalid as exc:
+        raise ArchiveError(f"the stored segment {manifest['file_sha256']} does not verify: {exc}") from exc
+
+
+def _archived(event: SegmentArchived, recorded: RecordedEvent) -> None:
+    LogSegment.objects.create(
+        first_seq=event.first_seq,
+        last_seq=event.last_seq,
+        partition=event.partition,
+        file_sha256=event.file_sha256,
+        file_bytes=event.file_bytes,
+        manifest_sha256=event.manifest_sha256,
+        tree_size=event.tree_size,
+        archived_seq=recorded.seq,
+        archived_at=recorded.occurred_at,
+    )
+
+
+SEGMENTS = projections.register(
+    projections.Projection(name="audit.segments", handlers={SegmentArchived: _archived}, models=[LogSegment])
+)
