@@ -1,9 +1,9 @@
 """Old partitions of the log archived to object storage as verifiable segments (audit.segment).
 
 A partition can be archived once every one of its seqs is sealed and covered by a signed
-checkpoint. Its events are written out as a segment, checked as any verifier checks one, stored
-content-addressed next to the data files (blobs/<sha256>, on disk or in any S3-compatible store),
-read back from there and checked again, and recorded by an audit.SegmentArchived event whose
+checkpoint. Its events are written out as a segment, stored content-addressed next to the data
+files (blobs/<sha256>, on disk or in any S3-compatible store), read back from there and checked as
+any verifier checks a segment, and only then recorded by an audit.SegmentArchived event, whose
 projection is audit_log_segment. The segment's subtree hashes stay in the stored Merkle tree and
 its paths lead to the checkpoint's signed root, so the segment verifies without the database.
 
@@ -22,7 +22,7 @@ import orjson
 from django.db import connection, transaction
 
 from audit import checkpoints, projections
-from audit.blobs import blob_exists, blob_path, blob_save, blob_store_file, stored_open
+from audit.blobs import blob_delete, blob_exists, blob_path, blob_save, blob_store_file, stored_open
 from audit.canonical import canonicalize
 from audit.envelope import GENESIS_PREV_HASH
 from audit.events import SegmentArchived
@@ -79,16 +79,14 @@ def partition_archive(name: str, *, actor: Actor, reason: str | None = None) -> 
         manifest = _write(data, state.first_seq, state.last_seq, checkpoint)
         try:
             data.seek(0)
-            segment_verify(data, manifest, keys=keys)
-        except SegmentInvalid as exc:
-            raise ArchiveError(f"{name} did not verify as a segment, so nothing was stored: {exc}") from exc
-        try:
-            data.seek(0)
-            blob_store_file(data, manifest["file_sha256"])
-            manifest_sha256 = blob_save(canonicalize(manifest))
+            created = blob_store_file(data, manifest["file_sha256"])
         except OSError as exc:
             raise ArchiveError(f"the segment of {name} could not be stored, so nothing was recorded: {exc}") from exc
-    _verify_stored(manifest, keys)
+    _verify_stored(manifest, keys, created=created)
+    try:
+        manifest_sha256 = blob_save(canonicalize(manifest))
+    except OSError as exc:
+        raise ArchiveError(f"the manifest of {name} could not be stored, so nothing was recorded: {exc}") from exc
     event = SegmentArchived(
         partition=name,
         first_seq=state.first_seq,
@@ -183,13 +181,17 @@ def _write(data: IO[bytes], first: int, last: int, checkpoint: Checkpoint) -> di
     return segment_manifest(log_id=log_id, written=written, checkpoint=checkpoint.as_dict(), paths=paths)
 
 
-def _verify_stored(manifest: dict, keys: KeySchedule) -> None:
-    """The stored copy, read back from storage, must verify too: what the store holds is what counts."""
+def _verify_stored(manifest: dict, keys: KeySchedule, *, created: bool) -> None:
+    """The copy in storage, read back, must verify as any verifier checks a segment: what the
+    store holds is what counts. One that does not is taken back, when this call stored it."""
+    digest = manifest["file_sha256"]
     try:
-        with stored_open(blob_path(manifest["file_sha256"])) as data:
+        with stored_open(blob_path(digest)) as data:
             segment_verify(data, manifest, keys=keys)
     except SegmentInvalid as exc:
-        raise ArchiveError(f"the stored segment {manifest['file_sha256']} does not verify: {exc}") from exc
+        if created:
+            blob_delete(digest)
+        raise ArchiveError(f"the stored segment {digest} does not verify, so nothing was recorded: {exc}") from exc
 
 
 def _archived(event: SegmentArchived, recorded: RecordedEvent) -> None:

@@ -29,6 +29,7 @@ from audit.store import SYSTEM_ACTOR, append
 from audit.verification import KeyRange, KeySchedule
 from audit.verify import verify_log
 from tests.audit.factories import ALICE, noted_event, policy_event
+from tests.owner import as_owner
 
 SIZE = 8
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,3 +283,20 @@ def _verifier(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "audit.verifier", *arguments], cwd=ROOT, capture_output=True, text=True, check=False
     )
+
+
+def test_a_partition_whose_events_were_changed_is_not_archived_and_leaves_nothing(log):
+    """A superuser changed a stored event after the checkpoint: the segment written from it does
+    not verify, so no event is recorded and the stored file is taken back."""
+    row = Event.objects.get(seq=5)
+    changed = bytes(row.canonical).replace(b"floor 0.2", b"floor 0.9")
+    as_owner(
+        "UPDATE audit_event SET canonical = %s, hash = %s WHERE seq = 5",
+        [changed, hashlib.sha256(changed).digest()],
+    )
+    with pytest.raises(ArchiveError, match="does not verify, so nothing was recorded") as refused:
+        partition_archive(_name(log, 1), actor=ALICE)
+    assert "seq 1: the subtree from seq 1 is not in the checkpoint's tree" in str(refused.value)
+    assert not LogSegment.objects.exists()
+    assert not Event.objects.filter(event_type="audit.SegmentArchived").exists()
+    assert not list((Path(settings.MEDIA_ROOT) / "blobs").iterdir())
