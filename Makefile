@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sequencer.py
 	$(BIN)/python bench/compression.py
 	$(BIN)/python bench/checkpoint.py
+	$(BIN)/python bench/archive.py
 	$(BIN)/python bench/verify_incremental.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/witness.py

@@ -252,3 +252,51 @@ def test_an_export_the_store_never_takes_fails_with_the_reason_and_records_nothi
     assert export_evidence_task.max_retries == EXPORT_STORAGE_RETRIES  # Celery's own limit agrees
     store.open = True
     assert not _keys(store.bucket)
+
+
+@pytest.fixture
+def checkpointed_log(committed_log, settings):
+    """20 events in partitions of 8, checkpointed: the first two partitions can be archived."""
+    from audit import checkpoints
+    from audit.store import append
+    from tests.audit.factories import policy_event
+
+    settings.AUDIT_PARTITION_EVENTS = 8
+    for version in range(20):
+        append([policy_event("credit")], expected={("policy", "credit"): version})
+    checkpoints.checkpoint_create(publish=False)
+
+
+def test_an_archived_segment_lives_in_the_bucket_and_verifies_from_there(checkpointed_log, store):
+    from django.core.management import call_command
+
+    from audit.archive import partition_archive, partition_states, segment_manifest_read
+    from audit.canonical import canonicalize
+    from tests.audit.factories import ALICE
+
+    first = next(s for s in partition_states() if s.first_seq == 1)
+    segment = partition_archive(first.name, actor=ALICE)
+    stored = store.bucket.Object(f"blobs/{segment.file_sha256}").get()["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == segment.file_sha256 and len(stored) == segment.file_bytes
+    manifest = store.bucket.Object(f"blobs/{segment.manifest_sha256}").get()["Body"].read()
+    assert manifest == canonicalize(segment_manifest_read(segment))
+    out = io.StringIO()
+    call_command("audit_archive", "--verify", stdout=out)
+    assert "segment 1 to 8: OK, 8 events verified" in out.getvalue()
+
+
+def test_with_the_store_down_archiving_fails_and_records_nothing(checkpointed_log, store):
+    from django.core.management import call_command
+
+    from audit.models import LogSegment
+
+    store.cut()
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_archive", "--archive-all", stderr=err)
+    assert exited.value.code == 1 and "object store is unreachable" in err.getvalue()
+    assert "nothing was recorded" in err.getvalue()
+    assert not LogSegment.objects.exists() and not Event.objects.filter(event_type="audit.SegmentArchived").exists()
+    store.open = True
+    call_command("audit_archive", "--archive-all", stdout=io.StringIO())
+    assert LogSegment.objects.count() == 2
