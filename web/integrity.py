@@ -1,5 +1,6 @@
 """Integrity: the latest signed checkpoint, the witnesses and what each last received, the
-signing keys (public halves downloadable as PEM) and the last full verification of the log."""
+signing keys (public halves downloadable as PEM), the last verifications of the log, and the
+partitions archived to storage as segments."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from audit import cosigning
-from audit.models import Checkpoint, Cosignature, LogInfo, LogVerification, SigningKeyRecord, WitnessDelivery
+from audit.models import (
+    Checkpoint,
+    Cosignature,
+    LogInfo,
+    LogSegment,
+    LogVerification,
+    SigningKeyRecord,
+    WitnessDelivery,
+)
 from audit.tasks import VERIFY_TIME_LIMIT
 from audit.witnesses import configured_witnesses
 from web.access import page_view
@@ -45,6 +54,7 @@ def integrity(request: HttpRequest) -> HttpResponse:
         "abandoned_before": timezone.now() - dt.timedelta(seconds=VERIFY_TIME_LIMIT),
         "every_hours": settings.AUDIT_VERIFY_EVERY_HOURS,
         "new_every_minutes": settings.AUDIT_VERIFY_NEW_EVERY_MINUTES,
+        "segments": LogSegment.objects.order_by("first_seq"),
     }
     return render(request, "web/integrity.html", context)
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.utils import timezone
 
 from audit.checkpoints import checkpoint_create
-from audit.models import Checkpoint, LogVerification, SigningKeyRecord, WitnessDelivery
+from audit.models import Checkpoint, LogSegment, LogVerification, SigningKeyRecord, WitnessDelivery
 from audit.witnesses import publish_checkpoint
 from tests.web.conftest import signed_in
 
@@ -95,3 +95,23 @@ def test_the_integrity_page_names_the_cosigning_witnesses_and_how_fresh_their_ch
         assert '<span class="status failed">stale</span>' in page
     finally:
         witness.kill()
+
+
+def test_the_integrity_page_lists_the_archived_segments(people):
+    checkpoint = checkpoint_create(publish=False)
+    page = signed_in(people["auditor"]).get("/integrity/").content.decode()
+    assert "No partition is archived." in page
+    LogSegment.objects.create(  # the projection's row, as audit.SegmentArchived makes it (tests/audit/test_archive.py)
+        first_seq=1,
+        last_seq=8,
+        partition="audit_event_p1",
+        file_sha256="a" * 64,
+        file_bytes=3_072,
+        manifest_sha256="b" * 64,
+        tree_size=checkpoint.tree_size,
+        archived_seq=checkpoint.tree_size,
+        archived_at=timezone.now(),
+    )
+    page = signed_in(people["auditor"]).get("/integrity/").content.decode()
+    assert "1..8" in page and "a" * 64 in page and "3.0\xa0KB" in page
+    assert f"tree size {checkpoint.tree_size}" in page and f'href="/log/{checkpoint.tree_size}/"' in page
