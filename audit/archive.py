@@ -14,25 +14,34 @@ dropping the partition needs first, are not built yet (docs/event-store.md).
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import orjson
+from botocore.exceptions import ClientError
 from django.db import connection, transaction
 
 from audit import checkpoints, projections
-from audit.blobs import blob_delete, blob_exists, blob_path, blob_save, blob_store_file, stored_open
+from audit.blobs import blob_delete, blob_exists, blob_path, blob_store, blob_store_file, stored_open
 from audit.canonical import canonicalize
-from audit.envelope import GENESIS_PREV_HASH
+from audit.checkpoints import CheckpointError
+from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED
 from audit.events import SegmentArchived
-from audit.models import Checkpoint, LogInfo, LogPartition, LogSegment
-from audit.segment import SegmentInvalid, SegmentWriter, segment_manifest, segment_verify
+from audit.evidence import signing_key_entries
+from audit.models import Checkpoint, Event, LogInfo, LogPartition, LogSegment
+from audit.segment import SegmentInvalid, SegmentWriter, event_line, segment_manifest, segment_verify
 from audit.selectors import signing_keys
-from audit.store import Actor, ConcurrencyConflict, NewEvent, RecordedEvent, append
+from audit.store import Actor, NewEvent, RecordedEvent, append
 from audit.verification import KeySchedule
 
 SEGMENT_STREAM = "log-segment"
+ARCHIVE_LOCK_KEY = 0x61726368  # "arch"
+READ_EVENTS = 5000  # a query's worth: some 8 MB of events
 
 
 class ArchiveError(RuntimeError):
@@ -64,7 +73,59 @@ def partition_states() -> list[PartitionState]:
 
 
 def partition_archive(name: str, *, actor: Actor, reason: str | None = None) -> LogSegment:
-    """Archive the partition `name` as a segment tied to the latest checkpoint; see the module."""
+    """Archive the partition `name` as a segment tied to the latest checkpoint; see the module.
+    One archiver at a time (a second is refused); on any failure, nothing is recorded and what
+    this call stored is taken back."""
+    with _archiver():
+        state = _archivable(name)
+        checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+        assert checkpoint is not None  # a partition is past no checkpoint only when there is one
+        manifest, created = _store_segment(state, checkpoint)
+        try:
+            _verify_stored(manifest, KeySchedule(signing_keys()), created=created)
+            manifest_sha256, manifest_created = blob_store(canonicalize(manifest))
+        except (ArchiveError, OSError) as exc:
+            if created:
+                blob_delete(manifest["file_sha256"])
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"the manifest of {name} could not be stored, so nothing was recorded: {exc}") from exc
+        event = SegmentArchived(
+            partition=name,
+            first_seq=state.first_seq,
+            last_seq=state.last_seq,
+            file_sha256=manifest["file_sha256"],
+            file_bytes=manifest["file_bytes"],
+            manifest_sha256=manifest_sha256,
+            tree_size=checkpoint.tree_size,
+        )
+        stream = (SEGMENT_STREAM, str(state.first_seq))
+        try:
+            with transaction.atomic():
+                append([NewEvent(*stream, event, actor, reason=reason)], expected={stream: 0})
+        except Exception:
+            for digest, ours in ((manifest["file_sha256"], created), (manifest_sha256, manifest_created)):
+                if ours:
+                    blob_delete(digest)
+            raise
+    return LogSegment.objects.get(first_seq=state.first_seq)
+
+
+@contextmanager
+def _archiver() -> Iterator[None]:
+    """A session lock held while archiving: a second archiver is refused, not queued."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ARCHIVE_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            raise ArchiveError("another audit_archive is archiving now; try again when it has finished")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ARCHIVE_LOCK_KEY])
+
+
+def _archivable(name: str) -> PartitionState:
     state = next((s for s in partition_states() if s.name == name), None)
     if state is None:
         raise ArchiveError(f"the log has no partition {name!r}")
@@ -72,39 +133,20 @@ def partition_archive(name: str, *, actor: Actor, reason: str | None = None) -> 
         raise ArchiveError(f"{name} is archived already: segment {state.segment.file_sha256}")
     if state.blocker is not None:
         raise ArchiveError(f"{name} cannot be archived yet: {state.blocker}")
-    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
-    assert checkpoint is not None  # a partition is past no checkpoint only when there is one
-    keys = KeySchedule(signing_keys())
+    return state
+
+
+def _store_segment(state: PartitionState, checkpoint: Checkpoint) -> tuple[dict, bool]:
+    """Write the segment to a temporary file and store it; (its manifest, whether this call stored it)."""
     with tempfile.TemporaryFile() as data:
         manifest = _write(data, state.first_seq, state.last_seq, checkpoint)
         try:
             data.seek(0)
-            created = blob_store_file(data, manifest["file_sha256"])
+            return manifest, blob_store_file(data, manifest["file_sha256"])
         except OSError as exc:
-            raise ArchiveError(f"the segment of {name} could not be stored, so nothing was recorded: {exc}") from exc
-    _verify_stored(manifest, keys, created=created)
-    try:
-        manifest_sha256 = blob_save(canonicalize(manifest))
-    except OSError as exc:
-        raise ArchiveError(f"the manifest of {name} could not be stored, so nothing was recorded: {exc}") from exc
-    event = SegmentArchived(
-        partition=name,
-        first_seq=state.first_seq,
-        last_seq=state.last_seq,
-        file_sha256=manifest["file_sha256"],
-        file_bytes=manifest["file_bytes"],
-        manifest_sha256=manifest_sha256,
-        tree_size=checkpoint.tree_size,
-    )
-    try:
-        with transaction.atomic():
-            append(
-                [NewEvent(SEGMENT_STREAM, str(state.first_seq), event, actor, reason=reason)],
-                expected={(SEGMENT_STREAM, str(state.first_seq)): 0},
-            )
-    except ConcurrencyConflict as exc:  # the same bytes were stored: nothing is left behind
-        raise ArchiveError(f"{name} was archived meanwhile by another process") from exc
-    return LogSegment.objects.get(first_seq=state.first_seq)
+            raise ArchiveError(
+                f"the segment of {state.name} could not be stored, so nothing was recorded: {exc}"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -127,7 +169,7 @@ def segments_verify(first_seqs: list[int] | None = None) -> list[SegmentCheck]:
             manifest = segment_manifest_read(segment)
             with stored_open(blob_path(segment.file_sha256)) as data:
                 checks.append(SegmentCheck(segment, segment_verify(data, manifest, keys=keys), None))
-        except (SegmentInvalid, ArchiveError, FileNotFoundError) as exc:
+        except (SegmentInvalid, ArchiveError, OSError, ClientError) as exc:
             checks.append(SegmentCheck(segment, 0, str(exc)))
     return checks
 
@@ -153,45 +195,78 @@ def segment_manifest_read(segment: LogSegment) -> dict:
 
 
 def _write(data: IO[bytes], first: int, last: int, checkpoint: Checkpoint) -> dict:
-    """Stream events first−1 (the link, when first > 1) to last into the segment file."""
-    with transaction.atomic():
-        connection.ensure_connection()
-        with connection.connection.cursor(name=f"archive_{first}") as cursor:
-            cursor.itersize = 2000
-            cursor.execute(
-                "SELECT seq, canonical, hash, signature FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq",
-                (max(first - 1, 1), last),
-                binary=True,
-            )
-            prev_hash = GENESIS_PREV_HASH
-            if first > 1:
-                link = cursor.fetchone()
-                if link is None or link[0] != first - 1:
-                    raise ArchiveError(f"event {first - 1}, before the partition, is missing: run audit_verify")
-                prev_hash = bytes(link[2]).hex()
-            writer = SegmentWriter(data, first, last, prev_hash)
-            try:
-                for seq, canonical, digest, signature in cursor:
+    """Stream events first−1 (the link, when first > 1) to last into the segment file, a short
+    query at a time (sealed events never change, so no snapshot need be held for the whole)."""
+    prev_hash = GENESIS_PREV_HASH
+    if first > 1:
+        link = Event.objects.filter(seq=first - 1).values_list("hash", flat=True).first()
+        if link is None:
+            raise ArchiveError(f"event {first - 1}, before the partition, is missing: run audit_verify")
+        prev_hash = bytes(link).hex()
+    writer = SegmentWriter(data, first, last, prev_hash)
+    try:
+        for start in range(first, last + 1, READ_EVENTS):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT seq, canonical, hash, signature FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq",
+                    [start, min(start + READ_EVENTS - 1, last)],
+                )
+                for seq, canonical, digest, signature in cursor.fetchall():
                     writer.add(seq, bytes(canonical), bytes(digest), bytes(signature))
-                written = writer.finish()
-            except ValueError as exc:
-                raise ArchiveError(f"the partition's events are not whole: {exc}; run audit_verify") from exc
-    paths = [checkpoints.subtree_path(level, position, checkpoint.tree_size) for level, position, _ in written.subtrees]
+        written = writer.finish()
+    except ValueError as exc:
+        raise ArchiveError(f"the partition's events are not whole: {exc}; run audit_verify") from exc
+    try:
+        paths = [checkpoints.subtree_path(lv, position, checkpoint.tree_size) for lv, position, _ in written.subtrees]
+    except CheckpointError as exc:
+        raise ArchiveError(f"the stored Merkle tree lacks the segment's path: {exc}; run audit_verify") from exc
     log_id = str(LogInfo.objects.values_list("log_id", flat=True).get())
     return segment_manifest(log_id=log_id, written=written, checkpoint=checkpoint.as_dict(), paths=paths)
 
 
 def _verify_stored(manifest: dict, keys: KeySchedule, *, created: bool) -> None:
     """The copy in storage, read back, must verify as any verifier checks a segment: what the
-    store holds is what counts. One that does not is taken back, when this call stored it."""
+    store holds is what counts. The caller takes back a copy it stored."""
     digest = manifest["file_sha256"]
     try:
         with stored_open(blob_path(digest)) as data:
             segment_verify(data, manifest, keys=keys)
-    except SegmentInvalid as exc:
-        if created:
-            blob_delete(digest)
-        raise ArchiveError(f"the stored segment {digest} does not verify, so nothing was recorded: {exc}") from exc
+    except (SegmentInvalid, OSError, ClientError) as exc:
+        found = (
+            "" if created else f" (a file of that name was in storage before: remove blobs/{digest} if it is damaged)"
+        )
+        raise ArchiveError(
+            f"the stored segment {digest} does not verify, so nothing was recorded: {exc}{found}"
+        ) from exc
+
+
+def segment_copy_out(segment: LogSegment, out: Path) -> None:
+    """Write the segment, its manifest, keys.json and the log's key rotations up to its checkpoint
+    (each with its inclusion proof there) into the new or empty directory `out`: what
+    `python -m audit.verifier --segment` checks. Nothing is left in `out` on a failure."""
+    manifest = segment_manifest_read(segment)
+    size = manifest["checkpoint"]["tree_size"]
+    made = not out.exists()
+    try:
+        with stored_open(blob_path(segment.file_sha256)) as data:
+            out.mkdir(parents=True, exist_ok=True)
+            with (out / "events.jsonl.gz").open("wb") as copy:
+                shutil.copyfileobj(data, copy)
+        (out / "manifest.json").write_bytes(canonicalize(manifest))
+        (out / "keys.json").write_bytes(canonicalize(signing_key_entries()))
+        rotations = Event.objects.filter(event_type=KEY_ROTATED, seq__lte=size).order_by("seq")
+        with (out / "rotations.jsonl").open("wb") as lines, (out / "rotation_proofs.jsonl").open("wb") as proofs:
+            for row in rotations:
+                lines.write(event_line(bytes(row.canonical), bytes(row.hash), bytes(row.signature)))
+                path = [step.hex() for step in checkpoints.inclusion_proof(row.seq, size)]
+                proofs.write(canonicalize({"leaf_index": row.seq - 1, "path": path, "seq": row.seq, "tree_size": size}))
+                proofs.write(b"\n")
+    except (OSError, ClientError, CheckpointError) as exc:
+        for name in ("events.jsonl.gz", "manifest.json", "keys.json", "rotations.jsonl", "rotation_proofs.jsonl"):
+            (out / name).unlink(missing_ok=True)
+        if made and out.exists():
+            out.rmdir()
+        raise ArchiveError(f"the segment from seq {segment.first_seq} could not be copied out: {exc}") from exc
 
 
 def _archived(event: SegmentArchived, recorded: RecordedEvent) -> None:

@@ -23,13 +23,14 @@ import orjson
 
 from audit import merkle
 from audit.envelope import CHECKPOINT_MEMBERS, checkpoint_body
-from audit.verification import Failure, KeySchedule, verify_rows
+from audit.verification import KeySchedule, verify_rows
 
 SEGMENT_FORMAT = "driftledger-segment/1"
 BLOCK_EVENTS = 1024
 _GZIP_LEVEL = 6
 _READ = 1 << 20
 _MAX_LINE = 64 << 20
+MAX_SEQ = 2**53  # canonical JSON (RFC 8785) holds integers exactly below 2^53 only
 MANIFEST_MEMBERS = (
     "format",
     "log_id",
@@ -177,23 +178,27 @@ def segment_verify(data: IO[bytes], manifest: dict[str, Any], *, keys: KeySchedu
 
     Checked: the manifest's shape; the checkpoint's signature, under the key of that id in `keys`;
     each subtree's path to the checkpoint's root; the file's length and SHA-256; every block where
-    the manifest puts it; every event's hash, seq, log, chain from `prev_hash`, and signature under
-    the key valid at its seq; and that the leaves give the manifest's subtrees."""
+    the manifest puts it, as long and as full as it says; every event's hash, seq, log, chain from
+    `prev_hash` to `last_hash`, and signature under the key valid at its seq; and that the leaves
+    give the manifest's subtrees. Whom to trust for `keys` and the checkpoint's key is the caller's
+    to decide (audit.verifier traces it)."""
     _check_shape(manifest)
     first, last = manifest["first_seq"], manifest["last_seq"]
     subtrees = [(level, position, bytes.fromhex(digest)) for level, position, digest in manifest["subtrees"]]
     _check_checkpoint(manifest, subtrees, keys)
     hasher = merkle.SubtreeHasher(first - 1, last)
+    last_hash = b""
 
     def rows() -> Iterator[tuple]:
+        nonlocal last_hash
         seq = first
         for line in _lines(data, manifest):
             if seq > last:
                 raise SegmentInvalid(f"the segment holds more events than seqs {first} to {last}", seq)
-            canonical, digest, signature = _split(line, seq)
+            canonical, last_hash, signature = _split(line, seq)
             leaf = merkle.leaf_hash(canonical)
             hasher.add(leaf)
-            yield seq, canonical, digest, leaf, signature, None
+            yield seq, canonical, last_hash, leaf, signature, None
             seq += 1
 
     checked, failure = verify_rows(
@@ -201,12 +206,15 @@ def segment_verify(data: IO[bytes], manifest: dict[str, Any], *, keys: KeySchedu
     )
     if failure is not None:
         raise SegmentInvalid(failure.reason, failure.seq)
+    if last_hash.hex() != manifest["last_hash"]:
+        raise SegmentInvalid("last_hash is not the hash of the last event", last)
     if hasher.finish() != subtrees:
         raise SegmentInvalid("the events do not give the manifest's subtree hashes")
     return checked
 
 
 def _check_shape(manifest: dict[str, Any]) -> None:
+    """Every member of the type and range the format gives it, before any is used."""
     if not isinstance(manifest, dict) or set(manifest) != set(MANIFEST_MEMBERS):
         raise SegmentInvalid("the manifest's members differ from the format")
     if manifest["format"] != SEGMENT_FORMAT:
@@ -215,22 +223,25 @@ def _check_shape(manifest: dict[str, Any]) -> None:
     if not (_int(first) and _int(last) and 1 <= first <= last):
         raise SegmentInvalid("first_seq and last_seq must be seqs, first ≤ last")
     if not (_int(manifest["file_bytes"]) and _int(manifest["block_events"]) and manifest["block_events"] >= 1):
-        raise SegmentInvalid("file_bytes and block_events must be whole numbers")
-    if not all(isinstance(b, list) and len(b) == 3 and all(_int(v) for v in b) for b in manifest["blocks"]):
-        raise SegmentInvalid("each block is [first seq, offset, length]")
-    expected = merkle.perfect_subtrees(first - 1, last)
+        raise SegmentInvalid("file_bytes and block_events must be whole numbers, block_events at least 1")
+    if not isinstance(manifest["log_id"], str):
+        raise SegmentInvalid("log_id must be text")
+    blocks = manifest["blocks"]
+    if not isinstance(blocks, list) or not all(_triple(b, _int, _int, _int) for b in blocks):
+        raise SegmentInvalid("blocks must be a list of [first seq, offset, length]")
     found = manifest["subtrees"]
-    if not isinstance(found, list) or [tuple(s[:2]) for s in found if isinstance(s, list)] != expected:
+    if not isinstance(found, list) or not all(_triple(s, _int, _int, lambda v: _hex(v, 32)) for s in found):
+        raise SegmentInvalid("subtrees must be a list of [level, position, SHA-256 in hex]")
+    if [(s[0], s[1]) for s in found] != merkle.perfect_subtrees(first - 1, last):
         raise SegmentInvalid(f"the subtrees are not those of the leaves {first - 1} to {last - 1}")
-    if not isinstance(manifest["paths"], list) or len(manifest["paths"]) != len(expected):
+    paths = manifest["paths"]
+    if not isinstance(paths, list) or len(paths) != len(found):
         raise SegmentInvalid("one path per subtree is due")
+    if not all(isinstance(p, list) and len(p) <= 64 and all(_hex(step, 32) for step in p) for p in paths):
+        raise SegmentInvalid("each path is a list of at most 64 SHA-256 in hex")
     for name in ("prev_hash", "last_hash", "file_sha256"):
         if not _hex(manifest[name], 32):
             raise SegmentInvalid(f"{name} is not a SHA-256 in hex")
-    if not all(_hex(s[2], 32) for s in found) or not all(
-        isinstance(p, list) and all(_hex(step, 32) for step in p) for p in manifest["paths"]
-    ):
-        raise SegmentInvalid("subtree hashes and path steps are SHA-256 in hex")
 
 
 def _check_checkpoint(manifest: dict[str, Any], subtrees: list[tuple[int, int, bytes]], keys: KeySchedule) -> None:
@@ -240,16 +251,22 @@ def _check_checkpoint(manifest: dict[str, Any], subtrees: list[tuple[int, int, b
     if checkpoint["log_id"] != manifest["log_id"]:
         raise SegmentInvalid(f"the checkpoint is of log {checkpoint['log_id']}, not {manifest['log_id']}")
     size = checkpoint["tree_size"]
-    if not _int(size) or size < manifest["last_seq"]:
+    if not _int(size) or not manifest["last_seq"] <= size < MAX_SEQ:
         raise SegmentInvalid(f"the checkpoint of {size} events does not cover seq {manifest['last_seq']}")
+    if not (_hex(checkpoint["root_hash"], 32) and isinstance(checkpoint["key_id"], str)):
+        raise SegmentInvalid("the checkpoint's root_hash and key_id are not of the format")
     try:
         signer = keys.verifier(checkpoint["key_id"])
+    except KeyError:
+        raise SegmentInvalid(f"the checkpoint's key {checkpoint['key_id']} is not a key of the log") from None
+    try:
         signature = base64.b64decode(checkpoint["signature"], validate=True)
-        root = bytes.fromhex(checkpoint["root_hash"])
-    except (KeyError, ValueError, TypeError):
-        raise SegmentInvalid(f"the checkpoint's key {checkpoint['key_id']!r} is not a key of the log") from None
-    if not signer.valid(signature, checkpoint_body(checkpoint)):
+        signed = checkpoint_body(checkpoint)
+    except (ValueError, TypeError):  # not base64; a member canonical JSON cannot hold
+        raise SegmentInvalid("the checkpoint's signature or members are not of the format") from None
+    if not signer.valid(signature, signed):
         raise SegmentInvalid(f"the checkpoint's signature does not verify (tree size {size})")
+    root = bytes.fromhex(checkpoint["root_hash"])
     for (level, position, digest), path in zip(subtrees, manifest["paths"], strict=True):
         steps = [bytes.fromhex(step) for step in path]
         if not merkle.verify_subtree_inclusion(level, position, size, digest, steps, root):
@@ -258,13 +275,16 @@ def _check_checkpoint(manifest: dict[str, Any], subtrees: list[tuple[int, int, b
 
 
 def _lines(data: IO[bytes], manifest: dict[str, Any]) -> Iterator[bytes]:
-    """The file's lines, member by member, each member where the block index puts it; then the
-    file's length and digest. Output is inflated a bounded piece at a time, so a hostile file
-    cannot make one read hold more than _MAX_LINE."""
+    """The file's lines, member by member, each member where the block index puts it, as long and
+    as full as it says; then the file's length and digest. Output is inflated a bounded piece at a
+    time, so a hostile file cannot make one read hold more than _MAX_LINE."""
     sha256 = hashlib.sha256()
+    first_seq, block_events = manifest["first_seq"], manifest["block_events"]
     blocks = iter(manifest["blocks"])
-    offset, count, pending, tail = 0, 0, b"", b""
-    inflater, start = None, 0
+    offset, count, pending = 0, 0, b""
+    tail: list[bytes] = []  # the pieces of a line not yet ended
+    inflater, in_block = None, 0
+    block: list[int] = [0, 0, 0]
     while True:
         if not pending:
             pending = data.read(_READ)
@@ -272,38 +292,48 @@ def _lines(data: IO[bytes], manifest: dict[str, Any]) -> Iterator[bytes]:
                 break
             sha256.update(pending)
         if inflater is None:
-            inflater, start = zlib.decompressobj(wbits=31), offset
-            _check_block(next(blocks, None), start, manifest["first_seq"] + count)
+            inflater, in_block = zlib.decompressobj(wbits=31), 0
+            block = _check_block(next(blocks, None), offset, first_seq + count, block_events, count)
         try:
             out = inflater.decompress(pending, _READ)
         except zlib.error as exc:
-            raise SegmentInvalid(f"the block at byte {start} is not gzip: {exc}") from None
+            raise SegmentInvalid(f"the block at byte {block[1]} is not gzip: {exc}") from None
         rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
         offset += len(pending) - len(rest)
         pending = rest
-        lines = (tail + out).split(b"\n")
-        tail = lines.pop()
-        if len(tail) > _MAX_LINE:
-            raise SegmentInvalid(f"a line of the block at byte {start} is longer than {_MAX_LINE:,} bytes")
-        count += len(lines)
-        yield from lines
+        *ended, last_piece = out.split(b"\n")
+        if ended:
+            ended[0] = b"".join([*tail, ended[0]])
+            tail = []
+        tail.append(last_piece)
+        if sum(map(len, tail)) > _MAX_LINE:
+            raise SegmentInvalid(f"a line of the block at byte {block[1]} is longer than {_MAX_LINE:,} bytes")
+        count += len(ended)
+        in_block += len(ended)
+        yield from ended
         if inflater.eof:
-            if tail:
-                raise SegmentInvalid(f"the block at byte {start} ends inside a line")
-            inflater = None
+            if any(tail):
+                raise SegmentInvalid(f"the block at byte {block[1]} ends inside a line")
+            if offset - block[1] != block[2] or not 1 <= in_block <= block_events:
+                raise SegmentInvalid(f"the block at byte {block[1]} is not as long or as full as the manifest says")
+            inflater, tail = None, []
     if inflater is not None:
-        raise SegmentInvalid(f"the file ends inside the block at byte {start}")
+        raise SegmentInvalid(f"the file ends inside the block at byte {block[1]}")
     if next(blocks, None) is not None:
         raise SegmentInvalid("the manifest lists blocks past the file's end")
     if offset != manifest["file_bytes"] or sha256.hexdigest() != manifest["file_sha256"]:
         raise SegmentInvalid(f"the file ({offset:,} bytes) is not the one the manifest names: its SHA-256 differs")
 
 
-def _check_block(block: list[int] | None, offset: int, seq: int) -> None:
+def _check_block(block: list[int] | None, offset: int, seq: int, block_events: int, before: int) -> list[int]:
+    """The block the manifest lists next must start here, with this seq, after full blocks only."""
     if block is None or block[1] != offset:
         raise SegmentInvalid(f"a block starts at byte {offset}, where the manifest lists none", seq)
     if block[0] != seq:
         raise SegmentInvalid(f"the block at byte {offset} starts at seq {seq}, the manifest says {block[0]}", seq)
+    if before % block_events:
+        raise SegmentInvalid(f"the block before byte {offset} holds fewer than {block_events} events", seq)
+    return block
 
 
 def _split(line: bytes, seq: int) -> tuple[bytes, bytes, bytes]:
@@ -319,13 +349,13 @@ def _split(line: bytes, seq: int) -> tuple[bytes, bytes, bytes]:
     return canonical, digest, signature
 
 
+def _triple(value: object, *checks) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(check(v) for check, v in zip(checks, value, strict=True))
+
+
 def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _hex(value: object, length: int) -> bool:
     return isinstance(value, str) and len(value) == 2 * length and all(c in "0123456789abcdef" for c in value)
-
-
-def failure_of(exc: SegmentInvalid, fallback_seq: int) -> Failure:
-    return Failure(exc.seq if exc.seq is not None else fallback_seq, exc.reason)

@@ -643,52 +643,90 @@ class SegmentReport:
     last_seq: int
     tree_size: int
     checkpoint_key: str
-    untrusted: tuple[str, ...]  # keys the segment or its checkpoint needs that no trusted key is
     warnings: tuple[str, ...]
+    authenticated: bool  # the checkpoint's key is trusted (given, or traced from one given)
 
 
-SEGMENT_FILES = ("events.jsonl.gz", "manifest.json", "keys.json")
+SEGMENT_FILES = ("events.jsonl.gz", "manifest.json", "keys.json", "rotations.jsonl", "rotation_proofs.jsonl")
 
 
 def verify_segment(path: Path, trusted_keys: list[bytes], *, log_id: str | None = None) -> SegmentReport:
     """Check an archived segment as `audit_archive --copy-out` writes it (docs/evidence-format.md,
-    "Archived segments"); raise BundleInvalid at the first failure. Keys are trusted by id: those
-    given, or (with a warning) the log's first key."""
+    "Archived segments"); raise BundleInvalid at the first failure.
+
+    Trust rests on the checkpoint: its key must be trusted, given or traced from a given key
+    through the log's key rotations. Those rotations are proven in the checkpoint's tree, and
+    keys.json must agree with them, so the key schedule the events are checked under is the
+    log's own. Without a trusted key, the log's first key is assumed (with a warning)."""
     from audit.segment import SegmentInvalid, segment_verify
     from audit.verification import KeyRange, KeySchedule
 
+    contents = {}
     for name in SEGMENT_FILES:
         if not (path / name).is_file():
             raise BundleInvalid(name, f"missing from the segment's directory {path}")
-    entries = _load_keys((path / "keys.json").read_bytes())
-    manifest = _json((path / "manifest.json").read_bytes(), "manifest.json")
-    if not isinstance(manifest, dict):
-        raise BundleInvalid("manifest.json", "not an object")
-    if log_id is not None and manifest.get("log_id") != log_id:
-        raise BundleInvalid(
-            "manifest.json", f"segment is of log {manifest.get('log_id')}, not the expected log {log_id}"
-        )
+        if name != "events.jsonl.gz":
+            contents[name] = (path / name).read_bytes()
+    manifest = _json(contents["manifest.json"], "manifest.json")
+    if rfc8785.dumps(manifest) != contents["manifest.json"] or not isinstance(manifest, dict):
+        raise BundleInvalid("manifest.json", "not a canonical JSON object")
+    segment_log = manifest.get("log_id")
+    if log_id is not None and segment_log != log_id:
+        raise BundleInvalid("manifest.json", f"segment is of log {segment_log}, not the expected log {log_id}")
     warnings: list[str] = []
-    trusted = _trusted_ids(trusted_keys, warnings, {"keys.json": (path / "keys.json").read_bytes()})
+    keys = KeyTable(_load_keys(contents["keys.json"]), _trusted_ids(trusted_keys, warnings, contents))
+    checkpoint = manifest.get("checkpoint")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("tree_size"), int):
+        raise BundleInvalid("manifest.json", "the checkpoint is not of the format")
+    rotations = _proven_rotations(contents, keys, str(segment_log), checkpoint)
+    _check_key_schedule(keys.entries, rotations)
+    _trace_rotations(keys, rotations, str(segment_log))
+    authenticated = checkpoint.get("key_id") in keys.trusted
+    entries = keys.entries
     schedule = KeySchedule([KeyRange(e["key_id"], e["raw"], e["valid_from_seq"], e["valid_to_seq"]) for e in entries])
     try:
         with (path / "events.jsonl.gz").open("rb") as data:
             events = segment_verify(data, manifest, keys=schedule)
     except SegmentInvalid as exc:
         raise BundleInvalid("events.jsonl.gz", exc.reason, exc.seq) from None
-    first, last, checkpoint = manifest["first_seq"], manifest["last_seq"], manifest["checkpoint"]
-    used = {checkpoint["key_id"]} | {
-        e["key_id"]
-        for e in entries
-        if e["valid_from_seq"] <= last and (e["valid_to_seq"] is None or e["valid_to_seq"] >= first)
-    }
+    if not authenticated and trusted_keys:
+        raise BundleInvalid("manifest.json", f"checkpoint is signed by key {checkpoint['key_id']}, not a trusted key")
     return SegmentReport(
-        manifest["log_id"], events, first, last, checkpoint["tree_size"], checkpoint["key_id"],
-        tuple(sorted(used - trusted)), tuple(warnings),
+        manifest["log_id"], events, manifest["first_seq"], manifest["last_seq"], checkpoint["tree_size"],
+        checkpoint["key_id"], tuple(warnings), authenticated and bool(trusted_keys),
     )  # fmt: skip
 
 
+def _proven_rotations(contents: dict, keys: KeyTable, log_id: str, checkpoint: dict) -> list[dict]:
+    """The log's audit.KeyRotated events up to the checkpoint, each checked as an events.jsonl
+    line and proven in the checkpoint's tree (whose signature segment_verify checks)."""
+    lines = contents["rotations.jsonl"].splitlines()
+    proofs = contents["rotation_proofs.jsonl"].splitlines()
+    if len(lines) != len(proofs):
+        raise BundleInvalid("rotation_proofs.jsonl", f"{len(proofs)} proofs for {len(lines)} rotations")
+    size = checkpoint["tree_size"]
+    try:
+        root = bytes.fromhex(str(checkpoint.get("root_hash")))
+        verifier = merkle.BatchInclusionVerifier(size, root)
+        rotations = []
+        for line, proof in zip(lines, proofs, strict=True):
+            seq, _, body, event_bytes = _check_event(line, keys, log_id)
+            if body["type"] != KEY_ROTATED:
+                raise BundleInvalid("events.jsonl", f"not an {KEY_ROTATED} event", seq)
+            _check_proof(proof, seq, merkle.leaf_hash(event_bytes), size, verifier)
+            rotations.append(body)
+    except BundleInvalid as exc:
+        file = "rotations.jsonl" if exc.file == "events.jsonl" else "rotation_proofs.jsonl"
+        raise BundleInvalid(file, exc.reason, exc.seq) from None
+    except ValueError:
+        raise BundleInvalid("manifest.json", "the checkpoint's root_hash is not hex") from None
+    return rotations
+
+
 def _segment_main(options: argparse.Namespace, trusted: list[bytes]) -> int:
+    if options.witness_key or options.quorum is not None or options.workers is not None:
+        print("error: --witness-key, --quorum and --workers are for bundles, not --segment", file=sys.stderr)
+        return 2
     try:
         report = verify_segment(options.bundle, trusted, log_id=options.log_id)
     except BundleInvalid as exc:
@@ -700,9 +738,11 @@ def _segment_main(options: argparse.Namespace, trusted: list[bytes]) -> int:
         f"{report.events} events (seq {report.first_seq}..{report.last_seq}) of log {report.log_id}, included in the "
         f"checkpoint of tree size {report.tree_size} signed by {report.checkpoint_key}"
     )
-    if report.untrusted or not trusted:
-        keys = ", ".join(report.untrusted) or "every key"
-        print(f"INTERNALLY CONSISTENT, NOT AUTHENTICATED: {facts}; {keys} not trusted: give it with --trusted-key")
+    if not report.authenticated:
+        print(
+            f"INTERNALLY CONSISTENT, NOT AUTHENTICATED: {facts}; nothing shows the checkpoint's key is the log's: "
+            "give the log's key with --trusted-key"
+        )
         return 0 if options.internal_only else 3
     print(f"VALID: {facts}")
     return 0

@@ -107,21 +107,74 @@ def test_an_archived_segment_verifies_when_read_back_and_offline(log, tmp_path):
 
     copied = tmp_path / "segment"
     call_command("audit_archive", "--copy-out", str(first.first_seq), "--out", str(copied), stdout=io.StringIO())
-    genesis = tmp_path / "genesis.pem"
-    genesis.write_bytes(_public_pem(signing_keys()[0].public_raw))
-    later = tmp_path / "later.pem"
-    later.write_bytes(_public_pem(signing_keys()[1].public_raw))
-    # the segment's events are signed by the first key, its checkpoint by the second
-    partial = _verifier("--segment", str(copied), "--trusted-key", str(genesis))
-    assert partial.returncode == 3 and "NOT AUTHENTICATED" in partial.stdout, partial.stderr
-    assert signing_keys()[1].key_id in partial.stdout
-    valid = _verifier("--segment", str(copied), "--trusted-key", str(genesis), "--trusted-key", str(later))
-    assert valid.returncode == 0, valid.stdout + valid.stderr
-    assert valid.stdout.startswith("VALID: 8 events (seq 1..8)") and "tree size 30" in valid.stdout
+    genesis, current = (_pem(tmp_path / f"{k.key_id}.pem", k.public_raw) for k in signing_keys())
+    # the segment's events are signed by the first key, its checkpoint by the second: trust in
+    # either reaches the checkpoint (the rotation between them is proven in its tree)
+    for trusted in (genesis, current):
+        valid = _verifier("--segment", str(copied), "--trusted-key", str(trusted))
+        assert valid.returncode == 0, valid.stdout + valid.stderr
+        assert valid.stdout.startswith("VALID: 8 events (seq 1..8)") and "tree size 30" in valid.stdout
+    alone = _verifier("--segment", str(copied))
+    assert alone.returncode == 3 and alone.stdout.startswith("INTERNALLY CONSISTENT, NOT AUTHENTICATED")
+    stranger = _pem(tmp_path / "stranger.pem", SigningKey.generate().public_raw)
+    refused = _verifier("--segment", str(copied), "--trusted-key", str(stranger))
+    assert refused.returncode == 1 and "not a trusted key" in refused.stderr, refused.stderr
+    mixed = _verifier("--segment", str(copied), "--trusted-key", str(current), "--quorum", "1")
+    assert mixed.returncode == 2 and "for bundles, not --segment" in mixed.stderr
 
     (copied / "events.jsonl.gz").write_bytes(_regzipped(copied / "events.jsonl.gz", lambda lines: lines[:-1]))
-    broken = _verifier("--segment", str(copied), "--trusted-key", str(genesis), "--trusted-key", str(later))
+    broken = _verifier("--segment", str(copied), "--trusted-key", str(current))
     assert broken.returncode == 1 and broken.stderr.startswith("INVALID: events.jsonl.gz"), broken.stderr
+
+
+def test_offline_the_key_schedule_must_be_the_one_the_checkpoint_proves(log, tmp_path):
+    """keys.json is not signed: the rotations, proven in the checkpoint's tree, decide. A copy that
+    hides the rotation, or shortens a key's range, is refused."""
+    partition_archive(_name(log, 9), actor=ALICE)
+    current = _pem(tmp_path / "current.pem", signing_keys()[1].public_raw)
+    keys = [dict(k) for k in orjson.loads(_copied(tmp_path / "whole", 9).joinpath("keys.json").read_bytes())]
+    cases = {
+        "the rotation hidden": ([dict(keys[0], valid_to_seq=None)], None, "is not listed"),
+        "the first key cut short": ([dict(keys[0], valid_to_seq=1), keys[1]], None, "not the key keys.json assigns"),
+        "the rotation and its key hidden": ([dict(keys[0], valid_to_seq=None)], b"", "not a key of the log"),
+    }
+    for name, (listed, rotations, expected) in cases.items():
+        copied = _copied(tmp_path / name.replace(" ", "-"), 9)
+        (copied / "keys.json").write_bytes(_canon(listed))
+        if rotations is not None:
+            (copied / "rotations.jsonl").write_bytes(rotations)
+            (copied / "rotation_proofs.jsonl").write_bytes(rotations)
+        answer = _verifier("--segment", str(copied), "--trusted-key", str(current))
+        assert answer.returncode == 1 and expected in answer.stderr, (name, answer.stderr)
+    proofs = _copied(tmp_path / "bad-proof", 9) / "rotation_proofs.jsonl"
+    proof = orjson.loads(proofs.read_bytes())
+    proof["path"][0] = "0" * 64
+    proofs.write_bytes(_canon(proof) + b"\n")
+    answer = _verifier("--segment", str(proofs.parent), "--trusted-key", str(current))
+    assert answer.returncode == 1 and answer.stderr.startswith("INVALID: rotation_proofs.jsonl seq 12"), answer.stderr
+
+
+def _copied(out: Path, first_seq: int) -> Path:
+    call_command("audit_archive", "--copy-out", str(first_seq), "--out", str(out), stdout=io.StringIO())
+    return out
+
+
+def _pem(path: Path, raw: bytes) -> Path:
+    path.write_bytes(_public_pem(raw))
+    return path
+
+
+def test_a_second_archiver_is_refused_while_one_runs(log):
+    import psycopg
+
+    from audit.archive import ARCHIVE_LOCK_KEY
+    from audit.verify import _conninfo
+
+    with psycopg.connect(_conninfo(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [ARCHIVE_LOCK_KEY])
+        with pytest.raises(ArchiveError, match="another audit_archive is archiving now"):
+            partition_archive(_name(log, 1), actor=ALICE)
+    assert partition_archive(_name(log, 1), actor=ALICE).first_seq == 1
 
 
 def test_a_segment_changed_in_storage_fails_verification(log):
@@ -191,6 +244,15 @@ def test_each_change_to_a_segments_manifest_is_found(log):
         "the subtrees are not those": dict(manifest, first_seq=10),
         "members differ": {k: v for k, v in manifest.items() if k != "paths"},
         "prev_hash does not equal": dict(manifest, prev_hash=other),
+        "last_hash is not the hash": dict(manifest, last_hash=other),
+        "not as long or as full": dict(manifest, blocks=[[9, 0, 1]]),
+        "as full as the manifest says": dict(manifest, block_events=1),
+        "subtrees must be a list": dict(manifest, subtrees=[[3, 1]]),
+        "subtrees must be a list of": dict(manifest, subtrees=[[3.0, 1, manifest["subtrees"][0][2]]]),
+        "blocks must be a list": dict(manifest, blocks=None),
+        "each path is a list": dict(manifest, paths=["x"]),
+        "does not cover seq 16": dict(manifest, checkpoint=dict(manifest["checkpoint"], tree_size=2**60)),
+        "is not a key of the log": dict(manifest, checkpoint=dict(manifest["checkpoint"], key_id="nobody")),
     }
     for expected, changed in cases.items():
         assert expected in str(_refused(changed, data)), expected
@@ -300,3 +362,20 @@ def test_a_partition_whose_events_were_changed_is_not_archived_and_leaves_nothin
     assert not LogSegment.objects.exists()
     assert not Event.objects.filter(event_type="audit.SegmentArchived").exists()
     assert not list((Path(settings.MEDIA_ROOT) / "blobs").iterdir())
+
+
+def test_copy_out_of_a_segment_missing_from_storage_fails_and_leaves_no_directory(log, tmp_path):
+    segment = partition_archive(_name(log, 9), actor=ALICE)
+    _stored(segment.file_sha256).unlink()
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_archive", "--copy-out", "9", "--out", str(tmp_path / "out"), stderr=err)
+    assert exited.value.code == 1 and "could not be copied out" in err.getvalue()
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_archive", "--out", str(tmp_path / "out"), stderr=err)
+    assert exited.value.code == 2 and "--out goes with --copy-out" in err.getvalue()
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit_archive", "--verify", stdout=out)
+    assert "segment 9 to 16: FAILED" in out.getvalue()

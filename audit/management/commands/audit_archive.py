@@ -1,13 +1,10 @@
-import shutil
 import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from audit.archive import ArchiveError, partition_archive, partition_states, segment_manifest_read, segments_verify
-from audit.blobs import StorageUnavailable, blob_path, stored_open
-from audit.canonical import canonicalize
-from audit.evidence import signing_key_entries
+from audit.archive import ArchiveError, partition_archive, partition_states, segment_copy_out, segments_verify
+from audit.blobs import StorageUnavailable
 from audit.models import LogSegment
 from audit.store import Actor
 
@@ -31,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--actor", default="operator", help="who archives (recorded in the event)")
 
     def handle(self, *args, archive=None, archive_all=False, verify=False, copy_out=None, out=None, **options):
+        if out is not None and copy_out is None:
+            self.stderr.write("--out goes with --copy-out FIRST_SEQ")
+            sys.exit(2)
         try:
             if archive or archive_all:
                 self._archive(archive, options["actor"], options["reason"])
@@ -41,7 +41,8 @@ class Command(BaseCommand):
             else:
                 self._list()
         except StorageUnavailable as exc:
-            self.stderr.write(f"{exc}; nothing was recorded, try again")
+            recorded = "; nothing was recorded" if archive or archive_all else ""
+            self.stderr.write(f"{exc}{recorded}; try again")
             sys.exit(1)
 
     def _list(self) -> None:
@@ -97,16 +98,12 @@ class Command(BaseCommand):
             self.stderr.write(f"no segment starts at seq {first_seq} (audit_archive lists them)")
             sys.exit(2)
         try:
-            manifest = segment_manifest_read(segment)
+            segment_copy_out(segment, out)
         except ArchiveError as exc:
             self.stderr.write(str(exc))
             sys.exit(1)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "manifest.json").write_bytes(canonicalize(manifest))
-        (out / "keys.json").write_bytes(canonicalize(signing_key_entries()))
-        with stored_open(blob_path(segment.file_sha256)) as data, (out / "events.jsonl.gz").open("wb") as copy:
-            shutil.copyfileobj(data, copy)
         self.stdout.write(
-            f"Wrote {out}/events.jsonl.gz, manifest.json and keys.json; verify them offline with "
-            f"python -m audit.verifier --segment {out} --trusted-key KEY.pem"
+            f"Wrote the segment of seqs {segment.first_seq:,} to {segment.last_seq:,} to {out}; verify it offline with "
+            f"python -m audit.verifier --segment {out} --trusted-key KEY.pem (the key of its checkpoint: "
+            f"python manage.py audit_keys --pem-dir DIR writes them)"
         )
