@@ -253,7 +253,7 @@ def segment_copy_out(segment: LogSegment, out: Path) -> None:
             with (out / "events.jsonl.gz").open("wb") as copy:
                 shutil.copyfileobj(data, copy)
         (out / "manifest.json").write_bytes(canonicalize(manifest))
-        (out / "keys.json").write_bytes(canonicalize(signing_key_entries()))
+        (out / "keys.json").write_bytes(canonicalize(_keys_as_of(size)))
         rotations = Event.objects.filter(event_type=KEY_ROTATED, seq__lte=size).order_by("seq")
         with (out / "rotations.jsonl").open("wb") as lines, (out / "rotation_proofs.jsonl").open("wb") as proofs:
             for row in rotations:
@@ -261,12 +261,23 @@ def segment_copy_out(segment: LogSegment, out: Path) -> None:
                 path = [step.hex() for step in checkpoints.inclusion_proof(row.seq, size)]
                 proofs.write(canonicalize({"leaf_index": row.seq - 1, "path": path, "seq": row.seq, "tree_size": size}))
                 proofs.write(b"\n")
-    except (OSError, ClientError, CheckpointError) as exc:
+    except Exception as exc:
         for name in ("events.jsonl.gz", "manifest.json", "keys.json", "rotations.jsonl", "rotation_proofs.jsonl"):
             (out / name).unlink(missing_ok=True)
         if made and out.exists():
             out.rmdir()
-        raise ArchiveError(f"the segment from seq {segment.first_seq} could not be copied out: {exc}") from exc
+        if isinstance(exc, OSError | ClientError | CheckpointError):
+            raise ArchiveError(f"the segment from seq {segment.first_seq} could not be copied out: {exc}") from exc
+        raise
+
+
+def _keys_as_of(tree_size: int) -> list[dict]:
+    """keys.json as of the checkpoint: the keys valid up to its tree size (and one valid from the
+    next seq, which may sign it), the last left open. Later keys, and their rotations, belong to
+    a later checkpoint."""
+    entries = [entry for entry in signing_key_entries() if entry["valid_from_seq"] <= tree_size + 1]
+    entries[-1]["valid_to_seq"] = None
+    return entries
 
 
 def _archived(event: SegmentArchived, recorded: RecordedEvent) -> None:

@@ -172,7 +172,7 @@ class KeyTable:
 
 
 def _load_keys(data: bytes) -> list[dict]:
-    if rfc8785.dumps(entries := _json(data, "keys.json")) != data:
+    if _canonical(entries := _json(data, "keys.json")) != data:
         raise BundleInvalid("keys.json", "not canonical JSON")
     if not isinstance(entries, list) or not entries:
         raise BundleInvalid("keys.json", "must be a non-empty list")
@@ -668,33 +668,54 @@ def verify_segment(path: Path, trusted_keys: list[bytes], *, log_id: str | None 
         if name != "events.jsonl.gz":
             contents[name] = (path / name).read_bytes()
     manifest = _json(contents["manifest.json"], "manifest.json")
-    if rfc8785.dumps(manifest) != contents["manifest.json"] or not isinstance(manifest, dict):
+    if not isinstance(manifest, dict) or _canonical(manifest) != contents["manifest.json"]:
         raise BundleInvalid("manifest.json", "not a canonical JSON object")
     segment_log = manifest.get("log_id")
     if log_id is not None and segment_log != log_id:
         raise BundleInvalid("manifest.json", f"segment is of log {segment_log}, not the expected log {log_id}")
-    warnings: list[str] = []
-    keys = KeyTable(_load_keys(contents["keys.json"]), _trusted_ids(trusted_keys, warnings, contents))
     checkpoint = manifest.get("checkpoint")
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("tree_size"), int):
-        raise BundleInvalid("manifest.json", "the checkpoint is not of the format")
-    rotations = _proven_rotations(contents, keys, str(segment_log), checkpoint)
+    if not (
+        isinstance(checkpoint, dict)
+        and _seq(checkpoint.get("tree_size"))
+        and isinstance(checkpoint.get("key_id"), str)
+        and isinstance(segment_log, str)
+    ):
+        raise BundleInvalid("manifest.json", "the checkpoint or log_id is not of the format")
+    size = checkpoint["tree_size"]
+    warnings: list[str] = []
+    # The schedule as of the checkpoint: keys introduced after it are not the segment's business.
+    entries = [e for e in _load_keys(contents["keys.json"]) if e["valid_from_seq"] <= size + 1]
+    if not entries:
+        raise BundleInvalid("keys.json", f"no key is valid at the checkpoint's tree size {size}")
+    entries[-1]["valid_to_seq"] = None
+    keys = KeyTable(entries, _trusted_ids(trusted_keys, warnings, contents))
+    rotations = _proven_rotations(contents, keys, segment_log, checkpoint)
     _check_key_schedule(keys.entries, rotations)
-    _trace_rotations(keys, rotations, str(segment_log))
-    authenticated = checkpoint.get("key_id") in keys.trusted
-    entries = keys.entries
+    try:
+        _trace_rotations(keys, rotations, segment_log)
+    except BundleInvalid as exc:
+        raise BundleInvalid("rotations.jsonl", exc.reason, exc.seq) from None
+    authenticated = checkpoint["key_id"] in keys.trusted
+    if not authenticated and trusted_keys:
+        raise BundleInvalid("manifest.json", f"checkpoint is signed by key {checkpoint['key_id']}, not a trusted key")
     schedule = KeySchedule([KeyRange(e["key_id"], e["raw"], e["valid_from_seq"], e["valid_to_seq"]) for e in entries])
     try:
         with (path / "events.jsonl.gz").open("rb") as data:
             events = segment_verify(data, manifest, keys=schedule)
     except SegmentInvalid as exc:
         raise BundleInvalid("events.jsonl.gz", exc.reason, exc.seq) from None
-    if not authenticated and trusted_keys:
-        raise BundleInvalid("manifest.json", f"checkpoint is signed by key {checkpoint['key_id']}, not a trusted key")
     return SegmentReport(
-        manifest["log_id"], events, manifest["first_seq"], manifest["last_seq"], checkpoint["tree_size"],
-        checkpoint["key_id"], tuple(warnings), authenticated and bool(trusted_keys),
+        segment_log, events, manifest["first_seq"], manifest["last_seq"], size, checkpoint["key_id"],
+        tuple(warnings), authenticated and bool(trusted_keys),
     )  # fmt: skip
+
+
+def _canonical(value: Any) -> bytes | None:
+    """RFC 8785 bytes of `value`, or None where it holds what canonical JSON cannot (2^53 and up)."""
+    try:
+        return rfc8785.dumps(value)
+    except ValueError:
+        return None
 
 
 def _proven_rotations(contents: dict, keys: KeyTable, log_id: str, checkpoint: dict) -> list[dict]:
@@ -711,8 +732,11 @@ def _proven_rotations(contents: dict, keys: KeyTable, log_id: str, checkpoint: d
         rotations = []
         for line, proof in zip(lines, proofs, strict=True):
             seq, _, body, event_bytes = _check_event(line, keys, log_id)
-            if body["type"] != KEY_ROTATED:
+            payload = body["payload"]
+            if body["type"] != KEY_ROTATED or not isinstance(payload, dict):
                 raise BundleInvalid("events.jsonl", f"not an {KEY_ROTATED} event", seq)
+            if not all(isinstance(payload.get(name), str) for name in ("new_key_id", "previous_key_id")):
+                raise BundleInvalid("events.jsonl", f"the {KEY_ROTATED} names its keys otherwise than the format", seq)
             _check_proof(proof, seq, merkle.leaf_hash(event_bytes), size, verifier)
             rotations.append(body)
     except BundleInvalid as exc:
@@ -731,6 +755,9 @@ def _segment_main(options: argparse.Namespace, trusted: list[bytes]) -> int:
         report = verify_segment(options.bundle, trusted, log_id=options.log_id)
     except BundleInvalid as exc:
         print(f"INVALID: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a shape no check above foresaw
+        print(f"INVALID: the segment's files are not of the format ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 1
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)

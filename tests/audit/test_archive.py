@@ -174,6 +174,7 @@ def test_a_second_archiver_is_refused_while_one_runs(log):
         other.execute("SELECT pg_advisory_lock(%s)", [ARCHIVE_LOCK_KEY])
         with pytest.raises(ArchiveError, match="another audit_archive is archiving now"):
             partition_archive(_name(log, 1), actor=ALICE)
+        other.execute("SELECT pg_advisory_unlock(%s)", [ARCHIVE_LOCK_KEY])  # not left to the backend's exit
     assert partition_archive(_name(log, 1), actor=ALICE).first_seq == 1
 
 
@@ -379,3 +380,36 @@ def test_copy_out_of_a_segment_missing_from_storage_fails_and_leaves_no_director
     with pytest.raises(SystemExit):
         call_command("audit_archive", "--verify", stdout=out)
     assert "segment 9 to 16: FAILED" in out.getvalue()
+
+
+def test_a_segment_still_verifies_offline_after_a_later_key_rotation(log, tmp_path):
+    """keys.json as of the segment's checkpoint: a rotation after it is not the segment's business."""
+    partition_archive(_name(log, 1), actor=ALICE)
+    signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="after the archive")
+    copied = _copied(tmp_path / "after", 1)
+    assert len(orjson.loads((copied / "keys.json").read_bytes())) == 2 and len(signing_keys()) == 3
+    for key in signing_keys()[:2]:
+        trusted = _pem(tmp_path / f"{key.key_id}.pem", key.public_raw)
+        answer = _verifier("--segment", str(copied), "--trusted-key", str(trusted))
+        assert answer.returncode == 0 and answer.stdout.startswith("VALID: 8 events"), answer.stderr
+
+
+def test_malformed_segment_files_are_invalid_not_a_traceback(log, tmp_path):
+    partition_archive(_name(log, 9), actor=ALICE)
+    current = _pem(tmp_path / "current.pem", signing_keys()[1].public_raw)
+    manifest = orjson.loads(_copied(tmp_path / "whole", 9).joinpath("manifest.json").read_bytes())
+    changes = {
+        "manifest.json": [
+            _canon(dict(manifest, checkpoint=dict(manifest["checkpoint"], key_id=[]))),
+            orjson.dumps(dict(manifest, first_seq=2**60)),
+            b"[]",
+        ],
+        "keys.json": [orjson.dumps([{"valid_from_seq": 2**60}]), b"{}"],
+        "rotations.jsonl": [b"not json\n"],
+    }
+    for index, (name, content) in enumerate((n, c) for n, contents in changes.items() for c in contents):
+        copied = _copied(tmp_path / f"case-{index}", 9)
+        (copied / name).write_bytes(content)
+        answer = _verifier("--segment", str(copied), "--trusted-key", str(current))
+        assert answer.returncode == 1 and answer.stderr.startswith("INVALID: "), (name, content, answer.stderr)
+        assert "Traceback" not in answer.stderr
