@@ -24,10 +24,19 @@ from typing import IO
 
 import orjson
 from botocore.exceptions import ClientError
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
 from audit import checkpoints, projections
-from audit.blobs import blob_delete, blob_exists, blob_path, blob_store, blob_store_file, stored_open
+from audit.blobs import (
+    blob_delete,
+    blob_exists,
+    blob_path,
+    blob_store,
+    blob_store_file,
+    storage_reached,
+    stored_open,
+)
 from audit.canonical import canonicalize
 from audit.checkpoints import CheckpointError
 from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED
@@ -60,14 +69,22 @@ class PartitionState:
 def partition_states() -> list[PartitionState]:
     """Every partition of the log, oldest first, with its segment or what keeps it from one."""
     latest = Checkpoint.objects.order_by("-tree_size").values_list("tree_size", flat=True).first() or 0
+    head = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     segments = {s.first_seq: s for s in LogSegment.objects.all()}
     states = []
     for partition in LogPartition.objects.order_by("first_seq"):
         last = partition.end_seq - 1
         segment = segments.get(partition.first_seq)
         blocker = None
-        if segment is None and last > latest:
-            blocker = f"its last seq {last:,} is past the latest checkpoint ({latest:,} events)"
+        if segment is None and partition.first_seq > head:
+            blocker = "it is made ahead of the log and holds no event yet"
+        elif segment is None and last > head:
+            blocker = f"it holds the head of the log (seq {head:,}) and is still being written"
+        elif segment is None and last > latest:
+            blocker = (
+                f"its last seq {last:,} is past the latest checkpoint ({latest:,} events); "
+                "beat signs one every minute, or run audit_checkpoint"
+            )
         states.append(PartitionState(partition.name, partition.first_seq, last, segment, blocker))
     return states
 
@@ -167,11 +184,60 @@ def segments_verify(first_seqs: list[int] | None = None) -> list[SegmentCheck]:
     for segment in segments:
         try:
             manifest = segment_manifest_read(segment)
+            _check_stored_size(segment)
             with stored_open(blob_path(segment.file_sha256)) as data:
                 checks.append(SegmentCheck(segment, segment_verify(data, manifest, keys=keys), None))
         except (SegmentInvalid, ArchiveError, OSError, ClientError) as exc:
             checks.append(SegmentCheck(segment, 0, str(exc)))
     return checks
+
+
+def _check_stored_size(segment: LogSegment) -> None:
+    """A file missing, or of another size than archived, is named as such before it is read."""
+    name = blob_path(segment.file_sha256)
+    with storage_reached():
+        if not default_storage.exists(name):
+            raise ArchiveError(f"the segment file {name} is missing from storage (audit_archive --restore remakes it)")
+        size = default_storage.size(name)
+    if size != segment.file_bytes:
+        raise ArchiveError(
+            f"the segment file {name} holds {size:,} bytes, not the {segment.file_bytes:,} archived: it was replaced"
+        )
+
+
+def segment_restore(segment: LogSegment) -> None:
+    """Remake a segment lost from storage (or damaged there) from its partition, which is still in
+    the database: the writer is deterministic, so the same events and checkpoint give the same
+    bytes, and only those bytes, with the digests the audit.SegmentArchived event recorded, are
+    stored again."""
+    checkpoint = Checkpoint.objects.filter(tree_size=segment.tree_size).first()
+    if checkpoint is None:
+        raise ArchiveError(f"the checkpoint of {segment.tree_size:,} events the segment is tied to is missing")
+    with _archiver(), tempfile.TemporaryFile() as data:
+        manifest = _write(data, segment.first_seq, segment.last_seq, checkpoint)
+        manifest_bytes = canonicalize(manifest)
+        if (manifest["file_sha256"], hashlib.sha256(manifest_bytes).hexdigest()) != (
+            segment.file_sha256,
+            segment.manifest_sha256,
+        ):
+            raise ArchiveError(
+                f"the partition no longer gives the archived bytes of the segment from seq {segment.first_seq}: "
+                "run audit_verify (or this zlib compresses otherwise than the one that archived it)"
+            )
+        name = blob_path(segment.file_sha256)
+        with storage_reached():
+            if default_storage.exists(name):
+                default_storage.delete(name)  # damaged: the name is the digest of the right bytes
+        data.seek(0)
+        created = blob_store_file(data, segment.file_sha256)
+    _verify_stored(manifest, KeySchedule(signing_keys()), created=created)
+    manifest_name = blob_path(segment.manifest_sha256)
+    with storage_reached():
+        if default_storage.exists(manifest_name):
+            with default_storage.open(manifest_name, "rb") as stored:
+                if hashlib.sha256(stored.read()).hexdigest() != segment.manifest_sha256:
+                    default_storage.delete(manifest_name)
+    blob_store(manifest_bytes)
 
 
 def segment_manifest_read(segment: LogSegment) -> dict:

@@ -50,11 +50,16 @@ MANIFEST_MEMBERS = (
 
 class SegmentInvalid(ValueError):
     """The segment or its manifest is not what the format and the checkpoint say; `seq` is the
-    first bad event where one is to blame."""
+    first bad event where one is to blame; `in_manifest`: the manifest is (not the file)."""
 
-    def __init__(self, reason: str, seq: int | None = None) -> None:
+    def __init__(self, reason: str, seq: int | None = None, *, in_manifest: bool = False) -> None:
         super().__init__(f"seq {seq}: {reason}" if seq is not None else reason)
-        self.reason, self.seq = reason, seq
+        self.reason, self.seq, self.in_manifest = reason, seq, in_manifest
+
+
+class ManifestInvalid(SegmentInvalid):
+    def __init__(self, reason: str, seq: int | None = None) -> None:
+        super().__init__(reason, seq, in_manifest=True)
 
 
 def event_line(canonical: bytes, digest: bytes, signature: bytes) -> bytes:
@@ -207,7 +212,7 @@ def segment_verify(data: IO[bytes], manifest: dict[str, Any], *, keys: KeySchedu
     if failure is not None:
         raise SegmentInvalid(failure.reason, failure.seq)
     if last_hash.hex() != manifest["last_hash"]:
-        raise SegmentInvalid("last_hash is not the hash of the last event", last)
+        raise ManifestInvalid("last_hash is not the hash of the last event", last)
     if hasher.finish() != subtrees:
         raise SegmentInvalid("the events do not give the manifest's subtree hashes")
     return checked
@@ -216,62 +221,64 @@ def segment_verify(data: IO[bytes], manifest: dict[str, Any], *, keys: KeySchedu
 def _check_shape(manifest: dict[str, Any]) -> None:
     """Every member of the type and range the format gives it, before any is used."""
     if not isinstance(manifest, dict) or set(manifest) != set(MANIFEST_MEMBERS):
-        raise SegmentInvalid("the manifest's members differ from the format")
+        found = set(manifest) if isinstance(manifest, dict) else set()
+        missing, extra = sorted(set(MANIFEST_MEMBERS) - found), sorted(found - set(MANIFEST_MEMBERS))
+        raise ManifestInvalid(f"the manifest's members differ from the format (missing: {missing}, extra: {extra})")
     if manifest["format"] != SEGMENT_FORMAT:
-        raise SegmentInvalid(f"the manifest's format is {manifest['format']!r}, not {SEGMENT_FORMAT}")
+        raise ManifestInvalid(f"the manifest's format is {manifest['format']!r}, not {SEGMENT_FORMAT}")
     first, last = manifest["first_seq"], manifest["last_seq"]
     if not (_int(first) and _int(last) and 1 <= first <= last):
-        raise SegmentInvalid("first_seq and last_seq must be seqs, first ≤ last")
+        raise ManifestInvalid("first_seq and last_seq must be seqs, first ≤ last")
     if not (_int(manifest["file_bytes"]) and _int(manifest["block_events"]) and manifest["block_events"] >= 1):
-        raise SegmentInvalid("file_bytes and block_events must be whole numbers, block_events at least 1")
+        raise ManifestInvalid("file_bytes and block_events must be whole numbers, block_events at least 1")
     if not isinstance(manifest["log_id"], str):
-        raise SegmentInvalid("log_id must be text")
+        raise ManifestInvalid("log_id must be text")
     blocks = manifest["blocks"]
     if not isinstance(blocks, list) or not all(_triple(b, _int, _int, _int) for b in blocks):
-        raise SegmentInvalid("blocks must be a list of [first seq, offset, length]")
+        raise ManifestInvalid("blocks must be a list of [first seq, offset, length]")
     found = manifest["subtrees"]
     if not isinstance(found, list) or not all(_triple(s, _int, _int, lambda v: _hex(v, 32)) for s in found):
-        raise SegmentInvalid("subtrees must be a list of [level, position, SHA-256 in hex]")
+        raise ManifestInvalid("subtrees must be a list of [level, position, SHA-256 in hex]")
     if [(s[0], s[1]) for s in found] != merkle.perfect_subtrees(first - 1, last):
-        raise SegmentInvalid(f"the subtrees are not those of the leaves {first - 1} to {last - 1}")
+        raise ManifestInvalid(f"the subtrees are not those of the leaves {first - 1} to {last - 1}")
     paths = manifest["paths"]
     if not isinstance(paths, list) or len(paths) != len(found):
-        raise SegmentInvalid("one path per subtree is due")
+        raise ManifestInvalid("one path per subtree is due")
     if not all(isinstance(p, list) and len(p) <= 64 and all(_hex(step, 32) for step in p) for p in paths):
-        raise SegmentInvalid("each path is a list of at most 64 SHA-256 in hex")
+        raise ManifestInvalid("each path is a list of at most 64 SHA-256 in hex")
     for name in ("prev_hash", "last_hash", "file_sha256"):
         if not _hex(manifest[name], 32):
-            raise SegmentInvalid(f"{name} is not a SHA-256 in hex")
+            raise ManifestInvalid(f"{name} is not a SHA-256 in hex")
 
 
 def _check_checkpoint(manifest: dict[str, Any], subtrees: list[tuple[int, int, bytes]], keys: KeySchedule) -> None:
     checkpoint = manifest["checkpoint"]
     if not isinstance(checkpoint, dict) or set(checkpoint) != {*CHECKPOINT_MEMBERS, "signature"}:
-        raise SegmentInvalid("the checkpoint's members differ from the format")
+        raise ManifestInvalid("the checkpoint's members differ from the format")
     if checkpoint["log_id"] != manifest["log_id"]:
-        raise SegmentInvalid(f"the checkpoint is of log {checkpoint['log_id']}, not {manifest['log_id']}")
+        raise ManifestInvalid(f"the checkpoint is of log {checkpoint['log_id']}, not {manifest['log_id']}")
     size = checkpoint["tree_size"]
     if not _int(size) or not manifest["last_seq"] <= size < MAX_SEQ:
-        raise SegmentInvalid(f"the checkpoint of {size} events does not cover seq {manifest['last_seq']}")
+        raise ManifestInvalid(f"the checkpoint of {size} events does not cover seq {manifest['last_seq']}")
     if not (_hex(checkpoint["root_hash"], 32) and isinstance(checkpoint["key_id"], str)):
-        raise SegmentInvalid("the checkpoint's root_hash and key_id are not of the format")
+        raise ManifestInvalid("the checkpoint's root_hash and key_id are not of the format")
     try:
         signer = keys.verifier(checkpoint["key_id"])
     except KeyError:
-        raise SegmentInvalid(f"the checkpoint's key {checkpoint['key_id']} is not a key of the log") from None
+        raise ManifestInvalid(f"the checkpoint's key {checkpoint['key_id']} is not a key of the log") from None
     try:
         signature = base64.b64decode(checkpoint["signature"], validate=True)
         signed = checkpoint_body(checkpoint)
     except (ValueError, TypeError):  # not base64; a member canonical JSON cannot hold
-        raise SegmentInvalid("the checkpoint's signature or members are not of the format") from None
+        raise ManifestInvalid("the checkpoint's signature or members are not of the format") from None
     if not signer.valid(signature, signed):
-        raise SegmentInvalid(f"the checkpoint's signature does not verify (tree size {size})")
+        raise ManifestInvalid(f"the checkpoint's signature does not verify (tree size {size})")
     root = bytes.fromhex(checkpoint["root_hash"])
     for (level, position, digest), path in zip(subtrees, manifest["paths"], strict=True):
         steps = [bytes.fromhex(step) for step in path]
         if not merkle.verify_subtree_inclusion(level, position, size, digest, steps, root):
             first = (position << level) + 1
-            raise SegmentInvalid(f"the subtree from seq {first} is not in the checkpoint's tree", first)
+            raise ManifestInvalid(f"the subtree from seq {first} is not in the checkpoint's tree", first)
 
 
 def _lines(data: IO[bytes], manifest: dict[str, Any]) -> Iterator[bytes]:
@@ -321,8 +328,10 @@ def _lines(data: IO[bytes], manifest: dict[str, Any]) -> Iterator[bytes]:
         raise SegmentInvalid(f"the file ends inside the block at byte {block[1]}")
     if next(blocks, None) is not None:
         raise SegmentInvalid("the manifest lists blocks past the file's end")
-    if offset != manifest["file_bytes"] or sha256.hexdigest() != manifest["file_sha256"]:
-        raise SegmentInvalid(f"the file ({offset:,} bytes) is not the one the manifest names: its SHA-256 differs")
+    if offset != manifest["file_bytes"]:
+        raise SegmentInvalid(f"the file holds {offset:,} bytes, the manifest says {manifest['file_bytes']:,}")
+    if sha256.hexdigest() != manifest["file_sha256"]:
+        raise SegmentInvalid("the file is not the one the manifest names: its SHA-256 differs")
 
 
 def _check_block(block: list[int] | None, offset: int, seq: int, block_events: int, before: int) -> list[int]:

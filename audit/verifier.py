@@ -424,13 +424,13 @@ def _check_files(archive: zipfile.ZipFile, files: dict, listed: dict) -> dict[st
     return contents
 
 
-def _trusted_ids(trusted_keys: list[bytes], warnings: list[str], contents: dict) -> set[str]:
+def _trusted_ids(trusted_keys: list[bytes], warnings: list[str], contents: dict, what: str = "bundle") -> set[str]:
     if trusted_keys:
         return {key_id_of(raw) for raw in trusted_keys}
     genesis = _load_keys(contents["keys.json"])[0]
     warnings.append(
-        f"no trusted key given: the bundle's own first key {genesis['key_id']} was assumed; this shows "
-        "the bundle is internally consistent, not that it comes from the log you expect"
+        f"no trusted key given: the {what}'s own first key {genesis['key_id']} was assumed; this shows "
+        f"the {what} is internally consistent, not that it comes from the log you expect"
     )
     return {genesis["key_id"]}
 
@@ -645,6 +645,7 @@ class SegmentReport:
     checkpoint_key: str
     warnings: tuple[str, ...]
     authenticated: bool  # the checkpoint's key is trusted (given, or traced from one given)
+    trusted_keys: tuple[str, ...] = ()  # given and traced
 
 
 SEGMENT_FILES = ("events.jsonl.gz", "manifest.json", "keys.json", "rotations.jsonl", "rotation_proofs.jsonl")
@@ -688,7 +689,8 @@ def verify_segment(path: Path, trusted_keys: list[bytes], *, log_id: str | None 
     if not entries:
         raise BundleInvalid("keys.json", f"no key is valid at the checkpoint's tree size {size}")
     entries[-1]["valid_to_seq"] = None
-    keys = KeyTable(entries, _trusted_ids(trusted_keys, warnings, contents))
+    keys = KeyTable(entries, _trusted_ids(trusted_keys, warnings, contents, "segment"))
+    _check_checkpoint_signature(checkpoint, segment_log, keys)
     rotations = _proven_rotations(contents, keys, segment_log, checkpoint)
     _check_key_schedule(keys.entries, rotations)
     try:
@@ -703,11 +705,35 @@ def verify_segment(path: Path, trusted_keys: list[bytes], *, log_id: str | None 
         with (path / "events.jsonl.gz").open("rb") as data:
             events = segment_verify(data, manifest, keys=schedule)
     except SegmentInvalid as exc:
-        raise BundleInvalid("events.jsonl.gz", exc.reason, exc.seq) from None
+        raise BundleInvalid("manifest.json" if exc.in_manifest else "events.jsonl.gz", exc.reason, exc.seq) from None
+    given = {key_id_of(raw) for raw in trusted_keys}
+    if trusted_keys and checkpoint["key_id"] not in given:
+        warnings.append(
+            f"the checkpoint's key {checkpoint['key_id']} was trusted through the log's key rotations from "
+            f"{', '.join(sorted(given))}; the holder of a retired key could sign a checkpoint of another history: "
+            f"give {checkpoint['key_id']} itself to rule that out"
+        )
     return SegmentReport(
         segment_log, events, manifest["first_seq"], manifest["last_seq"], size, checkpoint["key_id"],
-        tuple(warnings), authenticated and bool(trusted_keys),
+        tuple(warnings), authenticated and bool(trusted_keys), tuple(sorted(keys.trusted)),
     )  # fmt: skip
+
+
+def _check_checkpoint_signature(checkpoint: dict, log_id: str, keys: KeyTable) -> None:
+    """Before anything is read from the checkpoint's tree: its signature, under the key of its id."""
+    if checkpoint.get("log_id") != log_id:
+        raise BundleInvalid("manifest.json", f"the checkpoint is of log {checkpoint.get('log_id')}, not {log_id}")
+    raw = keys.raw(checkpoint["key_id"])
+    if raw is None:
+        raise BundleInvalid("manifest.json", f"the checkpoint's key {checkpoint['key_id']} is not in keys.json")
+    try:
+        body = checkpoint_body(checkpoint)
+    except (KeyError, ValueError):
+        raise BundleInvalid("manifest.json", "the checkpoint's members are not of the format") from None
+    if not _valid(raw, _b64(checkpoint.get("signature"), "manifest.json", "the checkpoint's signature"), body):
+        raise BundleInvalid(
+            "manifest.json", f"the checkpoint's signature does not verify (tree size {checkpoint['tree_size']})"
+        )
 
 
 def _canonical(value: Any) -> bytes | None:
@@ -771,7 +797,7 @@ def _segment_main(options: argparse.Namespace, trusted: list[bytes]) -> int:
             "give the log's key with --trusted-key"
         )
         return 0 if options.internal_only else 3
-    print(f"VALID: {facts}")
+    print(f"VALID: {facts}; trusted keys: {', '.join(report.trusted_keys)}")
     return 0
 
 
@@ -808,7 +834,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if options.segment:
+        if not options.bundle.is_dir():
+            print(f"error: {options.bundle} is not a directory: --segment takes what audit_archive --copy-out writes",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         return _segment_main(options, trusted)
+    if options.bundle.is_dir():
+        print(f"error: {options.bundle} is a directory: a bundle is a .zip file; for a segment, add --segment",
+              file=sys.stderr)  # fmt: skip
+        return 2
     distinct = len({key_id_of(raw) for raw in witness_keys})
     if options.quorum is not None and not 1 <= options.quorum <= distinct:
         print(f"error: --quorum must lie between 1 and the {distinct} distinct --witness-key given", file=sys.stderr)

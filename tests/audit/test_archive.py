@@ -68,7 +68,9 @@ def test_checkpointed_partitions_archive_as_segments_holding_their_events_lines(
     states = partition_states()
     archivable = [s for s in states if s.blocker is None]
     assert [(s.first_seq, s.last_seq) for s in archivable] == [(1, 8), (9, 16), (17, 24)]
-    assert all("past the latest checkpoint (30 events)" in s.blocker for s in states if s.first_seq > 24)
+    head, *ahead = [s for s in states if s.first_seq > 24]
+    assert head.blocker == "it holds the head of the log (seq 30) and is still being written"
+    assert ahead and all(s.blocker == "it is made ahead of the log and holds no event yet" for s in ahead)
     for state in archivable:
         segment = partition_archive(state.name, actor=ALICE, reason="cold storage")
         assert (segment.first_seq, segment.last_seq, segment.tree_size) == (state.first_seq, state.last_seq, 30)
@@ -134,9 +136,9 @@ def test_offline_the_key_schedule_must_be_the_one_the_checkpoint_proves(log, tmp
     current = _pem(tmp_path / "current.pem", signing_keys()[1].public_raw)
     keys = [dict(k) for k in orjson.loads(_copied(tmp_path / "whole", 9).joinpath("keys.json").read_bytes())]
     cases = {
-        "the rotation hidden": ([dict(keys[0], valid_to_seq=None)], None, "is not listed"),
+        "the rotation hidden": ([dict(keys[0], valid_to_seq=None)], None, "is not in keys.json"),
         "the first key cut short": ([dict(keys[0], valid_to_seq=1), keys[1]], None, "not the key keys.json assigns"),
-        "the rotation and its key hidden": ([dict(keys[0], valid_to_seq=None)], b"", "not a key of the log"),
+        "the rotation and its key hidden": ([dict(keys[0], valid_to_seq=None)], b"", "is not in keys.json"),
     }
     for name, (listed, rotations, expected) in cases.items():
         copied = _copied(tmp_path / name.replace(" ", "-"), 9)
@@ -261,7 +263,11 @@ def test_each_change_to_a_segments_manifest_is_found(log):
 
 def test_a_partition_is_archived_only_when_checkpointed_and_only_once(log):
     head = next(s for s in log.values() if s.first_seq <= 30 <= s.last_seq)
-    with pytest.raises(ArchiveError, match="past the latest checkpoint"):
+    with pytest.raises(ArchiveError, match="holds the head of the log"):
+        partition_archive(head.name, actor=ALICE)
+    for version in range(1, 4):  # the head moves on past the partition; the checkpoint does not
+        append([noted_event("last")], expected={("note", "last"): version})
+    with pytest.raises(ArchiveError, match=r"past the latest checkpoint \(30 events\); beat signs one every minute"):
         partition_archive(head.name, actor=ALICE)
     with pytest.raises(ArchiveError, match="no partition 'audit_event_nope'"):
         partition_archive("audit_event_nope", actor=ALICE)
@@ -284,7 +290,8 @@ def test_archive_all_takes_every_archivable_partition_and_the_list_says_why_not_
     call_command("audit_archive", stdout=listing)
     lines = listing.getvalue().splitlines()
     assert sum("archived: " in line for line in lines) == 3
-    assert any("seqs 25 to 32  not archivable yet: its last seq 32 is past the latest checkpoint" in x for x in lines)
+    expected = "seqs 25 to 32  not archivable yet: its last seq 32 is past the latest checkpoint (30"
+    assert any(expected in line for line in lines)
     again = io.StringIO()
     call_command("audit_archive", "--archive-all", stdout=again)
     assert "No partition can be archived now" in again.getvalue()
@@ -413,3 +420,59 @@ def test_malformed_segment_files_are_invalid_not_a_traceback(log, tmp_path):
         answer = _verifier("--segment", str(copied), "--trusted-key", str(current))
         assert answer.returncode == 1 and answer.stderr.startswith("INVALID: "), (name, content, answer.stderr)
         assert "Traceback" not in answer.stderr
+
+
+def test_a_segment_lost_from_storage_is_remade_from_the_log_byte_for_byte(log):
+    segment = partition_archive(_name(log, 9), actor=ALICE)
+    original = _stored(segment.file_sha256).read_bytes()
+    manifest = _stored(segment.manifest_sha256).read_bytes()
+    _stored(segment.file_sha256).unlink()
+    _stored(segment.manifest_sha256).write_bytes(b"damaged")
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit_archive", "--verify", stdout=out)
+    assert "FAILED" in out.getvalue()
+    call_command("audit_archive", "--restore", "9", stdout=out)
+    assert _stored(segment.file_sha256).read_bytes() == original
+    assert _stored(segment.manifest_sha256).read_bytes() == manifest
+    out = io.StringIO()
+    call_command("audit_archive", "--verify", stdout=out)
+    assert "segment 9 to 16: OK, 8 events verified" in out.getvalue()
+    assert Event.objects.filter(event_type="audit.SegmentArchived").count() == 1  # nothing new happened
+
+
+def test_a_replaced_segment_file_is_named_as_such(log):
+    first = partition_archive(_name(log, 1), actor=ALICE)
+    second = partition_archive(_name(log, 9), actor=ALICE)
+    _stored(first.file_sha256).write_bytes(_stored(second.file_sha256).read_bytes() + b"x")
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit_archive", "--verify", stdout=out)
+    assert "it was replaced" in out.getvalue() and "segment 9 to 16: OK" in out.getvalue()
+    _stored(first.file_sha256).unlink()
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit_archive", "--verify", stdout=out)
+    assert "is missing from storage (audit_archive --restore remakes it)" in out.getvalue()
+
+
+def test_mistaken_commands_are_usage_errors_with_a_hint(log, tmp_path):
+    partition_archive(_name(log, 1), actor=ALICE)
+    for arguments, expected in (
+        (["--archive", "p1"], "the log has no partition p1; its partitions: audit_event_p1, "),
+        (
+            ["--copy-out", "5", "--out", str(tmp_path / "x")],
+            "no segment starts at seq 5 (seq 5 lies in the segment from seq 1)",
+        ),
+        (["--restore", "9"], "no segment starts at seq 9 (see audit_archive)"),
+        (["--verify", "--reason", "why"], "--reason and --actor go with --archive"),
+    ):
+        err = io.StringIO()
+        with pytest.raises(SystemExit) as exited:
+            call_command("audit_archive", *arguments, stderr=err)
+        assert exited.value.code == 2 and expected in err.getvalue(), (arguments, err.getvalue())
+    copied = _copied(tmp_path / "segment", 1)
+    not_a_directory = _verifier("--segment", str(copied / "manifest.json"))
+    assert not_a_directory.returncode == 2 and "is not a directory" in not_a_directory.stderr
+    no_flag = _verifier(str(copied))
+    assert no_flag.returncode == 2 and "for a segment, add --segment" in no_flag.stderr

@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -14,6 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--pem-dir", type=Path, help="write <key_id>.pem public keys here (for auditors)")
 
     def handle(self, *args, pem_dir=None, **options):
+        if pem_dir is not None and pem_dir.exists() and not pem_dir.is_dir():
+            self.stderr.write(f"--pem-dir {pem_dir} is a file, not a directory")
+            sys.exit(2)
         keys = signing_keys()
         if not keys:
             self.stdout.write("The log has no signing key yet (it is empty).")
@@ -26,3 +30,5 @@ class Command(BaseCommand):
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
                 (pem_dir / f"{key.key_id}.pem").write_bytes(pem)
+        if pem_dir and keys:
+            self.stdout.write(f"Wrote {len(keys)} public key(s) to {pem_dir}/<key id>.pem")
