@@ -34,6 +34,7 @@ from audit.envelope import BUNDLE_FORMAT, KEY_ROTATED, format_time, parse_time
 from audit.events import EvidenceExported
 from audit.models import Checkpoint
 from audit.report import Timeline, render_report
+from audit.segment import event_line
 from audit.selectors import signing_keys
 from audit.store import Actor, NewEvent, append
 
@@ -318,8 +319,7 @@ def _write_member(bundle: zipfile.ZipFile, name: str, chunks: Iterable[bytes]) -
 
 
 def _event_lines(seqs: list[int], digests: set[str] | None, timeline: Timeline, progress) -> Iterator[bytes]:
-    """canon({"event", "hash", "signature"}) per event: the keys sort in that order and the
-    stored bytes are canon(event), so the line is assembled without re-encoding."""
+    """An events.jsonl line per event (audit.segment.event_line: assembled without re-encoding)."""
     connection.ensure_connection()
     raw = connection.connection
     done = 0
@@ -341,15 +341,7 @@ def _event_lines(seqs: list[int], digests: set[str] | None, timeline: Timeline, 
                 timeline.add(envelope)
             else:
                 timeline.count(kind, seq)
-            yield (
-                b'{"event":'
-                + canonical
-                + b',"hash":"'
-                + bytes(digest).hex().encode()
-                + b'","signature":"'
-                + base64.b64encode(bytes(signature))
-                + b'"}\n'
-            )
+            yield event_line(canonical, bytes(digest), bytes(signature))
             done += 1
             if progress and done % 5000 == 0:
                 progress(done, len(seqs))

@@ -8,8 +8,6 @@ import base64
 import gzip
 import hashlib
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -29,10 +27,10 @@ from audit.store import SYSTEM_ACTOR, append
 from audit.verification import KeyRange, KeySchedule
 from audit.verify import verify_log
 from tests.audit.factories import ALICE, noted_event, policy_event
+from tests.audit.test_evidence import _verifier
 from tests.owner import as_owner
 
 SIZE = 8
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -347,12 +345,6 @@ def _public_pem(raw: bytes) -> bytes:
 def _regzipped(path: Path, change) -> bytes:
     lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
     return gzip.compress(b"".join(change(lines)), mtime=0)
-
-
-def _verifier(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", *arguments], cwd=ROOT, capture_output=True, text=True, check=False
-    )
 
 
 def test_a_partition_whose_events_were_changed_is_not_archived_and_leaves_nothing(log):
