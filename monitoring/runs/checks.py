@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.stats import norm
 
 from monitoring.policies.document import drift_policy
@@ -52,7 +54,20 @@ def labels_by_id(labels: Columns, schema: DataSchema) -> dict[Any, Any]:
 
 
 def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
-    """Indices of the rows whose id has a label."""
+    """Indices of the rows whose id has a label: as `id in labels` decides, by a hash join
+    where the ids are all texts or all numbers (a Python loop over 10M ids took 5 s)."""
+    keys = list(labels)
+    if ids.dtype.kind == "f" and all(type(key) is float for key in keys):
+        known = np.array(keys, dtype=float)  # a NaN id is never a label's: NaN equals nothing
+        return np.flatnonzero(np.isin(ids, known[~np.isnan(known)]) & ~np.isnan(ids))
+    if ids.dtype.kind == "O" and all(key is None or type(key) is str for key in keys):
+        try:
+            texts = pa.array(ids, type=pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids of other kinds: compared as Python does
+            pass
+        else:  # a missing id matches a missing label id, as None in labels does
+            found = pc.is_in(texts, value_set=pa.array(keys, type=pa.string()), skip_nulls=False)
+            return np.flatnonzero(found.to_numpy(zero_copy_only=False))
     return np.array([i for i, key in enumerate(ids.tolist()) if key in labels], dtype=np.int64)
 
 
@@ -308,12 +323,22 @@ def task_metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[st
 
 def _texts(values: np.ndarray) -> np.ndarray:
     """Class labels as text in an object array (a fixed-width one would take rows times the
-    longest label)."""
+    longest label). Numbers are written once per distinct value (by their bits: 0.0 and -0.0
+    read apart, as str() reads them) and shared by their rows."""
+    values = np.asarray(values)
+    if values.dtype == np.float64:
+        distinct, where = np.unique(values.view(np.uint64), return_inverse=True)
+        return np.array([str(v) for v in distinct.view(np.float64).tolist()], dtype=object)[where]
     return np.array([str(v) for v in values], dtype=object)
 
 
 def _known(outcomes: np.ndarray) -> np.ndarray:
     """Which rows have an outcome (neither None nor NaN)."""
+    outcomes = np.asarray(outcomes)
+    if outcomes.dtype.kind == "f":
+        return ~np.isnan(outcomes)
+    if outcomes.dtype.kind in "iub":
+        return np.ones(outcomes.shape, dtype=np.bool_)
     return np.array([t is not None and t == t for t in outcomes], dtype=np.bool_)
 
 
@@ -332,7 +357,7 @@ def _performance(reference: Columns, truth, target: str, schema: DataSchema, tas
 def _label_drift(reference: Columns, truth, target: str, task: str, policy) -> list[dict]:
     """Has the distribution of outcomes moved (prior or label shift)?"""
     targets = truth[0]
-    before = np.asarray(reference[target], dtype=np.object_)[_known(reference[target])]
+    before = np.asarray(reference[target])[_known(reference[target])]
     kind = "numerical" if task in ("regression", "ranking") else "categorical"
     if kind == "numerical":
         ref, cur = before.astype(float), np.asarray(targets, dtype=float)

@@ -46,7 +46,14 @@ class Calibration:
         return cls(distinct, np.clip(fitted, 0.0, 1.0))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.scores, self.probabilities)
+        # np.interp searches from where the last score landed: in ascending order that is a
+        # step or two, in the window's order a full search of the reference's
+        # distinct scores, with a cache miss at each step (13.5 s against 3.0 s for 10M of each here).
+        scores = np.asarray(scores, dtype=float)
+        order = np.argsort(scores, kind="stable")
+        probabilities = np.empty(scores.shape)
+        probabilities[order] = np.interp(scores[order], self.scores, self.probabilities)
+        return probabilities
 
 
 def expected_metrics(

@@ -239,11 +239,31 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
     return findings
 
 
+def _texts_or_none(values: np.ndarray) -> pa.Array | None:
+    """Arrow text, when every value is a string or missing; else None."""
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _repeated_texts(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(the values that occur more than once, sorted; their counts), counted by Arrow's hash."""
+    tallies = pc.value_counts(texts.drop_null())
+    repeated = pc.greater(tallies.field("counts"), 1)
+    values = np.array(pc.filter(tallies.field("values"), repeated).to_pylist(), dtype=object)
+    counts = pc.filter(tallies.field("counts"), repeated).to_numpy().astype(np.int64)
+    order = np.argsort(values.astype(str), kind="stable") if values.size else np.empty(0, dtype=np.int64)
+    return values[order].astype(str), counts[order]
+
+
 def duplicate_findings(name: str, ids: np.ndarray) -> list[QualityFinding]:
     """Ids that occur more than once."""
     if ids.dtype.kind in "iuf":
         values, counts = np.unique(ids, return_counts=True)
-    else:  # texts: counted on hashed keys, not sorted as Python strings
+    elif (texts := _texts_or_none(ids)) is not None:
+        values, counts = _repeated_texts(texts)  # the few repeated ones: no need to sort them all
+    else:  # mixed objects: counted on their text
         counted = count_categories(ids)
         values, counts = counted.categories, counted.counts
     repeated = values[counts > 1]

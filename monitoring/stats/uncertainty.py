@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.stats import norm
 
 Z_95 = float(norm.ppf(0.975))
 
@@ -24,23 +24,52 @@ def auc_variance(y: np.ndarray, p: np.ndarray) -> float:
 
 def auc_with_variance(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """The Mann-Whitney AUC (ties counting half) and DeLong's variance from the same ranks:
-    one ranking of the scores, where the two computed apart take two. NaN for the AUC without
-    both classes, for the variance with fewer than two members of a class."""
+    one sort of the scores gives the ranks among all of them and within each class, where
+    ranking the three apart takes three. NaN for the AUC without both classes, for the variance
+    with fewer than two members of a class."""
     y = np.asarray(y, dtype=bool)
     p = np.asarray(p, dtype=float)
     positives, negatives = p[y], p[~y]
     m, n = positives.size, negatives.size
     if m == 0 or n == 0:
         return math.nan, math.nan
-    combined = rankdata(np.concatenate([positives, negatives]))
+    combined, within = _midranks(np.concatenate([positives, negatives]), m)
     auc = float((combined[:m].sum() - m * (m + 1) / 2) / (m * n))
     if m < 2 or n < 2:
         return auc, math.nan
     # Placement of each positive among the negatives (share of negatives it outscores, ties half),
     # and of each negative among the positives (share of positives that outscore it).
-    v10 = (combined[:m] - rankdata(positives)) / n
-    v01 = 1.0 - (combined[m:] - rankdata(negatives)) / m
+    v10 = (combined[:m] - within[:m]) / n
+    v01 = 1.0 - (combined[m:] - within[m:]) / m
     return auc, float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+
+
+def _midranks(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each value's midrank among all, its midrank within its class: values[:m] or values[m:]),
+    equal to scipy's rankdata of each, bit for bit (tests/monitoring/test_uncertainty.py)."""
+    if np.isnan(values).any():  # rankdata's NaN policy: every rank NaN
+        nan = np.full(values.size, np.nan)
+        return nan, nan
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    combined = np.empty(values.size)
+    combined[order] = _sorted_midranks(ordered)
+    within = np.empty(values.size)
+    first = order < m
+    within[order[first]] = _sorted_midranks(ordered[first])
+    within[order[~first]] = _sorted_midranks(ordered[~first])
+    return combined, within
+
+
+def _sorted_midranks(ordered: np.ndarray) -> np.ndarray:
+    """Midranks of values already in ascending order: a tie's ranks averaged, as rankdata does
+    (its first place, 1-based, plus half the tie's size less one)."""
+    if not ordered.size:
+        return np.empty(0)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(starts, append=ordered.size)
+    ranks = (starts + 1).astype(float) + (counts.astype(float) - 1) / 2
+    return np.repeat(ranks, counts)
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:

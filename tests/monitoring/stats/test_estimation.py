@@ -27,6 +27,15 @@ def test_isotonic_calibration_equals_scikit_learn():
     assert ours(probe) == pytest.approx(theirs.predict(probe), abs=1e-12)
 
 
+def test_calibrating_scores_in_any_order_is_np_interp_bit_for_bit():
+    rng = np.random.default_rng(7)
+    scores, labels = _population(rng, 20_000, 0.0)
+    calibration = Calibration.fit(np.round(scores, 3), labels)  # ties, and probes beyond both ends
+    probe = np.r_[rng.permutation(scores), -0.5, 1.5, np.nan, scores[:50]]
+    expected = np.interp(probe, calibration.scores, calibration.probabilities)
+    assert calibration(probe).tobytes() == expected.tobytes()
+
+
 def test_expected_confusion_matrix_by_hand():
     p = np.array([0.9, 0.6, 0.2, 0.1])
     scores = np.array([0.8, 0.7, 0.3, 0.2])

@@ -1,6 +1,10 @@
-import numpy as np
+from collections import Counter
 
-from monitoring.stats.quality import Finding, quality_findings
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitoring.stats.quality import Finding, duplicate_findings, quality_findings
 
 RNG = np.random.default_rng(5)
 
@@ -62,3 +66,29 @@ def test_quantile_range_flags_the_tails():
     assert quality_findings(reference, current) == []
     (finding,) = quality_findings(reference, current, range_quantiles=(0.01, 0.99))
     assert finding.count == 2
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(0, 400), st.integers(0, 10_000), st.booleans())
+def test_duplicate_text_ids_are_what_a_count_of_every_id_finds(rows, seed, missing):
+    """The text path counts only the repeated ids; checked against Python's own count of all."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"id-{v}" for v in rng.integers(0, max(rows, 1) * 2, rows)], dtype=object)
+    if missing and rows:
+        ids[rng.random(rows) < 0.2] = None
+    found = duplicate_findings("id", ids)
+    counted = Counter(v for v in ids.tolist() if v is not None)
+    repeated = sorted(v for v, n in counted.items() if n > 1)
+    if not repeated:
+        assert found == []
+        return
+    (finding,) = found
+    assert finding.count == sum(counted[v] for v in repeated)
+    assert finding.share == finding.count / rows
+    assert finding.examples == tuple(repeated[:5])
+    assert finding.detail == f"{len(repeated)} ids appear more than once"
+
+
+def test_duplicate_ids_of_mixed_kinds_are_counted_on_their_text():
+    (finding,) = duplicate_findings("id", np.array(["7", 7, 8, None, 9.5, "9.5"], dtype=object))
+    assert (finding.count, finding.examples) == (4, ("7", "9.5"))

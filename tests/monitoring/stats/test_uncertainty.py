@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import binomtest
+from scipy.stats import binomtest, rankdata
 
 from monitoring.stats.performance import roc_auc
-from monitoring.stats.uncertainty import Z_95, auc_variance, significant_gap, wilson_interval
+from monitoring.stats.uncertainty import (
+    Z_95,
+    _midranks,
+    auc_variance,
+    auc_with_variance,
+    significant_gap,
+    wilson_interval,
+)
 
 
 def _delong_by_pairs(y: np.ndarray, p: np.ndarray) -> float:
@@ -93,3 +100,33 @@ def test_the_auc_and_its_variance_come_from_one_ranking():
     assert variance == pytest.approx(auc_variance(y, p))
     assert np.isnan(auc_with_variance(np.ones(5, dtype=bool), p[:5])[0])  # one class: no AUC
     assert np.isnan(auc_with_variance(np.array([True, False, False]), p[:3])[1])  # one positive: no variance
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 300),
+    st.integers(0, 300),
+    st.integers(0, 10_000),
+    st.sampled_from([None, 3, 20]),  # continuous, or heavily tied
+    st.booleans(),  # a signed zero among them
+)
+def test_the_midranks_from_one_sort_are_scipys_rankdata_bit_for_bit(m, n, seed, levels, zeros):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=m + n)
+    if levels:
+        values = np.round(values * levels) / levels
+    if zeros:
+        values[:: max(1, (m + n) // 4)] = -0.0
+        values[1 :: max(1, (m + n) // 3)] = 0.0
+    combined, within = _midranks(values, m)
+    assert combined.tobytes() == rankdata(values).tobytes()
+    expected = np.concatenate([rankdata(values[:m]), rankdata(values[m:])])
+    assert within.tobytes() == expected.tobytes()
+
+
+def test_midranks_with_a_missing_score_are_all_missing_as_rankdata_makes_them():
+    values = np.array([0.2, np.nan, 0.4, 0.1])
+    combined, within = _midranks(values, 2)
+    assert np.isnan(combined).all() and np.isnan(within).all() and np.isnan(rankdata(values)).all()
+    y = np.array([True, True, False, False])
+    assert all(math.isnan(x) for x in auc_with_variance(y, values))

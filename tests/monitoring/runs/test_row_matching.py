@@ -1,0 +1,56 @@
+"""The run's row-wise helpers, vectorized, checked against the Python loops they replace:
+which rows have a label (`id in labels`), which outcomes are known, and labels as text."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitoring.runs.checks import _known, _texts, labelled_rows
+
+
+def _by_python(ids: np.ndarray, labels: dict) -> np.ndarray:
+    return np.array([i for i, key in enumerate(ids.tolist()) if key in labels], dtype=np.int64)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(st.integers(0, 300), st.integers(0, 10_000), st.sampled_from(["text", "number", "mixed"]), st.booleans())
+def test_labelled_rows_are_the_rows_whose_id_is_in_the_labels(rows, seed, kind, missing):
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, max(rows, 1) * 2, rows)
+    if kind == "text":
+        ids = np.array([f"p-{v}" for v in drawn], dtype=object)
+        keys = [f"p-{v}" for v in rng.integers(0, max(rows, 1) * 2, rows // 2 + 1)]
+    elif kind == "number":
+        ids = drawn.astype(float)
+        keys = [float(v) for v in rng.integers(0, max(rows, 1) * 2, rows // 2 + 1)]
+    else:  # what no hash join may take: compared as Python compares them
+        ids = np.array([f"p-{v}" if v % 2 else int(v) for v in drawn], dtype=object)
+        keys = [f"p-{v}" if v % 3 else float(v) for v in rng.integers(0, max(rows, 1) * 2, rows // 2 + 1)]
+    if missing and rows:
+        holes = rng.random(rows) < 0.2
+        ids[holes] = np.nan if ids.dtype.kind == "f" else None
+        keys += [None] if kind != "number" else [float("nan")]
+    labels = dict.fromkeys(keys, 1.0)
+    found = labelled_rows(ids, labels)
+    assert found.dtype == np.int64 and found.tolist() == _by_python(ids, labels).tolist()
+
+
+def test_a_missing_id_has_a_label_only_when_a_label_row_has_no_id_either():
+    ids = np.array(["a", None, "b"], dtype=object)
+    assert labelled_rows(ids, {"a": 1.0}).tolist() == [0]
+    assert labelled_rows(ids, {"a": 1.0, None: 0.0}).tolist() == [0, 1]
+    assert labelled_rows(np.array([0.0, np.nan, -0.0]), {0.0: 1.0, float("nan"): 1.0}).tolist() == [0, 2]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.floats(allow_nan=True), st.none(), st.integers(-3, 3)), max_size=40))
+def test_known_outcomes_and_their_texts_are_the_loops(values):
+    floats = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    objects = np.array(values, dtype=object)
+    for array in (floats, objects, floats.astype(object)):
+        assert _known(array).tolist() == [t is not None and t == t for t in array]
+        assert _texts(array).tolist() == [str(v) for v in array.tolist()]
+    assert _texts(np.array([0.0, -0.0, 1.0, 0.0])).tolist() == ["0.0", "-0.0", "1.0", "0.0"]
+    assert _known(np.array([True, False])).tolist() == [True, True]
