@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
+import psycopg
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
@@ -147,15 +148,17 @@ def evidence_export(
         cosigning.cosign(checkpoint)
     except Exception:
         logger.exception("asking the witnesses to cosign tree size %s failed", checkpoint.tree_size)
-    seqs = _selected_seqs(query, checkpoint.tree_size)
-    if not seqs:
-        raise EvidenceError("no event matches the query")
     out.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".evidence-", suffix=".zip", dir=out.parent)
     os.close(descriptor)
     try:
-        with transaction.atomic():  # a server-side cursor streams the events
-            summary = _write_bundle(Path(temporary), query, checkpoint, seqs, created_by.name, progress)
+        # The selection is a temporary table of this transaction, which the events and the
+        # proofs read in order, a slice at a time: memory does not grow with the events.
+        with transaction.atomic():
+            selected = _select(query, checkpoint.tree_size)
+            if not selected:
+                raise EvidenceError("no event matches the query")
+            summary = _write_bundle(Path(temporary), query, checkpoint, selected, created_by.name, progress)
         os.replace(temporary, out)
     finally:
         if os.path.exists(temporary):
@@ -204,8 +207,10 @@ SELECT seq FROM linked
 """
 
 
-def _selected_seqs(query: EvidenceQuery, size: int) -> list[int]:
-    """Seqs in scope, plus every key rotation (a verifier needs them to trace keys)."""
+def _select(query: EvidenceQuery, size: int) -> int:
+    """Fill the transaction's `evidence_selection` with the seqs in scope, plus every key
+    rotation (a verifier needs them to trace keys); how many, or 0 when the query itself
+    matched nothing (only the always-included rotations)."""
     conditions, params = ["seq <= %(size)s"], {"size": size, "rotated": KEY_ROTATED}
     for index, (name, value) in enumerate(query.scopes):
         if name not in _scopes:
@@ -224,34 +229,55 @@ def _selected_seqs(query: EvidenceQuery, size: int) -> list[int]:
         conditions.append("occurred_at <= %(until)s")
         params["until"] = query.until
     sql = (  # a UNION, not an OR: each side uses its own index instead of one scan of the whole log
-        f"SELECT seq, event_type FROM audit_event WHERE {' AND '.join(conditions)}"
-        " UNION SELECT seq, event_type FROM audit_event WHERE event_type = %(rotated)s AND seq <= %(size)s"
-        " ORDER BY seq"
+        "INSERT INTO evidence_selection (seq, rotation)"
+        f" SELECT seq, event_type = %(rotated)s FROM audit_event WHERE {' AND '.join(conditions)}"
+        " UNION SELECT seq, true FROM audit_event WHERE event_type = %(rotated)s AND seq <= %(size)s"
     )
     with connection.cursor() as cursor:
+        # Dropped at commit; an export inside a caller's transaction finds the previous one's.
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.evidence_selection")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE evidence_selection (seq bigint PRIMARY KEY, rotation boolean NOT NULL)"
+            " ON COMMIT DROP"
+        )
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if not any(event_type != KEY_ROTATED for _, event_type in rows):
-        return []  # only the always-included rotations: the query itself matched nothing
-    return [seq for seq, _ in rows]
+        cursor.execute("SELECT count(*), count(*) FILTER (WHERE NOT rotation) FROM evidence_selection")
+        total, matched = cursor.fetchone()
+    return total if matched else 0
+
+
+SLICE = 5000  # seqs read from the selection at a time
+
+
+def _selected_slices() -> Iterator[list[int]]:
+    """The selected seqs in ascending order, SLICE at a time."""
+    after = 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT seq FROM evidence_selection WHERE seq > %s ORDER BY seq LIMIT %s", (after, SLICE))
+            seqs = [seq for (seq,) in cursor.fetchall()]
+            if not seqs:
+                return
+            yield seqs
+            after = seqs[-1]
 
 
 # ---- writing ---------------------------------------------------------------------------------
 
 
 def _write_bundle(
-    path: Path, query: EvidenceQuery, checkpoint: Checkpoint, seqs: list[int], created_by: str, progress
+    path: Path, query: EvidenceQuery, checkpoint: Checkpoint, selected: int, created_by: str, progress
 ) -> ExportSummary:
     files: dict[str, str] = {}
     digests: set[str] = set()
-    timeline = Timeline(len(seqs))
+    timeline = Timeline(selected)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
 
         def write(name: str, chunks) -> None:
             files[name] = _write_member(bundle, name, chunks)
 
-        write("events.jsonl", _event_lines(seqs, digests if query.include_data else None, timeline, progress))
-        write("proofs.jsonl", _proof_lines(seqs, checkpoint.tree_size))
+        write("events.jsonl", _event_lines(selected, digests if query.include_data else None, timeline, progress))
+        write("proofs.jsonl", _proof_lines(checkpoint.tree_size))
         write("keys.json", [canonicalize(signing_key_entries())])
         write("consistency.jsonl", _consistency_lines(checkpoint))
         stored, missing = 0, []
@@ -280,7 +306,7 @@ def _write_bundle(
         signature = base64.b64encode(key.sign(manifest)).decode("ascii")
         bundle.writestr("manifest.json", manifest)
         bundle.writestr("manifest.sig", canonicalize({"key_id": key.key_id, "signature": signature}))
-    return ExportSummary(path, len(seqs), checkpoint.tree_size, stored, missing)
+    return ExportSummary(path, selected, checkpoint.tree_size, stored, missing)
 
 
 def _by_id(witness: dict) -> str:
@@ -318,35 +344,35 @@ def _write_member(bundle: zipfile.ZipFile, name: str, chunks: Iterable[bytes]) -
     return digest.hexdigest()
 
 
-def _event_lines(seqs: list[int], digests: set[str] | None, timeline: Timeline, progress) -> Iterator[bytes]:
-    """An events.jsonl line per event (audit.segment.event_line: assembled without re-encoding)."""
-    connection.ensure_connection()
-    raw = connection.connection
+def _event_lines(selected: int, digests: set[str] | None, timeline: Timeline, progress) -> Iterator[bytes]:
+    """An events.jsonl line per selected event (audit.segment.event_line: assembled without
+    re-encoding), a slice of the selection at a time."""
     done = 0
-    with raw.cursor(name="evidence_events") as cursor:
-        cursor.itersize = 2000
-        cursor.execute(
-            "SELECT seq, canonical, hash, signature FROM audit_event WHERE seq = ANY(%s) ORDER BY seq",
-            (seqs,),
-            binary=True,
-        )
-        for seq, canonical, digest, signature in cursor:
-            canonical = bytes(canonical)
-            # "type" is the envelope's last member in canonical order: its value ends the bytes.
-            kind = canonical[canonical.rindex(b',"type":"') + 9 : -2].decode()
-            if digests is not None or timeline.lists(kind):
-                envelope = orjson.loads(canonical)
-                if digests is not None:
-                    digests.update(_referenced_digests(envelope["payload"]))
-                timeline.add(envelope)
-            else:
-                timeline.count(kind, seq)
-            yield event_line(canonical, bytes(digest), bytes(signature))
-            done += 1
-            if progress and done % 5000 == 0:
-                progress(done, len(seqs))
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:  # server-side binding: binary results
+        for seqs in _selected_slices():
+            cursor.execute(
+                "SELECT seq, canonical, hash, signature FROM audit_event WHERE seq = ANY(%s) ORDER BY seq",
+                (seqs,),
+                binary=True,
+            )
+            for seq, canonical, digest, signature in cursor:
+                canonical = bytes(canonical)
+                # "type" is the envelope's last member in canonical order: its value ends the bytes.
+                kind = canonical[canonical.rindex(b',"type":"') + 9 : -2].decode()
+                if digests is not None or timeline.lists(kind):
+                    envelope = orjson.loads(canonical)
+                    if digests is not None:
+                        digests.update(_referenced_digests(envelope["payload"]))
+                    timeline.add(envelope)
+                else:
+                    timeline.count(kind, seq)
+                yield event_line(canonical, bytes(digest), bytes(signature))
+                done += 1
+                if progress and done % 5000 == 0:
+                    progress(done, selected)
     if progress:
-        progress(done, len(seqs))
+        progress(done, selected)
 
 
 def _referenced_digests(payload: dict) -> Iterator[str]:
@@ -362,25 +388,33 @@ def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-def _proof_lines(seqs: list[int], size: int) -> Iterator[bytes]:
-    """canon({"leaf_index", "path", "seq", "tree_size"}) per event (keys in that order), from the
-    stored nodes the paths need, fetched in one query; each shared step is hex-encoded once."""
-    steps: set[tuple[int, int]] = set()
-    for seq in seqs:
-        steps.update(merkle.inclusion_path_nodes(seq - 1, size))
-    # A step past the right edge stands for the part of its subtree below `size` (see merkle).
-    partial = {(level, position) for level, position in steps if (position + 1) << level > size}
-    ranges = {step: merkle.path_node_range(*step, size) for step in partial}
-    needed = (steps - partial).union(*(merkle.perfect_subtrees(*r) for r in ranges.values()))
-    nodes = checkpoints.stored_nodes(needed)
-    quoted = {node: b'"%s"' % digest.hex().encode() for node, digest in nodes.items()}
-    for step, (start, end) in ranges.items():
-        quoted[step] = (
-            b'"%s"' % merkle.range_hash(start, end, lambda level, index: nodes[(level, index)]).hex().encode()
-        )
-    for seq in seqs:
-        path = b",".join(map(quoted.__getitem__, merkle.inclusion_path_nodes(seq - 1, size)))
-        yield b'{"leaf_index":%d,"path":[%s],"seq":%d,"tree_size":%d}\n' % (seq - 1, path, seq, size)
+def _proof_lines(size: int) -> Iterator[bytes]:
+    """canon({"leaf_index", "path", "seq", "tree_size"}) per selected event (keys in that order).
+    A slice of the selection at a time: the stored nodes its paths need, fetched in one query,
+    each shared step hex-encoded once. The steps past the tree's right edge are the same few for
+    every slice (at most one a level), so they are computed once."""
+    edge: dict[tuple[int, int], bytes] = {}
+    for seqs in _selected_slices():
+        steps: set[tuple[int, int]] = set()
+        for seq in seqs:
+            steps.update(merkle.inclusion_path_nodes(seq - 1, size))
+        # A step past the right edge stands for the part of its subtree below `size` (see merkle).
+        partial = {(level, position) for level, position in steps if (position + 1) << level > size}
+        ranges = {step: merkle.path_node_range(*step, size) for step in partial - edge.keys()}
+        needed = (steps - partial).union(*(merkle.perfect_subtrees(*r) for r in ranges.values()))
+        nodes = checkpoints.stored_nodes(needed)
+        quoted = {node: b'"%s"' % digest.hex().encode() for node, digest in nodes.items()}
+        for step, (start, end) in ranges.items():
+            digest = merkle.range_hash(start, end, functools.partial(_node, nodes))
+            edge[step] = b'"%s"' % digest.hex().encode()
+        quoted.update(edge)
+        for seq in seqs:
+            path = b",".join(map(quoted.__getitem__, merkle.inclusion_path_nodes(seq - 1, size)))
+            yield b'{"leaf_index":%d,"path":[%s],"seq":%d,"tree_size":%d}\n' % (seq - 1, path, seq, size)
+
+
+def _node(nodes: dict[tuple[int, int], bytes], level: int, index: int) -> bytes:
+    return nodes[(level, index)]
 
 
 def signing_key_entries() -> list[dict]:

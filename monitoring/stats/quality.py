@@ -239,7 +239,7 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
     return findings
 
 
-def _texts_or_none(values: np.ndarray) -> pa.Array | None:
+def _arrow_texts(values: np.ndarray) -> pa.Array | None:
     """Arrow text, when every value is a string or missing; else None."""
     try:
         return pa.array(values, type=pa.string())
@@ -261,7 +261,7 @@ def duplicate_findings(name: str, ids: np.ndarray) -> list[QualityFinding]:
     """Ids that occur more than once."""
     if ids.dtype.kind in "iuf":
         values, counts = np.unique(ids, return_counts=True)
-    elif (texts := _texts_or_none(ids)) is not None:
+    elif (texts := _arrow_texts(ids)) is not None:
         values, counts = _repeated_texts(texts)  # the few repeated ones: no need to sort them all
     else:  # mixed objects: counted on their text
         counted = count_categories(ids)
