@@ -205,8 +205,14 @@ def parse(name: str, schema: int, payload: Mapping[str, Any]) -> Event:
     return lookup(name, schema).from_payload(payload)
 
 
-def sentence(envelope: Mapping[str, Any], stream: Callable[[str, str], Sequence[Event]] | None = None) -> str:
-    """The sentence for a stored envelope; a type no longer registered is named plainly."""
+def sentence(
+    envelope: Mapping[str, Any],
+    stream: Callable[[str, str], Sequence[Event]] | None = None,
+    *,
+    parsed: Event | None = None,
+) -> str:
+    """The sentence for a stored envelope; a type no longer registered is named plainly.
+    `parsed`: its payload as `parse` gave it already (a report of many events parses each once)."""
     about = Context(
         actor=envelope["actor"],
         reason=envelope.get("reason"),
@@ -214,7 +220,7 @@ def sentence(envelope: Mapping[str, Any], stream: Callable[[str, str], Sequence[
         stream=stream or (lambda kind, ident: ()),
     )
     try:
-        event = parse(envelope["type"], envelope["schema"], envelope["payload"]).upcast()
+        event = (parsed or parse(envelope["type"], envelope["schema"], envelope["payload"])).upcast()
     except (UnknownEventType, InvalidPayload):
         return f"{about.who} recorded {envelope['type']} (schema {envelope['schema']})"
     return event.describe(about)

@@ -9,8 +9,10 @@ and a manifest signed by the log's key. The file appears only when complete.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import functools
+import gc
 import hashlib
 import logging
 import os
@@ -158,7 +160,8 @@ def evidence_export(
             selected = _select(query, checkpoint.tree_size)
             if not selected:
                 raise EvidenceError("no event matches the query")
-            summary = _write_bundle(Path(temporary), query, checkpoint, selected, created_by.name, progress)
+            with _cyclic_gc_paused():
+                summary = _write_bundle(Path(temporary), query, checkpoint, selected, created_by.name, progress)
         os.replace(temporary, out)
     finally:
         if os.path.exists(temporary):
@@ -179,6 +182,21 @@ def evidence_export(
         [NewEvent("evidence", summary.export_id, exported, created_by)], expected={("evidence", summary.export_id): 0}
     )
     return summary
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The report holds every listed event (and its parsed payload) until it is written: with
+    each new allocation the cyclic collector walks them all again, which tripled the time of a
+    100,000-event report. Reference counting still frees what the export drops; the collector
+    runs again when the bundle is written."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _file_sha256(path: Path) -> str:

@@ -207,17 +207,21 @@ def _sentences(envelopes: Sequence[dict]) -> dict[int, str]:
     """seq -> the event's sentence, told with the other listed events of its streams as context
     (an approval names what the request it signs asked for)."""
     by_stream: dict[tuple[str, str], list[events.Event]] = defaultdict(list)
+    parsed: dict[int, events.Event] = {}
     for envelope in envelopes:
         try:
             typed = events.parse(envelope["type"], envelope["schema"], envelope["payload"])
         except (events.UnknownEventType, events.InvalidPayload):
             continue
+        parsed[envelope["seq"]] = typed
         by_stream[(envelope["stream"]["type"], envelope["stream"]["id"])].append(typed)
 
     def stream(kind: str, ident: str) -> list[events.Event]:
         return by_stream.get((kind, ident), [])
 
-    return {envelope["seq"]: events.sentence(envelope, stream) for envelope in envelopes}
+    return {
+        envelope["seq"]: events.sentence(envelope, stream, parsed=parsed.get(envelope["seq"])) for envelope in envelopes
+    }
 
 
 def _threads(threads: list[Thread], told: dict[int, str], list_all: bool) -> str:
