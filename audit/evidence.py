@@ -150,9 +150,7 @@ def evidence_export(
         cosigning.cosign(checkpoint)
     except Exception:
         logger.exception("asking the witnesses to cosign tree size %s failed", checkpoint.tree_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".evidence-", suffix=".zip", dir=out.parent)
-    os.close(descriptor)
+    temporary = None
     try:
         # The selection is a temporary table of this transaction, which the events and the
         # proofs read in order, a slice at a time: memory does not grow with the events.
@@ -160,11 +158,14 @@ def evidence_export(
             selected = _select(query, checkpoint.tree_size)
             if not selected:
                 raise EvidenceError("no event matches the query")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(prefix=".evidence-", suffix=".zip", dir=out.parent)
+            os.close(descriptor)
             with _cyclic_gc_paused():
                 summary = _write_bundle(Path(temporary), query, checkpoint, selected, created_by.name, progress)
         os.replace(temporary, out)
     finally:
-        if os.path.exists(temporary):
+        if temporary and os.path.exists(temporary):
             os.unlink(temporary)
     summary.path = out
     summary.sha256 = _file_sha256(out)
@@ -189,13 +190,13 @@ def _cyclic_gc_paused() -> Iterator[None]:
     """The report holds every listed event (and its parsed payload) until it is written: with
     each new allocation the cyclic collector walks them all again, which tripled the time of a
     100,000-event report. Reference counting still frees what the export drops; the collector
-    runs again when the bundle is written."""
-    paused = gc.isenabled()
+    (process-wide: other threads' too) runs again once the bundle is written, or has failed."""
+    enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if enabled:
             gc.enable()
 
 

@@ -240,21 +240,22 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
 
 
 def _arrow_texts(values: np.ndarray) -> pa.Array | None:
-    """Arrow text, when every value is a string or missing; else None."""
+    """Arrow text, when every value is a string or missing (not bytes, not numbers); else None."""
     try:
-        return pa.array(values, type=pa.string())
+        texts = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
+    return texts if texts.type == pa.string() else None
 
 
 def _repeated_texts(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(the values that occur more than once, sorted; their counts), counted by Arrow's hash."""
     tallies = pc.value_counts(texts.drop_null())
     repeated = pc.greater(tallies.field("counts"), 1)
-    values = np.array(pc.filter(tallies.field("values"), repeated).to_pylist(), dtype=object)
+    values = pc.filter(tallies.field("values"), repeated).to_pylist()
     counts = pc.filter(tallies.field("counts"), repeated).to_numpy().astype(np.int64)
-    order = np.argsort(values.astype(str), kind="stable") if values.size else np.empty(0, dtype=np.int64)
-    return values[order].astype(str), counts[order]
+    order = sorted(range(len(values)), key=values.__getitem__)  # as Python orders strings
+    return np.array([values[i] for i in order], dtype=object), counts[np.array(order, dtype=np.int64)]
 
 
 def duplicate_findings(name: str, ids: np.ndarray) -> list[QualityFinding]:

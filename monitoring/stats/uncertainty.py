@@ -46,7 +46,7 @@ def auc_with_variance(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
 
 def _midranks(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     """(each value's midrank among all, its midrank within its class: values[:m] or values[m:]),
-    equal to scipy's rankdata of each, bit for bit (tests/monitoring/test_uncertainty.py)."""
+    equal to scipy's rankdata of each, bit for bit (tests/monitoring/stats/test_uncertainty.py)."""
     if np.isnan(values).any():  # rankdata's NaN policy: every rank NaN
         nan = np.full(values.size, np.nan)
         return nan, nan

@@ -166,9 +166,10 @@ def test_second_export_carries_the_earlier_checkpoint_with_a_consistency_proof(l
 
 
 def test_bad_queries_are_refused_and_write_nothing(log, tmp_path):
-    out = tmp_path / "never.zip"
+    out = tmp_path / "new-folder" / "never.zip"
     with pytest.raises(EvidenceError, match="no event matches"):
         evidence_export(query=EvidenceQuery(scopes=(("model", "no-such-model"),)), out=out, created_by=AUDITOR)
+    assert not out.parent.exists()  # not even the folder
     import datetime as dt
 
     later, earlier = dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

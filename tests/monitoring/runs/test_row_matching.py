@@ -3,11 +3,14 @@ which rows have a label (`id in labels`), which outcomes are known, and labels a
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitoring.runs.checks import _known, _texts, labelled_rows
+from monitoring.policies.document import DEFAULT_POLICY, complete_policy
+from monitoring.runs.checks import _known, _label_drift, _texts, labelled_rows
 
 
 def _by_python(ids: np.ndarray, labels: dict) -> np.ndarray:
@@ -54,3 +57,20 @@ def test_known_outcomes_and_their_texts_are_the_loops(values):
         assert _texts(array).tolist() == [str(v) for v in array.tolist()]
     assert _texts(np.array([0.0, -0.0, 1.0, 0.0])).tolist() == ["0.0", "-0.0", "1.0", "0.0"]
     assert _known(np.array([True, False])).tolist() == [True, True]
+
+
+def test_bytes_ids_are_not_read_as_texts():
+    """Arrow would read b"a" as "a": such ids are compared as Python compares them."""
+    ids = np.array([b"a", "b", None], dtype=object)
+    labels = {"a": 1.0, "b": 0.0}
+    assert labelled_rows(ids, labels).tolist() == _by_python(ids, labels).tolist() == [1]
+
+
+def test_label_drift_reads_single_precision_outcomes_as_the_labels_hold_them():
+    """Outcomes that are not float64 are compared as Python objects, as the labels' side is:
+    a float32 0.1 is '0.10000000149011612' on both sides, not '0.1' on one."""
+    policy = complete_policy(copy.deepcopy(DEFAULT_POLICY), {"y": "categorical"})
+    outcomes = np.array([0.1, 0.2] * 500, dtype=np.float32)
+    truth = (np.array(outcomes.tolist(), dtype=object), None, None)
+    (check,) = _label_drift({"y": outcomes}, truth, "y", "multiclass_classification", policy)
+    assert check["status"] == "ok" and check["value"] == 0.0

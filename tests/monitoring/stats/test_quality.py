@@ -92,3 +92,11 @@ def test_duplicate_text_ids_are_what_a_count_of_every_id_finds(rows, seed, missi
 def test_duplicate_ids_of_mixed_kinds_are_counted_on_their_text():
     (finding,) = duplicate_findings("id", np.array(["7", 7, 8, None, 9.5, "9.5"], dtype=object))
     assert (finding.count, finding.examples) == (4, ("7", "9.5"))
+
+
+def test_duplicate_ids_that_differ_by_a_trailing_nul_or_as_bytes_are_told_apart():
+    assert duplicate_findings("id", np.array(["a", "a\x00"], dtype=object)) == []
+    (finding,) = duplicate_findings("id", np.array(["a", "a", "a\x00", "a\x00"], dtype=object))
+    assert (finding.count, finding.examples) == (4, ("a", "a\x00"))
+    (finding,) = duplicate_findings("id", np.array([b"x", b"x", "y"], dtype=object))
+    assert (finding.count, finding.examples) == (2, ("b'x'",))  # bytes: counted on their text, as before
