@@ -4,11 +4,13 @@ OpenAPI schema (a bounded number each), authenticated as an admin; none may get 
 from __future__ import annotations
 
 import base64
+import logging
 
 import pytest
 import schemathesis
 from django.contrib.auth.models import Group, User
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.checks import not_a_server_error
 
 from monitoring.registry import services as registry
@@ -45,7 +47,7 @@ def test_no_request_gets_a_server_error(api_schema):
         no_server_error()
 
 
-def test_no_sequence_of_requests_gets_a_server_error(api_schema):
+def test_no_sequence_of_requests_gets_a_server_error(api_schema, caplog):
     """Stateful: sequences of calls chained by the links schemathesis infers from the schema
     (create a thing, then read, change or act on it), as a person holding every role."""
     token = base64.b64encode(f"every_role:{PASSWORD}".encode()).decode()
@@ -57,12 +59,32 @@ def test_no_sequence_of_requests_gets_a_server_error(api_schema):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=[not_a_server_error])
 
-    Sequences.run(
-        settings=settings(
-            max_examples=EXAMPLES * 2,
-            stateful_step_count=6,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-    )
+    # The sequences run against one live server whose state outlives each of them, and
+    # schemathesis decides which rules may start a sequence from what earlier ones created. Now
+    # and then Hypothesis sees a choice it replays come out differently and stops with
+    # FlakyStrategyDefinition (seen once, on 2026-12-07, with no server error logged): the
+    # generator's inconsistency, not a finding. It gets one more run. A second inconsistency
+    # fails the test, and so does any server error (5xx) logged in either run, so that the
+    # retry cannot hide one.
+    caplog.set_level(logging.ERROR, logger="django.request")
+    for attempt in (1, 2):
+        try:
+            Sequences.run(
+                settings=settings(
+                    max_examples=EXAMPLES * 2,
+                    stateful_step_count=6,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                    database=None,
+                )
+            )
+            break
+        except FlakyStrategyDefinition:
+            if attempt == 2:
+                raise
+    server_errors = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "django.request" and record.levelno >= logging.ERROR
+    ]
+    assert not server_errors, server_errors
