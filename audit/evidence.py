@@ -414,9 +414,8 @@ def _proof_lines(size: int) -> Iterator[bytes]:
     every slice (at most one a level), so they are computed once."""
     edge: dict[tuple[int, int], bytes] = {}
     for seqs in _selected_slices():
-        steps: set[tuple[int, int]] = set()
-        for seq in seqs:
-            steps.update(merkle.inclusion_path_nodes(seq - 1, size))
+        paths = [merkle.inclusion_path_nodes(seq - 1, size) for seq in seqs]
+        steps: set[tuple[int, int]] = set().union(*paths)
         # A step past the right edge stands for the part of its subtree below `size` (see merkle).
         partial = {(level, position) for level, position in steps if (position + 1) << level > size}
         ranges = {step: merkle.path_node_range(*step, size) for step in partial - edge.keys()}
@@ -427,8 +426,8 @@ def _proof_lines(size: int) -> Iterator[bytes]:
             digest = merkle.range_hash(start, end, functools.partial(_node, nodes))
             edge[step] = b'"%s"' % digest.hex().encode()
         quoted.update(edge)
-        for seq in seqs:
-            path = b",".join(map(quoted.__getitem__, merkle.inclusion_path_nodes(seq - 1, size)))
+        for seq, nodes_of_path in zip(seqs, paths, strict=True):
+            path = b",".join(map(quoted.__getitem__, nodes_of_path))
             yield b'{"leaf_index":%d,"path":[%s],"seq":%d,"tree_size":%d}\n' % (seq - 1, path, seq, size)
 
 

@@ -27,6 +27,7 @@ from monitoring.runs.grading import finite, graded
 from monitoring.runs.multivariate_checks import multivariate_checks
 from monitoring.runs.parts import FeaturePart, MeasuredDrift, features_measure
 from monitoring.runs.ranking_checks import catalogue_checks, ranking_quality_checks
+from monitoring.stats.categories import arrow_texts
 from monitoring.stats.decisions import decide
 from monitoring.stats.drift import drift_measured, feature_test
 from monitoring.stats.performance import binary_roc_auc, multiclass_performance, regression_performance
@@ -62,11 +63,8 @@ def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
         known = np.array(keys, dtype=float)  # a NaN id is never a label's: NaN equals nothing
         return np.flatnonzero(np.isin(ids, known[~np.isnan(known)]) & ~np.isnan(ids))
     if ids.dtype.kind == "O" and all(key is None or type(key) is str for key in keys):
-        try:
-            texts = pa.array(ids)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            texts = None
-        if texts is not None and texts.type == pa.string():  # a missing id matches a missing label id
+        texts = arrow_texts(ids)
+        if texts is not None:  # a missing id matches a missing label id
             found = pc.is_in(texts, value_set=pa.array(keys, type=pa.string()), skip_nulls=False)
             return np.flatnonzero(found.to_numpy(zero_copy_only=False))
     return np.array([i for i, key in enumerate(ids.tolist()) if key in labels], dtype=np.int64)

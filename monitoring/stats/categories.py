@@ -50,6 +50,15 @@ def count_categories(values: np.ndarray | pa.Array | pa.ChunkedArray) -> Categor
     return CategoryCounts(categories.astype(str), counts, 0)
 
 
+def arrow_texts(values: np.ndarray) -> pa.Array | None:
+    """Arrow text, when every value is a string or missing (not bytes, not numbers); else None."""
+    try:
+        texts = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return texts if texts.type == pa.string() else None
+
+
 def align(left: CategoryCounts, right: CategoryCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The union of both category sets, and each side's counts over it (0 where absent)."""
     categories = np.union1d(left.categories, right.categories)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.stats.categories import count_categories
+from monitoring.stats.categories import arrow_texts, count_categories
 from monitoring.stats.univariate import reference_bounds
 
 Table = Mapping[str, np.ndarray]
@@ -239,15 +239,6 @@ def _categories(name: str, ref: np.ndarray, cur: np.ndarray) -> list[QualityFind
     return findings
 
 
-def _arrow_texts(values: np.ndarray) -> pa.Array | None:
-    """Arrow text, when every value is a string or missing (not bytes, not numbers); else None."""
-    try:
-        texts = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    return texts if texts.type == pa.string() else None
-
-
 def _repeated_texts(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(the values that occur more than once, sorted; their counts), counted by Arrow's hash."""
     tallies = pc.value_counts(texts.drop_null())
@@ -262,7 +253,7 @@ def duplicate_findings(name: str, ids: np.ndarray) -> list[QualityFinding]:
     """Ids that occur more than once."""
     if ids.dtype.kind in "iuf":
         values, counts = np.unique(ids, return_counts=True)
-    elif (texts := _arrow_texts(ids)) is not None:
+    elif (texts := arrow_texts(ids)) is not None:
         values, counts = _repeated_texts(texts)  # the few repeated ones: no need to sort them all
     else:  # mixed objects: counted on their text
         counted = count_categories(ids)
