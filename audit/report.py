@@ -205,23 +205,33 @@ def _text(value: object) -> str:
 
 def _sentences(envelopes: Sequence[dict]) -> dict[int, str]:
     """seq -> the event's sentence, told with the other listed events of its streams as context
-    (an approval names what the request it signs asked for)."""
-    by_stream: dict[tuple[str, str], list[events.Event]] = defaultdict(list)
-    parsed: dict[int, events.Event] = {}
+    (an approval names what the request it signs asked for). A stream is parsed only when a
+    sentence asks for it: holding every parsed payload of a large export made each new one
+    slower to allocate (25 against 13 µs a payload at 100,000 held)."""
+    by_stream: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for envelope in envelopes:
-        try:
-            typed = events.parse(envelope["type"], envelope["schema"], envelope["payload"])
-        except (events.UnknownEventType, events.InvalidPayload):
-            continue
-        parsed[envelope["seq"]] = typed
-        by_stream[(envelope["stream"]["type"], envelope["stream"]["id"])].append(typed)
+        by_stream[(envelope["stream"]["type"], envelope["stream"]["id"])].append(envelope)
+    asked: dict[tuple[str, str], list[events.Event]] = {}
+    typed: dict[int, events.Event] = {}  # the events of the streams asked for, by seq
 
     def stream(kind: str, ident: str) -> list[events.Event]:
-        return by_stream.get((kind, ident), [])
+        if (kind, ident) not in asked:
+            for envelope in by_stream.get((kind, ident), ()):
+                if (event := _typed(envelope)) is not None:
+                    typed[envelope["seq"]] = event
+            asked[(kind, ident)] = [typed[e["seq"]] for e in by_stream.get((kind, ident), ()) if e["seq"] in typed]
+        return asked[(kind, ident)]
 
     return {
-        envelope["seq"]: events.sentence(envelope, stream, parsed=parsed.get(envelope["seq"])) for envelope in envelopes
+        envelope["seq"]: events.sentence(envelope, stream, parsed=typed.get(envelope["seq"])) for envelope in envelopes
     }
+
+
+def _typed(envelope: dict) -> events.Event | None:
+    try:
+        return events.parse(envelope["type"], envelope["schema"], envelope["payload"])
+    except (events.UnknownEventType, events.InvalidPayload):
+        return None
 
 
 def _threads(threads: list[Thread], told: dict[int, str], list_all: bool) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from audit import report
+from audit import events, report
 from audit.evidence import EvidenceQuery, evidence_export
 from audit.models import Event
 from audit.store import Actor, NewEvent, append
@@ -234,6 +234,29 @@ def test_an_export_over_the_detail_limit_threads_its_listed_events(rollback, tmp
     assert "not listed here" in thread["text"]
     for _, attrs in page.tags:
         assert (attrs.get("href") or "#")[1:] in page.ids | {""}
+
+
+def test_each_sentence_is_told_with_its_streams_as_if_every_event_were_parsed_first(rollback, tmp_path):
+    """The report parses a stream only when a sentence asks for it; each sentence is the one told
+    with every listed event parsed up front, as the log's pages tell it."""
+    _, _, bundle = _export(tmp_path, scopes=(("model", "credit"),))
+    envelopes = [bundle[seq] for seq in sorted(bundle)]
+    everything: dict[tuple[str, str], list] = {}
+    for envelope in envelopes:
+        typed = events.parse(envelope["type"], envelope["schema"], envelope["payload"])
+        everything.setdefault((envelope["stream"]["type"], envelope["stream"]["id"]), []).append(typed)
+    expected = {
+        envelope["seq"]: events.sentence(envelope, lambda kind, ident: everything.get((kind, ident), []))
+        for envelope in envelopes
+    }
+    told = report._sentences(envelopes)
+    assert told == expected
+    approval = rollback["monitoring.RemediationApproved"]
+    assert "approved the rollback of credit to 1.0" in told[approval]  # told from the request's stream
+    broken = {**bundle[approval], "seq": max(bundle) + 1, "payload": {"not": "an approval"}}
+    again = report._sentences([*envelopes, broken])
+    assert again[broken["seq"]].endswith("recorded monitoring.RemediationApproved (schema 1)")
+    assert again[approval] == told[approval]
 
 
 def _contrast(first: str, second: str) -> float:
