@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +57,9 @@ def window_digests(
     return list(batches.order_by("seq").values_list("sha256", flat=True))
 
 
+READ_AHEAD = 4  # batch files being read at once: enough to keep the cores busy, few enough to hold
+
+
 def window_from_batches(
     *,
     model: str,
@@ -65,19 +70,60 @@ def window_from_batches(
     columns: list[str] | None = None,
 ) -> Window:
     """The rows of exactly these batch files (in this order) with start ≤ time < end: how a
-    run is reproduced from the digests it recorded. `columns`: only those of them the batches hold."""
+    run is reproduced from the digests it recorded. `columns`: only those of them the batches hold.
+
+    Each batch is cut to the window as soon as it is read, and a column becomes numpy once every
+    batch is in, one column at a time, its pieces let go as it is made: the process holds about
+    the window's columns once, plus one column, where concatenating whole tables held them three
+    times over (`bench/window_memory.py`)."""
     schema = parse_schema(RegisteredModel.objects.get(name=model).data_schema)
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
     wanted = None if columns is None else list(dict.fromkeys([*columns, time_column]))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        tables = list(pool.map(lambda digest: _read(blob_path(digest), wanted, repeated_texts), digests))
-    if not tables:
+    pieces: list[pa.Table] = []
+    timed: list[bool] = []
+    for table in _read_ahead(digests, wanted, repeated_texts):
+        timed.append(time_column in table.column_names)
+        cut = _between(table, time_column, start, end)
+        pieces.append(
+            cut if columns is None else cut.select([n for n in dict.fromkeys(columns) if n in cut.column_names])
+        )
+    if not pieces:
         return Window({name: np.empty(0) for name in columns or []}, 0, [])
-    table = pa.concat_tables(tables, promote_options="default")
-    table = _between(table, time_column, start, end)
-    names = table.column_names if columns is None else [name for name in columns if name in table.column_names]
-    return Window({name: _numpy(table.column(name)) for name in names}, table.num_rows, list(digests))
+    if (start is not None or end is not None) and any(timed):
+        # As one table of all the batches would be cut: a batch without times has no row in the window.
+        pieces = [piece if has_times else piece.slice(0, 0) for piece, has_times in zip(pieces, timed, strict=True)]
+    # As concatenating the tables would: a column missing from a batch is null there, and types
+    # that cannot be reconciled across batches are an error.
+    unified = pa.unify_schemas([piece.schema for piece in pieces], promote_options="default")
+    names = unified.names if columns is None else [n for n in dict.fromkeys(columns) if n in unified.names]
+    sizes = [piece.num_rows for piece in pieces]
+    found: dict[str, np.ndarray] = {}
+    for name in names:
+        type_ = unified.field(name).type
+        chunks = [
+            chunk if chunk.type == type_ else chunk.cast(type_)
+            for piece, size in zip(pieces, sizes, strict=True)
+            for chunk in (piece.column(name).chunks if name in piece.column_names else [pa.nulls(size, type_)])
+        ]
+        pieces = [piece.drop_columns([name]) if name in piece.column_names else piece for piece in pieces]
+        found[name] = _numpy(pa.chunked_array(chunks, type=type_))  # its pieces are let go here
+        del chunks
+        pa.default_memory_pool().release_unused()
+    return Window(found, sum(sizes), list(digests))
+
+
+def _read_ahead(digests: list[str], columns: list[str] | None, repeated_texts: set[str]) -> Iterator[pa.Table]:
+    """The batch files' tables in order, READ_AHEAD of them being read at a time: reading all at
+    once would hold every whole table before any is cut to the window."""
+    with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
+        pending: deque[Future[pa.Table]] = deque()
+        for digest in digests:
+            pending.append(pool.submit(_read, blob_path(digest), columns, repeated_texts))
+            if len(pending) > READ_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _read(path: str, columns: list[str] | None, repeated_texts: set[str]) -> pa.Table:
@@ -93,7 +139,10 @@ def _between(table: pa.Table, column: str, start: dt.datetime | None, end: dt.da
         keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(start, type=TIMESTAMP)))
     if end is not None:
         keep = pc.and_(keep, pc.less(times, pa.scalar(end, type=TIMESTAMP)))
-    return table.filter(pc.fill_null(keep, False))
+    keep = pc.fill_null(keep, False)
+    if pc.all(keep).as_py():  # a batch wholly in the window, as most are: no copy of it
+        return table
+    return table.filter(keep)
 
 
 def _numpy(column: pa.ChunkedArray) -> np.ndarray:
