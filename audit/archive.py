@@ -41,7 +41,7 @@ from audit.canonical import canonicalize
 from audit.checkpoints import CheckpointError
 from audit.envelope import GENESIS_PREV_HASH, KEY_ROTATED
 from audit.events import SegmentArchived
-from audit.evidence import signing_key_entries
+from audit.evidence import keys_as_of
 from audit.models import Checkpoint, Event, LogInfo, LogPartition, LogSegment
 from audit.segment import SegmentInvalid, SegmentWriter, event_line, segment_manifest, segment_verify
 from audit.selectors import signing_keys
@@ -319,7 +319,7 @@ def segment_copy_out(segment: LogSegment, out: Path) -> None:
             with (out / "events.jsonl.gz").open("wb") as copy:
                 shutil.copyfileobj(data, copy)
         (out / "manifest.json").write_bytes(canonicalize(manifest))
-        (out / "keys.json").write_bytes(canonicalize(_keys_as_of(size)))
+        (out / "keys.json").write_bytes(canonicalize(keys_as_of(size)))
         rotations = Event.objects.filter(event_type=KEY_ROTATED, seq__lte=size).order_by("seq")
         with (out / "rotations.jsonl").open("wb") as lines, (out / "rotation_proofs.jsonl").open("wb") as proofs:
             for row in rotations:
@@ -335,15 +335,6 @@ def segment_copy_out(segment: LogSegment, out: Path) -> None:
         if isinstance(exc, OSError | ClientError | CheckpointError):
             raise ArchiveError(f"the segment from seq {segment.first_seq} could not be copied out: {exc}") from exc
         raise
-
-
-def _keys_as_of(tree_size: int) -> list[dict]:
-    """keys.json as of the checkpoint: the keys valid up to its tree size (and one valid from the
-    next seq, which may sign it), the last left open. Later keys, and their rotations, belong to
-    a later checkpoint."""
-    entries = [entry for entry in signing_key_entries() if entry["valid_from_seq"] <= tree_size + 1]
-    entries[-1]["valid_to_seq"] = None
-    return entries
 
 
 def _archived(event: SegmentArchived, recorded: RecordedEvent) -> None:

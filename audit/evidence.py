@@ -35,6 +35,7 @@ from audit.blobs import blob_exists, blob_path, storage_reached
 from audit.canonical import canonicalize
 from audit.envelope import BUNDLE_FORMAT, KEY_ROTATED, format_time, parse_time
 from audit.events import EvidenceExported
+from audit.keys import SigningKey
 from audit.models import Checkpoint
 from audit.report import Timeline, render_report
 from audit.segment import event_line
@@ -143,6 +144,9 @@ def evidence_export(
     raises, nothing is recorded: the log never names a bundle that was not delivered."""
     if query.since and query.until and query.since > query.until:
         raise EvidenceError("--since must not be after --until")
+    # Taken before the checkpoint, so that it is among the keys the checkpoint's tree introduces,
+    # however the key is rotated while the bundle is written.
+    signer = keyring.current_signing_key()
     checkpoint = checkpoints.checkpoint_create()
     if checkpoint is None:
         raise EvidenceError("the log is empty: there is nothing to export")
@@ -162,7 +166,7 @@ def evidence_export(
             descriptor, temporary = tempfile.mkstemp(prefix=".evidence-", suffix=".zip", dir=out.parent)
             os.close(descriptor)
             with _cyclic_gc_paused():
-                summary = _write_bundle(Path(temporary), query, checkpoint, selected, created_by.name, progress)
+                summary = _write_bundle(Path(temporary), query, checkpoint, signer, selected, created_by.name, progress)
         os.replace(temporary, out)
     finally:
         if temporary and os.path.exists(temporary):
@@ -285,7 +289,13 @@ def _selected_slices() -> Iterator[list[int]]:
 
 
 def _write_bundle(
-    path: Path, query: EvidenceQuery, checkpoint: Checkpoint, selected: int, created_by: str, progress
+    path: Path,
+    query: EvidenceQuery,
+    checkpoint: Checkpoint,
+    signer: SigningKey,
+    selected: int,
+    created_by: str,
+    progress,
 ) -> ExportSummary:
     files: dict[str, str] = {}
     digests: set[str] = set()
@@ -297,7 +307,7 @@ def _write_bundle(
 
         write("events.jsonl", _event_lines(selected, digests if query.include_data else None, timeline, progress))
         write("proofs.jsonl", _proof_lines(checkpoint.tree_size))
-        write("keys.json", [canonicalize(signing_key_entries())])
+        write("keys.json", [canonicalize(keys_as_of(checkpoint.tree_size))])
         write("consistency.jsonl", _consistency_lines(checkpoint))
         stored, missing = 0, []
         if query.include_data:
@@ -321,10 +331,9 @@ def _write_bundle(
                 "files": files,
             }
         )
-        key = keyring.current_signing_key()
-        signature = base64.b64encode(key.sign(manifest)).decode("ascii")
+        signature = base64.b64encode(signer.sign(manifest)).decode("ascii")
         bundle.writestr("manifest.json", manifest)
-        bundle.writestr("manifest.sig", canonicalize({"key_id": key.key_id, "signature": signature}))
+        bundle.writestr("manifest.sig", canonicalize({"key_id": signer.key_id, "signature": signature}))
     return ExportSummary(path, selected, checkpoint.tree_size, stored, missing)
 
 
@@ -332,16 +341,28 @@ def _by_id(witness: dict) -> str:
     return witness["witness_id"]
 
 
+BLOCK_BYTES = 1 << 20  # chunks are joined into blocks of this size for the writing thread
+QUEUED_BLOCKS = 8
+
+
 def _write_member(bundle: zipfile.ZipFile, name: str, chunks: Iterable[bytes]) -> str:
-    """Write one file of the bundle; return its SHA-256. Chunks are joined into 1 MiB blocks that
-    a second thread hashes and compresses (both release the GIL), overlapping the producer."""
-    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    """Write one file of the bundle; return its SHA-256. Chunks are joined into blocks that a
+    second thread hashes and compresses (both release the GIL), overlapping the producer. When
+    the writing fails (a full disk), the producer stops at its next block and the error is raised
+    here: it must not wait on a queue that no one reads any more."""
+    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_BLOCKS)
     digest = hashlib.sha256()
+    failed: list[BaseException] = []
 
     def consume(handle) -> None:
         while (block := blocks.get()) is not None:
-            digest.update(block)
-            handle.write(block)
+            if failed:
+                continue  # drain, so that the producer never blocks
+            try:
+                digest.update(block)
+                handle.write(block)
+            except BaseException as error:  # noqa: BLE001 - raised again in the producer's thread
+                failed.append(error)
 
     with bundle.open(name, "w", force_zip64=True) as handle:
         consumer = threading.Thread(target=consume, args=(handle,), name=f"zip-{name}")
@@ -352,14 +373,18 @@ def _write_member(bundle: zipfile.ZipFile, name: str, chunks: Iterable[bytes]) -
             for chunk in chunks:
                 pending.append(chunk)
                 size += len(chunk)
-                if size >= 1 << 20:
+                if size >= BLOCK_BYTES:
                     blocks.put(b"".join(pending))
                     pending, size = [], 0
-            if pending:
+                    if failed:
+                        break
+            if pending and not failed:
                 blocks.put(b"".join(pending))
         finally:
             blocks.put(None)
             consumer.join()
+        if failed:
+            raise failed[0]
     return digest.hexdigest()
 
 
@@ -435,7 +460,16 @@ def _node(nodes: dict[tuple[int, int], bytes], level: int, index: int) -> bytes:
     return nodes[(level, index)]
 
 
-def signing_key_entries() -> list[dict]:
+def keys_as_of(tree_size: int) -> list[dict]:
+    """keys.json as of a checkpoint: the keys valid up to its tree size (and one valid from the
+    next seq, which may sign it), the last left open. Later keys, and their rotations, belong to
+    a later checkpoint: a bundle or segment that listed them would not verify."""
+    entries = [entry for entry in _key_entries() if entry["valid_from_seq"] <= tree_size + 1]
+    entries[-1]["valid_to_seq"] = None
+    return entries
+
+
+def _key_entries() -> list[dict]:
     """keys.json of the format: every key of the log with the seqs it signs."""
     return [
         {

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import F
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from audit.blobs import StorageUnavailable, export_path, export_save
@@ -125,9 +127,6 @@ def export_evidence_task(self, export_id: str) -> None:
         return
     export = EvidenceExport.objects.get(id=export_id)
 
-    def progress(done: int, total: int) -> None:
-        EvidenceExport.objects.filter(id=export_id).update(events_done=done, events_total=total)
-
     def failed(error: str) -> None:
         EvidenceExport.objects.filter(id=export_id).update(
             status=EvidenceExport.Status.FAILED, error=error, finished_at=timezone.now()
@@ -136,7 +135,7 @@ def export_evidence_task(self, export_id: str) -> None:
     user = export.requested_by
     scratch = Path(settings.DATA_DIR) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as workdir:
+    with tempfile.TemporaryDirectory(dir=scratch) as workdir, _progress_seen(export_id) as progress:
         out = Path(workdir) / "bundle.zip"
         try:
             summary = evidence_export(
@@ -170,5 +169,28 @@ def export_evidence_task(self, export_id: str) -> None:
         sha256=summary.sha256,
         error="",
         finished_at=timezone.now(),
-        events_done=F("events_total"),
+        events_done=summary.events,
+        events_total=summary.events,
     )
+
+
+@contextlib.contextmanager
+def _progress_seen(export_id: str) -> Iterator[Callable[[int, int], None]]:
+    """How far the export is, written on a connection of its own: the export reads the log in one
+    transaction, and what it wrote there no one would see before it ends."""
+    side = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal side
+        side = side or connections.create_connection(DEFAULT_DB_ALIAS)
+        with side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {EvidenceExport._meta.db_table} SET events_done = %s, events_total = %s WHERE id = %s",
+                [done, total, export_id],
+            )
+
+    try:
+        yield progress
+    finally:
+        if side is not None:
+            side.close()

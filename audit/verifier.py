@@ -436,12 +436,16 @@ def _trusted_ids(trusted_keys: list[bytes], warnings: list[str], contents: dict,
 
 
 def _rotations(event_lines: list[bytes]) -> list[dict]:
+    """The bundle's audit.KeyRotated events, by their envelope's own type: the bytes alone only
+    say which lines to parse, since any payload may hold {"type": "audit.KeyRotated"} nested."""
     rotations = []
     for line in event_lines:
         if b'"type":"%s"' % KEY_ROTATED.encode() in line:
             parts = _split_line(line)
             if parts is not None:
-                rotations.append(_json(parts[0], "events.jsonl", _seq_hint(line)))
+                event = _json(parts[0], "events.jsonl", _seq_hint(line))
+                if isinstance(event, dict) and event.get("type") == KEY_ROTATED:
+                    rotations.append(event)
     return rotations
 
 

@@ -4,9 +4,12 @@ kind of tampering rejected with the right reason."""
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import io
 import json
+import resource
+import signal
 import subprocess
 import sys
 import uuid
@@ -194,6 +197,83 @@ def test_export_evidence_command_validates_its_arguments(log, tmp_path):
         "export_evidence", "--out", str(tmp_path / "ok.zip"), "--model", "churn", "--since", "2020-01-01", stdout=stdout
     )
     assert "events, checkpoint of tree size" in stdout.getvalue()
+
+
+def test_a_payload_that_holds_a_rotations_type_is_not_taken_for_a_rotation(log, tmp_path, genesis_key):
+    """Anyone who may write a free-form value could nest {"type": "audit.KeyRotated"} in an
+    event; the verifier takes rotations from envelopes' own type, so the bundle still verifies."""
+    stream = str(uuid.uuid4())
+    nested = Noted(model="credit", summary="x", detail={"type": "audit.KeyRotated", "new_key_id": "ffff"})
+    append([NewEvent("note", stream, nested, ALICE)], expected={("note", stream): 0})
+    bundle = _export(tmp_path)
+    assert _contains(bundle, b'"detail":{"new_key_id":"ffff","type":"audit.KeyRotated"}')
+    report = verify_bundle(bundle, [genesis_key.public_raw])
+    assert report.events == _count(bundle)
+
+
+def test_a_key_rotated_while_a_bundle_is_written_stays_out_of_it(log, tmp_path, genesis_key):
+    """keys.json is the key schedule as of the bundle's checkpoint, and the manifest is signed by
+    a key that schedule holds: a rotation that lands while the events are written belongs to a
+    later checkpoint."""
+    rotated = []
+
+    def rotate_once(done: int, total: int) -> None:
+        if not rotated:
+            rotated.append(signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="mid-export"))
+
+    out = tmp_path / "during.zip"
+    summary = evidence_export(query=EvidenceQuery(), out=out, created_by=AUDITOR, progress=rotate_once)
+    assert rotated and keyring.current_signing_key().key_id not in _listed_keys(out)
+    report = verify_bundle(out, [genesis_key.public_raw])
+    assert report.events == summary.events and report.tree_size == summary.tree_size
+    after = _export(tmp_path)  # the next bundle has the new key and its rotation
+    assert keyring.current_signing_key().key_id in _listed_keys(after)
+    assert (
+        verify_bundle(after, [genesis_key.public_raw]).events == summary.events + 2
+    )  # the rotation, and the first export recorded
+
+
+def _listed_keys(bundle: Path) -> list[str]:
+    with zipfile.ZipFile(bundle) as archive:
+        return [entry["key_id"] for entry in json.loads(archive.read("keys.json"))]
+
+
+def test_a_bundle_that_cannot_be_written_fails_at_once_and_leaves_nothing(log, tmp_path, monkeypatch):
+    """A full disk (here: a limit on the size of the files this process writes) fails the export
+    with its error, promptly: the thread that writes stops, and so does the producer that feeds
+    it, instead of waiting for ever on a queue that no one reads."""
+    monkeypatch.setattr(evidence, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(evidence, "QUEUED_BLOCKS", 1)
+    for index in range(100):
+        _run("credit", 100 + index)
+    out = tmp_path / "full.zip"
+
+    def hung(signum, frame):
+        raise TimeoutError("the export hung")
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGALRM, hung)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, hard))
+    signal.alarm(60)
+    try:
+        with pytest.raises(OSError) as failed:
+            evidence_export(query=EvidenceQuery(), out=out, created_by=AUDITOR)
+    finally:
+        signal.alarm(0)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGALRM, previous)
+    assert failed.value.errno == errno.EFBIG
+    assert not out.exists() and list(tmp_path.glob(".evidence-*")) == []
+
+
+def _contains(bundle: Path, text: bytes) -> bool:
+    with zipfile.ZipFile(bundle) as archive:
+        return text in archive.read("events.jsonl")
+
+
+def _count(bundle: Path) -> int:
+    with zipfile.ZipFile(bundle) as archive:
+        return len(archive.read("events.jsonl").splitlines())
 
 
 def test_standalone_verifier_runs_without_django_and_reports(log, tmp_path, genesis_key):
