@@ -141,9 +141,13 @@ def evidence_export(
     """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end),
     hand it to `deliver` (the export task puts it in storage), then record
     `audit.EvidenceExported` with the bundle's SHA-256: who took which evidence. When `deliver`
-    raises, nothing is recorded: the log never names a bundle that was not delivered."""
-    if query.since and query.until and query.since > query.until:
-        raise EvidenceError("--since must not be after --until")
+    raises, nothing is recorded: the log never names a bundle that was not delivered. When the
+    log cannot record it, `out` is removed: no bundle is left that the log does not name."""
+    query_problem(query)  # before any work: a query or exporter the log could not record
+    if not (created_by.id and created_by.name):
+        raise EvidenceError("who exports must have a non-empty id and name: the log records them")
+    if out.is_dir():
+        raise EvidenceError(f"{out} is a folder: name the zip file to write")
     # Taken before the checkpoint, so that it is among the keys the checkpoint's tree introduces,
     # however the key is rotated while the bundle is written.
     signer = keyring.current_signing_key()
@@ -174,8 +178,17 @@ def evidence_export(
     summary.path = out
     summary.sha256 = _file_sha256(out)
     summary.export_id = export_id or str(uuid.uuid4())
-    if deliver is not None:
-        deliver(out)
+    try:
+        if deliver is not None:
+            deliver(out)
+        _recorded(summary, query, created_by)
+    except BaseException:
+        out.unlink(missing_ok=True)  # a bundle the log does not name is not left behind
+        raise
+    return summary
+
+
+def _recorded(summary: ExportSummary, query: EvidenceQuery, created_by: Actor) -> None:
     exported = EvidenceExported(
         export_id=summary.export_id,
         query=query.as_manifest(),
@@ -186,7 +199,16 @@ def evidence_export(
     append(
         [NewEvent("evidence", summary.export_id, exported, created_by)], expected={("evidence", summary.export_id): 0}
     )
-    return summary
+
+
+def query_problem(query: EvidenceQuery) -> None:
+    """Raise EvidenceError when the query cannot be exported or recorded as it is."""
+    if query.since and query.until and query.since > query.until:
+        raise EvidenceError("--since must not be after --until")
+    try:
+        query.as_manifest()
+    except (OverflowError, ValueError) as exc:  # a time at the edge of the calendar, past it in UTC
+        raise EvidenceError(f"--since and --until must be times between the years 1 and 9999 in UTC ({exc})") from None
 
 
 @contextlib.contextmanager
@@ -233,7 +255,7 @@ SELECT seq FROM linked
 def _select(query: EvidenceQuery, size: int) -> int:
     """Fill the transaction's `evidence_selection` with the seqs in scope, plus every key
     rotation (a verifier needs them to trace keys); how many, or 0 when the query itself
-    matched nothing (only the always-included rotations)."""
+    matched nothing (a query may match rotations: they are events like any other)."""
     conditions, params = ["seq <= %(size)s"], {"size": size, "rotated": KEY_ROTATED}
     for index, (name, value) in enumerate(query.scopes):
         if name not in _scopes:
@@ -251,20 +273,22 @@ def _select(query: EvidenceQuery, size: int) -> int:
     if query.until:
         conditions.append("occurred_at <= %(until)s")
         params["until"] = query.until
-    sql = (  # a UNION, not an OR: each side uses its own index instead of one scan of the whole log
-        "INSERT INTO evidence_selection (seq, rotation)"
-        f" SELECT seq, event_type = %(rotated)s FROM audit_event WHERE {' AND '.join(conditions)}"
-        " UNION SELECT seq, true FROM audit_event WHERE event_type = %(rotated)s AND seq <= %(size)s"
+    # Two statements, not an OR: each uses its own index instead of one scan of the whole log.
+    queried = f"INSERT INTO evidence_selection SELECT seq, true FROM audit_event WHERE {' AND '.join(conditions)}"
+    rotations = (
+        "INSERT INTO evidence_selection SELECT seq, false FROM audit_event"
+        " WHERE event_type = %(rotated)s AND seq <= %(size)s ON CONFLICT (seq) DO NOTHING"
     )
     with connection.cursor() as cursor:
         # Dropped at commit; an export inside a caller's transaction finds the previous one's.
         cursor.execute("DROP TABLE IF EXISTS pg_temp.evidence_selection")
         cursor.execute(
-            "CREATE TEMPORARY TABLE evidence_selection (seq bigint PRIMARY KEY, rotation boolean NOT NULL)"
+            "CREATE TEMPORARY TABLE evidence_selection (seq bigint PRIMARY KEY, queried boolean NOT NULL)"
             " ON COMMIT DROP"
         )
-        cursor.execute(sql, params)
-        cursor.execute("SELECT count(*), count(*) FILTER (WHERE NOT rotation) FROM evidence_selection")
+        cursor.execute(queried, params)
+        cursor.execute(rotations, params)
+        cursor.execute("SELECT count(*), count(*) FILTER (WHERE queried) FROM evidence_selection")
         total, matched = cursor.fetchone()
     return total if matched else 0
 

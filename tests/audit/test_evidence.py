@@ -25,6 +25,7 @@ from audit import checkpoints, evidence, keyring
 from audit.blobs import blob_save
 from audit.evidence import EvidenceError, EvidenceQuery, evidence_export
 from audit.keys import SigningKey
+from audit.models import Checkpoint, Event
 from audit.rotation import signing_key_rotate
 from audit.store import SYSTEM_ACTOR, Actor, NewEvent, append
 from audit.verifier import BundleInvalid, verify_bundle
@@ -182,16 +183,46 @@ def test_bad_queries_are_refused_and_write_nothing(log, tmp_path):
     assert list(tmp_path.glob(".evidence-*")) == []
 
 
+def test_a_query_that_matches_only_key_rotations_exports_them(log, tmp_path, genesis_key):
+    bundle = _export(tmp_path, streams=(("audit.keys", "signing-keys"),))
+    report = verify_bundle(bundle, [genesis_key.public_raw])
+    with zipfile.ZipFile(bundle) as archive:
+        kinds = [json.loads(line)["event"]["type"] for line in archive.read("events.jsonl").splitlines()]
+    assert kinds and set(kinds) == {"audit.KeyRotated"} and report.events == len(kinds)
+
+
+def test_a_bundle_that_is_not_delivered_is_neither_recorded_nor_left_behind(log, tmp_path):
+    def store_down(path: Path) -> None:
+        raise OSError("the store is down")
+
+    out = tmp_path / "out" / "undelivered.zip"
+    recorded = Event.objects.filter(event_type="audit.EvidenceExported").count()
+    with pytest.raises(OSError, match="the store is down"):
+        evidence_export(query=EvidenceQuery(), out=out, created_by=AUDITOR, deliver=store_down)
+    assert not out.exists() and list(out.parent.iterdir()) == []
+    assert Event.objects.filter(event_type="audit.EvidenceExported").count() == recorded
+    with pytest.raises(EvidenceError, match="non-empty id and name"):
+        evidence_export(query=EvidenceQuery(), out=out, created_by=Actor("user", "ada", ""))
+    assert not out.exists()
+
+
 def test_export_evidence_command_validates_its_arguments(log, tmp_path):
+    checkpoints_before = Checkpoint.objects.count()
     for args, message in (
         (["--since", "yesterday"], "invalid argument"),
         (["--stream", "no-colon"], "must be TYPE:ID"),
+        (["--until", "9999-12-31T23:59:59-01:00"], "between the years 1 and 9999 in UTC"),
+        (["--since", "0001-01-01T00:00:00+01:00"], "between the years 1 and 9999 in UTC"),
+        (["--created-by", ""], "--created-by must name who exports"),
+        (["--out", str(tmp_path)], "is a folder"),
     ):
         stderr = io.StringIO()
         with pytest.raises(SystemExit) as exited:
             call_command("export_evidence", "--out", str(tmp_path / "x.zip"), *args, stderr=stderr)
         assert exited.value.code == 2
         assert message in stderr.getvalue()
+    assert Checkpoint.objects.count() == checkpoints_before  # refused before any work
+    assert not (tmp_path / "x.zip").exists()
     stdout = io.StringIO()
     call_command(
         "export_evidence", "--out", str(tmp_path / "ok.zip"), "--model", "churn", "--since", "2020-01-01", stdout=stdout

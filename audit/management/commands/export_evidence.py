@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from audit.evidence import EvidenceError, EvidenceQuery, evidence_export, parse_stream, scopes
+from audit.evidence import EvidenceError, EvidenceQuery, evidence_export, parse_stream, query_problem, scopes
 from audit.store import Actor
 
 
@@ -39,6 +39,11 @@ class Command(BaseCommand):
                 streams=tuple(parse_stream(s) for s in options["stream"]),
                 include_data=options["include_data"],
             )
+            query_problem(query)
+            if options["out"].is_dir():
+                raise EvidenceError(f"--out {options['out']} is a folder: name the zip file to write")
+            if not options["created_by"].strip():
+                raise EvidenceError("--created-by must name who exports: the log records it")
         except (ValueError, EvidenceError) as exc:
             self.stderr.write(f"invalid argument: {exc}")
             sys.exit(2)
