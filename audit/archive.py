@@ -14,7 +14,6 @@ dropping the partition needs first, are not built yet (docs/event-store.md).
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -317,7 +316,13 @@ def segment_copy_out(segment: LogSegment, out: Path) -> None:
         with stored_open(blob_path(segment.file_sha256)) as data:
             out.mkdir(parents=True, exist_ok=True)
             with (out / "events.jsonl.gz").open("wb") as copy:
-                shutil.copyfileobj(data, copy)
+                digest, size_copied = _copied(data, copy)
+        if (digest, size_copied) != (segment.file_sha256, segment.file_bytes):
+            raise SegmentDamaged(
+                f"the stored segment from seq {segment.first_seq} is not the one archived ({size_copied} bytes, "
+                f"SHA-256 {digest}; archived: {segment.file_bytes} bytes, {segment.file_sha256}): "
+                f"remake it with --restore {segment.first_seq}"
+            )
         (out / "manifest.json").write_bytes(canonicalize(manifest))
         (out / "keys.json").write_bytes(canonicalize(keys_as_of(size)))
         rotations = Event.objects.filter(event_type=KEY_ROTATED, seq__lte=size).order_by("seq")
@@ -332,9 +337,25 @@ def segment_copy_out(segment: LogSegment, out: Path) -> None:
             (out / name).unlink(missing_ok=True)
         if made and out.exists():
             out.rmdir()
+        if isinstance(exc, SegmentDamaged):
+            raise ArchiveError(str(exc)) from None
         if isinstance(exc, OSError | ClientError | CheckpointError):
             raise ArchiveError(f"the segment from seq {segment.first_seq} could not be copied out: {exc}") from exc
         raise
+
+
+class SegmentDamaged(Exception):
+    """The stored file is not the segment the log recorded."""
+
+
+def _copied(source: IO[bytes], target: IO[bytes]) -> tuple[str, int]:
+    """Copy `source` to `target`: the SHA-256 and the size of what was copied."""
+    digest, size = hashlib.sha256(), 0
+    for block in iter(lambda: source.read(1 << 20), b""):
+        digest.update(block)
+        target.write(block)
+        size += len(block)
+    return digest.hexdigest(), size
 
 
 def _archived(event: SegmentArchived, recorded: RecordedEvent) -> None:

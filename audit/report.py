@@ -156,7 +156,7 @@ def render_report(timeline: Timeline, checkpoint: dict, query: dict, missing_dat
         f'<tr><th scope="row">{_text(kind)}</th><td>{count}</td></tr>'
         for kind, count in sorted(timeline.counts.items())
     )
-    scope = ", ".join(f"{k}={v}" for k, v in query.items() if v not in (None, [], False)) or "the whole log"
+    scope = ", ".join(_term(k, v) for k, v in query.items() if v not in (None, [], False)) or "the whole log"
     missing = (
         f"<p><strong>Not included:</strong> {len(missing_data)} referenced data file(s) were not found in "
         f"storage: <code>{_text(', '.join(missing_data))}</code></p>"
@@ -197,6 +197,12 @@ the consistency of earlier checkpoints and the data files, and exits 0 only if a
 <p>This report is a reading aid; the proof is in the other files.</p>
 </main></body></html>
 """
+
+
+def _term(name: str, value: object) -> str:
+    """One term of the export's query as a reader would write it: include_data=yes, streams=a:1, b:2."""
+    shown = "yes" if value is True else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return f"{name}={shown}"
 
 
 def _text(value: object) -> str:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from audit.errors import InvalidCommand
 from audit.events import Choice, Closed, Context, Event, Timestamp, event_type
 from monitoring.registry.domain import APPROVED_BY, DeploymentAction
-from monitoring.remediation.kinds import PARAMETERS, RemediationKind
+from monitoring.remediation.kinds import DOCUMENTS, PARAMETERS, RemediationKind
 
 STREAM = "remediation"
 
@@ -329,6 +329,14 @@ class RemediationAggregate:
                 f"{kind} takes parameters {sorted(expected) or 'none'}"
                 + (f"; missing {sorted(missing)}" if missing else "")
                 + (f"; unknown {sorted(unknown)}" if unknown else "")
+            )
+        nested = sorted(
+            name for name, value in parameters.items() if name not in DOCUMENTS and isinstance(value, dict | list)
+        )
+        if nested:
+            raise InvalidCommand(
+                f"{kind}: {', '.join(nested)} must be a single value (text, a number, true or false), "
+                "not a list or an object"
             )
         if break_glass and kind != RemediationKind.ROLLBACK:
             raise InvalidCommand("break-glass is for an emergency rollback only")

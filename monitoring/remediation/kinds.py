@@ -38,6 +38,8 @@ PARAMETERS: dict[RemediationKind, set[str]] = {
     RemediationKind.SCHEMA_CHANGE: {"data_schema"},
 }
 
+DOCUMENTS = {"policy", "data_schema"}  # parameters that are JSON documents; every other one is a single value
+
 
 class ApprovalRequired(InvalidCommand):
     """The change is one of what serves or what alerts: it takes effect only through an approved

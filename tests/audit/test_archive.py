@@ -364,6 +364,23 @@ def test_a_partition_whose_events_were_changed_is_not_archived_and_leaves_nothin
     assert not list((Path(settings.MEDIA_ROOT) / "blobs").iterdir())
 
 
+@pytest.mark.parametrize("damage", ["truncated", "replaced"])
+def test_copy_out_of_a_damaged_segment_fails_and_names_the_restore(log, tmp_path, damage):
+    segment = partition_archive(_name(log, 9), actor=ALICE)
+    stored = _stored(segment.file_sha256)
+    body = stored.read_bytes()
+    if damage == "truncated":
+        stored.write_bytes(body[:100])
+    else:  # the same size, one byte changed
+        stored.write_bytes(body[:-1] + bytes([body[-1] ^ 1]))
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_archive", "--copy-out", "9", "--out", str(tmp_path / "out"), stderr=err)
+    assert exited.value.code == 1 and "is not the one archived" in err.getvalue()
+    assert "--restore 9" in err.getvalue()
+    assert not (tmp_path / "out").exists()
+
+
 def test_copy_out_of_a_segment_missing_from_storage_fails_and_leaves_no_directory(log, tmp_path):
     segment = partition_archive(_name(log, 9), actor=ALICE)
     _stored(segment.file_sha256).unlink()

@@ -3,6 +3,7 @@ offline verifier; each person sees their own exports, administrators everyone's.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,16 @@ def test_a_running_export_is_polled_until_it_ends(people, logged):
     row = client.get(f"/evidence/{export.id}/")
     assert row.status_code == 200
     assert 'hx-trigger="every 1s"' in row.content.decode() and 'value="3"' in row.content.decode()
+    assert '<span class="nowrap">model=credit</span>' in row.content.decode()
+
+
+def test_an_export_of_the_whole_log_says_so(people, logged, django_capture_on_commit_callbacks):
+    client = signed_in(people["auditor"])
+    assert _start(client, django_capture_on_commit_callbacks, model="").status_code == 302
+    export = EvidenceExport.objects.get()
+    assert export.status == "done" and not any(export.query.values())
+    cells = re.findall(r"<td>(.*?)</td>", client.get(f"/evidence/{export.id}/").content.decode(), re.S)
+    assert "whole log" in cells
 
 
 def test_bad_scopes_are_refused_and_nothing_is_queued(people, logged, django_capture_on_commit_callbacks):

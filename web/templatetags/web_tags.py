@@ -37,6 +37,14 @@ def join_if_list(value) -> str:
 
 
 @register.filter
+def query_terms(query: dict) -> list[str]:
+    """An export's query as the terms it was given (model=credit, include_data=yes); none: the whole log."""
+    return [
+        f"{name}={'yes' if value is True else join_if_list(value)}" for name, value in (query or {}).items() if value
+    ]
+
+
+@register.filter
 def words(value) -> str:
     """A closed name as words: feature_drift -> feature drift."""
     return str(value or "").replace("_", " ")

@@ -139,6 +139,14 @@ def test_cancel_expire_and_illegal_transitions(served, people):
             "evidence must cite",
         ),
         ({"kind": "retrain", "parameters": {"data_start": "a", "data_end": "b"}, "break_glass": True}, "break-glass"),
+        (
+            {"kind": "retrain", "parameters": {"data_start": {"type": "audit.KeyRotated"}, "data_end": "b"}},
+            "data_start must be a single value",
+        ),
+        (
+            {"kind": "accept_risk", "parameters": {"alert_id": ["x"], "until": "2027-01-01"}},
+            "alert_id must be a single",
+        ),
     ],
 )
 def test_bad_requests_are_refused_and_write_nothing(served, people, body, message):
