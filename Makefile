@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/window_memory.py
 	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/uncertainty.py

@@ -224,11 +224,15 @@ def segment_restore(segment: LogSegment) -> None:
                 "run audit_verify (or this zlib compresses otherwise than the one that archived it)"
             )
         name = blob_path(segment.file_sha256)
+        created = False
         with storage_reached():
-            if default_storage.exists(name):
+            held = default_storage.exists(name)
+            if held and _stored_sha256(name) != segment.file_sha256:
                 default_storage.delete(name)  # damaged: the name is the digest of the right bytes
-        data.seek(0)
-        created = blob_store_file(data, segment.file_sha256)
+                held = False
+        if not held:  # a sound stored copy is kept: deleting it first would risk the only one
+            data.seek(0)
+            created = blob_store_file(data, segment.file_sha256)
     _verify_stored(manifest, KeySchedule(signing_keys()), created=created)
     manifest_name = blob_path(segment.manifest_sha256)
     with storage_reached():
@@ -237,6 +241,14 @@ def segment_restore(segment: LogSegment) -> None:
                 if hashlib.sha256(stored.read()).hexdigest() != segment.manifest_sha256:
                     default_storage.delete(manifest_name)
     blob_store(manifest_bytes)
+
+
+def _stored_sha256(name: str) -> str:
+    digest = hashlib.sha256()
+    with default_storage.open(name, "rb") as stored:
+        for block in iter(lambda: stored.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def segment_manifest_read(segment: LogSegment) -> dict:
