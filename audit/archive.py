@@ -255,12 +255,16 @@ def segment_manifest_read(segment: LogSegment) -> dict:
     """The segment's manifest from storage, checked against the digest its event recorded."""
     if not blob_exists(segment.manifest_sha256):
         raise ArchiveError(
-            f"the manifest {segment.manifest_sha256} of the segment from seq {segment.first_seq} is missing"
+            f"the manifest {segment.manifest_sha256} of the segment from seq {segment.first_seq} is missing "
+            f"(audit_archive --restore {segment.first_seq} remakes it)"
         )
     with stored_open(blob_path(segment.manifest_sha256)) as handle:
         data = handle.read()
     if hashlib.sha256(data).hexdigest() != segment.manifest_sha256:
-        raise ArchiveError(f"the manifest of the segment from seq {segment.first_seq} is not the one archived")
+        raise ArchiveError(
+            f"the manifest of the segment from seq {segment.first_seq} is not the one archived "
+            f"(audit_archive --restore {segment.first_seq} remakes it)"
+        )
     manifest = orjson.loads(data)
     if (manifest.get("first_seq"), manifest.get("last_seq"), manifest.get("file_sha256")) != (
         segment.first_seq,
