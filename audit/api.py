@@ -135,8 +135,8 @@ class EvidenceExportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EvidenceExport
-        fields = ["id", "status", "query", "requested_by", "events_done", "events_total", "sha256", "error",
-                  "created_at", "finished_at", "download"]  # fmt: skip
+        fields = ["id", "status", "query", "requested_by", "events_done", "events_total", "missing_data", "sha256",
+                  "error", "created_at", "finished_at", "download"]  # fmt: skip
 
     def get_download(self, export) -> str | None:
         if export.status != EvidenceExport.Status.DONE:

@@ -185,6 +185,7 @@ class EvidenceExport(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     events_done = models.IntegerField(default=0)
     events_total = models.IntegerField(default=0)
+    missing_data = models.JSONField(default=list)  # referenced data files that were not in storage
     file = models.CharField(max_length=500, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)

@@ -171,6 +171,7 @@ def export_evidence_task(self, export_id: str) -> None:
         finished_at=timezone.now(),
         events_done=summary.events,
         events_total=summary.events,
+        missing_data=summary.missing_data,
     )
 
 

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import Client
 from rest_framework.test import APIClient
 
 from audit import checkpoints, merkle
@@ -149,3 +150,20 @@ def test_openapi_schema_is_served():
     response = _client().get("/api/v1/schema/")
     assert response.status_code == 200
     assert b"/api/v1/audit/proofs/inclusion/" in response.content
+
+
+def test_data_files_missing_from_storage_are_named_by_the_api_and_the_page(
+    log_with_checkpoint, django_capture_on_commit_callbacks
+):
+    absent = "ab" * 32  # referenced by an event, never stored
+    event = noted_event(data_digest=absent)
+    append([event], expected={event.stream: 0})
+    auditor = _user("ada", "auditor")
+    with django_capture_on_commit_callbacks(execute=True):
+        created = _client(auditor).post("/api/v1/evidence/", {"include_data": True}, format="json")
+    detail = _client(auditor).get(f"/api/v1/evidence/{created.json()['id']}/").json()
+    assert detail["status"] == "done" and detail["missing_data"] == [absent]
+    page = Client()
+    page.force_login(auditor)
+    row = page.get(f"/evidence/{detail['id']}/").content.decode()
+    assert "1 referenced data file not found in storage, not in the bundle" in row and absent[:40] in row
