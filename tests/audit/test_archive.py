@@ -295,6 +295,13 @@ def test_archive_all_takes_every_archivable_partition_and_the_list_says_why_not_
     assert "No partition can be archived now" in again.getvalue()
 
 
+def test_a_partition_named_twice_is_archived_once(log):
+    out = io.StringIO()
+    call_command("audit_archive", "--archive", _name(log, 1), "--archive", _name(log, 1), stdout=out)
+    assert out.getvalue().count("Archived ") == 1
+    assert Event.objects.filter(event_type="audit.SegmentArchived").count() == 1
+
+
 def test_nothing_is_recorded_when_the_segment_cannot_be_stored(log, settings, tmp_path):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the storage's root should be")

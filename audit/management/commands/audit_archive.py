@@ -94,7 +94,7 @@ class Command(BaseCommand):
         if unknown:
             known = ", ".join(s.name for s in states[:6]) + (", …" if len(states) > 6 else "")
             self._usage(f"the log has no partition {', '.join(unknown)}; its partitions: {known}")
-        for name in names:
+        for name in dict.fromkeys(names):  # a partition named twice is archived once
             segment = partition_archive(name, actor=Actor("user", actor, actor), reason=reason)
             self.stdout.write(
                 f"Archived {name}: seqs {segment.first_seq:,} to {segment.last_seq:,}, {segment.file_bytes:,} bytes "
