@@ -204,11 +204,12 @@ def _check_stored_size(segment: LogSegment) -> None:
         )
 
 
-def segment_restore(segment: LogSegment) -> None:
+def segment_restore(segment: LogSegment) -> bool:
     """Remake a segment lost from storage (or damaged there) from its partition, which is still in
     the database: the writer is deterministic, so the same events and checkpoint give the same
     bytes, and only those bytes, with the digests the audit.SegmentArchived event recorded, are
-    stored again."""
+    stored again. True: the file was stored again; False: the stored one had the archived SHA-256
+    and was kept (both then verified where they are kept)."""
     checkpoint = Checkpoint.objects.filter(tree_size=segment.tree_size).first()
     if checkpoint is None:
         raise ArchiveError(f"the checkpoint of {segment.tree_size:,} events the segment is tied to is missing")
@@ -233,7 +234,7 @@ def segment_restore(segment: LogSegment) -> None:
         if not held:  # a sound stored copy is kept: deleting it first would risk the only one
             data.seek(0)
             created = blob_store_file(data, segment.file_sha256)
-    _verify_stored(manifest, KeySchedule(signing_keys()), created=created)
+    _verify_stored(manifest, KeySchedule(signing_keys()), created=created, sound=held)
     manifest_name = blob_path(segment.manifest_sha256)
     with storage_reached():
         if default_storage.exists(manifest_name):
@@ -241,6 +242,7 @@ def segment_restore(segment: LogSegment) -> None:
                 if hashlib.sha256(stored.read()).hexdigest() != segment.manifest_sha256:
                     default_storage.delete(manifest_name)
     blob_store(manifest_bytes)
+    return not held
 
 
 def _stored_sha256(name: str) -> str:
@@ -305,16 +307,21 @@ def _write(data: IO[bytes], first: int, last: int, checkpoint: Checkpoint) -> di
     return segment_manifest(log_id=log_id, written=written, checkpoint=checkpoint.as_dict(), paths=paths)
 
 
-def _verify_stored(manifest: dict, keys: KeySchedule, *, created: bool) -> None:
+def _verify_stored(manifest: dict, keys: KeySchedule, *, created: bool, sound: bool = False) -> None:
     """The copy in storage, read back, must verify as any verifier checks a segment: what the
-    store holds is what counts. The caller takes back a copy it stored."""
+    store holds is what counts. The caller takes back a copy it stored. `sound`: the stored copy
+    was found to have the archived SHA-256, so a failure is not its damage."""
     digest = manifest["file_sha256"]
     try:
         with stored_open(blob_path(digest)) as data:
             segment_verify(data, manifest, keys=keys)
     except (SegmentInvalid, OSError, ClientError) as exc:
         found = (
-            "" if created else f" (a file of that name was in storage before: remove blobs/{digest} if it is damaged)"
+            ""
+            if created
+            else " (the stored copy has the archived SHA-256: keep it)"
+            if sound
+            else f" (a file of that name was in storage before: remove blobs/{digest} if it is damaged)"
         )
         raise ArchiveError(
             f"the stored segment {digest} does not verify, so nothing was recorded: {exc}{found}"

@@ -141,19 +141,17 @@ def evidence_export(
     """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end),
     hand it to `deliver` (the export task puts it in storage), then record
     `audit.EvidenceExported` with the bundle's SHA-256: who took which evidence. When `deliver`
-    raises, nothing is recorded: the log never names a bundle that was not delivered. When the
-    log cannot record it, `out` is removed: no bundle is left that the log does not name."""
+    raises, nothing is recorded and `out` is removed: the log never names a bundle that was not
+    delivered, and no undelivered bundle is left behind."""
     query_problem(query)  # before any work: a query or exporter the log could not record
     if not (created_by.id and created_by.name):
         raise EvidenceError("who exports must have a non-empty id and name: the log records them")
     if out.is_dir():
         raise EvidenceError(f"{out} is a folder: name the zip file to write")
-    # Taken before the checkpoint, so that it is among the keys the checkpoint's tree introduces,
-    # however the key is rotated while the bundle is written.
-    signer = keyring.current_signing_key()
     checkpoint = checkpoints.checkpoint_create()
     if checkpoint is None:
         raise EvidenceError("the log is empty: there is nothing to export")
+    signer = _checkpoint_signer(checkpoint)  # held: a key rotated while the bundle is written is not its
     try:  # the witnesses that have not cosigned it yet; a bundle carries what they gave
         cosigning.cosign(checkpoint)
     except Exception:
@@ -178,14 +176,28 @@ def evidence_export(
     summary.path = out
     summary.sha256 = _file_sha256(out)
     summary.export_id = export_id or str(uuid.uuid4())
-    try:
-        if deliver is not None:
+    if deliver is not None:
+        try:
             deliver(out)
-        _recorded(summary, query, created_by)
-    except BaseException:
-        out.unlink(missing_ok=True)  # a bundle the log does not name is not left behind
-        raise
+        except BaseException:
+            out.unlink(missing_ok=True)  # not delivered, so never recorded: nothing is left behind
+            raise
+    _recorded(summary, query, created_by)
     return summary
+
+
+def _checkpoint_signer(checkpoint: Checkpoint) -> SigningKey:
+    """The key that signed the checkpoint, which signs the manifest: the log's current key, not a
+    retired one this process may still hold."""
+    key = keyring.current_signing_key()
+    if key.key_id != checkpoint.key_id:
+        key = keyring.current_signing_key(reload=True)
+    if key.key_id != checkpoint.key_id:
+        raise EvidenceError(
+            f"the signing key was rotated as the export began (the checkpoint's is {checkpoint.key_id}, "
+            f"the configured one {key.key_id}): export again"
+        )
+    return key
 
 
 def _recorded(summary: ExportSummary, query: EvidenceQuery, created_by: Actor) -> None:

@@ -126,6 +126,8 @@ def export_evidence_task(self, export_id: str) -> None:
     if not claimed:  # redelivered after it finished, or unknown: nothing to do
         return
     export = EvidenceExport.objects.get(id=export_id)
+    if _finished_before(export):
+        return
 
     def failed(error: str) -> None:
         EvidenceExport.objects.filter(id=export_id).update(
@@ -173,6 +175,30 @@ def export_evidence_task(self, export_id: str) -> None:
         events_total=summary.events,
         missing_data=summary.missing_data,
     )
+
+
+def _finished_before(export: EvidenceExport) -> bool:
+    """A redelivered export (its worker died after the log recorded it) is done: exporting again
+    would store a bundle other than the one the log names, under the same name."""
+    from audit.models import Event
+
+    recorded = (
+        Event.objects.filter(stream_type="evidence", stream_id=str(export.id), event_type="audit.EvidenceExported")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    if recorded is None:
+        return False
+    EvidenceExport.objects.filter(id=export.id).update(
+        status=EvidenceExport.Status.DONE,
+        file=export_path(str(export.id)),
+        sha256=recorded["bundle_sha256"],
+        error="",
+        finished_at=timezone.now(),
+        events_done=recorded["events"],
+        events_total=recorded["events"],
+    )
+    return True
 
 
 @contextlib.contextmanager

@@ -84,12 +84,11 @@ def window_from_batches(
     timed: list[bool] = []
     for table in _read_ahead(digests, wanted, repeated_texts):
         timed.append(time_column in table.column_names)
-        cut = _between(table, time_column, start, end)
-        pieces.append(
-            cut if columns is None else cut.select([n for n in dict.fromkeys(columns) if n in cut.column_names])
-        )
+        pieces.append(_between(table, time_column, start, end))  # only the wanted columns were read
     if not pieces:
         return Window({name: np.empty(0) for name in columns or []}, 0, [])
+    if not any(piece.num_columns for piece in pieces):  # as one table of them: no column, no row
+        return Window({}, 0, list(digests))
     if (start is not None or end is not None) and any(timed):
         # As one table of all the batches would be cut: a batch without times has no row in the window.
         pieces = [piece if has_times else piece.slice(0, 0) for piece, has_times in zip(pieces, timed, strict=True)]
@@ -114,14 +113,14 @@ def window_from_batches(
 
 
 def _read_ahead(digests: list[str], columns: list[str] | None, repeated_texts: set[str]) -> Iterator[pa.Table]:
-    """The batch files' tables in order, READ_AHEAD of them being read at a time: reading all at
-    once would hold every whole table before any is cut to the window."""
+    """The batch files' tables in order, at most READ_AHEAD of them read and not yet taken:
+    reading all at once would hold every whole table before any is cut to the window."""
     with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
         pending: deque[Future[pa.Table]] = deque()
         for digest in digests:
-            pending.append(pool.submit(_read, blob_path(digest), columns, repeated_texts))
-            if len(pending) > READ_AHEAD:
+            if len(pending) == READ_AHEAD:
                 yield pending.popleft().result()
+            pending.append(pool.submit(_read, blob_path(digest), columns, repeated_texts))
         while pending:
             yield pending.popleft().result()
 

@@ -167,3 +167,30 @@ def test_data_files_missing_from_storage_are_named_by_the_api_and_the_page(
     page.force_login(auditor)
     row = page.get(f"/evidence/{detail['id']}/").content.decode()
     assert "1 referenced data file not found in storage, not in the bundle" in row and absent[:40] in row
+
+
+def test_a_redelivered_export_that_the_log_recorded_is_done_not_done_again(
+    log_with_checkpoint, django_capture_on_commit_callbacks
+):
+    """Its worker died after the log recorded the bundle, before the export was marked done: the
+    task, delivered again, finds the record and does not store another bundle under that name."""
+    from django.core.files.storage import default_storage
+
+    from audit.blobs import export_path
+    from audit.tasks import export_evidence_task
+
+    auditor = _user("ada", "auditor")
+    with django_capture_on_commit_callbacks(execute=True):
+        created = _client(auditor).post("/api/v1/evidence/", {}, format="json")
+    export = EvidenceExport.objects.get(id=created.json()["id"])
+    with default_storage.open(export_path(str(export.id)), "rb") as stored:
+        delivered = stored.read()
+    EvidenceExport.objects.filter(id=export.id).update(status="running", sha256="", file="", events_done=0)
+    moved = noted_event()
+    append([moved], expected={moved.stream: 0})  # the log moved on: an export made now would differ
+    export_evidence_task.apply(args=[str(export.id)])
+    again = EvidenceExport.objects.get(id=export.id)
+    assert again.status == "done" and again.sha256 == export.sha256 and again.events_done == export.events_total
+    with default_storage.open(export_path(str(export.id)), "rb") as stored:
+        assert stored.read() == delivered
+    assert Event.objects.filter(event_type="audit.EvidenceExported", stream_id=str(export.id)).count() == 1

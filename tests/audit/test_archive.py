@@ -456,8 +456,10 @@ def test_a_segment_lost_from_storage_is_remade_from_the_log_byte_for_byte(log):
     assert "segment 9 to 16: OK, 8 events verified" in out.getvalue()
     assert Event.objects.filter(event_type="audit.SegmentArchived").count() == 1  # nothing new happened
     written = _stored(segment.file_sha256).stat().st_mtime_ns
-    call_command("audit_archive", "--restore", "9", stdout=io.StringIO())  # a sound copy is kept, not rewritten
+    out = io.StringIO()
+    call_command("audit_archive", "--restore", "9", stdout=out)  # a sound copy is kept, not rewritten
     assert _stored(segment.file_sha256).stat().st_mtime_ns == written
+    assert out.getvalue().startswith("Kept the stored segment (its SHA-256 is the archived one) of seqs 9 to 16")
 
 
 def test_a_replaced_segment_file_is_named_as_such(log):

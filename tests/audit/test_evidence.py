@@ -264,6 +264,24 @@ def test_a_key_rotated_while_a_bundle_is_written_stays_out_of_it(log, tmp_path, 
     )  # the rotation, and the first export recorded
 
 
+def test_a_process_that_still_holds_a_retired_key_signs_with_the_logs_current_one(
+    log, tmp_path, monkeypatch, genesis_key
+):
+    """Another process rotated the key; this one (a worker up since) still caches the retired
+    key, which must sign nothing any more. The checkpoint reloads it, and the manifest is signed
+    by the checkpoint's key."""
+    retired = keyring.current_signing_key()
+    current = SigningKey.generate()
+    signing_key_rotate(new_key=current, actor=SYSTEM_ACTOR, reason="rotated elsewhere")
+    monkeypatch.setattr(keyring, "_cached", (keyring.signing_key_path(), retired))
+    bundle = _export(tmp_path)
+    with zipfile.ZipFile(bundle) as archive:
+        signed_by = json.loads(archive.read("manifest.sig"))["key_id"]
+        checkpoint_key = json.loads(archive.read("manifest.json"))["checkpoint"]["key_id"]
+    assert signed_by == checkpoint_key == current.key_id != retired.key_id
+    assert verify_bundle(bundle, [genesis_key.public_raw]).events == _count(bundle)
+
+
 def _listed_keys(bundle: Path) -> list[str]:
     with zipfile.ZipFile(bundle) as archive:
         return [entry["key_id"] for entry in json.loads(archive.read("keys.json"))]

@@ -132,8 +132,9 @@ class Command(BaseCommand):
         )
 
     def _restore(self, segment: LogSegment) -> None:
-        segment_restore(segment)
+        remade = segment_restore(segment)
+        what = "Remade the segment" if remade else "Kept the stored segment (its SHA-256 is the archived one)"
         self.stdout.write(
-            f"Remade the segment of seqs {segment.first_seq:,} to {segment.last_seq:,} in storage from the log: "
-            f"blobs/{segment.file_sha256}, the bytes archived, verified there."
+            f"{what} of seqs {segment.first_seq:,} to {segment.last_seq:,} in storage"
+            f"{' from the log' if remade else ''}: blobs/{segment.file_sha256}, the bytes archived, verified there."
         )

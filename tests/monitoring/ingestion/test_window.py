@@ -123,6 +123,11 @@ def test_a_batch_without_times_has_no_row_in_a_window_of_time(credit_key, people
         expected, rows = _one_table(digests, None, start, None)
         assert window.rows == rows == (20 if start is None else 10)
         _same(window.columns, expected)
+    untimed_only = digests[:1]
+    for columns in (["absent"], [], ["income"]):  # a table of no column has no row
+        window = window_from_batches(model="credit", kind="reference", digests=untimed_only, columns=columns)
+        expected, rows = _one_table(untimed_only, columns, None, None)
+        assert window.rows == rows and list(window.columns) == list(expected)
 
 
 def test_batches_whose_types_cannot_be_reconciled_are_an_error(credit_key):
@@ -143,3 +148,12 @@ def test_batches_whose_types_cannot_be_reconciled_are_an_error(credit_key):
         _one_table(digests, ["income"], None, None)
     with pytest.raises(pa.ArrowTypeError):
         window_from_batches(model="credit", kind="predictions", digests=digests, columns=["income"])
+    # The time column is read to cut the window: its types must be reconciled too, asked for or not.
+    clashing = [
+        stored(pa.table({"income": [1.0], "timestamp": pa.array([NOW], type=selectors.TIMESTAMP)})),
+        stored(pa.table({"income": [2.0], "timestamp": pa.array([NOW], type=pa.timestamp("ms", tz="UTC"))})),
+    ]
+    with pytest.raises(pa.ArrowTypeError):
+        _one_table(clashing, ["income"], None, None)
+    with pytest.raises(pa.ArrowTypeError):
+        window_from_batches(model="credit", kind="predictions", digests=clashing, columns=["income"])
