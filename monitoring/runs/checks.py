@@ -82,14 +82,17 @@ def compute_run(
     kpi_baseline: Columns | None = None,
     history: Sequence[int] | None = None,
     feature_parts: Mapping[str, FeaturePart] | None = None,
+    sizes: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to
     targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period;
     `history` the rows of each of the windows of the same length just before this one.
     `feature_parts`: features measured by other workers (`monitoring.runs.parts`), whose columns
-    the tables need not hold; the others are measured here."""
+    the tables need not hold; the others are measured here. `sizes`: the rows of the reference
+    and of the window, when the tables leave out every column (else their columns' length)."""
     enabled = set(policy["checks"])
-    rows = {"reference": _rows(reference), "current": _rows(current), "labelled": 0}
+    reference_rows, current_rows = sizes if sizes is not None else (_rows(reference), _rows(current))
+    rows = {"reference": reference_rows, "current": current_rows, "labelled": 0}
     checks: list[dict[str, Any]] = []
     if "volume" not in policy:  # a policy from before volume checks (reproducing an old run)
         if rows["current"] == 0:

@@ -240,6 +240,7 @@ def run_result(
         kpi_baseline=windows["kpi_baseline"].columns,
         history=_history_rows(windows.get("history"), schema.timestamp, start, end, policy),
         feature_parts=feature_parts,
+        sizes=(windows["reference"].rows, windows["predictions"].rows),
     )
     return {
         "run_id": run_id,
@@ -286,9 +287,17 @@ def run_windows(
     *,
     only: Collection[str] | None = None,
 ) -> dict[str, Window]:
-    """The rows of each input (`only` these), from its recorded batches; only `columns` of the
-    reference and the window."""
-    wanted = {"reference": columns, "predictions": columns, "history": [schema.timestamp]}
+    """The rows of each input (`only` these), from its recorded batches; of the reference and
+    the window, only what the checks read of `columns` (default: the schema's).
+
+    The checks never read the time of a row (the window is cut by it as it is read) nor the
+    reference's ids: at 10M rows those ids alone, as Python strings, held some 600 MB."""
+    named = list(schema.columns if columns is None else columns)
+    wanted = {
+        "reference": [name for name in named if name not in (schema.id, schema.timestamp)],
+        "predictions": [name for name in named if name != schema.timestamp],
+        "history": [schema.timestamp],
+    }
     return {
         name: window_from_batches(
             model=model, kind=kind, digests=inputs.get(name, []), start=since, end=until, columns=wanted.get(name)

@@ -19,14 +19,16 @@ from audit.envelope import format_time
 from audit.models import Event
 from audit.store import Actor
 from config.celery import app as celery_app
+from monitoring.ingestion.selectors import window_from_batches
 from monitoring.ingestion.services import batch_ingest
 from monitoring.models import Batch, Run, RunFanout
 from monitoring.policies.document import complete_policy
 from monitoring.policies.services import policy_load
 from monitoring.registry import services as registry
 from monitoring.registry.data_schema import parse_schema
+from monitoring.runs.checks import compute_run
 from monitoring.runs.parts import feature_groups, features_measure, parts_dump, parts_load
-from monitoring.runs.services import run_result
+from monitoring.runs.services import run_inputs, run_result, run_windows
 from monitoring.runs.tasks import run_monitoring
 from tests.monitoring.conftest import ALICE
 from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
@@ -200,3 +202,41 @@ def test_features_read_all_at_once_by_the_combining_task_are_not_split():
 
 def policy_load_default() -> dict:
     return complete_policy({}, parse_schema(SCHEMA).features)
+
+
+def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_the_same(wide_window):
+    start, end = wide_window
+    reference = _table(3_000, 1, start - dt.timedelta(days=1))  # with ids and times, which the checks never read
+    outcomes = (np.random.default_rng(4).random(reference.num_rows) < 0.3).astype(float)
+    reference = reference.append_column("label", pa.array(outcomes))
+    duplicated = reference.set_column(reference.schema.get_field_index("id"), "id", pa.array(["same"] * 3_000))
+    _ingest("reference", duplicated)
+    window = _table(3_000, 2, start, shift=0.2)
+    _ingest("predictions", window)
+    _ingest("labels", pa.table({"id": window.column("id").slice(0, 300), "label": np.ones(300)}))
+    policy = policy_load("wide")
+    inputs = run_inputs("wide", start, end, policy.policy)
+    schema = parse_schema(SCHEMA)
+
+    read = run_windows("wide", start, end, inputs, policy.policy, schema)
+    assert set(read["reference"].columns) == set(schema.columns) - {"id", "timestamp"}
+    assert set(read["predictions"].columns) == set(schema.columns) - {"timestamp", "label"}  # no label in a window
+    assert read["reference"].rows == read["predictions"].rows == 3_000
+
+    spans = {"reference": (None, None), "predictions": (start, end)}
+    whole = {
+        kind: window_from_batches(model="wide", kind=kind, digests=inputs[kind], start=since, end=until).columns
+        for kind, (since, until) in spans.items()
+    }
+    assert {"id", "timestamp"} <= set(whole["reference"]) and "timestamp" in whole["predictions"]
+    computed = run_result("wide", start, end, policy.version, policy.policy, "r")
+    every_column = compute_run(
+        whole["reference"],
+        whole["predictions"],
+        labels={i: 1.0 for i in window.column("id").slice(0, 300).to_pylist()},
+        schema=schema,
+        task="binary_classification",
+        policy=policy.policy,
+    )
+    assert canonicalize({k: computed[k] for k in ("checks", "rows", "status")}) == canonicalize(every_column)
+    assert computed["rows"]["labelled"] == 300
