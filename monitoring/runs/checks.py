@@ -22,7 +22,7 @@ from scipy.stats import norm
 from monitoring.policies.document import drift_policy
 from monitoring.registry.data_schema import DataSchema
 from monitoring.runs.domain import CheckKind, Level
-from monitoring.runs.estimation_checks import estimated_checks
+from monitoring.runs.estimation_checks import estimated_checks, every_row_or
 from monitoring.runs.grading import finite, graded
 from monitoring.runs.multivariate_checks import multivariate_checks
 from monitoring.runs.parts import FeaturePart, MeasuredDrift, features_measure
@@ -350,7 +350,8 @@ def _performance(reference: Columns, truth, target: str, schema: DataSchema, tas
     known = _known(reference[target])
     if known.sum() < 2 or len(set(targets.tolist())) < 2:
         return []
-    name, before, higher_is_better = task_metric(task, reference[target][known], reference[score_column][known])
+    rows = every_row_or(known)
+    name, before, higher_is_better = task_metric(task, reference[target][rows], reference[score_column][rows])
     _, after, _ = task_metric(task, targets, outputs)
     drop = before - after if higher_is_better else _relative_rise(before, after)
     return [graded(CheckKind.PERFORMANCE, name, after, before, drop, policy, {"labelled_rows": int(targets.size)})]
@@ -541,7 +542,7 @@ def _segment_performance(reference, current, truth, target: str, schema: DataSch
     interval (lower, upper)."""
     score = schema.score_column(current)
     targets, _, labelled = truth
-    known = np.flatnonzero(_known(reference[target]))
+    known = every_row_or(_known(reference[target]))
     support = policy["segments"]["min_support"]
     whole = _figure(task, reference[target][known], reference[score][known])
     checks: list[dict] = []

@@ -33,11 +33,18 @@ def estimated_checks(
     return []
 
 
+def every_row_or(mask: np.ndarray) -> np.ndarray | slice:
+    """The rows where `mask` holds, to index with; every row (a slice: a view, not a copy) when
+    it holds everywhere, as it mostly does. At 10M rows each such copy was 80 MB more held at
+    the run's peak (`bench/combine_memory.py`)."""
+    return slice(None) if mask.all() else np.flatnonzero(mask)
+
+
 def _chunk(rows: int) -> int:
     return max(min(1000, rows // 5), 50)
 
 
-def _predicted(columns: Columns, schema: DataSchema, rows: np.ndarray) -> np.ndarray | None:
+def _predicted(columns: Columns, schema: DataSchema, rows: np.ndarray | slice) -> np.ndarray | None:
     """The model's own predicted labels (0 or 1) when it reports them beside its score."""
     if not schema.score or schema.prediction == schema.score or schema.prediction not in columns:
         return None
@@ -51,19 +58,20 @@ def _classification(reference: Columns, current: Columns, target: str, schema: D
         return []
     scores = np.asarray(reference[score_column], dtype=np.float64)
     labels = np.asarray(reference[target], dtype=np.float64)
-    keep = np.flatnonzero(np.isfinite(scores) & np.isfinite(labels))
+    keep = every_row_or(np.isfinite(scores) & np.isfinite(labels))
     scores, labels = scores[keep], labels[keep]
     chunk = _chunk(scores.size)
     if scores.size < 2 * chunk or not (scores.min() >= 0 and scores.max() <= 1) or len(np.unique(labels)) < 2:
         return []
     reference_predicted = _predicted(reference, schema, keep)
     window = np.asarray(current[score_column], dtype=float)
-    rows = np.flatnonzero(np.isfinite(window))
+    rows = every_row_or(np.isfinite(window))
     current_predicted = _predicted(current, schema, rows) if reference_predicted is not None else None
     if current_predicted is None:
         reference_predicted = None  # one rule on both sides: the score at 0.5
     estimator = PerformanceEstimator.fit(scores, labels, chunk_size=chunk, predicted=reference_predicted)
-    estimates = estimator.estimate(window[rows], predicted=current_predicted)
+    current_scores = window[rows]
+    estimates = estimator.estimate(current_scores, predicted=current_predicted)
     decided = scores >= 0.5 if reference_predicted is None else reference_predicted
     before = confusion_metrics_by_row(labels[None, :], scores[None, :], decided[None, :])  # the reference whole
     settings = policy.get("estimation", BEFORE_CHOICE)
@@ -71,7 +79,11 @@ def _classification(reference: Columns, current: Columns, target: str, schema: D
     for metric in settings["classification_metrics"]:
         estimate = estimates[metric]
         figure = float(before[metric][0])
-        low = estimator.expected_range(metric, rows.size, settings["sigmas"])[0] if settings["sigmas"] else -np.inf
+        low = (
+            estimator.expected_range(metric, current_scores.size, settings["sigmas"])[0]
+            if settings["sigmas"]
+            else -np.inf
+        )
         extra = {"lower": finite(estimate.lower), "upper": finite(estimate.upper)}
         check = graded(CheckKind.ESTIMATED_PERFORMANCE, metric, estimate.value, figure, figure - estimate.value,
                        policy, extra)  # fmt: skip

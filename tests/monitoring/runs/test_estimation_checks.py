@@ -6,7 +6,7 @@ import pytest
 
 from monitoring.policies.document import DEFAULT_POLICY, PolicyError, complete_policy
 from monitoring.registry.data_schema import DataSchema
-from monitoring.runs.estimation_checks import estimated_checks
+from monitoring.runs.estimation_checks import estimated_checks, every_row_or
 from monitoring.stats.performance import binary_performance
 
 CLASSIFIER = DataSchema(numerical=("x",), categorical=(), prediction="decision", score="score", target="y")
@@ -86,3 +86,12 @@ def test_regression_models_get_direct_loss_estimation_as_chosen():
 def test_estimation_choices_are_validated(estimation, problem):
     with pytest.raises(PolicyError, match=problem):
         complete_policy({"estimation": estimation}, {"x": "numerical"})
+
+
+def test_every_row_or_takes_a_view_of_a_whole_column_and_the_rows_of_a_partial_one():
+    values = np.arange(6, dtype=float)
+    whole = values[every_row_or(np.isfinite(values))]
+    assert np.shares_memory(whole, values) and whole.tolist() == values.tolist()
+    values[2] = np.nan
+    partial = values[every_row_or(np.isfinite(values))]
+    assert not np.shares_memory(partial, values) and partial.tolist() == [0.0, 1.0, 3.0, 4.0, 5.0]
