@@ -62,7 +62,7 @@ def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
     if ids.dtype.kind == "f" and all(type(key) is float for key in keys):
         known = np.array(keys, dtype=float)  # a NaN id is never a label's: NaN equals nothing
         return np.flatnonzero(np.isin(ids, known[~np.isnan(known)]) & ~np.isnan(ids))
-    if ids.dtype.kind == "O" and all(key is None or type(key) is str for key in keys):
+    if ids.dtype.kind in "OT" and all(key is None or type(key) is str for key in keys):
         texts = arrow_texts(ids)
         if texts is not None:  # a missing id matches a missing label id
             found = pc.is_in(texts, value_set=pa.array(keys, type=pa.string()), skip_nulls=False)

@@ -40,10 +40,12 @@ def _one_table(digests: list[str], columns, start, end) -> tuple[dict[str, np.nd
             keep = pc.and_(keep, pc.less(times, pa.scalar(end, type=selectors.TIMESTAMP)))
         table = table.filter(pc.fill_null(keep, False))
     names = table.column_names if columns is None else [n for n in dict.fromkeys(columns) if n in table.column_names]
-    return {name: _as_numpy(table.column(name)) for name in names}, table.num_rows
+    return {name: _as_numpy(table.column(name), name) for name in names}, table.num_rows
 
 
-def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
+def _as_numpy(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    if name == "id" and pa.types.is_string(column.type):  # the schema's ids: compact strings
+        return np.array(column.to_pylist(), dtype=selectors.IDS)
     if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
         return pc.cast(column, pa.float64()).to_numpy()
     if pa.types.is_dictionary(column.type):

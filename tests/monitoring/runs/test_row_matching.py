@@ -9,8 +9,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitoring.ingestion.selectors import IDS
 from monitoring.policies.document import DEFAULT_POLICY, complete_policy
 from monitoring.runs.checks import _known, _label_drift, _texts, labelled_rows
+from monitoring.stats.quality import duplicate_findings
 
 
 def _by_python(ids: np.ndarray, labels: dict) -> np.ndarray:
@@ -38,6 +40,8 @@ def test_labelled_rows_are_the_rows_whose_id_is_in_the_labels(rows, seed, kind, 
     labels = dict.fromkeys(keys, 1.0)
     found = labelled_rows(ids, labels)
     assert found.dtype == np.int64 and found.tolist() == _by_python(ids, labels).tolist()
+    if kind == "text":  # as a window holds ids: compact strings
+        assert labelled_rows(ids.astype(IDS), labels).tolist() == found.tolist()
 
 
 def test_a_missing_id_has_a_label_only_when_a_label_row_has_no_id_either():
@@ -74,3 +78,10 @@ def test_label_drift_reads_single_precision_outcomes_as_the_labels_hold_them():
     truth = (np.array(outcomes.tolist(), dtype=object), None, None)
     (check,) = _label_drift({"y": outcomes}, truth, "y", "multiclass_classification", policy)
     assert check["status"] == "ok" and check["value"] == 0.0
+
+
+def test_ids_held_as_compact_strings_count_their_duplicates_as_python_strings_do():
+    ids = np.array(["b", "a", None, "b", "é" * 20, "a", "é" * 20, None, "c"], dtype=object)
+    (expected,) = duplicate_findings("id", ids)
+    assert duplicate_findings("id", ids.astype(IDS)) == [expected]
+    assert expected.examples == ("a", "b", "é" * 20) and expected.count == 6
