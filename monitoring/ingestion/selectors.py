@@ -16,7 +16,7 @@ from audit.blobs import blob_path
 from monitoring.ingestion.domain import BatchKind
 from monitoring.ingestion.files import batch_file_read
 from monitoring.ingestion.models import Batch
-from monitoring.registry.data_schema import parse_schema
+from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -71,6 +71,7 @@ def window_from_batches(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     columns: list[str] | None = None,
+    schema: DataSchema | None = None,
 ) -> Window:
     """The rows of exactly these batch files (in this order) with start ≤ time < end: how a
     run is reproduced from the digests it recorded. `columns`: only those of them the batches hold.
@@ -79,7 +80,7 @@ def window_from_batches(
     batch is in, one column at a time, its pieces let go as it is made: the process holds about
     the window's columns once, plus one column, where concatenating whole tables held them three
     times over (`bench/window_memory.py`)."""
-    schema = parse_schema(RegisteredModel.objects.get(name=model).data_schema)
+    schema = schema or parse_schema(RegisteredModel.objects.get(name=model).data_schema)
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
     wanted = None if columns is None else list(dict.fromkeys([*columns, time_column]))

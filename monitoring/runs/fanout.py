@@ -21,9 +21,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from audit.store import Actor
-from monitoring.registry.data_schema import parse_schema
+from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
 from monitoring.runs.budget import run_budget_check
 from monitoring.runs.models import RunFanout, RunPart
@@ -80,6 +81,8 @@ def fanout_start(
                 "policy": json.dumps(policy),
                 "inputs": json.dumps(run_inputs(model, start, end, policy)),
                 "combine_columns": combined,
+                "data_schema": registered.data_schema,
+                "task": registered.task,
             },
         )
         if created:
@@ -95,7 +98,10 @@ def part_measure(run_id: str, index: int) -> bool:
     """Measure one part of a fanned-out run and store its measures; True when it was the last
     part to finish (the combining task is queued). A part that cannot be measured fails the run."""
     plan = RunFanout.objects.filter(run_id=run_id).first()
-    if plan is None or run_finished(run_id) is not None:  # the run has its outcome already
+    if plan is None:
+        return False
+    if run_finished(run_id) is not None:  # failed meanwhile (another part, the sweeper): nothing to combine
+        RunFanout.objects.filter(run_id=run_id).delete()
         return False
     part = plan.parts.get(index=index)
     measured = part.result
@@ -116,6 +122,7 @@ def part_measure(run_id: str, index: int) -> bool:
         if locked is None:
             return False
         RunPart.objects.filter(fanout=locked, index=index, result="").update(result=measured)
+        RunFanout.objects.filter(run_id=run_id).update(progressed_at=timezone.now())
         last = not locked.parts.filter(result="").exists()
         if last:
             transaction.on_commit(lambda: _queue(run_id, []))
@@ -143,6 +150,8 @@ def fanout_combine(run_id: str) -> RunOutcome | None:
             json.loads(plan.inputs),
             columns=plan.combine_columns,
             feature_parts=parts_load(measured),
+            schema=_schema(plan),
+            task=plan.task or None,
         )
 
     outcome = run_complete(run_id, compute, _actor(plan))
@@ -152,7 +161,7 @@ def fanout_combine(run_id: str) -> RunOutcome | None:
 
 def _measured(plan: RunFanout, names: list[str]) -> str:
     policy = json.loads(plan.policy)
-    schema = parse_schema(RegisteredModel.objects.get(name=plan.model_name).data_schema)
+    schema = _schema(plan)
     windows = run_windows(
         plan.model_name,
         plan.window_start,
@@ -165,6 +174,15 @@ def _measured(plan: RunFanout, names: list[str]) -> str:
     )
     kinds = {name: schema.features[name] for name in names}
     return parts_dump(features_measure(windows["reference"].columns, windows["predictions"].columns, kinds, policy))
+
+
+def _schema(plan: RunFanout) -> DataSchema:
+    raw = (
+        plan.data_schema
+        if plan.data_schema is not None
+        else RegisteredModel.objects.get(name=plan.model_name).data_schema
+    )
+    return parse_schema(raw)
 
 
 def _actor(plan: RunFanout) -> Actor:

@@ -1,6 +1,7 @@
 """The read model of runs: a projection of the run streams, rebuilt by replay."""
 
 from django.db import models
+from django.utils import timezone
 
 from monitoring.runs.domain import Level, RunStatus
 
@@ -44,7 +45,12 @@ class RunFanout(models.Model):
     policy = models.TextField()  # JSON as the policy reads, key order and all
     inputs = models.TextField()  # JSON: batch digests per kind
     combine_columns = models.JSONField()  # what the combining task loads
+    # The model's data schema and task as planned: a schema edited while the parts run would
+    # give parts and a combining task that read the window two ways, a result of neither schema.
+    data_schema = models.JSONField(null=True)  # null: planned before it was kept (the registry's)
+    task = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    progressed_at = models.DateTimeField(default=timezone.now)  # planned or a part measured: the sweeper's clock
 
     class Meta:
         db_table = "monitoring_run_fanout"

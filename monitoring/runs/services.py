@@ -179,14 +179,20 @@ def run_fail(run_id: str, reason: str, *, actor: Actor = SCHEDULER) -> RunOutcom
 
 def runs_fail_stalled(*, now: dt.datetime | None = None) -> list[str]:
     """Fail every run still `running` RUN_STALLED_AFTER_SECONDS after it started: its worker
-    was killed or lost (no run outlives the task's time limit)."""
+    was killed or lost (no task outlives its time limit). A fanned-out run is several tasks,
+    queued behind one another: it is stalled once none of them has progressed for as long."""
+    from monitoring.runs.models import RunFanout
+
     moment = now or dt.datetime.now(dt.UTC)
     after = settings.RUN_STALLED_AFTER_SECONDS
-    stalled = Run.objects.filter(status=RunStatus.RUNNING, started_at__lt=moment - dt.timedelta(seconds=after))
+    since = moment - dt.timedelta(seconds=after)
+    progressing = RunFanout.objects.filter(progressed_at__gte=since).values("run_id")
+    stalled = Run.objects.filter(status=RunStatus.RUNNING, started_at__lt=since).exclude(run_id__in=progressing)
     failed = []
     for run_id in stalled.values_list("run_id", flat=True):
         reason = f"no outcome {after:,} s after it started: its worker stopped (killed, out of memory or lost)"
         outcome = run_fail(str(run_id), reason, actor=SWEEPER)
+        RunFanout.objects.filter(run_id=run_id).delete()  # its parts still queued find nothing to do
         if outcome.recorded_now:
             failed.append(str(run_id))
     return failed
@@ -214,12 +220,17 @@ def run_result(
     *,
     columns: list[str] | None = None,
     feature_parts: Mapping[str, FeaturePart] | None = None,
+    schema: DataSchema | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """The full result document; from exactly `inputs` (batch digests per kind) when given.
     A fanned-out run's combining task reads only `columns` of the window and the reference,
-    its other features measured by the parts (`feature_parts`)."""
-    registered = RegisteredModel.objects.get(name=model)
-    schema = parse_schema(registered.data_schema)
+    its other features measured by the parts (`feature_parts`), by the `schema` and `task`
+    its plan fixed (default: the model's own)."""
+    if schema is None or task is None:
+        registered = RegisteredModel.objects.get(name=model)
+        schema = schema or parse_schema(registered.data_schema)
+        task = task or registered.task
     if inputs is None:
         run_budget_check(run_rows(model, start, end, policy), len(schema.columns))
         inputs = run_inputs(model, start, end, policy)
@@ -234,7 +245,7 @@ def run_result(
         windows["predictions"].columns,
         labels=labels,
         schema=schema,
-        task=registered.task,
+        task=task,
         policy=policy,
         kpis=windows["kpis"].columns,
         kpi_baseline=windows["kpi_baseline"].columns,
@@ -300,7 +311,13 @@ def run_windows(
     }
     return {
         name: window_from_batches(
-            model=model, kind=kind, digests=inputs.get(name, []), start=since, end=until, columns=wanted.get(name)
+            model=model,
+            kind=kind,
+            digests=inputs.get(name, []),
+            start=since,
+            end=until,
+            columns=wanted.get(name),
+            schema=schema,
         )
         for name, (kind, since, until) in _input_spans(start, end, policy).items()
         if only is None or name in only

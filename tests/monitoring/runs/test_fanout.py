@@ -26,11 +26,12 @@ from monitoring.policies.document import complete_policy
 from monitoring.policies.services import policy_load
 from monitoring.registry import services as registry
 from monitoring.registry.data_schema import parse_schema
+from monitoring.runs import fanout
 from monitoring.runs.checks import compute_run
 from monitoring.runs.parts import feature_groups, features_measure, parts_dump, parts_load
-from monitoring.runs.services import run_inputs, run_result, run_windows
+from monitoring.runs.services import run_execute, run_inputs, run_result, run_windows, runs_fail_stalled
 from monitoring.runs.tasks import run_monitoring
-from tests.monitoring.conftest import ALICE
+from tests.monitoring.conftest import ALICE, approved
 from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 
 SERVICE = Actor("service", "model:wide", "wide service")
@@ -240,3 +241,55 @@ def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_
     )
     assert canonicalize({k: computed[k] for k in ("checks", "rows", "status")}) == canonicalize(every_column)
     assert computed["rows"]["labelled"] == 300
+
+
+@pytest.fixture
+def planned(committed_log, settings, monkeypatch):
+    """A fanned-out run, planned; its tasks are noted instead of queued, to be delivered here in
+    the order a broker may deliver them."""
+    settings.RUN_FANOUT_ROWS, settings.RUN_FANOUT_FEATURES = 1000, 2
+    queued: list[tuple[str, list[int]]] = []
+    monkeypatch.setattr(fanout, "_queue", lambda run_id, parts: queued.append((run_id, list(parts))))
+    registry.model_register(name="wide", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    end = start + dt.timedelta(hours=1)
+    _report(start, 3000)
+    outcome = run_execute(model="wide", start=start, end=end)
+    assert outcome.status == "running" and queued == [(outcome.run_id, [0, 1, 2, 3, 4])]
+    return outcome.run_id, start, end
+
+
+def test_a_schema_edited_while_the_parts_run_does_not_change_what_the_run_computes(planned):
+    run_id, start, end = planned
+    policy = policy_load("wide")
+    before = canonicalize(run_result("wide", start, end, policy.version, policy.policy, run_id))
+    for index in range(2):
+        fanout.part_measure(run_id, index)
+    # Approved between two parts: num_0 (in part 1) is now a code, and a segment more.
+    edited = {
+        **SCHEMA,
+        "numerical": NUMERICAL[1:],
+        "categorical": ["num_0", *CATEGORICAL],
+        "segments": ["region", "plan"],
+    }
+    approved("wide", "schema_change", {"data_schema": edited})
+    for index in range(2, 5):
+        fanout.part_measure(run_id, index)
+    outcome = fanout.fanout_combine(run_id)
+    assert outcome is not None and outcome.status == "completed"
+    assert blob_read(outcome.result_digest) == before  # the run as planned, not a mix of two schemas
+    assert not RunFanout.objects.filter(run_id=run_id).exists()
+
+
+def test_a_fanned_run_whose_parts_progress_is_not_swept_and_a_stalled_one_leaves_no_plan(planned, settings):
+    run_id, *_ = planned
+    fanout.part_measure(run_id, 0)
+    progressed = RunFanout.objects.get(run_id=run_id).progressed_at
+    after = dt.timedelta(seconds=settings.RUN_STALLED_AFTER_SECONDS)
+    assert runs_fail_stalled(now=progressed + after) == []  # started long ago, but a part just finished
+    assert Run.objects.get(run_id=run_id).status == "running"
+
+    assert runs_fail_stalled(now=progressed + after + dt.timedelta(seconds=1)) == [run_id]
+    assert not RunFanout.objects.filter(run_id=run_id).exists()
+    assert [fanout.part_measure(run_id, index) for index in range(1, 5)] == [False] * 4  # queued, found nothing
+    assert Run.objects.get(run_id=run_id).status == "failed"
