@@ -5,7 +5,9 @@ Passwords never enter the log: the account (its password hash) is Django's; the 
 that the person exists, the roles they hold and whether they may sign in.
 
 Separation of duties lives in the roles themselves: administering people grants no approval
-and no production change, and nobody grants or revokes their own roles.
+and no production change, and nobody grants or revokes their own roles. Whoever registers a
+person chooses their first password, so could act as them: a role that changes or decides
+anything (`POWER`) is given to them by another administrator.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from audit.errors import AlreadyExists, InvalidCommand, NotFound
 from audit.events import Choice, Closed, Context, Event, event_type
 
 STREAM = "person"
+OPERATOR_PREFIX = "cli:"  # the operator at the server's terminal, who holds the database already
 USERNAME = re.compile(r"^[A-Za-z0-9_.@+\-]{1,150}$")  # Django's own rule for usernames
 
 
@@ -31,6 +34,10 @@ class Role(Closed):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ")
+
+
+# Roles that request, decide or grant changes; the others only read.
+POWER = frozenset({Role.ML_ENGINEER, Role.RISK_APPROVER, Role.ADMIN})
 
 
 @event_type("monitoring.PersonRegistered")
@@ -98,6 +105,7 @@ class PersonAggregate:
     full_name: str = ""
     active: bool = False
     roles: set[Role] = field(default_factory=set)
+    registered_by: str = ""  # the actor who chose the first password
 
     @property
     def stream_id(self) -> str:
@@ -107,7 +115,7 @@ class PersonAggregate:
         self.version += 1
         match event:
             case PersonRegistered():
-                self.full_name, self.active = event.full_name, True
+                self.full_name, self.active, self.registered_by = event.full_name, True, actor_id
             case RoleGranted():
                 self.roles.add(event.role)
             case RoleRevoked():
@@ -133,6 +141,11 @@ class PersonAggregate:
             raise InvalidCommand(f"role must be one of {', '.join(Role)}, not {role!r}")
         if role in self.roles:
             raise InvalidCommand(f"{self.username} holds the {role} role already")
+        if role in POWER and by == self.registered_by and not by.startswith(OPERATOR_PREFIX):
+            raise InvalidCommand(
+                f"you registered {self.username}, so chose their first password: another administrator "
+                f"gives them the {role} role (a registrar may give only {', '.join(sorted(set(Role) - POWER))})"
+            )
         return [RoleGranted(username=self.username, role=Role(role))]
 
     def revoke(self, role: str, *, by: str) -> list[Event]:

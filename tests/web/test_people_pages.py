@@ -61,6 +61,14 @@ def test_refusals_are_shown_and_write_nothing(people):
         {"username": "zoe", "full_name": "Zoe", "password": "short", "reason": "r"},  # weak password
         {"username": "auditor_user", "full_name": "A", "password": "a-long-passphrase", "reason": "r"},  # exists
         {"username": "bad name!", "full_name": "B", "password": "a-long-passphrase", "reason": "r"},
+        # Whoever chose the first password gives no power: another administrator does.
+        {
+            "username": "zoe",
+            "full_name": "Zoe",
+            "password": "a-long-passphrase",
+            "roles": ["risk_approver"],
+            "reason": "r",
+        },
     ]
     for fields in cases:
         answer = client.post("/people/", fields)

@@ -112,18 +112,19 @@ def test_a_superuser_without_a_role_neither_approves_nor_changes_production(prin
 def test_people_changes_are_signed_events_and_nobody_grants_themselves_a_role(principals):
     clients, _ = principals
     admin = clients["admin"]
-    created = admin.post(
-        "/api/v1/users/",
-        {
-            "username": "carol",
-            "full_name": "Carol Chen",
-            "password": "long-enough-pw-1",
-            "roles": ["risk_approver"],
-            "reason": "second approver",
-        },
-        format="json",
-    )
-    assert created.status_code == 201 and created.json()["roles"] == ["risk_approver"]
+    carol = {"username": "carol", "full_name": "Carol Chen", "password": "long-enough-pw-1", "reason": "approver"}
+    # Whoever chose her first password could act as her: her registrar never gives her power.
+    refused = admin.post("/api/v1/users/", {**carol, "roles": ["risk_approver"]}, format="json")
+    assert refused.status_code == 400 and "another administrator" in refused.json()["detail"]
+    assert not User.objects.filter(username="carol").exists()  # nothing half-written
+    created = admin.post("/api/v1/users/", {**carol, "roles": ["auditor"]}, format="json")
+    assert created.status_code == 201 and created.json()["roles"] == ["auditor"]
+    for power in ("risk_approver", "ml_engineer", "admin"):
+        again = admin.post("/api/v1/users/carol/roles/", {"role": power, "reason": "r"}, format="json")
+        assert again.status_code == 400 and "another administrator" in again.json()["detail"]
+    other_admin = client_for(person("other_admin", "admin"))
+    granted = other_admin.post("/api/v1/users/carol/roles/", {"role": "risk_approver", "reason": "r"}, format="json")
+    assert granted.status_code == 200 and sorted(granted.json()["roles"]) == ["auditor", "risk_approver"]
     own = admin.post("/api/v1/users/admin_user/roles/", {"role": "risk_approver", "reason": "me"}, format="json")
     assert own.status_code == 400 and "their own roles" in own.json()["detail"]
     short = admin.post(
@@ -131,10 +132,11 @@ def test_people_changes_are_signed_events_and_nobody_grants_themselves_a_role(pr
     )
     assert short.status_code == 400 and "password" in short.json()["detail"]
     revoked = admin.post("/api/v1/users/carol/roles/risk_approver/revoke/", {"reason": "moved"}, format="json")
-    assert revoked.json()["roles"] == []
+    assert revoked.json()["roles"] == ["auditor"]  # taking power away needs no second administrator
     kinds = list(Event.objects.filter(stream_type="person", stream_id="carol").values_list("event_type", "actor_id"))
     assert kinds == [
         ("monitoring.PersonRegistered", "admin_user"),
         ("monitoring.RoleGranted", "admin_user"),
+        ("monitoring.RoleGranted", "other_admin"),
         ("monitoring.RoleRevoked", "admin_user"),
     ]
