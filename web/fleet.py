@@ -98,6 +98,7 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
     runs = list(Run.objects.filter(model_name=name).order_by("-window_end")[:TIMELINE_RUNS])[::-1]
     versions = _policy_versions(name)
     older, newer = _chosen_versions(request, versions)
+    policy = policy_load(name)
     context = {
         "model": model,
         "deployment": Deployment.objects.filter(model=model).first(),
@@ -107,8 +108,8 @@ def model_page(request: HttpRequest, name: str) -> HttpResponse:
         "versions": versions,
         "older": older,
         "newer": newer,
-        "diff": policy_diff(older["policy"], newer["policy"]) if older and newer else [],
-        "policy": policy_load(name),
+        "diff": policy_diff(older["policy"], newer["policy"], features=policy.features) if older and newer else [],
+        "policy": policy,
         "batches": Batch.objects.filter(model=model).order_by("-seq")[:20],
         "alerts": Alert.objects.filter(model_name=name, status__in=OPEN).order_by("-raised_seq")[:20],
         "requests": Remediation.objects.filter(model_name=name).order_by("-requested_seq")[:20],

@@ -78,6 +78,6 @@ def _preview(current, text: str) -> dict[str, Any]:
         return {"problem": str(refusal)}
     return {
         "raw": raw,
-        "changes": policy_diff(current.policy, proposed),
-        "needs_approval": bool(loosenings(current.policy, proposed)),
+        "changes": policy_diff(current.policy, proposed, features=current.features),
+        "needs_approval": bool(loosenings(current.policy, proposed, features=current.features)),
     }

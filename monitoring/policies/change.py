@@ -7,6 +7,11 @@ threshold made laxer, a check, feature, notifier or escalation removed, a window
 method changed) changes what alerts, and takes effect only through an approved remediation
 request.
 
+An override judged alone would mislead: a feature's floor or warning floor, or a segment's
+floor, that is unset falls back to a global setting (the floor or warning floor of the feature's
+effect measure, segments.prediction_drift_floor). So overrides are compared by the value in force
+on each side, and setting one above what it replaces mutes alerts like any laxer threshold.
+
 Conservative by construction: a change this module does not know to be tighter counts as one
 that needs approval.
 """
@@ -17,7 +22,7 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
-from monitoring.stats.decisions import DEFAULT_EFFECT_FLOORS
+from monitoring.stats.decisions import DEFAULT_EFFECT_FLOORS, DEFAULT_METHODS
 
 LOWER_IS_STRICTER = (
     "drift.effect_floors.*",
@@ -50,16 +55,79 @@ SWITCHED_ON_IS_STRICTER = ("drift.multivariate",)  # a check added
 ORDERED = {"drift.correction": ("bonferroni", "holm", "none")}  # from fewest detections to most
 
 
-def loosenings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """What the change from `old` to `new` (both complete policies) makes less watchful or
-    changes in kind, one line each; empty when it is a pure tightening (or no change)."""
+def loosenings(old: Mapping[str, Any], new: Mapping[str, Any], *, features: Mapping[str, str]) -> list[str]:
+    """What the change from `old` to `new` (both complete policies of a model whose features are
+    `features`, name -> kind) makes less watchful or changes in kind, one line each; empty when
+    it is a pure tightening (or no change)."""
+    changes = policy_diff(old, new, features=features)
+    return [f"{path}: {was} -> {now}" for path, was, now, tighter in changes if not tighter]
+
+
+def policy_diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, features: Mapping[str, str]
+) -> list[tuple[str, str, str, bool]]:
+    """Every setting that differs between two complete policies: (path, before, after, whether
+    the change is a tightening or leaves the value in force as it was), in path order.
+
+    An override (a feature's floor or warning floor, a segment's floor) is judged by the value
+    in force on each side: when unset, what it falls back to in that same document, so an
+    override "added" above its fallback, or removed below a raised one, is a loosening."""
     before, after = _flat(_effective(old)), _flat(_effective(new))
-    found = []
+    named = _overrides_named(old) | _overrides_named(new)
+    falls_before, falls_after = _fallbacks(old, features, named), _fallbacks(new, features, named)
+    changes = []
     for path in sorted(before.keys() | after.keys()):
-        was, now = before.get(path), after.get(path)
-        if was != now and not _tighter(path, was, now):
-            found.append(f"{path}: {_show(was)} -> {_show(now)}")
-    return found
+        if before.get(path) == after.get(path):
+            continue
+        was, now = _in_force(before, falls_before, path), _in_force(after, falls_after, path)
+        shown = (_shown(before, falls_before, path), _shown(after, falls_after, path))
+        changes.append((path, *shown, was == now or _tighter(path, was, now)))
+    return changes
+
+
+def _overrides_named(policy: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """("feature", name) and ("segment", name) for each override section the policy has."""
+    features, segments = policy.get("drift", {}).get("features", {}), policy.get("segments", {}).get("floors", {})
+    return {("feature", name) for name in features} | {("segment", name) for name in segments}
+
+
+def _fallbacks(policy: Mapping[str, Any], features: Mapping[str, str], named: set[tuple[str, str]]) -> dict[str, str]:
+    """Override path -> the path of the setting it falls back to in `policy` when unset, as the
+    engine applies them (decisions.Policy.floor, runs.checks._drift_status and
+    _segment_prediction_drift), for the `named` features and segments (those either side of a
+    change overrides). A feature whose effect measure is unknown (no longer in the schema) gets
+    none: unset, its override then counts as off, which is never tighter."""
+    paths = {}
+    for section, name in named:
+        if section == "segment":
+            paths[f"segments.floors.{name}"] = "segments.prediction_drift_floor"
+            continue
+        effect = _effect_measure(name, policy.get("drift", {}).get("features", {}).get(name, {}), features)
+        if effect is not None:
+            paths[f"drift.features.{name}.floor"] = f"drift.effect_floors.{effect}"
+            paths[f"drift.features.{name}.warning_floor"] = f"drift.warning_floors.{effect}"
+    return paths
+
+
+def _effect_measure(feature: str, spec: Mapping[str, Any], features: Mapping[str, str]) -> str | None:
+    """The effect measure the engine uses for the feature (decisions.Policy.method)."""
+    if "effect" in spec:
+        return str(spec["effect"])
+    kind = features.get(feature)
+    return DEFAULT_METHODS[kind].effect if kind in DEFAULT_METHODS else None
+
+
+def _in_force(flat: Mapping[str, Any], fallbacks: Mapping[str, str], path: str) -> Any:
+    """The setting's value, or when unset the value of what it falls back to (None: off)."""
+    value = flat.get(path)
+    return flat.get(fallbacks[path]) if value is None and path in fallbacks else value
+
+
+def _shown(flat: Mapping[str, Any], fallbacks: Mapping[str, str], path: str) -> str:
+    value = flat.get(path)
+    if value is None and path in fallbacks:
+        return f"unset ({fallbacks[path]}: {_show(flat.get(fallbacks[path]))})"
+    return _show(value)
 
 
 def _tighter(path: str, was: Any, now: Any) -> bool:
@@ -101,14 +169,3 @@ def _matches(path: str, patterns: tuple[str, ...]) -> bool:
 
 def _show(value: Any) -> str:
     return "unset" if value is None else repr(value)
-
-
-def policy_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """Every setting that differs between two complete policies: (path, before, after, whether
-    the change is a tightening), in path order."""
-    before, after = _flat(_effective(old)), _flat(_effective(new))
-    return [
-        (path, _show(before.get(path)), _show(after.get(path)), _tighter(path, before.get(path), after.get(path)))
-        for path in sorted(before.keys() | after.keys())
-        if before.get(path) != after.get(path)
-    ]

@@ -84,7 +84,7 @@ class PolicyAggregate:
         policy = self.completed(raw)
         if policy == self.policy and self.version > 0:
             raise InvalidCommand("the policy is unchanged")
-        laxer = loosenings(self.policy, policy)
+        laxer = loosenings(self.policy, policy, features=self.features)
         if laxer and not approved:
             why = "this change makes monitoring less watchful or changes it in kind (" + "; ".join(laxer) + ")"
             raise ApprovalRequired(RemediationKind.THRESHOLD_CHANGE, {"policy": raw}, why)

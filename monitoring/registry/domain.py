@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from audit.errors import AlreadyExists, InvalidCommand, NotFound
 from audit.events import Choice, Closed, Context, Event, event_type
 from monitoring.registry.data_schema import NAME, SchemaError, Task, parse_schema
+from monitoring.registry.schema_change import beyond_additions
 from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 
 STREAM = "model"
@@ -276,9 +277,12 @@ class ModelAggregate:
         if data_schema is not None:
             schema = _schema(data_schema)
             if schema != parse_schema(self.data_schema).as_dict():
-                dropped = _columns(self.data_schema) - _columns(schema)
-                if dropped and not approved:
-                    why = f"the new data schema drops {', '.join(sorted(dropped))}, which monitoring reads"
+                changed = beyond_additions(parse_schema(self.data_schema), parse_schema(schema))
+                if changed and not approved:
+                    why = (
+                        f"the new data schema changes what monitoring reads ({'; '.join(changed)}); "
+                        "only new features or segments apply without approval"
+                    )
                     raise ApprovalRequired(RemediationKind.SCHEMA_CHANGE, {"data_schema": schema}, why)
                 changes["data_schema"] = schema
                 schema_version += 1
@@ -456,13 +460,6 @@ def _parameters(action: DeploymentAction, version: str | None, share: float) -> 
         case DeploymentAction.CANARY_STOP:
             return {}
     return {"version": version}
-
-
-def _columns(schema: dict[str, Any]) -> set[str]:
-    """Every column a data schema names, in whatever role."""
-    parsed = parse_schema(schema)
-    roles = (parsed.id, parsed.timestamp, parsed.prediction, parsed.score, parsed.target)
-    return {*parsed.numerical, *parsed.categorical, *parsed.segments, *(c for c in roles if c)}
 
 
 def _named(version: str | None) -> str:

@@ -21,7 +21,7 @@ class RemediationKind(Closed):
     SET_CHALLENGER = "set_challenger"  # version, or null to remove the challenger
     RETIRE_VERSION = "retire_version"  # a version that has served
     RETIRE_MODEL = "retire_model"  # a model that has served
-    SCHEMA_CHANGE = "schema_change"  # a data schema that drops or renames columns
+    SCHEMA_CHANGE = "schema_change"  # a data schema that does more than add features or segments
 
 
 PARAMETERS: dict[RemediationKind, set[str]] = {

@@ -298,6 +298,21 @@ def test_the_policy_editor_turns_a_loosening_into_a_request(people, drifted):
     assert policy_load("credit").version == current.version  # nothing applies before approval
 
 
+def test_the_policy_editor_says_an_override_above_its_fallback_needs_approval(people, credit_model):
+    engineer = signed_in(people["ml_engineer"])
+    muted = {"drift": {"features": {"income": {"floor": 1000.0}}}}
+    preview = engineer.post(
+        "/models/credit/policy/", {"policy": json.dumps(muted), "action": "preview"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "needs approval" in preview and "pure tightening" not in preview
+    assert "unset (drift.effect_floors.wasserstein_normed: 0.1)" in preview
+    watchful = {"drift": {"features": {"income": {"floor": 0.05}}}}
+    preview = engineer.post(
+        "/models/credit/policy/", {"policy": json.dumps(watchful), "action": "preview"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "pure tightening" in preview
+
+
 def test_the_policy_editor_refuses_what_is_not_a_policy(people, drifted):
     engineer = signed_in(people["ml_engineer"])
     before = Event.objects.count()

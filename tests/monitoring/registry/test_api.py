@@ -132,3 +132,60 @@ def test_read_models_rebuilt_from_the_log_equal_the_originals(credit_model, cred
     before = snapshot()
     projections.rebuild(["monitoring.registry"])
     assert snapshot() == before
+
+
+# A data schema applies directly only when it adds features or segments --------------------------
+
+
+def _patch(people, name: str, schema: dict):
+    return client_for(people["ml_engineer"]).patch(
+        f"/api/v1/models/{name}/", {"data_schema": schema, "reason": "a new schema"}, format="json"
+    )
+
+
+def test_moving_a_feature_into_segments_only_needs_approval(credit_model, people):
+    moved = {**SCHEMA, "numerical": ["debt_ratio"], "segments": ["region", "channel", "income"]}
+    answer = _patch(people, "credit", moved)
+    assert answer.status_code == 409, answer.json()
+    assert answer.json()["approval"]["kind"] == "schema_change"
+    assert "'income' leaves numerical (now in segments)" in answer.json()["detail"]
+    assert "income" in RegisteredModel.objects.get(name="credit").data_schema["numerical"]
+
+
+def test_removing_the_target_role_needs_approval(credit_model, people):
+    schema = {k: v for k, v in SCHEMA.items() if k != "target"}
+    schema["segments"] = [*SCHEMA["segments"], "defaulted"]
+    answer = _patch(people, "credit", schema)
+    assert answer.status_code == 409, answer.json()
+    assert "target changes from 'defaulted' to unset" in answer.json()["detail"]
+    assert RegisteredModel.objects.get(name="credit").data_schema.get("target") == "defaulted"
+
+
+def test_moving_a_feature_between_numerical_and_categorical_needs_approval(credit_model, people):
+    answer = _patch(people, "credit", {**SCHEMA, "numerical": ["debt_ratio"], "categorical": ["region", "income"]})
+    assert answer.status_code == 409, answer.json()
+    assert "'income' leaves numerical (now in categorical)" in answer.json()["detail"]
+
+
+def test_dropping_the_ranking_query_and_item_columns_needs_approval(people):
+    schema = {"numerical": ["f"], "prediction": "score", "target": "clicked", "query": "user", "item": "item"}
+    registry.model_register(name="rank", task="ranking", owner="alice", data_schema=schema, actor=ALICE)
+    smaller = {k: v for k, v in schema.items() if k not in ("query", "item")}
+    answer = _patch(people, "rank", smaller)
+    assert answer.status_code == 409, answer.json()
+    assert "query changes from 'user' to unset" in answer.json()["detail"]
+    assert RegisteredModel.objects.get(name="rank").data_schema["query"] == "user"
+
+
+def test_new_features_and_segments_apply_at_once(credit_model, people):
+    grown = {**SCHEMA, "numerical": [*SCHEMA["numerical"], "age"], "segments": [*SCHEMA["segments"], "market"]}
+    answer = _patch(people, "credit", grown)
+    assert answer.status_code == 200, answer.json()
+    stored = RegisteredModel.objects.get(name="credit").data_schema
+    assert "age" in stored["numerical"] and "market" in stored["segments"]
+
+
+def test_an_approved_schema_change_moves_a_feature_into_segments(credit_model):
+    moved = {**SCHEMA, "numerical": ["debt_ratio"], "segments": ["region", "channel", "income"]}
+    approved("credit", "schema_change", {"data_schema": moved})
+    assert RegisteredModel.objects.get(name="credit").data_schema["segments"] == ["region", "channel", "income"]

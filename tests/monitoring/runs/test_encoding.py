@@ -66,5 +66,6 @@ def test_the_policy_sets_how_many_rows_a_value_finding_needs_before_it_warns():
     assert findings["default"] and findings["default"][0]["count"] == 5
     assert findings["tuned"] == []
     default = complete_policy({}, SCHEMA.features)
-    assert loosenings(default, complete_policy({"data_quality": {"min_rows": 20}}, SCHEMA.features))
-    assert not loosenings(complete_policy({"data_quality": {"min_rows": 20}}, SCHEMA.features), default)
+    tuned = complete_policy({"data_quality": {"min_rows": 20}}, SCHEMA.features)
+    assert loosenings(default, tuned, features=SCHEMA.features)
+    assert not loosenings(tuned, default, features=SCHEMA.features)
