@@ -27,6 +27,7 @@ from monitoring.ingestion.conform import BatchRejected
 from monitoring.ingestion.parsing import TooLarge, UnreadableBody, UnsupportedContentType
 from monitoring.registry.data_schema import SchemaError
 from monitoring.registry.from_log import ReadModelDiverged
+from monitoring.remediation.domain import RequestConflict
 from monitoring.remediation.kinds import ApprovalRequired
 from monitoring.remediation.services import ReauthenticationFailed
 
@@ -109,7 +110,7 @@ def _domain_answer(error: Exception) -> Response | None:
         return _answer(status.HTTP_400_BAD_REQUEST, str(error), problems=error.problems)
     if isinstance(error, NotFound):
         return _answer(status.HTTP_404_NOT_FOUND, str(error))
-    if isinstance(error, AlreadyExists | ConcurrencyConflict):
+    if isinstance(error, AlreadyExists | ConcurrencyConflict | RequestConflict):
         return _answer(status.HTTP_409_CONFLICT, str(error))
     if isinstance(error, ReauthenticationFailed):
         log.warning("re-authentication failed: %s", error)

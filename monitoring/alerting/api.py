@@ -112,9 +112,17 @@ class AlertSilenceView(_AlertAction):
 ALERTMANAGER = Actor("service", "alertmanager", "Prometheus Alertmanager")
 
 
+class AlertmanagerAlertIn(serializers.Serializer):
+    """One alert of Alertmanager's webhook payload; what else it carries (annotations, startsAt,
+    fingerprint, ...) is not read."""
+
+    labels = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
+    status = serializers.ChoiceField(choices=["firing", "resolved"], required=False)
+
+
 class AlertmanagerIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=["firing", "resolved"])
-    alerts = serializers.ListField(child=serializers.DictField())
+    alerts = serializers.ListField(child=AlertmanagerAlertIn())
 
 
 class AlertmanagerReceiverView(APIView):
@@ -135,7 +143,7 @@ class AlertmanagerReceiverView(APIView):
         opened = resolved = 0
         with transaction.atomic():
             for item in data["alerts"]:
-                labels = item.get("labels") or {}
+                labels = item["labels"]
                 model = labels.get("model")
                 if not model or not RegisteredModel.objects.filter(name=model).exists():
                     continue

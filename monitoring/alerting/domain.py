@@ -197,6 +197,7 @@ class AlertAggregate:
     stream_type: ClassVar[str] = STREAM
     version: int = 0
     status: AlertStatus | None = None
+    model: str = ""
     severity: str = ""
     summary: str = ""
     silenced_until: str | None = None
@@ -210,7 +211,9 @@ class AlertAggregate:
         self.version += 1
         self.status = status_after(self.status, event)
         match event:
-            case AlertRaised() | AlertUpdated():
+            case AlertRaised():
+                self.model, self.severity, self.summary = event.model, event.severity, event.summary
+            case AlertUpdated():
                 self.severity, self.summary = event.severity, event.summary
             case AlertEscalated():
                 self.escalated = True

@@ -181,27 +181,41 @@ class RemediationAbandonView(APIView):
 
 
 class CallbackIn(serializers.Serializer):
+    request_id = serializers.UUIDField(
+        help_text="the request the report is about: the URL's (a signed report completes that request only)"
+    )
     ok = serializers.BooleanField()
     detail = serializers.DictField(required=False, default=dict)
 
 
 class RemediationCallbackView(APIView):
-    """The external pipeline reports completion, signed with the shared secret."""
+    """The external pipeline reports completion, signed with the shared secret. The signed body
+    names the request, so a report captured for one request completes no other."""
 
-    permission_classes = [anyone(note="signed with PIPELINE_WEBHOOK_SECRET")]
+    permission_classes = [anyone(note="signed with PIPELINE_WEBHOOK_SECRET; the body names the request")]
     authentication_classes: list[type] = []
 
     @extend_schema(request=CallbackIn, responses=RemediationOut, summary="Completion report of an external pipeline")
     def post(self, request, request_id):
         if not callback_verified(request.body, request.headers.get(SIGNATURE_HEADER, "")):
             return Response({"detail": "bad or stale signature"}, status=status.HTTP_401_UNAUTHORIZED)
-        data = validated(CallbackIn, orjson.loads(request.body or b"{}"))
+        data = validated(CallbackIn, _json_object(request.body))
+        if data["request_id"] != request_id:
+            mismatch = f"the report is about request {data['request_id']}, not {request_id}: it completes that one only"
+            return Response({"detail": mismatch}, status=status.HTTP_400_BAD_REQUEST)
         get_object_or_404(Remediation, request_id=request_id)
         detail = data["detail"] if data["ok"] else {"error": data["detail"].get("error", "the pipeline failed")}
         services.remediation_execute(
-            str(request_id), lambda r: r.finish(ok=data["ok"], detail=detail), actor=services.PIPELINE
+            str(request_id), lambda r: r.report(ok=data["ok"], detail=detail), actor=services.PIPELINE
         )
         return Response(RemediationOut(Remediation.objects.get(request_id=request_id)).data)
+
+
+def _json_object(body: bytes) -> object:
+    try:
+        return orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as error:
+        raise serializers.ValidationError({"detail": f"the body is not JSON: {error}"}) from error
 
 
 def _history(seq: int, envelope: dict) -> dict:

@@ -13,7 +13,7 @@ request then waits for a second person's review.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -62,6 +62,35 @@ class SelfApprovalForbidden(InvalidCommand):
 
 class NotAnApprover(InvalidCommand):
     pass
+
+
+class RequestConflict(InvalidCommand):
+    """The command is well-formed, but the request's state, deadline or approvals no longer
+    allow it: nothing is recorded, and the API answers 409."""
+
+
+class DeadlinePassed(RequestConflict):
+    pass
+
+
+class ApprovalsLapsed(RequestConflict):
+    pass
+
+
+class NoReportAwaited(RequestConflict):
+    pass
+
+
+# Kinds whose execution ends only when an external pipeline reports back (signed callback).
+AWAITS_REPORT = frozenset({RemediationKind.RETRAIN})
+
+
+def nested_parameters(parameters: Mapping[str, Any]) -> list[str]:
+    """The parameters that should be a single value (every one but the documents) and are a
+    list or an object."""
+    return sorted(
+        name for name, value in parameters.items() if name not in DOCUMENTS and isinstance(value, dict | list)
+    )
 
 
 # Events ------------------------------------------------------------------------------------------
@@ -330,9 +359,7 @@ class RemediationAggregate:
                 + (f"; missing {sorted(missing)}" if missing else "")
                 + (f"; unknown {sorted(unknown)}" if unknown else "")
             )
-        nested = sorted(
-            name for name, value in parameters.items() if name not in DOCUMENTS and isinstance(value, dict | list)
-        )
+        nested = nested_parameters(parameters)
         if nested:
             raise InvalidCommand(
                 f"{kind}: {', '.join(nested)} must be a single value (text, a number, true or false), "
@@ -353,14 +380,19 @@ class RemediationAggregate:
             )
         ]
 
-    def approve(self, signer: Signer) -> list[Event]:
+    def approve(self, signer: Signer, *, lapsed: Collection[str] = frozenset()) -> list[Event]:
+        """`lapsed`: earlier approvers who could not approve now (deactivated, or without the
+        risk_approver role); their approvals do not count towards the quorum."""
         self._require(RemediationState.REQUESTED)
         self._require_second_person(signer, "approve")
+        self._require_before_deadline(signer, "approved")
+        self._require_standing_quorum(lapsed)
         return [RemediationApproved(**self._signature(signer, Meaning.APPROVED))]
 
     def reject(self, signer: Signer) -> list[Event]:
         self._require(RemediationState.REQUESTED)
         self._require_second_person(signer, "reject")
+        self._require_before_deadline(signer, "rejected")
         return [RemediationRejected(**self._signature(signer, Meaning.REJECTED))]
 
     def review(self, signer: Signer) -> list[Event]:
@@ -393,6 +425,20 @@ class RemediationAggregate:
             return [RemediationSucceeded(request_id=self.request_id, result=dict(detail))]
         return [RemediationFailed(request_id=self.request_id, error=str(detail.get("error"))[:2000])]
 
+    def report(self, *, ok: bool, detail: Mapping[str, Any]) -> list[Event]:
+        """The external pipeline's completion report (its signed callback): accepted once, by a
+        request whose execution waits for one."""
+        if not self.version:
+            raise InvalidCommand(f"no remediation request {self.request_id}")
+        if self.kind not in AWAITS_REPORT:
+            raise NoReportAwaited(f"a {self.kind} request awaits no pipeline report: only retrain does")
+        if self.state is not RemediationState.EXECUTING:
+            raise NoReportAwaited(
+                f"the request is {self.state}, not executing: it awaits no pipeline report "
+                "(a report is applied once; a retried execution awaits a new one)"
+            )
+        return self.finish(ok=ok, detail=detail)
+
     def abandon(self) -> list[Event]:
         self._require(RemediationState.FAILED)
         return [RemediationAbandoned(request_id=self.request_id)]
@@ -404,6 +450,30 @@ class RemediationAggregate:
             raise InvalidCommand(f"no remediation request {self.request_id}")
         if self.state is not state:
             raise InvalidCommand(f"the request is {self.state}, not {state}")
+
+    def _require_before_deadline(self, signer: Signer, decided: str) -> None:
+        # Beat expires a request some time after its deadline; until then a late decision
+        # would still be recorded, so the deadline itself is the rule, not the state.
+        if self.expires_at and signer.signed_at >= self.expires_at:
+            raise DeadlinePassed(
+                f"the request's deadline was {self.expires_at}: it can no longer be {decided} "
+                "(it expires; file a new request if the change is still needed)"
+            )
+
+    def _require_standing_quorum(self, lapsed: Collection[str]) -> None:
+        # A recorded approval cannot be withdrawn, and the approval that completes the quorum
+        # makes the request approved. So when an earlier approver has lost their standing,
+        # that completing approval is refused: the request cannot be approved on it.
+        if len(self.approvals) + 1 < self.required:
+            return
+        gone = [approver for approver in self.approvals if approver in lapsed]
+        if gone:
+            standing = len(self.approvals) - len(gone) + 1
+            raise ApprovalsLapsed(
+                f"the approval of {', '.join(gone)} no longer counts: no longer an active risk approver. "
+                f"With yours the request has {standing} of the {self.required} approvals it needs, and an "
+                "approval cannot be withdrawn: the requester cancels the request and files it again"
+            )
 
     def _require_second_person(self, signer: Signer, verb: str) -> None:
         if signer.id == self.requester:

@@ -1,5 +1,10 @@
 """Retraining through an external pipeline (Airflow, Kubeflow, a CI job): an HMAC-signed POST
-starts it; the pipeline reports completion to remediations/{id}/callback/, signed the same way."""
+starts it; the pipeline reports completion to remediations/{id}/callback/, signed the same way,
+with a body that names the request it reports on (docs/remediation.md, "Pipeline callback"):
+
+    {"request_id": "<the request_id it was sent>", "ok": true, "detail": {...}}
+
+The signature covers the body, so a report captured for one request completes no other."""
 
 from __future__ import annotations
 

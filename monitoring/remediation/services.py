@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.http import HttpRequest
 
 from audit.aggregates import InvalidCommand, aggregate_execute, aggregate_load
@@ -23,11 +23,20 @@ from audit.models import Event as EventRow
 from audit.store import Actor, RecordedEvent
 from monitoring.access.roles import Role, has_role
 from monitoring.alerting.domain import STREAM as ALERT_STREAM
+from monitoring.alerting.domain import AlertAggregate, AlertStatus
+from monitoring.alerting.models import Alert
 from monitoring.alerting.services import Finding, alert_execute, alert_open, alert_raise
 from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import RegisteredModel
 from monitoring.registry.services import model_load, model_retire, model_update, version_retire
-from monitoring.remediation.domain import STREAM, RemediationAggregate, RemediationState, Signer, deployment_of
+from monitoring.remediation.domain import (
+    STREAM,
+    RemediationAggregate,
+    RemediationState,
+    Signer,
+    deployment_of,
+    nested_parameters,
+)
 from monitoring.remediation.executors import DeploymentChange, configured_executors
 from monitoring.remediation.kinds import PARAMETERS, ApprovalRequired, RemediationKind
 from monitoring.remediation.models import Remediation
@@ -163,11 +172,18 @@ def remediation_decide(
     )
     actor = Actor("user", user.username, signer.name)
     steps: dict[str, Callable[[RemediationAggregate], Sequence[Event]]] = {
-        "approve": lambda r: r.approve(signer),
+        "approve": lambda r: r.approve(signer, lapsed=approvers_without_standing(r.approvals)),
         "reject": lambda r: r.reject(signer),
         "review": lambda r: r.review(signer),
     }
     return remediation_execute(request_id, steps[decision], actor=actor, reason=reason)
+
+
+def approvers_without_standing(usernames: Sequence[str]) -> frozenset[str]:
+    """Of these earlier approvers, those who could not approve now: deactivated, gone, or no
+    longer holding the risk_approver role. Their approvals do not count towards a quorum."""
+    people = {user.username: user for user in get_user_model().objects.filter(username__in=usernames)}
+    return frozenset(name for name in usernames if not has_role(people.get(name), {Role.RISK_APPROVER}))
 
 
 def remediation_run(request_id: str) -> RemediationAggregate:
@@ -243,11 +259,16 @@ def _carry_out(request: RemediationAggregate) -> dict[str, Any]:
             return {"schema_version": recorded[-1].payload["schema_version"], "seq": recorded[-1].seq}
         case RemediationKind.ACCEPT_RISK:
             until = read_time(str(p["until"]))
+
+            def silence(alert: AlertAggregate) -> list[Event]:
+                # The request's model is checked again in the alert's own stream: the approval
+                # covers a risk of this model only.
+                if alert.model != model:
+                    raise InvalidCommand(f"alert {alert.alert_id} is not an alert of {model}")
+                return alert.silence(until, dt.datetime.now(dt.UTC), max_hours=None)
+
             alert_execute(
-                str(p["alert_id"]),
-                lambda a: a.silence(until, dt.datetime.now(dt.UTC), max_hours=None),
-                actor=EXECUTOR,
-                reason=f"risk accepted by remediation {request_id}",
+                str(p["alert_id"]), silence, actor=EXECUTOR, reason=f"risk accepted by remediation {request_id}"
             )
             return {"silenced": str(p["alert_id"]), "until": str(p["until"])}
     from monitoring.remediation.pipelines import retrain_submit
@@ -258,7 +279,11 @@ def _carry_out(request: RemediationAggregate) -> dict[str, Any]:
 def _check_target(model: str, kind: str, parameters: dict[str, Any]) -> None:
     """Refuse at request time what could not be executed (the same rules run again then): the
     change is tried, as approved, on the current state, and nothing is recorded."""
-    if kind not in set(RemediationKind) or not PARAMETERS[RemediationKind(kind)] <= set(parameters):
+    if (
+        kind not in set(RemediationKind)
+        or not PARAMETERS[RemediationKind(kind)] <= set(parameters)
+        or nested_parameters(parameters)
+    ):
         return  # the aggregate names what is wrong with the kind or its parameters
     aggregate = model_load(model)
     change = deployment_of(kind, parameters)
@@ -278,8 +303,30 @@ def _check_target(model: str, kind: str, parameters: dict[str, Any]) -> None:
             policy = policy_load(model)
             if policy.completed(parameters["policy"]) == policy.policy:
                 raise InvalidCommand("the proposed policy is the policy in force")
+        elif kind == RemediationKind.ACCEPT_RISK:
+            _check_accepted_risk(model, parameters["alert_id"], parameters["until"])
     except ModelNotFound as error:  # a parameter names what does not exist: a bad request
         raise InvalidCommand(str(error)) from error
+
+
+def _check_accepted_risk(model: str, alert_id: Any, until: Any) -> None:
+    """accept_risk names an unresolved alert of the request's own model, and a time to come."""
+    named = _uuid(str(alert_id))
+    alert = Alert.objects.filter(alert_id=named).first() if named else None
+    if alert is None:
+        raise InvalidCommand(f"accept_risk: alert_id names no alert: {alert_id!r}")
+    if alert.model_name != model:
+        raise InvalidCommand(f"accept_risk: alert {alert.alert_id} is an alert of {alert.model_name}, not of {model}")
+    if alert.status == AlertStatus.RESOLVED:
+        raise InvalidCommand(f"accept_risk: alert {alert.alert_id} is resolved: there is no risk left to accept")
+    try:
+        moment = read_time(until) if isinstance(until, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidCommand(f"accept_risk: until must be an ISO 8601 time such as 2027-01-31T00:00:00Z, not {until!r}")
+    if moment <= dt.datetime.now(dt.UTC):
+        raise InvalidCommand(f"accept_risk: until must be in the future, not {until!r}")
 
 
 def _uuid(value: str) -> str | None:

@@ -238,3 +238,22 @@ def test_alertmanager_firing_and_resolved_open_and_close_alerts(credit_model, se
     assert client.post("/api/v1/alertmanager/", body, format="json").json() == {"opened": 0, "resolved": 1}
     assert Alert.objects.get().status == "resolved"
     assert client.post("/api/v1/alertmanager/", {"status": "bogus"}, format="json").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "alerts",
+    [[{"labels": ["model", "credit"]}], [{"labels": {"model": ["credit"]}}], ["not an object"], [{"labels": "x"}]],
+)
+def test_alertmanager_malformed_alerts_are_a_400_and_open_nothing(credit_model, settings, alerts):
+    settings.ALERTMANAGER_TOKEN = "am-token"
+    client = client_for()
+    client.raise_request_exception = False
+    answer = client.post(
+        "/api/v1/alertmanager/",
+        {"status": "firing", "alerts": alerts},
+        format="json",
+        HTTP_AUTHORIZATION="Bearer am-token",
+    )
+    assert answer.status_code == 400, answer.content[:300]
+    assert "alerts" in answer.json()
+    assert not Alert.objects.exists()

@@ -4,6 +4,9 @@ import pytest
 
 from audit.aggregates import InvalidCommand
 from monitoring.remediation.domain import (
+    ApprovalsLapsed,
+    DeadlinePassed,
+    NoReportAwaited,
     NotAnApprover,
     RemediationAggregate,
     RemediationExecutionStarted,
@@ -103,6 +106,57 @@ def test_quorum_counts_distinct_people_and_expiry_waits_for_the_deadline():
         request.approve(BOB)
     assert request.expire("2026-11-28T00:00:00.000000Z") == []
     assert _apply(request, request.approve(CAROL), "carol").state == "approved"
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_decision_signed_at_or_after_the_deadline_is_refused_though_not_yet_expired(decision):
+    request = _requested()  # its deadline: 2026-11-29T00:00:00.000000Z
+    for signed_at in ("2026-11-29T00:00:00.000000Z", "2026-11-30T08:00:00.000000Z"):
+        late = Signer("bob", "Bob", True, signed_at)
+        with pytest.raises(DeadlinePassed, match="deadline was 2026-11-29"):
+            getattr(request, decision)(late)
+    assert request.state == "requested"
+    just_in_time = Signer("bob", "Bob", True, "2026-11-28T23:59:59.999999Z")
+    assert getattr(request, decision)(just_in_time)
+
+
+def test_the_approval_completing_a_quorum_counts_only_approvers_who_still_stand():
+    request = _requested(required=3)
+    dave = Signer("dave", "Dave", True, "2026-11-26T00:00:00.000000Z")
+    request = _apply(request, request.approve(BOB), "bob")
+    request = _apply(request, request.approve(CAROL, lapsed={"bob"}), "carol")  # not the last: recorded
+    assert request.state == "requested"
+    with pytest.raises(ApprovalsLapsed, match=r"approval of bob no longer counts.*2 of the 3"):
+        request.approve(dave, lapsed={"bob"})
+    assert _apply(request, request.approve(dave, lapsed={"eve"}), "dave").state == "approved"
+
+
+def test_only_an_executing_retrain_takes_a_pipeline_report():
+    rollback = _apply(_requested(), _requested().approve(BOB), "bob")
+    rollback = _apply(rollback, rollback.start(), "system")
+    with pytest.raises(NoReportAwaited, match="a rollback request awaits no pipeline report"):
+        rollback.report(ok=True, detail={})
+    retrain = RemediationAggregate("r-3")
+    retrain = _apply(
+        retrain,
+        retrain.request(
+            model="m",
+            kind="retrain",
+            parameters={"data_start": "a", "data_end": "b"},
+            evidence=[],
+            required=1,
+            expires_at=None,
+        ),
+        "alice",
+    )
+    with pytest.raises(NoReportAwaited, match="requested, not executing"):
+        retrain.report(ok=True, detail={})
+    retrain = _apply(retrain, retrain.approve(BOB), "bob")
+    retrain = _apply(retrain, retrain.start(), "system")
+    retrain = _apply(retrain, retrain.report(ok=True, detail={"new_version": "2"}), "pipeline")
+    assert retrain.state == "succeeded"
+    with pytest.raises(NoReportAwaited, match="succeeded, not executing"):
+        retrain.report(ok=True, detail={"new_version": "2"})
 
 
 def test_break_glass_is_approved_at_once_for_rollbacks_only_and_reviewed_by_someone_else():

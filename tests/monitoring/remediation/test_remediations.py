@@ -10,14 +10,15 @@ import orjson
 import pytest
 
 from audit.models import Event
-from monitoring.access.services import role_revoke
+from monitoring.access.services import person_deactivate, person_reactivate, role_revoke
 from monitoring.alerting.notifiers import webhook_signature
 from monitoring.alerting.services import alerts_from_run
 from monitoring.models import Alert, Deployment, Remediation
 from monitoring.policies.services import policy_load
-from monitoring.remediation.services import break_glass_overdue, remediations_expire
+from monitoring.registry import services as registry
+from monitoring.remediation.services import break_glass_overdue, remediation_execute, remediations_expire
 from monitoring.runs.domain import Check
-from tests.monitoring.conftest import ADMINISTRATOR, ALICE, approved, client_for, person
+from tests.monitoring.conftest import ADMINISTRATOR, ALICE, SCHEMA, approved, client_for, person
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "s3cret-pass"
@@ -246,7 +247,7 @@ def test_retraining_runs_in_an_external_pipeline_that_calls_back(
     header, body = Pipeline.received[0]
     stamp = header.split(",")[0].removeprefix("t=")
     assert header == webhook_signature("pipe-secret", body, stamp) and json.loads(body)["model"] == "credit"
-    report = orjson.dumps({"ok": True, "detail": {"new_version": "1.2"}})
+    report = orjson.dumps({"request_id": request_id, "ok": True, "detail": {"new_version": "1.2"}})
     anonymous = client_for()
     bad = anonymous.post(
         f"/api/v1/remediations/{request_id}/callback/",
@@ -264,3 +265,259 @@ def test_retraining_runs_in_an_external_pipeline_that_calls_back(
     )
     assert good.status_code == 200 and good.json()["state"] == "succeeded"
     assert good.json()["result"] == {"new_version": "1.2"}
+
+
+# accept_risk names an unresolved alert of the request's own model, until a time to come ---------
+
+
+def _fraud_alert() -> Alert:
+    registry.model_register(name="fraud", task="binary_classification", owner="eve", data_schema=SCHEMA, actor=ALICE)
+    check = Check(check="feature_drift", feature="income", metric="psi", value=0.4, threshold=0.1, status="critical")
+    alerts_from_run(model="fraud", run_id="r-fraud", checks=[check], actor=ALICE)
+    return Alert.objects.get(model_name="fraud")
+
+
+def _in_days(days: int) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat()
+
+
+def test_accept_risk_on_one_model_cannot_silence_another_models_alert(
+    credit_model, people, django_capture_on_commit_callbacks
+):
+    fraud_alert = _fraud_alert()
+    asked = _request(
+        client_for(people["ml_engineer"]),
+        kind="accept_risk",
+        parameters={"alert_id": str(fraud_alert.alert_id), "until": _in_days(300)},
+    )
+    if asked.status_code == 201:
+        with django_capture_on_commit_callbacks(execute=True):
+            _decide(client_for(people["risk_approver"]), asked.json()["request_id"])
+    assert Alert.objects.get(alert_id=fraud_alert.alert_id).silenced_until is None, "fraud's alert silenced"
+    assert asked.status_code == 400, asked.json()
+    assert "is an alert of fraud, not of credit" in asked.json()["detail"]
+
+
+def test_accept_risk_executed_checks_the_alerts_model_again_in_its_stream(
+    credit_model, people, django_capture_on_commit_callbacks
+):
+    """A request recorded without the request-time check (as older requests were) still cannot
+    silence another model's alert when it executes."""
+    fraud_alert = _fraud_alert()
+    parameters = {"alert_id": str(fraud_alert.alert_id), "until": _in_days(30)}
+    request_id = "7d0f6a52-0000-4000-8000-000000000001"
+    remediation_execute(
+        request_id,
+        lambda r: r.request(
+            model="credit", kind="accept_risk", parameters=parameters, evidence=[], required=1, expires_at=None
+        ),
+        actor=ALICE,
+        reason="recorded before the check",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        _decide(client_for(people["risk_approver"]), request_id)
+    failed = Remediation.objects.get(request_id=request_id)
+    assert failed.state == "failed" and "is not an alert of credit" in failed.error
+    assert Alert.objects.get(alert_id=fraud_alert.alert_id).silenced_until is None
+
+
+@pytest.mark.parametrize(
+    ("alert", "until", "message"),
+    [
+        ("00000000-0000-0000-0000-000000000000", "not a date", "alert_id names no alert"),
+        ("not-a-uuid", _in_days(7), "alert_id names no alert"),
+        (5, 5, "alert_id names no alert"),
+        ("income", "not a date", "until must be an ISO 8601 time"),
+        ("income", 5, "until must be an ISO 8601 time"),
+        ("income", _in_days(-1), "until must be in the future"),
+        ("resolved", _in_days(7), "is resolved"),
+    ],
+    ids=["unknown-alert", "not-a-uuid", "numbers", "not-a-date", "a-number-for-a-date", "past", "resolved"],
+)
+def test_accept_risk_with_a_bad_alert_or_date_is_refused_at_request_time(credit_model, people, alert, until, message):
+    checks = [
+        Check(check="feature_drift", feature=f, metric="psi", value=0.4, threshold=0.1, status="critical")
+        for f in ("income", "region")
+    ]
+    alerts_from_run(model="credit", run_id="r1", checks=checks, actor=ALICE)
+    income, region = Alert.objects.get(feature="income"), Alert.objects.get(feature="region")
+    client_for(people["ml_engineer"]).post(f"/api/v1/alerts/{region.alert_id}/resolve/", {"reason": "fixed"})
+    named = {"income": str(income.alert_id), "resolved": str(region.alert_id)}.get(alert, alert)
+    before = Event.objects.count()
+    answer = _request(
+        client_for(people["ml_engineer"]), kind="accept_risk", parameters={"alert_id": named, "until": until}
+    )
+    assert answer.status_code == 400 and message in answer.json()["detail"], answer.json()
+    assert Event.objects.count() == before
+
+
+# the pipeline's callback names the request it reports on, and is applied once ------------------
+
+
+class _QuietPipeline(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def two_retrainings(credit_model, people, settings, django_capture_on_commit_callbacks) -> list[str]:
+    """Two retrain requests approved and executing, each waiting for its pipeline's report."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _QuietPipeline)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.PIPELINE_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/dags/retrain"
+    settings.PIPELINE_WEBHOOK_SECRET = "pipe-secret"
+    ids = []
+    try:
+        for start in ("2026-09-01", "2026-10-01"):
+            parameters = {"data_start": start, "data_end": "2026-11-01"}
+            ids.append(
+                _request(client_for(people["ml_engineer"]), kind="retrain", parameters=parameters).json()["request_id"]
+            )
+            with django_capture_on_commit_callbacks(execute=True):
+                _decide(client_for(people["risk_approver"]), ids[-1])
+    finally:
+        server.shutdown()
+    assert [Remediation.objects.get(request_id=i).state for i in ids] == ["executing", "executing"]
+    return ids
+
+
+def _report(request_id: str, body: dict):
+    raw = orjson.dumps(body)
+    header = webhook_signature("pipe-secret", raw, str(int(time.time())))
+    return client_for().post(
+        f"/api/v1/remediations/{request_id}/callback/",
+        raw,
+        content_type="application/json",
+        HTTP_X_DRIFTLEDGER_SIGNATURE=header,
+    )
+
+
+def test_a_callback_signed_for_one_request_does_not_complete_another(two_retrainings):
+    first_id, second_id = two_retrainings
+    report = orjson.dumps({"request_id": first_id, "ok": True, "detail": {"new_version": "1.2"}})
+    header = webhook_signature("pipe-secret", report, str(int(time.time())))
+    first = client_for().post(
+        f"/api/v1/remediations/{first_id}/callback/",
+        report,
+        content_type="application/json",
+        HTTP_X_DRIFTLEDGER_SIGNATURE=header,
+    )
+    assert first.status_code == 200 and first.json()["state"] == "succeeded"
+    replayed = client_for().post(  # the same bytes and header, captured, sent to the other request
+        f"/api/v1/remediations/{second_id}/callback/",
+        report,
+        content_type="application/json",
+        HTTP_X_DRIFTLEDGER_SIGNATURE=header,
+    )
+    assert Remediation.objects.get(request_id=second_id).state == "executing", "completed by a replayed callback"
+    assert replayed.status_code == 400 and f"about request {first_id}" in replayed.json()["detail"]
+
+
+def test_a_callback_that_names_no_request_is_refused(two_retrainings):
+    answer = _report(two_retrainings[0], {"ok": True, "detail": {}})
+    assert answer.status_code == 400 and "request_id" in answer.json()
+    assert Remediation.objects.get(request_id=two_retrainings[0]).state == "executing"
+
+
+def test_a_replayed_callback_is_not_applied_twice(two_retrainings):
+    request_id = two_retrainings[0]
+    failed = orjson.dumps({"request_id": request_id, "ok": False, "detail": {"error": "out of memory"}})
+    header = webhook_signature("pipe-secret", failed, str(int(time.time())))
+    sent = [
+        client_for().post(
+            f"/api/v1/remediations/{request_id}/callback/",
+            failed,
+            content_type="application/json",
+            HTTP_X_DRIFTLEDGER_SIGNATURE=header,
+        )
+        for _ in range(2)
+    ]
+    assert sent[0].status_code == 200 and sent[0].json()["state"] == "failed"
+    assert sent[1].status_code == 409 and "failed, not executing" in sent[1].json()["detail"]
+    assert Event.objects.filter(stream_id=request_id, event_type="monitoring.RemediationFailed").count() == 1
+
+
+def test_a_callback_for_a_kind_that_awaits_none_is_refused(
+    served, people, settings, django_capture_on_commit_callbacks
+):
+    settings.PIPELINE_WEBHOOK_SECRET = "pipe-secret"
+    request_id = _request(client_for(people["ml_engineer"])).json()["request_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        _decide(client_for(people["risk_approver"]), request_id)
+    answer = _report(request_id, {"request_id": request_id, "ok": False, "detail": {"error": "undo"}})
+    assert answer.status_code == 409 and "awaits no pipeline report" in answer.json()["detail"]
+    assert Remediation.objects.get(request_id=request_id).state == "succeeded"
+
+
+def test_a_callback_whose_body_is_not_json_is_a_400(two_retrainings):
+    header = webhook_signature("pipe-secret", b"{not json", str(int(time.time())))
+    answer = client_for().post(
+        f"/api/v1/remediations/{two_retrainings[0]}/callback/",
+        b"{not json",
+        content_type="application/json",
+        HTTP_X_DRIFTLEDGER_SIGNATURE=header,
+    )
+    assert answer.status_code == 400
+
+
+# a decision signed at or after the deadline is refused, whether or not beat has expired it ------
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_request_past_its_deadline_cannot_be_decided(served, people, settings, decision):
+    settings.REMEDIATION_EXPIRY_HOURS = -1  # the deadline is already behind us when it is filed
+    asked = _request(client_for(people["ml_engineer"]))
+    assert asked.status_code == 201
+    decided = _decide(client_for(people["risk_approver"]), asked.json()["request_id"], decision)
+    assert decided.status_code == 409 and "deadline was" in decided.json()["detail"], decided.json()
+    assert Remediation.objects.get(request_id=asked.json()["request_id"]).state == "requested"
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
+
+
+# the quorum counts only approvers who still stand when the last approval arrives ---------------
+
+
+def _threshold_change(people) -> str:
+    asked = _request(
+        client_for(people["ml_engineer"]), kind="threshold_change", parameters={"policy": {"window": {"hours": 2}}}
+    )
+    assert asked.json()["required_approvals"] == 2
+    return asked.json()["request_id"]
+
+
+def test_an_approval_of_a_since_deactivated_approver_does_not_complete_the_quorum(credit_model, people):
+    carol = person("carol", "risk_approver")
+    request_id = _threshold_change(people)
+    assert _decide(client_for(carol), request_id).status_code == 200
+    person_deactivate(username="carol", actor=ADMINISTRATOR, reason="credentials compromised")
+    last = _decide(client_for(people["risk_approver"]), request_id)
+    assert Remediation.objects.get(request_id=request_id).state == "requested", "quorum met with a deactivated signer"
+    assert last.status_code == 409 and "approval of carol no longer counts" in last.json()["detail"]
+    assert "1 of the 2" in last.json()["detail"]
+
+
+def test_an_approval_of_an_approver_since_stripped_of_the_role_does_not_count(credit_model, people):
+    carol = person("carol", "risk_approver")
+    request_id = _threshold_change(people)
+    _decide(client_for(carol), request_id)
+    role_revoke(username="carol", role="risk_approver", actor=ADMINISTRATOR, reason="moved team")
+    assert _decide(client_for(people["risk_approver"]), request_id).status_code == 409
+    assert Remediation.objects.get(request_id=request_id).state == "requested"
+
+
+def test_an_approval_counts_again_once_its_signer_stands_again(
+    credit_model, people, django_capture_on_commit_callbacks
+):
+    carol = person("carol", "risk_approver")
+    request_id = _threshold_change(people)
+    _decide(client_for(carol), request_id)
+    person_deactivate(username="carol", actor=ADMINISTRATOR, reason="on leave")
+    person_reactivate(username="carol", actor=ADMINISTRATOR, reason="back")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200
+    assert Remediation.objects.get(request_id=request_id).state == "succeeded"
