@@ -5,7 +5,10 @@ under the log's lock.
 
 - **Durable first.** `submit_validated` returns once the submission is committed to
   `audit_pending`; `wait` returns its sealed events, or raises what append would have raised
-  (ConcurrencyConflict for a stale expected version).
+  (ConcurrencyConflict for a stale expected version), or OutcomeUnknown when the database is out
+  of reach until its deadline (never a bare database error: the submission is in the table).
+- **Sealed once.** Whoever seals a submission seals it under the event ids its writer submitted:
+  its row inserted again collides with the events in the log and is refused, never signed twice.
 - **One sequencer.** A lease row names the active one (holder, epoch); every sealing transaction
   renews it under that holder and epoch after taking the log's lock, or writes nothing. A second
   sequencer, or one that lost the lease while paused, seals nothing; it waits as a standby.
@@ -80,7 +83,8 @@ class Submission:
 _SUBMIT_SQL = """
 INSERT INTO audit_pending (batch, entries, expected, mac, submitted_at) VALUES (%s, %s, %s, %s, now()) RETURNING id
 """
-# After each batch the sequencer notifies the highest pending id it decided (sealed or refused).
+# After each batch the sequencer notifies the highest pending id it decided (sealed or refused):
+# a wake-up only, since any role may notify (listeners read what is decided from audit_pending).
 CHANNEL = "driftledger_sealed"
 
 
@@ -145,8 +149,12 @@ def _listening() -> bool:
 
 class _Decisions:
     """One LISTEN connection per process, on a thread of its own, keeps the highest pending id
-    the sequencer has decided; every waiting caller of the process sleeps on it. (A LISTEN per
-    caller would have the server send each batch's notification to every waiting caller.)"""
+    known to be decided; every waiting caller of the process sleeps on it. (A LISTEN per caller
+    would have the server send each batch's notification to every waiting caller.)
+
+    Any role that may connect may NOTIFY any channel, with any payload: a notification is only a
+    wake-up. What is decided is read from audit_pending on the listening connection, never taken
+    from the payload, so a forged notification costs one query and moves nothing."""
 
     def __init__(self) -> None:
         self.up_to = 0
@@ -163,7 +171,9 @@ class _Decisions:
             return self.ready.is_set()
         self.pid, self.ready = os.getpid(), threading.Event()
         params = connection.get_connection_params()
-        self.thread = threading.Thread(target=self._listen, args=(params,), name="driftledger-sealed", daemon=True)
+        self.thread = threading.Thread(
+            target=self._listen, args=(params, self.ready), name="driftledger-sealed", daemon=True
+        )
         self.thread.start()
         return self.ready.wait(timeout=2)
 
@@ -174,26 +184,53 @@ class _Decisions:
         if thread is not None:
             thread.join(timeout=5)
 
-    def _listen(self, params: dict[str, Any]) -> None:
+    def _listen(self, params: dict[str, Any], ready: threading.Event) -> None:
         me = threading.current_thread()
-        while self.thread is me:
-            try:
-                with psycopg.Connection.connect(**params, autocommit=True) as listener:
-                    listener.execute(f"LISTEN {CHANNEL}")
-                    self.ready.set()
-                    while self.thread is me:
-                        for notice in listener.notifies(timeout=1.0):
-                            with self.changed:
-                                self.up_to = max(self.up_to, int(notice.payload))
-                                self.changed.notify_all()
-            except psycopg.Error as error:
-                log.warning("listening for sealed appends failed (%s): again in 1 s", error)
-                time.sleep(1)
-            self.ready.clear()
+        try:
+            while self.thread is me:
+                try:
+                    self._serve(params, ready, me)
+                except Exception as error:  # noqa: BLE001 - whatever ends a session, listen anew
+                    log.warning("listening for sealed appends failed (%s): again in 1 s", error)
+                    ready.clear()
+                    time.sleep(1)
+        finally:
+            # Ended for good (stopped, or a BaseException): callers poll rather than sleep on a
+            # thread that will never wake them.
+            ready.clear()
 
-    def wait(self, submitted_id: int, seconds: float) -> None:
+    def _serve(self, params: dict[str, Any], ready: threading.Event, me: threading.Thread) -> None:
+        with psycopg.Connection.connect(**params, autocommit=True) as listener:
+            listener.execute(f"LISTEN {CHANNEL}")
+            ready.set()
+            while self.thread is me:
+                # One notification is enough to look: those that arrive meanwhile wait in
+                # psycopg's backlog for the next turn.
+                if any(True for _ in listener.notifies(timeout=1.0, stop_after=1)):
+                    self._decided(_decided_up_to(listener))
+
+    def _decided(self, up_to: int) -> None:
         with self.changed:
-            self.changed.wait_for(lambda: self.up_to >= submitted_id, timeout=seconds)
+            self.up_to = max(self.up_to, up_to)
+            self.changed.notify_all()
+
+    def wait(self, submitted_id: int, seconds: float) -> bool:
+        """True once `submitted_id` is decided, False after `seconds`."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.up_to >= submitted_id, timeout=seconds)
+
+
+# Everything below the oldest undecided submission is decided (sealed, refused or withdrawn);
+# with none undecided, everything submitted so far.
+_DECIDED_SQL = """
+SELECT coalesce((SELECT min(id) - 1 FROM audit_pending WHERE refused IS NULL),
+                pg_sequence_last_value(pg_get_serial_sequence('audit_pending', 'id')), 0)
+"""
+
+
+def _decided_up_to(listener: psycopg.Connection) -> int:
+    (up_to,) = single_row(listener.execute(_DECIDED_SQL).fetchone())
+    return int(up_to)
 
 
 _decisions = _Decisions()
@@ -206,22 +243,57 @@ def stop_listening() -> None:
 
 def wait(submission: Submission, timeout: float | None = None) -> list[RecordedEvent]:
     """The sealed events of `submission`, in order; raises ConcurrencyConflict or AppendError as
-    append would. Past `timeout` (AUDIT_SEQUENCER_WAIT_SECONDS) the writer seals it itself."""
+    append would. Past `timeout` (AUDIT_SEQUENCER_WAIT_SECONDS) the writer seals it itself.
+
+    The submission is durable: a connection lost meanwhile (a server restart, a pooler recycling
+    the session) is not an error of the append, so this looks again on a new connection until
+    the deadline; raises OutcomeUnknown if it still cannot tell then."""
     deadline = time.monotonic() + (settings.AUDIT_SEQUENCER_WAIT_SECONDS if timeout is None else timeout)
     pause = 0.002  # polling, behind a pooler: a batch takes milliseconds to seal
+    told = False  # the listener said its id was decided
     while True:
-        if _listening() and _decisions.start():
+        if not told and _listening() and _decisions.start():
             # A notification missed (sent before this process listened, or lost with its
             # connection) costs a look every 250 ms, not the deadline.
-            _decisions.wait(submission.id, max(0.0, min(0.25, deadline - time.monotonic())))
+            told = _decisions.wait(submission.id, max(0.0, min(0.25, deadline - time.monotonic())))
         else:
+            # Polling; or told its id was decided while it is not (its row committed after the
+            # listener looked): then poll too, rather than spin on a wait that returns at once.
             time.sleep(pause)
             pause = min(pause * 1.5, 0.02)
-        outcome = _outcome(submission)
+        outcome = _look(submission)
+        if isinstance(outcome, AppendError):
+            _forget(submission)
+            raise outcome
         if outcome is not None:
             return outcome
         if time.monotonic() >= deadline:
             return _seal_it_myself(submission)
+
+
+class OutcomeUnknown(Exception):
+    """The database could not be reached to learn what became of a durable submission: it is
+    sealed, or will be by the sequencer, or was refused. Not an AppendError (which means nothing
+    was written): appending it again may record it twice; look for its event ids instead."""
+
+    def __init__(self, submission: Submission) -> None:
+        super().__init__(
+            f"submission {submission.batch} is durable and its outcome unknown: the database could not be"
+            f" reached; look for its event ids ({', '.join(submission.event_ids)}) before appending it again"
+        )
+        self.batch = submission.batch
+        self.event_ids = submission.event_ids
+
+
+def _look(submission: Submission) -> list[RecordedEvent] | AppendError | None:
+    """Its outcome, or None while pending or while the database cannot be reached (the
+    connection is then closed: the next look opens a new one)."""
+    try:
+        return _outcome(submission)
+    except UNREACHABLE as error:
+        log.warning("waiting for %s: the database is unreachable (%s), looking again", submission.batch, error)
+        connection.close()
+        return None
 
 
 # Its events once sealed, or the sequencer's refusal: one round trip per look.
@@ -232,15 +304,15 @@ SELECT NULL, NULL, NULL, NULL, refused::text FROM audit_pending WHERE batch = %s
 """
 
 
-def _outcome(submission: Submission) -> list[RecordedEvent] | None:
+def _outcome(submission: Submission) -> list[RecordedEvent] | AppendError | None:
+    """Its sealed events, the sequencer's refusal, or None while pending: a read, nothing more."""
     with psycopg.Cursor(raw_connection()) as cursor:
         rows = cursor.execute(
             _OUTCOME_SQL, (submission.event_ids, submission.batch), prepare=prepared_statements()
         ).fetchall()
     for *_, refused in rows:
         if refused is not None:
-            _forget(submission)
-            raise _refusal(orjson.loads(refused))
+            return _refusal(orjson.loads(refused))
     if len(rows) < len(submission.event_ids):
         return None
     return [_recorded(row) for row in sorted(rows, key=lambda row: row[0])]
@@ -259,23 +331,58 @@ def _refusal(refused: dict[str, Any]) -> AppendError:
     return AppendError(f"the sequencer refused the append: {refused.get('error')}")
 
 
+_FORGET_SQL = "DELETE FROM audit_pending WHERE batch = %s"
+
+
 def _forget(submission: Submission) -> None:
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM audit_pending WHERE batch = %s", [submission.batch])
+    """Its refused row deleted once its writer knows why. Best effort: the refusal stands
+    whether or not the row goes (the sequencer never looks at a refused row again)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_FORGET_SQL, [submission.batch])
+    except UNREACHABLE as error:
+        log.warning("refused submission %s left in audit_pending: %s", submission.batch, error)
+        connection.close()
 
 
 def _seal_it_myself(submission: Submission) -> list[RecordedEvent]:
-    """Under the lock no sequencer is mid-batch: the submission is either sealed already, or
-    withdrawn here and sealed by this writer in the same transaction."""
+    """Under the lock no sequencer is mid-batch: the submission is sealed already, refused, or
+    withdrawn here and sealed by this writer in the same transaction. Withdrawn means withdrawn
+    even when sealing it fails: the error raised then means, as append's, that nothing was
+    written, and no sequencer seals it later. Raises OutcomeUnknown when the database cannot be
+    reached (the transaction may or may not have committed)."""
     log.warning("no sequencer sealed submission %s in time: its writer seals it", submission.batch)
+    try:
+        outcome = _withdraw_and_seal(submission)
+    except UNREACHABLE as error:
+        connection.close()
+        raise OutcomeUnknown(submission) from error
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _withdraw_and_seal(submission: Submission) -> list[RecordedEvent] | Exception:
+    """Its events, or the exception that refused them, returned (not raised) so that the
+    withdrawal commits either way."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
             outcome = _outcome(submission)
-            if outcome is not None:
+            if isinstance(outcome, list):
                 return outcome
-            cursor.execute("DELETE FROM audit_pending WHERE batch = %s", [submission.batch])
-        return append_locked(submission.events, submission.payloads, submission.expected)
+            cursor.execute(_FORGET_SQL, [submission.batch])  # refused, or withdrawn from the sequencer
+        if outcome is not None:
+            return outcome
+        try:
+            with transaction.atomic():  # a savepoint: a failed seal leaves the withdrawal standing
+                return append_locked(
+                    submission.events, submission.payloads, submission.expected, event_ids=submission.event_ids
+                )
+        except UNREACHABLE:
+            raise
+        except Exception as error:  # noqa: BLE001 - raised once the withdrawal is committed
+            return error
 
 
 @dataclass(frozen=True)

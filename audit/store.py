@@ -293,10 +293,12 @@ def _append_locked(
     *,
     after_insert: Callable[[psycopg.Cursor, list[RecordedEvent]], None] | None = None,
     commit: bool = False,
+    event_ids: Sequence[str] | None = None,
 ) -> list[RecordedEvent]:
     """The append itself, inside a transaction. With `commit` (append owns the transaction) and
     no projection to run, the INSERT and the COMMIT travel in one round trip; Django's own
-    commit at the end of the atomic block then finds nothing left to do."""
+    commit at the end of the atomic block then finds nothing left to do. `event_ids`: those the
+    events were submitted under (fresh ones otherwise)."""
     from audit import projections
 
     raw = _raw_connection()
@@ -306,7 +308,7 @@ def _append_locked(
         actual = head.versions.get(stream, 0)
         if version is not None and version != actual:
             raise ConcurrencyConflict(stream, version, actual)
-    recorded = _seal(events, payloads, head, signer)
+    recorded = _seal(events, payloads, head, signer, event_ids=event_ids)
     commit_with_insert = commit and after_insert is None and not projections.handles(recorded)
     _rooms[_database_key()] = partitions.room_make(raw, head.seq, head.room, len(recorded))
     with psycopg.Cursor(raw) as cursor, raw.pipeline():
@@ -325,11 +327,17 @@ def _append_locked(
 
 
 def append_locked(
-    events: Sequence[NewEvent], payloads: list[dict[str, Any]], expected: Mapping[StreamKey, int | None]
+    events: Sequence[NewEvent],
+    payloads: list[dict[str, Any]],
+    expected: Mapping[StreamKey, int | None],
+    *,
+    event_ids: Sequence[str],
 ) -> list[RecordedEvent]:
     """Seal validated events here, under the lock, inside the caller's transaction: a writer
-    whose submission the sequencer did not seal in time seals it itself."""
-    return _append_locked(events, payloads, expected, keyring.current_signing_key())
+    whose submission the sequencer did not seal in time seals it itself, under the event ids it
+    submitted. (Under fresh ones, its pending row, MAC and all, would stay valid: inserted again,
+    it would be sealed again. Under its own, a replay collides with the events in the log.)"""
+    return _append_locked(events, payloads, expected, keyring.current_signing_key(), event_ids=event_ids)
 
 
 @dataclass(frozen=True)
@@ -352,7 +360,9 @@ class Sealed:
 def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
     """Seal `submitted` in order on top of the head, inside the caller's transaction, which holds
     the append lock: one head read, one signature each, one COPY for all, their projections.
-    An append whose expected versions are stale is refused whole, the others go on."""
+    An append whose expected versions are stale is refused whole, the others go on; so is one
+    whose events are in the log already (a pending row inserted again), rather than failing the
+    batch on the event ids' uniqueness."""
     from audit import projections
 
     raw = _raw_connection()
@@ -360,11 +370,15 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
     head = _lock_and_read_head(raw, streams)
     signer = _check_signer(raw, head, keyring.current_signing_key())
     sealed = Sealed([], {})
+    replayed = _sealed_already(raw, [event_id for one in submitted for event_id in one.event_ids])
     room = partitions.room_make(raw, head.seq, head.room, sum(len(one.events) for one in submitted))
     # Each event goes onto the COPY once it is signed, and psycopg sends the rows in 32 kB chunks:
     # the server inserts and indexes those while this process signs the next (two cores at once).
     with psycopg.Cursor(raw) as cursor, cursor.copy(_COPY_SQL) as copy:
         for one in submitted:
+            if replayed.intersection(one.event_ids):
+                sealed.refused[one.batch] = {"error": "its events are in the log already: a replay, refused"}
+                continue
             stale = [
                 (stream, version, head.versions.get(stream, 0))
                 for stream, version in one.expected.items()
@@ -385,6 +399,17 @@ def seal_submitted(submitted: Sequence[Submitted]) -> Sealed:
     if sealed.recorded:
         projections.apply(sealed.recorded)
     return sealed
+
+
+def _sealed_already(raw: psycopg.Connection, event_ids: list[str]) -> set[str]:
+    """Those of `event_ids` that are in the log (the key table: one index, all partitions)."""
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(
+            "SELECT event_id::text FROM audit_event_key WHERE event_id = ANY(%s::uuid[])",
+            (event_ids,),
+            prepare=prepared_statements(),
+        )
+        return {event_id for (event_id,) in cursor.fetchall()}
 
 
 def validate(events: Sequence[NewEvent], expected: Mapping[StreamKey, int | None]) -> list[dict[str, Any]]:

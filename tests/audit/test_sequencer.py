@@ -432,3 +432,186 @@ def test_a_submission_is_durable_and_prepared_once_it_returns(sequenced):
         prepared = [statement for (statement,) in cursor.fetchall()]
     assert any("INSERT INTO audit_pending" in statement for statement in prepared)
     wait(submission)
+
+
+# The listener, a writer's wait and its own seal, against what the database and its other roles
+# may do to them.
+
+
+def _other_session():
+    import psycopg
+
+    params = connection.get_connection_params()
+    return psycopg.Connection.connect(**{k: v for k, v in params.items() if k != "prepare_threshold"}, autocommit=True)
+
+
+def test_a_notification_from_any_role_neither_ends_the_listener_nor_moves_what_it_knows(sequenced):
+    """Any role that may connect may NOTIFY the channel with any payload: the listener takes it as
+    a wake-up only and reads what is decided from the database, so appends keep waking at once."""
+    from audit import sequencer as module
+
+    append([noted_event("warm")], expected={("note", "warm"): 0})
+    thread = module._decisions.thread
+    assert thread is not None and thread.is_alive()
+    with _other_session() as other:
+        for payload in ("not a number", "9223372036854775807", "1" * 40, "-5", ""):
+            other.execute("SELECT pg_notify('driftledger_sealed', %s)", [payload])
+    time.sleep(0.5)
+    assert thread.is_alive() and module._decisions.ready.is_set()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence('audit_pending', 'id'))")
+        (submitted,) = cursor.fetchone()
+    assert module._decisions.up_to <= submitted, "a forged payload pinned what the listener holds decided"
+    began = time.monotonic()
+    for number in range(8):
+        append([noted_event(f"after-{number}")], expected={("note", f"after-{number}"): 0})
+    took = time.monotonic() - began
+    assert took < 1.0, f"8 appends took {took:.2f} s: the writers slept instead of being woken"
+
+
+def test_a_writer_whose_session_ends_while_it_waits_gets_its_sealed_events(sequenced):
+    """Once submit_validated returns the append is durable and will be sealed. A connection lost
+    while waiting (a PostgreSQL restart, a pooler recycling the session) is not the append's
+    failure: an error would have the caller append it again."""
+    event = noted_event("durable")
+    submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+    pid = connection.connection.info.backend_pid
+    with _other_session() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)
+    (recorded,) = wait(submission, timeout=5)
+    assert recorded.event_id == submission.event_ids[0]
+    assert Event.objects.count() == 1
+
+
+def test_a_writer_that_cannot_reach_the_database_by_its_deadline_is_told_the_outcome_is_unknown(
+    committed_log, settings
+):
+    """Not a database error (which callers take as a failed append) but OutcomeUnknown naming the
+    durable submission; the submission is still pending, and sealed once, later."""
+    from audit.sequencer import OutcomeUnknown
+
+    settings.AUDIT_SEQUENCER = True
+    settings.DATABASE_TRANSACTION_POOLING = True  # polling: no listening connection to the proxy
+    event = noted_event("unknown")
+    submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+    params = connection.settings_dict
+    saved = params["HOST"], params["PORT"]
+    host, port = saved[0] or "", int(saved[1] or 5432)
+    proxy = Cuttable(f"{host}/.s.PGSQL.{port}" if host.startswith("/") or not host else (host, port))
+    connection.close()
+    params["HOST"], params["PORT"] = "127.0.0.1", proxy.port
+    try:
+        connection.ensure_connection()
+        proxy.cut()  # the session gone, and no new one until the deadline
+        with pytest.raises(OutcomeUnknown, match=f"submission {submission.batch} is durable and its outcome unknown"):
+            wait(submission, timeout=0.5)
+    finally:
+        connection.close()
+        params["HOST"], params["PORT"] = saved
+    assert PendingAppend.objects.filter(batch=submission.batch).exists()
+    (recorded,) = wait(submission, timeout=0.1)  # no sequencer: its writer seals it, once
+    assert recorded.event_id == submission.event_ids[0] and Event.objects.count() == 1
+
+
+def test_a_submission_its_writer_sealed_itself_cannot_be_replayed(committed_log, settings):
+    """The MAC stops whoever may insert into audit_pending from getting events signed. A writer
+    that seals its own submission (no sequencer in time) seals it under the event ids it
+    submitted, so its row, MAC and all, inserted again, is refused and not signed twice."""
+    settings.AUDIT_SEQUENCER = True
+    settings.AUDIT_SEQUENCER_WAIT_SECONDS = 0.2
+    event = noted_event("once", summary="batch ingested")
+    expected = {event.stream: None}  # as monitoring.ingestion appends a model's data batches
+    submission = submit_validated([event], validate([event], expected), expected)
+    seen = _pending_row(submission.batch)  # what SELECT on audit_pending shows anyone who may read it
+    (first,) = wait(submission)  # no sequencer: its writer seals it
+    assert first.event_id == submission.event_ids[0] and Event.objects.count() == 1
+    _insert_pending(seen)  # the replay: insert rights only, no secret
+    sequencer = Sequencer("replayed")
+    try:
+        assert sequencer.acquire()
+        assert sequencer.seal_once() == 0
+        assert sequencer.seal_once() == 0
+        assert list(Event.objects.values_list("seq", "stream_version")) == [(1, 1)]
+        refused = PendingAppend.objects.get(batch=submission.batch).refused
+        assert refused == {"error": "its events are in the log already: a replay, refused"}
+    finally:
+        _clear_lease()
+
+
+def test_a_replayed_submission_is_refused_alone_and_its_batch_sealed(committed_log, settings):
+    """A replay of a submission the sequencer sealed is refused as such, in the batch, without
+    failing the batch (nothing half-written, the others sealed in the same transaction)."""
+    settings.AUDIT_SEQUENCER = True
+
+    def submitted(name: str) -> tuple:
+        event = noted_event(name)
+        expected = {event.stream: None}
+        return submit_validated([event], validate([event], expected), expected)
+
+    first = submitted("first")
+    seen = _pending_row(first.batch)
+    sequencer = Sequencer("replayed")
+    try:
+        assert sequencer.acquire() and sequencer.seal_once() == 1
+        _insert_pending(seen)
+        second = submitted("second")
+        assert sequencer.seal_once() == 1  # the replay refused, the other sealed: one batch
+        (sealed,) = wait(second, timeout=1)
+        assert sealed.seq == 2
+        assert PendingAppend.objects.get().refused["error"].startswith("its events are in the log already")
+        assert Event.objects.count() == 2 and verify_log(workers=1).ok
+    finally:
+        _clear_lease()
+
+
+def test_a_refusal_its_writer_finds_under_the_lock_is_forgotten(committed_log, settings):
+    """The sequencer refused the submission after its writer last looked: the writer, sealing it
+    itself, finds the refusal under the lock, raises it, and leaves no refused row behind."""
+    from django.db import transaction
+
+    from audit.sequencer import _seal_it_myself
+
+    settings.AUDIT_SEQUENCER = True
+    with transaction.atomic():  # sealed directly: the stream is at version 1
+        append([noted_event("s")], expected={("note", "s"): 0})
+    event = noted_event("s")
+    submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+    sequencer = Sequencer("refusing")
+    try:
+        assert sequencer.acquire() and sequencer.seal_once() == 0
+        assert PendingAppend.objects.get().refused is not None
+        with pytest.raises(ConcurrencyConflict):
+            _seal_it_myself(submission)
+        assert not PendingAppend.objects.exists()
+    finally:
+        _clear_lease()
+
+
+def test_a_writer_whose_own_seal_is_refused_withdraws_its_submission(committed_log, settings):
+    """Its error means, as append's, that nothing was written: the submission must not stay
+    pending for a sequencer to seal or refuse later."""
+    from django.db import transaction
+
+    settings.AUDIT_SEQUENCER = True
+    event = noted_event("s")
+    submission = submit_validated([event], validate([event], {event.stream: 0}), {event.stream: 0})
+    with transaction.atomic():  # another writer, directly: the stream moves to version 1
+        append([noted_event("s")], expected={("note", "s"): 0})
+    with pytest.raises(ConcurrencyConflict):
+        wait(submission, timeout=0.1)
+    assert not PendingAppend.objects.exists() and Event.objects.count() == 1
+
+
+def _pending_row(batch: str) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT batch, entries, expected, mac FROM audit_pending WHERE batch = %s", [batch])
+        return cursor.fetchone()
+
+
+def _insert_pending(row: tuple) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_pending (batch, entries, expected, mac, submitted_at) VALUES (%s, %s, %s, %s, now())",
+            list(row),
+        )
