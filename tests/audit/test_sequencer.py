@@ -446,8 +446,8 @@ def _other_session():
 
 
 def test_a_notification_from_any_role_neither_ends_the_listener_nor_moves_what_it_knows(sequenced):
-    """Any role that may connect may NOTIFY the channel with any payload: the listener takes it as
-    a wake-up only and reads what is decided from the database, so appends keep waking at once."""
+    """Any role that may connect may NOTIFY the channel with any payload: the listener ignores what
+    is not an id and counts none beyond what its process submitted, so appends keep waking at once."""
     from audit import sequencer as module
 
     append([noted_event("warm")], expected={("note", "warm"): 0})
@@ -540,8 +540,8 @@ def test_a_submission_its_writer_sealed_itself_cannot_be_replayed(committed_log,
 
 
 def test_a_replayed_submission_is_refused_alone_and_its_batch_sealed(committed_log, settings):
-    """A replay of a submission the sequencer sealed is refused as such, in the batch, without
-    failing the batch (nothing half-written, the others sealed in the same transaction)."""
+    """A replay of a submission the sequencer sealed fails its batch (nothing half-written); the
+    batch sealed again submission by submission refuses the replay, as such, and seals the others."""
     settings.AUDIT_SEQUENCER = True
 
     def submitted(name: str) -> tuple:
@@ -556,7 +556,8 @@ def test_a_replayed_submission_is_refused_alone_and_its_batch_sealed(committed_l
         assert sequencer.acquire() and sequencer.seal_once() == 1
         _insert_pending(seen)
         second = submitted("second")
-        assert sequencer.seal_once() == 1  # the replay refused, the other sealed: one batch
+        assert sequencer.seal_once() == 0  # the batch fails on the replay's event id: nothing written
+        assert sequencer.seal_once() == 1  # again, submission by submission: the replay refused, the other sealed
         (sealed,) = wait(second, timeout=1)
         assert sealed.seq == 2
         assert PendingAppend.objects.get().refused["error"].startswith("its events are in the log already")
