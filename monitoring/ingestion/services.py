@@ -5,6 +5,7 @@ content-addressed, so a failed append leaves at most an unreferenced file, never
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.db import transaction
 
-from audit.blobs import blob_delete
+from audit.blobs import blob_delete, blob_exists, blob_read
 from audit.envelope import format_time, read_time
 from audit.errors import InvalidCommand
 from audit.store import Actor, NewEvent, append
@@ -25,6 +26,9 @@ from monitoring.ingestion.parsing import parse_body
 from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import ModelVersion, RegisteredModel
+from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
+
+PARQUET = "application/vnd.apache.parquet"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,20 @@ class Ingested:
         }
 
 
-def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor: Actor) -> Ingested:
+@dataclass(frozen=True)
+class Adoption:
+    """An approved `reference_change` adding the staged batch `digest`."""
+
+    request_id: str
+    digest: str
+
+
+def batch_ingest(
+    *, model: str, kind: str, body: bytes, content_type: str, actor: Actor, adoption: Adoption | None = None
+) -> Ingested:
+    """Check, store and record one batch. A reference batch once a run has completed is staged:
+    stored, not recorded, and ApprovalRequired names the `reference_change` request that adds
+    it; that request, approved, ingests it again with its `adoption`."""
     registered = _active_model(model)
     schema = parse_schema(registered.data_schema)
     versions = set(ModelVersion.objects.filter(model=registered).values_list("version", flat=True))
@@ -68,8 +85,21 @@ def batch_ingest(*, model: str, kind: str, body: bytes, content_type: str, actor
     if kind == BatchKind.LABELS:
         _check_label_ids(registered, table.column(schema.id))
     digest, created = batch_file_write(table, unique=[schema.id])
+    if adoption is not None and digest != adoption.digest:
+        raise InvalidCommand(
+            f"the staged batch {adoption.digest} no longer reads as approved under {model}'s schema "
+            f"(it reads as {digest} now): stage it again and file a new request"
+        )
+    if kind == BatchKind.REFERENCE and adoption is None and _reference_settled(registered, digest):
+        raise ApprovalRequired(
+            RemediationKind.REFERENCE_CHANGE,
+            {"batch": digest},
+            f"{model} has completed runs: its reference is what every run compares against, so this batch of "
+            f"{table.num_rows:,} rows is staged as {digest} and joins the reference only once approved",
+        )
     try:
-        return _record(registered, kind, table, digest, schema, actor)
+        reason = None if adoption is None else f"approved remediation {adoption.request_id}"
+        return _record(registered, kind, table, digest, schema, actor, reason=reason)
     except BaseException:
         # The event did not commit: take back the file this request stored, unless another
         # batch's committed event references the same content meanwhile.
@@ -91,7 +121,33 @@ def ingest_limits(schema: DataSchema) -> Limits:
     )
 
 
-def _record(registered, kind: str, table: pa.Table, digest: str, schema: DataSchema, actor: Actor) -> Ingested:
+def staged_reference(*, model: str, digest: str) -> tuple[bytes, str]:
+    """The body of a staged reference batch, to ingest again once approved; InvalidCommand when
+    no batch file has that digest or it is in the model's reference already."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest) or not blob_exists(digest):
+        raise InvalidCommand(f"reference_change: batch names no staged batch: {digest!r}")
+    if Batch.objects.filter(model__name=model, kind=BatchKind.REFERENCE, sha256=digest).exists():
+        raise InvalidCommand(f"reference_change: batch {digest} is in {model}'s reference already")
+    return blob_read(digest), PARQUET
+
+
+def _reference_settled(registered: RegisteredModel, digest: str) -> bool:
+    """Whether a reference batch of this content would change the model's reference once a run
+    has compared against it: from then on its reference changes what alerts. (Until then a
+    reference may come in several batches, and the first one ends the runs that failed for want
+    of it; a batch sent again is the one it holds.)"""
+    from monitoring.runs.domain import RunStatus
+    from monitoring.runs.models import Run
+
+    references = Batch.objects.filter(model=registered, kind=BatchKind.REFERENCE)
+    if not references.exists() or references.filter(sha256=digest).exists():
+        return False
+    return Run.objects.filter(model_name=registered.name, status=RunStatus.COMPLETED).exists()
+
+
+def _record(
+    registered, kind: str, table: pa.Table, digest: str, schema: DataSchema, actor: Actor, *, reason: str | None = None
+) -> Ingested:
     model = registered.name
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     time_min, time_max = _time_range(table, time_column)
@@ -113,7 +169,7 @@ def _record(registered, kind: str, table: pa.Table, digest: str, schema: DataSch
     )
     # A model's data stream only grows: batches append whatever its version. Outside a transaction
     # the append may go through the sequencer; the batch row is its projection.
-    recorded = append([NewEvent(STREAM, model, ingested, actor)], expected={(STREAM, model): None})[0]
+    recorded = append([NewEvent(STREAM, model, ingested, actor, reason=reason)], expected={(STREAM, model): None})[0]
     if kind == BatchKind.LABELS:
         transaction.on_commit(lambda: _evaluate_labels_later(model), robust=True)  # the batch is in
     return Ingested(recorded.seq, recorded.event_id, kind, digest, table.num_rows, time_min, time_max, duplicate=False)

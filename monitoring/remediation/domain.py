@@ -156,6 +156,8 @@ def what_is_asked(request: RemediationRequested) -> str:
             return f"retiring the model {model}"
         case RemediationKind.SCHEMA_CHANGE:
             return f"a new data schema for {model}"
+        case RemediationKind.REFERENCE_CHANGE:
+            return f"adding the staged batch {str(p.get('batch'))[:12]} to {model}'s reference data"
     return f"accepting the risk of alert {str(p.get('alert_id'))[:8]} on {model} until {p.get('until')}"
 
 

@@ -22,6 +22,7 @@ class RemediationKind(Closed):
     RETIRE_VERSION = "retire_version"  # a version that has served
     RETIRE_MODEL = "retire_model"  # a model that has served
     SCHEMA_CHANGE = "schema_change"  # a data schema that does more than add features or segments
+    REFERENCE_CHANGE = "reference_change"  # a reference batch staged after the model's first run
 
 
 PARAMETERS: dict[RemediationKind, set[str]] = {
@@ -36,6 +37,7 @@ PARAMETERS: dict[RemediationKind, set[str]] = {
     RemediationKind.RETIRE_VERSION: {"version"},
     RemediationKind.RETIRE_MODEL: set(),
     RemediationKind.SCHEMA_CHANGE: {"data_schema"},
+    RemediationKind.REFERENCE_CHANGE: {"batch"},
 }
 
 DOCUMENTS = {"policy", "data_schema"}  # parameters that are JSON documents; every other one is a single value

@@ -26,6 +26,7 @@ from monitoring.alerting.domain import STREAM as ALERT_STREAM
 from monitoring.alerting.domain import AlertAggregate, AlertStatus
 from monitoring.alerting.models import Alert
 from monitoring.alerting.services import Finding, alert_execute, alert_open, alert_raise
+from monitoring.ingestion.services import Adoption, batch_ingest, staged_reference
 from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import RegisteredModel
 from monitoring.registry.services import model_load, model_retire, model_update, version_retire
@@ -257,6 +258,13 @@ def _carry_out(request: RemediationAggregate) -> dict[str, Any]:
                 name=model, data_schema=p["data_schema"], actor=EXECUTOR, reason=why, approval=request_id
             )
             return {"schema_version": recorded[-1].payload["schema_version"], "seq": recorded[-1].seq}
+        case RemediationKind.REFERENCE_CHANGE:
+            body, content_type = staged_reference(model=model, digest=str(p["batch"]))
+            adoption = Adoption(request_id, str(p["batch"]))
+            ingested = batch_ingest(
+                model=model, kind="reference", body=body, content_type=content_type, actor=EXECUTOR, adoption=adoption
+            )
+            return {"batch": ingested.sha256, "rows": ingested.rows, "seq": ingested.seq}
         case RemediationKind.ACCEPT_RISK:
             until = read_time(str(p["until"]))
 
@@ -305,6 +313,8 @@ def _check_target(model: str, kind: str, parameters: dict[str, Any]) -> None:
                 raise InvalidCommand("the proposed policy is the policy in force")
         elif kind == RemediationKind.ACCEPT_RISK:
             _check_accepted_risk(model, parameters["alert_id"], parameters["until"])
+        elif kind == RemediationKind.REFERENCE_CHANGE:
+            staged_reference(model=model, digest=str(parameters["batch"]))
     except ModelNotFound as error:  # a parameter names what does not exist: a bad request
         raise InvalidCommand(str(error)) from error
 
