@@ -257,6 +257,7 @@ REMEDIATION_APPROVALS = {
     "retire_version": 1,
     "retire_model": 2,
     "schema_change": 2,
+    "reference_change": 1,
 } | env.json("REMEDIATION_APPROVALS_JSON", default={})
 REMEDIATION_EXPIRY_HOURS = env.int("REMEDIATION_EXPIRY_HOURS", default=72)
 REMEDIATION_REVIEW_MINUTES = env.int("REMEDIATION_REVIEW_MINUTES", default=240)

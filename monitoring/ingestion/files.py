@@ -21,10 +21,15 @@ def batch_file_write(table: pa.Table, *, unique: Collection[str] = ()) -> tuple[
     content again finds the file there and writes nothing. Text columns are dictionary-encoded
     except the `unique` ones (ids): numbers and unique texts gain nothing from a dictionary
     and trying costs three quarters of the write."""
+    return blob_store(batch_file_bytes(table, unique=unique))
+
+
+def batch_file_bytes(table: pa.Table, *, unique: Collection[str] = ()) -> bytes:
+    """The batch file's bytes, as `batch_file_write` stores them."""
     buffer = io.BytesIO()
     dictionary = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in unique]
     pq.write_table(table, buffer, compression=COMPRESSION, use_dictionary=dictionary)
-    return blob_store(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def batch_file_read(path: str, columns: list[str] | None = None, *, dictionary: Collection[str] = ()) -> pa.Table:

@@ -5,6 +5,7 @@ content-addressed, so a failed append leaves at most an unreferenced file, never
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from audit.errors import InvalidCommand
 from audit.store import Actor, NewEvent, append
 from monitoring.ingestion.conform import BatchRejected, Problem, conform, text_columns
 from monitoring.ingestion.domain import STREAM, BatchIngested, BatchKind
-from monitoring.ingestion.files import batch_file_read, batch_file_write
+from monitoring.ingestion.files import batch_file_bytes, batch_file_read, batch_file_write
 from monitoring.ingestion.limits import Limits
 from monitoring.ingestion.models import Batch
 from monitoring.ingestion.parsing import parse_body
@@ -70,26 +71,10 @@ def batch_ingest(
     stored, not recorded, and ApprovalRequired names the `reference_change` request that adds
     it; that request, approved, ingests it again with its `adoption`."""
     registered = _active_model(model)
-    schema = parse_schema(registered.data_schema)
-    versions = set(ModelVersion.objects.filter(model=registered).values_list("version", flat=True))
-    limits = ingest_limits(schema)
-    table = conform(
-        parse_body(body, content_type, text_columns=text_columns(kind, schema, registered.task), limits=limits),
-        kind=kind,
-        schema=schema,
-        task=registered.task,
-        versions=versions,
-        now=dt.datetime.now(dt.UTC),
-        limits=limits,
-    )
-    if kind == BatchKind.LABELS:
-        _check_label_ids(registered, table.column(schema.id))
+    table, schema = _conformed(registered, kind, body, content_type)
+    if adoption is not None:
+        _reads_as_staged(table, schema, adoption.digest, model)
     digest, created = batch_file_write(table, unique=[schema.id])
-    if adoption is not None and digest != adoption.digest:
-        raise InvalidCommand(
-            f"the staged batch {adoption.digest} no longer reads as approved under {model}'s schema "
-            f"(it reads as {digest} now): stage it again and file a new request"
-        )
     if kind == BatchKind.REFERENCE and adoption is None and _reference_settled(registered, digest):
         raise ApprovalRequired(
             RemediationKind.REFERENCE_CHANGE,
@@ -119,6 +104,44 @@ def ingest_limits(schema: DataSchema) -> Limits:
         earliest=schema.earliest or read_time(settings.INGEST_EARLIEST_TIME),
         clock_skew=dt.timedelta(seconds=settings.INGEST_CLOCK_SKEW_SECONDS),
     )
+
+
+def _conformed(registered: RegisteredModel, kind: str, body: bytes, content_type: str) -> tuple[pa.Table, DataSchema]:
+    """The batch read and checked against the model's schema (BatchRejected names every problem)."""
+    schema = parse_schema(registered.data_schema)
+    versions = set(ModelVersion.objects.filter(model=registered).values_list("version", flat=True))
+    limits = ingest_limits(schema)
+    table = conform(
+        parse_body(body, content_type, text_columns=text_columns(kind, schema, registered.task), limits=limits),
+        kind=kind,
+        schema=schema,
+        task=registered.task,
+        versions=versions,
+        now=dt.datetime.now(dt.UTC),
+        limits=limits,
+    )
+    if kind == BatchKind.LABELS:
+        _check_label_ids(registered, table.column(schema.id))
+    return table, schema
+
+
+def reference_check(*, model: str, digest: str) -> None:
+    """A `reference_change` request's batch: staged, not in the reference, and read under the
+    model's schema now as the batch it was (else InvalidCommand or BatchRejected), so that what
+    is approved is what joins the reference."""
+    body, content_type = staged_reference(model=model, digest=digest)
+    registered = _active_model(model)
+    table, schema = _conformed(registered, BatchKind.REFERENCE, body, content_type)
+    _reads_as_staged(table, schema, digest, model)
+
+
+def _reads_as_staged(table: pa.Table, schema: DataSchema, digest: str, model: str) -> None:
+    now = hashlib.sha256(batch_file_bytes(table, unique=[schema.id])).hexdigest()
+    if now != digest:
+        raise InvalidCommand(
+            f"the staged batch {digest} no longer reads as it did under {model}'s schema "
+            f"(it reads as {now} now): send it again to stage it, and file a new request"
+        )
 
 
 def staged_reference(*, model: str, digest: str) -> tuple[bytes, str]:

@@ -26,7 +26,7 @@ from monitoring.alerting.domain import STREAM as ALERT_STREAM
 from monitoring.alerting.domain import AlertAggregate, AlertStatus
 from monitoring.alerting.models import Alert
 from monitoring.alerting.services import Finding, alert_execute, alert_open, alert_raise
-from monitoring.ingestion.services import Adoption, batch_ingest, staged_reference
+from monitoring.ingestion.services import Adoption, batch_ingest, reference_check, staged_reference
 from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import RegisteredModel
 from monitoring.registry.services import model_load, model_retire, model_update, version_retire
@@ -314,7 +314,7 @@ def _check_target(model: str, kind: str, parameters: dict[str, Any]) -> None:
         elif kind == RemediationKind.ACCEPT_RISK:
             _check_accepted_risk(model, parameters["alert_id"], parameters["until"])
         elif kind == RemediationKind.REFERENCE_CHANGE:
-            staged_reference(model=model, digest=str(parameters["batch"]))
+            reference_check(model=model, digest=str(parameters["batch"]))
     except ModelNotFound as error:  # a parameter names what does not exist: a bad request
         raise InvalidCommand(str(error)) from error
 

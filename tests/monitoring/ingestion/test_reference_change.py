@@ -10,7 +10,7 @@ import pytest
 from audit.blobs import blob_exists
 from audit.models import Event
 from monitoring.ingestion.selectors import window_digests
-from monitoring.models import Batch, Remediation
+from monitoring.models import Batch, Remediation, Run
 from monitoring.runs.services import run_execute
 from tests.monitoring.conftest import approved, client_for
 from tests.monitoring.ingestion.test_ingestion import NOW, post, records
@@ -70,6 +70,9 @@ def test_a_reference_change_names_a_staged_batch_not_yet_in_the_reference(has_ru
     in_reference = Batch.objects.filter(kind="reference").first().sha256
     answer = asked(in_reference)
     assert answer.status_code == 400 and "already" in answer.json()["detail"]
+    a_run_result = Run.objects.get().result_digest  # a stored file, but no batch of reference rows
+    assert asked(a_run_result).status_code == 400
+    assert not Remediation.objects.exists()  # nothing filed
 
 
 def test_before_any_run_reference_batches_are_added_directly(credit_key):
