@@ -9,7 +9,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -73,6 +73,11 @@ class RejectedOut(serializers.Serializer):
     problems = ProblemOut(many=True)
 
 
+STAGED: dict[str, dict[int, OpenApiResponse]] = {  # a reference batch once the model has run: joins by approval
+    BatchKind.REFERENCE: {409: OpenApiResponse(description="Staged: a reference_change request adds it")}
+}
+
+
 def _ingest_view(kind: str, summary: str) -> type[APIView]:
     class IngestView(APIView):
         permission_classes = [CanReport]
@@ -88,7 +93,7 @@ def _ingest_view(kind: str, summary: str) -> type[APIView]:
                 "application/vnd.apache.parquet": OpenApiTypes.BINARY,
             },
             parameters=[OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False)],
-            responses={201: IngestedOut, 200: IngestedOut, 400: RejectedOut},
+            responses={201: IngestedOut, 200: IngestedOut, 400: RejectedOut, **STAGED.get(kind, {})},
             examples=[
                 OpenApiExample("records", value={"records": [{"id": "p-1", "timestamp": "2026-11-25T10:00:00Z"}]})
             ],
