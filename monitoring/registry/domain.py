@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from audit.errors import AlreadyExists, InvalidCommand, NotFound
 from audit.events import Choice, Closed, Context, Event, event_type
 from monitoring.registry.data_schema import NAME, SchemaError, Task, parse_schema
-from monitoring.registry.schema_change import beyond_additions
+from monitoring.registry.schema_change import schema_changes
 from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 
 STREAM = "model"
@@ -277,11 +277,11 @@ class ModelAggregate:
         if data_schema is not None:
             schema = _schema(data_schema)
             if schema != parse_schema(self.data_schema).as_dict():
-                changed = beyond_additions(parse_schema(self.data_schema), parse_schema(schema))
+                changed = schema_changes(parse_schema(self.data_schema), parse_schema(schema))
                 if changed and not approved:
                     why = (
                         f"the new data schema changes what monitoring reads ({'; '.join(changed)}); "
-                        "only new features or segments apply without approval"
+                        "even a feature added changes what alerts (the drift correction spans every feature)"
                     )
                     raise ApprovalRequired(RemediationKind.SCHEMA_CHANGE, {"data_schema": schema}, why)
                 changes["data_schema"] = schema

@@ -1,13 +1,14 @@
-"""Does a new data schema only add monitoring? Pure.
+"""What a new data schema changes in what monitoring reads. Pure.
 
-A new data schema applies directly only when it adds monitoring and changes none of it: new
-features (numerical or categorical) or new segments, every column keeping every role it had.
-Anything else changes what alerts, and takes effect only through an approved schema_change
+Every such change changes what alerts, and takes effect only through an approved schema_change
 request: a feature or segment leaving its list (its drift check or its cohort ends, even when
 the column stays in the schema under another role), a feature moving between numerical and
 categorical (another test and effect measure), a role column (id, timestamp, prediction, score,
-target, query, item) set, changed or removed (what the checks read and join on), or the earliest
-plausible time moved (what data is accepted).
+target, query, item) set, changed or removed (what the checks read and join on), the earliest
+plausible time moved (what data is accepted); and a feature or segment added too: the drift
+decision corrects across every feature (Holm, Bonferroni) and cohorts are judged against a
+bound that grows with their number, so twenty quiet features more can make a drifting one's
+alert disappear. Only a new order of the same columns changes nothing.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from monitoring.registry.data_schema import ROLE_KEYS, DataSchema
 LISTS = ("numerical", "categorical", "segments")
 
 
-def beyond_additions(old: DataSchema, new: DataSchema) -> list[str]:
-    """What the change from `old` to `new` does besides adding features or segments, one line
-    each, naming the column and the role; empty when it only adds (or reorders)."""
+def schema_changes(old: DataSchema, new: DataSchema) -> list[str]:
+    """What the change from `old` to `new` changes in what monitoring reads, one line each,
+    naming the column and the role; empty when it only reorders."""
     found = []
     for role in LISTS:
-        kept = set(getattr(new, role))
+        kept, had = set(getattr(new, role)), set(getattr(old, role))
         found += [f"{column!r} leaves {role}{_now(column, new)}" for column in getattr(old, role) if column not in kept]
+        found += [f"{column!r} joins {role}" for column in getattr(new, role) if column not in had]
     for role in ROLE_KEYS:
         was, now = getattr(old, role), getattr(new, role)
         if was != now:

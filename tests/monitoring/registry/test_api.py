@@ -6,6 +6,7 @@ from audit import projections
 from audit.models import Event
 from monitoring.models import Deployment, ModelApiKey, ModelVersion, RegisteredModel
 from monitoring.registry import services as registry
+from monitoring.stats.decisions import FeatureTest, Policy, decide
 from tests.monitoring.conftest import ALICE, SCHEMA, approved, client_for
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +135,7 @@ def test_read_models_rebuilt_from_the_log_equal_the_originals(credit_model, cred
     assert snapshot() == before
 
 
-# A data schema applies directly only when it adds features or segments --------------------------
+# A data schema applies only through an approved schema_change, a feature added too ---------------
 
 
 def _patch(people, name: str, schema: dict):
@@ -177,12 +178,19 @@ def test_dropping_the_ranking_query_and_item_columns_needs_approval(people):
     assert RegisteredModel.objects.get(name="rank").data_schema["query"] == "user"
 
 
-def test_new_features_and_segments_apply_at_once(credit_model, people):
-    grown = {**SCHEMA, "numerical": [*SCHEMA["numerical"], "age"], "segments": [*SCHEMA["segments"], "market"]}
+def test_features_added_need_approval_they_would_dilute_the_drift_of_the_others(credit_model, people):
+    padding = [f"pad_{i}" for i in range(20)]
+    grown = {**SCHEMA, "numerical": [*SCHEMA["numerical"], *padding], "segments": [*SCHEMA["segments"], "market"]}
     answer = _patch(people, "credit", grown)
-    assert answer.status_code == 200, answer.json()
-    stored = RegisteredModel.objects.get(name="credit").data_schema
-    assert "age" in stored["numerical"] and "market" in stored["segments"]
+    assert answer.status_code == 409, answer.json()
+    assert "'pad_0' joins numerical" in answer.json()["detail"] and "'market' joins segments" in answer.json()["detail"]
+    assert "pad_0" not in RegisteredModel.objects.get(name="credit").data_schema["numerical"]
+    # Why: Holm across the family: a feature drifting at p = 0.004 alone is not drifting among 21.
+    drifting = FeatureTest("income", p_value=0.004, effect=0.5, effect_measure="psi")
+    assert decide([drifting], Policy())[0].drifted
+    assert not decide([drifting, *(FeatureTest(n, 0.9, 0.0, "psi") for n in padding)], Policy())[0].drifted
+    reordered = _patch(people, "credit", {**SCHEMA, "numerical": list(reversed(SCHEMA["numerical"]))})
+    assert reordered.status_code == 200  # the same columns in another order change nothing that alerts
 
 
 def test_an_approved_schema_change_moves_a_feature_into_segments(credit_model):

@@ -53,7 +53,7 @@ def test_bad_registrations_say_what_is_wrong(task, schema, message):
 def test_a_new_data_schema_bumps_the_schema_version_and_a_same_one_changes_nothing():
     model = _model()
     changed = {**SCHEMA, "numerical": [*SCHEMA["numerical"], "age"]}
-    [updated] = model.update(data_schema=changed)
+    [updated] = model.update(data_schema=changed, approved=True)
     assert updated.schema_version == 2
     with pytest.raises(InvalidCommand, match="nothing to change"):
         model.update(data_schema=SCHEMA, owner="a")
@@ -81,7 +81,9 @@ def test_only_the_first_champion_of_a_model_that_never_served_is_set_without_app
     with pytest.raises(ApprovalRequired, match="schema_change"):
         model.update(data_schema=shrunk)
     grown = {**SCHEMA, "numerical": [*SCHEMA["numerical"], "age"]}
-    assert model.update(data_schema=grown)  # adding a column needs no approval
+    with pytest.raises(ApprovalRequired, match="'age' joins numerical"):  # it joins the drift correction
+        model.update(data_schema=grown)
+    assert model.update(data_schema=grown, approved=True)
 
 
 def test_rollback_goes_only_to_a_version_that_served_and_is_not_retired():
