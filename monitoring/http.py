@@ -21,6 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from audit.blobs import StorageUnavailable
 from audit.errors import AlreadyExists, DomainError, NotFound
+from audit.sequencer import OutcomeUnknown
 from audit.store import ConcurrencyConflict
 from monitoring.access.authentication import username_tried
 from monitoring.ingestion.conform import BatchRejected
@@ -125,6 +126,8 @@ def _domain_answer(error: Exception) -> Response | None:
         return _unavailable("the task queue is unreachable; nothing was queued, try again", error)
     if isinstance(error, StorageUnavailable):
         return _unavailable("the object store is unreachable; nothing was stored, try again", error)
+    if isinstance(error, OutcomeUnknown):  # not "nothing was stored": it may be in the log
+        return _unavailable(f"the database became unreachable while the change was recorded: {error}", error)
     return None
 
 

@@ -329,9 +329,9 @@ def _check_accepted_risk(model: str, alert_id: Any, until: Any) -> None:
         raise InvalidCommand(f"accept_risk: alert {alert.alert_id} is an alert of {alert.model_name}, not of {model}")
     if alert.status == AlertStatus.RESOLVED:
         raise InvalidCommand(f"accept_risk: alert {alert.alert_id} is resolved: there is no risk left to accept")
-    try:
-        moment = read_time(until) if isinstance(until, str) else None
-    except ValueError:
+    try:  # in UTC, as execution reads it: 9999-12-31T23:59:59-01:00 is past the calendar's end there
+        moment = read_time(until).astimezone(dt.UTC) if isinstance(until, str) else None
+    except (ValueError, OverflowError):
         moment = None
     if moment is None:
         raise InvalidCommand(f"accept_risk: until must be an ISO 8601 time such as 2027-01-31T00:00:00Z, not {until!r}")

@@ -331,8 +331,18 @@ def test_accept_risk_executed_checks_the_alerts_model_again_in_its_stream(
         ("income", 5, "until must be an ISO 8601 time"),
         ("income", _in_days(-1), "until must be in the future"),
         ("resolved", _in_days(7), "is resolved"),
+        ("income", "9999-12-31T23:59:59-01:00", "until must be an ISO 8601 time"),  # past the calendar in UTC
     ],
-    ids=["unknown-alert", "not-a-uuid", "numbers", "not-a-date", "a-number-for-a-date", "past", "resolved"],
+    ids=[
+        "unknown-alert",
+        "not-a-uuid",
+        "numbers",
+        "not-a-date",
+        "a-number-for-a-date",
+        "past",
+        "resolved",
+        "year-10000",
+    ],
 )
 def test_accept_risk_with_a_bad_alert_or_date_is_refused_at_request_time(credit_model, people, alert, until, message):
     checks = [
