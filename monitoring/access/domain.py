@@ -21,6 +21,7 @@ from audit.events import Choice, Closed, Context, Event, event_type
 
 STREAM = "person"
 OPERATOR_PREFIX = "cli:"  # the operator at the server's terminal, who holds the database already
+NEW_PASSWORD_EVENT = "monitoring.PasswordChanged"
 USERNAME = re.compile(r"^[A-Za-z0-9_.@+\-]{1,150}$")  # Django's own rule for usernames
 
 
@@ -106,6 +107,7 @@ class PersonAggregate:
     active: bool = False
     roles: set[Role] = field(default_factory=set)
     registered_by: str = ""  # the actor who chose the first password
+    own_password: bool = False  # set a password of their own since (monitoring.PasswordChanged)
 
     @property
     def stream_id(self) -> str:
@@ -124,6 +126,8 @@ class PersonAggregate:
                 self.active = False
             case PersonReactivated():
                 self.active = True
+            case _ if event.type_name == NEW_PASSWORD_EVENT:  # defined beside the account (passwords.py)
+                self.own_password = True
 
     def register(self, *, full_name: str, email: str | None) -> list[Event]:
         if self.version:
@@ -141,11 +145,17 @@ class PersonAggregate:
             raise InvalidCommand(f"role must be one of {', '.join(Role)}, not {role!r}")
         if role in self.roles:
             raise InvalidCommand(f"{self.username} holds the {role} role already")
-        if role in POWER and by == self.registered_by and not by.startswith(OPERATOR_PREFIX):
-            raise InvalidCommand(
-                f"you registered {self.username}, so chose their first password: another administrator "
-                f"gives them the {role} role (a registrar may give only {', '.join(sorted(set(Role) - POWER))})"
-            )
+        if role in POWER and not self.registered_by.startswith(OPERATOR_PREFIX):
+            if by == self.registered_by:
+                raise InvalidCommand(
+                    f"you registered {self.username}, so chose their first password: another administrator "
+                    f"gives them the {role} role (a registrar may give only {', '.join(sorted(set(Role) - POWER))})"
+                )
+            if not self.own_password:
+                raise InvalidCommand(
+                    f"{self.username} still signs in with the password their registrar chose: they set their "
+                    f"own first (the Password page), then another administrator gives them the {role} role"
+                )
         return [RoleGranted(username=self.username, role=Role(role))]
 
     def revoke(self, role: str, *, by: str) -> list[Event]:

@@ -14,6 +14,7 @@ from django.core.management import call_command
 
 from audit.models import Event
 from monitoring.access.domain import Role
+from monitoring.access.passwords import password_change
 from monitoring.access.services import person_deactivate
 from monitoring.access.table import Row, permission_rows
 from monitoring.registry import services as registry
@@ -123,6 +124,10 @@ def test_people_changes_are_signed_events_and_nobody_grants_themselves_a_role(pr
         again = admin.post("/api/v1/users/carol/roles/", {"role": power, "reason": "r"}, format="json")
         assert again.status_code == 400 and "another administrator" in again.json()["detail"]
     other_admin = client_for(person("other_admin", "admin"))
+    # Nor while she signs in with the password her registrar chose: she sets her own first.
+    early = other_admin.post("/api/v1/users/carol/roles/", {"role": "risk_approver", "reason": "r"}, format="json")
+    assert early.status_code == 400 and "set their own first" in early.json()["detail"]
+    password_change(user=User.objects.get(username="carol"), new_password="carols-own-passphrase")
     granted = other_admin.post("/api/v1/users/carol/roles/", {"role": "risk_approver", "reason": "r"}, format="json")
     assert granted.status_code == 200 and sorted(granted.json()["roles"]) == ["auditor", "risk_approver"]
     own = admin.post("/api/v1/users/admin_user/roles/", {"role": "risk_approver", "reason": "me"}, format="json")
@@ -137,6 +142,7 @@ def test_people_changes_are_signed_events_and_nobody_grants_themselves_a_role(pr
     assert kinds == [
         ("monitoring.PersonRegistered", "admin_user"),
         ("monitoring.RoleGranted", "admin_user"),
+        ("monitoring.PasswordChanged", "carol"),
         ("monitoring.RoleGranted", "other_admin"),
         ("monitoring.RoleRevoked", "admin_user"),
     ]
