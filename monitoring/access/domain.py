@@ -21,7 +21,7 @@ from audit.events import Choice, Closed, Context, Event, event_type
 
 STREAM = "person"
 OPERATOR_PREFIX = "cli:"  # the operator at the server's terminal, who holds the database already
-NEW_PASSWORD_EVENT = "monitoring.PasswordChanged"
+SIGN_IN_CHANGED = "monitoring.PasswordChanged"
 USERNAME = re.compile(r"^[A-Za-z0-9_.@+\-]{1,150}$")  # Django's own rule for usernames
 
 
@@ -126,7 +126,7 @@ class PersonAggregate:
                 self.active = False
             case PersonReactivated():
                 self.active = True
-            case _ if event.type_name == NEW_PASSWORD_EVENT:  # defined beside the account (passwords.py)
+            case _ if event.type_name == SIGN_IN_CHANGED:  # defined beside the account (passwords.py)
                 self.own_password = True
 
     def register(self, *, full_name: str, email: str | None) -> list[Event]:
