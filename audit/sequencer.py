@@ -313,12 +313,13 @@ def _outcome(submission: Submission) -> list[RecordedEvent] | AppendError | None
         rows = cursor.execute(
             _OUTCOME_SQL, (submission.event_ids, submission.batch), prepare=prepared_statements()
         ).fetchall()
+    sealed = [row for row in rows if row[-1] is None]
+    if len(sealed) == len(submission.event_ids):  # in the log, whatever a replay of its row was told since
+        return [_recorded(row) for row in sorted(sealed, key=lambda row: row[0])]
     for *_, refused in rows:
         if refused is not None:
             return _refusal(orjson.loads(refused))
-    if len(rows) < len(submission.event_ids):
-        return None
-    return [_recorded(row) for row in sorted(rows, key=lambda row: row[0])]
+    return None
 
 
 def _recorded(row: tuple) -> RecordedEvent:

@@ -616,3 +616,23 @@ def _insert_pending(row: tuple) -> None:
             "INSERT INTO audit_pending (batch, entries, expected, mac, submitted_at) VALUES (%s, %s, %s, %s, now())",
             list(row),
         )
+
+
+def test_a_writer_whose_row_was_replayed_and_refused_still_gets_its_sealed_events(committed_log, settings):
+    """A replay of a sealed row is refused under the row's batch; the writer, looking after that,
+    finds its events in the log and is told so, not that its append was refused."""
+    settings.AUDIT_SEQUENCER = True
+    event = noted_event("mine")
+    expected = {event.stream: None}
+    submission = submit_validated([event], validate([event], expected), expected)
+    seen = _pending_row(submission.batch)
+    sequencer = Sequencer("replayed")
+    try:
+        assert sequencer.acquire() and sequencer.seal_once() == 1
+        _insert_pending(seen)  # replayed before its writer looked
+        assert sequencer.seal_once() == 0 and sequencer.seal_once() == 0  # failed, then refused alone
+        assert PendingAppend.objects.get(batch=submission.batch).refused
+        (recorded,) = wait(submission, timeout=1)
+        assert recorded.event_id == submission.event_ids[0]
+    finally:
+        _clear_lease()
