@@ -135,9 +135,7 @@ class ModelUpdateIn(serializers.Serializer):
 class ModelDetailView(ByMethod, APIView):
     permissions_by_method = {
         "GET": CanRead,
-        "PATCH": allow(
-            Role.ML_ENGINEER, note="a data schema that does more than add features or segments: 409, approval needed"
-        ),
+        "PATCH": allow(Role.ML_ENGINEER, note="a new data schema (not only a new order): 409, approval needed"),
     }
 
     @extend_schema(responses=ModelOut, summary="A registered model")

@@ -21,7 +21,7 @@ class RemediationKind(Closed):
     SET_CHALLENGER = "set_challenger"  # version, or null to remove the challenger
     RETIRE_VERSION = "retire_version"  # a version that has served
     RETIRE_MODEL = "retire_model"  # a model that has served
-    SCHEMA_CHANGE = "schema_change"  # a data schema that does more than add features or segments
+    SCHEMA_CHANGE = "schema_change"  # a new data schema (not only a new order of its columns)
     REFERENCE_CHANGE = "reference_change"  # a reference batch staged after the model's first run
 
 
