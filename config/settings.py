@@ -221,6 +221,7 @@ SPECTACULAR_SETTINGS = {
         "TaskEnum": "monitoring.registry.data_schema.Task.choices",
         "DeploymentActionEnum": "monitoring.registry.domain.DeploymentAction.choices",
         "ResolutionEnum": "monitoring.alerting.domain.Resolution.choices",
+        "AlertmanagerStatusEnum": "monitoring.alerting.api.ALERTMANAGER_STATUSES",
     },
 }
 

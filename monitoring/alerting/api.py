@@ -112,16 +112,19 @@ class AlertSilenceView(_AlertAction):
 ALERTMANAGER = Actor("service", "alertmanager", "Prometheus Alertmanager")
 
 
+ALERTMANAGER_STATUSES = ["firing", "resolved"]  # named in the OpenAPI schema (ENUM_NAME_OVERRIDES)
+
+
 class AlertmanagerAlertIn(serializers.Serializer):
     """One alert of Alertmanager's webhook payload; what else it carries (annotations, startsAt,
     fingerprint, ...) is not read."""
 
     labels = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
-    status = serializers.ChoiceField(choices=["firing", "resolved"], required=False)
+    status = serializers.ChoiceField(choices=ALERTMANAGER_STATUSES, required=False)
 
 
 class AlertmanagerIn(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["firing", "resolved"])
+    status = serializers.ChoiceField(choices=ALERTMANAGER_STATUSES)
     alerts = serializers.ListField(child=AlertmanagerAlertIn())
 
 
