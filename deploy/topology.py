@@ -19,7 +19,8 @@ What runs, each as its own process, in production mode (DRIFTLEDGER_PRODUCTION=t
   Alertmanager sending back to the product's receiver (Debian's packages). The rules' `for`
   durations are set to 0 s in the copy given to Prometheus, so that an alert fires within the test.
 
-The story: an administrator made on the command line creates the people over the API; the ML
+The story: an administrator made on the command line creates the people over the API (the operator
+gives the engineer and the approver their roles: their registrar may not); the ML
 engineer registers the credit model, its versions and its reporting key; the scoring service
 reports with the Python client (driftledger.client); a run finds income drifted and raises a
 critical alert; Prometheus scrapes it, the rule fires, Alertmanager posts it to the receiver, which
@@ -652,24 +653,17 @@ class Story:
     def people(self) -> None:
         self.topology.first_administrator()
         self.dana = Person(self.topology, "dana")
-        cast = [
-            ("alice", "Alice Martin", "ml_engineer"),
-            ("bob", "Bob Okafor", "risk_approver"),
-            ("ada", "Ada Lovelace", "auditor"),
-        ]
-        for username, name, role in cast:
+        cast = [("alice", "Alice Martin", []), ("bob", "Bob Okafor", []), ("ada", "Ada Lovelace", ["auditor"])]
+        for username, name, roles in cast:
             self.dana.post(
                 "/users/",
-                {
-                    "username": username,
-                    "full_name": name,
-                    "password": PASSWORD,
-                    "roles": [role],
-                    "reason": "topology cast",
-                },
+                {"username": username, "full_name": name, "password": PASSWORD, "roles": roles, "reason": "cast"},
             )
+        # Whoever chose a person's first password never gives them power: here the operator does.
+        for username, role in (("alice", "ml_engineer"), ("bob", "risk_approver")):
+            self.topology.manage("grant_role", username, role, "--reason", "topology cast")
         self.alice, self.bob, self.ada = (Person(self.topology, u) for u in ("alice", "bob", "ada"))
-        self.say("dana (admin, made on the command line) registered alice, bob and ada over the API")
+        self.say("dana (admin) registered alice, bob and ada over the API; the operator gave alice and bob their roles")
 
     def registry(self) -> None:
         self.alice.post(

@@ -145,7 +145,8 @@ class PersonAggregate:
             raise InvalidCommand(f"role must be one of {', '.join(Role)}, not {role!r}")
         if role in self.roles:
             raise InvalidCommand(f"{self.username} holds the {role} role already")
-        if role in POWER and not self.registered_by.startswith(OPERATOR_PREFIX):
+        operator = self.registered_by.startswith(OPERATOR_PREFIX) or by.startswith(OPERATOR_PREFIX)
+        if role in POWER and not operator:
             if by == self.registered_by:
                 raise InvalidCommand(
                     f"you registered {self.username}, so chose their first password: another administrator "
