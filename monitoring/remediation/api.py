@@ -19,7 +19,7 @@ from monitoring.http import ReasonIn, validated
 from monitoring.remediation import services
 from monitoring.remediation.domain import STREAM, RemediationKind, RemediationState
 from monitoring.remediation.models import Remediation
-from monitoring.remediation.pipelines import SIGNATURE_HEADER, callback_verified
+from monitoring.remediation.pipelines import SIGNATURE_HEADER, callback_signed_at, callback_verified
 
 
 class RemediationOut(serializers.ModelSerializer):
@@ -205,9 +205,8 @@ class RemediationCallbackView(APIView):
             return Response({"detail": mismatch}, status=status.HTTP_400_BAD_REQUEST)
         get_object_or_404(Remediation, request_id=request_id)
         detail = data["detail"] if data["ok"] else {"error": data["detail"].get("error", "the pipeline failed")}
-        services.remediation_execute(
-            str(request_id), lambda r: r.report(ok=data["ok"], detail=detail), actor=services.PIPELINE
-        )
+        signed_at = callback_signed_at(request.headers[SIGNATURE_HEADER])
+        services.remediation_report(str(request_id), ok=data["ok"], detail=detail, signed_at=signed_at)
         return Response(RemediationOut(Remediation.objects.get(request_id=request_id)).data)
 
 

@@ -416,9 +416,16 @@ class RemediationAggregate:
             return []
         return [RemediationExpired(request_id=self.request_id)]
 
-    def start(self) -> list[Event]:
+    def start(self, *, now: str | None = None, retry_until: str | None = None) -> list[Event]:
+        """Execute an approved request, or retry a failed one until `retry_until`: an approval
+        holds for the world it was given in, not for one days later."""
         if self.state not in (RemediationState.APPROVED, RemediationState.FAILED):
             raise InvalidCommand(f"a {self.state or 'missing'} request cannot be executed")
+        if self.state is RemediationState.FAILED and now and retry_until and now >= retry_until:
+            raise DeadlinePassed(
+                f"the request's approval held for retries until {retry_until}: it can no longer be retried "
+                "(abandon it, and file a new request if the change is still needed)"
+            )
         return [RemediationExecutionStarted(request_id=self.request_id)]
 
     def finish(self, *, ok: bool, detail: Mapping[str, Any]) -> list[Event]:
@@ -427,9 +434,11 @@ class RemediationAggregate:
             return [RemediationSucceeded(request_id=self.request_id, result=dict(detail))]
         return [RemediationFailed(request_id=self.request_id, error=str(detail.get("error"))[:2000])]
 
-    def report(self, *, ok: bool, detail: Mapping[str, Any]) -> list[Event]:
+    def report(self, *, ok: bool, detail: Mapping[str, Any], version_when_signed: int | None = None) -> list[Event]:
         """The external pipeline's completion report (its signed callback): accepted once, by a
-        request whose execution waits for one."""
+        request whose execution waits for one. `version_when_signed`: how many events the
+        request had when the report was signed; fewer than now means it reports on an earlier
+        execution (a failure, replayed after the retry started), which it does not complete."""
         if not self.version:
             raise InvalidCommand(f"no remediation request {self.request_id}")
         if self.kind not in AWAITS_REPORT:
@@ -438,6 +447,11 @@ class RemediationAggregate:
             raise NoReportAwaited(
                 f"the request is {self.state}, not executing: it awaits no pipeline report "
                 "(a report is applied once; a retried execution awaits a new one)"
+            )
+        if version_when_signed is not None and version_when_signed < self.version:
+            raise NoReportAwaited(
+                "the report was signed before this execution started: it reports on an earlier one "
+                "(a retried execution awaits a report signed after it began)"
             )
         return self.finish(ok=ok, detail=detail)
 

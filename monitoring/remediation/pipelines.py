@@ -46,3 +46,8 @@ def retrain_submit(request: RemediationAggregate) -> dict[str, Any]:
 
 def callback_verified(body: bytes, header: str, *, max_age: int = 300) -> bool:
     return webhook_signature_valid(settings.PIPELINE_WEBHOOK_SECRET, body, header, now=time.time(), max_age=max_age)
+
+
+def callback_signed_at(header: str) -> int:
+    """When a verified callback was signed (Unix seconds): its signature's `t=`."""
+    return int(dict(part.split("=", 1) for part in header.split(",") if "=" in part)["t"])

@@ -189,7 +189,9 @@ def approvers_without_standing(usernames: Sequence[str]) -> frozenset[str]:
 
 def remediation_run(request_id: str) -> RemediationAggregate:
     """Carry out an approved (or failed, when retried) request with its executors."""
-    request = remediation_execute(request_id, lambda r: r.start(), actor=EXECUTOR)
+    now, until = format_time(dt.datetime.now(dt.UTC)), retry_deadline(request_id)
+    retry_until = format_time(until) if until else None
+    request = remediation_execute(request_id, lambda r: r.start(now=now, retry_until=retry_until), actor=EXECUTOR)
     try:
         result = _carry_out(request)
     except Exception as error:  # noqa: BLE001 - any executor failure is the execution's outcome
@@ -198,6 +200,28 @@ def remediation_run(request_id: str) -> RemediationAggregate:
     if result.get("pending"):
         return request  # an external pipeline reports completion through the callback
     return remediation_execute(request_id, lambda r: r.finish(ok=True, detail=result), actor=EXECUTOR)
+
+
+def retry_deadline(request_id: str) -> dt.datetime | None:
+    """Until when a failed request may be retried: REMEDIATION_RETRY_HOURS after the approval
+    that made it executable (after the request itself, for a break-glass rollback)."""
+    row = Remediation.objects.filter(request_id=request_id).first()
+    if row is None:
+        return None
+    approved = max((read_time(signed["at"]) for signed in row.approvals), default=row.requested_at)
+    return approved + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS)
+
+
+def remediation_report(request_id: str, *, ok: bool, detail: dict[str, Any], signed_at: int) -> RemediationAggregate:
+    """Apply the pipeline's signed completion report, signed at `signed_at` (Unix seconds)."""
+    # The stamp has whole seconds: a report signed in the second its execution began counts.
+    until = dt.datetime.fromtimestamp(signed_at + 1, dt.UTC)
+    version_when_signed = aggregate_load(RemediationAggregate(request_id), until=until).version
+    return remediation_execute(
+        request_id,
+        lambda r: r.report(ok=ok, detail=detail, version_when_signed=version_when_signed),
+        actor=PIPELINE,
+    )
 
 
 def remediations_expire(now: dt.datetime | None = None) -> int:

@@ -187,3 +187,28 @@ def test_a_quorum_below_one_or_for_an_unknown_kind_fails_the_system_check(settin
     with pytest.raises(SystemCheckError, match=r"monitoring\.E002") as caught:
         call_command("check")
     assert "monitoring.E001" in str(caught.value)
+
+
+def test_a_failed_request_is_retried_only_until_its_retry_deadline():
+    request = _apply(_requested(), _requested().approve(BOB), "bob")
+    first = request.start(now="2026-11-26T01:00:00.000000Z", retry_until="2026-11-26T00:30:00.000000Z")
+    request = _apply(request, first, "system")  # a first execution is not a retry: no deadline
+    request = _apply(request, request.finish(ok=False, detail={"error": "down"}), "system")
+    assert request.start(now="2026-11-26T00:29:59.999999Z", retry_until="2026-11-26T00:30:00.000000Z")
+    with pytest.raises(DeadlinePassed, match=r"retries until 2026-11-26T00:30:00\.000000Z"):
+        request.start(now="2026-11-26T00:30:00.000000Z", retry_until="2026-11-26T00:30:00.000000Z")
+
+
+def test_a_report_signed_before_the_execution_began_does_not_complete_it():
+    retrain = RemediationAggregate("r-4")
+    parameters = {"data_start": "a", "data_end": "b"}
+    asked = retrain.request(model="m", kind="retrain", parameters=parameters, evidence=[], required=1, expires_at=None)
+    retrain = _apply(retrain, asked, "alice")
+    retrain = _apply(retrain, retrain.approve(BOB), "bob")
+    retrain = _apply(retrain, retrain.start(), "system")
+    signed_during_first = retrain.version
+    retrain = _apply(retrain, retrain.report(ok=False, detail={"error": "oom"}), "pipeline")
+    retrain = _apply(retrain, retrain.start(), "system")
+    with pytest.raises(NoReportAwaited, match="signed before this execution started"):
+        retrain.report(ok=False, detail={"error": "oom"}, version_when_signed=signed_during_first)
+    assert retrain.report(ok=True, detail={}, version_when_signed=retrain.version)

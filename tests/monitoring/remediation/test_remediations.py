@@ -175,6 +175,22 @@ def test_break_glass_executes_at_once_and_waits_for_review(served, people, djang
     assert _decide(reviewer, request_id, "review").json()["reviewed_by"] == "reviewer"
 
 
+def test_a_failed_request_is_not_retried_past_its_approvals_hours(
+    served, people, settings, django_capture_on_commit_callbacks
+):
+    engineer = client_for(people["ml_engineer"])
+    request_id = _request(engineer).json()["request_id"]
+    approved("credit", "retire_version", {"version": "1.0"}, reason="found broken meanwhile")
+    with django_capture_on_commit_callbacks(execute=True):
+        _decide(client_for(people["risk_approver"]), request_id)
+    assert Remediation.objects.get(request_id=request_id).state == "failed"
+    settings.REMEDIATION_RETRY_HOURS = 0  # the approval's hours are over
+    before = Event.objects.count()
+    answer = engineer.post(f"/api/v1/remediations/{request_id}/retry/")
+    assert answer.status_code == 409 and "can no longer be retried" in answer.json()["detail"], answer.json()
+    assert Event.objects.count() == before and Remediation.objects.get(request_id=request_id).state == "failed"
+
+
 def test_a_failed_execution_can_be_retried_and_abandoned(served, people, django_capture_on_commit_callbacks):
     engineer = client_for(people["ml_engineer"])
     request_id = _request(engineer).json()["request_id"]
@@ -450,6 +466,37 @@ def test_a_replayed_callback_is_not_applied_twice(two_retrainings):
     assert sent[0].status_code == 200 and sent[0].json()["state"] == "failed"
     assert sent[1].status_code == 409 and "failed, not executing" in sent[1].json()["detail"]
     assert Event.objects.filter(stream_id=request_id, event_type="monitoring.RemediationFailed").count() == 1
+
+
+def test_a_failure_report_replayed_after_a_retry_does_not_fail_the_retry(two_retrainings, people, settings):
+    request_id = two_retrainings[0]
+    failed = orjson.dumps({"request_id": request_id, "ok": False, "detail": {"error": "out of memory"}})
+    stamp = int(time.time())
+    header = webhook_signature("pipe-secret", failed, str(stamp))
+
+    def send(body: bytes, signature: str):
+        return client_for().post(
+            f"/api/v1/remediations/{request_id}/callback/",
+            body,
+            content_type="application/json",
+            HTTP_X_DRIFTLEDGER_SIGNATURE=signature,
+        )
+
+    assert send(failed, header).json()["state"] == "failed"
+    time.sleep(max(0.0, stamp + 1.05 - time.time()))  # the retry begins after the second it was signed in
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _QuietPipeline)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.PIPELINE_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/dags/retrain"
+    try:
+        retried = client_for(people["ml_engineer"]).post(f"/api/v1/remediations/{request_id}/retry/")
+    finally:
+        server.shutdown()
+    assert retried.json()["state"] == "executing", retried.json()
+    replayed = send(failed, header)  # within the signature's five minutes
+    assert replayed.status_code == 409 and "signed before this execution started" in replayed.json()["detail"]
+    assert Remediation.objects.get(request_id=request_id).state == "executing"
+    done = orjson.dumps({"request_id": request_id, "ok": True, "detail": {"new_version": "1.2"}})
+    assert send(done, webhook_signature("pipe-secret", done, str(int(time.time())))).json()["state"] == "succeeded"
 
 
 def test_a_callback_for_a_kind_that_awaits_none_is_refused(
