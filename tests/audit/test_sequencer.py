@@ -390,13 +390,16 @@ def test_a_sequencer_whose_session_the_server_ends_mid_batch_seals_everything_on
     with _sequencer(tmp_path, signing_key_file, "ended", database_url()) as sequencer:
         _mid_batch(sequencer)
         with connection.cursor() as cursor:
+            # Not while it commits: the server would end it once the commit is done, which is
+            # no longer mid-batch (it happened under load; whether the commit began is the only race).
             cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND objid = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s AND l.pid <> pg_backend_pid()"
+                " AND a.query NOT ILIKE 'COMMIT%%'",
                 [APPEND_LOCK_KEY & 0xFFFFFFFF],
             )
             assert cursor.fetchall() == [(True,)]
-        assert Event.objects.count() == 0, "an ended session's batch left events behind"
+        assert Event.objects.count() in (0, BACKLOG), "an ended session's batch left part of itself behind"
         _drained(sequencer)
     assert "the database is unreachable" in sequencer.log.read_text()
     _all_sealed_once(ids)
@@ -408,10 +411,11 @@ def test_while_the_listening_connection_is_down_a_writer_polls_without_stalling(
     from audit import sequencer as module
 
     module._decisions.pid, module._decisions.ready = os.getpid(), threading.Event()  # never ready
-    try:
+    try:  # a writer that stalled would wait AUDIT_SEQUENCER_WAIT_SECONDS (30 here), then seal it
         began = time.monotonic()
         (recorded,) = append([noted_event("polled")], expected={("note", "polled"): 0})
-        assert time.monotonic() - began < 1.0 and recorded.seq == 1
+        took = time.monotonic() - began
+        assert took < 10 and recorded.seq == 1, f"the writer waited {took:.1f} s: it stalled instead of polling"
     finally:
         module.stop_listening()
 
