@@ -4,7 +4,8 @@ product's own paths, its run reproduces byte for byte, and every event validates
 import io
 import re
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 
 from audit import events
 from audit.models import Event, LogVerification
@@ -98,3 +99,14 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     assert "already registered" in again.getvalue()
     assert "approved the promotion of 2026.11.0" in again.getvalue()  # released again, with approval
     assert "The rollback executed (succeeded): champion 2026.10.1" in again.getvalue()
+
+
+def test_the_demo_refuses_a_log_it_did_not_begin(committed_log):
+    """A production log is never the demo's: nothing of the story is written into it."""
+    from audit.store import append
+    from tests.audit.factories import ALICE, noted_event
+
+    append([noted_event("production")], expected={("note", "production"): 0})
+    with pytest.raises(CommandError, match=f"not begun by the demo .its first event is by '{ALICE.id}'"):
+        call_command("demo", stdout=io.StringIO())
+    assert Event.objects.count() == 1

@@ -19,7 +19,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 
 from audit import events
@@ -76,14 +76,28 @@ def _log_keys() -> list[bytes]:
     ]
 
 
+def _demo_log_only() -> None:
+    """The demo registers people with a known password, rotates the signing key and rolls a model
+    back: signed events that can never be taken out of a log. It writes only to an empty log or
+    to one it began itself."""
+    first = Event.objects.order_by("seq").values_list("actor_id", flat=True).first()
+    if first is not None and first != SETUP.id:
+        raise CommandError(
+            f"this database's log was not begun by the demo (its first event is by {first!r}): the demo "
+            "would sign people with a known password, a key rotation and a rollback into it for good. "
+            "Run it on an empty database: unset DATABASE_URL for the embedded one."
+        )
+
+
 class Command(BaseCommand):
-    help = "Run the Driftledger demo on the configured database (embedded PostgreSQL by default)."
+    help = "Run the Driftledger demo on an empty database (embedded PostgreSQL by default), or on its own again."
 
     def handle(self, *args, **options):
         # The demo is one process telling a story in order: its tasks (the approved rollback's
         # execution, notifications, the export) run in it as they are sent. A served product
         # runs them on workers (`manage.py serve`); the web process never runs them.
         celery_app.conf.task_always_eager = True
+        _demo_log_only()
         started = time.perf_counter()
         say = self.stdout.write
         self._people(say)
