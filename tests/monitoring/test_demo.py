@@ -32,6 +32,9 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
         "rotated the log's signing key",
         "Bob Okafor (risk approver) approved the rollback of credit-default to 2026.10.1",
         "The rollback executed (succeeded): champion 2026.10.1",
+        "more reference rows: 409, staged as",
+        "(risk approver) approved adding the staged batch",
+        "executed (succeeded): 5,000 rows joined the reference",
         "and checks it against the log's public keys: the DeploymentChanged of seq",
         "cosigned by 2 of 2 witness processes (python -m audit.witness",
         "trusting only the log's first key and the two witnesses' keys): VALID",
@@ -92,11 +95,12 @@ def test_demo_tells_the_credit_scoring_story_and_verifies_the_log(committed_log)
     assert reproduced.getvalue().startswith(f"IDENTICAL: run {run_id}")
 
     assert Deployment.objects.get(model_id="credit-default").champion == "2026.10.1"
-    assert Batch.objects.filter(model__name="credit-default").count() == 2
+    assert Batch.objects.filter(model__name="credit-default").count() == 3  # the staged one, once approved
 
     again = io.StringIO()
     call_command("demo", stdout=again)
     assert "already registered" in again.getvalue()
+    assert "newer reference batch is in the reference already" in again.getvalue()
     assert "approved the promotion of 2026.11.0" in again.getvalue()  # released again, with approval
     assert "The rollback executed (succeeded): champion 2026.10.1" in again.getvalue()
 

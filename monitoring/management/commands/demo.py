@@ -9,6 +9,7 @@ sentence it prints is read back from an event it caused.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 import sys
 import time
@@ -137,6 +138,7 @@ class Command(BaseCommand):
             f"({etags}) and checks it against the log's public keys: the DeploymentChanged of seq {pointer['seq']}, "
             f"signed by {signer}, included in the checkpoint of size {size}."
         )
+        self._reference_change(say, api_key, now)
         today = now.replace(hour=0, minute=0, second=0)
         churn_story(say, actor=ALICE, today=today, step=10)
         recommender_story(say, actor=ALICE, today=today, step=11)
@@ -232,6 +234,43 @@ class Command(BaseCommand):
         posted = f"POST /api/v1/models/{MODEL}/predictions/: {answer.status_code}, batch seq {answer.json()['seq']}"
         counts = f"{len(reference):,} reference rows and {len(current):,} predictions"
         say(f"2. The scoring service reported {counts} ({posted}).")
+
+    def _reference_change(self, say, api_key: str, now: dt.datetime) -> None:
+        """The scoring service sends more reference data, labelled since. Every run compares
+        against the reference, so once runs have completed a new batch is staged: it joins only
+        through an approved request, like any change of what alerts."""
+        client = Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+        rows = _scored_rows(now - dt.timedelta(days=15), income_shift=0.0, seed=15, with_outcomes=True)
+        request_log = logging.getLogger("django.request")
+        level = request_log.level
+        request_log.setLevel(logging.ERROR)  # the 409 is the story here, not a warning
+        try:
+            body = orjson.dumps(rows)
+            answer = client.post(f"/api/v1/models/{MODEL}/reference/", body, content_type="application/json")
+        finally:
+            request_log.setLevel(level)
+        if answer.status_code != 409:  # an earlier demo today adopted this very batch
+            say(f"   The scoring service's newer reference batch is in the reference already ({answer.status_code}).")
+            return
+        digest = answer.json()["approval"]["parameters"]["batch"]
+        say(
+            f"   The scoring service sent {len(rows):,} more reference rows: 409, staged as {digest[:12]}… "
+            "(a model with completed runs changes its reference only with approval)."
+        )
+        request_id = remediation_request(
+            model=MODEL,
+            kind="reference_change",
+            parameters={"batch": digest},
+            evidence=[],
+            actor=ALICE,
+            reason="Labelled applications of mid-November, from the validated October model.",
+        )
+        requested = Remediation.objects.get(request_id=request_id).requested_seq
+        say(f"   {self._sentence(requested)} (seq {requested}).")
+        signed = self._approve(request_id, "carol", "Sample checked against the validation report.")
+        executed = Remediation.objects.get(request_id=request_id)
+        joined = f"{executed.result['rows']:,} rows joined the reference, seq {executed.result['seq']}"
+        say(f"   {self._sentence(signed.seq)} (seq {signed.seq}); executed ({executed.state}): {joined}.")
 
     def _policy(self, say) -> None:
         """Alice proposes judging income by PSI with a floor of 0.20. A change of method is not a
