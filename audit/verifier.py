@@ -74,6 +74,11 @@ class BundleInvalid(Exception):
         super().__init__(f"{where}: {reason}")
         self.file, self.seq, self.reason = file, seq, reason
 
+    def __reduce__(self) -> tuple:
+        # A worker process sends its rejection back pickled; rebuilt from args alone (the message),
+        # unpickling would fail in the pool's result thread and leave the caller waiting forever.
+        return type(self), (self.file, self.reason, self.seq)
+
 
 @dataclass(frozen=True)
 class Report:
