@@ -1,5 +1,6 @@
 """Request bodies and paths no serializer sees: a JSON body nested past what the parser reads, a
-string holding a lone surrogate. Each is a precise 400, never a 500, and nothing is stored."""
+string holding a lone surrogate, a NUL in the path. Each is a precise 400, never a 500, and
+nothing is stored."""
 
 from __future__ import annotations
 
@@ -50,4 +51,23 @@ def test_a_lone_surrogate_in_a_string_is_a_400(people, credit_model, role, url, 
     answer = _client(people, role).post(url, body, content_type="application/json")
     assert answer.status_code == 400, answer.content[:200]
     assert "lone surrogate" in answer.json()["detail"]
+    assert stored() == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/models/%00/",
+        "/api/v1/models/cr%00edit/versions/",
+        "/api/v1/users/%00/",
+        "/api/v1/models/credit/keys/%00/revoke/",
+    ],
+)
+def test_a_nul_in_the_path_is_a_400(people, credit_model, path):
+    """PostgreSQL cannot hold a NUL in text: looked up, the name was a database error."""
+    client = _client(people, "admin")
+    before = stored()
+    for answer in (client.get(path), client.post(path, {"reason": "r"}, format="json")):
+        assert answer.status_code == 400, answer.content[:200]
+        assert answer.json()["detail"] == "the path holds a NUL character"
     assert stored() == before
