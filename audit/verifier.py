@@ -27,6 +27,7 @@ import re
 import sys
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,11 @@ class BundleInvalid(Exception):
         where = f"{file} seq {seq}" if seq is not None else file
         super().__init__(f"{where}: {reason}")
         self.file, self.seq, self.reason = file, seq, reason
+
+    def __reduce__(self) -> tuple:
+        # A worker process sends its rejection back pickled; rebuilt from args alone (the message),
+        # unpickling would fail in the pool's result thread and leave the caller waiting forever.
+        return type(self), (self.file, self.reason, self.seq)
 
 
 @dataclass(frozen=True)
@@ -341,7 +347,7 @@ def verify_bundle(
         for name in (*SIGNED_FILES, *REQUIRED_FILES):
             if name not in files:
                 raise BundleInvalid(name, "missing from the bundle")
-        manifest_bytes = archive.read("manifest.json")
+        manifest_bytes = _read(archive, "manifest.json")
         manifest = _check_manifest(manifest_bytes)
         contents = _check_files(archive, files, manifest["files"])
         warnings: list[str] = []
@@ -375,6 +381,15 @@ def verify_bundle(
     )  # fmt: skip
 
 
+def _read(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes; a damaged or unreadable member (bad CRC or compressed data, an unknown
+    compression method, encryption, a wrong offset) is a reason, not a traceback."""
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise BundleInvalid(name, f"cannot be read from the zip: {exc}") from None
+
+
 def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """Each member once: of two members of one name, an unzip tool may extract either."""
     files: dict[str, zipfile.ZipInfo] = {}
@@ -389,7 +404,7 @@ def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 
 def _check_manifest(data: bytes) -> dict:
     manifest = _json(data, "manifest.json")
-    if rfc8785.dumps(manifest) != data:
+    if _canonical(manifest) != data:
         raise BundleInvalid("manifest.json", "not canonical JSON")
     if not isinstance(manifest, dict) or manifest.get("format") not in BUNDLE_FORMATS:
         raise BundleInvalid("manifest.json", f"format is not one of {', '.join(BUNDLE_FORMATS)}")
@@ -414,7 +429,7 @@ def _check_files(archive: zipfile.ZipFile, files: dict, listed: dict) -> dict[st
             continue
         if name not in listed:
             raise BundleInvalid(name, "is in the bundle but not in the manifest")
-        data = archive.read(name)
+        data = _read(archive, name)
         if hashlib.sha256(data).hexdigest() != listed[name]:
             raise BundleInvalid(name, "its SHA-256 differs from the manifest's")
         contents[name] = data
@@ -445,14 +460,32 @@ def _rotations(event_lines: list[bytes]) -> list[dict]:
             if parts is not None:
                 event = _json(parts[0], "events.jsonl", _seq_hint(line))
                 if isinstance(event, dict) and event.get("type") == KEY_ROTATED:
-                    rotations.append(event)
+                    rotations.append(_rotation_shape(event, _seq_hint(line)))
     return rotations
 
 
+def _rotation_shape(event: dict, seq_hint: int | None) -> dict:
+    """These events are read, and trust traced along them, before any signature is checked: the
+    members read must be of their type, or a forged line would crash the reading."""
+    if not (
+        _seq(event.get("seq"))
+        and isinstance(event.get("key_id"), str)
+        and isinstance(event.get("payload"), dict)
+        and all(isinstance(event["payload"].get(name), str) for name in ("new_key_id", "previous_key_id"))
+    ):
+        raise BundleInvalid("events.jsonl", f"the {KEY_ROTATED} is not of the format", seq_hint)
+    return event
+
+
 def _check_manifest_signature(archive: zipfile.ZipFile, manifest_bytes: bytes, keys: KeyTable) -> None:
-    data = archive.read("manifest.sig")
+    data = _read(archive, "manifest.sig")
     signed = _json(data, "manifest.sig")
-    if rfc8785.dumps(signed) != data or not isinstance(signed, dict) or set(signed) != {"key_id", "signature"}:
+    if (
+        _canonical(signed) != data
+        or not isinstance(signed, dict)
+        or set(signed) != {"key_id", "signature"}
+        or not isinstance(signed["key_id"], str)
+    ):
         raise BundleInvalid("manifest.sig", 'must be canon({"key_id", "signature"})')
     if signed["key_id"] not in keys.trusted:
         raise BundleInvalid("manifest.sig", f"signed by key {signed['key_id']}, which is not trusted")
@@ -461,9 +494,11 @@ def _check_manifest_signature(archive: zipfile.ZipFile, manifest_bytes: bytes, k
         raise BundleInvalid("manifest.sig", "signature does not verify over manifest.json")
 
 
-def _check_checkpoint(checkpoint: dict, log_id: str, keys: KeyTable, file: str) -> dict:
+def _check_checkpoint(checkpoint: object, log_id: str, keys: KeyTable, file: str) -> dict:
     if not isinstance(checkpoint, dict) or any(name not in checkpoint for name in (*CHECKPOINT_MEMBERS, "signature")):
         raise BundleInvalid(file, "checkpoint lacks members of the format")
+    if not _checkpoint_shape(checkpoint):
+        raise BundleInvalid(file, "checkpoint's members are not of the format")
     if checkpoint["log_id"] != log_id:
         raise BundleInvalid(file, f"checkpoint is of log {checkpoint['log_id']}, not {log_id}")
     if checkpoint["key_id"] not in keys.trusted:
@@ -473,6 +508,17 @@ def _check_checkpoint(checkpoint: dict, log_id: str, keys: KeyTable, file: str) 
     if raw is None or not _valid(raw, _b64(checkpoint["signature"], file, "checkpoint signature"), body):
         raise BundleInvalid(file, f"checkpoint signature does not verify (tree size {checkpoint['tree_size']})")
     return checkpoint
+
+
+def _checkpoint_shape(checkpoint: dict) -> bool:
+    """Each member of its type, so that a signed but malformed checkpoint is a reason, not a crash."""
+    root = checkpoint["root_hash"]
+    return (
+        all(isinstance(checkpoint[name], str) for name in ("log_id", "timestamp", "key_id", "signature"))
+        and _seq(checkpoint["tree_size"])
+        and isinstance(root, str)
+        and re.fullmatch("[0-9a-f]{64}", root) is not None
+    )
 
 
 # ---- witnesses (format version 2) -------------------------------------------------------------
@@ -594,6 +640,8 @@ def _check_consistency(data: bytes, checkpoint: dict, keys: KeyTable, log_id: st
     count = 0
     for line in data.splitlines():
         entry = _json(line, "consistency.jsonl")
+        if not isinstance(entry, dict):
+            raise BundleInvalid("consistency.jsonl", "each line must be a JSON object")
         old = _check_checkpoint(entry.get("checkpoint"), log_id, keys, "consistency.jsonl")
         try:
             path = [bytes.fromhex(step) for step in entry["path"]]

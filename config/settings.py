@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "monitoring.http.body_limit",  # first: an oversized body is refused before anything reads it
+    "monitoring.http.nul_in_path",  # a NUL in the path is refused before a name is looked up from it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (Swagger UI, admin) from the app itself
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -196,6 +197,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's three, its JSON parser refusing a body nested too deeply or holding a lone surrogate.
+    "DEFAULT_PARSER_CLASSES": [
+        "monitoring.json_parser.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "monitoring.http.exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

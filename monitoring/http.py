@@ -63,6 +63,18 @@ def body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[
     return middleware
 
 
+def nul_in_path(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Middleware: a path holding a NUL (%00) is answered 400. PostgreSQL text cannot hold a NUL,
+    so a model or user name taken from such a path failed as a database error (a 500)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            return _problem(status.HTTP_400_BAD_REQUEST, "the path holds a NUL character")
+        return get_response(request)
+
+    return middleware
+
+
 def _problem(code: int, detail: str, **extra) -> JsonResponse:
     """An RFC 9457 problem document outside DRF (middleware)."""
     body = {"type": "about:blank", "title": HTTPStatus(code).phrase, "status": code, "detail": detail, **extra}
