@@ -36,6 +36,7 @@ from audit.store import NewEvent, append
 
 MODELS = 200
 BATCH = 500
+BACKLOG = 200  # submissions of BATCH events
 
 
 def fill(count: int, versions: dict[str, int], start: int = 0) -> None:
@@ -50,6 +51,36 @@ def fill(count: int, versions: dict[str, int], start: int = 0) -> None:
         ]
         append(events, expected={("bench", model): versions.get(model, 0)})
         versions[model] = versions.get(model, 0) + size
+
+
+def fill_through_sequencer(count: int) -> None:
+    """`count` events submitted as a fleet of writers would (AUDIT_SEQUENCER), sealed by a
+    sequencer in a process of its own while this one submits; a backlog of at most BACKLOG
+    submissions, as a sequencer that keeps up has."""
+    from sequencer import start_sequencer, wait_sealed
+
+    from audit.models import Event, PendingAppend
+    from audit.sequencer import submit_validated
+    from audit.store import validate
+
+    measured = _measured_type()
+    total = Event.objects.count() + count
+    process, stop = start_sequencer()
+    try:
+        for offset in range(0, count, BATCH):
+            model = f"model-{(offset // BATCH) % MODELS:03d}"
+            events = [
+                NewEvent("bench", model, measured.from_payload({**run_payload(offset + i), "model": model}), ACTOR)
+                for i in range(min(BATCH, count - offset))
+            ]
+            expected = {("bench", model): None}
+            submit_validated(events, validate(events, expected), expected)
+            while offset % (BATCH * 20) == 0 and PendingAppend.objects.count() > BACKLOG:
+                time.sleep(0.05)
+        wait_sealed(total, timeout=3600)
+    finally:
+        stop.set()
+        process.join()
 
 
 def disk() -> tuple[int, int]:
@@ -69,15 +100,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--partition", type=int, default=1_000_000)
+    parser.add_argument(
+        "--sequencer", action="store_true", help="fill through the sequencer write path (faster: for large logs)"
+    )
     options = parser.parse_args()
     n = options.events
     settings.AUDIT_PARTITION_EVENTS = options.partition
     with scratch_database("driftledger_bench_scale") as scratch:
         versions: dict[str, int] = {}
         started = time.perf_counter()
-        fill(n, versions)
+        if options.sequencer:
+            fill_through_sequencer(n)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT stream_id, max(stream_version) FROM audit_event GROUP BY stream_id")
+                versions = dict(cursor.fetchall())
+        else:
+            fill(n, versions)
         filled = time.perf_counter() - started
-        print(f"appended {n:,} signed events in {filled:.0f} s ({n / filled:,.0f}/s, set-up)")
+        way = "through the sequencer" if options.sequencer else "directly, in batches of 500"
+        print(f"appended {n:,} signed events {way} in {filled:.0f} s ({n / filled:,.0f}/s, set-up)")
         checkpoints.checkpoint_create(publish=False)  # beat's job as the log grows
         fill(1000, versions, start=n)
         checkpoint_seconds, checkpoint = timed(lambda: checkpoints.checkpoint_create(publish=False))
