@@ -18,6 +18,7 @@ from django.urls import reverse
 from rest_framework.permissions import BasePermission
 
 from audit.blobs import StorageUnavailable
+from audit.errors import InvalidCommand
 from monitoring.access.permissions import CanAdminister, CanExportEvidence, CanRead, CanReadLog
 from monitoring.access.roles import roles_of
 
@@ -107,6 +108,16 @@ def signed_in(view: Callable) -> Callable:
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def reason_given(request: HttpRequest) -> str:
+    """The form's reason for a change. The API's serializers refuse a change without one (blank
+    or spaces), and a page adds no door: the reason is signed with the change, and an approver's
+    is the meaning of their signature."""
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        raise InvalidCommand("a reason is required: it is signed with the change")
+    return reason
 
 
 def forbidden(request: HttpRequest, message: str) -> HttpResponse:

@@ -31,7 +31,7 @@ from monitoring.remediation.domain import RemediationState
 from monitoring.remediation.kinds import PARAMETERS, RemediationKind
 from monitoring.remediation.models import Remediation
 from monitoring.runs.models import Run
-from web.access import forbidden, may, page_view
+from web.access import forbidden, may, page_view, reason_given
 
 STOP_POLLING = 286
 OPEN = (RemediationState.REQUESTED, RemediationState.APPROVED, RemediationState.EXECUTING, RemediationState.FAILED)
@@ -118,7 +118,7 @@ def new_request(request: HttpRequest) -> HttpResponse:
             parameters=_parameters(kind, request.POST),
             evidence=request.POST.getlist("evidence"),
             actor=actor_of(request),
-            reason=request.POST.get("reason", ""),
+            reason=reason_given(request),
             break_glass=break_glass,
         )
     except (DomainError, ValueError) as refusal_:
@@ -147,7 +147,7 @@ def _parameters(kind: RemediationKind, form) -> dict[str, Any]:
 
 def _act(request: HttpRequest, remediation: Remediation) -> HttpResponse:
     action = request.POST.get("action", "")
-    request_id, reason = str(remediation.request_id), request.POST.get("reason", "")
+    request_id = str(remediation.request_id)
     checks = {
         "approve": CanDecide,
         "reject": CanDecide,
@@ -163,6 +163,7 @@ def _act(request: HttpRequest, remediation: Remediation) -> HttpResponse:
     if not may(request, permission):
         return forbidden(request, permission.message)
     try:
+        reason = reason_given(request) if action != "retry" else ""  # the API's retry takes none
         if action in ("approve", "reject", "review"):
             services.remediation_decide(
                 request_id=request_id,
