@@ -75,3 +75,21 @@ def test_a_policy_change_without_a_reason_is_refused(people, drifted):
     )
     assert answer.status_code == 400 and "reason" in answer.content.decode()
     assert Event.objects.count() == before
+
+
+@pytest.mark.parametrize("run", ["not-a-run", "1234", "../"])
+def test_a_run_that_is_not_a_run_id_is_404_not_500(people, run):
+    engineer = signed_in(people["ml_engineer"])
+    engineer.raise_request_exception = False
+    assert engineer.get("/remediations/new/", {"run": run}).status_code == 404
+    assert engineer.post("/remediations/new/", {"run": run, "kind": "rollback", "reason": "r"}).status_code == 404
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+def test_a_time_out_of_range_is_refused_and_files_nothing(people, drifted, start):
+    engineer = signed_in(people["ml_engineer"])
+    engineer.raise_request_exception = False
+    form = {"run": str(drifted), "kind": "retrain", "data_start": start, "data_end": "2026-12-01", "reason": "r"}
+    answer = engineer.post("/remediations/new/", form)
+    assert answer.status_code == 400 and "out of range" in answer.content.decode()
+    assert not Remediation.objects.exists()
