@@ -13,6 +13,7 @@ from tests.monitoring.runs.conftest import reported  # noqa: F401 - the fixture
 from tests.web.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
+PASSPHRASE = "a-long-passphrase"
 
 
 @pytest.fixture
@@ -93,3 +94,35 @@ def test_a_time_out_of_range_is_refused_and_files_nothing(people, drifted, start
     answer = engineer.post("/remediations/new/", form)
     assert answer.status_code == 400 and "out of range" in answer.content.decode()
     assert not Remediation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "url", "form"),
+    [
+        ("auditor", "get", "/alerts/?model=%00", None),
+        ("auditor", "get", "/alerts/?status=open%00", None),
+        ("auditor", "get", "/models/cre%00dit/", None),
+        ("auditor", "get", "/models/%00/policy/", None),
+        ("admin", "get", "/people/%00/", None),
+        ("admin", "post", "/people/", {"username": "zo\x00e", "full_name": "Z", "password": PASSPHRASE, "reason": "r"}),
+        ("admin", "post", "/people/nobody/", {"action": "deactivate", "reason": "gone\x00"}),
+    ],
+)
+def test_a_nul_character_is_a_bad_request_not_a_server_error(people, credit_model, role, method, url, form):
+    """PostgreSQL holds no NUL character: an address or a form carrying one is refused, and
+    nothing is written."""
+    client = signed_in(people[role])
+    client.raise_request_exception = False
+    before = Event.objects.count()
+    assert getattr(client, method)(url, form or {}).status_code == 400
+    assert Event.objects.count() == before
+
+
+def test_the_api_refuses_a_nul_in_its_addresses_too(people, credit_model):
+    from tests.monitoring.conftest import client_for
+
+    client = client_for(people["admin"])
+    client.raise_request_exception = False
+    for url in ("/api/v1/models/%00/", "/api/v1/users/%00/"):
+        answer = client.get(url)
+        assert answer.status_code == 400 and answer["Content-Type"] == "application/problem+json", url
