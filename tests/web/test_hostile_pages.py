@@ -10,7 +10,7 @@ from monitoring.remediation.models import Remediation
 from monitoring.runs.services import run_execute
 from tests.monitoring.conftest import PASSWORD, approved
 from tests.monitoring.runs.conftest import reported  # noqa: F401 - the fixture
-from tests.web.conftest import signed_in
+from tests.web.conftest import code_of, signed_in
 
 pytestmark = pytest.mark.django_db
 PASSPHRASE = "a-long-passphrase"
@@ -126,3 +126,24 @@ def test_the_api_refuses_a_nul_in_its_addresses_too(people, credit_model):
     for url in ("/api/v1/models/%00/", "/api/v1/users/%00/"):
         answer = client.get(url)
         assert answer.status_code == 400 and answer["Content-Type"] == "application/problem+json", url
+
+
+def test_a_signed_in_session_cannot_replace_the_authenticator_it_signed_in_with(people):
+    """Whoever holds a signed-in session (a desk left open) must not swap the person's
+    authenticator for their own: a lost one is reset by an administrator, with a reason."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from monitoring.access.second_factor import sign_in_policy_set
+    from tests.monitoring.conftest import ADMINISTRATOR
+    from tests.web.test_signin import _enrol
+
+    sign_in_policy_set(roles=["risk_approver"], actor=ADMINISTRATOR, reason="approvers show a code")
+    approver = people["risk_approver"]
+    own = _enrol(approver)
+    session = signed_in(approver, code_ahead=1)
+    before = Event.objects.count()
+    assert session.get("/signin/enrol/").status_code == 403  # no new secret is shown
+    assert not TOTPDevice.objects.filter(user=approver, confirmed=False).exists()
+    assert session.post("/signin/enrol/", {"code": code_of(own, 2)}).status_code == 403
+    assert list(TOTPDevice.objects.filter(user=approver, confirmed=True)) == [own]
+    assert Event.objects.count() == before
