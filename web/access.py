@@ -58,11 +58,16 @@ def may_open(request: HttpRequest) -> list[Page]:
 
 
 def navigation(request: HttpRequest) -> dict:
-    """Template context: the pages this person may open, and their roles."""
+    """Template context: the pages this person may open, their roles, and whether they read the log."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"pages": [], "my_roles": []}
-    return {"pages": may_open(request), "my_roles": sorted(role.label for role in roles_of(user))}
+        return {"pages": [], "my_roles": [], "may_read_log": False}
+    pages = may_open(request)
+    return {
+        "pages": pages,
+        "my_roles": sorted(role.label for role in roles_of(user)),
+        "may_read_log": PAGE["log"] in pages,  # web_tags.log_link: an event is a link for its readers only
+    }
 
 
 def signin_redirect(request: HttpRequest) -> HttpResponse:

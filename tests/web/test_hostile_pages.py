@@ -3,6 +3,8 @@ what the API refuses, the page refuses too, and nothing a person types answers 5
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from audit.models import Event
@@ -147,3 +149,23 @@ def test_a_signed_in_session_cannot_replace_the_authenticator_it_signed_in_with(
     assert session.post("/signin/enrol/", {"code": code_of(own, 2)}).status_code == 403
     assert list(TOTPDevice.objects.filter(user=approver, confirmed=True)) == [own]
     assert Event.objects.count() == before
+
+
+LOG_EVENT_LINK = re.compile(r'href="/log/\d+/"')
+
+
+def test_only_those_who_read_the_log_are_given_links_into_it(people, requested, drifted):
+    """An engineer's or approver's pages name the events they rest on without linking to the
+    event page, which answers them 403; the log's readers get the links."""
+    approver = signed_in(people["risk_approver"])
+    approver.post(f"/remediations/{requested.request_id}/", {"action": "approve", "password": PASSWORD, "reason": "ok"})
+    pages = (f"/runs/{drifted}/", "/alerts/", f"/remediations/{requested.request_id}/", "/models/credit/")
+    for role in ("ml_engineer", "risk_approver"):
+        client = signed_in(people[role])
+        for url in pages:
+            page = client.get(url).content.decode()
+            assert not LOG_EVENT_LINK.search(page), (role, url)
+            assert client.get("/log/1/").status_code == 403
+    officer = signed_in(people["compliance_officer"])
+    for url in pages:
+        assert LOG_EVENT_LINK.search(officer.get(url).content.decode()), url
