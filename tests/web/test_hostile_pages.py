@@ -169,3 +169,19 @@ def test_only_those_who_read_the_log_are_given_links_into_it(people, requested, 
     officer = signed_in(people["compliance_officer"])
     for url in pages:
         assert LOG_EVENT_LINK.search(officer.get(url).content.decode()), url
+
+
+def test_a_features_distributions_say_so_when_the_runs_files_are_gone(people, drifted):
+    """The run page says when files it read are no longer stored; the distributions it loads as
+    the reader scrolls say so too, instead of a 500 that leaves "loading…" on the page."""
+    from audit.blobs import blob_delete
+    from monitoring.runs.models import Run
+
+    run = Run.objects.get(run_id=drifted)
+    blob_delete(run.input_digests[0])
+    client = signed_in(people["ml_engineer"])
+    client.raise_request_exception = False
+    assert "files missing" in client.get(f"/runs/{drifted}/").content.decode()
+    for feature in ("income", "region"):
+        answer = client.get(f"/runs/{drifted}/features/{feature}/")
+        assert answer.status_code == 200 and "no longer stored" in answer.content.decode(), feature
