@@ -46,7 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "monitoring.http.body_limit",  # first: an oversized body is refused before anything reads it
-    "monitoring.http.nul_in_path",  # a NUL in the path is refused before a name is looked up from it
+    "monitoring.http.nul_refused",  # PostgreSQL holds no NUL: 400, not the database's error
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (Swagger UI, admin) from the app itself
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -63,16 +63,29 @@ def body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[
     return middleware
 
 
-def nul_in_path(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """Middleware: a path holding a NUL (%00) is answered 400. PostgreSQL text cannot hold a NUL,
-    so a model or user name taken from such a path failed as a database error (a 500)."""
+def nul_refused(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Middleware: PostgreSQL holds no NUL character, so an address, a query or a page's form
+    carrying one failed in the database (500) or was signed into the log where the API refuses
+    it; it is answered 400 before any view reads it. A page's form is read as CSRF does; an API
+    body is left to its parser (its serializers refuse NUL)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        if "\x00" in request.path:
-            return _problem(status.HTTP_400_BAD_REQUEST, "the path holds a NUL character")
-        return get_response(request)
+        api = request.path.startswith("/api/")
+        given = [request.path, *_texts(request.GET)]
+        if not api and request.method == "POST":
+            given += _texts(request.POST)
+        if not any("\x00" in text for text in given):
+            return get_response(request)
+        detail = "the request holds a NUL character, which no name, filter or field may hold"
+        if api:
+            return _problem(status.HTTP_400_BAD_REQUEST, detail)
+        return HttpResponse(f"400 Bad Request: {detail}\n", status=400, content_type="text/plain")
 
     return middleware
+
+
+def _texts(query) -> list[str]:
+    return [text for name, values in query.lists() for text in (name, *values)]
 
 
 def _problem(code: int, detail: str, **extra) -> JsonResponse:

@@ -18,6 +18,7 @@ from django.urls import reverse
 from rest_framework.permissions import BasePermission
 
 from audit.blobs import StorageUnavailable
+from audit.errors import InvalidCommand
 from monitoring.access.permissions import CanAdminister, CanExportEvidence, CanRead, CanReadLog
 from monitoring.access.roles import roles_of
 
@@ -57,11 +58,16 @@ def may_open(request: HttpRequest) -> list[Page]:
 
 
 def navigation(request: HttpRequest) -> dict:
-    """Template context: the pages this person may open, and their roles."""
+    """Template context: the pages this person may open, their roles, and whether they read the log."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"pages": [], "my_roles": []}
-    return {"pages": may_open(request), "my_roles": sorted(role.label for role in roles_of(user))}
+        return {"pages": [], "my_roles": [], "may_read_log": False}
+    pages = may_open(request)
+    return {
+        "pages": pages,
+        "my_roles": sorted(role.label for role in roles_of(user)),
+        "may_read_log": PAGE["log"] in pages,  # web_tags.log_link: an event is a link for its readers only
+    }
 
 
 def signin_redirect(request: HttpRequest) -> HttpResponse:
@@ -107,6 +113,16 @@ def signed_in(view: Callable) -> Callable:
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def reason_given(request: HttpRequest) -> str:
+    """The form's reason for a change. The API's serializers refuse a change without one (blank
+    or spaces), and a page adds no door: the reason is signed with the change, and an approver's
+    is the meaning of their signature."""
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        raise InvalidCommand("a reason is required: it is signed with the change")
+    return reason
 
 
 def forbidden(request: HttpRequest, message: str) -> HttpResponse:

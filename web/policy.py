@@ -19,7 +19,7 @@ from monitoring.policies.services import policy_load, policy_set
 from monitoring.registry.models import RegisteredModel
 from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 from monitoring.remediation.services import remediation_request
-from web.access import forbidden, may, page_view
+from web.access import forbidden, may, page_view, reason_given
 
 
 @page_view("models")
@@ -38,6 +38,10 @@ def policy_editor(request: HttpRequest, name: str) -> HttpResponse:
         template = "web/policy_preview.html" if request.htmx else "web/policy.html"
         context = {"name": name, "current": current, "text": text, "preview": preview, "reason": reason}
         return render(request, template, context, status=400 if preview.get("problem") else 200)
+    try:
+        reason = reason_given(request)
+    except DomainError as refusal:
+        return _refused(request, name, current, text, preview, reason, str(refusal))
     try:
         policy_set(model=name, policy=preview["raw"], actor=actor_of(request), reason=reason)
     except ApprovalRequired as needed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +32,7 @@ from monitoring.remediation.domain import RemediationState
 from monitoring.remediation.kinds import PARAMETERS, RemediationKind
 from monitoring.remediation.models import Remediation
 from monitoring.runs.models import Run
-from web.access import forbidden, may, page_view
+from web.access import forbidden, may, page_view, reason_given
 
 STOP_POLLING = 286
 OPEN = (RemediationState.REQUESTED, RemediationState.APPROVED, RemediationState.EXECUTING, RemediationState.FAILED)
@@ -90,9 +91,7 @@ def status(request: HttpRequest, request_id) -> HttpResponse:
 
 @page_view("remediations")
 def new_request(request: HttpRequest) -> HttpResponse:
-    run = Run.objects.filter(run_id=request.GET.get("run") or request.POST.get("run") or None).first()
-    if run is None:
-        raise Http404("a request is filed from a run: open the run first")
+    run = _cited_run(request)
     if not may(request, CanRequest):
         return forbidden(request, CanRequest.message)
     alerts = list(Alert.objects.filter(run_id=str(run.run_id)).order_by("-raised_seq"))
@@ -118,7 +117,7 @@ def new_request(request: HttpRequest) -> HttpResponse:
             parameters=_parameters(kind, request.POST),
             evidence=request.POST.getlist("evidence"),
             actor=actor_of(request),
-            reason=request.POST.get("reason", ""),
+            reason=reason_given(request),
             break_glass=break_glass,
         )
     except (DomainError, ValueError) as refusal_:
@@ -126,6 +125,19 @@ def new_request(request: HttpRequest) -> HttpResponse:
         return render(request, "web/remediation_new.html", context, status=400)
     messages.success(request, "Requested: it waits for a risk approver's decision.")
     return redirect("web:remediation", request_id=request_id)
+
+
+def _cited_run(request: HttpRequest) -> Run:
+    """The run a request is filed from (?run= or the form's run). An id that is not a UUID
+    names no run: 404, not the database's refusal of it."""
+    try:
+        run_id = uuid.UUID(request.GET.get("run") or request.POST.get("run") or "")
+    except ValueError:
+        run_id = None
+    run = Run.objects.filter(run_id=run_id).first() if run_id else None
+    if run is None:
+        raise Http404("a request is filed from a run: open the run first")
+    return run
 
 
 def _parameters(kind: RemediationKind, form) -> dict[str, Any]:
@@ -139,7 +151,10 @@ def _parameters(kind: RemediationKind, form) -> dict[str, Any]:
             parameters[name] = float(value)
         elif name in ("until", "data_start", "data_end"):
             moment = dt.datetime.fromisoformat(value)  # a time with an offset is read in UTC, never relabelled
-            parameters[name] = format_time(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+            try:
+                parameters[name] = format_time(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+            except OverflowError as error:  # year 1 or 9999 with an offset leaves datetime's range in UTC
+                raise ValueError(f"{name} {value!r} is out of range") from error
         else:
             parameters[name] = value
     return parameters
@@ -147,7 +162,7 @@ def _parameters(kind: RemediationKind, form) -> dict[str, Any]:
 
 def _act(request: HttpRequest, remediation: Remediation) -> HttpResponse:
     action = request.POST.get("action", "")
-    request_id, reason = str(remediation.request_id), request.POST.get("reason", "")
+    request_id = str(remediation.request_id)
     checks = {
         "approve": CanDecide,
         "reject": CanDecide,
@@ -163,6 +178,7 @@ def _act(request: HttpRequest, remediation: Remediation) -> HttpResponse:
     if not may(request, permission):
         return forbidden(request, permission.message)
     try:
+        reason = reason_given(request) if action != "retry" else ""  # the API's retry takes none
         if action in ("approve", "reject", "review"):
             services.remediation_decide(
                 request_id=request_id,

@@ -46,8 +46,8 @@ def run_page(request: HttpRequest, run_id) -> HttpResponse:
     for checks in grouped.values():
         checks.sort(key=lambda c: ({"critical": 0, "warning": 1}.get(c["status"], 2), c.get("feature") or ""))
     schema = parse_schema(RegisteredModel.objects.get(name=run.model_name).data_schema)
-    stored = [digest for digest in [run.result_digest, *run.input_digests] if digest]
-    missing = [digest for digest in stored if not blob_exists(digest)]
+    stored = _stored(run)
+    missing = _missing(run)
     context = {
         "run": run,
         "groups": [(kind, grouped[kind]) for kind in KIND_ORDER if kind in grouped],
@@ -64,6 +64,15 @@ def run_page(request: HttpRequest, run_id) -> HttpResponse:
         .order_by("started_seq"),
     }
     return render(request, "web/run.html", context)
+
+
+def _stored(run: Run) -> list[str]:
+    """The digests of the files the run read and wrote."""
+    return [digest for digest in [run.result_digest, *run.input_digests] if digest]
+
+
+def _missing(run: Run) -> list[str]:
+    return [digest for digest in _stored(run) if not blob_exists(digest)]
 
 
 def _rerunnable(run: Run) -> bool:
@@ -114,9 +123,12 @@ def run_feature(request: HttpRequest, run_id, feature: str) -> HttpResponse:
     kind = schema.features.get(feature)
     if kind is None:
         raise Http404(f"{run.model_name} has no feature {feature!r}")
-    result = json.loads(blob_read(run.result_digest))
-    reference, current = _columns(run, result, feature)
-    figure = _numerical(reference, current) if kind == "numerical" else _categorical(reference, current)
+    figure: dict[str, Any]
+    if _missing(run):  # the run page says so too; a 500 would leave the card "loading…"
+        figure = {"svg": None, "note": "the files this run read are no longer stored: no distribution to draw"}
+    else:
+        reference, current = _columns(run, json.loads(blob_read(run.result_digest)), feature)
+        figure = _numerical(reference, current) if kind == "numerical" else _categorical(reference, current)
     checks = [c for c in run.checks or [] if c.get("feature") == feature and not c.get("segment")]
     return render(request, "web/run_feature.html", {"feature": feature, "figure": figure, "checks": checks})
 

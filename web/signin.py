@@ -32,10 +32,14 @@ from monitoring.access.second_factor import (
     second_factor_enrol,
     second_factor_required,
 )
-from web.access import signed_in
+from web.access import forbidden, signed_in
 
 PENDING = "web.pending_signin"
 PENDING_SECONDS = 300  # a password shown is good for this long while the code is asked
+REPLACING = (
+    "You have an authenticator already. A lost or replaced one is reset by an administrator (with a reason); "
+    "you then enrol the new one at your next sign-in."
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -79,6 +83,8 @@ def signin_code(request: HttpRequest) -> HttpResponse:
 def signin_enrol(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator: at a sign-in whose roles need one, or when a signed-in person adds one."""
     if request.user.is_authenticated:
+        if device_of(request.user) is not None:  # a session alone never swaps the factor it signed in with
+            return forbidden(request, REPLACING)
         user, pending = request.user, {"next": reverse("web:home"), "tries": 0}
     else:
         user, pending = _pending(request)

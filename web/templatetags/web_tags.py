@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django import template
+from django.urls import reverse
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString
 
 from audit.envelope import parse_time
 
@@ -24,6 +27,16 @@ def moment(value) -> str:
 def short(value: str, length: int = 12) -> str:
     """The start of a long hex hash, enough to tell two apart at a glance."""
     return f"{value[:length]}…" if value and len(value) > length else value or ""
+
+
+@register.simple_tag(takes_context=True)
+def log_link(context, seq: int, *words) -> SafeString:
+    """The words as a link to the event's page for those who may read the log; as text alone
+    for the others, whom the event page answers 403 (the navigation shows no page one may not open)."""
+    text = " ".join(str(word) for word in words)
+    if not context.get("may_read_log"):
+        return conditional_escape(text)
+    return format_html('<a href="{}">{}</a>', reverse("web:log-event", args=[seq]), text)
 
 
 @register.filter

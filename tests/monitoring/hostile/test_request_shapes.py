@@ -69,5 +69,5 @@ def test_a_nul_in_the_path_is_a_400(people, credit_model, path):
     before = stored()
     for answer in (client.get(path), client.post(path, {"reason": "r"}, format="json")):
         assert answer.status_code == 400, answer.content[:200]
-        assert answer.json()["detail"] == "the path holds a NUL character"
+        assert "NUL character" in answer.json()["detail"]
     assert stored() == before
