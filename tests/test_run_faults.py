@@ -51,10 +51,11 @@ def test_a_run_whose_worker_is_killed_is_redelivered_and_recorded_once(window, t
     }
     first = launch_worker(tmp_path, signing_key_file, name="first", **fast_redelivery)
     send(run_monitoring, "credit", *window)
-    assert wait_for(lambda: Event.objects.filter(event_type="monitoring.RunStarted").exists()), first.log.read_text()
+    started = wait_for(lambda: Event.objects.filter(event_type="monitoring.RunStarted").exists(), every=0.01)
+    assert started, first.log.read_text()
     first.send_signal(signal.SIGKILL)  # mid-run: started, not completed
     first.wait(timeout=10)
-    assert _completed() == 0
+    assert _completed() == 0, "the run completed before the kill: ROWS too few for this machine"
     second = launch_worker(tmp_path, signing_key_file, name="second", **fast_redelivery)
     try:
         assert wait_for(lambda: _completed() == 1, seconds=120), second.log.read_text()

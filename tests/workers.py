@@ -83,12 +83,12 @@ def send(task, *args, **options) -> None:
         task.apply_async(args, connection=broker, **options)
 
 
-def wait_for(condition, seconds: float = 60.0) -> bool:
+def wait_for(condition, seconds: float = 60.0, every: float = 0.2) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return True
-        time.sleep(0.2)
+        time.sleep(every)
     return False
 
 
