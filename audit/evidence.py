@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -268,23 +269,7 @@ def _select(query: EvidenceQuery, size: int) -> int:
     """Fill the transaction's `evidence_selection` with the seqs in scope, plus every key
     rotation (a verifier needs them to trace keys); how many, or 0 when the query itself
     matched nothing (a query may match rotations: they are events like any other)."""
-    conditions, params = ["seq <= %(size)s"], {"size": size, "rotated": KEY_ROTATED}
-    for index, (name, value) in enumerate(query.scopes):
-        if name not in _scopes:
-            raise EvidenceError(f"no evidence scope named {name!r}; known: {', '.join(scope_names()) or 'none'}")
-        streams = _scopes[name].streams_sql.replace("%(value)s", f"%(scope_{index})s")
-        conditions.append(f"seq IN ({_LINKED_SQL.format(streams=streams)})")
-        params[f"scope_{index}"] = value
-    if query.streams:
-        conditions.append("(stream_type, stream_id) IN (SELECT * FROM unnest(%(types)s::text[], %(ids)s::text[]))")
-        params["types"] = [kind for kind, _ in query.streams]
-        params["ids"] = [ident for _, ident in query.streams]
-    if query.since:
-        conditions.append("occurred_at >= %(since)s")
-        params["since"] = query.since
-    if query.until:
-        conditions.append("occurred_at <= %(until)s")
-        params["until"] = query.until
+    conditions, params = _conditions(query, size)
     # Two statements, not an OR: each uses its own index instead of one scan of the whole log.
     queried = f"INSERT INTO evidence_selection SELECT seq, true FROM audit_event WHERE {' AND '.join(conditions)}"
     rotations = (
@@ -303,6 +288,38 @@ def _select(query: EvidenceQuery, size: int) -> int:
         cursor.execute("SELECT count(*), count(*) FILTER (WHERE queried) FROM evidence_selection")
         total, matched = cursor.fetchone()
     return total if matched else 0
+
+
+def query_matches(query: EvidenceQuery) -> bool:
+    """Whether any event of the log matches the query now: an export that would find none is
+    refused when it is asked for, not after it was queued."""
+    conditions, params = _conditions(query, 2**63 - 1)  # every seq the log holds
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM audit_event WHERE {' AND '.join(conditions)})", params)
+        return bool(cursor.fetchone()[0])
+
+
+def _conditions(query: EvidenceQuery, size: int) -> tuple[list[str], dict[str, Any]]:
+    """The query as SQL conditions on audit_event, up to tree size `size`."""
+    conditions = ["seq <= %(size)s"]
+    params: dict[str, Any] = {"size": size, "rotated": KEY_ROTATED}
+    for index, (name, value) in enumerate(query.scopes):
+        if name not in _scopes:
+            raise EvidenceError(f"no evidence scope named {name!r}; known: {', '.join(scope_names()) or 'none'}")
+        streams = _scopes[name].streams_sql.replace("%(value)s", f"%(scope_{index})s")
+        conditions.append(f"seq IN ({_LINKED_SQL.format(streams=streams)})")
+        params[f"scope_{index}"] = value
+    if query.streams:
+        conditions.append("(stream_type, stream_id) IN (SELECT * FROM unnest(%(types)s::text[], %(ids)s::text[]))")
+        params["types"] = [kind for kind, _ in query.streams]
+        params["ids"] = [ident for _, ident in query.streams]
+    if query.since:
+        conditions.append("occurred_at >= %(since)s")
+        params["since"] = query.since
+    if query.until:
+        conditions.append("occurred_at <= %(until)s")
+        params["until"] = query.until
+    return conditions, params
 
 
 SLICE = 5000  # seqs read from the selection at a time

@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 
 from audit.blobs import stored_open
 from audit.envelope import format_time
-from audit.evidence import EvidenceError, query_from_dict, scopes
+from audit.evidence import EvidenceError, query_from_dict, query_matches, scopes
 from audit.models import EvidenceExport
 
 
@@ -35,7 +35,8 @@ def export_start(*, attrs: dict[str, Any], user) -> EvidenceExport:
         "streams": list(attrs.get("streams") or []),
         "include_data": bool(attrs.get("include_data")),
     }
-    query_from_dict(query)  # refuses a stream that is not TYPE:ID before anything is stored
+    if not query_matches(query_from_dict(query)):  # and a stream that is not TYPE:ID, before anything is stored
+        raise EvidenceError("no event of the log matches this query: check the model, the streams and the period")
     export = EvidenceExport.objects.create(id=uuid.uuid4(), requested_by=user, query=query)
 
     def queue() -> None:

@@ -140,6 +140,9 @@ def test_evidence_requests_are_validated_and_unfinished_exports_not_downloadable
     assert "until" in bad.json()
     bad_stream = client.post("/api/v1/evidence/", {"streams": ["no-colon"]}, format="json")
     assert bad_stream.status_code == 400
+    for nothing in ({"model": "no-such-model"}, {"streams": ["note:nobody"]}, {"since": "2999-01-01T00:00:00Z"}):
+        empty = client.post("/api/v1/evidence/", nothing, format="json")  # refused now, not failed once queued
+        assert empty.status_code == 400 and "no event of the log matches" in str(empty.json()), empty.json()
     assert EvidenceExport.objects.count() == 0
     queued = client.post("/api/v1/evidence/", {}, format="json").json()  # on_commit never runs here
     assert client.get(f"/api/v1/evidence/{queued['id']}/download/").status_code == 409
