@@ -62,7 +62,9 @@ def test_checkpoint_root_is_the_rfc9162_root_of_the_events_and_is_signed(witness
 
 
 @pytest.mark.django_db
-def test_incremental_checkpoints_store_nodes_and_serve_every_proof(witness_dir):
+@pytest.mark.parametrize("at_once", [checkpoints.LEAVES_AT_ONCE, 3])  # slices that end inside subtrees too
+def test_incremental_checkpoints_store_nodes_and_serve_every_proof(witness_dir, monkeypatch, at_once):
+    monkeypatch.setattr(checkpoints, "LEAVES_AT_ONCE", at_once)
     sizes = []
     for batch in (5, 1, 26, 64):
         _append(batch)
