@@ -51,6 +51,30 @@ def scratch_database(name: str) -> Iterator[Path]:
         creation.destroy_test_db(original, verbosity=0)
 
 
+@contextlib.contextmanager
+def resumed_database(name: str) -> Iterator[Path]:
+    """A scratch database `name` left by an earlier run of a bench that stopped after filling it
+    (killed), with that run's key and witnesses; dropped when done, as scratch_database does."""
+    scratch = Path(settings.DATA_DIR) / "bench" / name
+    if not (scratch / "signing-key.pem").exists():
+        raise SystemExit(f"no earlier run's key at {scratch}: nothing to resume")
+    settings.AUDIT_SIGNING_KEY_FILE = scratch / "signing-key.pem"
+    settings.AUDIT_TRUST_ANCHOR = scratch / "trust-anchor.pem"
+    settings.AUDIT_WITNESSES = [{"class": "audit.witnesses.DirectoryWitness", "options": {"path": str(scratch / "w")}}]
+    keyring.current_signing_key(reload=True)
+    original = settings.DATABASES["default"]["NAME"]
+    connections.close_all()
+    settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = name
+    try:
+        yield scratch
+    finally:
+        connections.close_all()
+        settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = original
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connections.close_all()
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU of process `pid` so far."""
     with open(f"/proc/{pid}/stat") as stat:

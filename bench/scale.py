@@ -15,7 +15,7 @@ on that log:
 Each figure comes with how it grows (per event, per log size) so that docs/performance.md can
 extrapolate to 1,000,000,000 events.
 
-    python bench/scale.py [--events 2000000] [--partition 1000000]
+    python bench/scale.py [--events 2000000] [--partition 1000000] [--sequencer] [--resume]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import statistics
 import time
 import tracemalloc
 
-from _common import ACTOR, _measured_type, run_payload, scratch_database, timed
+from _common import ACTOR, _measured_type, resumed_database, run_payload, scratch_database, timed
 from django.conf import settings
 from django.db import connection
 
@@ -103,22 +103,34 @@ def main() -> None:
     parser.add_argument(
         "--sequencer", action="store_true", help="fill through the sequencer write path (faster: for large logs)"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="measure the log an earlier run filled and did not measure (killed)"
+    )
     options = parser.parse_args()
     n = options.events
     settings.AUDIT_PARTITION_EVENTS = options.partition
-    with scratch_database("driftledger_bench_scale") as scratch:
+    database = resumed_database if options.resume else scratch_database
+    with database("driftledger_bench_scale") as scratch:
         versions: dict[str, int] = {}
         started = time.perf_counter()
-        if options.sequencer:
+        if options.sequencer and not options.resume:
             fill_through_sequencer(n)
+        elif not options.resume:
+            fill(n, versions)
+        if options.resume or options.sequencer:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT stream_id, max(stream_version) FROM audit_event GROUP BY stream_id")
                 versions = dict(cursor.fetchall())
-        else:
-            fill(n, versions)
+                cursor.execute("SELECT max(seq) FROM audit_event")
+                (held,) = cursor.fetchone()
+            if held != n:
+                raise SystemExit(f"the log holds {held:,} events, not {n:,}")
         filled = time.perf_counter() - started
         way = "through the sequencer" if options.sequencer else "directly, in batches of 500"
-        print(f"appended {n:,} signed events {way} in {filled:.0f} s ({n / filled:,.0f}/s, set-up)")
+        if options.resume:
+            print(f"{n:,} signed events appended {way} by an earlier run, measured now")
+        else:
+            print(f"appended {n:,} signed events {way} in {filled:.0f} s ({n / filled:,.0f}/s, set-up)")
         checkpoints.checkpoint_create(publish=False)  # beat's job as the log grows
         fill(1000, versions, start=n)
         checkpoint_seconds, checkpoint = timed(lambda: checkpoints.checkpoint_create(publish=False))
