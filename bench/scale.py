@@ -83,6 +83,13 @@ def fill_through_sequencer(count: int) -> None:
         process.join()
 
 
+def _peak_mb() -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def disk() -> tuple[int, int]:
     """(bytes of the log's tables and indexes, partitions)."""
     with connection.cursor() as cursor:
@@ -131,7 +138,11 @@ def main() -> None:
             print(f"{n:,} signed events appended {way} by an earlier run, measured now")
         else:
             print(f"appended {n:,} signed events {way} in {filled:.0f} s ({n / filled:,.0f}/s, set-up)")
-        checkpoints.checkpoint_create(publish=False)  # beat's job as the log grows
+        first, _ = timed(lambda: checkpoints.checkpoint_create(publish=False))  # the whole log unsigned yet
+        print(
+            f"first checkpoint, over all {n:,} events: {first:.0f} s; this process's peak memory so far"
+            f" {_peak_mb():,.0f} MB"
+        )
         fill(1000, versions, start=n)
         checkpoint_seconds, checkpoint = timed(lambda: checkpoints.checkpoint_create(publish=False))
         size = checkpoint.tree_size
