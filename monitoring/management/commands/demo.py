@@ -257,15 +257,11 @@ class Command(BaseCommand):
             f"   The scoring service sent {len(rows):,} more reference rows: 409, staged as {digest[:12]}… "
             "(a model with completed runs changes its reference only with approval)."
         )
-        request_id = remediation_request(
-            model=MODEL,
-            kind="reference_change",
-            parameters={"batch": digest},
-            evidence=[],
-            actor=ALICE,
-            reason="Labelled applications of mid-November, from the validated October model.",
+        request_id, requested = self._alice_requests(
+            "reference_change",
+            {"batch": digest},
+            "Labelled applications of mid-November, from the validated October model.",
         )
-        requested = Remediation.objects.get(request_id=request_id).requested_seq
         say(f"   {self._sentence(requested)} (seq {requested}).")
         signed = self._approve(request_id, "carol", "Sample checked against the validation report.")
         executed = Remediation.objects.get(request_id=request_id)
@@ -278,15 +274,11 @@ class Command(BaseCommand):
         if policy_load(MODEL).policy["drift"]["features"].get("income") == INCOME_BY_PSI["drift"]["features"]["income"]:
             say(f"3. The policy of {MODEL!r} already judges income by PSI with a floor of 0.20.")
             return
-        request_id = remediation_request(
-            model=MODEL,
-            kind="threshold_change",
-            parameters={"policy": INCOME_BY_PSI},
-            evidence=[],
-            actor=ALICE,
-            reason="Income is the strongest predictor; the credit committee reads PSI, 0.20 is material.",
+        request_id, requested = self._alice_requests(
+            "threshold_change",
+            {"policy": INCOME_BY_PSI},
+            "Income is the strongest predictor; the credit committee reads PSI, 0.20 is material.",
         )
-        requested = Remediation.objects.get(request_id=request_id).requested_seq
         say(f"3. {self._sentence(requested)}.")
         for approver, why in (("bob", "PSI is the committee's measure."), ("carol", "Second approval of a policy.")):
             signed = self._approve(request_id, approver, why)
@@ -330,6 +322,13 @@ class Command(BaseCommand):
             self.stderr.write(f"{step}. Verification FAILED at seq {verification.failed_seq}: {verification.problem}")
             raise SystemExit(1)
         return verification
+
+    def _alice_requests(self, kind: str, parameters: dict, reason: str) -> tuple[str, int]:
+        """Alice files a request citing no event; its id and the seq of its request."""
+        request_id = remediation_request(
+            model=MODEL, kind=kind, parameters=parameters, evidence=[], actor=ALICE, reason=reason
+        )
+        return request_id, Remediation.objects.get(request_id=request_id).requested_seq
 
     def _approve(self, request_id: str, username: str, reason: str) -> Event:
         """The approver re-enters their password and signs; returns the signed event."""
