@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify_incremental.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/export_memory.py
+	$(BIN)/python bench/export_memory.py --decisions
 	$(BIN)/python bench/witness.py
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/ingest.py

@@ -37,15 +37,19 @@ tr,.event{break-inside:avoid}h2,h3{break-after:avoid}
 """
 
 DETAIL_LIMIT = 2000  # above this many events, routine ones are counted rather than listed
+LIST_LIMIT = 10_000  # the most events a report lists: what it holds, whatever the export's size
 
 
 class Timeline:
     """What the report shows, collected while the events stream past: every event of a small
-    export; of a large one, every non-routine event and a count of each type."""
+    export; of a large one, its first LIST_LIMIT non-routine events, and a count of each type.
+    The limit is what keeps an export's memory constant: a model's years of alerts would
+    otherwise all be held until the report is written."""
 
     def __init__(self, total: int) -> None:
         self.list_all = total <= DETAIL_LIMIT
         self.events: list[dict] = []
+        self.unlisted = 0  # non-routine events past LIST_LIMIT, counted only
         self.counts: dict[str, int] = {}
         self.first_seq = self.last_seq = 0
 
@@ -60,8 +64,12 @@ class Timeline:
 
     def add(self, event: dict) -> None:
         self.count(event["type"], event["seq"])
-        if self.lists(event["type"]):
+        if not self.lists(event["type"]):
+            return
+        if len(self.events) < LIST_LIMIT:
             self.events.append(event)
+        else:
+            self.unlisted += 1
 
 
 # ---- threads ---------------------------------------------------------------------------------
@@ -144,14 +152,7 @@ def render_report(timeline: Timeline, checkpoint: dict, query: dict, missing_dat
     threads = event_threads(timeline.events)
     rows = "".join(_row(event, told) for event in timeline.events)
     total = sum(timeline.counts.values())
-    counted = (
-        ""
-        if timeline.list_all
-        else (
-            f"<p>{total - len(timeline.events)} routine events are counted rather than listed, here and in "
-            "the threads; every event is in events.jsonl.</p>"
-        )
-    )
+    counted = _unlisted(timeline, total)
     counts = "".join(
         f'<tr><th scope="row">{_text(kind)}</th><td>{count}</td></tr>'
         for kind, count in sorted(timeline.counts.items())
@@ -197,6 +198,22 @@ the consistency of earlier checkpoints and the data files, and exits 0 only if a
 <p>This report is a reading aid; the proof is in the other files.</p>
 </main></body></html>
 """
+
+
+def _unlisted(timeline: Timeline, total: int) -> str:
+    """What the timeline does not list, and where it is."""
+    said = []
+    if routine := total - len(timeline.events) - timeline.unlisted:
+        said.append(f"{routine} routine events are counted rather than listed, here and in the threads")
+    if timeline.unlisted:
+        last = timeline.events[-1]["seq"]
+        said.append(
+            f"the report lists the first {len(timeline.events)} of {len(timeline.events) + timeline.unlisted} "
+            f"non-routine events (to seq {last}); "
+            f"the {timeline.unlisted} after them are counted by type above, not listed"
+        )
+    text = "; ".join(said)
+    return f"<p>{text[0].upper()}{text[1:]}; every event is in events.jsonl.</p>" if said else ""
 
 
 def _term(name: str, value: object) -> str:
@@ -249,7 +266,7 @@ def _threads(threads: list[Thread], told: dict[int, str], list_all: bool) -> str
         "event's row in the timeline.</p>"
     )
     if not list_all:
-        intro += "<p>Threads are made of the listed events; routine events between them are only counted.</p>"
+        intro += "<p>Threads are made of the listed events; events not listed are only counted.</p>"
     items = "".join(f"<li>{_thread_html(index, thread, told)}</li>" for index, thread in enumerate(threads, 1))
     return f'{intro}<ol class="threads">{items}</ol>'
 

@@ -268,3 +268,24 @@ def _contrast(first: str, second: str) -> float:
 
     light, dark = sorted((luminance(first), luminance(second)), reverse=True)
     return (light + 0.05) / (dark + 0.05)
+
+
+def test_a_report_lists_at_most_its_limit_and_counts_the_rest(tmp_path, monkeypatch):
+    """However many non-routine events an export holds, the report holds LIST_LIMIT of them (the
+    export's memory stays constant); the others are counted by type, and all are in events.jsonl."""
+    monkeypatch.setattr(report, "DETAIL_LIMIT", 4)
+    monkeypatch.setattr(report, "LIST_LIMIT", 6)
+    stream = str(uuid.uuid4())
+    append(
+        [NewEvent("note", stream, Noted(model="credit", summary=f"n{i}"), AUDITOR) for i in range(15)],
+        expected={("note", stream): 0},
+    )
+    page, text, bundle = _export(tmp_path, streams=(("note", stream),))
+    assert len(bundle) == 15
+    listed = sorted(int(i.removeprefix("seq-")) for i in page.ids if i.startswith("seq-"))
+    assert listed == sorted(bundle)[:6]
+    assert f"The report lists the first 6 of 15 non-routine events (to seq {listed[-1]}); the 9 after them" in text
+    assert "routine events are counted" not in text  # none of these are routine
+    assert re.search(r"<th scope=\"row\">test\.Noted</th><td>15</td>", text)
+    (thread,) = page.threads  # one process stream, made of the listed events only
+    assert thread["seqs"] == listed and "Threads are made of the listed events" in text
