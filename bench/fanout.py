@@ -11,15 +11,25 @@ worker processes (`celery worker --pool solo`) on the Redis broker:
 Each way: seconds from the task sent to the committed RunCompleted, and the peak resident memory
 (VmHWM) of each worker process. The fanned runs' results are checked to be the bytes of the
 one-process run. The memory budget is raised to RUN_MEMORY_BUDGET_MB=30000 for all three, so that
-the one-process run is measured instead of refused (its estimate at 10M rows is 27,878 MB).
+the one-process run is measured instead of refused (its estimate at 10M rows is 27,878 MB);
+BENCH_RUN_MEMORY_BUDGET_MB sets another, which also bounds each worker's data (RLIMIT_DATA): a
+run past it fails with MemoryError instead of calling the kernel's OOM killer.
+
+A window past 10M rows is made and reported 10M rows at a time (each a seed of its own), with
+--reference-rows to size the reference apart from the window (a reference is most often a
+training sample, much smaller than a window of production traffic), and --fanned-only to leave
+out the one-process run where it cannot fit (at 100M rows its estimate is some 280 GB); the
+fanned runs on two workers are then compared with the fanned run on one.
 
     python bench/fanout.py [--rows 1000000 10000000] [--features-per-part 4]
+                           [--reference-rows N] [--fanned-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -41,6 +51,7 @@ from tests.workers import launch_worker, send, stop_worker, use_test_broker, wai
 
 # The budget is an estimate (48 bytes a value); what each process really holds is measured here.
 BUDGET = {"RUN_MEMORY_BUDGET_MB": "30000", "RUN_MEMORY_HEADROOM_MB": "0", "RUN_TIME_LIMIT_SECONDS": "3000"}
+BUDGET["RUN_MEMORY_BUDGET_MB"] = os.environ.get("BENCH_RUN_MEMORY_BUDGET_MB", BUDGET["RUN_MEMORY_BUDGET_MB"])
 
 
 def peak_mb(pid: int) -> float:
@@ -50,13 +61,23 @@ def peak_mb(pid: int) -> float:
     return float("nan")
 
 
-def report(rows: int, seed: int, start: dt.datetime) -> None:
-    ingest("reference", table(rows, seed, None, reference=True))
-    window = table(rows, seed + 1, start, shift=0.3)
-    ingest("predictions", window)
-    sample = window.slice(0, rows // 10)
-    outcomes = (np.random.default_rng(seed + 2).random(sample.num_rows) < 0.3).astype(float)
-    ingest("labels", pa.table({"id": sample.column("id"), "label": outcomes}))
+CHUNK_ROWS = 10_000_000  # a window is made and reported this many rows at a time
+ROW_SPACING = dt.timedelta(microseconds=50)
+
+
+def report(rows: int, reference_rows: int, seed: int, start: dt.datetime) -> None:
+    """The reference, the window and a tenth of its rows labelled. Up to CHUNK_ROWS, the window
+    is the one table(rows, seed + 1) of the runs measured before; past it, chunks of new seeds."""
+    ingest("reference", table(reference_rows, seed, None, reference=True))
+    for number, first in enumerate(range(0, rows, CHUNK_ROWS)):
+        size = min(CHUNK_ROWS, rows - first)
+        chunk_seed = seed + 1 if number == 0 else seed + 100 + number  # ids are p-<seed>-<row>: distinct
+        window = table(size, chunk_seed, start + first * ROW_SPACING, shift=0.3)
+        ingest("predictions", window)
+        sample = window.slice(0, size // 10)
+        outcomes = (np.random.default_rng(seed + 2 + 100 * number).random(sample.num_rows) < 0.3).astype(float)
+        ingest("labels", pa.table({"id": sample.column("id"), "label": outcomes}))
+        del window, sample
 
 
 def measure(
@@ -96,6 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--features-per-part", type=int, default=4)
+    parser.add_argument("--reference-rows", type=int, help="rows of the reference (default: the window's)")
+    parser.add_argument("--fanned-only", action="store_true", help="leave out the run in one process")
     options = parser.parse_args()
     previous = use_test_broker()
     try:
@@ -106,32 +129,35 @@ def main() -> None:
                 registry.model_register(
                     name="bench-run", task="binary_classification", owner="bench", data_schema=SCHEMA, actor=ACTOR
                 )
-                start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+                reference_rows = options.reference_rows or rows
+                length = max(dt.timedelta(hours=1), rows * ROW_SPACING + dt.timedelta(minutes=1))
+                start = dt.datetime.now(dt.UTC).replace(microsecond=0) - length - dt.timedelta(hours=1)
                 started = time.perf_counter()
-                report(rows, 1, start)
-                print(f"{rows:,} rows × 25 features, reference {rows:,}, labels {rows // 10:,}: "
+                report(rows, reference_rows, 1, start)
+                print(f"{rows:,} rows × 25 features, reference {reference_rows:,}, labels {rows // 10:,}: "
                       f"reported in {time.perf_counter() - started:.0f} s")  # fmt: skip
-                window = (format_time(start), format_time(start + dt.timedelta(hours=1)))
+                window = (format_time(start), format_time(start + length))
                 fanned = {"RUN_FANOUT_ROWS": "1", "RUN_FANOUT_FEATURES": str(options.features_per_part)}
                 ways = [
                     ("one process", 1, {"RUN_FANOUT_ROWS": str(10**12)}),
                     ("fanned, 1 worker", 1, fanned),
                     ("fanned, 2 workers", 2, fanned),
-                ]
+                ][1 if options.fanned_only else 0 :]
                 baseline = None
                 for revision, (name, workers, environment) in enumerate(ways):
                     # Each way is a new revision of the window, so that none finds the run recorded.
                     seconds, peaks, run = measure(scratch, window, revision, workers, environment)
                     result = blob_read(run.result_digest)
                     same = "" if baseline is None else (
-                        ", the bytes of the one-process run" if _checks(result) == baseline[2] else ", DIFFERENT"
+                        f", the bytes of the {ways[0][0]}" if _checks(result) == baseline[2] else ", DIFFERENT"
                     )  # fmt: skip
                     if baseline is None:
                         baseline = (seconds, max(peaks), _checks(result))
+                        print(f"  rows the run read: {json.loads(result)['rows']}")
                     print(
                         f"  {name:18} {seconds:7.1f} s  peak {' + '.join(f'{p:,.0f}' for p in peaks)} MB"
                         f"  time {baseline[0] / seconds:.2f}x, largest process {baseline[1] / max(peaks):.2f}x"
-                        f" of one process{same}"
+                        f" of the {ways[0][0]}{same}"
                     )
     finally:
         celery_app.conf.update(**previous)
@@ -139,8 +165,6 @@ def main() -> None:
 
 def _checks(result: bytes) -> bytes:
     """The result without the run's own id (each way records its own revision)."""
-    import json
-
     document = json.loads(result)
     document.pop("run_id")
     return json.dumps(document, sort_keys=True).encode()
