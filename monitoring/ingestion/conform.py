@@ -22,9 +22,8 @@ import pyarrow.compute as pc
 
 from monitoring.ingestion.domain import BatchKind
 from monitoring.ingestion.limits import EXACT_INTEGER, Limits
-from monitoring.registry.data_schema import DataSchema
+from monitoring.registry.data_schema import MODEL_VERSION, DataSchema
 
-MODEL_VERSION = "model_version"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 SHOWN_ROWS = 20
 

@@ -13,7 +13,7 @@ from monitoring.models import Batch
 from monitoring.registry import services as registry
 from tests.monitoring.conftest import ALICE, SCHEMA, client_for
 from tests.monitoring.hostile.conftest import stored
-from tests.monitoring.ingestion.test_ingestion import post, records
+from tests.monitoring.ingestion.test_ingestion import NOW, post, records
 
 
 def test_the_same_batch_sent_at_once_without_a_key_is_stored_once(committed_log):
@@ -45,3 +45,47 @@ def test_a_deeply_nested_value_beside_numbers_is_a_400_not_a_server_error(credit
     answer = post(client_for(key=credit_key), "predictions", body, "application/json")
     assert answer.status_code == 400 and "nested too deeply" in answer.json()["detail"]
     assert stored() == before
+
+
+CLASHING = {
+    "a segment that is the prediction": ({"segments": ["score"]}, "segment 'score' is also the prediction"),
+    "a segment that is the time": ({"segments": ["timestamp"]}, "segment 'timestamp' is also the timestamp"),
+    "a segment that is the id": ({"segments": ["id"]}, "segment 'id' is also the id"),
+    "a segment that is the target": ({"segments": ["defaulted"]}, "segment 'defaulted' is also the target"),
+    "a feature named model_version": ({"numerical": ["income", "model_version"]}, "'model_version' is the column"),
+    "a prediction named model_version": ({"prediction": "model_version"}, "'model_version' is the column"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", list(CLASHING))
+def test_a_schema_whose_columns_clash_is_refused_not_registered_to_fail_every_batch(people, case):
+    change, reason = CLASHING[case]
+    schema = SCHEMA | change
+    engineer = client_for(people["ml_engineer"])
+    before = Event.objects.count()
+    answer = engineer.post(
+        "/api/v1/models/", {"name": "clash", "task": "binary_classification", "data_schema": schema}, format="json"
+    )
+    assert answer.status_code == 400 and reason in answer.json()["detail"], answer.json()
+    assert Event.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_a_schema_change_to_a_clashing_schema_is_refused_before_any_request(credit_model, people):
+    answer = client_for(people["ml_engineer"]).patch(
+        "/api/v1/models/credit/", {"data_schema": SCHEMA | {"segments": ["score"]}, "reason": "r"}, format="json"
+    )
+    assert answer.status_code == 400 and "segment 'score' is also the prediction" in answer.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("column", ["value", "count", "kpi"])
+def test_a_categorical_feature_named_as_a_kpi_column_leaves_kpi_batches_readable(people, column):
+    schema = SCHEMA | {"categorical": ["region", column]}
+    registry.model_register(name="shop", task="binary_classification", owner="a", data_schema=schema, actor=ALICE)
+    row = {"timestamp": NOW.isoformat(), "kpi": "ctr", "value": 0.3, "count": 10, "region": "north"}
+    answer = client_for(people["ml_engineer"]).post(
+        "/api/v1/models/shop/kpis/", orjson.dumps([row]), content_type="application/json"
+    )
+    assert answer.status_code == 201, answer.json()
