@@ -157,7 +157,14 @@ def _earliest(value: Any, problems: list[str]) -> dt.datetime | None:
     except ValueError:
         problems.append(f"earliest must be an ISO 8601 date or time, not {value!r}")
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:  # times are compared in UTC: year 1 at +05:00 lies before the calendar there
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        problems.append(f"earliest {value!r} lies outside the calendar once read in UTC")
+        return None
+    return moment
 
 
 def _names(value: Any, key: str, problems: list[str]) -> list[str]:

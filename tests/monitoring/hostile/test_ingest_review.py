@@ -89,3 +89,12 @@ def test_a_categorical_feature_named_as_a_kpi_column_leaves_kpi_batches_readable
         "/api/v1/models/shop/kpis/", orjson.dumps([row]), content_type="application/json"
     )
     assert answer.status_code == 201, answer.json()
+
+
+@pytest.mark.django_db
+def test_an_earliest_time_before_the_calendar_in_utc_is_refused_not_registered_to_fail_every_batch(people):
+    schema = SCHEMA | {"earliest": "0001-01-01T00:00:00+05:00"}
+    answer = client_for(people["ml_engineer"]).post(
+        "/api/v1/models/", {"name": "old", "task": "binary_classification", "data_schema": schema}, format="json"
+    )
+    assert answer.status_code == 400 and "outside the calendar once read in UTC" in answer.json()["detail"]
