@@ -242,7 +242,7 @@ def _check_label_ids(registered: RegisteredModel, ids: pa.ChunkedArray) -> None:
     """Every label must answer a prediction the model reported."""
     id_column = parse_schema(registered.data_schema).id
     paths = Batch.objects.filter(model=registered, kind=BatchKind.PREDICTIONS).values_list("path", flat=True)
-    chunks = [chunk for path in paths for chunk in batch_file_read(path, [id_column]).column(id_column).chunks]
+    chunks = [chunk for path in paths for chunk in _ids_held(path, id_column)]
     known = pc.unique(pa.chunked_array(chunks, pa.string())) if chunks else pa.array([], pa.string())
     flags = pc.invert(pc.is_in(ids, value_set=known)).to_numpy(zero_copy_only=False)
     rows = [int(i) for i in flags.nonzero()[0]]
@@ -250,6 +250,13 @@ def _check_label_ids(registered: RegisteredModel, ids: pa.ChunkedArray) -> None:
         examples = ", ".join(repr(ids[i].as_py()) for i in rows[:5])
         reason = f"label for an unknown prediction id (e.g. {examples})"
         raise BatchRejected([Problem(id_column, reason, rows[:20], len(rows))])
+
+
+def _ids_held(path: str, id_column: str) -> list[pa.Array]:
+    """The ids a prediction batch holds; none when it was stored before an approved schema change
+    named another id column (its ids are under the old name, as every reader takes them)."""
+    table = batch_file_read(path, [id_column])
+    return table.column(id_column).chunks if id_column in table.column_names else []
 
 
 def _time_range(table: pa.Table, column: str) -> tuple[str | None, str | None]:

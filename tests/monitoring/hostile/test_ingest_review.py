@@ -98,3 +98,18 @@ def test_an_earliest_time_before_the_calendar_in_utc_is_refused_not_registered_t
         "/api/v1/models/", {"name": "old", "task": "binary_classification", "data_schema": schema}, format="json"
     )
     assert answer.status_code == 400 and "outside the calendar once read in UTC" in answer.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_labels_after_an_approved_change_of_the_id_column_are_checked_not_a_server_error(credit_key, people):
+    from tests.monitoring.conftest import approved
+
+    client = client_for(key=credit_key)
+    assert post(client, "predictions", orjson.dumps(records(3)), "application/json").status_code == 201
+    approved("credit", "schema_change", {"data_schema": SCHEMA | {"id": "application_id"}})
+    renamed = [{"application_id" if k == "id" else k: v for k, v in row.items()} for row in records(3, start=10)]
+    assert post(client, "predictions", orjson.dumps(renamed), "application/json").status_code == 201
+    labels = [{"application_id": "p-10", "defaulted": 1}]
+    assert post(client, "labels", orjson.dumps(labels), "application/json").status_code == 201
+    unknown = post(client, "labels", orjson.dumps([{"application_id": "p-99", "defaulted": 1}]), "application/json")
+    assert unknown.status_code == 400 and "unknown prediction id" in unknown.json()["problems"][0]["reason"]
