@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from django.db import connection
 
@@ -113,3 +116,18 @@ def test_labels_after_an_approved_change_of_the_id_column_are_checked_not_a_serv
     assert post(client, "labels", orjson.dumps(labels), "application/json").status_code == 201
     unknown = post(client, "labels", orjson.dumps([{"application_id": "p-99", "defaulted": 1}]), "application/json")
     assert unknown.status_code == 400 and "unknown prediction id" in unknown.json()["problems"][0]["reason"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", [pa.decimal128(38, 0), pa.decimal256(76, 0)])
+def test_a_parquet_decimal_integer_beyond_2_53_is_refused_not_rounded(credit_key, kind):
+    table = pa.Table.from_pylist(records(3))
+    table = table.set_column(table.column_names.index("income"), "income", pa.array([1, 2**53 + 1, 3], kind))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    before = stored()
+    answer = post(client_for(key=credit_key), "predictions", buffer.getvalue(), "application/vnd.apache.parquet")
+    assert answer.status_code == 400, answer.json()
+    reason = "integer beyond ±2^53 cannot be kept exactly (as float64)"
+    assert answer.json()["problems"] == [{"column": "income", "reason": reason, "rows": [1], "count": 1}]
+    assert stored() == before
