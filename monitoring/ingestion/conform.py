@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +23,8 @@ import pyarrow.compute as pc
 
 from monitoring.ingestion.domain import BatchKind
 from monitoring.ingestion.limits import EXACT_INTEGER, Limits
-from monitoring.registry.data_schema import DataSchema
+from monitoring.registry.data_schema import MODEL_VERSION, DataSchema
 
-MODEL_VERSION = "model_version"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 SHOWN_ROWS = 20
 
@@ -233,6 +233,13 @@ def _number(array: pa.Array, limits: Limits) -> Converted:
     if pa.types.is_integer(kind):
         found = _found(_beyond_exact(array), "integer beyond ±2^53 cannot be kept exactly (as float64)")
         return (array if found else pc.cast(array, pa.float64())), found
+    if pa.types.is_decimal(kind) and kind.scale == 0:  # integers, as Parquet writes a NUMERIC(38, 0)
+        found = _found(
+            pc.greater(pc.abs(array), pa.scalar(Decimal(EXACT_INTEGER), pa.decimal256(76, 0))),
+            "integer beyond ±2^53 cannot be kept exactly (as float64)",
+        )
+        if found:
+            return array, found
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         values = pc.cast(array, pa.float64())
         return values, _found(pc.invert(pc.is_finite(values)), "must be a finite number (NaN and infinity are refused)")

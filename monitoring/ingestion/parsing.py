@@ -223,7 +223,10 @@ def _column(values: list, *, exact: bool) -> pa.Array:
         # rows that do not fit the column's type.
         if not exact and any(isinstance(v, float) and abs(v) >= ROUNDED for v in values):
             raise _MaybeRounded from None
-        return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values])
+        try:
+            return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values])
+        except RecursionError:  # a value nested deeper than Python writes back: orjson read it (1024 levels)
+            raise UnreadableBody("the JSON body holds a value nested too deeply to be read as text") from None
 
 
 def _rows(indices: list[int], limit: int = 20) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from audit.blobs import blob_delete, blob_exists, blob_read
 from audit.envelope import format_time, read_time
@@ -174,9 +174,33 @@ def _record(
     model = registered.name
     time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
     time_min, time_max = _time_range(table, time_column)
-    earlier = Batch.objects.filter(model=registered, kind=kind, sha256=digest).first()
-    if earlier is not None:
-        return _ingested(earlier, duplicate=True)
+    with transaction.atomic():
+        _hold_content(model, kind, digest)
+        earlier = Batch.objects.filter(model=registered, kind=kind, sha256=digest).first()
+        if earlier is not None:
+            return _ingested(earlier, duplicate=True)
+        return _append_batch(registered, kind, table, digest, time_min, time_max, actor, reason)
+
+
+def _hold_content(model: str, kind: str, digest: str) -> None:
+    """Until this transaction ends, the same content sent at once for the same model and kind
+    waits here, then finds the batch this one recorded: without it, each of them found none and
+    appended its own event. Other batches of the model do not wait (the lock is the content's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 11))", [f"batch\n{model}\n{kind}\n{digest}"])
+
+
+def _append_batch(
+    registered: RegisteredModel,
+    kind: str,
+    table: pa.Table,
+    digest: str,
+    time_min: str | None,
+    time_max: str | None,
+    actor: Actor,
+    reason: str | None,
+) -> Ingested:
+    model = registered.name
     versions_seen = None
     if "model_version" in table.column_names:
         versions_seen = sorted(v for v in pc.unique(table.column("model_version")).to_pylist() if v)
@@ -190,8 +214,9 @@ def _record(
         time_max=time_max,
         model_versions=versions_seen,
     )
-    # A model's data stream only grows: batches append whatever its version. Outside a transaction
-    # the append may go through the sequencer; the batch row is its projection.
+    # A model's data stream only grows: batches append whatever its version. The append is sealed
+    # in the caller's transaction (the content's lock is held until it commits); the batch row is
+    # its projection.
     recorded = append([NewEvent(STREAM, model, ingested, actor, reason=reason)], expected={(STREAM, model): None})[0]
     if kind == BatchKind.LABELS:
         transaction.on_commit(lambda: _evaluate_labels_later(model), robust=True)  # the batch is in
@@ -217,7 +242,7 @@ def _check_label_ids(registered: RegisteredModel, ids: pa.ChunkedArray) -> None:
     """Every label must answer a prediction the model reported."""
     id_column = parse_schema(registered.data_schema).id
     paths = Batch.objects.filter(model=registered, kind=BatchKind.PREDICTIONS).values_list("path", flat=True)
-    chunks = [chunk for path in paths for chunk in batch_file_read(path, [id_column]).column(id_column).chunks]
+    chunks = [chunk for path in paths for chunk in _ids_held(path, id_column)]
     known = pc.unique(pa.chunked_array(chunks, pa.string())) if chunks else pa.array([], pa.string())
     flags = pc.invert(pc.is_in(ids, value_set=known)).to_numpy(zero_copy_only=False)
     rows = [int(i) for i in flags.nonzero()[0]]
@@ -225,6 +250,13 @@ def _check_label_ids(registered: RegisteredModel, ids: pa.ChunkedArray) -> None:
         examples = ", ".join(repr(ids[i].as_py()) for i in rows[:5])
         reason = f"label for an unknown prediction id (e.g. {examples})"
         raise BatchRejected([Problem(id_column, reason, rows[:20], len(rows))])
+
+
+def _ids_held(path: str, id_column: str) -> list[pa.Array]:
+    """The ids a prediction batch holds; none when it was stored before an approved schema change
+    named another id column (its ids are under the old name, as every reader takes them)."""
+    table = batch_file_read(path, [id_column])
+    return table.column(id_column).chunks if id_column in table.column_names else []
 
 
 def _time_range(table: pa.Table, column: str) -> tuple[str | None, str | None]:

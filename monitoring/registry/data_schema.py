@@ -35,6 +35,8 @@ class Task(Closed):
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
 ROLE_KEYS = ("id", "timestamp", "prediction", "score", "target", "query", "item")
 KNOWN_KEYS = frozenset({"numerical", "categorical", "segments", "earliest", *ROLE_KEYS})
+MODEL_VERSION = "model_version"  # a column every batch may carry besides the schema's: ingestion's own
+KPI_COLUMNS = ("timestamp", "kpi", "value", "count")  # the columns of every KPI batch, whatever the schema
 
 
 class SchemaError(ValueError):
@@ -68,8 +70,9 @@ class DataSchema:
 
     @property
     def kpi_segments(self) -> tuple[str, ...]:
-        """The columns that may split a KPI: the segments and the categorical features."""
-        return tuple(dict.fromkeys((*self.segments, *self.categorical)))
+        """The columns that may split a KPI: the segments and the categorical features, but for
+        those named as a KPI batch's own columns (a categorical `value` cannot also be the KPI's)."""
+        return tuple(name for name in dict.fromkeys((*self.segments, *self.categorical)) if name not in KPI_COLUMNS)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -135,6 +138,17 @@ def parse_schema(raw: Any) -> DataSchema:
     )
 
 
+def column_clashes(schema: DataSchema) -> list[str]:
+    """What a new schema may not say, though it parses: a column that batches would hold twice
+    under two types, which no batch could then be stored with. A segment is an attribute of its
+    own (or a categorical feature), never a role column, and `model_version` is ingestion's."""
+    roles = {getattr(schema, key): key for key in ROLE_KEYS if getattr(schema, key)}
+    problems = [f"segment {name!r} is also the {roles[name]}" for name in schema.segments if name in roles]
+    if MODEL_VERSION in schema.columns:
+        problems.append(f"{MODEL_VERSION!r} is the column every batch names its model version in: not a schema column")
+    return problems
+
+
 def _earliest(value: Any, problems: list[str]) -> dt.datetime | None:
     if value is None:
         return None
@@ -143,7 +157,14 @@ def _earliest(value: Any, problems: list[str]) -> dt.datetime | None:
     except ValueError:
         problems.append(f"earliest must be an ISO 8601 date or time, not {value!r}")
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:  # times are compared in UTC: year 1 at +05:00 lies before the calendar there
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        problems.append(f"earliest {value!r} lies outside the calendar once read in UTC")
+        return None
+    return moment
 
 
 def _names(value: Any, key: str, problems: list[str]) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from audit.errors import AlreadyExists, InvalidCommand, NotFound
 from audit.events import Choice, Closed, Context, Event, event_type
-from monitoring.registry.data_schema import NAME, SchemaError, Task, parse_schema
+from monitoring.registry.data_schema import NAME, SchemaError, Task, column_clashes, parse_schema
 from monitoring.registry.schema_change import schema_changes
 from monitoring.remediation.kinds import ApprovalRequired, RemediationKind
 
@@ -469,7 +469,12 @@ def _named(version: str | None) -> str:
 
 
 def _schema(raw: Any) -> dict[str, Any]:
+    """A schema newly set: it parses, and no column in it clashes (stored schemas are only parsed)."""
     try:
-        return parse_schema(raw).as_dict()
+        schema = parse_schema(raw)
+        clashes = column_clashes(schema)
+        if clashes:
+            raise SchemaError(clashes)
+        return schema.as_dict()
     except SchemaError as error:
         raise InvalidCommand(f"data_schema: {error}") from error
