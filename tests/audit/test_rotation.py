@@ -138,3 +138,18 @@ def test_a_refused_rotation_answers_in_one_line_and_leaves_no_private_key_behind
     assert Event.objects.count() == count
     assert sorted(path.name for path in signing_key_file.parent.iterdir()) == [signing_key_file.name]
     assert keyring.current_signing_key(reload=True).key_id == current.key_id
+
+
+def test_audit_keys_refuses_a_pem_dir_it_cannot_make_in_one_line(tmp_path):
+    _append_one()
+    (tmp_path / "a-file").write_text("not a directory")
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_keys", "--pem-dir", str(tmp_path / "a-file" / "keys"), stdout=io.StringIO(), stderr=stderr)
+    assert exited.value.code == 1
+    assert stderr.getvalue().startswith(f"cannot write the public keys to {tmp_path / 'a-file' / 'keys'}: ")
+    stdout = io.StringIO()
+    call_command("audit_keys", "--pem-dir", str(tmp_path / "pems"), stdout=stdout)
+    (written,) = (tmp_path / "pems").iterdir()
+    assert written.name == f"{keyring.current_signing_key().key_id}.pem"
+    assert "Wrote 1 public key(s)" in stdout.getvalue()
