@@ -81,3 +81,13 @@ def test_accounts_made_before_signed_roles_are_recorded_once_then_survive_a_rebu
     call_command("rebuild_projections", "monitoring.people", stdout=io.StringIO())
     assert roles_of(User.objects.get(username="legacy")) == {"risk_approver"}
     assert authenticate(username="legacy", password="legacy-password-1")  # the password is untouched
+
+
+def test_create_person_refuses_an_address_that_is_no_email_and_records_nothing():
+    """The API takes only an email address; the terminal must not sign another into the log."""
+    with pytest.raises(CommandError, match="--email 'not-an-address' is not an email address"):
+        _call(
+            "create_person", "erin", "--name", "Erin", "--email", "not-an-address", "--reason", "hired",
+            "--password-stdin", stdin="correct-horse-battery\n",
+        )  # fmt: skip
+    assert not User.objects.filter(username="erin").exists() and not Event.objects.exists()
