@@ -138,12 +138,14 @@ def evidence_export(
     export_id: str | None = None,
     progress: Progress | None = None,
     deliver: Callable[[Path], None] | None = None,
+    overwrite: bool = True,
 ) -> ExportSummary:
     """Write the bundle for `query` to `out` (atomically: a temporary file renamed at the end),
     hand it to `deliver` (the export task puts it in storage), then record
     `audit.EvidenceExported` with the bundle's SHA-256: who took which evidence. When `deliver`
     raises, nothing is recorded and `out` is removed: the log never names a bundle that was not
-    delivered, and no undelivered bundle is left behind."""
+    delivered, and no undelivered bundle is left behind. Without `overwrite`, a file at `out`
+    (there before, or made meanwhile) is never replaced: EvidenceError, nothing recorded."""
     query_problem(query)  # before any work: a query or exporter the log could not record
     if not (created_by.id and created_by.name):
         raise EvidenceError("who exports must have a non-empty id and name: the log records them")
@@ -170,7 +172,7 @@ def evidence_export(
             os.close(descriptor)
             with _cyclic_gc_paused():
                 summary = _write_bundle(Path(temporary), query, checkpoint, signer, selected, created_by.name, progress)
-        os.replace(temporary, out)
+        _put_in_place(Path(temporary), out, overwrite=overwrite)
     finally:
         if temporary and os.path.exists(temporary):
             os.unlink(temporary)
@@ -185,6 +187,18 @@ def evidence_export(
             raise
     _recorded(summary, query, created_by)
     return summary
+
+
+def _put_in_place(temporary: Path, out: Path, *, overwrite: bool) -> None:
+    """The finished bundle takes its name. A link, unlike a rename, fails when the name is taken:
+    a bundle written at the same name meanwhile (another export) is not replaced."""
+    if overwrite:
+        os.replace(temporary, out)
+        return
+    try:
+        os.link(temporary, out, follow_symlinks=False)
+    except FileExistsError:
+        raise EvidenceError(f"{out} exists: an evidence bundle is never overwritten; name a new file") from None
 
 
 def _checkpoint_signer(checkpoint: Checkpoint) -> SigningKey:

@@ -81,8 +81,10 @@ def _begin(unless_running_within: dt.timedelta | None) -> LogVerification:
 
 
 def last_verified() -> Verified | None:
-    """The head of the latest verification that passed: where an incremental one starts."""
-    latest = LogVerification.objects.filter(ok=True).exclude(head_hash="").order_by("-finished_at", "-id").first()
+    """The head of the latest verification that passed: where an incremental one starts. One of
+    the empty log has no head: there is no event 0 to chain to, so the next one checks everything."""
+    passed = LogVerification.objects.filter(ok=True, events_checked__gt=0).exclude(head_hash="")
+    latest = passed.order_by("-finished_at", "-id").first()
     return Verified(latest.events_checked, latest.head_hash) if latest else None
 
 

@@ -120,9 +120,20 @@ def publish_checkpoint(checkpoint: dict) -> list[str]:
     return failures
 
 
+class WitnessUnreadable(ValueError):
+    """A file of a witness directory that is no checkpoint: damaged, or put there by someone else."""
+
+
 def read_witnessed(path: str | Path) -> list[dict]:
-    """Every checkpoint a directory witness holds, by tree size."""
+    """Every checkpoint a directory witness holds, by tree size. The directory is storage another
+    host holds: a file in it that is no checkpoint raises WitnessUnreadable, naming it."""
     found = []
     for file in sorted(Path(path).glob("*.json")):
-        found.append(orjson.loads(file.read_bytes()))
+        try:
+            body = orjson.loads(file.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise WitnessUnreadable(f"witnessed checkpoint {file} cannot be read: {exc}") from exc
+        if not isinstance(body, dict) or type(body.get("tree_size")) is not int:
+            raise WitnessUnreadable(f"witnessed checkpoint {file} is no checkpoint (an object with a tree_size)")
+        found.append(body)
     return sorted(found, key=lambda c: c["tree_size"])

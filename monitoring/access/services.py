@@ -15,7 +15,7 @@ from audit.aggregates import aggregate_execute, aggregate_load
 from audit.errors import InvalidCommand
 from audit.events import Event
 from audit.store import Actor, RecordedEvent
-from monitoring.access.domain import PersonAggregate, Role
+from monitoring.access.domain import USERNAME, PersonAggregate, Role
 
 
 def person_load(username: str) -> PersonAggregate:
@@ -61,21 +61,32 @@ def person_register(
 def people_record_existing(*, actor: Actor, reason: str) -> list[str]:
     """Accounts made before people and roles were signed events: each is registered in the log
     with the roles it holds now (recorded now, by `actor`, not backdated). Returns their usernames."""
-    recorded = []
-    for user in User.objects.order_by("username"):
-        if person_load(user.username).version:
-            continue
-        roles = [name for name in user.groups.values_list("name", flat=True) if name in set(Role)]
-        name = user.get_full_name() or user.username
-        with transaction.atomic():
+    users = [user for user in User.objects.order_by("username") if not person_load(user.username).version]
+    _refuse_unrecordable(users, reason)
+    with transaction.atomic():  # all or nothing: an upgrade is recorded once, whole
+        for user in users:
+            roles = [name for name in user.groups.values_list("name", flat=True) if name in set(Role)]
+            name = user.get_full_name() or user.username
             register = functools.partial(PersonAggregate.register, full_name=name, email=user.email)
             person_execute(user.username, register, actor=actor, reason=reason)
             for role in roles:
                 role_grant(username=user.username, role=role, actor=actor, reason=reason)
             if not user.is_active:
                 person_deactivate(username=user.username, actor=actor, reason=reason)
-        recorded.append(user.username)
-    return recorded
+    return [user.username for user in users]
+
+
+def _refuse_unrecordable(users: Sequence[User], reason: str) -> None:
+    """Before anything is recorded: Django let accounts be named with any letter, the log's rule
+    is ASCII, and an account it cannot register must be renamed first."""
+    if not reason or not reason.strip():
+        raise InvalidCommand("a reason is required: people and role changes are signed with it")
+    outside = [repr(user.username) for user in users if not USERNAME.match(user.username)]
+    if outside:
+        raise InvalidCommand(
+            f"cannot record {', '.join(outside)}: a username is 1 to 150 letters, digits and @ . + - _; "
+            "rename the account first (nothing was recorded)"
+        )
 
 
 def role_grant(*, username: str, role: str, actor: Actor, reason: str) -> list[RecordedEvent]:

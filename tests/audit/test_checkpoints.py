@@ -240,6 +240,17 @@ def test_witness_directory_must_exist(committed_log, tmp_path):
     assert "not a directory" in output
 
 
+@pytest.mark.parametrize("content", [b"garbage", b"\xff\xfe", b"[1, 2]", b'{"root_hash": "00"}'])
+def test_a_file_in_a_witness_directory_that_is_no_checkpoint_fails_the_verification_naming_it(witnessed_log, content):
+    """The witness directory is storage another host holds: what is in it is evidence, and a
+    damaged file fails the verification with its name, never a traceback."""
+    (witnessed_log / "00000000000000000015.json").write_bytes(content)
+    code, output = _verify_with_witness(witnessed_log)
+    assert code == 1
+    assert output.startswith("FAILED: ") and "00000000000000000015.json" in output
+    assert "Traceback" not in output
+
+
 @pytest.mark.django_db
 def test_bulk_node_fetch_by_level_ranges_returns_the_same_nodes(witness_dir, monkeypatch):
     _append(70)

@@ -230,6 +230,37 @@ def test_export_evidence_command_validates_its_arguments(log, tmp_path):
     assert "events, checkpoint of tree size" in stdout.getvalue()
 
 
+def test_export_evidence_command_never_overwrites_a_file(log, tmp_path):
+    """A bundle handed to an auditor is named in the log by its SHA-256: a second export to the
+    same name is refused, before any work, and the first bundle stays as it was."""
+    out = tmp_path / "credit.zip"
+    call_command("export_evidence", "--out", str(out), "--model", "churn", stdout=io.StringIO())
+    first, exported = out.read_bytes(), Event.objects.filter(event_type="audit.EvidenceExported").count()
+    (tmp_path / "link.zip").symlink_to(tmp_path / "nowhere.zip")
+    for taken in (out, tmp_path / "link.zip"):
+        stderr = io.StringIO()
+        with pytest.raises(SystemExit) as exited:
+            call_command("export_evidence", "--out", str(taken), "--model", "churn", stderr=stderr)
+        assert exited.value.code == 2
+        assert f"--out {taken} exists" in stderr.getvalue()
+    assert out.read_bytes() == first and not (tmp_path / "nowhere.zip").exists()
+    assert Event.objects.filter(event_type="audit.EvidenceExported").count() == exported
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.endswith(".zip")) == ["credit.zip", "link.zip"]
+
+
+def test_an_export_that_must_not_overwrite_loses_a_race_without_harm(log, tmp_path):
+    """Another process wrote the file while this bundle was written: this one is refused and
+    removed, and not recorded."""
+    out = tmp_path / "exports" / "credit.zip"
+    exported = Event.objects.filter(event_type="audit.EvidenceExported").count()
+    query = EvidenceQuery(scopes=(("model", "churn"),))
+    with pytest.raises(EvidenceError, match="exists"):
+        evidence_export(query=query, out=out, created_by=AUDITOR, progress=lambda *_: out.write_bytes(b"theirs"),
+                        overwrite=False)  # fmt: skip
+    assert out.read_bytes() == b"theirs" and [p.name for p in out.parent.iterdir()] == ["credit.zip"]
+    assert Event.objects.filter(event_type="audit.EvidenceExported").count() == exported
+
+
 def test_a_payload_that_holds_a_rotations_type_is_not_taken_for_a_rotation(log, tmp_path, genesis_key):
     """Anyone who may write a free-form value could nest {"type": "audit.KeyRotated"} in an
     event; the verifier takes rotations from envelopes' own type, so the bundle still verifies."""

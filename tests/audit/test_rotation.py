@@ -106,3 +106,50 @@ def test_rotate_signing_key_command_requires_a_reason_and_reports_the_switch(tmp
     stdout = io.StringIO()
     call_command("rotate_signing_key", "--reason", "planned", "--new-key", str(tmp_path / "new.pem"), stdout=stdout)
     assert f"key {new_key.key_id} signs from seq 3" in stdout.getvalue()
+
+
+def _rotate_command(*args: str) -> tuple[int, str]:
+    stderr = io.StringIO()
+    try:
+        call_command("rotate_signing_key", *args, stdout=io.StringIO(), stderr=stderr)
+    except SystemExit as exited:
+        return exited.code, stderr.getvalue()
+    return 0, stderr.getvalue()
+
+
+def test_a_refused_rotation_answers_in_one_line_and_leaves_no_private_key_behind(signing_key_file, tmp_path):
+    """A retired key never signs again, the key in use is no new key, and the log records who
+    rotates: each is refused before anything is written, and no parked private key stays on disk."""
+    _append_one()
+    retired = keyring.current_signing_key()
+    retired.save(tmp_path / "retired.pem")
+    signing_key_rotate(new_key=SigningKey.generate(), actor=SYSTEM_ACTOR, reason="yearly")
+    current = keyring.current_signing_key()
+    current.save(tmp_path / "current.pem")
+    count = Event.objects.count()
+    refused = {
+        "retired": _rotate_command("--reason", "back", "--new-key", str(tmp_path / "retired.pem")),
+        "current": _rotate_command("--reason", "same", "--new-key", str(tmp_path / "current.pem")),
+        "no actor": _rotate_command("--reason", "r", "--actor", " "),
+    }
+    assert refused["retired"][0] == 2 and f"{retired.key_id} signed seqs 1..2 of this log" in refused["retired"][1]
+    assert refused["current"][0] == 2 and "already in use" in refused["current"][1]
+    assert refused["no actor"][0] == 2 and "--actor" in refused["no actor"][1]
+    assert Event.objects.count() == count
+    assert sorted(path.name for path in signing_key_file.parent.iterdir()) == [signing_key_file.name]
+    assert keyring.current_signing_key(reload=True).key_id == current.key_id
+
+
+def test_audit_keys_refuses_a_pem_dir_it_cannot_make_in_one_line(tmp_path):
+    _append_one()
+    (tmp_path / "a-file").write_text("not a directory")
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_keys", "--pem-dir", str(tmp_path / "a-file" / "keys"), stdout=io.StringIO(), stderr=stderr)
+    assert exited.value.code == 1
+    assert stderr.getvalue().startswith(f"cannot write the public keys to {tmp_path / 'a-file' / 'keys'}: ")
+    stdout = io.StringIO()
+    call_command("audit_keys", "--pem-dir", str(tmp_path / "pems"), stdout=stdout)
+    (written,) = (tmp_path / "pems").iterdir()
+    assert written.name == f"{keyring.current_signing_key().key_id}.pem"
+    assert "Wrote 1 public key(s)" in stdout.getvalue()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
 from audit import merkle
@@ -640,3 +643,9 @@ def test_a_writer_whose_row_was_replayed_and_refused_still_gets_its_sealed_event
         assert recorded.event_id == submission.event_ids[0]
     finally:
         _clear_lease()
+
+
+def test_run_sequencer_refuses_a_name_the_lease_cannot_hold():
+    """Else it would start, never take the lease, and log a traceback every second, forever."""
+    with pytest.raises(CommandError, match="--name must be at most 200 characters"):
+        call_command("run_sequencer", "--name", "s" * 201, stdout=io.StringIO())

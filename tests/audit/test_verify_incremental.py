@@ -122,3 +122,19 @@ def test_metrics_keep_the_full_verification_and_show_how_far_any_reached(verifie
     samples = {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples}
     assert samples["driftledger_log_verification_events"] == 12  # the full one
     assert samples["driftledger_log_verified_seq"] == 20  # the incremental one went further
+
+
+def test_a_verification_of_the_empty_log_gives_the_next_incremental_one_no_head_to_chain_to(committed_log, settings):
+    """A fresh deployment's worker may verify the log before its first event: that pass has no
+    event 0 to chain to, so the next incremental verification checks everything, not a tamper alarm."""
+    settings.AUDIT_VERIFY_FAILURE_HANDLERS = []
+    LogVerification.objects.all().delete()
+    try:
+        empty = log_verify_recorded(workers=1, incremental=True)
+        assert empty.ok and empty.events_checked == 0
+        _append_notes(3, batch=1)
+        new = log_verify_recorded(workers=1, incremental=True)
+        assert new.ok, new.problem
+        assert (new.first_seq, new.events_checked) == (1, 3)
+    finally:
+        LogVerification.objects.all().delete()

@@ -24,11 +24,18 @@ class Command(BaseCommand):
         for key in keys:
             until = key.valid_to_seq if key.valid_to_seq is not None else "now"
             self.stdout.write(f"{key.key_id}  seq {key.valid_from_seq}..{until}")
-            if pem_dir:
-                pem_dir.mkdir(parents=True, exist_ok=True)
-                pem = public_key_from_raw(key.public_raw).public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-                (pem_dir / f"{key.key_id}.pem").write_bytes(pem)
         if pem_dir and keys:
+            try:
+                self._write_pems(pem_dir, keys)
+            except OSError as exc:  # a directory it may not make or write in: said in one line
+                self.stderr.write(f"cannot write the public keys to {pem_dir}: {exc.strerror or exc}")
+                sys.exit(1)
             self.stdout.write(f"Wrote {len(keys)} public key(s) to {pem_dir}/<key id>.pem")
+
+    def _write_pems(self, pem_dir: Path, keys) -> None:
+        pem_dir.mkdir(parents=True, exist_ok=True)
+        for key in keys:
+            pem = public_key_from_raw(key.public_raw).public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            (pem_dir / f"{key.key_id}.pem").write_bytes(pem)

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from audit.anchor import AnchorError, anchor_path, anchor_writable
 from audit.selfcheck import known_checkpoints, log_verify_recorded
 from audit.verify import NO_ANCHOR, verify_log
+from audit.witnesses import WitnessUnreadable
 
 
 class Command(BaseCommand):
@@ -48,7 +49,7 @@ class Command(BaseCommand):
                 return
             checkpoints, unreachable = known_checkpoints(witness)
             report = verify_log(workers=workers, witnessed=checkpoints or None)
-        except AnchorError as exc:
+        except (AnchorError, WitnessUnreadable) as exc:
             self.stderr.write(f"FAILED: {exc}")
             sys.exit(1)
         for note in unreachable:

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = "Export a signed evidence bundle (zip) that auditors verify offline with python -m audit.verifier."
 
     def add_arguments(self, parser):
-        parser.add_argument("--out", type=Path, required=True, help="the zip file to write")
+        parser.add_argument("--out", type=Path, required=True, help="the zip file to write (never overwritten)")
         for scope in scopes():  # registered by the domain apps, e.g. --model
             parser.add_argument(f"--{scope.name}", help=scope.help)
         parser.add_argument("--since", help="ISO 8601 time (a date or zoneless time is UTC)")
@@ -42,6 +42,8 @@ class Command(BaseCommand):
             query_problem(query)
             if options["out"].is_dir():
                 raise EvidenceError(f"--out {options['out']} is a folder: name the zip file to write")
+            if options["out"].exists() or options["out"].is_symlink():  # the log names that bundle's SHA-256
+                raise EvidenceError(f"--out {options['out']} exists: an evidence bundle is never overwritten")
             if not options["created_by"].strip():
                 raise EvidenceError("--created-by must name who exports: the log records it")
         except (ValueError, EvidenceError) as exc:
@@ -49,7 +51,9 @@ class Command(BaseCommand):
             sys.exit(2)
         try:
             who = options["created_by"]
-            summary = evidence_export(query=query, out=options["out"], created_by=Actor("user", who, who))
+            summary = evidence_export(
+                query=query, out=options["out"], created_by=Actor("user", who, who), overwrite=False
+            )
         except EvidenceError as exc:
             self.stderr.write(str(exc))
             sys.exit(1)

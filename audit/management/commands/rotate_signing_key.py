@@ -20,12 +20,15 @@ class Command(BaseCommand):
         if not reason.strip():
             self.stderr.write("--reason must not be empty")
             sys.exit(2)
+        if not actor.strip():
+            self.stderr.write("--actor must name who rotates the key: the log records it")
+            sys.exit(2)
         try:
             key = SigningKey.load(new_key) if new_key else SigningKey.generate()
-        except KeyFileError as exc:
+            event = signing_key_rotate(new_key=key, actor=Actor("user", actor, actor), reason=reason)
+        except (KeyFileError, ValueError) as exc:  # an unreadable key, the key in use, a retired one
             self.stderr.write(str(exc))
             sys.exit(2)
-        event = signing_key_rotate(new_key=key, actor=Actor("user", actor, actor), reason=reason)
         self.stdout.write(
             f"Rotated: key {event.payload['previous_key_id']} signed audit.KeyRotated at seq {event.seq}; "
             f"key {key.key_id} signs from seq {event.seq + 1}."

@@ -10,7 +10,10 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.models import SequencerLease
 from audit.sequencer import Sequencer
+
+NAME_LENGTH = SequencerLease._meta.get_field("holder").max_length  # the lease names its holder
 
 
 class Command(BaseCommand):
@@ -25,6 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["batch"] is not None and options["batch"] < 1:
             raise CommandError("--batch must be at least 1")
+        if options["name"] is not None and len(options["name"]) > NAME_LENGTH:
+            # Else it could never take the lease, and would stand by forever saying why in a traceback.
+            raise CommandError(f"--name must be at most {NAME_LENGTH} characters")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,4 +1,6 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 
 from audit.errors import DomainError
 from monitoring.access.domain import Role
@@ -18,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
     def handle(self, *args, username, name, email, role, reason, password_stdin, **options):
+        _check_email(email)
         password = read_password(password_stdin)
         try:
             person_register(
@@ -33,3 +36,13 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         roles = ", ".join(role) or "no role yet"
         self.stdout.write(f"Registered {name} ({username}) with {roles}.")
+
+
+def _check_email(email: str | None) -> None:
+    """The API takes only an email address (or none); the log keeps what is registered for good."""
+    if not email:
+        return
+    try:
+        validate_email(email)
+    except ValidationError as error:
+        raise CommandError(f"--email {email!r} is not an email address") from error

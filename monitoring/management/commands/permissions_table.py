@@ -18,7 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--check", action="store_true", help="exit 1 when the document differs")
 
     def handle(self, *args, doc: Path, check: bool, **options):
-        text = doc.read_text()
+        try:
+            text = doc.read_text()
+        except (OSError, UnicodeDecodeError) as exc:  # a mistyped --doc: said in one line
+            raise CommandError(f"cannot read {doc}: {getattr(exc, 'strerror', None) or exc}") from exc
         if BEGIN not in text or END not in text:
             raise CommandError(f"{doc} has no {BEGIN} ... {END} section")
         head, rest = text.split(BEGIN, 1)
@@ -29,5 +32,8 @@ class Command(BaseCommand):
                 raise CommandError(f"{doc} is out of date: run python manage.py permissions_table")
             self.stdout.write(f"{doc} is up to date")
             return
-        doc.write_text(wanted)
+        try:
+            doc.write_text(wanted)
+        except OSError as exc:
+            raise CommandError(f"cannot write {doc}: {exc.strerror or exc}") from exc
         self.stdout.write(f"wrote the permission table into {doc}")

@@ -1,5 +1,6 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from audit.errors import DomainError
 from monitoring.access.services import people_record_existing
 from monitoring.management.commands._people import operator
 
@@ -14,5 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--reason", required=True)
 
     def handle(self, *args, reason, **options):
-        recorded = people_record_existing(actor=operator(), reason=reason)
+        try:
+            recorded = people_record_existing(actor=operator(), reason=reason)
+        except DomainError as error:
+            raise CommandError(str(error)) from error
         self.stdout.write(f"Recorded {len(recorded)} existing account(s): {', '.join(recorded) or 'none'}.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
@@ -26,6 +28,11 @@ class Command(BaseCommand):
         if not digest or not blob_exists(digest):
             raise CommandError(f"run {run_id} has no stored result to compare with")
         recorded = blob_read(digest)
+        if hashlib.sha256(recorded).hexdigest() != digest:  # storage is not the log: what it holds is checked
+            raise CommandError(
+                f"the stored result of run {run_id} is not the one the log recorded (SHA-256 {digest}): "
+                "it was changed or replaced in storage, so nothing can be reproduced from it"
+            )
         stored = orjson.loads(recorded)
         if "inputs" not in stored:
             raise CommandError(f"run {run_id} predates reproducible results (no recorded inputs)")

@@ -81,3 +81,25 @@ def test_accounts_made_before_signed_roles_are_recorded_once_then_survive_a_rebu
     call_command("rebuild_projections", "monitoring.people", stdout=io.StringIO())
     assert roles_of(User.objects.get(username="legacy")) == {"risk_approver"}
     assert authenticate(username="legacy", password="legacy-password-1")  # the password is untouched
+
+
+def test_create_person_refuses_an_address_that_is_no_email_and_records_nothing():
+    """The API takes only an email address; the terminal must not sign another into the log."""
+    with pytest.raises(CommandError, match="--email 'not-an-address' is not an email address"):
+        _call(
+            "create_person", "erin", "--name", "Erin", "--email", "not-an-address", "--reason", "hired",
+            "--password-stdin", stdin="correct-horse-battery\n",
+        )  # fmt: skip
+    assert not User.objects.filter(username="erin").exists() and not Event.objects.exists()
+
+
+def test_record_existing_people_refuses_at_once_what_it_could_not_record_and_records_nothing():
+    """Django let accounts be named with any letter; the log's rule is ASCII. An account it cannot
+    register, or a blank reason, is named before anything is recorded: no half-done upgrade."""
+    User.objects.create_user("abel", password="legacy-password-1")
+    User.objects.create_user("émile", password="legacy-password-2")
+    with pytest.raises(CommandError, match="a reason is required"):
+        _call("record_existing_people", "--reason", " ")
+    with pytest.raises(CommandError, match=r"'émile'.*a username is 1 to 150 letters"):
+        _call("record_existing_people", "--reason", "upgrade to signed roles")
+    assert not Event.objects.exists()

@@ -11,6 +11,7 @@ import io
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from audit.models import Event
 from monitoring.access.domain import Role
@@ -146,3 +147,9 @@ def test_people_changes_are_signed_events_and_nobody_grants_themselves_a_role(pr
         ("monitoring.RoleGranted", "other_admin"),
         ("monitoring.RoleRevoked", "admin_user"),
     ]
+
+
+def test_permissions_table_names_a_doc_it_cannot_read(tmp_path):
+    for doc in (tmp_path / "missing.md", tmp_path):
+        with pytest.raises(CommandError, match=f"cannot read {doc}: "):
+            call_command("permissions_table", "--check", "--doc", str(doc), stdout=io.StringIO())

@@ -7,6 +7,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from audit.models import Event
 from monitoring.models import Alert, Run
@@ -159,6 +160,30 @@ def test_reproduce_run_says_when_the_run_was_computed_by_another_engine(reported
     monkeypatch.setattr(reproduce_run, "ENGINE", reproduce_run.ENGINE + 1)
     with pytest.raises(Exception, match=f"computed by engine {reproduce_run.ENGINE - 1} and this code is engine"):
         call_command("reproduce_run", outcome.run_id)
+
+
+def test_reproduce_run_refuses_a_stored_result_that_is_not_the_one_the_log_recorded(reported):
+    """The log signs the result's SHA-256. A stored result swapped for another run's (made to
+    name this run) recomputes identically from its own inputs: that must not be called this run's."""
+    import orjson
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from audit.blobs import blob_path, blob_read
+    from audit.canonical import canonicalize
+
+    start, end = reported
+    first = run_execute(model="credit", start=start, end=end)
+    policy_in_force("credit", {"checks": ["feature_drift"]}, reason="drift only")
+    second = run_execute(model="credit", start=start, end=end)
+    recorded = Run.objects.get(run_id=first.run_id).result_digest
+    swapped = orjson.loads(blob_read(Run.objects.get(run_id=second.run_id).result_digest))
+    default_storage.delete(blob_path(recorded))
+    default_storage.save(blob_path(recorded), ContentFile(canonicalize({**swapped, "run_id": first.run_id})))
+    stdout = io.StringIO()
+    with pytest.raises(CommandError, match=f"stored result of run {first.run_id} is not the one the log recorded"):
+        call_command("reproduce_run", first.run_id, stdout=stdout)
+    assert "IDENTICAL" not in stdout.getvalue()
 
 
 def test_the_api_triggers_lists_and_shows_runs(reported, people, django_capture_on_commit_callbacks):
