@@ -96,3 +96,14 @@ def test_serve_runs_requests_on_its_worker_and_stops_cleanly_on_ctrl_c(served, t
     time.sleep(1)
     left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"127.0.0.1:{port}" not in left and str(tmp_path / "celerybeat-schedule") not in left
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--web-workers", "0"), ("--web-workers", "100000"), ("--concurrency", "257")]
+)
+def test_serve_refuses_a_number_of_processes_out_of_range(option, value):
+    """Refused before anything starts: 100,000 would fork until the machine stops answering."""
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--web-workers and --concurrency must be 1 to 256"):
+        call_command("serve", option, value)

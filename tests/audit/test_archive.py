@@ -497,3 +497,14 @@ def test_mistaken_commands_are_usage_errors_with_a_hint(log, tmp_path):
     assert not_a_directory.returncode == 2 and "is not a directory" in not_a_directory.stderr
     no_flag = _verifier(str(copied))
     assert no_flag.returncode == 2 and "for a segment, add --segment" in no_flag.stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [("--reason", "  "), ("--actor", ""), ("--actor", " \t")])
+def test_archiving_refuses_a_blank_reason_or_actor(log, option, value):
+    """The event records them for good; a blank actor became "operator" silently."""
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_archive", "--archive", _name(log, 1), option, value, stderr=err)
+    assert exited.value.code == 2 and f"{option} must not be blank" in err.getvalue()
+    assert not LogSegment.objects.exists()
+    assert not Event.objects.filter(event_type="audit.SegmentArchived").exists()

@@ -649,3 +649,10 @@ def test_run_sequencer_refuses_a_name_the_lease_cannot_hold():
     """Else it would start, never take the lease, and log a traceback every second, forever."""
     with pytest.raises(CommandError, match="--name must be at most 200 characters"):
         call_command("run_sequencer", "--name", "s" * 201, stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("batch", ["0", "100001", str(10**20)])
+def test_run_sequencer_refuses_a_batch_out_of_range(batch):
+    """10**20 would fail every seal with "bigint out of range", and say so in a traceback a second."""
+    with pytest.raises(CommandError, match="--batch must be 1 to 100,000"):
+        call_command("run_sequencer", "--batch", batch, stdout=io.StringIO())

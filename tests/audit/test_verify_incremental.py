@@ -138,3 +138,12 @@ def test_a_verification_of_the_empty_log_gives_the_next_incremental_one_no_head_
         assert (new.first_seq, new.events_checked) == (1, 3)
     finally:
         LogVerification.objects.all().delete()
+
+
+@pytest.mark.parametrize("workers", ["0", "257", "100000"])
+def test_audit_verify_refuses_a_number_of_workers_out_of_range(db, workers):
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("audit_verify", "--workers", workers, stderr=err)
+    assert exited.value.code == 2 and "--workers must be 1 to 256" in err.getvalue()
+    assert not LogVerification.objects.exists()  # nothing verified, nothing recorded

@@ -44,6 +44,9 @@ class Command(BaseCommand):
             self._usage("--out goes with --copy-out FIRST_SEQ")
         if not archiving and (options["reason"] is not None or options["actor"] is not None):
             self._usage("--reason and --actor go with --archive or --archive-all")
+        for name in ("reason", "actor"):  # what the event records for good: blank says nothing
+            if options[name] is not None and not options[name].strip():
+                self._usage(f"--{name} must not be blank")
         try:
             if archiving:
                 self._archive(archive, options["actor"] or "operator", options["reason"])

@@ -8,6 +8,8 @@ from audit.selfcheck import known_checkpoints, log_verify_recorded
 from audit.verify import NO_ANCHOR, verify_log
 from audit.witnesses import WitnessUnreadable
 
+MAX_WORKERS = 256  # processes: past this many, a mistyped number forks the machine to a halt
+
 
 class Command(BaseCommand):
     help = (
@@ -16,7 +18,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+        parser.add_argument(
+            "--workers", type=int, default=None, help=f"processes, 1 to {MAX_WORKERS} (default: one per core)"
+        )
         parser.add_argument(
             "--witness",
             type=Path,
@@ -33,8 +37,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, workers=None, witness=(), incremental=False, **options):
-        if workers is not None and workers < 1:
-            self.stderr.write("--workers must be at least 1")
+        if workers is not None and not 1 <= workers <= MAX_WORKERS:
+            self.stderr.write(f"--workers must be 1 to {MAX_WORKERS}")
             sys.exit(2)
         if incremental and witness:
             self.stderr.write("--incremental checks no witness (the full verification does): drop --witness")

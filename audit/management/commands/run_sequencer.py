@@ -16,18 +16,23 @@ from audit.sequencer import Sequencer
 NAME_LENGTH = SequencerLease._meta.get_field("holder").max_length  # the lease names its holder
 
 
+MAX_BATCH = 100_000  # submissions a transaction seals: beyond it one seal holds the log for minutes
+
+
 class Command(BaseCommand):
     help = "Seal appends submitted to the sequencer (AUDIT_SEQUENCER=true); stops on SIGTERM or Ctrl-C."
 
     def add_arguments(self, parser):
         parser.add_argument("--name", help="this sequencer's name in the lease (default: host:pid)")
         parser.add_argument(
-            "--batch", type=int, help=f"submissions sealed per transaction (default {settings.AUDIT_SEQUENCER_BATCH})"
+            "--batch",
+            type=int,
+            help=f"submissions sealed per transaction, 1 to {MAX_BATCH:,} (default {settings.AUDIT_SEQUENCER_BATCH})",
         )
 
     def handle(self, *args, **options):
-        if options["batch"] is not None and options["batch"] < 1:
-            raise CommandError("--batch must be at least 1")
+        if options["batch"] is not None and not 1 <= options["batch"] <= MAX_BATCH:
+            raise CommandError(f"--batch must be 1 to {MAX_BATCH:,}")
         if options["name"] is not None and len(options["name"]) > NAME_LENGTH:
             # Else it could never take the lease, and would stand by forever saying why in a traceback.
             raise CommandError(f"--name must be at most {NAME_LENGTH} characters")

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+MAX_PROCESSES = 256  # of each kind: past this many, a mistyped number forks the machine to a halt
 STOP_SECONDS = 30  # how long each process gets to finish its work before it is killed
 
 
@@ -25,12 +26,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000", help="address:port of the web server")
-        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
-        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (runs, notifications)")
+        parser.add_argument(
+            "--web-workers", type=int, default=2, help=f"gunicorn worker processes (1 to {MAX_PROCESSES})"
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=2,
+            help=f"Celery worker processes, runs and notifications (1 to {MAX_PROCESSES})",
+        )
 
     def handle(self, *args, bind: str, web_workers: int, concurrency: int, **options):
-        if web_workers < 1 or concurrency < 1:
-            raise CommandError("--web-workers and --concurrency must be at least 1")
+        if not (1 <= web_workers <= MAX_PROCESSES and 1 <= concurrency <= MAX_PROCESSES):
+            raise CommandError(f"--web-workers and --concurrency must be 1 to {MAX_PROCESSES}")
         call_command("migrate", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)  # the web server serves them (whitenoise)
         web = ["gunicorn", "config.wsgi", "--bind", bind, "--workers", str(web_workers), "--access-logfile", "-"]
