@@ -85,9 +85,18 @@ def blob_exists(digest: str) -> bool:
         return default_storage.exists(blob_path(digest))
 
 
+class BlobCorrupt(Exception):
+    """A stored file is not the bytes its name says: storage is not the log, and a file changed
+    there (or damaged) must not be taken for the one an event names by its SHA-256."""
+
+
 def blob_read(digest: str) -> bytes:
+    """The file named `digest`, checked to be those bytes (BlobCorrupt otherwise)."""
     with storage_reached(), default_storage.open(blob_path(digest), "rb") as handle:
-        return handle.read()
+        data = handle.read()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise BlobCorrupt(f"the stored file blobs/{digest} is not the file of that SHA-256: it was changed or damaged")
+    return data
 
 
 def stored_open(name: str) -> IO[bytes]:

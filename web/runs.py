@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from audit.blobs import blob_exists, blob_read
+from audit.blobs import BlobCorrupt, blob_exists, blob_read
 from monitoring.access.authentication import actor_of
 from monitoring.access.permissions import CanRequest
 from monitoring.alerting.models import Alert
@@ -127,8 +127,11 @@ def run_feature(request: HttpRequest, run_id, feature: str) -> HttpResponse:
     if _missing(run):  # the run page says so too; a 500 would leave the card "loading…"
         figure = {"svg": None, "note": "the files this run read are no longer stored: no distribution to draw"}
     else:
-        reference, current = _columns(run, json.loads(blob_read(run.result_digest)), feature)
-        figure = _numerical(reference, current) if kind == "numerical" else _categorical(reference, current)
+        try:
+            reference, current = _columns(run, json.loads(blob_read(run.result_digest)), feature)
+            figure = _numerical(reference, current) if kind == "numerical" else _categorical(reference, current)
+        except BlobCorrupt:
+            figure = {"svg": None, "note": "this run's stored result is not the one the log recorded: not drawn"}
     checks = [c for c in run.checks or [] if c.get("feature") == feature and not c.get("segment")]
     return render(request, "web/run_feature.html", {"feature": feature, "figure": figure, "checks": checks})
 

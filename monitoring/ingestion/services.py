@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.db import connection, transaction
 
-from audit.blobs import blob_delete, blob_exists, blob_read
+from audit.blobs import BlobCorrupt, blob_delete, blob_exists, blob_read
 from audit.envelope import format_time, read_time
 from audit.errors import InvalidCommand
 from audit.store import Actor, NewEvent, append
@@ -151,7 +151,10 @@ def staged_reference(*, model: str, digest: str) -> tuple[bytes, str]:
         raise InvalidCommand(f"reference_change: batch names no staged batch: {digest!r}")
     if Batch.objects.filter(model__name=model, kind=BatchKind.REFERENCE, sha256=digest).exists():
         raise InvalidCommand(f"reference_change: batch {digest} is in {model}'s reference already")
-    return blob_read(digest), PARQUET
+    try:
+        return blob_read(digest), PARQUET
+    except BlobCorrupt as exc:  # what joins the reference is what the approvers signed, or nothing
+        raise InvalidCommand(f"reference_change: the staged batch {digest} was changed in storage: {exc}") from exc
 
 
 def _reference_settled(registered: RegisteredModel, digest: str) -> bool:

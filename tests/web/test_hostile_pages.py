@@ -185,3 +185,18 @@ def test_a_features_distributions_say_so_when_the_runs_files_are_gone(people, dr
     for feature in ("income", "region"):
         answer = client.get(f"/runs/{drifted}/features/{feature}/")
         assert answer.status_code == 200 and "no longer stored" in answer.content.decode(), feature
+
+
+def test_a_features_distributions_are_not_drawn_from_a_result_changed_in_storage(people, drifted, settings):
+    """The result names the files the charts read: one changed in storage is not trusted."""
+    from pathlib import Path
+
+    from audit.blobs import blob_path
+    from monitoring.runs.models import Run
+
+    run = Run.objects.get(run_id=drifted)
+    (Path(settings.MEDIA_ROOT) / blob_path(run.result_digest)).write_bytes(b'{"inputs": {}}')
+    client = signed_in(people["ml_engineer"])
+    client.raise_request_exception = False
+    answer = client.get(f"/runs/{drifted}/features/income/")
+    assert answer.status_code == 200 and "not the one the log recorded" in answer.content.decode()

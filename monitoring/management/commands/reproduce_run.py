@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.blobs import blob_exists, blob_read
+from audit.blobs import BlobCorrupt, blob_exists, blob_read
 from audit.canonical import canonicalize
 from audit.envelope import parse_time
 from monitoring.runs.domain import RunStatus
@@ -27,12 +25,13 @@ class Command(BaseCommand):
         digest = run.result_digest
         if not digest or not blob_exists(digest):
             raise CommandError(f"run {run_id} has no stored result to compare with")
-        recorded = blob_read(digest)
-        if hashlib.sha256(recorded).hexdigest() != digest:  # storage is not the log: what it holds is checked
+        try:
+            recorded = blob_read(digest)  # storage is not the log: what it holds is checked
+        except BlobCorrupt as exc:
             raise CommandError(
                 f"the stored result of run {run_id} is not the one the log recorded (SHA-256 {digest}): "
                 "it was changed or replaced in storage, so nothing can be reproduced from it"
-            )
+            ) from exc
         stored = orjson.loads(recorded)
         if "inputs" not in stored:
             raise CommandError(f"run {run_id} predates reproducible results (no recorded inputs)")

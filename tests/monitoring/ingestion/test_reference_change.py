@@ -85,3 +85,49 @@ def test_before_any_run_reference_batches_are_added_directly(credit_key):
 def test_a_reference_batch_sent_again_is_the_one_the_reference_holds(has_run):
     again = post(has_run, "reference", _reference(60), "application/json")
     assert again.status_code == 200 and again.json()["duplicate"] is True
+
+
+def test_a_staged_batch_changed_in_storage_after_the_request_never_joins_the_reference(has_run, people, settings):
+    """The approvers sign a batch by its SHA-256; what is executed is those bytes or nothing."""
+    from pathlib import Path
+
+    from django.contrib.auth.models import User
+
+    from audit.store import Actor
+    from monitoring.remediation.services import (
+        remediation_decide,
+        remediation_load,
+        remediation_request,
+        remediation_run,
+    )
+    from tests.monitoring.conftest import PASSWORD, person
+
+    staged = post(has_run, "reference", _reference(60, 200), "application/json").json()["approval"]["parameters"]
+    engineer = User.objects.get(username=people["ml_engineer"].username)
+    request_id = remediation_request(
+        model="credit",
+        kind="reference_change",
+        parameters=staged,
+        evidence=[],
+        actor=Actor("user", engineer.username, engineer.get_full_name()),
+        reason="the October reference",
+    )
+    stored = Path(settings.MEDIA_ROOT) / "blobs" / staged["batch"]
+    other = post(has_run, "reference", _reference(60, 300), "application/json").json()["approval"]["parameters"]
+    stored.write_bytes((Path(settings.MEDIA_ROOT) / "blobs" / other["batch"]).read_bytes())  # other rows, same name
+    before = (
+        Batch.objects.filter(kind="reference").count(),
+        Event.objects.filter(event_type="monitoring.BatchIngested").count(),
+    )
+    for index in range(settings.REMEDIATION_APPROVALS.get("reference_change", 1)):
+        approver = person(f"approver{index}", "risk_approver")
+        remediation_decide(request_id=request_id, decision="approve", user=approver, password=PASSWORD, reason="ok")
+    if remediation_load(request_id).state.value == "approved":
+        remediation_run(request_id)
+    request = Remediation.objects.get(request_id=request_id)
+    assert request.state == "failed" and "was changed in storage" in request.error, request.error
+    after = (
+        Batch.objects.filter(kind="reference").count(),
+        Event.objects.filter(event_type="monitoring.BatchIngested").count(),
+    )
+    assert after == before  # neither the signed batch nor the other joined
