@@ -242,12 +242,20 @@ def _active_model(name: str) -> RegisteredModel:
 
 
 def _check_label_ids(registered: RegisteredModel, ids: pa.ChunkedArray) -> None:
-    """Every label must answer a prediction the model reported."""
+    """Every label must answer a prediction the model reported.
+
+    The prediction batches are read newest first, one at a time, until every id is found: labels
+    mostly answer recent predictions, so a check reads a few batches, not the model's history
+    (which it used to read whole, every id of it held at once, on every labels request)."""
     id_column = parse_schema(registered.data_schema).id
-    paths = Batch.objects.filter(model=registered, kind=BatchKind.PREDICTIONS).values_list("path", flat=True)
-    chunks = [chunk for path in paths for chunk in _ids_held(path, id_column)]
-    known = pc.unique(pa.chunked_array(chunks, pa.string())) if chunks else pa.array([], pa.string())
-    flags = pc.invert(pc.is_in(ids, value_set=known)).to_numpy(zero_copy_only=False)
+    unanswered = pc.unique(ids.combine_chunks())
+    batches = Batch.objects.filter(model=registered, kind=BatchKind.PREDICTIONS).order_by("-seq")
+    for path in batches.values_list("path", flat=True).iterator():
+        for chunk in _ids_held(path, id_column):
+            unanswered = pc.filter(unanswered, pc.invert(pc.is_in(unanswered, value_set=chunk)))
+        if len(unanswered) == 0:
+            return
+    flags = pc.is_in(ids, value_set=unanswered).to_numpy(zero_copy_only=False)
     rows = [int(i) for i in flags.nonzero()[0]]
     if rows:
         examples = ", ".join(repr(ids[i].as_py()) for i in rows[:5])

@@ -150,6 +150,20 @@ def test_unreadable_bodies_are_refused(credit_key, body, content_type, status, m
     assert message in answer.json()["detail"]
 
 
+def test_labels_are_matched_across_batches_and_only_the_unknown_named(credit_key):
+    """The batches are searched newest first until every id is found; ids from an old batch, a
+    new one and neither are told apart as when every id was held at once."""
+    client = client_for(key=credit_key)
+    for first in (0, 10, 20):
+        assert post(client, "predictions", orjson.dumps(records(10, first)), "application/json").status_code == 201
+    mixed = [{"id": f"p-{i}", "defaulted": 1} for i in (25, 3, 14)]  # newest, oldest, middle batch
+    assert post(client, "labels", orjson.dumps(mixed), "application/json").status_code == 201
+    again = [{"id": "p-2", "defaulted": 0}, {"id": "p-30", "defaulted": 0}, {"id": "p-29", "defaulted": 1}]
+    again += [{"id": "nobody", "defaulted": 1}, {"id": "p-30", "defaulted": 1}]
+    problems = _problems(post(client, "labels", orjson.dumps(again), "application/json"))
+    assert problems[("id", "label for an unknown prediction id")]["rows"] == [1, 3, 4]
+
+
 def test_naive_text_timestamps_are_refused_with_the_expected_form(credit_key):
     rows = records(3)
     rows[2]["timestamp"] = "2026-11-25 10:00:00"
