@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -148,12 +149,23 @@ class BatchFilter(django_filters.FilterSet):
         fields = ["kind"]
 
 
+class BatchPages(CursorPagination):
+    """A page at a time, newest first: a model reporting every minute has half a million
+    batches a year, which one answer would hold (and build) at once."""
+
+    ordering = "-seq"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
 class BatchListView(generics.ListAPIView):
-    """A model's batches, newest first; filter by kind and by a time window."""
+    """A model's batches, newest first, a page at a time; filter by kind and by a time window."""
 
     permission_classes = [CanRead]
     serializer_class = BatchOut
     filterset_class = BatchFilter
+    pagination_class = BatchPages
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular's schema generation

@@ -193,7 +193,24 @@ def test_kpis_and_reference_data(credit_key, people):
     answer = post(engineer, "reference", orjson.dumps(reference), "application/json")
     assert answer.status_code == 201 and answer.json()["time_min"] is None
     listed = engineer.get("/api/v1/models/credit/batches/", {"kind": "reference"}).json()
-    assert [b["kind"] for b in listed] == ["reference"]
+    assert [b["kind"] for b in listed["results"]] == ["reference"] and listed["next"] is None
+
+
+def test_batches_are_listed_a_page_at_a_time_newest_first(credit_key, people):
+    client = client_for(key=credit_key)
+    for first in range(0, 50, 10):
+        assert post(client, "predictions", orjson.dumps(records(10, first)), "application/json").status_code == 201
+    auditor = client_for(people["auditor"])
+    seen, url, params = [], "/api/v1/models/credit/batches/", {"limit": 2, "kind": "predictions"}
+    while url:
+        page = auditor.get(url, params).json()
+        assert len(page["results"]) <= 2
+        seen += [batch["seq"] for batch in page["results"]]
+        url, params = page["next"], None
+    assert seen == sorted(Batch.objects.values_list("seq", flat=True), reverse=True) and len(seen) == 5
+    for limit in (0, -1, "many"):  # DRF falls back to the page size rather than refuse
+        assert len(auditor.get("/api/v1/models/credit/batches/", {"limit": limit}).json()["results"]) == 5
+    assert auditor.get("/api/v1/models/credit/batches/", {"cursor": "not-a-cursor"}).status_code == 404
 
 
 def test_the_same_content_twice_is_stored_once(credit_key):
