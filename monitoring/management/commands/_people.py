@@ -18,7 +18,8 @@ def operator() -> Actor:
 
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        line = sys.stdin.readline()
+        return line.removesuffix("\n").removesuffix("\r")  # a line ending of Windows' is no part of it
     if not sys.stdin.isatty():
         raise CommandError("no terminal to ask the password on: pass --password-stdin and pipe it in")
     first, second = getpass.getpass("Password: "), getpass.getpass("Password (again): ")

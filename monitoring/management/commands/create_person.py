@@ -34,7 +34,7 @@ class Command(BaseCommand):
             )
         except DomainError as error:
             raise CommandError(str(error)) from error
-        roles = ", ".join(role) or "no role yet"
+        roles = ", ".join(dict.fromkeys(role)) or "no role yet"  # a role named twice is granted once
         self.stdout.write(f"Registered {name} ({username}) with {roles}.")
 
 

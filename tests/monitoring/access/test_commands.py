@@ -103,3 +103,13 @@ def test_record_existing_people_refuses_at_once_what_it_could_not_record_and_rec
     with pytest.raises(CommandError, match=r"'émile'.*a username is 1 to 150 letters"):
         _call("record_existing_people", "--reason", "upgrade to signed roles")
     assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", ""])
+def test_a_password_piped_in_is_the_line_without_its_ending_and_a_role_twice_is_said_once(line_end):
+    said = _call(
+        "create_person", "ada", "--name", "Ada Admin", "--role", "admin", "--role", "admin", "--reason", "first",
+        "--password-stdin", stdin=f"correct-horse-battery{line_end}",
+    )  # fmt: skip
+    assert said == "Registered Ada Admin (ada) with admin.\n"
+    assert authenticate(username="ada", password="correct-horse-battery")
