@@ -33,3 +33,24 @@ def test_the_application_role_may_only_read_and_append_the_log():
     call_command("apply_audit_grants", stdout=out)
     assert _privileges("audit_event") == {"SELECT", "INSERT"}
     assert "only SELECT and INSERT" in out.getvalue()
+
+
+def test_a_role_that_does_not_own_the_tables_is_told_so_and_nothing_changes():
+    from django.core.management.base import CommandError
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'driftledger_app') "
+            "THEN CREATE ROLE driftledger_app; END IF; "
+            "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'driftledger_stranger') "
+            "THEN CREATE ROLE driftledger_stranger; END IF; END $$"
+        )
+        cursor.execute("GRANT ALL ON audit_event TO driftledger_app")
+        before = _privileges("audit_event")
+        cursor.execute("SET ROLE driftledger_stranger")
+        try:
+            with pytest.raises(CommandError, match="run this as the role that owns the audit tables"):
+                call_command("apply_audit_grants", stdout=io.StringIO())
+        finally:
+            cursor.execute("RESET ROLE")
+    assert _privileges("audit_event") == before  # DELETE and the rest still granted: nothing half-applied
