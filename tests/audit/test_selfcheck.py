@@ -144,7 +144,8 @@ def test_an_error_is_recorded_as_a_failure_handed_to_the_handlers_and_raised(log
         log_verify_recorded()
     stored = LogVerification.objects.get()
     assert stored.ok is False and stored.finished_at is not None and stored.failed_seq is None
-    assert stored.problem.startswith("JSONDecodeError: unexpected character")
+    assert stored.problem.startswith("WitnessUnreadable: witnessed checkpoint ")
+    assert "00000000000000000012.json cannot be read: unexpected character" in stored.problem
     assert handled == [("recorded", stored.id, False, stored.problem)]
 
 
