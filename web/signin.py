@@ -83,14 +83,16 @@ def signin_code(request: HttpRequest) -> HttpResponse:
 def signin_enrol(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator: at a sign-in whose roles need one, or when a signed-in person adds one."""
     if request.user.is_authenticated:
-        if device_of(request.user) is not None:  # a session alone never swaps the factor it signed in with
-            return forbidden(request, REPLACING)
         user, pending = request.user, {"next": reverse("web:home"), "tries": 0}
     else:
         user, pending = _pending(request)
         if user is None:
             messages.info(request, "Sign in with your password first.")
             return redirect("web:signin")
+    # Neither a session left open nor a password alone swaps the factor: enrolling here would
+    # replace the owner's authenticator and sign the enroller in without the owner's code.
+    if device_of(user) is not None:
+        return forbidden(request, REPLACING)
     device = device_unconfirmed(user)
     context = {"person": user, **_enrolment(device)}
     if request.method == "GET":

@@ -130,7 +130,9 @@ def code_verify(user, code: str) -> bool:
 
 
 def second_factor_enrol(*, user, code: str) -> list[RecordedEvent]:
-    """Confirm the device being enrolled with its first code, and record that it was."""
+    """Confirm the device being enrolled with its first code, and record that it was. A person
+    who has a confirmed device enrols none: only an administrator's reset removes it, so a
+    password alone never replaces the owner's authenticator."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
     if device is None:
         raise InvalidCommand("no authenticator is being enrolled: start again")
@@ -138,7 +140,9 @@ def second_factor_enrol(*, user, code: str) -> list[RecordedEvent]:
         raise InvalidCommand("that code is not the app's current code: check the phone's clock and try the next one")
     actor = Actor("user", user.username, user.get_full_name() or user.username)
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+        type(user).objects.select_for_update().filter(pk=user.pk).first()  # one enrolment at a time
+        if device_of(user) is not None:
+            raise InvalidCommand("you have an authenticator already: an administrator resets a lost one")
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         return person_execute(

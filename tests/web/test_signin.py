@@ -213,3 +213,23 @@ def test_a_wrong_code_makes_the_device_wait_before_the_next(people, settings):
     client.post("/signin/", {"username": "risk_approver_user", "password": PASSWORD})
     assert client.post("/signin/code/", {"code": f"{(int(code_of(device, 1)) + 1) % 1_000_000:06d}"}).status_code == 400
     assert client.post("/signin/code/", {"code": code_of(device, 1)}).status_code == 400  # right, but too soon
+
+
+def test_a_password_alone_cannot_swap_the_authenticator_at_the_enrolment_page(people):
+    """Someone who knows an enrolled approver's password, not their phone: after the password,
+    they skip the code page for the enrolment page. Enrolling there replaced the owner's
+    authenticator with theirs and signed them in, verified: the second factor was no factor."""
+    _require_second_factor("risk_approver")
+    approver = people["risk_approver"]
+    owners = _enrol(approver)
+    intruder = Client()
+    answer = intruder.post("/signin/", {"username": approver.username, "password": PASSWORD})
+    assert answer["Location"] == "/signin/code/"
+    page = intruder.get("/signin/enrol/")
+    assert page.status_code == 403 and "totp-secret" not in page.content.decode()
+    for device in TOTPDevice.objects.filter(user=approver, confirmed=False):  # what a secret shown would allow
+        assert intruder.post("/signin/enrol/", {"code": code_of(device)}).status_code == 403
+    assert intruder.post("/signin/enrol/", {"code": code_of(owners, 1)}).status_code == 403
+    assert list(TOTPDevice.objects.filter(user=approver, confirmed=True).values_list("pk", flat=True)) == [owners.pk]
+    assert intruder.get("/").status_code == 302  # not signed in
+    assert Event.objects.filter(event_type="monitoring.SecondFactorEnrolled", stream_id=approver.username).count() == 1
