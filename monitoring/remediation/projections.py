@@ -69,7 +69,7 @@ def _execute_when_approved(event, recorded: RecordedEvent) -> None:
     """Quorum reached, or a break-glass request: carry it out once the decision is committed."""
     request_id = event.request_id
     if Remediation.objects.filter(request_id=request_id, state=RemediationState.APPROVED).exists():
-        transaction.on_commit(lambda: _execute_later(request_id), robust=True)  # beat sweeps approved ones
+        transaction.on_commit(lambda: _execute_later(request_id), robust=True)  # else beat queues it (stranded)
 
 
 def _execute_later(request_id: str) -> None:

@@ -208,8 +208,12 @@ def retry_deadline(request_id: str) -> dt.datetime | None:
     row = Remediation.objects.filter(request_id=request_id).first()
     if row is None:
         return None
-    approved = max((read_time(signed["at"]) for signed in row.approvals), default=row.requested_at)
-    return approved + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS)
+    return approved_at(row) + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS)
+
+
+def approved_at(row: Remediation) -> dt.datetime:
+    """When the request became executable: its last approval, or its filing for a break-glass rollback."""
+    return max((read_time(signed["at"]) for signed in row.approvals), default=row.requested_at)
 
 
 def remediation_report(request_id: str, *, ok: bool, detail: dict[str, Any], signed_at: int) -> RemediationAggregate:
@@ -236,6 +240,27 @@ def remediations_expire(now: dt.datetime | None = None) -> int:
         )
         expired += bool(done.recorded)
     return expired
+
+
+# How long an approved request may wait for the task its approval queued before beat queues it
+# again (the broker was unreachable at the commit, or the message was lost).
+STRANDED_AFTER = dt.timedelta(minutes=1)
+
+
+def remediations_stranded(now: dt.datetime | None = None, *, queue: bool = False) -> list[str]:
+    """Approved requests not carried out STRANDED_AFTER their approval: nothing else ever runs
+    them (retry, cancel and abandon take no approved request). With `queue`, each is queued
+    again; a second message for one that runs meanwhile finds it no longer approved."""
+    from monitoring.remediation.tasks import execute_remediation
+
+    moment = now or dt.datetime.now(dt.UTC)
+    stranded = []
+    for row in Remediation.objects.filter(state=RemediationState.APPROVED).order_by("requested_seq"):
+        if approved_at(row) <= moment - STRANDED_AFTER:
+            stranded.append(str(row.request_id))
+    for request_id in stranded if queue else []:
+        execute_remediation.delay(request_id)
+    return stranded
 
 
 def break_glass_overdue(now: dt.datetime | None = None) -> list[RecordedEvent]:

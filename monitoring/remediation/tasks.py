@@ -21,7 +21,12 @@ def execute_remediation(request_id: str) -> str:
 
 @shared_task(**RETRIED)
 def remediation_deadlines() -> dict:
-    """Expire undecided requests past their deadline; alert on overdue break-glass reviews."""
-    from monitoring.remediation.services import break_glass_overdue, remediations_expire
+    """Expire undecided requests past their deadline; alert on overdue break-glass reviews;
+    queue again approved requests whose execution was never queued (the broker was down)."""
+    from monitoring.remediation.services import break_glass_overdue, remediations_expire, remediations_stranded
 
-    return {"expired": remediations_expire(), "overdue_reviews": len(break_glass_overdue())}
+    return {
+        "expired": remediations_expire(),
+        "overdue_reviews": len(break_glass_overdue()),
+        "requeued": len(remediations_stranded(queue=True)),
+    }

@@ -578,3 +578,42 @@ def test_an_approval_counts_again_once_its_signer_stands_again(
     with django_capture_on_commit_callbacks(execute=True):
         assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200
     assert Remediation.objects.get(request_id=request_id).state == "succeeded"
+
+
+def test_an_approval_committed_while_the_broker_is_down_is_still_carried_out(
+    served, people, django_capture_on_commit_callbacks
+):
+    """The request is approved (here: a break-glass rollback, approved as it is filed), but the
+    task that carries it out cannot be queued: the broker is unreachable at that moment. Nothing
+    could retry, cancel or abandon an approved request, and no beat task looked for one: the
+    emergency rollback never happened, while its page said "approved". Beat now queues it."""
+    import socket
+
+    from config.celery import app as celery_app
+    from monitoring.remediation.services import remediations_stranded
+    from monitoring.remediation.tasks import remediation_deadlines
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    previous = {"broker_url": celery_app.conf.broker_url, "task_always_eager": celery_app.conf.task_always_eager}
+    celery_app.conf.update(broker_url=f"redis://127.0.0.1:{closed}/0", task_always_eager=False)
+    celery_app._pool = None
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            asked = _request(client_for(people["risk_approver"]), break_glass=True)
+    finally:
+        celery_app.conf.update(**previous)
+        celery_app._pool = None
+    assert asked.status_code == 201 and asked.json()["state"] == "approved", asked.json()
+    request_id = asked.json()["request_id"]
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"  # not carried out
+
+    assert remediations_stranded() == []  # just approved: its own task may still be on its way
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+    assert remediations_stranded(now=later) == [request_id]
+    assert remediation_deadlines()["requeued"] == 0  # the beat task, now: nothing stranded yet
+    assert remediations_stranded(now=later, queue=True) == [request_id]
+    assert Remediation.objects.get(request_id=request_id).state == "succeeded"
+    assert Deployment.objects.get(model_id="credit").champion == "1.0"
+    assert remediations_stranded(now=later) == []
