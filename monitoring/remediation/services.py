@@ -31,8 +31,10 @@ from monitoring.registry.domain import ModelNotFound
 from monitoring.registry.models import RegisteredModel
 from monitoring.registry.services import model_load, model_retire, model_update, version_retire
 from monitoring.remediation.domain import (
+    AWAITS_REPORT,
     STREAM,
     RemediationAggregate,
+    RemediationExecutionStarted,
     RemediationState,
     Signer,
     deployment_of,
@@ -261,6 +263,43 @@ def remediations_stranded(now: dt.datetime | None = None, *, queue: bool = False
     for request_id in stranded if queue else []:
         execute_remediation.delay(request_id)
     return stranded
+
+
+def remediations_stalled(now: dt.datetime | None = None) -> list[str]:
+    """Fail each request still executing longer than its task may run (a retrain waits for its
+    pipeline's report instead): the worker was killed or lost, and its redelivered task leaves
+    an executing request alone. Failed, it is retried within its approval's hours, or abandoned."""
+    from monitoring.remediation.tasks import EXECUTION_TIME_LIMIT
+
+    moment = now or dt.datetime.now(dt.UTC)
+    since = moment - dt.timedelta(seconds=EXECUTION_TIME_LIMIT) - STRANDED_AFTER
+    executing = Remediation.objects.filter(state=RemediationState.EXECUTING).exclude(kind__in=AWAITS_REPORT)
+    failed = []
+    for request_id in map(str, executing.values_list("request_id", flat=True)):
+        started = (
+            EventRow.objects.filter(
+                stream_type=STREAM, stream_id=request_id, event_type=RemediationExecutionStarted.type_name
+            )
+            .order_by("-stream_version")
+            .first()
+        )
+        if started is None or started.occurred_at > since:
+            continue
+        done = aggregate_execute(
+            functools.partial(RemediationAggregate, request_id),
+            functools.partial(_fail_lost, started=started.stream_version),
+            actor=EXECUTOR,
+        )
+        failed += [request_id] if done.recorded else []
+    return failed
+
+
+def _fail_lost(request: RemediationAggregate, *, started: int) -> list[Event]:
+    """The execution that began at stream version `started`, failed, unless it ended meanwhile."""
+    if request.state is not RemediationState.EXECUTING or request.version != started:
+        return []
+    error = "no outcome within the task's time limit: the worker carrying it out was killed or lost"
+    return request.finish(ok=False, detail={"error": error + " (retry or abandon it)"})
 
 
 def break_glass_overdue(now: dt.datetime | None = None) -> list[RecordedEvent]:

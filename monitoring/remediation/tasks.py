@@ -6,8 +6,10 @@ from celery import shared_task
 
 from monitoring.tasks import DURABLE, RETRIED
 
+EXECUTION_TIME_LIMIT = 600  # seconds: the worker is killed past it; beat then fails the execution
 
-@shared_task(**DURABLE, time_limit=600)
+
+@shared_task(**DURABLE, time_limit=EXECUTION_TIME_LIMIT)
 def execute_remediation(request_id: str) -> str:
     """Carry out an approved request; a redelivery of a finished one changes nothing."""
     from monitoring.remediation.domain import RemediationState
@@ -22,11 +24,18 @@ def execute_remediation(request_id: str) -> str:
 @shared_task(**RETRIED)
 def remediation_deadlines() -> dict:
     """Expire undecided requests past their deadline; alert on overdue break-glass reviews;
-    queue again approved requests whose execution was never queued (the broker was down)."""
-    from monitoring.remediation.services import break_glass_overdue, remediations_expire, remediations_stranded
+    queue again approved requests whose execution was never queued (the broker was down); fail
+    executions whose worker was lost."""
+    from monitoring.remediation.services import (
+        break_glass_overdue,
+        remediations_expire,
+        remediations_stalled,
+        remediations_stranded,
+    )
 
     return {
         "expired": remediations_expire(),
         "overdue_reviews": len(break_glass_overdue()),
         "requeued": len(remediations_stranded(queue=True)),
+        "stalled": len(remediations_stalled()),
     }

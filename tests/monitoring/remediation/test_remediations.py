@@ -617,3 +617,46 @@ def test_an_approval_committed_while_the_broker_is_down_is_still_carried_out(
     assert Remediation.objects.get(request_id=request_id).state == "succeeded"
     assert Deployment.objects.get(model_id="credit").champion == "1.0"
     assert remediations_stranded(now=later) == []
+
+
+def test_an_execution_whose_worker_was_lost_ends_as_failed_and_can_be_retried(served, people):
+    """The worker records the start of an approved rollback, then is killed (out of memory, or
+    an executor that hangs past the task's time limit) before the executors ran. The task is
+    redelivered (acks late) but finds the request executing and does nothing; it stayed
+    executing for good: no retry, no abandon, the rollback never made. Beat now fails it once
+    no task could still be running it, and it is retried (within its approval's hours) or
+    abandoned."""
+    from monitoring.remediation.services import EXECUTOR, remediations_stalled
+    from monitoring.remediation.tasks import execute_remediation
+
+    engineer = client_for(people["ml_engineer"])
+    request_id = _request(engineer).json()["request_id"]
+    assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200  # its task not run
+    remediation_execute(request_id, lambda r: r.start(), actor=EXECUTOR)  # what the lost worker recorded
+    assert execute_remediation(request_id) == "executing"  # the redelivered task
+    assert engineer.post(f"/api/v1/remediations/{request_id}/retry/").status_code == 404
+    assert engineer.post(f"/api/v1/remediations/{request_id}/abandon/", {"reason": "stuck"}).status_code == 400
+
+    assert remediations_stalled() == []  # it may still be running
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15)
+    assert remediations_stalled(now=later) == [request_id]
+    assert remediations_stalled(now=later) == []  # once
+    failed = Remediation.objects.get(request_id=request_id)
+    assert failed.state == "failed" and "worker" in failed.error
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
+    answer = engineer.post(f"/api/v1/remediations/{request_id}/retry/")
+    assert answer.status_code == 200 and answer.json()["state"] == "succeeded", answer.json()
+    assert Deployment.objects.get(model_id="credit").champion == "1.0"
+
+
+def test_a_retraining_awaiting_its_pipeline_is_not_failed_as_stalled(served, people, settings):
+    """A retrain stays executing until its pipeline reports, which may take days."""
+    from monitoring.remediation.services import EXECUTOR, remediations_stalled
+
+    request_id = _request(
+        client_for(people["ml_engineer"]), kind="retrain", parameters={"data_start": "a", "data_end": "b"}
+    ).json()["request_id"]
+    assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200
+    remediation_execute(request_id, lambda r: r.start(), actor=EXECUTOR)
+    assert remediations_stalled(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3)) == []
+    assert Remediation.objects.get(request_id=request_id).state == "executing"
