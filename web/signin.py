@@ -35,6 +35,7 @@ from monitoring.access.second_factor import (
 from web.access import forbidden, signed_in
 
 PENDING = "web.pending_signin"
+ENROLLING = "web.enrolling_device"  # the authenticator this session is enrolling
 PENDING_SECONDS = 300  # a password shown is good for this long while the code is asked
 REPLACING = (
     "You have an authenticator already. A lost or replaced one is reset by an administrator (with a reason); "
@@ -93,12 +94,13 @@ def signin_enrol(request: HttpRequest) -> HttpResponse:
     # replace the owner's authenticator and sign the enroller in without the owner's code.
     if device_of(user) is not None:
         return forbidden(request, REPLACING)
-    device = device_unconfirmed(user)
+    device = device_unconfirmed(user, request.session.get(ENROLLING))
+    request.session[ENROLLING] = device.pk  # this session's secret: no other session's is confirmed
     context = {"person": user, **_enrolment(device)}
     if request.method == "GET":
         return render(request, "web/signin_enrol.html", context)
     try:
-        second_factor_enrol(user=user, code=request.POST.get("code", ""))
+        second_factor_enrol(user=user, code=request.POST.get("code", ""), enrolling=device.pk)
     except InvalidCommand as refusal:
         if request.user.is_authenticated:
             return render(request, "web/signin_enrol.html", {**context, "error": str(refusal)}, status=400)
@@ -194,6 +196,7 @@ def _wrong_code(request, user, pending, template: str, error: str, context: dict
 
 def _complete(request, user, device, following: str) -> HttpResponse:
     request.session.pop(PENDING, None)
+    request.session.pop(ENROLLING, None)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     otp_login(request, device)
     return redirect(following)

@@ -116,10 +116,16 @@ def device_of(user) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def device_unconfirmed(user) -> TOTPDevice:
-    """The authenticator a person is enrolling: the same secret until they confirm it."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
-    return device or TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
+def device_unconfirmed(user, enrolling: int | None = None) -> TOTPDevice:
+    """The authenticator a person is enrolling: `enrolling`, the device this enrolment (one
+    browser session) began, the same secret until they confirm it; else a new secret. Never
+    one another enrolment showed: a secret seen by someone who had only the password must not
+    become the owner's authenticator, so a new enrolment ends the others."""
+    device = TOTPDevice.objects.filter(pk=enrolling, user=user, confirmed=False).first() if enrolling else None
+    if device is not None:
+        return device
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
 
 
 def code_verify(user, code: str) -> bool:
@@ -129,11 +135,11 @@ def code_verify(user, code: str) -> bool:
     return device is not None and _plausible(code) and device.verify_token(code.strip())
 
 
-def second_factor_enrol(*, user, code: str) -> list[RecordedEvent]:
-    """Confirm the device being enrolled with its first code, and record that it was. A person
-    who has a confirmed device enrols none: only an administrator's reset removes it, so a
-    password alone never replaces the owner's authenticator."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+def second_factor_enrol(*, user, code: str, enrolling: int | None) -> list[RecordedEvent]:
+    """Confirm the device this enrolment began (`enrolling`) with its first code, and record
+    that it was. A person who has a confirmed device enrols none: only an administrator's reset
+    removes it, so a password alone never replaces the owner's authenticator."""
+    device = TOTPDevice.objects.filter(pk=enrolling, user=user, confirmed=False).first() if enrolling else None
     if device is None:
         raise InvalidCommand("no authenticator is being enrolled: start again")
     if not (_plausible(code) and device.verify_token(code.strip())):

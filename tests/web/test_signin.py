@@ -233,3 +233,22 @@ def test_a_password_alone_cannot_swap_the_authenticator_at_the_enrolment_page(pe
     assert list(TOTPDevice.objects.filter(user=approver, confirmed=True).values_list("pk", flat=True)) == [owners.pk]
     assert intruder.get("/").status_code == 302  # not signed in
     assert Event.objects.filter(event_type="monitoring.SecondFactorEnrolled", stream_id=approver.username).count() == 1
+
+
+def test_a_secret_shown_to_a_password_alone_is_never_the_owners_authenticator(people):
+    """Before the approver enrols, someone who knows only their password opens the enrolment
+    page, copies the secret and leaves. The owner's enrolment then showed that same secret:
+    the intruder's copy was the owner's authenticator, for good, and nothing told anyone. Each
+    enrolment now shows a secret of its own."""
+    _require_second_factor("risk_approver")
+    approver = people["risk_approver"]
+    intruder = Client()
+    assert intruder.post("/signin/", {"username": approver.username, "password": PASSWORD})["Location"] == (
+        "/signin/enrol/"
+    )
+    assert intruder.get("/signin/enrol/").status_code == 200
+    copied = TOTPDevice.objects.get(user=approver, confirmed=False).bin_key
+    owners = _enrol(approver)
+    assert owners.bin_key != copied
+    assert intruder.post("/signin/enrol/", {"code": code_of(owners, 1)}).status_code == 403
+    assert list(TOTPDevice.objects.filter(user=approver).values_list("pk", flat=True)) == [owners.pk]
