@@ -258,11 +258,30 @@ class AlertAggregate:
         self._require_unresolved()
         if until <= now:
             raise InvalidCommand("a silence must end in the future")
-        if max_hours is not None and until - now > dt.timedelta(hours=max_hours):
+        if max_hours is not None:
+            bound = dt.timedelta(hours=max_hours)
             parameters = {"alert_id": self.alert_id, "until": format_time(until)}
-            why = f"a silence longer than {max_hours:g} h accepts a risk"
-            raise ApprovalRequired(RemediationKind.ACCEPT_RISK, parameters, why)
+            if until - now > bound:
+                raise ApprovalRequired(
+                    RemediationKind.ACCEPT_RISK, parameters, f"a silence longer than {max_hours:g} h accepts a risk"
+                )
+            if (rested := self._silence_rested(until, now, bound)) is not None:
+                raise ApprovalRequired(RemediationKind.ACCEPT_RISK, parameters, rested)
         return [AlertSilenced(alert_id=self.alert_id, until=format_time(until))]
+
+    def _silence_rested(self, until: dt.datetime, now: dt.datetime, bound: dt.timedelta) -> str | None:
+        """Why a silence by hand would extend the last one: before `bound` has passed since it
+        ended, a later end accepts a risk too, or silences of a day each, chained, would hold an
+        alert quiet for good without anyone's approval. Ending it sooner is always allowed."""
+        if self.silenced_until is None:
+            return None
+        previous = parse_time(self.silenced_until)
+        if until <= previous or now >= previous + bound:
+            return None
+        return (
+            f"the alert was silenced until {self.silenced_until}: silencing it again by hand before "
+            f"{format_time(previous + bound)} extends that silence, which accepts a risk"
+        )
 
     def silenced_at(self, moment: dt.datetime) -> bool:
         return self.silenced_until is not None and parse_time(self.silenced_until) > moment

@@ -13,9 +13,10 @@ import orjson
 import pytest
 from django.db import IntegrityError
 
+from audit.envelope import format_time
 from audit.models import Event
 from audit.store import NewEvent, append
-from monitoring.alerting.domain import AlertRaised
+from monitoring.alerting.domain import AlertAggregate, AlertRaised, AlertSilenced
 from monitoring.alerting.models import Alert, Notification, NotificationAttempt
 from monitoring.alerting.outbox import deliver_pending
 from monitoring.alerting.services import alert_execute, alerts_escalate, alerts_from_run
@@ -257,3 +258,55 @@ def test_alertmanager_malformed_alerts_are_a_400_and_open_nothing(credit_model, 
     assert answer.status_code == 400, answer.content[:300]
     assert "alerts" in answer.json()
     assert not Alert.objects.exists()
+
+
+def _silenced_until(hours: float) -> AlertAggregate:
+
+    alert = AlertAggregate("4b0c1c59-0000-4000-8000-000000000002")
+    raised = AlertRaised(
+        alert_id=alert.alert_id, model="credit", check="feature_drift", severity="critical", summary="drift",
+        subject="income", feature="income",
+    )  # fmt: skip
+    alert.apply(raised)
+    alert.apply(AlertSilenced(alert_id=alert.alert_id, until=format_time(T0 + dt.timedelta(hours=hours))))
+    return alert
+
+
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("now_hours", "until_hours", "allowed"),
+    [
+        (24 + 1 / 60, 48, False),  # a day's silence chained to the one that just ended
+        (12, 36, False),  # extended while it holds
+        (47.9, 50, False),  # a day has not passed since it ended
+        (48, 72, True),  # a day after it ended: a silence of its own
+        (1, 5, True),  # ending it sooner
+        (1, 24, True),  # the same end
+    ],
+)
+def test_a_silence_by_hand_cannot_extend_the_last_within_a_day_of_its_end(now_hours, until_hours, allowed):
+    """Silences of a day each, chained, would keep an alert quiet for good without an approval."""
+    from monitoring.remediation.kinds import ApprovalRequired
+
+    alert = _silenced_until(24)
+    now, until = T0 + dt.timedelta(hours=now_hours), T0 + dt.timedelta(hours=until_hours)
+    if allowed:
+        assert alert.silence(until, now, max_hours=24)
+    else:
+        with pytest.raises(ApprovalRequired, match="extends that silence"):
+            alert.silence(until, now, max_hours=24)
+    assert alert.silence(until, now, max_hours=None)  # an approved accept_risk has no bound
+
+
+def test_a_second_days_silence_through_the_api_asks_for_an_approval(credit_model, people):
+    alerts_from_run(model="credit", run_id="r1", checks=[_check("income", "critical")], actor=ALICE)
+    alert_id = str(Alert.objects.get().alert_id)
+    engineer = client_for(people["ml_engineer"])
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat()
+    assert engineer.post(f"/api/v1/alerts/{alert_id}/silence/", {"until": soon, "reason": "deploy"}).status_code == 200
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)).isoformat()
+    chained = engineer.post(f"/api/v1/alerts/{alert_id}/silence/", {"until": day, "reason": "again"}, format="json")
+    assert chained.status_code == 409 and chained.json()["approval"]["kind"] == "accept_risk"
+    assert Event.objects.filter(event_type="monitoring.AlertSilenced").count() == 1  # nothing more recorded
