@@ -244,6 +244,24 @@ def test_a_rejected_batch_leaves_its_idempotency_key_unused(credit_key):
     assert not IdempotentResponse.objects.exists()
 
 
+def at_once(send, times: int) -> None:
+    """`send` from `times` threads released together, each on its own database connection."""
+    start = threading.Barrier(times)
+
+    def sent() -> None:
+        start.wait()
+        try:
+            send()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sent) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_concurrent_retries_store_one_batch(committed_log):
     registry.model_register(name="credit", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
     registry.version_register(name="credit", version="1.0", artifact_uri="s3://1", actor=ALICE)
@@ -256,13 +274,8 @@ def test_concurrent_retries_store_one_batch(committed_log):
                 client_for(key=credit_key), "predictions", body, "application/json", HTTP_IDEMPOTENCY_KEY="same"
             ).json()
         )
-        connection.close()
 
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(send, 4)
     assert len(answers) == 4 and all(a == answers[0] for a in answers)
     assert Batch.objects.count() == 1
     assert Event.objects.filter(event_type="monitoring.BatchIngested").count() == 1
