@@ -8,7 +8,7 @@ before the checks start). For each step: the most it held at once above what it 
 what it still held when it returned, and its time. The baseline in the same run is the whole
 computation's peak: the step that sets it is the one to make smaller.
 
-    python bench/combine_memory.py [--rows 2000000]
+    python bench/combine_memory.py [--rows 2000000] [--reference-rows N]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import datetime as dt
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -49,17 +50,38 @@ STEPS = {
 }
 
 
-def traced(module: ModuleType, name: str, figures: list[tuple[str, float, float, float]]) -> None:
+HIGHEST = [0]  # the process's peak resident memory (kB) over every reset
+
+
+def resident_peak_reset() -> int:
+    """Start this process's peak resident memory (VmHWM) again from what it holds now (kB): it
+    counts what tracemalloc does not see, Arrow's buffers and the allocator's own. The peak
+    before the reset is kept in HIGHEST, for the whole computation's."""
+    HIGHEST[0] = max(HIGHEST[0], _status("VmHWM"))
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status("VmRSS")
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def traced(module: ModuleType, name: str, figures: list[tuple[str, float, float, float, float]]) -> None:
     """Replace module.name by itself measured: the module's own calls go through its globals."""
     step: Callable[..., Any] = getattr(module, name)
 
     def measured(*args: Any, **kwargs: Any) -> Any:
         before, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
+        resident = resident_peak_reset()
         started = time.perf_counter()
         result = step(*args, **kwargs)
         after, peak = tracemalloc.get_traced_memory()
-        figures.append((name, (peak - before) / MB, (after - before) / MB, time.perf_counter() - started))
+        grown = (_status("VmHWM") - resident) / 1024
+        figures.append((name, (peak - before) / MB, (after - before) / MB, grown, time.perf_counter() - started))
         return result
 
     setattr(module, name, measured)
@@ -69,15 +91,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--features-per-part", type=int, default=4)
+    parser.add_argument("--reference-rows", type=int, help="rows of the reference (default: the window's)")
     options = parser.parse_args()
     rows = options.rows
+    reference_rows = options.reference_rows or rows
     with scratch_database("driftledger_bench_combine") as _:
         registry.model_register(
             name="bench-run", task="binary_classification", owner="bench", data_schema=SCHEMA, actor=ACTOR
         )
         start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
         end = start + dt.timedelta(hours=1)
-        report(rows, 1, start)
+        report(rows, reference_rows, 1, start)
         policy = policy_load("bench-run")
         schema = parse_schema(SCHEMA)
         groups = feature_groups(schema, "binary_classification", policy.policy, options.features_per_part)
@@ -91,24 +115,29 @@ def main() -> None:
         parts = features_measure(windows["reference"].columns, windows["predictions"].columns, kinds, policy.policy)
         del windows
 
-        figures: list[tuple[str, float, float, float]] = []
+        figures: list[tuple[str, float, float, float, float]] = []
         for module, names in STEPS.items():
             for name in names:
                 traced(module, name, figures)
         tracemalloc.start()
+        resident = resident_peak_reset()
+        HIGHEST[0] = 0  # what ingestion and the parts held is not the combining task's
         started = time.perf_counter()
         services.run_result(
             "bench-run", start, end, policy.version, policy.policy, "bench", inputs, columns=combined,
             feature_parts=parts,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        whole = tracemalloc.get_traced_memory()[1] / MB
+        whole_resident = (max(HIGHEST[0], _status("VmHWM")) - resident) / 1024
         tracemalloc.stop()
-    print(f"{rows:,} rows, reference {rows:,}, labels {rows // 10:,}; the combining task reads {', '.join(combined)}")
-    print(f"  {'step':22} {'peak above its start':>22} {'held after':>12} {'time':>8}   peak / whole")
-    for name, peak, held, step_seconds in figures:
-        print(f"  {name:22} {peak:19,.0f} MB {held:9,.0f} MB {step_seconds:7.1f} s   {peak / whole:.2f}")
-    print(f"  {'whole computation':22} {whole:19,.0f} MB {'':12} {seconds:7.1f} s")
+    print(f"{rows:,} rows, reference {reference_rows:,}, labels {rows // 10:,}; "
+          f"the combining task reads {', '.join(combined)}")  # fmt: skip
+    print(f"  {'step':22} {'peak above its start':>22} {'held after':>12} {'resident peak':>15} {'time':>8}")
+    for name, peak, held, grown, step_seconds in figures:
+        print(f"  {name:22} {peak:19,.0f} MB {held:9,.0f} MB {grown:12,.0f} MB {step_seconds:7.1f} s")
+    print(f"  {'whole computation':22} {'':22} {'':12} {whole_resident:12,.0f} MB {seconds:7.1f} s")
+    print("  (peak and held: numpy and Python objects, tracemalloc; resident peak: the process's VmHWM above its")
+    print("   resident memory at the step's start, Arrow's buffers included)")
 
 
 if __name__ == "__main__":

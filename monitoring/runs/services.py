@@ -239,11 +239,12 @@ def run_result(
         if policy.get("reference", "dataset") == "dataset":
             raise RunInputError(f"model {model!r} has no reference data: POST models/{model}/reference/ first")
         raise RunInputError(f"model {model!r} has no predictions in the baseline period ({policy['reference']})")
-    labels = labels_by_id(windows["labels"].columns, schema) if windows["labels"].rows else {}
+    batches = {kind: window.batches for kind, window in windows.items()}
+    sizes = (windows["reference"].rows, windows["predictions"].rows)
     computed = compute_run(
         windows["reference"].columns,
-        windows["predictions"].columns,
-        labels=labels,
+        windows.pop("predictions").columns,  # handed over, not kept here: the run lets go of what it has read
+        labels=labels_by_id(windows.pop("labels").columns, schema),
         schema=schema,
         task=task,
         policy=policy,
@@ -251,7 +252,7 @@ def run_result(
         kpi_baseline=windows["kpi_baseline"].columns,
         history=_history_rows(windows.get("history"), schema.timestamp, start, end, policy),
         feature_parts=feature_parts,
-        sizes=(windows["reference"].rows, windows["predictions"].rows),
+        sizes=sizes,
     )
     return {
         "run_id": run_id,
@@ -259,7 +260,7 @@ def run_result(
         "window": {"start": format_time(start), "end": format_time(end)},
         "policy_version": policy_version,
         "policy": policy,
-        "inputs": {kind: window.batches for kind, window in windows.items()},
+        "inputs": batches,
         "code_version": importlib.metadata.version("driftledger"),
         "engine": ENGINE,
         "versions": computed_with(),

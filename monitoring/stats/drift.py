@@ -107,7 +107,9 @@ def _measure(feature: str, kind: str, reference: object, current: object, policy
         test = u.anderson_darling(ref, cur)
     elif method.test == "cramer_von_mises":
         test = u.cramer_von_mises(ref, cur)
-    measures = u.numerical_drift(ref, u.clipped_to_bounds(cur, ref))  # effects robust to extreme values
+    clipped = u.clipped_to_bounds(cur, ref)  # effects robust to extreme values
+    clipped.sort()  # a copy already: sorted in place, not copied again (800 MB at 100M rows)
+    measures = u.numerical_drift(np.sort(ref), clipped, presorted=True)
     return FeatureDrift(feature, kind, measures, ref_missing, cur_missing, method, _UNDECIDED, test)
 
 

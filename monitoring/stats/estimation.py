@@ -53,8 +53,9 @@ class Calibration:
         if scores.ndim != 1:  # one number (or a table): in its own shape
             return np.interp(scores, self.scores, self.probabilities)
         order = np.argsort(scores, kind="stable")
+        mapped = np.interp(scores[order], self.scores, self.probabilities)  # the sorted copy let go first
         probabilities = np.empty(scores.shape)
-        probabilities[order] = np.interp(scores[order], self.scores, self.probabilities)
+        probabilities[order] = mapped
         return probabilities
 
 
@@ -77,13 +78,38 @@ def expected_metrics(
 
 
 def _expected_auc(p: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped)."""
+    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped).
+
+    The figure of `np.trapezoid(tpr, fpr)` over the curve's points from (0, 0), to the last
+    bit, with each full-length array let go, or written over, once used: at 100M rows each is
+    800 MB, and the plain expressions held some eight of them at once."""
     order = np.argsort(-scores, kind="stable")
-    s, positive = scores[order], p[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tpr = np.r_[0.0, np.cumsum(positive)[last]] / max(positive.sum(), 1e-12)
-    fpr = np.r_[0.0, np.cumsum(1 - positive)[last]] / max((1 - positive).sum(), 1e-12)
-    return float(np.trapezoid(tpr, fpr))
+    ordered = scores[order]
+    group_ends = np.empty(ordered.size, dtype=bool)  # the last row of each run of tied scores
+    np.not_equal(ordered[1:], ordered[:-1], out=group_ends[:-1])
+    group_ends[-1] = True
+    del ordered
+    positive = p[order]
+    del order
+    running = np.cumsum(positive)
+    tpr = running[group_ends]  # the curve's points after (0, 0)
+    tpr /= max(positive.sum(), 1e-12)
+    np.subtract(1.0, positive, out=running)  # each row's expected negative
+    del positive
+    negatives = running.sum()
+    np.cumsum(running, out=running)
+    fpr = running[group_ends]
+    fpr /= max(negatives, 1e-12)
+    del running, group_ends
+    width = np.empty(fpr.size)  # from each point to the next, (0, 0) first
+    width[0] = fpr[0] - 0.0
+    np.subtract(fpr[1:], fpr[:-1], out=width[1:])
+    height = fpr  # spent: its memory holds the heights
+    height[0] = tpr[0] + 0.0
+    np.add(tpr[1:], tpr[:-1], out=height[1:])
+    np.multiply(width, height, out=width)
+    np.divide(width, 2.0, out=width)
+    return float(width.sum())
 
 
 @dataclass(frozen=True)

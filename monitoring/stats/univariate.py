@@ -196,9 +196,10 @@ class NumericalDrift:
     hellinger: float
 
 
-def numerical_drift(reference: np.ndarray, current: np.ndarray) -> NumericalDrift:
-    """Every numerical measure for one feature; both samples finite (see split_missing)."""
-    ref, cur = np.sort(reference), np.sort(current)
+def numerical_drift(reference: np.ndarray, current: np.ndarray, *, presorted: bool = False) -> NumericalDrift:
+    """Every numerical measure for one feature; both samples finite (see split_missing), and
+    ascending with `presorted`."""
+    ref, cur = (reference, current) if presorted else (np.sort(reference), np.sort(current))
     edges = quantile_edges(ref, presorted=True)
     expected, actual = binned_shares(ref, edges, presorted=True), binned_shares(cur, edges, presorted=True)
     statistic, distance = ks_and_wasserstein(ref, cur)
