@@ -14,6 +14,7 @@ computation's peak: the step that sets it is the one to make smaller.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import time
 import tracemalloc
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pyarrow as pa
 from _common import ACTOR, scratch_database
 from fanout import report
 from run import SCHEMA
@@ -50,6 +52,7 @@ STEPS = {
 }
 
 
+LIBC = ctypes.CDLL("libc.so.6")
 HIGHEST = [0]  # the process's peak resident memory (kB) over every reset
 
 
@@ -58,6 +61,8 @@ def resident_peak_reset() -> int:
     counts what tracemalloc does not see, Arrow's buffers and the allocator's own. The peak
     before the reset is kept in HIGHEST, for the whole computation's."""
     HIGHEST[0] = max(HIGHEST[0], _status("VmHWM"))
+    pa.default_memory_pool().release_unused()  # what was freed is given back: the start is what is held
+    LIBC.malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")
     return _status("VmRSS")
 

@@ -4,6 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitoring.ingestion.selectors import IDS
 from monitoring.stats.quality import Finding, duplicate_findings, quality_findings
 
 RNG = np.random.default_rng(5)
@@ -68,14 +69,25 @@ def test_quantile_range_flags_the_tails():
     assert finding.count == 2
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(st.integers(0, 400), st.integers(0, 10_000), st.booleans())
-def test_duplicate_text_ids_are_what_a_count_of_every_id_finds(rows, seed, missing):
-    """The text path counts only the repeated ids; checked against Python's own count of all."""
+SPELLINGS = ("id-", "é", "Ä-", "😀", "a\x00", "", "a-long-prefix-past-sixteen-bytes-")
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(st.integers(0, 400), st.integers(0, 10_000), st.booleans(), st.booleans())
+def test_duplicate_text_ids_are_what_a_count_of_every_id_finds(rows, seed, missing, compact):
+    """Both text paths (Python strings by Arrow's hash, numpy's compact strings as a run reads
+    its ids, by a sort) count only the repeated ids; checked against Python's own count of all,
+    with texts that sort differently by code point and by byte, and missing ids."""
     rng = np.random.default_rng(seed)
-    ids = np.array([f"id-{v}" for v in rng.integers(0, max(rows, 1) * 2, rows)], dtype=object)
+    spelled = [
+        SPELLINGS[p] + str(v)
+        for p, v in zip(rng.integers(0, 7, rows), rng.integers(0, max(rows, 1), rows), strict=True)
+    ]
+    ids = np.array(spelled, dtype=object)
     if missing and rows:
         ids[rng.random(rows) < 0.2] = None
+    if compact:
+        ids = ids.astype(IDS)
     found = duplicate_findings("id", ids)
     counted = Counter(v for v in ids.tolist() if v is not None)
     repeated = sorted(v for v, n in counted.items() if n > 1)
