@@ -53,7 +53,7 @@ def one_table(digests: list[str], columns: list[str] | None, start: dt.datetime,
     keep = pc.and_(keep, pc.less(times, pa.scalar(end, type=selectors.TIMESTAMP)))
     whole = whole.filter(pc.fill_null(keep, False))
     names = whole.column_names if columns is None else columns
-    return {name: selectors._numpy(whole.column(name)) for name in names}
+    return {name: selectors._numpy(list(whole.column(name).chunks), whole.column(name).type) for name in names}
 
 
 def measure(way: str, columns: list[str] | None, start: dt.datetime, end: dt.datetime) -> dict:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from monitoring.stats.quality import (
     findings_in_order,
     quality_findings,
 )
-from monitoring.stats.segments import rank_by_drift, segment_keys, segment_rows, segment_shift
+from monitoring.stats.segments import rank_by_drift, segment_cohorts, segment_keys, segment_rows, segment_shift
 from monitoring.stats.uncertainty import Z_95, auc_with_variance, rate_variance, significant_gap
 from monitoring.stats.univariate import wasserstein_normed
 
@@ -47,11 +48,75 @@ Columns = Mapping[str, np.ndarray]
 CRITICAL_FINDINGS = (Finding.MISSING_COLUMN, Finding.TYPE_CHANGE, Finding.ALL_MISSING, Finding.ENCODING_CHANGE)
 
 
-def labels_by_id(labels: Columns, schema: DataSchema) -> dict[Any, Any]:
+TRUTH_CHUNK_ROWS = 10_000_000  # a window's ids looked up as Arrow text this many at a time
+
+
+class LabelRows(Mapping[Any, Any]):
+    """The target of each labelled prediction id, from the model's label rows (an id labelled
+    twice: its last row). Held as those rows' two columns; the dictionary of them, some 120
+    bytes a label (1.2 GB at 10M labels), is made only when a lookup by key asks for it."""
+
+    def __init__(self, ids: np.ndarray, targets: np.ndarray) -> None:
+        self.ids, self.targets = ids, targets
+
+    @cached_property
+    def _by_id(self) -> dict[Any, Any]:
+        return dict(zip(self.ids.tolist(), self.targets.tolist(), strict=True))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._by_id[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __bool__(self) -> bool:
+        return bool(self.ids.size)
+
+    def found(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(the indices of the rows of `ids` that have a label, their targets) when both sides'
+        ids are texts: by Arrow's hash, TRUTH_CHUNK_ROWS rows at a time, so that the window's
+        ids are never all Arrow text at once (1.6 GB at 100M). None: not texts."""
+        label_texts = arrow_texts(self.ids[::-1])  # reversed: an id's first match is its last row
+        if label_texts is None or ids.dtype.kind not in "OT":
+            return None
+        rows, matches = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+        for start in range(0, ids.size, TRUTH_CHUNK_ROWS):
+            texts = _texts_or_nulls(ids[start : start + TRUTH_CHUNK_ROWS])
+            if texts is None:
+                return None
+            index = pc.index_in(texts, value_set=label_texts, skip_nulls=False)  # a missing id matches one
+            rows.append(np.flatnonzero(index.is_valid().to_numpy(zero_copy_only=False)) + start)
+            matches.append(index.drop_null().to_numpy().astype(np.int64))
+        label_rows = self.ids.size - 1 - np.concatenate(matches)
+        # Python objects, as the dictionary of them holds them.
+        return np.concatenate(rows), np.array(self.targets[label_rows].tolist(), dtype=object)
+
+
+def _texts_or_nulls(ids: np.ndarray) -> pa.Array | None:
+    """Arrow text of ids that are texts or missing, a chunk of them all missing included."""
+    texts = arrow_texts(ids)
+    if texts is None and all(value is None for value in ids.tolist()):
+        return pa.nulls(len(ids), pa.string())
+    return texts
+
+
+def labels_by_id(labels: Columns, schema: DataSchema) -> LabelRows:
     """The target of each labelled prediction id, from the model's label rows."""
     if not schema.target or schema.id not in labels or schema.target not in labels:
-        return {}
-    return dict(zip(labels[schema.id].tolist(), labels[schema.target].tolist(), strict=True))
+        return LabelRows(np.empty(0, dtype=object), np.empty(0, dtype=object))
+    return LabelRows(np.asarray(labels[schema.id]), np.asarray(labels[schema.target]))
+
+
+def labelled_targets(ids: np.ndarray, labels: Mapping[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(the indices of the rows whose id has a label, their targets as Python objects)."""
+    found = labels.found(ids) if isinstance(labels, LabelRows) else None
+    if found is not None:
+        return found
+    rows = labelled_rows(ids, labels)
+    return rows, np.array([labels[ids[i]] for i in rows], dtype=object)
 
 
 def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
@@ -310,11 +375,9 @@ def _current_truth(
     """(targets, predictions or scores, row indices) of the window's rows that have a label."""
     if not labels or schema.id not in current:
         return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
-    ids = current[schema.id]
-    found = labelled_rows(ids, labels)
+    found, targets = labelled_targets(current[schema.id], labels)
     if found.size == 0:
         return np.empty(0), np.empty(0), found
-    targets = np.array([labels[ids[i]] for i in found], dtype=object)
     return targets, current[schema.score_column(current)][found], found
 
 
@@ -482,8 +545,8 @@ def _segments(reference: Columns, current: Columns, schema: DataSchema, policy) 
     for column in schema.segments:
         if column not in reference or column not in current:
             continue
-        ref_keys = segment_keys({column: reference[column]})
-        cur_keys = segment_keys({column: current[column]})
+        ref_keys = segment_cohorts({column: reference[column]})
+        cur_keys = segment_cohorts({column: current[column]})
         for share in segment_shift(ref_keys, cur_keys):
             if share.new and share.current_share >= settings["new_share"]:
                 checks.append(

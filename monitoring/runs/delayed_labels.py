@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
 import orjson
 from django.db import transaction
 
@@ -26,7 +27,7 @@ from monitoring.ingestion.selectors import window_from_batches, window_load
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import DataSchema, Task, parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.checks import labelled_rows, labels_by_id, task_metric
+from monitoring.runs.checks import labelled_targets, labels_by_id, task_metric
 from monitoring.runs.diagnosis import diagnose
 from monitoring.runs.domain import (
     STREAM,
@@ -69,7 +70,9 @@ def runs_evaluate_labels(model: str) -> list[RecordedEvent]:
     return recorded
 
 
-def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict, label_batches: list[str]) -> list[RecordedEvent]:
+def _evaluate(
+    run: Run, schema: DataSchema, task: str, labels: Mapping[Any, Any], label_batches: list[str]
+) -> list[RecordedEvent]:
     predictions = list(
         Batch.objects.filter(sha256__in=run.input_digests, kind=BatchKind.PREDICTIONS).values_list("sha256", flat=True)
     )
@@ -80,10 +83,9 @@ def _evaluate(run: Run, schema: DataSchema, task: str, labels: dict, label_batch
     if not window.rows:
         return []
     ids = window.columns[schema.id]
-    labelled = labelled_rows(ids, labels)
+    labelled, targets = labelled_targets(ids, labels)
     if labelled.size < MIN_LABELLED or labelled.size <= run_load(str(run.run_id)).labelled_rows:
         return []  # too few, or no more than at the last evaluation
-    targets = np.array([labels[ids[i]] for i in labelled], dtype=object)
     if task == Task.BINARY_CLASSIFICATION and len(set(targets.tolist())) < 2:
         return []
     stored = _stored_result(run)

@@ -3,7 +3,7 @@ the ranking of segments by drift or by performance drop, with a minimum support 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,59 @@ def _factorized(values: np.ndarray) -> tuple[list[str], np.ndarray]:
     return labels, codes
 
 
+FEW_SEGMENTS = 16
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Cohorts:
+    """Each row's segment key as a code into `names`: what `segment_keys` spells out per row,
+    held as 4 bytes a row instead of a pointer and the work of hashing every key again."""
+
+    names: np.ndarray  # the distinct keys that occur, sorted
+    codes: np.ndarray  # int32: each row's index into names
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=self.names.size)
+
+    def rows(self, segments: list[str]) -> Iterator[np.ndarray]:
+        """The indices of each segment's rows, ascending, in turn. A few segments take one pass
+        over the codes each; many, one stable sort of all the rows (8 bytes a row more)."""
+        position = {name: index for index, name in enumerate(self.names.tolist())}
+        if len(segments) <= FEW_SEGMENTS:
+            for segment in segments:
+                yield np.flatnonzero(self.codes == position[segment]) if segment in position else _NO_ROWS
+            return
+        order = np.argsort(self.codes, kind="stable")
+        bounds = np.r_[0, np.cumsum(self.counts)]
+        for segment in segments:
+            index = position.get(segment)
+            yield _NO_ROWS if index is None else order[bounds[index] : bounds[index + 1]]
+
+
+def segment_cohorts(columns: Mapping[str, np.ndarray]) -> Cohorts:
+    """The rows' segment keys (as `segment_keys` spells them), factorized. One column is read
+    as its distinct values; several are spelled out row by row first."""
+    if len(columns) != 1:
+        return _as_cohorts(segment_keys(columns))
+    ((name, values),) = columns.items()
+    labels, codes = _factorized(values)
+    keys = [f"{name}={label}" for label in labels]  # a value "None" and a missing one share a key
+    occurring = np.bincount(codes, minlength=len(keys)) > 0
+    names = sorted({key for key, present in zip(keys, occurring.tolist(), strict=True) if present})
+    position = {key: index for index, key in enumerate(names)}
+    lookup = np.array([position.get(key, -1) for key in keys], dtype=np.int32)
+    return Cohorts(np.array(names, dtype=object), lookup[codes])
+
+
+def _as_cohorts(keys: np.ndarray | Cohorts) -> Cohorts:
+    if isinstance(keys, Cohorts):
+        return keys
+    names, codes = _factorize(keys)
+    return Cohorts(names, codes.astype(np.int32))
+
+
 @dataclass(frozen=True)
 class SegmentShare:
     segment: str
@@ -46,18 +99,27 @@ class SegmentShare:
 
 
 def segment_shift(
-    reference_keys: np.ndarray, current_keys: np.ndarray, rare_share: float = 0.001
+    reference_keys: np.ndarray | Cohorts, current_keys: np.ndarray | Cohorts, rare_share: float = 0.001
 ) -> list[SegmentShare]:
     """Each segment's share in reference and current, largest absolute change first."""
-    segments, codes = _factorize(np.concatenate([reference_keys, current_keys]))
-    ref = np.bincount(codes[: reference_keys.size], minlength=segments.size) / max(reference_keys.size, 1)
-    counts = np.bincount(codes[reference_keys.size :], minlength=segments.size)
-    cur = counts / max(current_keys.size, 1)
+    reference, current = _as_cohorts(reference_keys), _as_cohorts(current_keys)
+    segments = np.array(sorted({*reference.names.tolist(), *current.names.tolist()}), dtype=object)
+    ref = _counts_over(reference, segments) / max(reference.codes.size, 1)
+    counts = _counts_over(current, segments)
+    cur = counts / max(current.codes.size, 1)
     shares = [
         SegmentShare(str(s), float(r), float(c), int(n), bool(r < rare_share and c > 0))
         for s, r, c, n in zip(segments, ref, cur, counts, strict=True)
     ]
     return sorted(shares, key=lambda share: -abs(share.current_share - share.reference_share))
+
+
+def _counts_over(cohorts: Cohorts, segments: np.ndarray) -> np.ndarray:
+    """The rows of each of `segments` (a superset of the cohorts' names)."""
+    position = {name: index for index, name in enumerate(segments.tolist())}
+    counts = np.zeros(segments.size, dtype=np.int64)
+    counts[[position[name] for name in cohorts.names.tolist()]] = cohorts.counts
+    return counts
 
 
 def per_segment(keys: np.ndarray, metric: Callable[[np.ndarray], object], min_support: int = 100) -> dict:
@@ -114,14 +176,21 @@ def rank_by_drift(
 ) -> list[SegmentChange]:
     """Every segment's drift: effect(reference rows, current rows) within the segment, for
     example the normed Wasserstein distance of a feature; largest first."""
-    reference_rows, current_rows = _rows_by_segment(reference_keys), _rows_by_segment(current_keys)
-    changes = []
-    for segment in sorted(set(reference_rows) | set(current_rows)):
-        ref_idx = reference_rows.get(segment, np.empty(0, dtype=np.int64))
-        cur_idx = current_rows.get(segment, np.empty(0, dtype=np.int64))
-        supported = ref_idx.size >= min_support and cur_idx.size >= min_support
-        drift = float(effect(ref_idx, cur_idx)) if supported else None
-        changes.append(SegmentChange(segment, None, None, drift, int(ref_idx.size), int(cur_idx.size)))
+    reference, current = _as_cohorts(reference_keys), _as_cohorts(current_keys)
+    ref_sizes = dict(zip(reference.names.tolist(), reference.counts.tolist(), strict=True))
+    cur_sizes = dict(zip(current.names.tolist(), current.counts.tolist(), strict=True))
+    segments = sorted(set(ref_sizes) | set(cur_sizes))
+    supported = [s for s in segments if ref_sizes.get(s, 0) >= min_support and cur_sizes.get(s, 0) >= min_support]
+    drifts = {
+        segment: float(effect(ref_rows, cur_rows))
+        for segment, ref_rows, cur_rows in zip(
+            supported, reference.rows(supported), current.rows(supported), strict=True
+        )
+    }
+    changes = [
+        SegmentChange(segment, None, None, drifts.get(segment), ref_sizes.get(segment, 0), cur_sizes.get(segment, 0))
+        for segment in segments
+    ]
     return sorted(changes, key=_worst_first)
 
 

@@ -4,6 +4,7 @@ which rows have a label (`id in labels`), which outcomes are known, and labels a
 from __future__ import annotations
 
 import copy
+from unittest import mock
 
 import numpy as np
 from hypothesis import given, settings
@@ -11,8 +12,12 @@ from hypothesis import strategies as st
 
 from monitoring.ingestion.selectors import IDS
 from monitoring.policies.document import DEFAULT_POLICY, complete_policy
-from monitoring.runs.checks import _known, _label_drift, _texts, labelled_rows
+from monitoring.registry.data_schema import parse_schema
+from monitoring.runs import checks
+from monitoring.runs.checks import _known, _label_drift, _texts, labelled_rows, labelled_targets, labels_by_id
 from monitoring.stats.quality import duplicate_findings
+
+SCHEMA = parse_schema({"numerical": ["x"], "prediction": "score", "target": "y"})
 
 
 def _by_python(ids: np.ndarray, labels: dict) -> np.ndarray:
@@ -42,6 +47,33 @@ def test_labelled_rows_are_the_rows_whose_id_is_in_the_labels(rows, seed, kind, 
     assert found.dtype == np.int64 and found.tolist() == _by_python(ids, labels).tolist()
     if kind == "text":  # as a window holds ids: compact strings
         assert labelled_rows(ids.astype(IDS), labels).tolist() == found.tolist()
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(st.integers(0, 300), st.integers(0, 10_000), st.booleans(), st.booleans(), st.sampled_from([7, 10_000]))
+def test_labels_held_as_rows_find_what_a_dictionary_of_them_finds(rows, seed, missing, compact, chunk):
+    """A run holds its labels as the label rows (`LabelRows`) and looks the window's ids up by
+    Arrow, a chunk of rows at a time; the rows and targets are those a dictionary of the label
+    rows gives (an id labelled twice: its last row), with missing ids, NULs and several chunks."""
+    rng = np.random.default_rng(seed)
+    spell = np.array(["p-", "é", "a\x00", ""], dtype=object)
+    ids = np.array([spell[v % 4] + str(v) for v in rng.integers(0, max(rows, 1) * 2, rows)], dtype=object)
+    drawn = rng.integers(0, max(rows, 1) * 2, rows // 2 + 1)  # some ids labelled twice
+    label_ids = np.array([spell[v % 4] + str(v) for v in drawn], dtype=object)
+    targets = rng.integers(0, 2, label_ids.size).astype(float)
+    if missing and rows:
+        ids[rng.random(rows) < 0.2] = None
+        label_ids[0] = None
+    if compact:  # as a window holds ids
+        ids, label_ids = ids.astype(IDS), label_ids.astype(IDS)
+    by_id = dict(zip(label_ids.tolist(), targets.tolist(), strict=True))
+    expected = _by_python(ids, by_id)
+    labels = labels_by_id({"id": label_ids, "y": targets}, SCHEMA)
+    with mock.patch.object(checks, "TRUTH_CHUNK_ROWS", chunk):
+        found, got = labelled_targets(ids, labels)
+        assert rows < 20 or labels.found(ids) is not None  # Arrow's lookup, not the dictionary's
+    assert found.tolist() == expected.tolist()
+    assert got.dtype == object and got.tolist() == [by_id[ids[i]] for i in expected]
 
 
 def test_a_missing_id_has_a_label_only_when_a_label_row_has_no_id_either():

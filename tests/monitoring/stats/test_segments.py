@@ -81,3 +81,32 @@ def test_segments_rank_by_drift_within_them():
     south_ref, south_cur = ref_income[ref_region == "s"], cur_income[cur_region == "s"]
     assert ranking[0].change == pytest.approx(wasserstein_normed(south_ref, south_cur), rel=1e-12)
     assert ranking[0].change > 0.7 and ranking[1].change < 0.1
+
+
+@pytest.mark.parametrize("distinct", [5, 40])  # few segments: a pass over the codes each; many: one sort
+def test_cohorts_give_what_every_rows_key_gives(distinct):
+    """A run factorizes a segment column once (`segment_cohorts`, 4 bytes a row); the shares and
+    the drift ranking are those of the keys spelled out row by row, with missing values, the
+    text "None" (the key a missing value reads as), numbers, and keys that sort apart by bytes."""
+    rng = np.random.default_rng(distinct)
+    vocabulary = np.array(
+        [None, "None", float("nan"), 3, "é", "Z", "x|y", *(f"s{i}" for i in range(distinct))], dtype=object
+    )
+    reference = vocabulary[rng.integers(0, vocabulary.size, 4000)]
+    current = vocabulary[rng.integers(2, vocabulary.size, 5000)]
+    before, after = rng.random(reference.size), rng.random(current.size) + 0.2
+
+    def effect(ref_rows: np.ndarray, cur_rows: np.ndarray) -> float:
+        assert np.all(np.diff(ref_rows) > 0) and np.all(np.diff(cur_rows) > 0)  # ascending, as a mask gives
+        return wasserstein_normed(before[ref_rows], after[cur_rows]) + ref_rows.sum() * 1e-12
+
+    keyed = c.segment_keys({"region": reference}), c.segment_keys({"region": current})
+    coded = c.segment_cohorts({"region": reference}), c.segment_cohorts({"region": current})
+    assert coded[0].codes.dtype == np.int32
+    assert c.segment_shift(*coded) == c.segment_shift(*keyed)
+    ranked = c.rank_by_drift(*coded, effect, min_support=50)
+    assert ranked == c.rank_by_drift(*keyed, effect, min_support=50)
+    assert sum(change.change is not None for change in ranked) > (c.FEW_SEGMENTS if distinct > 20 else 1)
+    by_segment = {change.segment: change for change in ranked}  # a mixed column reads its values' text
+    assert by_segment["region=None"].reference_rows == sum(v is None or v == "None" for v in reference)
+    assert by_segment["region=nan"].reference_rows == sum(v != v for v in reference)
