@@ -2,11 +2,13 @@
 
 bench/fanout.py's window (bench/run.py's 25 features, an N-row reference, N/10 labels) is split
 as a fanned-out run splits it; the parts are measured first, then the combining task's
-computation (`run_result` on the columns it reads) runs in this process under tracemalloc,
-which counts every numpy array and Python object (not Arrow's buffers, which reading lets go
-before the checks start). For each step: the most it held at once above what it started with,
-what it still held when it returned, and its time. The baseline in the same run is the whole
-computation's peak: the step that sets it is the one to make smaller.
+computation (`run_result` on the columns it reads) runs in this process. For each step: the
+most it held at once above what it started with and what it still held when it returned, by
+tracemalloc (numpy arrays and Python objects), and the growth of the process's resident memory
+over the step (VmHWM, started again at each step through /proc/self/clear_refs, after what was
+freed is given back), which counts Arrow's buffers and the allocator's own as well; and its
+time. The whole computation's resident peak is the figure to compare across code: the step that
+sets it is the one to make smaller.
 
     python bench/combine_memory.py [--rows 2000000] [--reference-rows N]
 """

@@ -165,24 +165,28 @@ RELEASE_EVERY_ROWS = 8_000_000  # Arrow's freed memory is given back this often 
 
 def _numpy(chunks: list[pa.Array], kind: pa.DataType, *, ids: bool = False) -> np.ndarray:
     """One column of the window as numpy, from its pieces, which this takes (the list is emptied).
-    Numbers and ids are copied a piece at a time into one array, each piece let go once copied:
-    the column is held about once, not as its pieces and a whole copy besides (at 20M rows the
-    ids' pieces and their concatenation held 640 MB more at the read's peak)."""
+    Numbers, ids and categories are copied a piece at a time into one array, each piece let go
+    once copied: the column is held about once, not as its pieces and a whole copy besides (at
+    20M rows the ids' pieces and their concatenation held 640 MB more at the read's peak)."""
     if pa.types.is_floating(kind) or pa.types.is_integer(kind):
         return _filled(chunks, np.float64, lambda chunk: pc.cast(chunk, pa.float64()).to_numpy(zero_copy_only=False))
     if ids and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         # Python strings for one piece at a time only, made compact as they are copied.
         return _filled(chunks, IDS, lambda chunk: chunk.to_numpy(zero_copy_only=False))
+    if pa.types.is_dictionary(kind):  # categories: each piece decoded through its own dictionary
+        return _filled(chunks, object, _decoded)
     column = pa.chunked_array(chunks, type=kind)
     chunks.clear()
     if pa.types.is_timestamp(kind):
         return column.to_numpy()
-    if pa.types.is_dictionary(kind):  # categories: decoding through the dictionary is one take
-        encoded = column.unify_dictionaries().combine_chunks()
-        labels = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
-        codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
-        return labels[codes]
     return column.to_numpy(zero_copy_only=False)  # other texts: object arrays, None where missing
+
+
+def _decoded(chunk: pa.DictionaryArray) -> np.ndarray:
+    """A piece of categories as an object array (None where missing): one take through its
+    dictionary, each distinct value one Python string."""
+    labels = np.array([*chunk.dictionary.to_pylist(), None], dtype=object)
+    return labels[pc.fill_null(chunk.indices, len(chunk.dictionary)).to_numpy(zero_copy_only=False)]
 
 
 def _filled(chunks: list[pa.Array], dtype: Any, converted: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
