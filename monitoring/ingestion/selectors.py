@@ -91,17 +91,15 @@ def window_from_batches(
     pieces: list[pa.Table] = []
     timed: list[bool] = []
     read_any_column = False
-    times_let_go: list[pa.Schema] = []
+    schemas: list[pa.Schema] = []  # as read, times included: what must be reconciled is unchanged
     for table in _read_ahead(digests, wanted, repeated_texts):
         timed.append(time_column in table.column_names)
         read_any_column = read_any_column or table.num_columns > 0
         piece = _between(table, time_column, start, end)  # only the wanted columns were read
-        if cut_only and time_column in piece.column_names:
-            times_let_go.append(pa.schema([piece.schema.field(time_column)]))
+        schemas.append(piece.schema)
+        if cut_only and len(piece.schema.get_all_field_indices(time_column)) == 1:
             piece = piece.drop_columns([time_column])
         pieces.append(piece)
-    if times_let_go:  # as for the columns kept: times of types that cannot be reconciled are an error
-        pa.unify_schemas(times_let_go, promote_options="default")
     if not pieces:
         return Window({name: np.empty(0) for name in columns or []}, 0, [])
     if not read_any_column:  # as one table of them: no column, no row
@@ -111,7 +109,7 @@ def window_from_batches(
         pieces = [piece if has_times else piece.slice(0, 0) for piece, has_times in zip(pieces, timed, strict=True)]
     # As concatenating the tables would: a column missing from a batch is null there, and types
     # that cannot be reconciled across batches are an error.
-    unified = pa.unify_schemas([piece.schema for piece in pieces], promote_options="default")
+    unified = pa.unify_schemas(schemas, promote_options="default")
     names = unified.names if columns is None else [n for n in dict.fromkeys(columns) if n in unified.names]
     sizes = [piece.num_rows for piece in pieces]
     found: dict[str, np.ndarray] = {}

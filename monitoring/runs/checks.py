@@ -79,17 +79,22 @@ class LabelRows(Mapping[Any, Any]):
         """(the indices of the rows of `ids` that have a label, their targets) when both sides'
         ids are texts: by Arrow's hash, TRUTH_CHUNK_ROWS rows at a time, so that the window's
         ids are never all Arrow text at once (1.6 GB at 100M). None: not texts."""
-        label_texts = arrow_texts(self.ids[::-1])  # reversed: an id's first match is its last row
-        if label_texts is None or ids.dtype.kind not in "OT":
+        if ids.dtype.kind not in "OT" or self.ids.dtype.kind not in "OT":
             return None
-        rows, matches = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
-        for start in range(0, ids.size, TRUTH_CHUNK_ROWS):
-            texts = _texts_or_nulls(ids[start : start + TRUTH_CHUNK_ROWS])
-            if texts is None:
+        try:  # what Arrow cannot read as text (a huge integer, a lone surrogate) is compared by Python
+            label_texts = arrow_texts(self.ids[::-1])  # reversed: an id's first match is its last row
+            if label_texts is None:
                 return None
-            index = pc.index_in(texts, value_set=label_texts, skip_nulls=False)  # a missing id matches one
-            rows.append(np.flatnonzero(index.is_valid().to_numpy(zero_copy_only=False)) + start)
-            matches.append(index.drop_null().to_numpy().astype(np.int64))
+            rows, matches = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+            for start in range(0, ids.size, TRUTH_CHUNK_ROWS):
+                texts = _texts_or_nulls(ids[start : start + TRUTH_CHUNK_ROWS])
+                if texts is None:
+                    return None
+                index = pc.index_in(texts, value_set=label_texts, skip_nulls=False)  # a missing id matches one
+                rows.append(np.flatnonzero(index.is_valid().to_numpy(zero_copy_only=False)) + start)
+                matches.append(index.drop_null().to_numpy().astype(np.int64))
+        except (OverflowError, UnicodeError):
+            return None
         label_rows = self.ids.size - 1 - np.concatenate(matches)
         # Python objects, as the dictionary of them holds them.
         return np.concatenate(rows), np.array(self.targets[label_rows].tolist(), dtype=object)
@@ -128,10 +133,13 @@ def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
         known = np.array(keys, dtype=float)  # a NaN id is never a label's: NaN equals nothing
         return np.flatnonzero(np.isin(ids, known[~np.isnan(known)]) & ~np.isnan(ids))
     if ids.dtype.kind in "OT" and all(key is None or type(key) is str for key in keys):
-        texts = arrow_texts(ids)
-        if texts is not None:  # a missing id matches a missing label id
-            found = pc.is_in(texts, value_set=pa.array(keys, type=pa.string()), skip_nulls=False)
-            return np.flatnonzero(found.to_numpy(zero_copy_only=False))
+        try:  # a lone surrogate has no UTF-8 for Arrow: compared by Python
+            texts = arrow_texts(ids)
+            if texts is not None:  # a missing id matches a missing label id
+                found = pc.is_in(texts, value_set=pa.array(keys, type=pa.string()), skip_nulls=False)
+                return np.flatnonzero(found.to_numpy(zero_copy_only=False))
+        except UnicodeError:
+            pass
     return np.array([i for i, key in enumerate(ids.tolist()) if key in labels], dtype=np.int64)
 
 
@@ -193,9 +201,11 @@ def compute_run(
         if CheckKind.PERFORMANCE in enabled and truth[0].size:
             checks += ranking_quality_checks(reference, current, labels, schema, policy)
         target = None
-    # Nothing after this reads the ids or the labels: a caller that hands them over (run_result)
-    # lets them go here, before the checks that hold the most (1.6 GB of ids at 100M rows).
-    current = {name: values for name, values in current.items() if name != schema.id}
+    # Nothing after this reads the ids (unless they are a segment too) or the labels: a caller
+    # that hands them over (run_result) lets them go here, before the checks that hold the most
+    # (1.6 GB of ids at 100M rows).
+    if schema.id not in {*schema.segments, *schema.features, schema.prediction, schema.score, schema.target}:
+        current = {name: values for name, values in current.items() if name != schema.id}
     labels = {}
     if CheckKind.LABEL_DRIFT in enabled and target and truth[0].size >= 30:
         checks += _label_drift(reference, truth, target, task, policy)

@@ -85,23 +85,27 @@ def _expected_auc(p: np.ndarray, scores: np.ndarray) -> float:
     800 MB, and the plain expressions held some eight of them at once."""
     order = np.argsort(-scores, kind="stable")
     ordered = scores[order]
-    group_ends = np.empty(ordered.size, dtype=bool)  # the last row of each run of tied scores
+    # The last row of each run of tied scores: where the next differs (np.diff's nonzero: an
+    # infinity is never tied, inf - inf being NaN).
+    group_ends = np.empty(ordered.size, dtype=bool)
     np.not_equal(ordered[1:], ordered[:-1], out=group_ends[:-1])
+    group_ends[:-1] |= np.isinf(ordered[:-1])
     group_ends[-1] = True
     del ordered
     positive = p[order]
     del order
     running = np.cumsum(positive)
-    tpr = running[group_ends]  # the curve's points after (0, 0)
+    rates = np.result_type(running.dtype, 0.0)  # as np.r_[0.0, ...] gives: float32 stays float32
+    tpr = running[group_ends].astype(rates)  # the curve's points after (0, 0)
     tpr /= max(positive.sum(), 1e-12)
-    np.subtract(1.0, positive, out=running)  # each row's expected negative
+    np.subtract(1, positive, out=running)  # each row's expected negative
     del positive
     negatives = running.sum()
     np.cumsum(running, out=running)
-    fpr = running[group_ends]
+    fpr = running[group_ends].astype(rates)
     fpr /= max(negatives, 1e-12)
     del running, group_ends
-    width = np.empty(fpr.size)  # from each point to the next, (0, 0) first
+    width = np.empty(fpr.size, dtype=fpr.dtype)  # from each point to the next, (0, 0) first
     width[0] = fpr[0] - 0.0
     np.subtract(fpr[1:], fpr[:-1], out=width[1:])
     height = fpr  # spent: its memory holds the heights

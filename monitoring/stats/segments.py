@@ -3,7 +3,7 @@ the ranking of segments by drift or by performance drop, with a minimum support 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,9 +77,19 @@ def segment_cohorts(columns: Mapping[str, np.ndarray]) -> Cohorts:
     keys = [f"{name}={label}" for label in labels]  # a value "None" and a missing one share a key
     occurring = np.bincount(codes, minlength=len(keys)) > 0
     names = sorted({key for key, present in zip(keys, occurring.tolist(), strict=True) if present})
+    if _tied_as_numpy_text(names):
+        return _as_cohorts(segment_keys(columns))
     position = {key: index for index, key in enumerate(names)}
     lookup = np.array([position.get(key, -1) for key in keys], dtype=np.int32)
     return Cohorts(np.array(names, dtype=object), lookup[codes])
+
+
+def _tied_as_numpy_text(keys: Iterable[str]) -> bool:
+    """Whether two of the keys are one as numpy's fixed-width text (it drops trailing NULs), the
+    order segments were always sorted in: their order is then as each was first seen, which
+    only the keys spelled out row by row tell."""
+    distinct = set(keys)
+    return len({key.rstrip("\x00") for key in distinct}) < len(distinct)
 
 
 def _as_cohorts(keys: np.ndarray | Cohorts) -> Cohorts:
@@ -103,9 +113,16 @@ def segment_shift(
 ) -> list[SegmentShare]:
     """Each segment's share in reference and current, largest absolute change first."""
     reference, current = _as_cohorts(reference_keys), _as_cohorts(current_keys)
-    segments = np.array(sorted({*reference.names.tolist(), *current.names.tolist()}), dtype=object)
-    ref = _counts_over(reference, segments) / max(reference.codes.size, 1)
-    counts = _counts_over(current, segments)
+    union = {*reference.names.tolist(), *current.names.tolist()}
+    if _tied_as_numpy_text(union):  # in the order the keys of both sides, spelled out, give
+        whole = _as_cohorts(np.concatenate([reference.names[reference.codes], current.names[current.codes]]))
+        segments = whole.names
+        ref_counts = np.bincount(whole.codes[: reference.codes.size], minlength=segments.size)
+        counts = np.bincount(whole.codes[reference.codes.size :], minlength=segments.size)
+    else:
+        segments = np.array(sorted(union), dtype=object)
+        ref_counts, counts = _counts_over(reference, segments), _counts_over(current, segments)
+    ref = ref_counts / max(reference.codes.size, 1)
     cur = counts / max(current.codes.size, 1)
     shares = [
         SegmentShare(str(s), float(r), float(c), int(n), bool(r < rare_share and c > 0))

@@ -7,6 +7,7 @@ import copy
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,15 @@ from monitoring.ingestion.selectors import IDS
 from monitoring.policies.document import DEFAULT_POLICY, complete_policy
 from monitoring.registry.data_schema import parse_schema
 from monitoring.runs import checks
-from monitoring.runs.checks import _known, _label_drift, _texts, labelled_rows, labelled_targets, labels_by_id
+from monitoring.runs.checks import (
+    _known,
+    _label_drift,
+    _texts,
+    compute_run,
+    labelled_rows,
+    labelled_targets,
+    labels_by_id,
+)
 from monitoring.stats.quality import duplicate_findings
 
 SCHEMA = parse_schema({"numerical": ["x"], "prediction": "score", "target": "y"})
@@ -117,3 +126,36 @@ def test_ids_held_as_compact_strings_count_their_duplicates_as_python_strings_do
     (expected,) = duplicate_findings("id", ids)
     assert duplicate_findings("id", ids.astype(IDS)) == [expected]
     assert expected.examples == ("a", "b", "é" * 20) and expected.count == 6
+
+
+@pytest.mark.parametrize(
+    ("label_ids", "ids"),
+    [
+        ([2**70, 5, 2**70], [2**70, 3, 5]),  # past what Arrow reads as a number
+        (["a", "\ud800"], ["a", "b"]),  # a lone surrogate: no UTF-8 for Arrow
+        (["a", "\ud800"], [1.0, 2.0]),
+    ],
+)
+def test_ids_arrow_cannot_read_are_matched_as_python_matches_them(label_ids, ids):
+    labels = labels_by_id(
+        {"id": np.array(label_ids, dtype=object), "y": np.arange(len(label_ids), dtype=float)}, SCHEMA
+    )
+    ids = np.array(ids, dtype=object if isinstance(ids[0], (int, str)) else float)
+    by_id = dict(zip(label_ids, range(len(label_ids)), strict=True))
+    found, targets = labelled_targets(ids, labels)
+    assert found.tolist() == _by_python(ids, by_id).tolist()
+    assert targets.tolist() == [float(by_id[ids[i]]) for i in found]
+
+
+def test_an_id_that_is_also_a_segment_is_still_read_by_the_segment_checks():
+    """The ids are let go after the label join, unless a check after it reads that column."""
+    schema = parse_schema({"numerical": ["x"], "prediction": "p", "score": "s", "id": "id", "segments": ["id"]})
+    policy = complete_policy({"checks": ["segments"]}, schema.features)
+    rng = np.random.default_rng(0)
+
+    def side(spelled: str) -> dict:
+        return {"id": np.array([spelled] * 200, dtype=object), "x": rng.normal(size=200), "p": np.zeros(200),
+                "s": rng.random(200)}  # fmt: skip
+
+    result = compute_run(side("a"), side("b"), labels={}, schema=schema, task="binary_classification", policy=policy)
+    assert [(c.get("segment"), c["metric"]) for c in result["checks"][1:]] == [("id=b", "new_segment_share")]

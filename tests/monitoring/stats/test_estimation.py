@@ -125,3 +125,30 @@ def test_a_reference_chunk_with_one_class_does_not_break_the_fit():
     labels[:1000] = 0.0  # the first chunk holds negatives only
     estimator = PerformanceEstimator.fit(scores, labels, chunk_size=1000)
     assert np.isfinite(estimator.reference_std["roc_auc"])
+
+
+def _trapezoid_auc(p: np.ndarray, scores: np.ndarray) -> float:
+    """The expected AUC as plain numpy expressions: the curve at every distinct score (np.diff's
+    nonzero), then np.trapezoid. The estimator's own lets each array go as it is used."""
+    order = np.argsort(-scores, kind="stable")
+    s, positive = scores[order], p[order]
+    with np.errstate(invalid="ignore"):  # inf - inf
+        last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tpr = np.r_[0.0, np.cumsum(positive)[last]] / max(positive.sum(), 1e-12)
+    fpr = np.r_[0.0, np.cumsum(1 - positive)[last]] / max((1 - positive).sum(), 1e-12)
+    return float(np.trapezoid(tpr, fpr))
+
+
+@pytest.mark.parametrize(
+    ("scores", "p"),
+    [
+        (np.round(np.random.default_rng(1).random(5000), 2), np.random.default_rng(2).random(5000)),  # ties
+        (np.random.default_rng(3).random(5000), np.random.default_rng(4).random(5000).astype(np.float32)),
+        (np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0])),  # outcomes as integers
+        (np.array([np.inf, np.inf, 0.5, 0.2]), np.array([1.0, 0.0, 0.5, 0.3])),  # inf - inf is NaN: not tied
+        (np.array([np.nan, 0.3, np.nan, -np.inf, -np.inf]), np.array([0.2, 0.9, 0.4, 0.1, 0.7])),
+        (np.array([0.4]), np.array([0.3])),
+    ],
+)
+def test_the_expected_auc_is_the_trapezoid_over_the_curve_to_the_bit(scores, p):
+    assert expected_metrics(p, scores, 0.5)["roc_auc"].hex() == _trapezoid_auc(p, scores).hex()

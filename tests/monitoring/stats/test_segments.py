@@ -110,3 +110,18 @@ def test_cohorts_give_what_every_rows_key_gives(distinct):
     by_segment = {change.segment: change for change in ranked}  # a mixed column reads its values' text
     assert by_segment["region=None"].reference_rows == sum(v is None or v == "None" for v in reference)
     assert by_segment["region=nan"].reference_rows == sum(v != v for v in reference)
+
+
+def test_segments_one_as_numpy_text_keep_the_order_they_were_first_seen_in():
+    """numpy's fixed-width text, which always sorted the segments, reads "north" and "north\x00"
+    as one: equal shifts then come in the order first seen, factorized or spelled out."""
+    reference = np.array(["b"] * 200, dtype=object)
+    current = np.array(["north\x00", "north"] * 100, dtype=object)
+    for shift in (
+        c.segment_shift(c.segment_cohorts({"r": reference}), c.segment_cohorts({"r": current})),
+        c.segment_shift(c.segment_keys({"r": reference}), c.segment_keys({"r": current})),
+    ):
+        assert [share.segment for share in shift] == ["r=b", "r=north\x00", "r=north"]
+    reference = np.array(["a\x00", "a"] * 50, dtype=object)  # tied across the two sides only
+    shift = c.segment_shift(c.segment_cohorts({"k": reference}), c.segment_cohorts({"k": np.array(["a"] * 100)}))
+    assert [share.segment for share in shift] == ["k=a\x00", "k=a"]
