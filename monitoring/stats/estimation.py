@@ -96,13 +96,13 @@ def _expected_auc(p: np.ndarray, scores: np.ndarray) -> float:
     del order
     running = np.cumsum(positive)
     rates = np.result_type(running.dtype, 0.0)  # as np.r_[0.0, ...] gives: float32 stays float32
-    tpr = running[group_ends].astype(rates)  # the curve's points after (0, 0)
+    tpr = running[group_ends].astype(rates, copy=False)  # the curve's points after (0, 0)
     tpr /= max(positive.sum(), 1e-12)
     np.subtract(1, positive, out=running)  # each row's expected negative
     del positive
     negatives = running.sum()
     np.cumsum(running, out=running)
-    fpr = running[group_ends].astype(rates)
+    fpr = running[group_ends].astype(rates, copy=False)
     fpr /= max(negatives, 1e-12)
     del running, group_ends
     width = np.empty(fpr.size, dtype=fpr.dtype)  # from each point to the next, (0, 0) first
