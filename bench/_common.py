@@ -176,3 +176,11 @@ def page_median(client, url: str, repeat: int) -> float:
         times.append(time.perf_counter() - started)
         assert answer.status_code == 200, (url, answer.status_code)
     return statistics.median(times)
+
+
+def process_status_kb(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in kB (VmRSS, VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")

@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import pyarrow as pa
-from _common import ACTOR, scratch_database
+from _common import ACTOR, process_status_kb, scratch_database
 from fanout import report
 from run import SCHEMA
 
@@ -62,18 +62,11 @@ def resident_peak_reset() -> int:
     """Start this process's peak resident memory (VmHWM) again from what it holds now (kB): it
     counts what tracemalloc does not see, Arrow's buffers and the allocator's own. The peak
     before the reset is kept in HIGHEST, for the whole computation's."""
-    HIGHEST[0] = max(HIGHEST[0], _status("VmHWM"))
+    HIGHEST[0] = max(HIGHEST[0], process_status_kb("VmHWM"))
     pa.default_memory_pool().release_unused()  # what was freed is given back: the start is what is held
     LIBC.malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")
-    return _status("VmRSS")
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    return process_status_kb("VmRSS")
 
 
 def traced(module: ModuleType, name: str, figures: list[tuple[str, float, float, float, float]]) -> None:
@@ -87,7 +80,7 @@ def traced(module: ModuleType, name: str, figures: list[tuple[str, float, float,
         started = time.perf_counter()
         result = step(*args, **kwargs)
         after, peak = tracemalloc.get_traced_memory()
-        grown = (_status("VmHWM") - resident) / 1024
+        grown = (process_status_kb("VmHWM") - resident) / 1024
         figures.append((name, (peak - before) / MB, (after - before) / MB, grown, time.perf_counter() - started))
         return result
 
@@ -135,7 +128,7 @@ def main() -> None:
             feature_parts=parts,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        whole_resident = (max(HIGHEST[0], _status("VmHWM")) - resident) / 1024
+        whole_resident = (max(HIGHEST[0], process_status_kb("VmHWM")) - resident) / 1024
         tracemalloc.stop()
     print(f"{rows:,} rows, reference {reference_rows:,}, labels {rows // 10:,}; "
           f"the combining task reads {', '.join(combined)}")  # fmt: skip

@@ -20,11 +20,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from _common import ACTOR, scratch_database
+from _common import ACTOR, process_status_kb, scratch_database
 from django.conf import settings
 from run import ingest
 
@@ -64,12 +63,12 @@ def measure(feature: str, start: dt.datetime, end: dt.datetime) -> dict:
     policy = policy_load("bench-run").policy
     schema = parse_schema(SCHEMA)
     inputs = services.run_inputs("bench-run", start, end, policy)
-    before = _status("VmRSS")
+    before = process_status_kb("VmRSS")
     started = time.perf_counter()
     windows = services.run_windows(
         "bench-run", start, end, inputs, policy, schema, [feature], only=("reference", "predictions")
     )
-    read_seconds, read_peak = time.perf_counter() - started, _status("VmHWM")
+    read_seconds, read_peak = time.perf_counter() - started, process_status_kb("VmHWM")
     held = sum(values.nbytes for window in windows.values() for values in window.columns.values())
     kinds = {feature: schema.features[feature]}
     features_measure(windows["reference"].columns, windows["predictions"].columns, kinds, policy)
@@ -78,17 +77,10 @@ def measure(feature: str, start: dt.datetime, end: dt.datetime) -> dict:
         "numpy_mb": held / 2**20,
         "read_mb": (read_peak - before) / 1024,
         "read_seconds": read_seconds,
-        "part_mb": (_status("VmHWM") - before) / 1024,
+        "part_mb": (process_status_kb("VmHWM") - before) / 1024,
         "part_seconds": time.perf_counter() - started,
-        "process_mb": _status("VmHWM") / 1024,
+        "process_mb": process_status_kb("VmHWM") / 1024,
     }
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def main() -> None:

@@ -20,12 +20,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from _common import ACTOR, scratch_database
+from _common import ACTOR, process_status_kb, scratch_database
 from django.conf import settings
 from run import NUMERICAL, SCHEMA, ingest, table
 
@@ -59,7 +58,7 @@ def one_table(digests: list[str], columns: list[str] | None, start: dt.datetime,
 def measure(way: str, columns: list[str] | None, start: dt.datetime, end: dt.datetime) -> dict:
     """In this (fresh) process: one read, its seconds and its peak growth of resident memory."""
     digests = window_digests(model="bench-run")
-    before = _status("VmRSS")
+    before = process_status_kb("VmRSS")
     started = time.perf_counter()
     if way == "one table":
         found = one_table(digests, columns, start, end)
@@ -71,17 +70,10 @@ def measure(way: str, columns: list[str] | None, start: dt.datetime, end: dt.dat
     rows = len(next(iter(found.values())))
     return {
         "seconds": seconds,
-        "peak_mb": (_status("VmHWM") - before) / 1024,
+        "peak_mb": (process_status_kb("VmHWM") - before) / 1024,
         "numpy_mb": sum(values.nbytes for values in found.values()) / 1e6,
         "rows": rows,
     }
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def main() -> None:
