@@ -38,7 +38,6 @@ from monitoring.stats.quality import (
     column_findings,
     duplicate_findings,
     findings_in_order,
-    quality_findings,
 )
 from monitoring.stats.segments import rank_by_drift, segment_cohorts, segment_keys, segment_rows, segment_shift
 from monitoring.stats.uncertainty import Z_95, auc_with_variance, rate_variance, significant_gap
@@ -143,6 +142,40 @@ def labelled_rows(ids: np.ndarray, labels: Mapping[Any, Any]) -> np.ndarray:
     return np.array([i for i, key in enumerate(ids.tolist()) if key in labels], dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class IdsMeasured:
+    """All a run reads of the window's ids: which rows have a label (and their targets), and
+    the ids that occur more than once. A run measures them before it reads its other columns
+    (`ids_measure`, `monitoring.runs.services.run_result`), so that the ids (16 bytes a row)
+    and their sorted copy are let go before the scores and segments are read."""
+
+    labelled: np.ndarray  # indices of the window's rows whose id has a label
+    targets: np.ndarray  # their targets, as Python objects
+    duplicates: list[QualityFinding]
+    present: bool  # whether the window holds the id column
+
+
+def ids_measure(
+    ids: np.ndarray | None, labels: Mapping[Any, Any], schema: DataSchema, *, reorder: bool = False
+) -> IdsMeasured:
+    """The label join and the duplicate count of the window's `ids` (None: the window has no
+    id column). `reorder`: the caller lets `ids` go after this, so their duplicates are counted
+    by sorting them in place rather than a copy (1.6 GB at 100M rows)."""
+    if ids is None:
+        return IdsMeasured(np.empty(0, dtype=np.int64), np.empty(0), [], present=False)
+    labelled, targets = labelled_targets(ids, labels) if labels else (np.empty(0, dtype=np.int64), np.empty(0))
+    if labelled.size == 0:
+        targets = np.empty(0)
+    return IdsMeasured(labelled, targets, duplicate_findings(schema.id, ids, reorder=reorder), present=True)
+
+
+def ids_apart(schema: DataSchema, task: str) -> bool:
+    """Whether a run reads nothing of the ids but what `ids_measure` measures: not when the id
+    is a column the checks read too, nor for a ranking model (its lists are judged by id)."""
+    read_too = {*schema.segments, *schema.features, schema.prediction, schema.score, schema.target}
+    return bool(schema.id) and schema.id not in read_too and task != "ranking"
+
+
 def compute_run(
     reference: Columns,
     current: Columns,
@@ -156,13 +189,16 @@ def compute_run(
     history: Sequence[int] | None = None,
     feature_parts: Mapping[str, FeaturePart] | None = None,
     sizes: tuple[int, int] | None = None,
+    ids: IdsMeasured | None = None,
 ) -> dict[str, Any]:
     """{"checks": [...], "rows": {...}, "status": worst status}. `labels` maps prediction ids to
     targets; `kpis` and `kpi_baseline` are the KPI rows of the window and of its baseline period;
     `history` the rows of each of the windows of the same length just before this one.
     `feature_parts`: features measured by other workers (`monitoring.runs.parts`), whose columns
     the tables need not hold; the others are measured here. `sizes`: the rows of the reference
-    and of the window, when the tables leave out every column (else their columns' length)."""
+    and of the window, when the tables leave out every column (else their columns' length).
+    `ids`: the window's ids measured before its other columns were read (`ids_measure`), when
+    `current` leaves them out; else they are measured here."""
     enabled = set(policy["checks"])
     reference_rows, current_rows = sizes if sizes is not None else (_rows(reference), _rows(current))
     rows = {"reference": reference_rows, "current": current_rows, "labelled": 0}
@@ -174,11 +210,13 @@ def compute_run(
         checks.append(_volume(rows["current"], history or [], policy["volume"]))
         if rows["current"] == 0:  # nothing else can be measured: the missing data is the finding
             return {"checks": checks, "rows": rows, "status": Level.CRITICAL}
+    if ids is None:
+        ids = ids_measure(current.get(schema.id) if schema.id else None, labels, schema)
     local = {name: kind for name, kind in schema.features.items() if name not in (feature_parts or {})}
     parts = {**features_measure(reference, current, local, policy), **(feature_parts or {})}
     features = [name for name in schema.features if parts[name].present]
     if CheckKind.DATA_QUALITY in enabled:  # older policies: every finding
-        checks += _quality(reference, current, schema, policy.get("data_quality", {}), parts)
+        checks += _quality(reference, current, schema, policy.get("data_quality", {}), parts, ids)
     if CheckKind.FEATURE_DRIFT in enabled and features:
         checks += _drift_rows(CheckKind.FEATURE_DRIFT, [parts[name].drift for name in features], policy)
         if policy["drift"].get("multivariate"):
@@ -194,19 +232,19 @@ def compute_run(
             checks += _drift(CheckKind.PREDICTION_DRIFT, ref, cur, outputs, policy)
         if ranking:
             checks += catalogue_checks(reference, current, schema, policy)
-    truth = _current_truth(current, labels, schema)
+    truth = _current_truth(current, ids, schema)
     rows["labelled"] = int(truth[0].size)
     target = schema.target if schema.target and schema.target in reference else None  # the reference's outcomes
     if ranking:  # outcomes per list: labelled rows are the relevant ones, not a distribution to compare
         if CheckKind.PERFORMANCE in enabled and truth[0].size:
             checks += ranking_quality_checks(reference, current, labels, schema, policy)
         target = None
-    # Nothing after this reads the ids (unless they are a segment too) or the labels: a caller
-    # that hands them over (run_result) lets them go here, before the checks that hold the most
-    # (1.6 GB of ids at 100M rows).
+    # Nothing after this reads the ids (unless they are a segment too) or the labels: what was
+    # handed over is let go here, before the checks that hold the most (1.6 GB of ids at 100M
+    # rows). A run reads them apart (run_result), and this holds nothing of them.
     if schema.id not in {*schema.segments, *schema.features, schema.prediction, schema.score, schema.target}:
         current = {name: values for name, values in current.items() if name != schema.id}
-    labels = {}
+    labels, ids = {}, None
     if CheckKind.LABEL_DRIFT in enabled and target and truth[0].size >= 30:
         checks += _label_drift(reference, truth, target, task, policy)
     if CheckKind.PERFORMANCE in enabled and target and truth[0].size:
@@ -278,13 +316,12 @@ def _quality(
     schema: DataSchema,
     settings: Mapping[str, Any],
     features: Mapping[str, FeaturePart],
+    ids: IdsMeasured,
 ) -> list[dict]:
     names = [n for n in (*schema.features, schema.prediction) if n not in features]
     ref = {n: reference[n] for n in names if n in reference}
     cur = {n: current[n] for n in names if n in current}
-    if schema.id in current:  # only for duplicate ids: ids are unique texts, not categories to compare
-        cur[schema.id] = current[schema.id]
-    found = _findings_with(ref, cur, schema.id if schema.id in current else None, features)
+    found = _findings_with(ref, cur, ids.duplicates, features)  # ids: only their duplicates, not a column to compare
     return [
         {
             "check": CheckKind.DATA_QUALITY,
@@ -301,16 +338,13 @@ def _quality(
 
 
 def _findings_with(
-    reference: Columns, current: Columns, id_column: str | None, features: Mapping[str, FeaturePart]
+    reference: Columns, current: Columns, duplicates: list[QualityFinding], features: Mapping[str, FeaturePart]
 ) -> list[QualityFinding]:
-    """The table's findings, its feature columns' taken from their parts."""
-    if not features:
-        return quality_findings(reference, current, id_column=id_column)
+    """The table's findings, its feature columns' taken from their parts, then the duplicate ids."""
     columns = {name: column_findings(name, reference[name], current[name]) for name in set(reference) & set(current)}
     columns |= {name: part.findings or [] for name, part in features.items() if part.in_reference and part.in_current}
     on_reference = set(reference) | {name for name, part in features.items() if part.in_reference}
     on_current = set(current) | {name for name, part in features.items() if part.in_current}
-    duplicates = duplicate_findings(id_column, current[id_column]) if id_column else []
     return findings_in_order(on_reference, on_current, columns, duplicates)
 
 
@@ -379,16 +413,11 @@ def _drift_status(feature: str, effect: str, decision, policy) -> str:
     return Level.OK
 
 
-def _current_truth(
-    current: Columns, labels: Mapping[str, Any], schema: DataSchema
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _current_truth(current: Columns, ids: IdsMeasured, schema: DataSchema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(targets, predictions or scores, row indices) of the window's rows that have a label."""
-    if not labels or schema.id not in current:
-        return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
-    found, targets = labelled_targets(current[schema.id], labels)
-    if found.size == 0:
-        return np.empty(0), np.empty(0), found
-    return targets, current[schema.score_column(current)][found], found
+    if ids.labelled.size == 0:
+        return ids.targets, np.empty(0), ids.labelled
+    return ids.targets, current[schema.score_column(current)][ids.labelled], ids.labelled
 
 
 def task_metric(task: str, targets: np.ndarray, outputs: np.ndarray) -> tuple[str, float, bool]:

@@ -37,7 +37,7 @@ from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
 from monitoring.runs.budget import RunOverBudget, run_budget_check, run_rows_estimate
-from monitoring.runs.checks import compute_run, labels_by_id, rows_per_window
+from monitoring.runs.checks import IdsMeasured, compute_run, ids_apart, ids_measure, labels_by_id, rows_per_window
 from monitoring.runs.diagnosis import diagnose
 from monitoring.runs.domain import (
     Check,
@@ -234,17 +234,26 @@ def run_result(
     if inputs is None:
         run_budget_check(run_rows(model, start, end, policy), len(schema.columns))
         inputs = run_inputs(model, start, end, policy)
-    windows = run_windows(model, start, end, inputs, policy, schema, columns)
+    named = list(schema.columns if columns is None else columns)
+    ids, label_batches = None, None
+    if schema.id in named and ids_apart(schema, task):
+        ids, label_batches = _ids_measured(model, start, end, inputs, policy, schema)
+        named.remove(schema.id)
+    others = None if ids is None else [name for name in _input_spans(start, end, policy) if name != "labels"]
+    windows = run_windows(model, start, end, inputs, policy, schema, named, only=others)
     if windows["reference"].rows == 0:
         if policy.get("reference", "dataset") == "dataset":
             raise RunInputError(f"model {model!r} has no reference data: POST models/{model}/reference/ first")
         raise RunInputError(f"model {model!r} has no predictions in the baseline period ({policy['reference']})")
-    batches = {kind: window.batches for kind, window in windows.items()}
+    batches = {
+        name: label_batches if name == "labels" and label_batches is not None else windows[name].batches
+        for name in _input_spans(start, end, policy)
+    }
     sizes = (windows["reference"].rows, windows["predictions"].rows)
     computed = compute_run(
         windows["reference"].columns,
         windows.pop("predictions").columns,  # handed over, not kept here: the run lets go of what it has read
-        labels=labels_by_id(windows.pop("labels").columns, schema),
+        labels=labels_by_id(windows.pop("labels").columns, schema) if ids is None else {},
         schema=schema,
         task=task,
         policy=policy,
@@ -253,6 +262,7 @@ def run_result(
         history=_history_rows(windows.get("history"), schema.timestamp, start, end, policy),
         feature_parts=feature_parts,
         sizes=sizes,
+        ids=ids,
     )
     return {
         "run_id": run_id,
@@ -266,6 +276,24 @@ def run_result(
         "versions": computed_with(),
         **computed,
     }
+
+
+def _ids_measured(
+    model: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    inputs: dict[str, list[str]],
+    policy: dict[str, Any],
+    schema: DataSchema,
+) -> tuple[IdsMeasured, list[str]]:
+    """The window's ids read alone, joined with the labels and their duplicates counted, then
+    let go, before the run reads its other columns: at 100M rows the ids and their sorted copy
+    are 3.2 GB, which the run no longer holds beside its scores and segments. And the label
+    batches read."""
+    read = run_windows(model, start, end, inputs, policy, schema, [schema.id], only=("predictions", "labels"))
+    labels = read.pop("labels")
+    ids = read.pop("predictions").columns.pop(schema.id, None)
+    return ids_measure(ids, labels_by_id(labels.columns, schema), schema, reorder=True), labels.batches
 
 
 def run_rows(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> int:

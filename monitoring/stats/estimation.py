@@ -19,6 +19,7 @@ the threshold.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from scipy.optimize import isotonic_regression
 from monitoring.stats.performance import confusion_metrics_by_row
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+PIECE_ROWS = 1 << 20  # rows a step takes at a time where a full-length copy is not needed
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,18 @@ class Calibration:
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         # np.interp searches from where the last score landed: in ascending order that is a
-        # step or two, in the window's order a full search of the reference's
-        # distinct scores, with a cache miss at each step (13.5 s against 3.0 s for 10M of each here).
+        # step or two, in the window's order a full search of the reference's distinct scores,
+        # with a cache miss at each step (13.5 s against 3.0 s for 10M of each here). Each piece
+        # is sorted on its own: a score's probability is its own whatever its neighbours, and the
+        # window is never sorted, or its order held, whole (800 MB each at 100M rows).
         scores = np.asarray(scores, dtype=float)
         if scores.ndim != 1:  # one number (or a table): in its own shape
             return np.interp(scores, self.scores, self.probabilities)
-        order = np.argsort(scores, kind="stable")
-        mapped = np.interp(scores[order], self.scores, self.probabilities)  # the sorted copy let go first
         probabilities = np.empty(scores.shape)
-        probabilities[order] = mapped
+        for start in range(0, scores.size, PIECE_ROWS):
+            piece = scores[start : start + PIECE_ROWS]
+            order = np.argsort(piece)
+            probabilities[start : start + piece.size][order] = np.interp(piece[order], self.scores, self.probabilities)
         return probabilities
 
 
@@ -64,56 +69,103 @@ def expected_metrics(
 ) -> dict[str, float]:
     """Expected accuracy, precision, recall, F1 and ROC AUC given P(y=1) per row, for the
     predicted labels given (else the score at `threshold`)."""
-    p = probabilities
+    p = np.asarray(probabilities)
+    return {**_expected_confusion(p, scores, threshold, predicted), "roc_auc": _expected_auc(scores, p.__getitem__)}
+
+
+def _expected_confusion(
+    p: np.ndarray, scores: np.ndarray, threshold: float, predicted: np.ndarray | None
+) -> dict[str, float]:
     predicted = scores >= threshold if predicted is None else np.asarray(predicted, dtype=bool)
-    tp, fp = float(p[predicted].sum()), float((1 - p[predicted]).sum())
-    fn, tn = float(p[~predicted].sum()), float((1 - p[~predicted]).sum())
+    tp, fp = _expected_outcomes(p, predicted)
+    fn, tn = _expected_outcomes(p, ~predicted)
     return {
         "accuracy": (tp + tn) / p.size,
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-        "roc_auc": _expected_auc(p, scores),
     }
 
 
-def _expected_auc(p: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped).
+def _expected_outcomes(p: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
+    """(Σ p, Σ (1 − p)) over the rows: one copy of them, written over (`1 - p[rows]` was a second)."""
+    chosen = p[rows]
+    positives = float(chosen.sum())
+    np.subtract(1, chosen, out=chosen)
+    return positives, float(chosen.sum())
+
+
+def _expected_auc(scores: np.ndarray, positives: Callable[[np.ndarray], np.ndarray]) -> float:
+    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped);
+    `positives(rows)`: P(y=1) of those rows.
 
     The figure of `np.trapezoid(tpr, fpr)` over the curve's points from (0, 0), to the last
-    bit, with each full-length array let go, or written over, once used: at 100M rows each is
-    800 MB, and the plain expressions held some eight of them at once."""
+    bit, with no full-length array but the rows' order, their probabilities in that order and
+    the curve's points: the running sums are taken a piece at a time (a running sum adds one
+    row after another: carried from piece to piece, it is the same sum), and each piece's
+    trapezoids are written over the true positive rates. At 100M rows each full-length array
+    is 800 MB, and the plain expressions held some eight of them at once."""
+    size = scores.size
     order = np.argsort(-scores, kind="stable")
-    ordered = scores[order]
     # The last row of each run of tied scores: where the next differs (np.diff's nonzero: an
     # infinity is never tied, inf - inf being NaN).
-    group_ends = np.empty(ordered.size, dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=group_ends[:-1])
-    group_ends[:-1] |= np.isinf(ordered[:-1])
+    group_ends = np.empty(size, dtype=bool)
     group_ends[-1] = True
-    del ordered
-    positive = p[order]
+    positive: np.ndarray | None = None
+    for start in range(0, size, PIECE_ROWS):
+        rows = order[start : start + PIECE_ROWS]
+        ordered = scores[order[start : start + PIECE_ROWS + 1]]  # and the next piece's first
+        ends = group_ends[start : start + ordered.size - 1]
+        np.not_equal(ordered[1:], ordered[:-1], out=ends)
+        ends |= np.isinf(ordered[:-1])
+        chosen = positives(rows)
+        if positive is None:  # in the running sum's type, as np.cumsum gives it
+            positive = np.empty(size, dtype=np.cumsum(chosen[:1]).dtype)
+        positive[start : start + rows.size] = chosen
     del order
-    running = np.cumsum(positive)
-    rates = np.result_type(running.dtype, 0.0)  # as np.r_[0.0, ...] gives: float32 stays float32
-    tpr = running[group_ends].astype(rates, copy=False)  # the curve's points after (0, 0)
+    assert positive is not None
+    rates = np.result_type(positive.dtype, 0.0)  # as np.r_[0.0, ...] gives: float32 stays float32
+    tpr = np.empty(int(np.count_nonzero(group_ends)), dtype=rates)  # the curve's points after (0, 0)
+    point = 0
+    for running in _running_pieces(positive, group_ends, rates):
+        tpr[point : point + running.size] = running
+        point += running.size
     tpr /= max(positive.sum(), 1e-12)
-    np.subtract(1, positive, out=running)  # each row's expected negative
-    del positive
-    negatives = running.sum()
-    np.cumsum(running, out=running)
-    fpr = running[group_ends].astype(rates, copy=False)
-    fpr /= max(negatives, 1e-12)
-    del running, group_ends
-    width = np.empty(fpr.size, dtype=fpr.dtype)  # from each point to the next, (0, 0) first
-    width[0] = fpr[0] - 0.0
-    np.subtract(fpr[1:], fpr[:-1], out=width[1:])
-    height = fpr  # spent: its memory holds the heights
-    height[0] = tpr[0] + 0.0
-    np.add(tpr[1:], tpr[:-1], out=height[1:])
-    np.multiply(width, height, out=width)
-    np.divide(width, 2.0, out=width)
-    return float(width.sum())
+    np.subtract(1, positive, out=positive)  # each row's expected negative
+    negatives = max(positive.sum(), 1e-12)
+    # Each piece's false positive rates and the true positive rates make its trapezoids, written
+    # over those true positive rates once read; the next piece starts from the last point.
+    fpr_before, tpr_before, point = 0.0, 0.0, 0
+    for fpr in _running_pieces(positive, group_ends, rates):
+        fpr /= negatives
+        tpr_here = tpr[point : point + fpr.size]
+        width = np.empty(fpr.size, dtype=fpr.dtype)  # from each point to the next, (0, 0) first
+        width[0] = fpr[0] - fpr_before
+        np.subtract(fpr[1:], fpr[:-1], out=width[1:])
+        fpr_before = fpr[-1]
+        height = fpr  # spent: its memory holds the heights
+        height[0] = tpr_here[0] + tpr_before
+        np.add(tpr_here[1:], tpr_here[:-1], out=height[1:])
+        tpr_before = tpr_here[-1]
+        np.multiply(width, height, out=tpr_here)
+        np.divide(tpr_here, 2.0, out=tpr_here)
+        point += fpr.size
+    return float(tpr.sum())
+
+
+def _running_pieces(values: np.ndarray, ends: np.ndarray, rates: np.dtype) -> Iterator[np.ndarray]:
+    """`np.cumsum(values)[ends]` as `rates`, to the bit, a piece at a time: a running sum adds
+    one row after another, so the sum carried into a piece's first row continues it exactly."""
+    carried = None
+    for start in range(0, values.size, PIECE_ROWS):
+        piece = values[start : start + PIECE_ROWS].copy()
+        if carried is not None:
+            piece[0] += carried
+        np.cumsum(piece, out=piece)
+        carried = piece[-1]
+        running = piece[ends[start : start + PIECE_ROWS]]
+        if running.size:
+            yield running.astype(rates, copy=False)
 
 
 @dataclass(frozen=True)
@@ -173,7 +225,10 @@ class PerformanceEstimator:
         _check_scores(scores, "current")
         if predicted is not None and np.asarray(predicted).shape != scores.shape:
             raise ValueError("predicted labels and scores must have one row each")
-        values = expected_metrics(self.calibration(scores), scores, self.threshold, predicted)
+        # The probabilities in the window's order are let go before the ROC curve's, in the
+        # scores' order, are made: one full-length array of them at a time.
+        values = _expected_confusion(self.calibration(scores), scores, self.threshold, predicted)
+        values["roc_auc"] = _expected_auc(scores, lambda rows: self.calibration(scores[rows]))
         scale = np.sqrt(self.reference_chunk_size / scores.size)
         estimates = {}
         for metric, value in values.items():

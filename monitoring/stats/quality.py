@@ -268,13 +268,13 @@ def _compact_without_nul(ids: np.ndarray, chunk: int = 1_000_000) -> bool:
     )
 
 
-def _repeated_compact_texts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _repeated_compact_texts(ids: np.ndarray, *, reorder: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(the values that occur more than once, sorted; their counts), from numpy's compact
-    strings by sorting a copy of them: 16 bytes an id, where Arrow's hash table of every
-    distinct id held some 150 (3.2 GB at 20M ids, `bench/combine_memory.py`). Code point order
-    is Python's order of strings."""
+    strings by sorting them: 16 bytes an id, where Arrow's hash table of every distinct id held
+    some 150 (3.2 GB at 20M ids, `bench/combine_memory.py`); sorted in place when the caller
+    allows it (`reorder`), else a copy. Code point order is Python's order of strings."""
     missing = ids == None  # noqa: E711 - numpy's element-wise test for its missing strings
-    ordered = ids[~missing] if missing.any() else ids.copy()
+    ordered = ids[~missing] if missing.any() else ids if reorder else ids.copy()
     del missing
     ordered.sort()
     repeats = np.flatnonzero(ordered[1:] == ordered[:-1])  # ordered[i] == ordered[i + 1]
@@ -286,12 +286,13 @@ def _repeated_compact_texts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ordered[repeats[starts]].tolist(), dtype=object), counts.astype(np.int64)
 
 
-def duplicate_findings(name: str, ids: np.ndarray) -> list[QualityFinding]:
-    """Ids that occur more than once."""
+def duplicate_findings(name: str, ids: np.ndarray, *, reorder: bool = False) -> list[QualityFinding]:
+    """Ids that occur more than once. `reorder`: the caller lets `ids` go after this, so they
+    may be sorted in place."""
     if ids.dtype.kind in "iuf":
         values, counts = np.unique(ids, return_counts=True)
     elif _compact_without_nul(ids):
-        values, counts = _repeated_compact_texts(ids)
+        values, counts = _repeated_compact_texts(ids, reorder=reorder)
     elif (texts := arrow_texts(ids)) is not None:
         values, counts = _repeated_texts(texts)  # the few repeated ones: no need to sort them all
     else:  # mixed objects: counted on their text

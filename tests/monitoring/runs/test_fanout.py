@@ -213,8 +213,13 @@ def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_
     duplicated = reference.set_column(reference.schema.get_field_index("id"), "id", pa.array(["same"] * 3_000))
     _ingest("reference", duplicated)
     window = _table(3_000, 2, start, shift=0.2)
+    # Repeated ids: the run measures them apart, before its other columns.
+    ids = window.column("id").to_pylist()
+    ids[100:150] = ids[0:50]
+    window = window.set_column(window.schema.get_field_index("id"), "id", pa.array(ids))
     _ingest("predictions", window)
-    _ingest("labels", pa.table({"id": window.column("id").slice(0, 300), "label": np.ones(300)}))
+    labelled = ids[:200] + ids[210:300]
+    _ingest("labels", pa.table({"id": labelled, "label": np.ones(len(labelled))}))
     policy = policy_load("wide")
     inputs = run_inputs("wide", start, end, policy.policy)
     schema = parse_schema(SCHEMA)
@@ -234,13 +239,16 @@ def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_
     every_column = compute_run(
         whole["reference"],
         whole["predictions"],
-        labels={i: 1.0 for i in window.column("id").slice(0, 300).to_pylist()},
+        labels=dict.fromkeys(labelled, 1.0),
         schema=schema,
         task="binary_classification",
         policy=policy.policy,
     )
     assert canonicalize({k: computed[k] for k in ("checks", "rows", "status")}) == canonicalize(every_column)
-    assert computed["rows"]["labelled"] == 300
+    assert computed["rows"]["labelled"] == 290  # a repeated id's rows each
+    duplicates = [c for c in computed["checks"] if c["metric"] == "duplicate_id"]
+    assert [(d["feature"], d["count"]) for d in duplicates] == [("id", 100)]
+    assert computed["inputs"] == inputs  # the labels read with the ids are recorded as the run's input
 
 
 @pytest.fixture

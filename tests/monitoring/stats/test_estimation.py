@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+from monitoring.stats import estimation
 from monitoring.stats.estimation import Calibration, PerformanceEstimator, expected_metrics
 from monitoring.stats.performance import binary_performance
 
@@ -27,7 +28,9 @@ def test_isotonic_calibration_equals_scikit_learn():
     assert ours(probe) == pytest.approx(theirs.predict(probe), abs=1e-12)
 
 
-def test_calibrating_scores_in_any_order_is_np_interp_bit_for_bit():
+@pytest.mark.parametrize("piece", [1, 7, 4096, 1 << 20])
+def test_calibrating_scores_in_any_order_is_np_interp_bit_for_bit(piece, monkeypatch):
+    monkeypatch.setattr(estimation, "PIECE_ROWS", piece)  # the window calibrated a piece at a time
     rng = np.random.default_rng(7)
     scores, labels = _population(rng, 20_000, 0.0)
     calibration = Calibration.fit(np.round(scores, 3), labels)  # ties, and probes beyond both ends
@@ -150,5 +153,27 @@ def _trapezoid_auc(p: np.ndarray, scores: np.ndarray) -> float:
         (np.array([0.4]), np.array([0.3])),
     ],
 )
-def test_the_expected_auc_is_the_trapezoid_over_the_curve_to_the_bit(scores, p):
+@pytest.mark.parametrize("piece", [1, 2, 3, 64, 1 << 20])
+def test_the_expected_auc_is_the_trapezoid_over_the_curve_to_the_bit(scores, p, piece, monkeypatch):
+    """Pieces of one row, of a few (ties across their edges), of all: the running sums carried
+    from piece to piece and the trapezoids made a piece at a time are the plain figure's."""
+    monkeypatch.setattr(estimation, "PIECE_ROWS", piece)
     assert expected_metrics(p, scores, 0.5)["roc_auc"].hex() == _trapezoid_auc(p, scores).hex()
+
+
+@pytest.mark.parametrize("piece", [5, 999, 1 << 20])
+def test_an_estimate_is_the_plain_expressions_over_the_calibrated_window_to_the_bit(piece, monkeypatch):
+    monkeypatch.setattr(estimation, "PIECE_ROWS", piece)
+    rng = np.random.default_rng(21)
+    ref_scores, ref_labels = _population(rng, 20_000, 0.0)
+    estimator = PerformanceEstimator.fit(np.round(ref_scores, 3), ref_labels, chunk_size=1000)
+    scores, _ = _population(rng, 30_000, 0.4)
+    scores = np.r_[scores, np.round(scores[:3000], 2)]  # ties, and between the reference's scores
+    p = np.interp(scores, estimator.calibration.scores, estimator.calibration.probabilities)
+    decided = scores >= 0.5
+    tp, fp = p[decided].sum(), (1 - p[decided]).sum()
+    fn, tn = p[~decided].sum(), (1 - p[~decided]).sum()
+    estimates = estimator.estimate(scores)
+    assert estimates["accuracy"].value.hex() == float((tp + tn) / p.size).hex()
+    assert estimates["f1"].value.hex() == float(2 * tp / (2 * tp + fp + fn)).hex()
+    assert estimates["roc_auc"].value.hex() == _trapezoid_auc(p, scores).hex()

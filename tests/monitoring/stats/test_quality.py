@@ -76,7 +76,7 @@ SPELLINGS = ("id-", "é", "Ä-", "😀", "a\x00", "", "a-long-prefix-past-sixtee
 @given(st.integers(0, 400), st.integers(0, 10_000), st.booleans(), st.booleans())
 def test_duplicate_text_ids_are_what_a_count_of_every_id_finds(rows, seed, missing, compact):
     """Both text paths (Python strings by Arrow's hash, numpy's compact strings as a run reads
-    its ids, by a sort) count only the repeated ids; checked against Python's own count of all,
+    its ids, by a sort, of a copy or in place) count only the repeated ids; checked against Python's own count of all,
     with texts that sort differently by code point and by byte, and missing ids."""
     rng = np.random.default_rng(seed)
     spelled = [
@@ -88,8 +88,9 @@ def test_duplicate_text_ids_are_what_a_count_of_every_id_finds(rows, seed, missi
         ids[rng.random(rows) < 0.2] = None
     if compact:
         ids = ids.astype(IDS)
-    found = duplicate_findings("id", ids)
     counted = Counter(v for v in ids.tolist() if v is not None)
+    found = duplicate_findings("id", ids)
+    assert duplicate_findings("id", ids.copy(), reorder=True) == found  # sorted in place: the same count
     repeated = sorted(v for v, n in counted.items() if n > 1)
     if not repeated:
         assert found == []
