@@ -70,7 +70,10 @@ def expected_metrics(
     """Expected accuracy, precision, recall, F1 and ROC AUC given P(y=1) per row, for the
     predicted labels given (else the score at `threshold`)."""
     p = np.asarray(probabilities)
-    return {**_expected_confusion(p, scores, threshold, predicted), "roc_auc": _expected_auc(scores, p.__getitem__)}
+    order = np.argsort(-scores, kind="stable")
+    positive = p[order]
+    auc = _expected_auc(scores[order], lambda start, stop: positive[start:stop])
+    return {**_expected_confusion(p, scores, threshold, predicted), "roc_auc": auc}
 
 
 def _expected_confusion(
@@ -95,34 +98,32 @@ def _expected_outcomes(p: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
     return positives, float(chosen.sum())
 
 
-def _expected_auc(scores: np.ndarray, positives: Callable[[np.ndarray], np.ndarray]) -> float:
-    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped);
-    `positives(rows)`: P(y=1) of those rows.
+def _expected_auc(descending: np.ndarray, positives: Callable[[int, int], np.ndarray]) -> float:
+    """Area under the expected ROC curve, thresholds at every distinct score (ties grouped).
+    `descending`: the rows' scores from the highest, tied ones in the rows' order (an array of
+    its own: it is written over); `positives(start, stop)`: P(y=1) of those rows in that order.
 
     The figure of `np.trapezoid(tpr, fpr)` over the curve's points from (0, 0), to the last
-    bit, with no full-length array but the rows' order, their probabilities in that order and
-    the curve's points: the running sums are taken a piece at a time (a running sum adds one
-    row after another: carried from piece to piece, it is the same sum), and each piece's
-    trapezoids are written over the true positive rates. At 100M rows each full-length array
-    is 800 MB, and the plain expressions held some eight of them at once."""
-    size = scores.size
-    order = np.argsort(-scores, kind="stable")
+    bit, with no full-length array but the scores in order, written over by their
+    probabilities, and the curve's points: the running sums are taken a piece at a time (a
+    running sum adds one row after another: carried from piece to piece, it is the same sum),
+    and each piece's trapezoids are written over the true positive rates. At 100M rows each
+    full-length array is 800 MB, and the plain expressions held some eight of them at once."""
+    size = descending.size
     # The last row of each run of tied scores: where the next differs (np.diff's nonzero: an
     # infinity is never tied, inf - inf being NaN).
     group_ends = np.empty(size, dtype=bool)
+    np.not_equal(descending[1:], descending[:-1], out=group_ends[:-1])
+    group_ends[:-1] |= np.isinf(descending[:-1])
     group_ends[-1] = True
     positive: np.ndarray | None = None
     for start in range(0, size, PIECE_ROWS):
-        rows = order[start : start + PIECE_ROWS]
-        ordered = scores[order[start : start + PIECE_ROWS + 1]]  # and the next piece's first
-        ends = group_ends[start : start + ordered.size - 1]
-        np.not_equal(ordered[1:], ordered[:-1], out=ends)
-        ends |= np.isinf(ordered[:-1])
-        chosen = positives(rows)
-        if positive is None:  # in the running sum's type, as np.cumsum gives it
-            positive = np.empty(size, dtype=np.cumsum(chosen[:1]).dtype)
-        positive[start : start + rows.size] = chosen
-    del order
+        chosen = positives(start, min(start + PIECE_ROWS, size))
+        if positive is None:  # in the running sum's type, as np.cumsum gives it; in the scores' place
+            kind = np.cumsum(chosen[:1]).dtype
+            positive = descending if descending.dtype == kind else np.empty(size, dtype=kind)
+        positive[start : start + chosen.size] = chosen
+    del descending
     assert positive is not None
     rates = np.result_type(positive.dtype, 0.0)  # as np.r_[0.0, ...] gives: float32 stays float32
     tpr = np.empty(int(np.count_nonzero(group_ends)), dtype=rates)  # the curve's points after (0, 0)
@@ -226,9 +227,14 @@ class PerformanceEstimator:
         if predicted is not None and np.asarray(predicted).shape != scores.shape:
             raise ValueError("predicted labels and scores must have one row each")
         # The probabilities in the window's order are let go before the ROC curve's, in the
-        # scores' order, are made: one full-length array of them at a time.
+        # scores' order, are made: one full-length array at a time. A row's probability is its
+        # score's, so the curve needs the scores sorted, not the order of the rows (tied rows
+        # have one probability).
         values = _expected_confusion(self.calibration(scores), scores, self.threshold, predicted)
-        values["roc_auc"] = _expected_auc(scores, lambda rows: self.calibration(scores[rows]))
+        descending = np.negative(scores)
+        descending.sort()  # in place: -x sorted is x from the highest, and -(-x) is x exactly
+        np.negative(descending, out=descending)
+        values["roc_auc"] = _expected_auc(descending, lambda start, stop: self.calibration(descending[start:stop]))
         scale = np.sqrt(self.reference_chunk_size / scores.size)
         estimates = {}
         for metric, value in values.items():

@@ -168,7 +168,7 @@ def test_an_estimate_is_the_plain_expressions_over_the_calibrated_window_to_the_
     ref_scores, ref_labels = _population(rng, 20_000, 0.0)
     estimator = PerformanceEstimator.fit(np.round(ref_scores, 3), ref_labels, chunk_size=1000)
     scores, _ = _population(rng, 30_000, 0.4)
-    scores = np.r_[scores, np.round(scores[:3000], 2)]  # ties, and between the reference's scores
+    scores = np.r_[scores, np.round(scores[:3000], 2), 0.0, -0.0, 1.0]  # ties, zero of either sign
     p = np.interp(scores, estimator.calibration.scores, estimator.calibration.probabilities)
     decided = scores >= 0.5
     tp, fp = p[decided].sum(), (1 - p[decided]).sum()

@@ -125,3 +125,29 @@ def test_segments_one_as_numpy_text_keep_the_order_they_were_first_seen_in():
     reference = np.array(["a\x00", "a"] * 50, dtype=object)  # tied across the two sides only
     shift = c.segment_shift(c.segment_cohorts({"k": reference}), c.segment_cohorts({"k": np.array(["a"] * 100)}))
     assert [share.segment for share in shift] == ["k=a\x00", "k=a"]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 1 << 20])
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["north", None, "south", "north", float("nan"), "None", "é", "south"],
+        ["a", "b", "a", 7, None, 2.5, float("nan"), "7"],  # a number after texts: every row by its str()
+        [None, None],
+        [],
+    ],
+)
+def test_a_column_factorized_a_piece_at_a_time_is_what_python_reads_of_each_row(values, piece, monkeypatch):
+    """Checked against each row read by Python: texts as they are (NaN missing), any other
+    value making the whole column its str() (NaN then "nan"); missing rows read "None"; labels
+    in the order first seen."""
+    monkeypatch.setattr(c, "FACTORIZE_ROWS", piece)
+    column = np.array(values, dtype=object)
+    labels, codes = c._factorized(column)
+    as_texts = all(v is None or isinstance(v, str) or (isinstance(v, float) and v != v) for v in values)
+    spelled = [
+        None if v is None or (as_texts and isinstance(v, float)) else v if as_texts else str(v) for v in values
+    ]
+    assert labels == [*dict.fromkeys(v for v in spelled if v is not None), "None"]
+    assert [labels[code] for code in codes.tolist()] == [("None" if v is None else v) for v in spelled]
+    assert codes.dtype == np.int32
