@@ -145,9 +145,7 @@ def test_a_column_factorized_a_piece_at_a_time_is_what_python_reads_of_each_row(
     column = np.array(values, dtype=object)
     labels, codes = c._factorized(column)
     as_texts = all(v is None or isinstance(v, str) or (isinstance(v, float) and v != v) for v in values)
-    spelled = [
-        None if v is None or (as_texts and isinstance(v, float)) else v if as_texts else str(v) for v in values
-    ]
+    spelled = [None if v is None or (as_texts and isinstance(v, float)) else v if as_texts else str(v) for v in values]
     assert labels == [*dict.fromkeys(v for v in spelled if v is not None), "None"]
     assert [labels[code] for code in codes.tolist()] == [("None" if v is None else v) for v in spelled]
     assert codes.dtype == np.int32
