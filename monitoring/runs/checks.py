@@ -147,7 +147,7 @@ class IdsMeasured:
     """All a run reads of the window's ids: which rows have a label (and their targets), and
     the ids that occur more than once. A run measures them before it reads its other columns
     (`ids_measure`, `monitoring.runs.services.run_result`), so that the ids (16 bytes a row)
-    and their sorted copy are let go before the scores and segments are read."""
+    and their join are let go before the scores and segments are read."""
 
     labelled: np.ndarray  # indices of the window's rows whose id has a label
     targets: np.ndarray  # their targets, as Python objects
@@ -172,8 +172,12 @@ def ids_measure(
 def ids_apart(schema: DataSchema, task: str) -> bool:
     """Whether a run reads nothing of the ids but what `ids_measure` measures: not when the id
     is a column the checks read too, nor for a ranking model (its lists are judged by id)."""
-    read_too = {*schema.segments, *schema.features, schema.prediction, schema.score, schema.target}
-    return bool(schema.id) and schema.id not in read_too and task != "ranking"
+    return bool(schema.id) and not _ids_read_by_checks(schema) and task != "ranking"
+
+
+def _ids_read_by_checks(schema: DataSchema) -> bool:
+    """Whether the id column is also a segment, feature, prediction, score or target."""
+    return schema.id in {*schema.segments, *schema.features, schema.prediction, schema.score, schema.target}
 
 
 def compute_run(
@@ -242,7 +246,7 @@ def compute_run(
     # Nothing after this reads the ids (unless they are a segment too) or the labels: what was
     # handed over is let go here, before the checks that hold the most (1.6 GB of ids at 100M
     # rows). A run reads them apart (run_result), and this holds nothing of them.
-    if schema.id not in {*schema.segments, *schema.features, schema.prediction, schema.score, schema.target}:
+    if not _ids_read_by_checks(schema):
         current = {name: values for name, values in current.items() if name != schema.id}
     labels, ids = {}, None
     if CheckKind.LABEL_DRIFT in enabled and target and truth[0].size >= 30:

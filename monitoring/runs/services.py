@@ -287,9 +287,9 @@ def _ids_measured(
     schema: DataSchema,
 ) -> tuple[IdsMeasured, list[str]]:
     """The window's ids read alone, joined with the labels and their duplicates counted, then
-    let go, before the run reads its other columns: at 100M rows the ids and their sorted copy
-    are 3.2 GB, which the run no longer holds beside its scores and segments. And the label
-    batches read."""
+    let go, before the run reads its other columns: at 100M rows the ids (1.6 GB, counted by
+    sorting them in place) and their join with the labels are no longer held beside the scores
+    and segments. And the label batches read."""
     read = run_windows(model, start, end, inputs, policy, schema, [schema.id], only=("predictions", "labels"))
     labels = read.pop("labels")
     ids = read.pop("predictions").columns.pop(schema.id, None)
