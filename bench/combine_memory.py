@@ -38,8 +38,9 @@ from monitoring.runs.parts import feature_groups, features_measure
 
 MB = 2**20
 STEPS = {
-    services: ("_ids_measured", "run_windows", "labels_by_id"),
+    services: ("_ids_measured", "run_windows", "labels_by_id", "_joined"),
     checks: (
+        "duplicate_findings",
         "features_measure",
         "_quality",
         "_drift",
@@ -56,13 +57,21 @@ STEPS = {
 
 LIBC = ctypes.CDLL("libc.so.6")
 HIGHEST = [0]  # the process's peak resident memory (kB) over every reset
+# The steps under way, outermost first: [resident peak (kB), traced peak (bytes)] of each
+# before a step within it started again the process's peaks.
+OPEN: list[list[int]] = []
 
 
 def resident_peak_reset() -> int:
-    """Start this process's peak resident memory (VmHWM) again from what it holds now (kB): it
-    counts what tracemalloc does not see, Arrow's buffers and the allocator's own. The peak
-    before the reset is kept in HIGHEST, for the whole computation's."""
-    HIGHEST[0] = max(HIGHEST[0], process_status_kb("VmHWM"))
+    """Start this process's peak resident memory (VmHWM) and tracemalloc's peak again from what
+    it holds now (kB): VmHWM counts what tracemalloc does not see, Arrow's buffers and the
+    allocator's own. The peaks before the reset are kept in HIGHEST, for the whole
+    computation's, and in OPEN, for the steps this one is within."""
+    resident_peak, (_, traced_peak) = process_status_kb("VmHWM"), tracemalloc.get_traced_memory()
+    HIGHEST[0] = max(HIGHEST[0], resident_peak)
+    for frame in OPEN:
+        frame[0], frame[1] = max(frame[0], resident_peak), max(frame[1], traced_peak)
+    tracemalloc.reset_peak()
     pa.default_memory_pool().release_unused()  # what was freed is given back: the start is what is held
     LIBC.malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")
@@ -77,12 +86,17 @@ def traced(module: ModuleType, name: str, figures: list[tuple[str, float, float,
 
     def measured(*args: Any, **kwargs: Any) -> Any:
         before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
         resident = resident_peak_reset()
+        frame = [0, 0]
+        OPEN.append(frame)
         started = time.perf_counter()
-        result = step(*args, **kwargs)
+        try:
+            result = step(*args, **kwargs)
+        finally:
+            OPEN.pop()
         after, peak = tracemalloc.get_traced_memory()
-        grown = (process_status_kb("VmHWM") - resident) / 1024
+        peak = max(peak, frame[1])
+        grown = (max(process_status_kb("VmHWM"), frame[0]) - resident) / 1024
         figures.append((name, (peak - before) / MB, (after - before) / MB, grown, time.perf_counter() - started))
         return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -126,13 +126,51 @@ def window_from_batches(
     return Window(found, sum(sizes), list(digests))
 
 
-def _read_ahead(digests: list[str], columns: list[str] | None, repeated_texts: set[str]) -> Iterator[pa.Table]:
-    """The batch files' tables in order, at most READ_AHEAD of them read and not yet taken:
-    reading all at once would hold every whole table before any is cut to the window."""
-    with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
+class UnevenTimes(Exception):
+    """A batch without times in a window cut by time: whether its rows are in the window is
+    known only once every batch is read (`window_from_batches`)."""
+
+
+def window_column_chunks(
+    *,
+    model: str,
+    kind: str,
+    digests: list[str],
+    column: str,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    schema: DataSchema | None = None,
+) -> Generator[pa.Array]:
+    """The window's `column` as Arrow, a batch at a time: each batch is cut to the window as it
+    is read and let go once its chunks are taken, so that a pass over one column holds a batch
+    or two of it where `window_from_batches` holds it whole (the ids: 1.6 GB at 100M rows). The
+    rows are `window_from_batches`'s, in its order; a batch without the column gives nulls, as
+    there. A batch without times in a window cut by time raises UnevenTimes."""
+    schema = schema or parse_schema(RegisteredModel.objects.get(name=model).data_schema)
+    time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
+    repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
+    cut = start is not None or end is not None
+    for table in _read_ahead(digests, list(dict.fromkeys([column, time_column])), repeated_texts, ahead=1):
+        if cut and time_column not in table.column_names:
+            raise UnevenTimes(f"a batch of {model!r} has no {time_column!r} column")
+        piece = _between(table, time_column, start, end)
+        del table
+        if column in piece.column_names:
+            yield from piece.column(column).chunks
+        else:
+            yield pa.nulls(piece.num_rows)
+
+
+def _read_ahead(
+    digests: list[str], columns: list[str] | None, repeated_texts: set[str], *, ahead: int | None = None
+) -> Iterator[pa.Table]:
+    """The batch files' tables in order, at most `ahead` (default READ_AHEAD) of them read and
+    not yet taken: reading all at once would hold every whole table before any is cut to the window."""
+    ahead = ahead or READ_AHEAD
+    with ThreadPoolExecutor(max_workers=ahead) as pool:
         pending: deque[Future[pa.Table]] = deque()
         for digest in digests:
-            if len(pending) == READ_AHEAD:
+            if len(pending) == ahead:
                 yield pending.popleft().result()
             pending.append(pool.submit(_read, blob_path(digest), columns, repeated_texts))
         while pending:

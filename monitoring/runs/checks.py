@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -76,27 +76,60 @@ class LabelRows(Mapping[Any, Any]):
 
     def found(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(the indices of the rows of `ids` that have a label, their targets) when both sides'
-        ids are texts: by Arrow's hash, TRUTH_CHUNK_ROWS rows at a time, so that the window's
+        ids are texts, made Arrow text TRUTH_CHUNK_ROWS rows at a time, so that the window's
         ids are never all Arrow text at once (1.6 GB at 100M). None: not texts."""
-        if ids.dtype.kind not in "OT" or self.ids.dtype.kind not in "OT":
+        if ids.dtype.kind not in "OT":
+            return None
+        step = TRUTH_CHUNK_ROWS
+        return self.joined(_texts_or_nulls(ids[start : start + step]) for start in range(0, ids.size, step))
+
+    def joined(self, chunks: Iterable[pa.Array | None]) -> tuple[np.ndarray, np.ndarray] | None:
+        """`found` of the ids these Arrow chunks hold, in their order: by Arrow's hash of the
+        labels' ids, built once for each TRUTH_CHUNK_ROWS ids (`pc.index_in` builds it at every
+        call). None: the ids of either side are not all texts (or missing). The targets are
+        float64 where the labels' are, else Python objects, as the dictionary of them holds them."""
+        if self.ids.dtype.kind not in "OT":
             return None
         try:  # what Arrow cannot read as text (a huge integer, a lone surrogate) is compared by Python
             label_texts = arrow_texts(self.ids[::-1])  # reversed: an id's first match is its last row
             if label_texts is None:
                 return None
             rows, matches = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
-            for start in range(0, ids.size, TRUTH_CHUNK_ROWS):
-                texts = _texts_or_nulls(ids[start : start + TRUTH_CHUNK_ROWS])
+            position = 0
+            for texts in _text_runs(chunks, TRUTH_CHUNK_ROWS):
                 if texts is None:
                     return None
                 index = pc.index_in(texts, value_set=label_texts, skip_nulls=False)  # a missing id matches one
-                rows.append(np.flatnonzero(index.is_valid().to_numpy(zero_copy_only=False)) + start)
+                rows.append(np.flatnonzero(index.is_valid().to_numpy()) + position)
                 matches.append(index.drop_null().to_numpy().astype(np.int64))
+                position += len(texts)
+                del texts, index
         except (OverflowError, UnicodeError):
             return None
-        label_rows = self.ids.size - 1 - np.concatenate(matches)
-        # Python objects, as the dictionary of them holds them.
-        return np.concatenate(rows), np.array(self.targets[label_rows].tolist(), dtype=object)
+        targets = self.targets[self.ids.size - 1 - np.concatenate(matches)]
+        if targets.dtype != np.float64:
+            targets = np.array(targets.tolist(), dtype=object)
+        return np.concatenate(rows), targets
+
+
+def _text_runs(chunks: Iterable[pa.Array | None], rows: int) -> Iterator[pa.ChunkedArray | None]:
+    """The chunks as Arrow text, gathered `rows` or more at a time (the last run: what is left);
+    None once a chunk is neither text nor missing values."""
+    run: list[pa.Array] = []
+    held = 0
+    for chunk in chunks:
+        if chunk is None or not (
+            pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type) or pa.types.is_null(chunk.type)
+        ):
+            yield None
+            return
+        run.append(chunk.cast(pa.string()))
+        held += len(chunk)
+        if held >= rows:
+            yield pa.chunked_array(run, type=pa.string())
+            run, held = [], 0
+    if run:
+        yield pa.chunked_array(run, type=pa.string())
 
 
 def _texts_or_nulls(ids: np.ndarray) -> pa.Array | None:
@@ -115,7 +148,8 @@ def labels_by_id(labels: Columns, schema: DataSchema) -> LabelRows:
 
 
 def labelled_targets(ids: np.ndarray, labels: Mapping[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(the indices of the rows whose id has a label, their targets as Python objects)."""
+    """(the indices of the rows whose id has a label, their targets: Python objects, or
+    float64 where `labels` are rows of numbers)."""
     found = labels.found(ids) if isinstance(labels, LabelRows) else None
     if found is not None:
         return found
@@ -150,20 +184,28 @@ class IdsMeasured:
     and their join are let go before the scores and segments are read."""
 
     labelled: np.ndarray  # indices of the window's rows whose id has a label
-    targets: np.ndarray  # their targets, as Python objects
+    targets: np.ndarray  # their targets: float64 where the labels are numbers, else Python objects
     duplicates: list[QualityFinding]
     present: bool  # whether the window holds the id column
 
 
 def ids_measure(
-    ids: np.ndarray | None, labels: Mapping[Any, Any], schema: DataSchema, *, reorder: bool = False
+    ids: np.ndarray | None,
+    labels: Mapping[Any, Any],
+    schema: DataSchema,
+    *,
+    reorder: bool = False,
+    joined: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> IdsMeasured:
     """The label join and the duplicate count of the window's `ids` (None: the window has no
     id column). `reorder`: the caller lets `ids` go after this, so their duplicates are counted
-    by sorting them in place rather than a copy (1.6 GB at 100M rows)."""
+    by sorting them in place rather than a copy (1.6 GB at 100M rows). `joined`: the join
+    already made (`LabelRows.joined`), in which case `labels` are not read."""
     if ids is None:
         return IdsMeasured(np.empty(0, dtype=np.int64), np.empty(0), [], present=False)
-    labelled, targets = labelled_targets(ids, labels) if labels else (np.empty(0, dtype=np.int64), np.empty(0))
+    if joined is None:
+        joined = labelled_targets(ids, labels) if labels else (np.empty(0, dtype=np.int64), np.empty(0))
+    labelled, targets = joined
     if labelled.size == 0:
         targets = np.empty(0)
     return IdsMeasured(labelled, targets, duplicate_findings(schema.id, ids, reorder=reorder), present=True)

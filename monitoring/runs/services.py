@@ -30,14 +30,28 @@ from audit.events import Event
 from audit.store import Actor, ConcurrencyConflict
 from monitoring.alerting.services import alerts_from_failed_run, alerts_from_run
 from monitoring.ingestion.domain import BatchKind
-from monitoring.ingestion.selectors import Window, window_digests, window_from_batches
+from monitoring.ingestion.selectors import (
+    UnevenTimes,
+    Window,
+    window_column_chunks,
+    window_digests,
+    window_from_batches,
+)
 from monitoring.policies.document import BASELINE_SHIFTS_DAYS
 from monitoring.policies.domain import PolicyAggregate
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
 from monitoring.runs.budget import RunOverBudget, run_budget_check, run_rows_estimate
-from monitoring.runs.checks import IdsMeasured, compute_run, ids_apart, ids_measure, labels_by_id, rows_per_window
+from monitoring.runs.checks import (
+    IdsMeasured,
+    LabelRows,
+    compute_run,
+    ids_apart,
+    ids_measure,
+    labels_by_id,
+    rows_per_window,
+)
 from monitoring.runs.diagnosis import diagnose
 from monitoring.runs.domain import (
     Check,
@@ -286,14 +300,44 @@ def _ids_measured(
     policy: dict[str, Any],
     schema: DataSchema,
 ) -> tuple[IdsMeasured, list[str]]:
-    """The window's ids read alone, joined with the labels and their duplicates counted, then
-    let go, before the run reads its other columns: at 100M rows the ids (1.6 GB, counted by
-    sorting them in place) and their join with the labels are no longer held beside the scores
-    and segments. And the label batches read."""
-    read = run_windows(model, start, end, inputs, policy, schema, [schema.id], only=("predictions", "labels"))
-    labels = read.pop("labels")
-    ids = read.pop("predictions").columns.pop(schema.id, None)
-    return ids_measure(ids, labels_by_id(labels.columns, schema), schema, reorder=True), labels.batches
+    """The window's ids measured before the run reads its other columns, and the label batches
+    read. The ids are read twice, so that the labels' hash and all the ids are never held at
+    once (at 100M rows: 1 GB and 1.6 GB): first a batch at a time, joined with the labels as
+    they go; then whole, their duplicates counted by sorting them in place, then let go."""
+    read = run_windows(model, start, end, inputs, policy, schema, [schema.id], only=("labels",))["labels"]
+    labels, label_batches = labels_by_id(read.columns, schema), read.batches
+    del read  # the labels' columns are held by `labels` alone, to be let go after the join
+    kind, since, until = _input_spans(start, end, policy)["predictions"]
+    joined = _joined(labels, model, kind, inputs.get("predictions", []), schema, since, until)
+    if joined is not None:
+        labels = labels_by_id({}, schema)  # let go before the ids are read whole
+    window = run_windows(model, start, end, inputs, policy, schema, [schema.id], only=("predictions",))
+    ids = window["predictions"].columns.pop(schema.id, None)
+    return ids_measure(ids, labels, schema, reorder=True, joined=joined), label_batches
+
+
+def _joined(
+    labels: LabelRows,
+    model: str,
+    kind: str,
+    digests: list[str],
+    schema: DataSchema,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`labelled_targets` of the window's ids, read a batch at a time; None where that cannot
+    say (ids or labels that are not texts, a batch without times): the ids are then joined whole."""
+    if not labels:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    chunks = window_column_chunks(
+        model=model, kind=kind, digests=digests, column=schema.id, start=since, end=until, schema=schema
+    )
+    try:
+        return labels.joined(chunks)
+    except UnevenTimes:
+        return None
+    finally:
+        chunks.close()
 
 
 def run_rows(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> int:

@@ -23,6 +23,13 @@ from tests.monitoring.ingestion.test_ingestion import NOW, post, records
 
 pytestmark = pytest.mark.django_db
 REPEATED = {"region", "channel", "model_version"}
+WINDOWS = [
+    (None, None),
+    (NOW - dt.timedelta(hours=5, minutes=30), NOW - dt.timedelta(hours=1, minutes=50)),
+    (NOW - dt.timedelta(hours=4), None),
+    (None, NOW - dt.timedelta(hours=3)),
+    (NOW + dt.timedelta(days=1), None),  # no row at all
+]
 
 
 def _one_table(digests: list[str], columns, start, end) -> tuple[dict[str, np.ndarray], int]:
@@ -88,13 +95,7 @@ def batches(credit_key) -> list[str]:
 def test_a_window_read_batch_by_batch_is_the_window_of_one_table(batches, monkeypatch, read_ahead, columns):
     monkeypatch.setattr(selectors, "READ_AHEAD", read_ahead)
     assert len(batches) == 6
-    for start, end in [
-        (None, None),
-        (NOW - dt.timedelta(hours=5, minutes=30), NOW - dt.timedelta(hours=1, minutes=50)),
-        (NOW - dt.timedelta(hours=4), None),
-        (None, NOW - dt.timedelta(hours=3)),
-        (NOW + dt.timedelta(days=1), None),  # no row at all
-    ]:
+    for start, end in WINDOWS:
         window = window_from_batches(
             model="credit", kind="predictions", digests=batches, start=start, end=end, columns=columns
         )
@@ -102,6 +103,21 @@ def test_a_window_read_batch_by_batch_is_the_window_of_one_table(batches, monkey
         assert window.rows == rows and window.batches == batches
         _same(window.columns, expected)
     assert window_from_batches(model="credit", kind="predictions", digests=batches, columns=columns).rows == 240
+
+
+@pytest.mark.parametrize("column", ["id", "channel", "absent"])
+def test_a_column_read_a_batch_at_a_time_holds_the_windows_rows_in_order(batches, column):
+    """A pass over one column (the ids' join with the labels) reads it a batch at a time: the
+    same rows as the whole window's column, in order; a batch without it gives nulls."""
+    for start, end in WINDOWS:
+        chunks = list(
+            selectors.window_column_chunks(
+                model="credit", kind="predictions", digests=batches, column=column, start=start, end=end
+            )
+        )
+        window = window_from_batches(model="credit", kind="predictions", digests=batches, start=start, end=end)
+        values = [value for chunk in chunks for value in chunk.to_pylist()]
+        assert values == (window.columns[column].tolist() if column != "absent" else [None] * window.rows)
 
 
 def test_the_channel_missing_from_a_batch_is_none_there_and_nulls_stay_missing(batches):
@@ -130,6 +146,13 @@ def test_a_batch_without_times_has_no_row_in_a_window_of_time(credit_key, people
         window = window_from_batches(model="credit", kind="reference", digests=untimed_only, columns=columns)
         expected, rows = _one_table(untimed_only, columns, None, None)
         assert window.rows == rows and list(window.columns) == list(expected)
+    # Read a batch at a time, whether the untimed batch's rows are in a window of time is not
+    # known before the last batch is read: the pass is refused, not guessed.
+    chunks = selectors.window_column_chunks(
+        model="credit", kind="reference", digests=digests, column="income", start=NOW - dt.timedelta(days=1)
+    )
+    with pytest.raises(selectors.UnevenTimes):
+        list(chunks)
 
 
 def test_batches_whose_types_cannot_be_reconciled_are_an_error(credit_key):

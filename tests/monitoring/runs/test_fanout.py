@@ -19,14 +19,14 @@ from audit.envelope import format_time
 from audit.models import Event
 from audit.store import Actor
 from config.celery import app as celery_app
-from monitoring.ingestion.selectors import window_from_batches
+from monitoring.ingestion.selectors import window_column_chunks, window_from_batches
 from monitoring.ingestion.services import batch_ingest
 from monitoring.models import Batch, Run, RunFanout
 from monitoring.policies.document import complete_policy
 from monitoring.policies.services import policy_load
 from monitoring.registry import services as registry
 from monitoring.registry.data_schema import parse_schema
-from monitoring.runs import fanout
+from monitoring.runs import fanout, services
 from monitoring.runs.checks import compute_run
 from monitoring.runs.parts import feature_groups, features_measure, parts_dump, parts_load
 from monitoring.runs.services import run_execute, run_inputs, run_result, run_windows, runs_fail_stalled
@@ -205,19 +205,21 @@ def policy_load_default() -> dict:
     return complete_policy({}, parse_schema(SCHEMA).features)
 
 
-def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_the_same(wide_window):
+def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_the_same(wide_window, monkeypatch):
     start, end = wide_window
     reference = _table(3_000, 1, start - dt.timedelta(days=1))  # with ids and times, which the checks never read
     outcomes = (np.random.default_rng(4).random(reference.num_rows) < 0.3).astype(float)
     reference = reference.append_column("label", pa.array(outcomes))
     duplicated = reference.set_column(reference.schema.get_field_index("id"), "id", pa.array(["same"] * 3_000))
     _ingest("reference", duplicated)
-    window = _table(3_000, 2, start, shift=0.2)
+    # Three batches: the first in the window, the second cut by its end (its rows from 1,500 on
+    # are after it), the third after it.
+    window = _table(3_000, 2, end - dt.timedelta(microseconds=4_500), shift=0.2)
     # Repeated ids: the run measures them apart, before its other columns.
     ids = window.column("id").to_pylist()
     ids[100:150] = ids[0:50]
     window = window.set_column(window.schema.get_field_index("id"), "id", pa.array(ids))
-    _ingest("predictions", window)
+    _ingest("predictions", window, batch=1_000)
     labelled = ids[:200] + ids[210:300]
     _ingest("labels", pa.table({"id": labelled, "label": np.ones(len(labelled))}))
     policy = policy_load("wide")
@@ -227,7 +229,7 @@ def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_
     read = run_windows("wide", start, end, inputs, policy.policy, schema)
     assert set(read["reference"].columns) == set(schema.columns) - {"id", "timestamp"}
     assert set(read["predictions"].columns) == set(schema.columns) - {"timestamp", "label"}  # no label in a window
-    assert read["reference"].rows == read["predictions"].rows == 3_000
+    assert (read["reference"].rows, read["predictions"].rows, len(inputs["predictions"])) == (3_000, 1_500, 2)
 
     spans = {"reference": (None, None), "predictions": (start, end)}
     whole = {
@@ -235,7 +237,16 @@ def test_a_run_reads_neither_the_rows_times_nor_the_references_ids_and_computes_
         for kind, (since, until) in spans.items()
     }
     assert {"id", "timestamp"} <= set(whole["reference"]) and "timestamp" in whole["predictions"]
+    streamed: list[int] = []  # the ids joined with the labels a batch at a time, as read
+
+    def chunks(**where: object):
+        for chunk in window_column_chunks(**where):
+            streamed.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(services, "window_column_chunks", chunks)
     computed = run_result("wide", start, end, policy.version, policy.policy, "r")
+    assert sum(streamed) == 1_500
     every_column = compute_run(
         whole["reference"],
         whole["predictions"],
