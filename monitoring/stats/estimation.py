@@ -47,16 +47,18 @@ class Calibration:
         fitted = isotonic_regression(means, weights=counts.astype(float)).x
         return cls(distinct, np.clip(fitted, 0.0, 1.0))
 
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
+    def __call__(self, scores: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         # np.interp searches from where the last score landed: in ascending order that is a
         # step or two, in the window's order a full search of the reference's distinct scores,
         # with a cache miss at each step (13.5 s against 3.0 s for 10M of each here). Each piece
         # is sorted on its own: a score's probability is its own whatever its neighbours, and the
-        # window is never sorted, or its order held, whole (800 MB each at 100M rows).
+        # window is never sorted, or its order held, whole (800 MB each at 100M rows). `out`:
+        # where the probabilities are written, `scores` itself included (each piece is read
+        # before it is written over).
         scores = np.asarray(scores, dtype=float)
         if scores.ndim != 1:  # one number (or a table): in its own shape
             return np.interp(scores, self.scores, self.probabilities)
-        probabilities = np.empty(scores.shape)
+        probabilities = np.empty(scores.shape) if out is None else out
         for start in range(0, scores.size, PIECE_ROWS):
             piece = scores[start : start + PIECE_ROWS]
             order = np.argsort(piece)
@@ -73,26 +75,30 @@ def expected_metrics(
     order = np.argsort(-scores, kind="stable")
     positive = p[order]
     auc = _expected_auc(scores[order], lambda start, stop: positive[start:stop])
-    return {**_expected_confusion(p, scores, threshold, predicted), "roc_auc": auc}
+    return {**_expected_confusion(lambda rows: p[rows], scores, threshold, predicted), "roc_auc": auc}
 
 
 def _expected_confusion(
-    p: np.ndarray, scores: np.ndarray, threshold: float, predicted: np.ndarray | None
+    probabilities_of: Callable[[np.ndarray], np.ndarray],
+    scores: np.ndarray,
+    threshold: float,
+    predicted: np.ndarray | None,
 ) -> dict[str, float]:
+    """`probabilities_of(rows)`: P(y=1) of the rows a mask picks, as an array of its own."""
     predicted = scores >= threshold if predicted is None else np.asarray(predicted, dtype=bool)
-    tp, fp = _expected_outcomes(p, predicted)
-    fn, tn = _expected_outcomes(p, ~predicted)
+    tp, fp = _expected_outcomes(probabilities_of(predicted))
+    fn, tn = _expected_outcomes(probabilities_of(~predicted))
     return {
-        "accuracy": (tp + tn) / p.size,
+        "accuracy": (tp + tn) / scores.size,
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
     }
 
 
-def _expected_outcomes(p: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
-    """(Σ p, Σ (1 − p)) over the rows: one copy of them, written over (`1 - p[rows]` was a second)."""
-    chosen = p[rows]
+def _expected_outcomes(chosen: np.ndarray) -> tuple[float, float]:
+    """(Σ p, Σ (1 − p)) over the chosen rows' probabilities, written over (`1 - chosen` was a
+    second copy)."""
     positives = float(chosen.sum())
     np.subtract(1, chosen, out=chosen)
     return positives, float(chosen.sum())
@@ -226,11 +232,11 @@ class PerformanceEstimator:
         _check_scores(scores, "current")
         if predicted is not None and np.asarray(predicted).shape != scores.shape:
             raise ValueError("predicted labels and scores must have one row each")
-        # The probabilities in the window's order are let go before the ROC curve's, in the
-        # scores' order, are made: one full-length array at a time. A row's probability is its
-        # score's, so the curve needs the scores sorted, not the order of the rows (tied rows
-        # have one probability).
-        values = _expected_confusion(self.calibration(scores), scores, self.threshold, predicted)
+        # A row's probability is its score's alone, so no array of them all is made: each side
+        # of the confusion matrix calibrates its own rows' scores, written over (at 100M rows
+        # the window's probabilities and a side's copy of them held 1.4 GB); the ROC curve
+        # needs the scores sorted, not the order of the rows (tied rows have one probability).
+        values = _expected_confusion(self._probabilities_of(scores), scores, self.threshold, predicted)
         descending = np.negative(scores)
         descending.sort()  # in place: -x sorted is x from the highest, and -(-x) is x exactly
         np.negative(descending, out=descending)
@@ -242,6 +248,13 @@ class PerformanceEstimator:
             low, high = max(value - 3 * error, 0.0), min(value + 3 * error, 1.0)
             estimates[metric] = Estimate(metric, value, low, high, error)
         return estimates
+
+    def _probabilities_of(self, scores: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        def probabilities(rows: np.ndarray) -> np.ndarray:
+            chosen = np.asarray(scores[rows], dtype=np.float64)  # of its own: written over
+            return self.calibration(chosen, out=chosen)
+
+        return probabilities
 
 
 def _check_scores(scores: np.ndarray, side: str) -> None:

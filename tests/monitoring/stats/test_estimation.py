@@ -162,18 +162,21 @@ def test_the_expected_auc_is_the_trapezoid_over_the_curve_to_the_bit(scores, p, 
 
 
 @pytest.mark.parametrize("piece", [5, 999, 1 << 20])
-def test_an_estimate_is_the_plain_expressions_over_the_calibrated_window_to_the_bit(piece, monkeypatch):
+@pytest.mark.parametrize(("dtype", "given"), [(np.float64, False), (np.float64, True), (np.float32, False)])
+def test_an_estimate_is_the_plain_expressions_over_the_calibrated_window_to_the_bit(piece, dtype, given, monkeypatch):
+    """Each side of the confusion matrix calibrates its own rows' scores, written over: the
+    sums are those over the window's probabilities picked by the mask, to the bit."""
     monkeypatch.setattr(estimation, "PIECE_ROWS", piece)
     rng = np.random.default_rng(21)
     ref_scores, ref_labels = _population(rng, 20_000, 0.0)
     estimator = PerformanceEstimator.fit(np.round(ref_scores, 3), ref_labels, chunk_size=1000)
     scores, _ = _population(rng, 30_000, 0.4)
-    scores = np.r_[scores, np.round(scores[:3000], 2), 0.0, -0.0, 1.0]  # ties, zero of either sign
+    scores = np.r_[scores, np.round(scores[:3000], 2), 0.0, -0.0, 1.0].astype(dtype)  # ties, zero of either sign
     p = np.interp(scores, estimator.calibration.scores, estimator.calibration.probabilities)
-    decided = scores >= 0.5
+    decided = rng.random(scores.size) < 0.4 if given else scores >= 0.5
     tp, fp = p[decided].sum(), (1 - p[decided]).sum()
     fn, tn = p[~decided].sum(), (1 - p[~decided]).sum()
-    estimates = estimator.estimate(scores)
+    estimates = estimator.estimate(scores, predicted=decided if given else None)
     assert estimates["accuracy"].value.hex() == float((tp + tn) / p.size).hex()
     assert estimates["f1"].value.hex() == float(2 * tp / (2 * tp + fp + fn)).hex()
     assert estimates["roc_auc"].value.hex() == _trapezoid_auc(p, scores).hex()
