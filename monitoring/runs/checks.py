@@ -664,7 +664,8 @@ def _segment_prediction_drift(reference, current, ref_keys, cur_keys, schema: Da
 
     def effect(ref_rows: np.ndarray, cur_rows: np.ndarray) -> float:
         before, after = ref_scores[ref_rows], cur_scores[cur_rows]
-        before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+        # Mostly every score is known: no second copy of a segment's (400 MB for half of 100M rows).
+        before, after = before[every_row_or(np.isfinite(before))], after[every_row_or(np.isfinite(after))]
         return wasserstein_normed(before, after) if before.size and after.size else float("nan")
 
     ranked = rank_by_drift(ref_keys, cur_keys, effect, min_support=policy["segments"]["min_support"])

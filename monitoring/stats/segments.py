@@ -99,7 +99,10 @@ def segment_cohorts(columns: Mapping[str, np.ndarray]) -> Cohorts:
         return _as_cohorts(segment_keys(columns))
     position = {key: index for index, key in enumerate(names)}
     lookup = np.array([position.get(key, -1) for key in keys], dtype=np.int32)
-    return Cohorts(np.array(names, dtype=object), lookup[codes])
+    for start in range(0, codes.size, FACTORIZE_ROWS):  # written over, a piece at a time: no second copy
+        piece = codes[start : start + FACTORIZE_ROWS]
+        piece[:] = lookup[piece]
+    return Cohorts(np.array(names, dtype=object), codes)
 
 
 def _tied_as_numpy_text(keys: Iterable[str]) -> bool:
