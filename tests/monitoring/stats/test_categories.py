@@ -1,10 +1,13 @@
 """Category counts equal a plain Python Counter, whatever the column's representation."""
 
 from collections import Counter
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitoring.stats import categories as c
 
@@ -88,3 +91,30 @@ def test_align_puts_zero_where_a_side_lacks_a_category():
     categories, lc, rc = c.align(left, right)
     assert categories.tolist() == ["a", "b", "c"]
     assert lc.tolist() == [1, 2, 0] and rc.tolist() == [0, 1, 1]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["a", "b", "a\x00", "é", "", "日本"]), st.none(), st.just(float("nan")), st.text(max_size=3)
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([1, 2, 7, 1 << 20]),
+    st.sampled_from([None, 5, b"a"]),
+)
+def test_texts_counted_a_piece_at_a_time_are_the_whole_columns_counts(values, piece, odd):
+    """Objects are made Arrow text a piece at a time and the pieces' tallies summed; a piece
+    that is not all text sends the column to the whole count, as before. Either way the counts
+    are those of the whole column made Arrow text at once (or of its texts as str() gives them)."""
+    column = np.array([*values, *([] if odd is None else [odd])], dtype=object)
+    with mock.patch.object(c, "COUNT_PIECE_ROWS", piece):
+        counted = c.count_categories(column)
+    try:
+        whole = c._arrow_counts(pa.array(column, from_pandas=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        whole = c._object_counts(column)
+    assert counted.categories.tolist() == whole.categories.tolist()
+    assert counted.counts.dtype == np.int64 and counted.counts.tolist() == whole.counts.tolist()
+    assert counted.missing == whole.missing
