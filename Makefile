@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/window_memory.py
 	$(BIN)/python bench/combine_memory.py
 	$(BIN)/python bench/part_memory.py
+	$(BIN)/python bench/category_memory.py
 	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/uncertainty.py
