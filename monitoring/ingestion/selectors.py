@@ -82,8 +82,7 @@ def window_from_batches(
     the window's columns once, plus one column, where concatenating whole tables held them three
     times over (`bench/window_memory.py`)."""
     schema = schema or parse_schema(RegisteredModel.objects.get(name=model).data_schema)
-    time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
-    repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
+    time_column, repeated_texts = _how_read(kind, schema)
     wanted = None if columns is None else list(dict.fromkeys([*columns, time_column]))
     # A time read only to cut the window is let go as soon as its batch is cut: at 100M rows
     # the times held until the end were 800 MB more at the read's peak.
@@ -147,8 +146,7 @@ def window_column_chunks(
     rows are `window_from_batches`'s, in its order; a batch without the column gives nulls, as
     there. A batch without times in a window cut by time raises UnevenTimes."""
     schema = schema or parse_schema(RegisteredModel.objects.get(name=model).data_schema)
-    time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
-    repeated_texts = {*schema.categorical, *schema.segments, "model_version", "kpi"}
+    time_column, repeated_texts = _how_read(kind, schema)
     cut = start is not None or end is not None
     for table in _read_ahead(digests, list(dict.fromkeys([column, time_column])), repeated_texts, ahead=1):
         if cut and time_column not in table.column_names:
@@ -159,6 +157,12 @@ def window_column_chunks(
             yield from piece.column(column).chunks
         else:
             yield pa.nulls(piece.num_rows)
+
+
+def _how_read(kind: str, schema: DataSchema) -> tuple[str, set[str]]:
+    """(the column a batch of this kind is cut by, the columns read dictionary-encoded)."""
+    time_column = "timestamp" if kind == BatchKind.KPIS else schema.timestamp
+    return time_column, {*schema.categorical, *schema.segments, "model_version", "kpi"}
 
 
 def _read_ahead(

@@ -8,6 +8,7 @@ import json
 from unittest import mock
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -209,3 +210,18 @@ def test_targets_held_as_numbers_give_the_run_their_python_objects_give(task):
     assert by_rows["rows"]["labelled"] == label_ids.size
     assert {check["check"] for check in by_rows["checks"]} >= {"label_drift", "performance"}
     assert json.dumps(by_rows, sort_keys=True, default=str) == json.dumps(by_objects, sort_keys=True, default=str)
+
+
+def test_ids_joined_from_arrow_chunks_are_those_found_in_the_whole_column():
+    """The run's join reads the window's ids as the batches hold them: text, large text, or
+    nulls where a batch has no id column. A chunk of anything else (numbers) leaves the join
+    to the whole column."""
+    labels = labels_by_id({"id": np.array(["a", "b", None], dtype=IDS), "y": np.array([1.0, 0.0, 1.0])}, SCHEMA)
+    chunks = [pa.array(["b", "z"]), pa.array(["a"], type=pa.large_string()), pa.nulls(2), pa.array(["b"])]
+    with mock.patch.object(checks, "TRUTH_CHUNK_ROWS", 3):
+        rows, targets = labels.joined(chunks)
+    whole = np.array(["b", "z", "a", None, None, "b"], dtype=IDS)
+    expected_rows, expected_targets = labels.found(whole)
+    assert rows.tolist() == expected_rows.tolist() == [0, 2, 3, 4, 5]
+    assert targets.tolist() == expected_targets.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert labels.joined([pa.array(["a"]), pa.array([1, 2])]) is None
