@@ -270,6 +270,8 @@ REMEDIATION_APPROVALS = {
 REMEDIATION_EXPIRY_HOURS = env.int("REMEDIATION_EXPIRY_HOURS", default=72)
 REMEDIATION_REVIEW_MINUTES = env.int("REMEDIATION_REVIEW_MINUTES", default=240)
 REMEDIATION_RETRY_HOURS = env.int("REMEDIATION_RETRY_HOURS", default=24)
+# A retrain executing this long without its pipeline's report is failed (its trigger or pipeline was lost).
+REMEDIATION_REPORT_HOURS = env.int("REMEDIATION_REPORT_HOURS", default=72)
 PIPELINE_WEBHOOK_URL = env("PIPELINE_WEBHOOK_URL", default="")
 PIPELINE_WEBHOOK_SECRET = env("PIPELINE_WEBHOOK_SECRET", default="")
 

@@ -266,39 +266,56 @@ def remediations_stranded(now: dt.datetime | None = None, *, queue: bool = False
 
 
 def remediations_stalled(now: dt.datetime | None = None) -> list[str]:
-    """Fail each request still executing longer than its task may run (a retrain waits for its
-    pipeline's report instead): the worker was killed or lost, and its redelivered task leaves
-    an executing request alone. Failed, it is retried within its approval's hours, or abandoned."""
+    """Fail each request still executing past its deadline: longer than its task may run (the
+    worker was killed or lost, and its redelivered task leaves an executing request alone), or,
+    for a retrain, REMEDIATION_REPORT_HOURS without its pipeline's report (the trigger was lost
+    with its worker, or the pipeline stopped without reporting). Failed, it is retried within
+    its approval's hours, or abandoned."""
     from monitoring.remediation.tasks import EXECUTION_TIME_LIMIT
 
     moment = now or dt.datetime.now(dt.UTC)
-    since = moment - dt.timedelta(seconds=EXECUTION_TIME_LIMIT) - STRANDED_AFTER
-    executing = Remediation.objects.filter(state=RemediationState.EXECUTING).exclude(kind__in=AWAITS_REPORT)
+    task_ended = moment - dt.timedelta(seconds=EXECUTION_TIME_LIMIT) - STRANDED_AFTER
+    report_overdue = moment - dt.timedelta(hours=settings.REMEDIATION_REPORT_HOURS)
     failed = []
-    for request_id in map(str, executing.values_list("request_id", flat=True)):
+    for request_id, kind in Remediation.objects.filter(state=RemediationState.EXECUTING).values_list(
+        "request_id", "kind"
+    ):
+        awaits_report = kind in AWAITS_REPORT
         started = (
             EventRow.objects.filter(
-                stream_type=STREAM, stream_id=request_id, event_type=RemediationExecutionStarted.type_name
+                stream_type=STREAM, stream_id=str(request_id), event_type=RemediationExecutionStarted.type_name
             )
             .order_by("-stream_version")
             .first()
         )
-        if started is None or started.occurred_at > since:
+        if started is None or started.occurred_at > (report_overdue if awaits_report else task_ended):
             continue
         done = aggregate_execute(
-            functools.partial(RemediationAggregate, request_id),
-            functools.partial(_fail_lost, started=started.stream_version),
+            functools.partial(RemediationAggregate, str(request_id)),
+            functools.partial(
+                _fail_lost, started=started.stream_version, error=_report_overdue() if awaits_report else WORKER_LOST
+            ),
             actor=EXECUTOR,
         )
-        failed += [request_id] if done.recorded else []
+        failed += [str(request_id)] if done.recorded else []
     return failed
 
 
-def _fail_lost(request: RemediationAggregate, *, started: int) -> list[Event]:
+WORKER_LOST = "no outcome within the task's time limit: the worker carrying it out was killed or lost"
+
+
+def _report_overdue() -> str:
+    hours = settings.REMEDIATION_REPORT_HOURS
+    return (
+        f"no report from the retraining pipeline within {hours} h (REMEDIATION_REPORT_HOURS): "
+        "its trigger was lost with its worker, or the pipeline stopped without reporting"
+    )
+
+
+def _fail_lost(request: RemediationAggregate, *, started: int, error: str) -> list[Event]:
     """The execution that began at stream version `started`, failed, unless it ended meanwhile."""
     if request.state is not RemediationState.EXECUTING or request.version != started:
         return []
-    error = "no outcome within the task's time limit: the worker carrying it out was killed or lost"
     return request.finish(ok=False, detail={"error": error + " (retry or abandon it)"})
 
 

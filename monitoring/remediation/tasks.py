@@ -25,7 +25,7 @@ def execute_remediation(request_id: str) -> str:
 def remediation_deadlines() -> dict:
     """Expire undecided requests past their deadline; alert on overdue break-glass reviews;
     queue again approved requests whose execution was never queued (the broker was down); fail
-    executions whose worker was lost."""
+    executions whose worker was lost, and retrains whose pipeline never reported."""
     from monitoring.remediation.services import (
         break_glass_overdue,
         remediations_expire,

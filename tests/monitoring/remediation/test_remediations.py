@@ -649,14 +649,33 @@ def test_an_execution_whose_worker_was_lost_ends_as_failed_and_can_be_retried(se
     assert Deployment.objects.get(model_id="credit").champion == "1.0"
 
 
-def test_a_retraining_awaiting_its_pipeline_is_not_failed_as_stalled(served, people, settings):
-    """A retrain stays executing until its pipeline reports, which may take days."""
+def test_a_retraining_whose_report_never_comes_fails_after_the_report_hours(served, people, settings):
+    """A retrain stays executing while its pipeline works, which may take days; but its trigger
+    can be lost with its worker (started, never sent), or the pipeline can die without reporting.
+    It stayed executing for good: no retry, no abandon, nobody told. Past REMEDIATION_REPORT_HOURS
+    beat fails it, once, naming the setting, and a report that comes after is refused."""
     from monitoring.remediation.services import EXECUTOR, remediations_stalled
 
-    request_id = _request(
-        client_for(people["ml_engineer"]), kind="retrain", parameters={"data_start": "a", "data_end": "b"}
-    ).json()["request_id"]
+    settings.REMEDIATION_REPORT_HOURS = 48
+    settings.PIPELINE_WEBHOOK_SECRET = "pipe-secret"
+    engineer = client_for(people["ml_engineer"])
+    request_id = _request(engineer, kind="retrain", parameters={"data_start": "a", "data_end": "b"}).json()[
+        "request_id"
+    ]
     assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200
-    remediation_execute(request_id, lambda r: r.start(), actor=EXECUTOR)
-    assert remediations_stalled(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3)) == []
+    remediation_execute(request_id, lambda r: r.start(), actor=EXECUTOR)  # what the lost worker recorded
+    now = dt.datetime.now(dt.UTC)
+    assert remediations_stalled(now=now + dt.timedelta(minutes=15)) == []  # past the task's limit: it waits
+    assert remediations_stalled(now=now + dt.timedelta(hours=47)) == []
     assert Remediation.objects.get(request_id=request_id).state == "executing"
+
+    assert remediations_stalled(now=now + dt.timedelta(hours=49)) == [request_id]
+    assert remediations_stalled(now=now + dt.timedelta(hours=49)) == []  # once
+    failed = Remediation.objects.get(request_id=request_id)
+    assert failed.state == "failed"
+    assert "no report from the retraining pipeline within 48 h (REMEDIATION_REPORT_HOURS)" in failed.error
+    late = _report(request_id, {"request_id": request_id, "ok": True, "detail": {"new_version": "1.2"}})
+    assert late.status_code == 409 and "failed, not executing" in late.json()["detail"], late.json()
+    assert Event.objects.filter(stream_id=request_id, event_type="monitoring.RemediationSucceeded").count() == 0
+    abandoned = engineer.post(f"/api/v1/remediations/{request_id}/abandon/", {"reason": "pipeline gone"})
+    assert abandoned.status_code == 200 and abandoned.json()["state"] == "abandoned", abandoned.json()
