@@ -3,6 +3,7 @@ Bodies are JSON records, NDJSON, CSV or Parquet; a batch is stored whole or not 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import django_filters
@@ -11,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -157,6 +159,26 @@ class BatchPages(CursorPagination):
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def get_page_size(self, request) -> int:
+        given = request.query_params.get(self.page_size_query_param)
+        if given is not None and not (given.isascii() and given.isdigit() and int(given) >= 1):
+            raise serializers.ValidationError(
+                {self.page_size_query_param: [f"a whole number of batches from 1 (at most {self.max_page_size:,})"]}
+            )
+        return super().get_page_size(request)
+
+    def decode_cursor(self, request):
+        refused = serializers.ValidationError(
+            {self.cursor_query_param: ["not a cursor of this list: follow a page's `next` or `previous` link"]}
+        )
+        given = request.query_params.get(self.cursor_query_param)
+        try:
+            if given is not None:  # DRF drops what is not base64, so "%%%" would read as the first page
+                base64.b64decode(given.encode("ascii"), validate=True)
+            return super().decode_cursor(request)
+        except (ValueError, NotFound):  # DRF answers 404, as for a missing model: this is a bad request
+            raise refused from None
 
 
 class BatchListView(generics.ListAPIView):

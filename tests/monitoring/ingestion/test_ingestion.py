@@ -208,9 +208,14 @@ def test_batches_are_listed_a_page_at_a_time_newest_first(credit_key, people):
         seen += [batch["seq"] for batch in page["results"]]
         url, params = page["next"], None
     assert seen == sorted(Batch.objects.values_list("seq", flat=True), reverse=True) and len(seen) == 5
-    for limit in (0, -1, "many"):  # DRF falls back to the page size rather than refuse
-        assert len(auditor.get("/api/v1/models/credit/batches/", {"limit": limit}).json()["results"]) == 5
-    assert auditor.get("/api/v1/models/credit/batches/", {"cursor": "not-a-cursor"}).status_code == 404
+    assert len(auditor.get("/api/v1/models/credit/batches/", {"limit": 5000}).json()["results"]) == 5  # capped
+    for limit in ("0", "-1", "many", "1.5", "", "٣"):  # DRF alone would serve a default page
+        refused = auditor.get("/api/v1/models/credit/batches/", {"limit": limit})
+        assert refused.status_code == 400 and "whole number of batches" in refused.json()["limit"][0], limit
+    # DRF alone would answer 404, as for a missing model; "bz14" is "o=x", an offset that is no number
+    for cursor in ("not-a-cursor", "bz14", "%%%"):
+        refused = auditor.get("/api/v1/models/credit/batches/", {"cursor": cursor})
+        assert refused.status_code == 400 and "not a cursor of this list" in refused.json()["cursor"][0], cursor
 
 
 def test_the_same_content_twice_is_stored_once(credit_key):
