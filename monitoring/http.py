@@ -139,7 +139,7 @@ def _domain_answer(error: Exception) -> Response | None:
     if isinstance(error, AlreadyExists | ConcurrencyConflict | RequestConflict):
         return _answer(status.HTTP_409_CONFLICT, str(error))
     if isinstance(error, ReauthenticationFailed):
-        log.warning("re-authentication failed: %s", error)
+        log.warning("%s", error)  # the message says it failed
         return _answer(status.HTTP_403_FORBIDDEN, str(error))
     if isinstance(error, DomainError):
         return _answer(status.HTTP_400_BAD_REQUEST, str(error))

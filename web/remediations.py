@@ -101,6 +101,7 @@ def new_request(request: HttpRequest) -> HttpResponse:
         "kinds": FROM_A_RUN,
         "versions": ModelVersion.objects.filter(model_id=run.model_name, retired=False).order_by("registered_seq"),
         "approver": has_role(request.user, {Role.RISK_APPROVER}),
+        "needs_code": second_factor_required(request.user),
         "given": request.POST,
     }
     if request.method != "POST":
@@ -111,6 +112,15 @@ def new_request(request: HttpRequest) -> HttpResponse:
         return forbidden(request, refusal)
     try:
         kind = RemediationKind(request.POST.get("kind", ""))
+        if break_glass:  # carried out at once: the person signs it as they would an approval
+            if not request.POST.get("password"):
+                raise DomainError("A break-glass rollback is carried out at once: re-enter your password to file it.")
+            services.reauthenticate(
+                request.user,
+                password=request.POST.get("password", ""),
+                code=request.POST.get("code", ""),
+                request=request,
+            )
         request_id = services.remediation_request(
             model=run.model_name,
             kind=kind,

@@ -1,5 +1,6 @@
 """Remediations: request, list, read with the full event history, and decide. Deciding
-(approve, reject, review) re-authenticates: the body carries the person's password."""
+(approve, reject, review), and filing a break-glass rollback, which is carried out at once,
+re-authenticate: the body carries the person's password."""
 
 from __future__ import annotations
 
@@ -44,6 +45,18 @@ class RemediationIn(serializers.Serializer):
         default=False,
         help_text="emergency rollback by a risk approver: executed at once, reviewed after",
     )
+    password = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        style={"input_type": "password"},
+        help_text="break-glass only: re-authentication, since the rollback is carried out at once",
+    )
+    code = serializers.CharField(
+        required=False,
+        max_length=10,
+        help_text="break-glass only: the authenticator's current code, when your role needs a second factor",
+    )
 
 
 class RemediationFilter(django_filters.FilterSet):
@@ -65,6 +78,14 @@ class RemediationListView(ByMethod, generics.ListCreateAPIView):
         refusal = services.requester_refusal(request.user, break_glass=data["break_glass"])
         if refusal is not None:
             return Response({"detail": refusal}, status=status.HTTP_403_FORBIDDEN)
+        if data["break_glass"]:
+            if not data.get("password"):
+                raise serializers.ValidationError(
+                    {"password": ["a break-glass rollback is carried out at once: re-enter your password to file it"]}
+                )
+            services.reauthenticate(
+                request.user, password=data["password"], code=data.get("code"), request=request._request
+            )
         request_id = services.remediation_request(
             model=data["model"],
             kind=data["kind"],

@@ -153,11 +153,10 @@ def approval_event(request_id: str, *, model: str, kind: RemediationKind) -> str
     return str(last.event_id)
 
 
-def remediation_decide(
-    *, request_id: str, decision: str, user, password: str, reason: str, request=None, code: str | None = None
-) -> RemediationAggregate:
-    """approve, reject or review, after the person re-enters their password, and the current
-    code of their authenticator when their role needs a second factor."""
+def reauthenticate(user, *, password: str, code: str | None = None, request=None) -> None:
+    """ReauthenticationFailed unless `password` is the user's, and `code` their authenticator's
+    current one when their role needs a second factor: what a signature, or an emergency change
+    carried out at once, asks of the person at the moment they make it."""
     from monitoring.access.second_factor import code_verify, second_factor_required
 
     if request is None:  # a command line, not an HTTP request: still counted by the lockout
@@ -167,6 +166,14 @@ def remediation_decide(
         raise ReauthenticationFailed("re-authentication failed: the password is not this user's")
     if second_factor_required(user) and not code_verify(user, code or ""):
         raise ReauthenticationFailed("re-authentication failed: your role needs the authenticator's current code")
+
+
+def remediation_decide(
+    *, request_id: str, decision: str, user, password: str, reason: str, request=None, code: str | None = None
+) -> RemediationAggregate:
+    """approve, reject or review, after the person re-enters their password, and the current
+    code of their authenticator when their role needs a second factor."""
+    reauthenticate(user, password=password, code=code, request=request)
     signer = Signer(
         id=user.username,
         name=user.get_full_name() or user.username,

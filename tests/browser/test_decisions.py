@@ -90,6 +90,10 @@ def test_an_approvers_own_break_glass_rollback_is_reviewed_by_another(demo_site,
     carol.get_by_label(re.compile("Roll back to")).select_option("2026.10.1")
     carol.get_by_label("Reason").fill("Emergency: the November model misprices; back to October now")
     carol.get_by_label(re.compile("Break-glass")).check()
+    carol.get_by_role("button", name="File the request").click()  # carried out at once: her password first
+    expect(carol.locator(".message")).to_contain_text("re-enter your password")
+    expect(carol.get_by_label(re.compile("Break-glass"))).to_be_checked()  # the form as she filled it
+    carol.get_by_label(re.compile("Your password")).fill("demo-only-password")
     carol.get_by_role("button", name="File the request").click()
     expect(carol.locator("#state")).to_contain_text("succeeded", timeout=30_000)  # at once, reviewed afterwards
     expect(carol.get_by_role("button", name="Sign the review")).to_have_count(0)  # never her own

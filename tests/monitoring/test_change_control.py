@@ -16,7 +16,7 @@ from monitoring.registry import services as registry
 from monitoring.registry.models import Deployment, ModelVersion, RegisteredModel
 from monitoring.remediation.kinds import ApprovalRequired
 from monitoring.runs.domain import Check
-from tests.monitoring.conftest import ADMINISTRATOR, ALICE, SCHEMA, approved, client_for, person
+from tests.monitoring.conftest import ADMINISTRATOR, ALICE, PASSWORD, SCHEMA, approved, client_for, person
 
 pytestmark = pytest.mark.django_db
 
@@ -143,7 +143,8 @@ def test_a_risk_approver_files_break_glass_rollbacks_only(serving, people):
     request = {"model": "credit", "kind": "rollback", "parameters": {"to_version": "1.0"}, "reason": "x"}
     ordinary = approver.post("/api/v1/remediations/", request, format="json")
     assert ordinary.status_code == 403 and "break-glass" in ordinary.json()["detail"]
-    assert approver.post("/api/v1/remediations/", {**request, "break_glass": True}, format="json").status_code == 201
+    glass = {**request, "break_glass": True, "password": PASSWORD}
+    assert approver.post("/api/v1/remediations/", glass, format="json").status_code == 201
 
 
 def test_a_person_with_both_roles_still_needs_a_second_person(serving):

@@ -37,6 +37,7 @@ def _request(client, kind="rollback", parameters=None, **extra):
         "kind": kind,
         "parameters": parameters or {"to_version": "1.0"},
         "reason": "AUC fell",
+        **({"password": PASSWORD} if extra.get("break_glass") else {}),
         **extra,
     }
     return client.post("/api/v1/remediations/", body, format="json")
@@ -139,7 +140,15 @@ def test_cancel_expire_and_illegal_transitions(served, people):
             },
             "evidence must cite",
         ),
-        ({"kind": "retrain", "parameters": {"data_start": "a", "data_end": "b"}, "break_glass": True}, "break-glass"),
+        (
+            {
+                "kind": "retrain",
+                "parameters": {"data_start": "a", "data_end": "b"},
+                "break_glass": True,
+                "password": PASSWORD,
+            },
+            "break-glass",
+        ),
         (
             {"kind": "retrain", "parameters": {"data_start": {"type": "audit.KeyRotated"}, "data_end": "b"}},
             "data_start must be a single value",
@@ -156,6 +165,35 @@ def test_bad_requests_are_refused_and_write_nothing(served, people, body, messag
     answer = client.post("/api/v1/remediations/", {"model": "credit", "reason": "x", **body}, format="json")
     assert answer.status_code == 400 and message in answer.json()["detail"], answer.json()
     assert Event.objects.count() == before
+
+
+def test_break_glass_is_filed_only_with_the_approvers_password(served, people, django_capture_on_commit_callbacks):
+    """A break-glass rollback is carried out the moment it is filed, by one person: a session
+    left open, or a stolen session cookie, must not be enough to change what serves. Like a
+    signature, it asks for the password again; without it, or with another, nothing is written."""
+    approver = client_for(people["risk_approver"])
+    before = (Event.objects.count(), Remediation.objects.count())
+    with django_capture_on_commit_callbacks(execute=True):
+        missing = _request(approver, break_glass=True, password="")
+        wrong = _request(approver, break_glass=True, password="not-the-password")
+        unsent = approver.post(
+            "/api/v1/remediations/",
+            {
+                "model": "credit",
+                "kind": "rollback",
+                "parameters": {"to_version": "1.0"},
+                "reason": "x",
+                "break_glass": True,
+            },
+            format="json",
+        )
+    assert missing.status_code == 400 and "re-enter your password" in missing.json()["password"][0], missing.json()
+    assert unsent.status_code == 400 and "re-enter your password" in unsent.json()["password"][0], unsent.json()
+    assert wrong.status_code == 403 and "re-authentication failed" in wrong.json()["detail"], wrong.json()
+    assert (Event.objects.count(), Remediation.objects.count()) == before
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
+    engineer = _request(client_for(people["ml_engineer"]), break_glass=True, password="not-the-password")
+    assert engineer.status_code == 403 and "risk_approver" in engineer.json()["detail"]  # the role first
 
 
 def test_break_glass_executes_at_once_and_waits_for_review(served, people, django_capture_on_commit_callbacks):
