@@ -8,17 +8,19 @@ worker processes (`celery worker --pool solo`) on the Redis broker:
   fanned, 1     split by RUN_FANOUT_FEATURES features, every part on one worker
   fanned, 2     the same parts on two workers
 
-Each way: seconds from the task sent to the committed RunCompleted, and the peak resident memory
-(VmHWM) of each worker process. The fanned runs' results are checked to be the bytes of the
-one-process run. The memory budget is raised to RUN_MEMORY_BUDGET_MB=30000 for all three, so that
-the one-process run is measured instead of refused (its estimate at 10M rows is 27,878 MB);
+Each way: seconds from the task sent to the committed RunCompleted, the peak resident memory
+(VmHWM) of each worker process, and the memory budget's estimate for its largest process
+(monitoring.runs.budget), with the ratio of the peak to it: the estimate is meant as an upper
+bound. The fanned runs' results are checked to be the bytes of the one-process run. The memory
+budget is raised to RUN_MEMORY_BUDGET_MB=30000 for all three, so that the one-process run is
+measured instead of refused (its estimate at 10M rows is 13,146 MB);
 BENCH_RUN_MEMORY_BUDGET_MB sets another, which also bounds each worker's data (RLIMIT_DATA): a
 run past it fails with MemoryError instead of calling the kernel's OOM killer.
 
 A window past 10M rows is made and reported 10M rows at a time (each a seed of its own), with
 --reference-rows to size the reference apart from the window (a reference is most often a
 training sample, much smaller than a window of production traffic), and --fanned-only to leave
-out the one-process run where it cannot fit (at 100M rows its estimate is some 280 GB); the
+out the one-process run where it cannot fit (at 100M rows its estimate is some 65 GB); the
 fanned runs on two workers are then compared with the fanned run on one.
 
     python bench/fanout.py [--rows 1000000 10000000] [--features-per-part 4]
@@ -45,11 +47,17 @@ from audit.blobs import blob_read
 from audit.envelope import format_time
 from config.celery import app as celery_app
 from monitoring.models import Run
+from monitoring.policies.services import policy_load
 from monitoring.registry import services as registry
+from monitoring.registry.data_schema import parse_schema
+from monitoring.registry.models import RegisteredModel
+from monitoring.runs.budget import ColumnsRead, megabytes_needed
+from monitoring.runs.parts import feature_groups
+from monitoring.runs.services import run_rows
 from monitoring.runs.tasks import run_monitoring
 from tests.workers import launch_worker, send, stop_worker, use_test_broker, wait_for
 
-# The budget is an estimate (48 bytes a value); what each process really holds is measured here.
+# The budget is an estimate; what each process really holds is measured here, beside it.
 BUDGET = {"RUN_MEMORY_BUDGET_MB": "30000", "RUN_MEMORY_HEADROOM_MB": "0", "RUN_TIME_LIMIT_SECONDS": "3000"}
 BUDGET["RUN_MEMORY_BUDGET_MB"] = os.environ.get("BENCH_RUN_MEMORY_BUDGET_MB", BUDGET["RUN_MEMORY_BUDGET_MB"])
 
@@ -108,6 +116,23 @@ def measure(
     return seconds, peaks, run
 
 
+def estimates(start: dt.datetime, end: dt.datetime, features_per_part: int) -> dict[str, float]:
+    """The budget's estimate (MB) for the largest process of each way: the one process; a fanned
+    worker, which may measure parts and combine them."""
+    registered = RegisteredModel.objects.get(name="bench-run")
+    schema, policy = parse_schema(registered.data_schema), policy_load("bench-run").policy
+    rows = run_rows("bench-run", start, end, policy)
+    groups = feature_groups(schema, registered.task, policy, features_per_part)
+    apart = {name for group in groups for name in group}
+    largest = max(len(group) for group in groups)
+    fanned = max(
+        megabytes_needed(rows, ColumnsRead(largest, largest, labels=False)),
+        megabytes_needed(rows, ColumnsRead.of(schema, [n for n in schema.columns if n not in apart])),
+    )
+    one = megabytes_needed(rows, ColumnsRead.of(schema, schema.columns))
+    return {"one process": one, "fanned, 1 worker": fanned, "fanned, 2 workers": fanned}
+
+
 def task_seconds(log: str) -> dict[str, list[float]]:
     """Each task's durations, as the workers logged them ("Task … succeeded in 1.2s")."""
     found: dict[str, list[float]] = {}
@@ -141,6 +166,7 @@ def main() -> None:
                 print(f"{rows:,} rows × 25 features, reference {reference_rows:,}, labels {rows // 10:,}: "
                       f"reported in {time.perf_counter() - started:.0f} s")  # fmt: skip
                 window = (format_time(start), format_time(start + length))
+                estimated = estimates(start, start + length, options.features_per_part)
                 fanned = {"RUN_FANOUT_ROWS": "1", "RUN_FANOUT_FEATURES": str(options.features_per_part)}
                 ways = [
                     ("one process", 1, {"RUN_FANOUT_ROWS": str(10**12)}),
@@ -164,6 +190,10 @@ def main() -> None:
                         f"  {name:18} {seconds:7.1f} s  peak {' + '.join(f'{p:,.0f}' for p in peaks)} MB"
                         f"  time {baseline[0] / seconds:.2f}x, largest process {baseline[1] / max(peaks):.2f}x"
                         f" of the {ways[0][0]}{same}"
+                    )
+                    print(
+                        f"  {'':18} budget's estimate {estimated[name]:,.0f} MB for its largest process:"
+                        f" peak / estimate {max(peaks) / estimated[name]:.2f}"
                     )
     finally:
         celery_app.conf.update(**previous)

@@ -2,7 +2,8 @@
 
 The run that starts (`run_execute`) plans when its window holds RUN_FANOUT_ROWS rows or more:
 it fixes the batches every input reads and the policy, splits the features into groups
-(`monitoring.runs.parts.feature_groups`) and queues one task per group. Each part loads only
+(`monitoring.runs.parts.feature_groups`) of RUN_FANOUT_FEATURES, or fewer where a part of that
+many would not fit the memory budget, and queues one task per group. Each part loads only
 its features' columns (Parquet reads the columns asked for, nothing else), measures them and
 stores the measures. The part that finishes last, under the plan's row lock so that exactly one
 does, queues the combining task: it loads the other columns, takes the parts' measures, and
@@ -26,7 +27,7 @@ from django.utils import timezone
 from audit.store import Actor
 from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.budget import run_budget_check
+from monitoring.runs.budget import ColumnsRead, features_per_part, run_budget_check
 from monitoring.runs.models import RunFanout, RunPart
 from monitoring.runs.parts import feature_groups, features_measure, parts_dump, parts_load
 from monitoring.runs.services import (
@@ -60,14 +61,17 @@ def fanout_start(
     registered = RegisteredModel.objects.get(name=model)
     schema = parse_schema(registered.data_schema)
     rows = run_rows(model, start, end, policy)
-    if rows < settings.RUN_FANOUT_ROWS:
+    if rows.total < settings.RUN_FANOUT_ROWS:
         return False
-    groups = feature_groups(schema, registered.task, policy, settings.RUN_FANOUT_FEATURES)
+    size = features_per_part(rows, settings.RUN_FANOUT_FEATURES)
+    groups = feature_groups(schema, registered.task, policy, size)
     if len(groups) < 2:
         return False
     apart = {name for group in groups for name in group}
     combined = [name for name in schema.columns if name not in apart]
-    run_budget_check(rows, max(len(combined), max(len(group) for group in groups) + 1))  # the largest process
+    largest = max(len(group) for group in groups)
+    run_budget_check(rows, ColumnsRead(largest, largest, labels=False), "each of its parts")
+    run_budget_check(rows, ColumnsRead.of(schema, combined), "its combining task")
     with transaction.atomic():
         plan, created = RunFanout.objects.get_or_create(
             run_id=run_id,

@@ -42,7 +42,7 @@ from monitoring.policies.domain import PolicyAggregate
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.budget import RunOverBudget, run_budget_check, run_rows_estimate
+from monitoring.runs.budget import ColumnsRead, RowsRead, RunOverBudget, run_budget_check, run_rows_estimate
 from monitoring.runs.checks import (
     IdsMeasured,
     LabelRows,
@@ -246,7 +246,7 @@ def run_result(
         schema = schema or parse_schema(registered.data_schema)
         task = task or registered.task
     if inputs is None:
-        run_budget_check(run_rows(model, start, end, policy), len(schema.columns))
+        run_budget_check(run_rows(model, start, end, policy), ColumnsRead.of(schema, schema.columns))
         inputs = run_inputs(model, start, end, policy)
     named = list(schema.columns if columns is None else columns)
     ids, label_batches = None, None
@@ -340,7 +340,7 @@ def _joined(
         chunks.close()
 
 
-def run_rows(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> int:
+def run_rows(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> RowsRead:
     """How many rows the run would read (whole batches: an upper bound)."""
     reference = policy.get("reference", "dataset")
     baseline = None if reference == "dataset" else _baseline_shift(reference, start, end)

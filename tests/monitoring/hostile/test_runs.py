@@ -165,7 +165,8 @@ def test_a_run_over_its_memory_budget_fails_before_loading_with_the_figures(cred
     outcome = run_execute(model="credit", start=NOW - 3 * HOUR, end=NOW)
     error = Run.objects.get(run_id=outcome.run_id).error
     assert outcome.status == "failed"
-    assert "5,000 rows of 8 columns" in error and "over the run memory budget of 1 MB (RUN_MEMORY_BUDGET_MB)" in error
+    assert "the run would read 3,000 rows of" in error and "2,000 reference rows of" in error, error
+    assert "over the run memory budget of 1 MB (RUN_MEMORY_BUDGET_MB)" in error
     assert _open("run_failed")
 
 
