@@ -141,6 +141,9 @@ if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     # A Unix socket directory may be given percent-encoded as the host: postgres://u@%2Frun%2Fpg/db
     DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
+elif env.bool("DRIFTLEDGER_PRODUCTION", default=False):
+    # Refused below, without starting an embedded server first: production names its own.
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql"}}
 else:
     from config.embedded_db import embedded_database
 

@@ -3,9 +3,10 @@ or accept a risk, the four-eyes decisions on it, and the events of its stream ("
 id). Pure: commands check the rules and return the events to append.
 
     requested ──approve×quorum──▶ approved ──▶ executing ──▶ succeeded | failed ──retry──▶ executing
-        │  └──reject──▶ rejected                                     └──abandon──▶ abandoned
+        │  └──reject──▶ rejected     │                              └──abandon──▶ abandoned
         ├──cancel (requester)──▶ cancelled
-        └──(deadline passes)──▶ expired
+        ├──(deadline passes)──▶ expired
+                                     └──(approval lapses, not carried out)──▶ expired
 
 Break-glass: one risk approver requests and executes an emergency rollback at once; the
 request then waits for a second person's review.
@@ -212,6 +213,23 @@ class RemediationExpired(Event):
         return f"Nobody decided on {_asked(self.request_id, about)} before its deadline: it expired"
 
 
+@event_type("monitoring.RemediationApprovalLapsed")
+class RemediationApprovalLapsed(Event):
+    """An approved request was not carried out before its approval lapsed (the workers were
+    down, or its task was lost): an approval holds for the world it was given in, so it is not
+    carried out any more."""
+
+    tone: ClassVar[str] = "alert"
+    request_id: str
+    lapsed_at: Timestamp
+
+    def describe(self, about: Context) -> str:
+        return (
+            f"{_asked(self.request_id, about)} was approved but not carried out before its approval "
+            f"lapsed at {self.lapsed_at}: it expired"
+        )
+
+
 @event_type("monitoring.RemediationExecutionStarted")
 class RemediationExecutionStarted(Event):
     """An approved request starts executing."""
@@ -282,7 +300,7 @@ def state_after(state: RemediationState | None, event: Event, *, approvals: int,
             return RemediationState.REJECTED
         case RemediationCancelled():
             return RemediationState.CANCELLED
-        case RemediationExpired():
+        case RemediationExpired() | RemediationApprovalLapsed():
             return RemediationState.EXPIRED
         case RemediationAbandoned():
             return RemediationState.ABANDONED
@@ -420,13 +438,25 @@ class RemediationAggregate:
         """Execute an approved request, or retry a failed one until `retry_until`: an approval
         holds for the world it was given in, not for one days later."""
         if self.state not in (RemediationState.APPROVED, RemediationState.FAILED):
-            raise InvalidCommand(f"a {self.state or 'missing'} request cannot be executed")
+            raise InvalidCommand(f"the request is {self.state or 'missing'}: it cannot be executed")
+        if self.state is RemediationState.APPROVED and now and retry_until and now >= retry_until:
+            raise DeadlinePassed(
+                f"the request's approval held until {retry_until}: it was not carried out by then, and is not "
+                "carried out any more (file a new request if the change is still needed)"
+            )
         if self.state is RemediationState.FAILED and now and retry_until and now >= retry_until:
             raise DeadlinePassed(
                 f"the request's approval held for retries until {retry_until}: it can no longer be retried "
                 "(abandon it, and file a new request if the change is still needed)"
             )
         return [RemediationExecutionStarted(request_id=self.request_id)]
+
+    def lapse(self, *, now: str, until: str) -> list[Event]:
+        """An approved request not carried out by `until`, when its approval lapsed: expired.
+        Nothing when it is no longer waiting, or `now` is before `until`."""
+        if self.state is not RemediationState.APPROVED or now < until:
+            return []
+        return [RemediationApprovalLapsed(request_id=self.request_id, lapsed_at=until)]
 
     def finish(self, *, ok: bool, detail: Mapping[str, Any]) -> list[Event]:
         self._require(RemediationState.EXECUTING)

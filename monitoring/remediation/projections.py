@@ -10,6 +10,7 @@ from audit.envelope import parse_time
 from audit.store import RecordedEvent
 from monitoring.remediation.domain import (
     RemediationAbandoned,
+    RemediationApprovalLapsed,
     RemediationApproved,
     RemediationCancelled,
     RemediationExecutionStarted,
@@ -58,6 +59,8 @@ def _decided(event, recorded: RecordedEvent) -> None:
             request.result = event.result
         case RemediationFailed():
             request.error = event.error
+        case RemediationApprovalLapsed():
+            request.error = f"its approval lapsed at {event.lapsed_at} before it was carried out"
     request.state = state_after(
         RemediationState(request.state), event, approvals=len(request.approvals), required=request.required_approvals
     )
@@ -90,6 +93,7 @@ REMEDIATIONS = projections.register(
                     RemediationReviewed,
                     RemediationCancelled,
                     RemediationExpired,
+                    RemediationApprovalLapsed,
                     RemediationExecutionStarted,
                     RemediationSucceeded,
                     RemediationFailed,

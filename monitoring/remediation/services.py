@@ -33,6 +33,7 @@ from monitoring.registry.services import model_load, model_retire, model_update,
 from monitoring.remediation.domain import (
     AWAITS_REPORT,
     STREAM,
+    DeadlinePassed,
     RemediationAggregate,
     RemediationExecutionStarted,
     RemediationState,
@@ -200,7 +201,12 @@ def remediation_run(request_id: str) -> RemediationAggregate:
     """Carry out an approved (or failed, when retried) request with its executors."""
     now, until = format_time(dt.datetime.now(dt.UTC)), retry_deadline(request_id)
     retry_until = format_time(until) if until else None
-    request = remediation_execute(request_id, lambda r: r.start(now=now, retry_until=retry_until), actor=EXECUTOR)
+    try:
+        request = remediation_execute(request_id, lambda r: r.start(now=now, retry_until=retry_until), actor=EXECUTOR)
+    except DeadlinePassed:
+        if retry_until is None or remediation_load(request_id).state is not RemediationState.APPROVED:
+            raise  # a retry asked for too late: the person who asked is told
+        return remediation_execute(request_id, lambda r: r.lapse(now=now, until=retry_until), actor=EXECUTOR)
     try:
         result = _carry_out(request)
     except Exception as error:  # noqa: BLE001 - any executor failure is the execution's outcome
@@ -270,6 +276,25 @@ def remediations_stranded(now: dt.datetime | None = None, *, queue: bool = False
     for request_id in stranded if queue else []:
         execute_remediation.delay(request_id)
     return stranded
+
+
+def remediations_lapsed(now: dt.datetime | None = None) -> list[str]:
+    """Expire each approved request not carried out within REMEDIATION_RETRY_HOURS of its
+    approval (its task never ran: the workers or the broker were down that long). An approval
+    holds for the world it was given in: a rollback approved days ago is not made today."""
+    moment = now or dt.datetime.now(dt.UTC)
+    lapsed = []
+    for row in Remediation.objects.filter(state=RemediationState.APPROVED).order_by("requested_seq"):
+        until = approved_at(row) + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS)
+        if until > moment:
+            continue
+        done = aggregate_execute(
+            functools.partial(RemediationAggregate, str(row.request_id)),
+            functools.partial(RemediationAggregate.lapse, now=format_time(moment), until=format_time(until)),
+            actor=EXECUTOR,
+        )
+        lapsed += [str(row.request_id)] if done.recorded else []
+    return lapsed
 
 
 def remediations_stalled(now: dt.datetime | None = None) -> list[str]:

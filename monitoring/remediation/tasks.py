@@ -24,11 +24,13 @@ def execute_remediation(request_id: str) -> str:
 @shared_task(**RETRIED)
 def remediation_deadlines() -> dict:
     """Expire undecided requests past their deadline; alert on overdue break-glass reviews;
-    queue again approved requests whose execution was never queued (the broker was down); fail
-    executions whose worker was lost, and retrains whose pipeline never reported."""
+    expire approved requests never carried out before their approval lapsed; queue again the
+    others whose execution was never queued (the broker was down); fail executions whose worker
+    was lost, and retrains whose pipeline never reported."""
     from monitoring.remediation.services import (
         break_glass_overdue,
         remediations_expire,
+        remediations_lapsed,
         remediations_stalled,
         remediations_stranded,
     )
@@ -36,6 +38,7 @@ def remediation_deadlines() -> dict:
     return {
         "expired": remediations_expire(),
         "overdue_reviews": len(break_glass_overdue()),
+        "lapsed": len(remediations_lapsed()),
         "requeued": len(remediations_stranded(queue=True)),
         "stalled": len(remediations_stalled()),
     }

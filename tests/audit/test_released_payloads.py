@@ -2,7 +2,8 @@
 dumped by the code of 2026-12-06 before the change to exclude_if (commit b831136): those the demo
 and the audit, monitoring and web tests appended (a hook in the store's validation wrote them
 out), and three written for it of the types those never appended; then one of each type released
-since, added with it (audit.SegmentArchived, 2026-12-07). One per event type, schema and shape
+since, added with it (audit.SegmentArchived, 2026-12-07; monitoring.RemediationApprovalLapsed,
+2026-12-08). One per event type, schema and shape
 (which keys, which of them null). Read back into its class and dumped again, each must give the
 same payload and the same canonical bytes, so a change to how events are dumped cannot change what
 an event of a released type says."""

@@ -58,6 +58,7 @@ def test_every_development_default_is_refused_at_once(tmp_path):
         SECURE_COOKIES="false",
     )
     assert refused.returncode != 0
+    assert not list(tmp_path.rglob("PG_VERSION")), "an embedded server was made before the refusal"
     message = refused.stderr.strip().splitlines()[-1]
     assert message.startswith("django.core.exceptions.ImproperlyConfigured: DRIFTLEDGER_PRODUCTION is set, but:")
     for named in ("DEBUG", "SECRET_KEY", "AUDIT_SIGNING_KEY_FILE", "METRICS_PUBLIC", "DATABASE_URL",

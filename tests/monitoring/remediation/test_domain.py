@@ -9,7 +9,9 @@ from monitoring.remediation.domain import (
     NoReportAwaited,
     NotAnApprover,
     RemediationAggregate,
+    RemediationApprovalLapsed,
     RemediationExecutionStarted,
+    RemediationState,
     SelfApprovalForbidden,
     Signer,
 )
@@ -191,12 +193,30 @@ def test_a_quorum_below_one_or_for_an_unknown_kind_fails_the_system_check(settin
 
 def test_a_failed_request_is_retried_only_until_its_retry_deadline():
     request = _apply(_requested(), _requested().approve(BOB), "bob")
-    first = request.start(now="2026-11-26T01:00:00.000000Z", retry_until="2026-11-26T00:30:00.000000Z")
-    request = _apply(request, first, "system")  # a first execution is not a retry: no deadline
+    first = request.start(now="2026-11-26T00:00:00.000000Z", retry_until="2026-11-26T00:30:00.000000Z")
+    request = _apply(request, first, "system")
     request = _apply(request, request.finish(ok=False, detail={"error": "down"}), "system")
     assert request.start(now="2026-11-26T00:29:59.999999Z", retry_until="2026-11-26T00:30:00.000000Z")
     with pytest.raises(DeadlinePassed, match=r"retries until 2026-11-26T00:30:00\.000000Z"):
         request.start(now="2026-11-26T00:30:00.000000Z", retry_until="2026-11-26T00:30:00.000000Z")
+
+
+def test_an_approval_not_carried_out_before_it_lapses_expires_the_request():
+    request = _apply(_requested(), _requested().approve(BOB), "bob")
+    deadline = "2026-11-26T00:30:00.000000Z"
+    with pytest.raises(DeadlinePassed, match=r"approval held until 2026-11-26T00:30:00\.000000Z: it was not carried"):
+        request.start(now=deadline, retry_until=deadline)
+    assert request.lapse(now="2026-11-26T00:29:59.999999Z", until=deadline) == []
+    (lapsed,) = request.lapse(now=deadline, until=deadline)
+    assert isinstance(lapsed, RemediationApprovalLapsed) and lapsed.lapsed_at == deadline
+    expired = _apply(request, [lapsed], "system")
+    assert expired.state is RemediationState.EXPIRED
+    assert expired.lapse(now=deadline, until=deadline) == []  # once
+    with pytest.raises(InvalidCommand, match="the request is expired: it cannot be executed"):
+        expired.start()
+    in_time = _apply(_requested(), _requested().approve(BOB), "bob")
+    started = _apply(in_time, in_time.start(), "system")
+    assert started.lapse(now=deadline, until=deadline) == []  # carried out in time: nothing lapses
 
 
 def test_a_report_signed_before_the_execution_began_does_not_complete_it():

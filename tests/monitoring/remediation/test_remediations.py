@@ -657,6 +657,45 @@ def test_an_approval_committed_while_the_broker_is_down_is_still_carried_out(
     assert remediations_stranded(now=later) == []
 
 
+def test_an_approved_request_never_carried_out_expires_when_its_approval_lapses(served, people, settings):
+    """The rollback is approved, but its task never runs: the workers (or the broker) are down
+    for a day. Beat queued it again every minute, for good; once they came back, a rollback
+    approved for yesterday's incident was made today. An approval holds for the world it was
+    given in: past REMEDIATION_RETRY_HOURS after it, the request expires instead, once."""
+    from monitoring.remediation.services import remediations_lapsed, remediations_stranded
+    from monitoring.remediation.tasks import execute_remediation
+
+    engineer = client_for(people["ml_engineer"])
+    request_id = _request(engineer).json()["request_id"]
+    assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200  # its task never runs
+    now, hours = dt.datetime.now(dt.UTC), settings.REMEDIATION_RETRY_HOURS
+    assert remediations_lapsed(now=now + dt.timedelta(hours=hours, minutes=-1)) == []
+    assert Remediation.objects.get(request_id=request_id).state == "approved"
+    later = now + dt.timedelta(hours=hours, minutes=1)
+    assert remediations_lapsed(now=later) == [request_id]
+    assert remediations_lapsed(now=later) == []  # once
+    expired = Remediation.objects.get(request_id=request_id)
+    assert expired.state == "expired" and "approval lapsed" in expired.error, expired.error
+    assert remediations_stranded(now=later) == []  # not queued again
+    assert execute_remediation(request_id) == "expired"  # its task, delivered at last, does nothing
+    assert engineer.post(f"/api/v1/remediations/{request_id}/retry/").status_code != 200
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
+    kinds = list(Event.objects.filter(stream_id=request_id).values_list("event_type", flat=True))
+    assert kinds[-1] == "monitoring.RemediationApprovalLapsed" and "monitoring.RemediationExecutionStarted" not in kinds
+
+
+def test_a_task_delivered_after_the_approval_lapsed_expires_the_request_instead(served, people, settings):
+    from monitoring.remediation.tasks import execute_remediation
+
+    request_id = _request(client_for(people["ml_engineer"])).json()["request_id"]
+    assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200  # its task not run
+    settings.REMEDIATION_RETRY_HOURS = 0  # the approval lapsed the moment it was given
+    assert execute_remediation(request_id) == "expired"
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
+    kinds = list(Event.objects.filter(stream_id=request_id).values_list("event_type", flat=True))
+    assert kinds[-1] == "monitoring.RemediationApprovalLapsed" and "monitoring.RemediationExecutionStarted" not in kinds
+
+
 def test_an_execution_whose_worker_was_lost_ends_as_failed_and_can_be_retried(served, people):
     """The worker records the start of an approved rollback, then is killed (out of memory, or
     an executor that hangs past the task's time limit) before the executors ran. The task is
