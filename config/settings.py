@@ -275,6 +275,12 @@ REMEDIATION_REVIEW_MINUTES = env.int("REMEDIATION_REVIEW_MINUTES", default=240)
 REMEDIATION_RETRY_HOURS = env.int("REMEDIATION_RETRY_HOURS", default=24)
 # A retrain executing this long without its pipeline's report is failed (its trigger or pipeline was lost).
 REMEDIATION_REPORT_HOURS = env.int("REMEDIATION_REPORT_HOURS", default=72)
+# An approval holds REMEDIATION_RETRY_HOURS for its first execution too: 0 would lapse every one unexecuted.
+for _name in ("REMEDIATION_EXPIRY_HOURS", "REMEDIATION_RETRY_HOURS", "REMEDIATION_REPORT_HOURS"):
+    if globals()[_name] < 1:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_name} must be 1 hour or more, not {globals()[_name]}")
 PIPELINE_WEBHOOK_URL = env("PIPELINE_WEBHOOK_URL", default="")
 PIPELINE_WEBHOOK_SECRET = env("PIPELINE_WEBHOOK_SECRET", default="")
 

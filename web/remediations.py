@@ -251,7 +251,10 @@ def _detail_context(request: HttpRequest, r: Remediation) -> dict[str, Any]:
         and r.requested_by != me
         and r.state not in (RemediationState.REQUESTED, RemediationState.REJECTED, RemediationState.CANCELLED),
         "may_cancel": r.requested_by == me and r.state == RemediationState.REQUESTED,
-        "may_retry": may(request, CanEngineer) and r.state == RemediationState.FAILED,
+        "may_abandon": may(request, CanEngineer) and r.state == RemediationState.FAILED,
+        "may_retry": may(request, CanEngineer)
+        and r.state == RemediationState.FAILED
+        and timezone.now() < (services.retry_deadline(str(r.request_id)) or timezone.now()),  # else refused
         "needs_code": second_factor_required(request.user),
         "polling": r.state in (RemediationState.APPROVED, RemediationState.EXECUTING),
         "own": r.requested_by == me,

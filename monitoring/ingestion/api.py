@@ -162,7 +162,7 @@ class BatchPages(CursorPagination):
 
     def get_page_size(self, request) -> int:
         given = request.query_params.get(self.page_size_query_param)
-        if given is not None and not (given.isascii() and given.isdigit() and int(given) >= 1):
+        if given is not None and not (given.isascii() and given.isdigit() and len(given) <= 9 and int(given) >= 1):
             raise serializers.ValidationError(
                 {self.page_size_query_param: [f"a whole number of batches from 1 (at most {self.max_page_size:,})"]}
             )
@@ -176,9 +176,14 @@ class BatchPages(CursorPagination):
         try:
             if given is not None:  # DRF drops what is not base64, so "%%%" would read as the first page
                 base64.b64decode(given.encode("ascii"), validate=True)
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except (ValueError, NotFound):  # DRF answers 404, as for a missing model: this is a bad request
             raise refused from None
+        # The position is compared with `seq`, a number: DRF passes on whatever the cursor says.
+        position = None if cursor is None else cursor.position
+        if position is not None and not (position.isascii() and position.isdigit() and len(position) <= 18):
+            raise refused
+        return cursor
 
 
 class BatchListView(generics.ListAPIView):

@@ -48,6 +48,7 @@ class RemediationIn(serializers.Serializer):
     password = serializers.CharField(
         required=False,
         allow_blank=True,
+        trim_whitespace=False,  # a password is what the person typed, spaces included
         write_only=True,
         style={"input_type": "password"},
         help_text="break-glass only: re-authentication, since the rollback is carried out at once",
@@ -126,7 +127,9 @@ class RemediationDetailView(APIView):
 
 
 class DecisionIn(serializers.Serializer):
-    password = serializers.CharField(style={"input_type": "password"}, help_text="re-authentication for the signature")
+    password = serializers.CharField(
+        trim_whitespace=False, style={"input_type": "password"}, help_text="re-authentication for the signature"
+    )
     code = serializers.CharField(
         required=False,
         max_length=10,

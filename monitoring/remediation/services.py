@@ -204,8 +204,10 @@ def remediation_run(request_id: str) -> RemediationAggregate:
     try:
         request = remediation_execute(request_id, lambda r: r.start(now=now, retry_until=retry_until), actor=EXECUTOR)
     except DeadlinePassed:
-        if retry_until is None or remediation_load(request_id).state is not RemediationState.APPROVED:
+        state = remediation_load(request_id).state
+        if retry_until is None or state is RemediationState.FAILED:
             raise  # a retry asked for too late: the person who asked is told
+        # Approved: its approval lapsed before it was carried out (beat may have recorded it first).
         return remediation_execute(request_id, lambda r: r.lapse(now=now, until=retry_until), actor=EXECUTOR)
     try:
         result = _carry_out(request)
@@ -322,11 +324,12 @@ def remediations_stalled(now: dt.datetime | None = None) -> list[str]:
         )
         if started is None or started.occurred_at > (report_overdue if awaits_report else task_ended):
             continue
+        until = retry_deadline(str(request_id))
+        then = "retry or abandon it" if until is not None and moment < until else _TOO_LATE_TO_RETRY
+        error = f"{_report_overdue() if awaits_report else WORKER_LOST} ({then})"
         done = aggregate_execute(
             functools.partial(RemediationAggregate, str(request_id)),
-            functools.partial(
-                _fail_lost, started=started.stream_version, error=_report_overdue() if awaits_report else WORKER_LOST
-            ),
+            functools.partial(_fail_lost, started=started.stream_version, error=error),
             actor=EXECUTOR,
         )
         failed += [str(request_id)] if done.recorded else []
@@ -334,6 +337,7 @@ def remediations_stalled(now: dt.datetime | None = None) -> list[str]:
 
 
 WORKER_LOST = "no outcome within the task's time limit: the worker carrying it out was killed or lost"
+_TOO_LATE_TO_RETRY = "its approval's hours for a retry are over: abandon it, and file a new request if still needed"
 
 
 def _report_overdue() -> str:
@@ -348,7 +352,7 @@ def _fail_lost(request: RemediationAggregate, *, started: int, error: str) -> li
     """The execution that began at stream version `started`, failed, unless it ended meanwhile."""
     if request.state is not RemediationState.EXECUTING or request.version != started:
         return []
-    return request.finish(ok=False, detail={"error": error + " (retry or abandon it)"})
+    return request.finish(ok=False, detail={"error": error})
 
 
 def break_glass_overdue(now: dt.datetime | None = None) -> list[RecordedEvent]:

@@ -92,3 +92,11 @@ def test_secure_cookies_default_on_in_production(tmp_path):
         timeout=120,
     )
     assert shown.stdout.split() == ["True", "True"], shown.stderr
+
+
+def test_an_approval_or_report_window_of_no_hours_is_refused(tmp_path):
+    """0 hours would lapse every approval before its execution, or fail every retrain at once."""
+    for name in ("REMEDIATION_RETRY_HOURS", "REMEDIATION_REPORT_HOURS", "REMEDIATION_EXPIRY_HOURS"):
+        refused = _check(tmp_path, **{name: "0"})
+        assert refused.returncode != 0
+        assert refused.stderr.strip().splitlines()[-1].endswith(f"{name} must be 1 hour or more, not 0"), name

@@ -209,11 +209,12 @@ def test_batches_are_listed_a_page_at_a_time_newest_first(credit_key, people):
         url, params = page["next"], None
     assert seen == sorted(Batch.objects.values_list("seq", flat=True), reverse=True) and len(seen) == 5
     assert len(auditor.get("/api/v1/models/credit/batches/", {"limit": 5000}).json()["results"]) == 5  # capped
-    for limit in ("0", "-1", "many", "1.5", "", "٣"):  # DRF alone would serve a default page
+    for limit in ("0", "-1", "many", "1.5", "", "٣", "9" * 5000):  # DRF alone would serve a default page
         refused = auditor.get("/api/v1/models/credit/batches/", {"limit": limit})
         assert refused.status_code == 400 and "whole number of batches" in refused.json()["limit"][0], limit
-    # DRF alone would answer 404, as for a missing model; "bz14" is "o=x", an offset that is no number
-    for cursor in ("not-a-cursor", "bz14", "%%%"):
+    # DRF alone would answer 404, as for a missing model; "bz14" is "o=x", an offset that is no number;
+    # "cD1hYmM=" is "p=abc", a position that is no seq (DRF passed it on to the query: a 500)
+    for cursor in ("not-a-cursor", "bz14", "%%%", "cD1hYmM=", "cD0tMQ=="):
         refused = auditor.get("/api/v1/models/credit/batches/", {"cursor": cursor})
         assert refused.status_code == 400 and "not a cursor of this list" in refused.json()["cursor"][0], cursor
 

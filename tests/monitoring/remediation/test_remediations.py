@@ -719,7 +719,7 @@ def test_an_execution_whose_worker_was_lost_ends_as_failed_and_can_be_retried(se
     assert remediations_stalled(now=later) == [request_id]
     assert remediations_stalled(now=later) == []  # once
     failed = Remediation.objects.get(request_id=request_id)
-    assert failed.state == "failed" and "worker" in failed.error
+    assert failed.state == "failed" and "worker" in failed.error and "(retry or abandon it)" in failed.error
     assert Deployment.objects.get(model_id="credit").champion == "1.1"
     answer = engineer.post(f"/api/v1/remediations/{request_id}/retry/")
     assert answer.status_code == 200 and answer.json()["state"] == "succeeded", answer.json()
@@ -751,6 +751,7 @@ def test_a_retraining_whose_report_never_comes_fails_after_the_report_hours(serv
     failed = Remediation.objects.get(request_id=request_id)
     assert failed.state == "failed"
     assert "no report from the retraining pipeline within 48 h (REMEDIATION_REPORT_HOURS)" in failed.error
+    assert "its approval's hours for a retry are over: abandon it" in failed.error  # 48 h past a 24 h approval
     late = _report(request_id, {"request_id": request_id, "ok": True, "detail": {"new_version": "1.2"}})
     assert late.status_code == 409 and "failed, not executing" in late.json()["detail"], late.json()
     assert Event.objects.filter(stream_id=request_id, event_type="monitoring.RemediationSucceeded").count() == 0
