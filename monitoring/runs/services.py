@@ -42,7 +42,7 @@ from monitoring.policies.domain import PolicyAggregate
 from monitoring.policies.services import policy_load
 from monitoring.registry.data_schema import DataSchema, parse_schema
 from monitoring.registry.models import RegisteredModel
-from monitoring.runs.budget import ColumnsRead, RowsRead, RunOverBudget, run_budget_check, run_rows_estimate
+from monitoring.runs.budget import ColumnsRead, RowsRead, RunOverBudget, batch_rows, run_budget_check
 from monitoring.runs.checks import (
     IdsMeasured,
     LabelRows,
@@ -341,10 +341,18 @@ def _joined(
 
 
 def run_rows(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> RowsRead:
-    """How many rows the run would read (whole batches: an upper bound)."""
-    reference = policy.get("reference", "dataset")
-    baseline = None if reference == "dataset" else _baseline_shift(reference, start, end)
-    return run_rows_estimate(model, start, end, baseline)
+    """How many rows the run would read of each input (whole batches: an upper bound)."""
+    counted = {
+        name: batch_rows(model, kind, since, until)
+        for name, (kind, since, until) in _input_spans(start, end, policy).items()
+    }
+    return RowsRead(
+        window=counted["predictions"],
+        reference=counted["reference"],
+        labels=counted["labels"],
+        history=counted.get("history", 0),
+        kpis=counted["kpis"] + counted["kpi_baseline"],
+    )
 
 
 def run_inputs(model: str, start: dt.datetime, end: dt.datetime, policy: dict[str, Any]) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from monitoring.models import Run, RunFanout
+from monitoring.policies.services import policy_load
 from monitoring.registry import services as registry
 from monitoring.registry.data_schema import parse_schema
 from monitoring.runs.budget import (
@@ -20,9 +21,9 @@ from monitoring.runs.budget import (
     megabytes_needed,
     run_budget_check,
 )
-from monitoring.runs.services import run_execute
+from monitoring.runs.services import run_execute, run_rows
 from tests.monitoring.conftest import ALICE
-from tests.monitoring.runs.test_fanout import SCHEMA, _report
+from tests.monitoring.runs.test_fanout import SCHEMA, _ingest, _report, _table
 
 MB = 1024 * 1024
 
@@ -37,13 +38,34 @@ def test_each_input_is_counted_with_the_columns_read_of_it():
     assert megabytes_needed(RowsRead(0, 0, 0), ColumnsRead(5, 4, labels=True)) == BASE_MB
 
 
+def test_the_process_that_computes_the_run_is_counted_for_earlier_windows_and_kpis_and_a_part_is_not():
+    rows = RowsRead(window=1_000_000, reference=200_000, labels=50_000, history=7_000_000, kpis=30_000)
+    assert rows.total == 1_250_000  # what RUN_FANOUT_ROWS is compared with: the rows whose columns are read
+    computing = ColumnsRead(5, 4, labels=True, history_and_kpis=True)
+    values = 1_000_000 * 5 + 200_000 * 4 + 50_000 * 2 + 7_000_000 + 30_000 * 4  # a time; time, name, value, count
+    assert megabytes_needed(rows, computing) == BASE_MB + values * BYTES_PER_VALUE / MB
+    part = ColumnsRead(2, 2, labels=False)
+    assert megabytes_needed(rows, part) == BASE_MB + 1_200_000 * 2 * BYTES_PER_VALUE / MB
+
+
+def test_the_run_counts_the_rows_of_its_earlier_windows(committed_log):
+    registry.model_register(name="wide", task="binary_classification", owner="a", data_schema=SCHEMA, actor=ALICE)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    _report(start, 3000)  # the reference, 3,000 rows in [start, start + 1 h), 150 labels
+    _ingest("predictions", _table(2000, 9, start - dt.timedelta(hours=3)))  # an earlier window's rows
+    policy = policy_load("wide").policy
+    assert policy["volume"]["history_windows"] >= 3 and "hours" in policy["window"]
+    rows = run_rows("wide", start, start + dt.timedelta(hours=1), policy)
+    assert rows == RowsRead(window=3000, reference=3000, labels=150, history=2000, kpis=0)
+    assert ColumnsRead.of(parse_schema(SCHEMA), parse_schema(SCHEMA).columns).history_and_kpis
+
+
 def test_a_process_is_not_counted_for_the_times_or_the_references_ids_it_never_holds():
     schema = parse_schema(SCHEMA)  # 6 numerical, 3 categorical, a segment, id, time, score, label: 14
     assert len(schema.columns) == 14
-    assert ColumnsRead.of(schema, schema.columns) == ColumnsRead(window=13, reference=12, labels=True)
+    assert ColumnsRead.of(schema, schema.columns) == ColumnsRead(13, 12, labels=True, history_and_kpis=True)
     combined = ["id", "timestamp", "score", "label", "region"]
-    assert ColumnsRead.of(schema, combined) == ColumnsRead(window=4, reference=3, labels=True)
-    assert ColumnsRead.of(schema, ["num_0", "num_1"]) == ColumnsRead(window=2, reference=2, labels=False)
+    assert ColumnsRead.of(schema, combined) == ColumnsRead(4, 3, labels=True, history_and_kpis=True)
 
 
 def test_a_part_measures_as_many_features_as_fit_the_budget(settings):
@@ -77,6 +99,11 @@ def test_the_message_names_every_input_and_the_setting(settings):
     )
     settings.RUN_MEMORY_BUDGET_MB = int(estimate) + 1
     run_budget_check(rows, ColumnsRead(4, 3, labels=True))  # within it: nothing raised
+    more = RowsRead(window=10_000_000, reference=2_000_000, labels=300_000, history=7_000_000, kpis=30_000)
+    with pytest.raises(
+        RunOverBudget, match=r"300,000 labels, the times of 7,000,000 earlier rows and 30,000 KPI rows: an"
+    ):
+        run_budget_check(more, ColumnsRead(4, 3, labels=True, history_and_kpis=True))
 
 
 def test_a_window_that_would_not_fit_even_split_fails_before_any_part_is_planned(committed_log, settings):
