@@ -112,14 +112,12 @@ def new_request(request: HttpRequest) -> HttpResponse:
         return forbidden(request, refusal)
     try:
         kind = RemediationKind(request.POST.get("kind", ""))
+        credentials = None
         if break_glass:  # carried out at once: the person signs it as they would an approval
             if not request.POST.get("password"):
                 raise DomainError("A break-glass rollback is carried out at once: re-enter your password to file it.")
-            services.reauthenticate(
-                request.user,
-                password=request.POST.get("password", ""),
-                code=request.POST.get("code", ""),
-                request=request,
+            credentials = services.Credentials(
+                request.user, request.POST.get("password", ""), request.POST.get("code", ""), request
             )
         request_id = services.remediation_request(
             model=run.model_name,
@@ -129,6 +127,7 @@ def new_request(request: HttpRequest) -> HttpResponse:
             actor=actor_of(request),
             reason=reason_given(request),
             break_glass=break_glass,
+            credentials=credentials,
         )
     except (DomainError, ValueError) as refusal_:
         messages.error(request, str(refusal_))

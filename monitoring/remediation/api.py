@@ -79,14 +79,13 @@ class RemediationListView(ByMethod, generics.ListCreateAPIView):
         refusal = services.requester_refusal(request.user, break_glass=data["break_glass"])
         if refusal is not None:
             return Response({"detail": refusal}, status=status.HTTP_403_FORBIDDEN)
+        credentials = None
         if data["break_glass"]:
             if not data.get("password"):
                 raise serializers.ValidationError(
                     {"password": ["a break-glass rollback is carried out at once: re-enter your password to file it"]}
                 )
-            services.reauthenticate(
-                request.user, password=data["password"], code=data.get("code"), request=request._request
-            )
+            credentials = services.Credentials(request.user, data["password"], data.get("code"), request._request)
         request_id = services.remediation_request(
             model=data["model"],
             kind=data["kind"],
@@ -95,6 +94,7 @@ class RemediationListView(ByMethod, generics.ListCreateAPIView):
             actor=actor_of(request),
             reason=data["reason"],
             break_glass=data["break_glass"],
+            credentials=credentials,
         )
         return Response(
             RemediationOut(Remediation.objects.get(request_id=request_id)).data, status=status.HTTP_201_CREATED

@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -73,6 +74,16 @@ def remediation_execute(
     ).aggregate
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What a person re-enters to file a break-glass rollback, which is carried out at once."""
+
+    user: Any
+    password: str
+    code: str | None = None
+    request: Any = None  # the HTTP request, for the lockout; None from a command line
+
+
 def remediation_request(
     *,
     model: str,
@@ -82,7 +93,10 @@ def remediation_request(
     actor: Actor,
     reason: str,
     break_glass: bool = False,
+    credentials: Credentials | None = None,
 ) -> str:
+    """File a request; a break-glass one only with its requester's `credentials`, checked last,
+    once the request is known to be well-formed (a code of the authenticator is spent once)."""
     if not RegisteredModel.objects.filter(name=model, retired=False).exists():
         raise ModelNotFound(f"no active model named {model!r}")
     _check_target(model, kind, parameters)
@@ -91,9 +105,9 @@ def remediation_request(
     required = settings.REMEDIATION_APPROVALS.get(kind, 1)
     expires = format_time(dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.REMEDIATION_EXPIRY_HOURS))
     cause = _uuid(evidence[0]) if evidence else None  # the run or alert the request answers
-    remediation_execute(
-        request_id,
-        lambda r: r.request(
+
+    def command(request: RemediationAggregate) -> list[Event]:
+        return request.request(
             model=model,
             kind=kind,
             parameters=parameters,
@@ -101,11 +115,15 @@ def remediation_request(
             required=required,
             expires_at=expires,
             break_glass=break_glass,
-        ),
-        actor=actor,
-        reason=reason,
-        causation=cause,
-    )
+        )
+
+    if break_glass:
+        command(RemediationAggregate(request_id))  # refused here, before anything is re-entered, if malformed
+        if credentials is None or credentials.user.username != actor.id:
+            raise ReauthenticationFailed("a break-glass rollback is filed only with its requester's password")
+        who = credentials
+        reauthenticate(who.user, password=who.password, code=who.code, request=who.request)
+    remediation_execute(request_id, command, actor=actor, reason=reason, causation=cause)
     return request_id
 
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from audit.models import Event
+from audit.store import Actor
 from monitoring.access.services import person_deactivate, person_reactivate, role_revoke
 from monitoring.alerting.notifiers import webhook_signature
 from monitoring.alerting.services import alerts_from_run
@@ -194,6 +195,27 @@ def test_break_glass_is_filed_only_with_the_approvers_password(served, people, d
     assert Deployment.objects.get(model_id="credit").champion == "1.1"
     engineer = _request(client_for(people["ml_engineer"]), break_glass=True, password="not-the-password")
     assert engineer.status_code == 403 and "risk_approver" in engineer.json()["detail"]  # the role first
+    malformed = _request(approver, parameters={"to_version": "9.9"}, break_glass=True, password="not-the-password")
+    assert malformed.status_code == 400 and "9.9" in malformed.json()["detail"]  # checked before the password
+    assert (Event.objects.count(), Remediation.objects.count()) == before
+
+
+def test_the_service_files_no_break_glass_rollback_without_its_requesters_password(served, people):
+    """However it is called (a command, an endpoint to come), not only through the two views."""
+    from monitoring.remediation.services import Credentials, ReauthenticationFailed, remediation_request
+
+    approver = people["risk_approver"]
+    actor = Actor("user", approver.username, approver.username)
+    asked = {"model": "credit", "kind": "rollback", "parameters": {"to_version": "1.0"}, "evidence": [], "reason": "x"}
+    before = (Event.objects.count(), Remediation.objects.count())
+    for credentials in (None, Credentials(approver, "not-the-password"), Credentials(people["ml_engineer"], PASSWORD)):
+        with pytest.raises(ReauthenticationFailed):
+            remediation_request(**asked, actor=actor, break_glass=True, credentials=credentials)
+    assert (Event.objects.count(), Remediation.objects.count()) == before
+    request_id = remediation_request(
+        **asked, actor=actor, break_glass=True, credentials=Credentials(approver, PASSWORD)
+    )
+    assert Remediation.objects.get(request_id=request_id).break_glass
 
 
 def test_break_glass_executes_at_once_and_waits_for_review(served, people, django_capture_on_commit_callbacks):
