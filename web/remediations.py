@@ -58,7 +58,12 @@ def queue(request: HttpRequest) -> HttpResponse:
     ]
     review_by = timezone.now() - dt.timedelta(minutes=settings.REMEDIATION_REVIEW_MINUTES)
     unreviewed = Remediation.objects.filter(break_glass=True, reviewed_by="").exclude(
-        state__in=[RemediationState.REQUESTED, RemediationState.REJECTED, RemediationState.CANCELLED]
+        state__in=[
+            RemediationState.REQUESTED,
+            RemediationState.REJECTED,
+            RemediationState.CANCELLED,
+            RemediationState.EXPIRED,  # lapsed before it was made: nothing to review
+        ]
     )
     context = {
         "approver": approver,

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
+from django.db import transaction
 from django.http import HttpRequest
 
 from audit.aggregates import InvalidCommand, aggregate_execute, aggregate_load
@@ -226,7 +227,13 @@ def remediation_run(request_id: str) -> RemediationAggregate:
         if retry_until is None or state is RemediationState.FAILED:
             raise  # a retry asked for too late: the person who asked is told
         # Approved: its approval lapsed before it was carried out (beat may have recorded it first).
-        return remediation_execute(request_id, lambda r: r.lapse(now=now, until=retry_until), actor=EXECUTOR)
+        with transaction.atomic():
+            done = aggregate_execute(
+                lambda: RemediationAggregate(request_id), lambda r: r.lapse(now=now, until=retry_until), actor=EXECUTOR
+            )
+            if done.recorded:
+                _lapse_alert(done.aggregate, cause=done.recorded[-1].event_id)
+        return done.aggregate
     try:
         result = _carry_out(request)
     except Exception as error:  # noqa: BLE001 - any executor failure is the execution's outcome
@@ -308,13 +315,31 @@ def remediations_lapsed(now: dt.datetime | None = None) -> list[str]:
         until = approved_at(row) + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS)
         if until > moment:
             continue
-        done = aggregate_execute(
-            functools.partial(RemediationAggregate, str(row.request_id)),
-            functools.partial(RemediationAggregate.lapse, now=format_time(moment), until=format_time(until)),
-            actor=EXECUTOR,
-        )
-        lapsed += [str(row.request_id)] if done.recorded else []
+        with transaction.atomic():  # the request expired and its alert, or neither
+            done = aggregate_execute(
+                functools.partial(RemediationAggregate, str(row.request_id)),
+                functools.partial(RemediationAggregate.lapse, now=format_time(moment), until=format_time(until)),
+                actor=EXECUTOR,
+            )
+            if done.recorded:
+                _lapse_alert(done.aggregate, cause=done.recorded[-1].event_id)
+                lapsed.append(str(row.request_id))
     return lapsed
+
+
+def _lapse_alert(request: RemediationAggregate, *, cause: str) -> None:
+    """The change its approvers asked for was not made: whoever watches the model is told, as
+    of an emergency rollback that never ran (critical)."""
+    finding = Finding(
+        check="approval_lapsed",
+        subject=request.request_id,
+        severity=Level.CRITICAL if request.break_glass else Level.WARNING,
+        summary=(
+            f"approved {'break-glass ' if request.break_glass else ''}{request.kind} {request.request_id} was not "
+            "carried out before its approval lapsed (workers or broker down): file a new request if still needed"
+        ),
+    )
+    alert_raise(model=request.model, finding=finding, actor=EXECUTOR, causation=cause)
 
 
 def remediations_stalled(now: dt.datetime | None = None) -> list[str]:
@@ -378,7 +403,8 @@ def break_glass_overdue(now: dt.datetime | None = None) -> list[RecordedEvent]:
     moment = now or dt.datetime.now(dt.UTC)
     deadline = moment - dt.timedelta(minutes=settings.REMEDIATION_REVIEW_MINUTES)
     recorded = []
-    for request in Remediation.objects.filter(break_glass=True, reviewed_by="", requested_at__lte=deadline):
+    unreviewed = Remediation.objects.filter(break_glass=True, reviewed_by="", requested_at__lte=deadline)
+    for request in unreviewed.exclude(state=RemediationState.EXPIRED):  # lapsed unmade: nothing to review
         finding = Finding(
             check="break_glass_review",
             subject=str(request.request_id),

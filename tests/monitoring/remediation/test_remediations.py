@@ -704,6 +704,25 @@ def test_an_approved_request_never_carried_out_expires_when_its_approval_lapses(
     assert Deployment.objects.get(model_id="credit").champion == "1.1"
     kinds = list(Event.objects.filter(stream_id=request_id).values_list("event_type", flat=True))
     assert kinds[-1] == "monitoring.RemediationApprovalLapsed" and "monitoring.RemediationExecutionStarted" not in kinds
+    (told,) = Alert.objects.filter(check_name="approval_lapsed")  # nobody was told before
+    assert told.severity == "warning" and told.model_name == "credit"
+    assert told.summary.startswith(f"approved rollback {request_id} was not carried out before its approval lapsed")
+
+
+def test_a_break_glass_rollback_that_lapsed_unmade_raises_a_critical_alert_and_awaits_no_review(
+    served, people, settings
+):
+    from monitoring.remediation.services import remediations_lapsed
+    from monitoring.remediation.tasks import execute_remediation
+
+    request_id = _request(client_for(people["risk_approver"]), break_glass=True).json()["request_id"]  # task lost
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS, minutes=1)
+    assert remediations_lapsed(now=later) == [request_id]
+    assert execute_remediation(request_id) == "expired"
+    (told,) = Alert.objects.filter(check_name="approval_lapsed")
+    assert told.severity == "critical" and "break-glass rollback" in told.summary
+    assert break_glass_overdue(now=later) == []  # a rollback never made is not reviewed
+    assert Deployment.objects.get(model_id="credit").champion == "1.1"
 
 
 def test_a_task_delivered_after_the_approval_lapsed_expires_the_request_instead(served, people, settings):
@@ -713,7 +732,9 @@ def test_a_task_delivered_after_the_approval_lapsed_expires_the_request_instead(
     assert _decide(client_for(people["risk_approver"]), request_id).status_code == 200  # its task not run
     settings.REMEDIATION_RETRY_HOURS = 0  # the approval lapsed the moment it was given
     assert execute_remediation(request_id) == "expired"
+    assert execute_remediation(request_id) == "expired"  # delivered twice: one event, one alert
     assert Deployment.objects.get(model_id="credit").champion == "1.1"
+    assert Alert.objects.filter(check_name="approval_lapsed").count() == 1
     kinds = list(Event.objects.filter(stream_id=request_id).values_list("event_type", flat=True))
     assert kinds[-1] == "monitoring.RemediationApprovalLapsed" and "monitoring.RemediationExecutionStarted" not in kinds
 
