@@ -225,8 +225,8 @@ class RemediationApprovalLapsed(Event):
 
     def describe(self, about: Context) -> str:
         return (
-            f"{_asked(self.request_id, about)} was approved but not carried out before its approval "
-            f"lapsed at {self.lapsed_at}: it expired"
+            f"The approval of {_asked(self.request_id, about)} lapsed at {self.lapsed_at} before it was "
+            "carried out: it expired"
         )
 
 

@@ -341,3 +341,38 @@ def test_kpi_timelines_draw_the_baseline_each_value_was_judged_against():
     svg = timeline([("d1", 0.10, "ok"), ("d2", 0.075, "critical")], baseline=[0.10, 0.10], label="kpis ctr")
     assert 'stroke-dasharray="2 3"' in svg and "judged against 0.1 (dashed grey)" in svg
     assert "dashed grey" not in timeline([("d1", 0.1, "ok"), ("d2", 0.2, "ok")], label="drift")
+
+
+def test_a_break_glass_rollback_asks_the_approvers_password_and_code_when_the_role_needs_one(people, drifted):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from monitoring.access.second_factor import sign_in_policy_set
+    from tests.monitoring.conftest import ADMINISTRATOR, approved
+    from tests.web.conftest import code_of
+
+    approved("credit", "promote_challenger", {"version": "1.1"})
+    device = TOTPDevice.objects.create(user=people["risk_approver"], name="app", confirmed=True)
+    sign_in_policy_set(roles=["risk_approver"], actor=ADMINISTRATOR, reason="codes for approvers")
+    approver = signed_in(people["risk_approver"])
+    page = approver.get(f"/remediations/new/?run={drifted[0]}").content.decode()
+    assert 'name="password"' in page and 'name="code"' in page
+    form = {
+        "run": str(drifted[0]),
+        "kind": "rollback",
+        "to_version": "1.0",
+        "evidence": [str(drifted[0])],
+        "reason": "emergency",
+        "break_glass": "on",
+    }
+    for given, why in (
+        ({}, "re-enter your password"),
+        ({"password": "not-the-password", "code": code_of(device, 1)}, "the password is not this user"),
+        ({"password": PASSWORD, "code": ""}, "authenticator"),
+    ):
+        refused = approver.post("/remediations/new/", {**form, **given})
+        assert refused.status_code == 400 and why in refused.content.decode(), why
+        assert PASSWORD not in refused.content.decode()  # never echoed back into the form
+    assert not Remediation.objects.filter(break_glass=True).exists()
+    filed = approver.post("/remediations/new/", {**form, "password": PASSWORD, "code": code_of(device, 1)})
+    assert filed.status_code == 302, re.findall(r"role=\"status\">([^<]*)<", filed.content.decode())
+    assert Remediation.objects.get(break_glass=True).requested_by == people["risk_approver"].username

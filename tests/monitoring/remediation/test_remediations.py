@@ -200,6 +200,17 @@ def test_break_glass_is_filed_only_with_the_approvers_password(served, people, d
     assert (Event.objects.count(), Remediation.objects.count()) == before
 
 
+def test_wrong_break_glass_passwords_count_towards_the_lockout(served, people, settings):
+    """Guessing the password through break-glass is guessing it at the sign-in page."""
+    approver = client_for(people["risk_approver"])
+    guesses = [
+        _request(approver, break_glass=True, password="guess").status_code for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
+    assert guesses[0] == 403 and guesses[-1] == 429, guesses  # the last guess locks the account
+    locked = _request(approver, break_glass=True)  # even the right one, now
+    assert locked.status_code == 429 and not Remediation.objects.filter(break_glass=True).exists()
+
+
 def test_the_service_files_no_break_glass_rollback_without_its_requesters_password(served, people):
     """However it is called (a command, an endpoint to come), not only through the two views."""
     from monitoring.remediation.services import Credentials, ReauthenticationFailed, remediation_request
