@@ -18,7 +18,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 from django.http import HttpRequest
 
-from audit.aggregates import InvalidCommand, aggregate_execute, aggregate_load
+from audit.aggregates import Executed, InvalidCommand, aggregate_execute, aggregate_load
 from audit.envelope import format_time, read_time
 from audit.events import Event
 from audit.models import Event as EventRow
@@ -227,13 +227,7 @@ def remediation_run(request_id: str) -> RemediationAggregate:
         if retry_until is None or state is RemediationState.FAILED:
             raise  # a retry asked for too late: the person who asked is told
         # Approved: its approval lapsed before it was carried out (beat may have recorded it first).
-        with transaction.atomic():
-            done = aggregate_execute(
-                lambda: RemediationAggregate(request_id), lambda r: r.lapse(now=now, until=retry_until), actor=EXECUTOR
-            )
-            if done.recorded:
-                _lapse_alert(done.aggregate, cause=done.recorded[-1].event_id)
-        return done.aggregate
+        return _lapse(request_id, now=now, until=retry_until).aggregate
     try:
         result = _carry_out(request)
     except Exception as error:  # noqa: BLE001 - any executor failure is the execution's outcome
@@ -315,16 +309,23 @@ def remediations_lapsed(now: dt.datetime | None = None) -> list[str]:
         until = approved_at(row) + dt.timedelta(hours=settings.REMEDIATION_RETRY_HOURS)
         if until > moment:
             continue
-        with transaction.atomic():  # the request expired and its alert, or neither
-            done = aggregate_execute(
-                functools.partial(RemediationAggregate, str(row.request_id)),
-                functools.partial(RemediationAggregate.lapse, now=format_time(moment), until=format_time(until)),
-                actor=EXECUTOR,
-            )
-            if done.recorded:
-                _lapse_alert(done.aggregate, cause=done.recorded[-1].event_id)
-                lapsed.append(str(row.request_id))
+        if _lapse(str(row.request_id), now=format_time(moment), until=format_time(until)).recorded:
+            lapsed.append(str(row.request_id))
     return lapsed
+
+
+def _lapse(request_id: str, *, now: str, until: str) -> Executed[RemediationAggregate]:
+    """Record that the approval lapsed (nothing when the request no longer waits), with its
+    alert: both or neither."""
+    with transaction.atomic():
+        done = aggregate_execute(
+            functools.partial(RemediationAggregate, request_id),
+            functools.partial(RemediationAggregate.lapse, now=now, until=until),
+            actor=EXECUTOR,
+        )
+        if done.recorded:
+            _lapse_alert(done.aggregate, cause=done.recorded[-1].event_id)
+    return done
 
 
 def _lapse_alert(request: RemediationAggregate, *, cause: str) -> None:
